@@ -1,0 +1,67 @@
+#include "common/status.h"
+
+#include "absl/strings/cord.h"
+#include "absl/strings/str_cat.h"
+#include "google/rpc/status.pb.h"
+
+namespace wmty {
+
+void FieldViolations::Add(std::string field, std::string description) {
+  auto* v = violations_.add_field_violations();
+  v->set_field(std::move(field));
+  v->set_description(std::move(description));
+}
+
+absl::Status FieldViolations::ToStatus() const {
+  if (empty()) return absl::OkStatus();
+  const auto& first = violations_.field_violations(0);
+  std::string message = absl::StrCat(first.field(), ": ", first.description());
+  if (violations_.field_violations_size() > 1) {
+    absl::StrAppend(&message, " (and ", violations_.field_violations_size() - 1, " more)");
+  }
+  absl::Status status(absl::StatusCode::kInvalidArgument, message);
+  status.SetPayload(kBadRequestTypeUrl, absl::Cord(violations_.SerializeAsString()));
+  return status;
+}
+
+absl::Status InvalidField(std::string field, std::string description) {
+  FieldViolations v;
+  v.Add(std::move(field), std::move(description));
+  return v.ToStatus();
+}
+
+google::rpc::BadRequest GetFieldViolations(const absl::Status& status) {
+  google::rpc::BadRequest out;
+  auto payload = status.GetPayload(kBadRequestTypeUrl);
+  if (payload.has_value()) out.ParseFromString(std::string(*payload));
+  return out;
+}
+
+grpc::Status ToGrpcStatus(const absl::Status& status) {
+  if (status.ok()) return grpc::Status::OK;
+  const auto code = static_cast<grpc::StatusCode>(status.code());
+  const std::string message(status.message());
+  auto payload = status.GetPayload(kBadRequestTypeUrl);
+  if (!payload.has_value()) return grpc::Status(code, message);
+  google::rpc::Status details;
+  details.set_code(static_cast<int>(status.code()));
+  details.set_message(message);
+  auto* any = details.add_details();
+  any->set_type_url(std::string(kBadRequestTypeUrl));
+  any->set_value(std::string(*payload));
+  return grpc::Status(code, message, details.SerializeAsString());
+}
+
+absl::Status FromGrpcStatus(const grpc::Status& status) {
+  if (status.ok()) return absl::OkStatus();
+  absl::Status out(static_cast<absl::StatusCode>(status.error_code()), status.error_message());
+  google::rpc::Status details;
+  if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
+    for (const auto& any : details.details()) {
+      if (any.type_url() == kBadRequestTypeUrl) out.SetPayload(kBadRequestTypeUrl, absl::Cord(any.value()));
+    }
+  }
+  return out;
+}
+
+}  // namespace wmty

@@ -1,0 +1,776 @@
+#include "domain/patient_records.h"
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/util/field_mask_util.h>
+#include <google/protobuf/util/time_util.h>
+
+#include <algorithm>
+#include <map>
+#include <random>
+#include <set>
+
+#include "absl/random/random.h"
+#include "absl/strings/str_cat.h"
+#include "common/status.h"
+#include "domain/names.h"
+#include "domain/validation.h"
+
+namespace wmty::domain {
+namespace {
+
+using google::protobuf::FieldMask;
+using google::protobuf::RepeatedPtrField;
+using google::protobuf::util::FieldMaskUtil;
+using storage::Committed;
+using storage::Record;
+using storage::WriteStamp;
+
+// Per-resource facts the generic code needs.
+template <class R>
+struct Traits;
+
+template <>
+struct Traits<v1::WhatMatters> {
+  static constexpr storage::Kind kKind = storage::WHAT_MATTERS;
+  static constexpr absl::string_view kField = "what_matters";
+  static constexpr absl::string_view kLabel = "whatMatters entry";
+  static void Check(const v1::WhatMatters& r, absl::string_view patient, absl::string_view prefix, absl::Time now,
+                    FieldViolations* v) {
+    CheckWhatMatters(r, patient, prefix, now, v);
+  }
+  static const std::set<std::string>& Updatable() {
+    static const auto* s =
+        new std::set<std::string>{"patient", "statement", "prompt", "life_domains", "dignity_elements", "provenance"};
+    return *s;
+  }
+};
+
+template <>
+struct Traits<v1::Goal> {
+  static constexpr storage::Kind kKind = storage::GOAL;
+  static constexpr absl::string_view kField = "goal";
+  static constexpr absl::string_view kLabel = "goal";
+  static void Check(const v1::Goal& r, absl::string_view patient, absl::string_view prefix, absl::Time now,
+                    FieldViolations* v) {
+    CheckGoal(r, patient, prefix, now, v);
+  }
+  static const std::set<std::string>& Updatable() {
+    static const auto* s = new std::set<std::string>{
+        "patient",    "description", "lifecycle_status", "achievement_status", "priority",  "categories",
+        "start_date", "target_date", "notes",            "what_matters",       "provenance"};
+    return *s;
+  }
+};
+
+template <>
+struct Traits<v1::Preference> {
+  static constexpr storage::Kind kKind = storage::PREFERENCE;
+  static constexpr absl::string_view kField = "preference";
+  static constexpr absl::string_view kLabel = "preference";
+  static void Check(const v1::Preference& r, absl::string_view patient, absl::string_view prefix, absl::Time now,
+                    FieldViolations* v) {
+    CheckPreference(r, patient, prefix, now, v);
+  }
+  static const std::set<std::string>& Updatable() {
+    static const auto* s = new std::set<std::string>{
+        "patient",  "kind",     "value_code",         "value_text", "channel_ranking", "contact_window",
+        "language", "family_involvement", "provenance"};
+    return *s;
+  }
+};
+
+template <>
+struct Traits<v1::Priorities> {
+  static constexpr storage::Kind kKind = storage::PRIORITIES;
+  static constexpr absl::string_view kField = "priorities";
+  static constexpr absl::string_view kLabel = "priorities";
+};
+
+google::protobuf::Timestamp ToProto(absl::Time t) {
+  return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
+}
+
+std::string EtagFor(int64_t version) { return absl::StrCat("W/\"", version, "\""); }
+
+// Sets the output-only fields of a resource for the version being written.
+template <class R>
+void StampServerFields(R* r, const std::string& patient_id, const std::string& id, const WriteStamp& stamp,
+                       const google::protobuf::Timestamp& create_time, v1::RecordState state) {
+  r->set_name(FormatName(Traits<R>::kKind, patient_id, id));
+  r->mutable_patient()->set_id(patient_id);
+  r->set_version(stamp.version);
+  r->set_etag(EtagFor(stamp.version));
+  *r->mutable_create_time() = create_time;
+  *r->mutable_update_time() = ToProto(stamp.time);
+  r->set_state(state);
+  if (state == v1::ACTIVE) r->clear_retract_reason();
+  if (!r->provenance().has_said_time()) *r->mutable_provenance()->mutable_said_time() = ToProto(stamp.time);
+}
+
+template <class R>
+absl::StatusOr<R> FromRecord(const Record& record) {
+  R r;
+  if (!r.ParseFromString(record.resource())) return absl::DataLossError("stored resource does not parse");
+  return r;
+}
+
+template <class R>
+Done<Committed> Deliver(Done<R> done) {
+  return [done = std::move(done)](absl::StatusOr<Committed> committed) mutable {
+    if (!committed.ok()) {
+      done(committed.status());
+      return;
+    }
+    done(FromRecord<R>(committed->record));
+  };
+}
+
+std::string Fingerprint(const google::protobuf::Message& request) {
+  return Sha256(absl::StrCat(request.GetDescriptor()->full_name(), "\n", DeterministicBytes(request)));
+}
+
+absl::Status CheckDeadline(const CallContext& ctx) {
+  if (absl::Now() > ctx.deadline) return absl::DeadlineExceededError("deadline exceeded");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int> PageSize(int requested) {
+  if (requested < 0) return InvalidField("page_size", "must not be negative");
+  if (requested > kMaxPageSize) return InvalidField("page_size", absl::StrCat("at most ", kMaxPageSize));
+  return requested == 0 ? kDefaultPageSize : requested;
+}
+
+std::string NotFoundMessage(absl::string_view label, absl::string_view name) {
+  return absl::StrCat(label, " ", name, " not found");
+}
+
+}  // namespace
+
+std::string DeterministicBytes(const google::protobuf::Message& message) {
+  std::string out;
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    coded.SetSerializationDeterministic(true);
+    message.SerializePartialToCodedStream(&coded);
+  }
+  return out;
+}
+
+std::string NewResourceId(absl::Time now) {
+  static constexpr char kAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+  thread_local absl::BitGen gen;
+  const uint64_t millis = static_cast<uint64_t>(absl::ToUnixMillis(now)) & ((uint64_t{1} << 48) - 1);
+  const uint64_t rand_hi = absl::Uniform<uint64_t>(gen) & ((uint64_t{1} << 16) - 1);
+  const uint64_t rand_lo = absl::Uniform<uint64_t>(gen);
+  // 128 bits: 48-bit time, 80 random bits; 26 symbols of 5 bits (the first carries 3).
+  unsigned __int128 value = (static_cast<unsigned __int128>(millis) << 80) |
+                            (static_cast<unsigned __int128>(rand_hi) << 64) | rand_lo;
+  std::string id(26, '0');
+  for (int i = 25; i >= 0; --i) {
+    id[i] = kAlphabet[static_cast<int>(value & 31)];
+    value >>= 5;
+  }
+  return id;
+}
+
+PatientRecords::PatientRecords(storage::Store* store, PatientRecordsOptions options, std::string page_key)
+    : store_(store), options_(std::move(options)), page_tokens_(std::move(page_key)) {}
+
+absl::StatusOr<std::unique_ptr<PatientRecords>> PatientRecords::Create(storage::Store* store,
+                                                                       PatientRecordsOptions options) {
+  auto key = store->GetOrCreateSecret("page-token-key");
+  if (!key.ok()) return key.status();
+  return std::unique_ptr<PatientRecords>(new PatientRecords(store, std::move(options), std::move(*key)));
+}
+
+absl::Status PatientRecords::CheckLinksExist(const RepeatedPtrField<std::string>& links, absl::string_view field) {
+  if (links.empty()) return absl::OkStatus();
+  auto reader = store_->NewReader();
+  FieldViolations v;
+  for (int i = 0; i < links.size(); ++i) {
+    auto name = ParseName(links[i], field);
+    if (!name.ok()) return name.status();
+    auto record = reader->GetCurrent(name->kind, name->patient_id, name->id);
+    if (!record.ok()) return record.status();
+    if (!record->has_value() || (*record)->retracted()) {
+      v.Add(absl::StrCat(field, "[", i, "]"), "no such resource (or it was retracted)");
+    }
+  }
+  return v.ToStatus();
+}
+
+// ---------------------------------------------------------------- generic writes
+
+template <class R>
+void PatientRecords::CreateResource(const google::protobuf::Message& request, absl::string_view parent,
+                                    const R& resource, bool has_resource, absl::string_view request_id,
+                                    const CallContext& ctx, Done<R> done) {
+  using T = Traits<R>;
+  const absl::Time now = options_.clock();
+  FieldViolations v;
+  std::string patient_id;
+  if (auto parsed = ParseParent(parent, "parent"); parsed.ok()) {
+    patient_id = *parsed;
+  } else {
+    for (const auto& fv : GetFieldViolations(parsed.status()).field_violations()) v.Add(fv.field(), fv.description());
+  }
+  if (!has_resource) {
+    v.Add(std::string(T::kField), "required");
+  } else {
+    T::Check(resource, patient_id, T::kField, now, &v);
+  }
+  CheckRequestId(request_id, "request_id", &v);
+  if (!v.empty()) return done(v.ToStatus());
+  if constexpr (std::is_same_v<R, v1::Goal>) {
+    if (auto s = CheckLinksExist(resource.what_matters(), "goal.what_matters"); !s.ok()) return done(s);
+  }
+
+  storage::Mutation m;
+  m.kind = T::kKind;
+  m.patient_id = patient_id;
+  m.id = NewResourceId(now);
+  m.op = storage::Change::CREATE;
+  m.request_id = std::string(request_id);
+  if (!m.request_id.empty()) m.fingerprint = Fingerprint(request);
+  m.deadline = ctx.deadline;
+  m.apply = [r = resource, patient_id, id = m.id](const Record* current, const WriteStamp& stamp,
+                                                  Record* next) mutable -> absl::Status {
+    if (current != nullptr) return absl::AbortedError("generated id collided; retry");
+    StampServerFields(&r, patient_id, id, stamp, ToProto(stamp.time), v1::ACTIVE);
+    next->set_resource(r.SerializeAsString());
+    return absl::OkStatus();
+  };
+  store_->Commit(std::move(m), Deliver<R>(std::move(done)));
+}
+
+template <class R>
+void PatientRecords::UpdateResource(const google::protobuf::Message& request, const R& resource, bool has_resource,
+                                    const FieldMask* mask, absl::string_view request_id, const CallContext& ctx,
+                                    Done<R> done) {
+  using T = Traits<R>;
+  const std::string field(T::kField);
+  if (!has_resource) return done(InvalidField(field, "required"));
+  FieldViolations v;
+  auto name = ParseNameOfKind(resource.name(), T::kKind, Field(field, "name"));
+  if (!name.ok()) {
+    for (const auto& fv : GetFieldViolations(name.status()).field_violations()) v.Add(fv.field(), fv.description());
+  }
+  if (resource.etag().empty()) v.Add(Field(field, "etag"), "required: the etag of the version this change is based on");
+  if (mask != nullptr) {
+    for (int i = 0; i < mask->paths_size(); ++i) {
+      const std::string& path = mask->paths(i);
+      const std::string top = path.substr(0, path.find('.'));
+      if (!T::Updatable().count(top) || !FieldMaskUtil::GetFieldDescriptors(R::descriptor(), path, nullptr)) {
+        v.Add(absl::StrCat("update_mask.paths[", i, "]"), "not an updatable field");
+      }
+    }
+  }
+  CheckProvenance(resource.provenance(), resource.has_provenance(), Field(field, "provenance"), options_.clock(), &v);
+  CheckRequestId(request_id, "request_id", &v);
+  if (!v.empty()) return done(v.ToStatus());
+  if constexpr (std::is_same_v<R, v1::Goal>) {
+    const bool links_change = mask == nullptr || std::any_of(mask->paths().begin(), mask->paths().end(),
+                                                             [](const std::string& p) { return p == "what_matters"; });
+    if (links_change) {
+      if (auto s = CheckLinksExist(resource.what_matters(), "goal.what_matters"); !s.ok()) return done(s);
+    }
+  }
+
+  storage::Mutation m;
+  m.kind = T::kKind;
+  m.patient_id = name->patient_id;
+  m.id = name->id;
+  m.op = storage::Change::UPDATE;
+  m.request_id = std::string(request_id);
+  if (!m.request_id.empty()) m.fingerprint = Fingerprint(request);
+  m.deadline = ctx.deadline;
+  std::optional<FieldMask> mask_copy;
+  if (mask != nullptr) mask_copy = *mask;
+  m.apply = [incoming = resource, mask_copy, rn = *name, clock = options_.clock](
+                const Record* current, const WriteStamp& stamp, Record* next) -> absl::Status {
+    if (current == nullptr) return absl::NotFoundError(NotFoundMessage(T::kLabel, incoming.name()));
+    if (current->retracted()) {
+      return absl::FailedPreconditionError(absl::StrCat(T::kLabel, " was retracted (entered in error) and cannot change"));
+    }
+    auto existing = FromRecord<R>(*current);
+    if (!existing.ok()) return existing.status();
+    if (existing->etag() != incoming.etag()) {
+      return absl::AbortedError(absl::StrCat("etag ", incoming.etag(), " is stale: the ", T::kLabel,
+                                             " changed since it was read (current etag ", existing->etag(), ")"));
+    }
+    R merged;
+    if (mask_copy.has_value()) {
+      merged = *existing;
+      FieldMaskUtil::MergeOptions opts;
+      opts.set_replace_message_fields(true);
+      opts.set_replace_repeated_fields(true);
+      FieldMaskUtil::MergeMessageTo(incoming, *mask_copy, opts, &merged);
+      *merged.mutable_provenance() = incoming.provenance();  // who changed it, always
+    } else {
+      merged = incoming;
+    }
+    FieldViolations violations;
+    T::Check(merged, rn.patient_id, T::kField, clock(), &violations);
+    if (!violations.empty()) return violations.ToStatus();
+    StampServerFields(&merged, rn.patient_id, rn.id, stamp, existing->create_time(), v1::ACTIVE);
+    next->set_resource(merged.SerializeAsString());
+    next->set_fhir_extra_json(current->fhir_extra_json());
+    return absl::OkStatus();
+  };
+  store_->Commit(std::move(m), Deliver<R>(std::move(done)));
+}
+
+template <class R>
+void PatientRecords::RetractResource(const v1::RetractRequest& req, const CallContext& ctx, Done<R> done) {
+  using T = Traits<R>;
+  FieldViolations v;
+  auto name = ParseNameOfKind(req.name(), T::kKind, "name");
+  if (!name.ok()) {
+    for (const auto& fv : GetFieldViolations(name.status()).field_violations()) v.Add(fv.field(), fv.description());
+  }
+  CheckText(req.reason(), "reason", false, 1024, &v);
+  CheckRecorder(req.retracted_by(), req.has_retracted_by(), "retracted_by", &v);
+  CheckRequestId(req.request_id(), "request_id", &v);
+  if (!v.empty()) return done(v.ToStatus());
+
+  storage::Mutation m;
+  m.kind = T::kKind;
+  m.patient_id = name->patient_id;
+  m.id = name->id;
+  m.op = storage::Change::RETRACT;
+  m.request_id = req.request_id();
+  if (!m.request_id.empty()) m.fingerprint = Fingerprint(req);
+  m.deadline = ctx.deadline;
+  m.apply = [req, rn = *name](const Record* current, const WriteStamp& stamp, Record* next) -> absl::Status {
+    if (current == nullptr) return absl::NotFoundError(NotFoundMessage(T::kLabel, req.name()));
+    if (current->retracted()) return absl::FailedPreconditionError(absl::StrCat(T::kLabel, " is already retracted"));
+    auto r = FromRecord<R>(*current);
+    if (!r.ok()) return r.status();
+    if (!req.etag().empty() && req.etag() != r->etag()) {
+      return absl::AbortedError(absl::StrCat("etag ", req.etag(), " is stale (current etag ", r->etag(), ")"));
+    }
+    r->set_retract_reason(req.reason());
+    auto* provenance = r->mutable_provenance();
+    *provenance->mutable_recorded_by() = req.retracted_by();
+    provenance->clear_said_time();
+    StampServerFields(&*r, rn.patient_id, rn.id, stamp, r->create_time(), v1::RETRACTED);
+    r->set_retract_reason(req.reason());
+    next->set_resource(r->SerializeAsString());
+    next->set_retracted(true);
+    next->set_fhir_extra_json(current->fhir_extra_json());
+    return absl::OkStatus();
+  };
+  store_->Commit(std::move(m), Deliver<R>(std::move(done)));
+}
+
+// ---------------------------------------------------------------- generic reads
+
+template <class R>
+absl::StatusOr<R> PatientRecords::GetResource(const v1::GetResourceRequest& req, const CallContext& ctx) {
+  using T = Traits<R>;
+  auto name = ParseNameOfKind(req.name(), T::kKind, "name");
+  if (!name.ok()) return name.status();
+  if (auto s = CheckDeadline(ctx); !s.ok()) return s;
+  auto record = store_->NewReader()->GetCurrent(T::kKind, name->patient_id, name->id);
+  if (!record.ok()) return record.status();
+  if (!record->has_value()) return absl::NotFoundError(NotFoundMessage(T::kLabel, req.name()));
+  return FromRecord<R>(**record);
+}
+
+template <class R, class Request>
+absl::Status PatientRecords::ListResources(const Request& req, const v1::ListFilter& filter,
+                                           const std::function<bool(const R&)>& match, const CallContext& ctx,
+                                           RepeatedPtrField<R>* out, std::string* next_page_token) {
+  using T = Traits<R>;
+  FieldViolations v;
+  std::string patient_id;
+  if (auto parsed = ParseParent(req.parent(), "parent"); parsed.ok()) {
+    patient_id = *parsed;
+  } else {
+    return parsed.status();
+  }
+  auto page_size = PageSize(req.page_size());
+  if (!page_size.ok()) return page_size.status();
+  // The query a token belongs to: the request without its paging fields.
+  Request query = req;
+  query.clear_page_token();
+  query.clear_page_size();
+  const std::string query_hash = Sha256(DeterministicBytes(query));
+  std::string after_id;
+  if (!req.page_token().empty()) {
+    auto cursor = page_tokens_.Decode(req.page_token(), query_hash, "page_token");
+    if (!cursor.ok()) return cursor.status();
+    after_id = cursor->after_id();
+  }
+  const int64_t since_micros =
+      filter.has_updated_since() ? google::protobuf::util::TimeUtil::TimestampToMicroseconds(filter.updated_since())
+                                 : INT64_MIN;
+
+  absl::Status status;
+  std::string last_id;
+  bool more = false;
+  int scanned = 0;
+  auto reader = store_->NewReader();
+  auto scan = reader->ScanCurrent(patient_id, T::kKind, after_id, [&](const Record& record) {
+    if (++scanned % 256 == 0 && absl::Now() > ctx.deadline) {
+      status = absl::DeadlineExceededError("deadline exceeded while listing");
+      return false;
+    }
+    if (record.retracted() && !filter.show_retracted()) return true;
+    if (record.update_time_micros() < since_micros) return true;
+    auto r = FromRecord<R>(record);
+    if (!r.ok()) {
+      status = r.status();
+      return false;
+    }
+    if (match && !match(*r)) return true;
+    if (out->size() == *page_size) {
+      more = true;
+      return false;
+    }
+    last_id = record.id();
+    *out->Add() = std::move(*r);
+    return true;
+  });
+  if (!scan.ok()) return scan;
+  if (!status.ok()) return status;
+  if (more) {
+    storage::PageCursor cursor;
+    cursor.set_query_hash(query_hash);
+    cursor.set_after_id(last_id);
+    *next_page_token = page_tokens_.Encode(cursor);
+  }
+  return absl::OkStatus();
+}
+
+template <class R>
+absl::Status PatientRecords::ListVersions(const v1::ListVersionsRequest& req, const CallContext& ctx,
+                                          RepeatedPtrField<R>* out, std::string* next_page_token) {
+  using T = Traits<R>;
+  auto name = ParseNameOfKind(req.name(), T::kKind, "name");
+  if (!name.ok()) return name.status();
+  auto page_size = PageSize(req.page_size());
+  if (!page_size.ok()) return page_size.status();
+  const std::string query_hash = Sha256(absl::StrCat("versions\n", req.name()));
+  int64_t after_version = 0;
+  if (!req.page_token().empty()) {
+    auto cursor = page_tokens_.Decode(req.page_token(), query_hash, "page_token");
+    if (!cursor.ok()) return cursor.status();
+    after_version = cursor->after_version();
+  }
+  if (auto s = CheckDeadline(ctx); !s.ok()) return s;
+  auto reader = store_->NewReader();
+  absl::Status status;
+  bool more = false;
+  int64_t last_version = 0;
+  auto scan = reader->ScanVersions(T::kKind, name->patient_id, name->id, after_version, [&](const Record& record) {
+    if (out->size() == *page_size) {
+      more = true;
+      return false;
+    }
+    auto r = FromRecord<R>(record);
+    if (!r.ok()) {
+      status = r.status();
+      return false;
+    }
+    last_version = record.version();
+    *out->Add() = std::move(*r);
+    return true;
+  });
+  if (!scan.ok()) return scan;
+  if (!status.ok()) return status;
+  if (out->empty() && after_version == 0 && T::kKind != storage::PRIORITIES) {
+    return absl::NotFoundError(NotFoundMessage(T::kLabel, req.name()));
+  }
+  if (more) {
+    storage::PageCursor cursor;
+    cursor.set_query_hash(query_hash);
+    cursor.set_after_version(last_version);
+    *next_page_token = page_tokens_.Encode(cursor);
+  }
+  return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------- WhatMatters
+
+void PatientRecords::CreateWhatMatters(const v1::CreateWhatMattersRequest& req, const CallContext& ctx,
+                                       Done<v1::WhatMatters> done) {
+  CreateResource(req, req.parent(), req.what_matters(), req.has_what_matters(), req.request_id(), ctx,
+                 std::move(done));
+}
+absl::StatusOr<v1::WhatMatters> PatientRecords::GetWhatMatters(const v1::GetResourceRequest& req,
+                                                               const CallContext& ctx) {
+  return GetResource<v1::WhatMatters>(req, ctx);
+}
+absl::StatusOr<v1::ListWhatMattersResponse> PatientRecords::ListWhatMatters(const v1::ListWhatMattersRequest& req,
+                                                                            const CallContext& ctx) {
+  FieldViolations v;
+  for (int i = 0; i < req.life_domains_size(); ++i) {
+    if (!v1::LifeDomain_IsValid(req.life_domains(i))) v.Add(absl::StrCat("life_domains[", i, "]"), "unknown enum value");
+  }
+  if (!v.empty()) return v.ToStatus();
+  std::set<int> domains(req.life_domains().begin(), req.life_domains().end());
+  std::function<bool(const v1::WhatMatters&)> match;
+  if (!domains.empty()) {
+    match = [&domains](const v1::WhatMatters& r) {
+      return std::any_of(r.life_domains().begin(), r.life_domains().end(), [&](int d) { return domains.count(d) > 0; });
+    };
+  }
+  v1::ListWhatMattersResponse resp;
+  auto s = ListResources<v1::WhatMatters>(req, req.filter(), match, ctx, resp.mutable_what_matters(),
+                                          resp.mutable_next_page_token());
+  if (!s.ok()) return s;
+  return resp;
+}
+void PatientRecords::UpdateWhatMatters(const v1::UpdateWhatMattersRequest& req, const CallContext& ctx,
+                                       Done<v1::WhatMatters> done) {
+  UpdateResource(req, req.what_matters(), req.has_what_matters(), req.has_update_mask() ? &req.update_mask() : nullptr,
+                 req.request_id(), ctx, std::move(done));
+}
+void PatientRecords::RetractWhatMatters(const v1::RetractRequest& req, const CallContext& ctx,
+                                        Done<v1::WhatMatters> done) {
+  RetractResource<v1::WhatMatters>(req, ctx, std::move(done));
+}
+absl::StatusOr<v1::ListWhatMattersResponse> PatientRecords::ListWhatMattersVersions(const v1::ListVersionsRequest& req,
+                                                                                    const CallContext& ctx) {
+  v1::ListWhatMattersResponse resp;
+  auto s = ListVersions<v1::WhatMatters>(req, ctx, resp.mutable_what_matters(), resp.mutable_next_page_token());
+  if (!s.ok()) return s;
+  return resp;
+}
+
+// ---------------------------------------------------------------- Goal
+
+void PatientRecords::CreateGoal(const v1::CreateGoalRequest& req, const CallContext& ctx, Done<v1::Goal> done) {
+  CreateResource(req, req.parent(), req.goal(), req.has_goal(), req.request_id(), ctx, std::move(done));
+}
+absl::StatusOr<v1::Goal> PatientRecords::GetGoal(const v1::GetResourceRequest& req, const CallContext& ctx) {
+  return GetResource<v1::Goal>(req, ctx);
+}
+absl::StatusOr<v1::ListGoalsResponse> PatientRecords::ListGoals(const v1::ListGoalsRequest& req,
+                                                                const CallContext& ctx) {
+  FieldViolations v;
+  for (int i = 0; i < req.lifecycle_statuses_size(); ++i) {
+    if (!v1::GoalLifecycleStatus_IsValid(req.lifecycle_statuses(i))) {
+      v.Add(absl::StrCat("lifecycle_statuses[", i, "]"), "unknown enum value");
+    }
+  }
+  if (!v.empty()) return v.ToStatus();
+  std::set<int> statuses(req.lifecycle_statuses().begin(), req.lifecycle_statuses().end());
+  std::function<bool(const v1::Goal&)> match;
+  if (!statuses.empty()) match = [&statuses](const v1::Goal& g) { return statuses.count(g.lifecycle_status()) > 0; };
+  v1::ListGoalsResponse resp;
+  auto s = ListResources<v1::Goal>(req, req.filter(), match, ctx, resp.mutable_goals(), resp.mutable_next_page_token());
+  if (!s.ok()) return s;
+  return resp;
+}
+void PatientRecords::UpdateGoal(const v1::UpdateGoalRequest& req, const CallContext& ctx, Done<v1::Goal> done) {
+  UpdateResource(req, req.goal(), req.has_goal(), req.has_update_mask() ? &req.update_mask() : nullptr,
+                 req.request_id(), ctx, std::move(done));
+}
+void PatientRecords::RetractGoal(const v1::RetractRequest& req, const CallContext& ctx, Done<v1::Goal> done) {
+  RetractResource<v1::Goal>(req, ctx, std::move(done));
+}
+absl::StatusOr<v1::ListGoalsResponse> PatientRecords::ListGoalVersions(const v1::ListVersionsRequest& req,
+                                                                       const CallContext& ctx) {
+  v1::ListGoalsResponse resp;
+  auto s = ListVersions<v1::Goal>(req, ctx, resp.mutable_goals(), resp.mutable_next_page_token());
+  if (!s.ok()) return s;
+  return resp;
+}
+
+// ---------------------------------------------------------------- Preference
+
+void PatientRecords::CreatePreference(const v1::CreatePreferenceRequest& req, const CallContext& ctx,
+                                      Done<v1::Preference> done) {
+  CreateResource(req, req.parent(), req.preference(), req.has_preference(), req.request_id(), ctx, std::move(done));
+}
+absl::StatusOr<v1::Preference> PatientRecords::GetPreference(const v1::GetResourceRequest& req,
+                                                             const CallContext& ctx) {
+  return GetResource<v1::Preference>(req, ctx);
+}
+absl::StatusOr<v1::ListPreferencesResponse> PatientRecords::ListPreferences(const v1::ListPreferencesRequest& req,
+                                                                            const CallContext& ctx) {
+  FieldViolations v;
+  for (int i = 0; i < req.kinds_size(); ++i) {
+    if (!v1::PreferenceKind_IsValid(req.kinds(i))) v.Add(absl::StrCat("kinds[", i, "]"), "unknown enum value");
+  }
+  if (!v.empty()) return v.ToStatus();
+  std::set<int> kinds(req.kinds().begin(), req.kinds().end());
+  std::function<bool(const v1::Preference&)> match;
+  if (!kinds.empty()) match = [&kinds](const v1::Preference& p) { return kinds.count(p.kind()) > 0; };
+  v1::ListPreferencesResponse resp;
+  auto s = ListResources<v1::Preference>(req, req.filter(), match, ctx, resp.mutable_preferences(),
+                                         resp.mutable_next_page_token());
+  if (!s.ok()) return s;
+  return resp;
+}
+void PatientRecords::UpdatePreference(const v1::UpdatePreferenceRequest& req, const CallContext& ctx,
+                                      Done<v1::Preference> done) {
+  UpdateResource(req, req.preference(), req.has_preference(), req.has_update_mask() ? &req.update_mask() : nullptr,
+                 req.request_id(), ctx, std::move(done));
+}
+void PatientRecords::RetractPreference(const v1::RetractRequest& req, const CallContext& ctx,
+                                       Done<v1::Preference> done) {
+  RetractResource<v1::Preference>(req, ctx, std::move(done));
+}
+absl::StatusOr<v1::ListPreferencesResponse> PatientRecords::ListPreferenceVersions(const v1::ListVersionsRequest& req,
+                                                                                   const CallContext& ctx) {
+  v1::ListPreferencesResponse resp;
+  auto s = ListVersions<v1::Preference>(req, ctx, resp.mutable_preferences(), resp.mutable_next_page_token());
+  if (!s.ok()) return s;
+  return resp;
+}
+
+// ---------------------------------------------------------------- Priorities
+
+absl::StatusOr<v1::Priorities> PatientRecords::GetPriorities(const v1::GetResourceRequest& req,
+                                                             const CallContext& ctx) {
+  auto name = ParseNameOfKind(req.name(), storage::PRIORITIES, "name");
+  if (!name.ok()) return name.status();
+  if (auto s = CheckDeadline(ctx); !s.ok()) return s;
+  auto record = store_->NewReader()->GetCurrent(storage::PRIORITIES, name->patient_id, name->id);
+  if (!record.ok()) return record.status();
+  if (record->has_value()) return FromRecord<v1::Priorities>(**record);
+  v1::Priorities empty;
+  empty.set_name(FormatName(storage::PRIORITIES, name->patient_id, name->id));
+  empty.mutable_patient()->set_id(name->patient_id);
+  empty.set_state(v1::ACTIVE);
+  return empty;
+}
+
+void PatientRecords::UpdatePriorities(const v1::UpdatePrioritiesRequest& req, const CallContext& ctx,
+                                      Done<v1::Priorities> done) {
+  if (!req.has_priorities()) return done(InvalidField("priorities", "required"));
+  const v1::Priorities& incoming = req.priorities();
+  FieldViolations v;
+  auto name = ParseNameOfKind(incoming.name(), storage::PRIORITIES, "priorities.name");
+  if (!name.ok()) return done(name.status());
+  CheckPriorities(incoming, name->patient_id, "priorities", options_.clock(), &v);
+  CheckRequestId(req.request_id(), "request_id", &v);
+  if (!v.empty()) return done(v.ToStatus());
+  if (auto s = CheckLinksExist(incoming.items(), "priorities.items"); !s.ok()) return done(s);
+
+  storage::Mutation m;
+  m.kind = storage::PRIORITIES;
+  m.patient_id = name->patient_id;
+  m.id = name->id;
+  m.op = storage::Change::UPDATE;
+  m.request_id = req.request_id();
+  if (!m.request_id.empty()) m.fingerprint = Fingerprint(req);
+  m.deadline = ctx.deadline;
+  m.apply = [incoming, rn = *name](const Record* current, const WriteStamp& stamp, Record* next) -> absl::Status {
+    google::protobuf::Timestamp create_time = ToProto(stamp.time);
+    if (current == nullptr) {
+      if (!incoming.etag().empty()) {
+        return absl::AbortedError(absl::StrCat("etag ", incoming.etag(), " is stale: the priorities were never set"));
+      }
+    } else {
+      auto existing = FromRecord<v1::Priorities>(*current);
+      if (!existing.ok()) return existing.status();
+      if (incoming.etag().empty()) {
+        return InvalidField("priorities.etag", "required: the etag of the version this change is based on");
+      }
+      if (incoming.etag() != existing->etag()) {
+        return absl::AbortedError(absl::StrCat("etag ", incoming.etag(), " is stale: the priorities changed since ",
+                                               "they were read (current etag ", existing->etag(), ")"));
+      }
+      create_time = existing->create_time();
+    }
+    v1::Priorities r = incoming;
+    StampServerFields(&r, rn.patient_id, rn.id, stamp, create_time, v1::ACTIVE);
+    next->set_resource(r.SerializeAsString());
+    if (current != nullptr) next->set_fhir_extra_json(current->fhir_extra_json());
+    return absl::OkStatus();
+  };
+  store_->Commit(std::move(m), Deliver<v1::Priorities>(std::move(done)));
+}
+
+absl::StatusOr<v1::ListPrioritiesVersionsResponse> PatientRecords::ListPrioritiesVersions(
+    const v1::ListVersionsRequest& req, const CallContext& ctx) {
+  v1::ListPrioritiesVersionsResponse resp;
+  auto s = ListVersions<v1::Priorities>(req, ctx, resp.mutable_priorities(), resp.mutable_next_page_token());
+  if (!s.ok()) return s;
+  return resp;
+}
+
+// ---------------------------------------------------------------- Summary
+
+namespace {
+
+constexpr int kSummaryMaxPerKind = 1000;
+
+// Items named in the priorities first, in rank order; then the rest, most
+// recently changed first (ties: newest id first).
+template <class R>
+void OrderByPriorities(RepeatedPtrField<R>* items, const std::map<std::string, int>& rank) {
+  std::stable_sort(items->begin(), items->end(), [&rank](const R& a, const R& b) {
+    auto ra = rank.find(a.name()), rb = rank.find(b.name());
+    const bool pa = ra != rank.end(), pb = rb != rank.end();
+    if (pa != pb) return pa;
+    if (pa) return ra->second < rb->second;
+    const auto ta = google::protobuf::util::TimeUtil::TimestampToMicroseconds(a.update_time());
+    const auto tb = google::protobuf::util::TimeUtil::TimestampToMicroseconds(b.update_time());
+    if (ta != tb) return ta > tb;
+    return a.name() > b.name();
+  });
+}
+
+template <class R>
+absl::Status CollectCurrent(const storage::Reader& reader, absl::string_view patient_id, const CallContext& ctx,
+                            RepeatedPtrField<R>* out, bool* truncated) {
+  absl::Status status;
+  auto scan = reader.ScanCurrent(patient_id, Traits<R>::kKind, "", [&](const Record& record) {
+    if (record.retracted()) return true;
+    if (out->size() == kSummaryMaxPerKind) {
+      *truncated = true;
+      return false;
+    }
+    if (!out->Add()->ParseFromString(record.resource())) {
+      status = absl::DataLossError("stored resource does not parse");
+      return false;
+    }
+    return true;
+  });
+  if (!scan.ok()) return scan;
+  if (!status.ok()) return status;
+  return CheckDeadline(ctx);
+}
+
+}  // namespace
+
+absl::StatusOr<v1::PatientSummary> PatientRecords::GetPatientSummary(const v1::GetPatientSummaryRequest& req,
+                                                                     const CallContext& ctx) {
+  auto patient_id = ParseParent(req.parent(), "parent");
+  if (!patient_id.ok()) return patient_id.status();
+  if (auto s = CheckDeadline(ctx); !s.ok()) return s;
+  v1::PatientSummary summary;
+  summary.set_parent(req.parent());
+  auto reader = store_->NewReader();  // one snapshot: the summary is consistent
+  auto priorities = reader->GetCurrent(storage::PRIORITIES, *patient_id, kPrioritiesId);
+  if (!priorities.ok()) return priorities.status();
+  std::map<std::string, int> rank;
+  if (priorities->has_value()) {
+    if (!summary.mutable_priorities()->ParseFromString((*priorities)->resource())) {
+      return absl::DataLossError("stored priorities do not parse");
+    }
+    for (int i = 0; i < summary.priorities().items_size(); ++i) rank.emplace(summary.priorities().items(i), i);
+  } else {
+    summary.mutable_priorities()->set_name(FormatName(storage::PRIORITIES, *patient_id, kPrioritiesId));
+    summary.mutable_priorities()->mutable_patient()->set_id(*patient_id);
+    summary.mutable_priorities()->set_state(v1::ACTIVE);
+  }
+  bool truncated = false;
+  if (auto s = CollectCurrent(*reader, *patient_id, ctx, summary.mutable_what_matters(), &truncated); !s.ok()) return s;
+  if (auto s = CollectCurrent(*reader, *patient_id, ctx, summary.mutable_goals(), &truncated); !s.ok()) return s;
+  if (auto s = CollectCurrent(*reader, *patient_id, ctx, summary.mutable_preferences(), &truncated); !s.ok()) return s;
+  summary.set_truncated(truncated);
+  OrderByPriorities(summary.mutable_what_matters(), rank);
+  OrderByPriorities(summary.mutable_goals(), rank);
+  OrderByPriorities(summary.mutable_preferences(), rank);
+  return summary;
+}
+
+}  // namespace wmty::domain

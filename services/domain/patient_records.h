@@ -1,0 +1,127 @@
+// PatientRecords: the domain core. Every API face (gRPC, FHIR) is a thin
+// adapter over this class, so validation, versioning, idempotency, paging and
+// ordering behave identically everywhere.
+//
+// Requests and results are the wmty.v1 messages (proto/wmty/v1). Reads run on
+// the caller's thread against a consistent snapshot and return directly.
+// Writes are validated on the caller's thread and then handed to the store's
+// commit thread; `done` runs on that thread once the change is durable (or
+// refused) and must not block.
+//
+// Errors (absl::Status, codes as in proto/wmty/v1/service.proto):
+//   INVALID_ARGUMENT with field violations; NOT_FOUND; ABORTED (stale etag);
+//   ALREADY_EXISTS (request_id reused for another request); FAILED_PRECONDITION
+//   (change to a retracted resource); DEADLINE_EXCEEDED; UNAVAILABLE; DATA_LOSS.
+// A refused request writes nothing.
+//
+// Thread safety: all methods are safe to call concurrently. The store must
+// outlive this object.
+#ifndef WMTY_DOMAIN_PATIENT_RECORDS_H_
+#define WMTY_DOMAIN_PATIENT_RECORDS_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "domain/page_token.h"
+#include "storage/store.h"
+#include "wmty/v1/service.pb.h"
+
+namespace wmty::domain {
+
+// Per-call information every face provides.
+struct CallContext {
+  // Reads stop and writes are not committed past this time (DEADLINE_EXCEEDED).
+  absl::Time deadline = absl::InfiniteFuture();
+};
+
+template <class T>
+using Done = absl::AnyInvocable<void(absl::StatusOr<T>)>;
+
+struct PatientRecordsOptions {
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+};
+
+class PatientRecords {
+ public:
+  // Loads (or creates) the page-token key from the store.
+  static absl::StatusOr<std::unique_ptr<PatientRecords>> Create(storage::Store* store,
+                                                                PatientRecordsOptions options = {});
+
+  void CreateWhatMatters(const v1::CreateWhatMattersRequest& req, const CallContext& ctx, Done<v1::WhatMatters> done);
+  absl::StatusOr<v1::WhatMatters> GetWhatMatters(const v1::GetResourceRequest& req, const CallContext& ctx);
+  absl::StatusOr<v1::ListWhatMattersResponse> ListWhatMatters(const v1::ListWhatMattersRequest& req,
+                                                              const CallContext& ctx);
+  void UpdateWhatMatters(const v1::UpdateWhatMattersRequest& req, const CallContext& ctx, Done<v1::WhatMatters> done);
+  void RetractWhatMatters(const v1::RetractRequest& req, const CallContext& ctx, Done<v1::WhatMatters> done);
+  absl::StatusOr<v1::ListWhatMattersResponse> ListWhatMattersVersions(const v1::ListVersionsRequest& req,
+                                                                      const CallContext& ctx);
+
+  void CreateGoal(const v1::CreateGoalRequest& req, const CallContext& ctx, Done<v1::Goal> done);
+  absl::StatusOr<v1::Goal> GetGoal(const v1::GetResourceRequest& req, const CallContext& ctx);
+  absl::StatusOr<v1::ListGoalsResponse> ListGoals(const v1::ListGoalsRequest& req, const CallContext& ctx);
+  void UpdateGoal(const v1::UpdateGoalRequest& req, const CallContext& ctx, Done<v1::Goal> done);
+  void RetractGoal(const v1::RetractRequest& req, const CallContext& ctx, Done<v1::Goal> done);
+  absl::StatusOr<v1::ListGoalsResponse> ListGoalVersions(const v1::ListVersionsRequest& req, const CallContext& ctx);
+
+  void CreatePreference(const v1::CreatePreferenceRequest& req, const CallContext& ctx, Done<v1::Preference> done);
+  absl::StatusOr<v1::Preference> GetPreference(const v1::GetResourceRequest& req, const CallContext& ctx);
+  absl::StatusOr<v1::ListPreferencesResponse> ListPreferences(const v1::ListPreferencesRequest& req,
+                                                              const CallContext& ctx);
+  void UpdatePreference(const v1::UpdatePreferenceRequest& req, const CallContext& ctx, Done<v1::Preference> done);
+  void RetractPreference(const v1::RetractRequest& req, const CallContext& ctx, Done<v1::Preference> done);
+  absl::StatusOr<v1::ListPreferencesResponse> ListPreferenceVersions(const v1::ListVersionsRequest& req,
+                                                                     const CallContext& ctx);
+
+  // Before the first update a patient's priorities exist empty, version 0.
+  absl::StatusOr<v1::Priorities> GetPriorities(const v1::GetResourceRequest& req, const CallContext& ctx);
+  void UpdatePriorities(const v1::UpdatePrioritiesRequest& req, const CallContext& ctx, Done<v1::Priorities> done);
+  absl::StatusOr<v1::ListPrioritiesVersionsResponse> ListPrioritiesVersions(const v1::ListVersionsRequest& req,
+                                                                            const CallContext& ctx);
+
+  absl::StatusOr<v1::PatientSummary> GetPatientSummary(const v1::GetPatientSummaryRequest& req,
+                                                       const CallContext& ctx);
+
+ private:
+  PatientRecords(storage::Store* store, PatientRecordsOptions options, std::string page_key);
+
+  template <class R>
+  void CreateResource(const google::protobuf::Message& request, absl::string_view parent, const R& resource,
+                      bool has_resource, absl::string_view request_id, const CallContext& ctx, Done<R> done);
+  template <class R>
+  void UpdateResource(const google::protobuf::Message& request, const R& resource, bool has_resource,
+                      const google::protobuf::FieldMask* mask, absl::string_view request_id, const CallContext& ctx,
+                      Done<R> done);
+  template <class R>
+  void RetractResource(const v1::RetractRequest& req, const CallContext& ctx, Done<R> done);
+  template <class R>
+  absl::StatusOr<R> GetResource(const v1::GetResourceRequest& req, const CallContext& ctx);
+  template <class R, class Request>
+  absl::Status ListResources(const Request& req, const v1::ListFilter& filter,
+                             const std::function<bool(const R&)>& match, const CallContext& ctx,
+                             google::protobuf::RepeatedPtrField<R>* out, std::string* next_page_token);
+  template <class R>
+  absl::Status ListVersions(const v1::ListVersionsRequest& req, const CallContext& ctx,
+                            google::protobuf::RepeatedPtrField<R>* out, std::string* next_page_token);
+  // Each link must name a current (not retracted) resource.
+  absl::Status CheckLinksExist(const google::protobuf::RepeatedPtrField<std::string>& links,
+                               absl::string_view field);
+
+  storage::Store* const store_;
+  const PatientRecordsOptions options_;
+  const PageTokenCodec page_tokens_;
+};
+
+// A new resource id: 26 characters, time-ordered (ULID layout, Crockford
+// base32), so listing in id order is listing in creation order.
+std::string NewResourceId(absl::Time now);
+
+// Deterministic serialization (stable map order), for hashing requests.
+std::string DeterministicBytes(const google::protobuf::Message& message);
+
+}  // namespace wmty::domain
+
+#endif  // WMTY_DOMAIN_PATIENT_RECORDS_H_

@@ -1,0 +1,61 @@
+// Validation of API input, shared by every face (gRPC now, FHIR later).
+//
+// Limits (documented in docs/api.md):
+//   free text (statement, description, value_text, note text, reason): 16 KiB of
+//     UTF-8, no control characters other than tab/CR/LF; required ones non-blank
+//   short text (names, roles, relationships, codes, prompt...): 256 bytes
+//   ids (patient, practitioner, encounter): FHIR id rule (names.h)
+//   request_id: 128 bytes; page_size: 0..1000 (0 = 50)
+//   repeated: 20 tags, 100 notes, 100 links, 200 priority items
+// Each function appends violations under `prefix` (e.g. "goal") and writes nothing else.
+#ifndef WMTY_DOMAIN_VALIDATION_H_
+#define WMTY_DOMAIN_VALIDATION_H_
+
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "absl/time/time.h"
+#include "common/status.h"
+#include "wmty/v1/resources.pb.h"
+
+namespace wmty::domain {
+
+inline constexpr size_t kMaxTextBytes = 16 * 1024;
+inline constexpr size_t kMaxShortTextBytes = 256;
+inline constexpr size_t kMaxRequestIdBytes = 128;
+inline constexpr int kMaxPageSize = 1000;
+inline constexpr int kDefaultPageSize = 50;
+inline constexpr int kMaxTags = 20;
+inline constexpr int kMaxNotes = 100;
+inline constexpr int kMaxLinks = 100;
+inline constexpr int kMaxPriorityItems = 200;
+
+std::string Field(absl::string_view prefix, absl::string_view name);
+
+// Free text: required => non-blank.
+void CheckText(absl::string_view value, absl::string_view field, bool required, size_t max_bytes,
+               FieldViolations* v);
+void CheckRequestId(absl::string_view request_id, absl::string_view field, FieldViolations* v);
+// FHIR date: YYYY, YYYY-MM or YYYY-MM-DD, a real calendar date.
+bool IsValidFhirDate(absl::string_view date);
+
+// Common parts. `now` bounds said_time (no more than 5 minutes in the future).
+void CheckPatientRef(const v1::PatientRef& ref, absl::string_view patient_id, absl::string_view prefix,
+                     FieldViolations* v);
+void CheckProvenance(const v1::Provenance& p, bool has, absl::string_view prefix, absl::Time now,
+                     FieldViolations* v);
+void CheckRecorder(const v1::Recorder& r, bool has, absl::string_view prefix, FieldViolations* v);
+
+// Whole resources as they would be stored (after merging an update).
+void CheckWhatMatters(const v1::WhatMatters& r, absl::string_view patient_id, absl::string_view prefix,
+                      absl::Time now, FieldViolations* v);
+void CheckGoal(const v1::Goal& r, absl::string_view patient_id, absl::string_view prefix, absl::Time now,
+               FieldViolations* v);
+void CheckPreference(const v1::Preference& r, absl::string_view patient_id, absl::string_view prefix,
+                     absl::Time now, FieldViolations* v);
+void CheckPriorities(const v1::Priorities& r, absl::string_view patient_id, absl::string_view prefix,
+                     absl::Time now, FieldViolations* v);
+
+}  // namespace wmty::domain
+
+#endif  // WMTY_DOMAIN_VALIDATION_H_

@@ -1,0 +1,29 @@
+// The gRPC face of the domain core: wmty.v1.WhatMattersService.
+//
+// Every method is registered as a raw callback method: the request bytes are
+// parsed here so that malformed input (including invalid UTF-8, which
+// protobuf refuses without naming the field) gets INVALID_ARGUMENT with a
+// field violation instead of gRPC's generic parse failure.
+//
+// Reads run inside the reaction against a RocksDB snapshot (no locks, no
+// fsync); writes are handed to the store's commit thread and the reaction
+// finishes from there, so nothing that waits for an fsync runs in a reactor.
+//
+// Thread safety: safe for gRPC's concurrent use. `core` must outlive it.
+#ifndef WMTY_GRPC_GRPC_SERVICE_H_
+#define WMTY_GRPC_GRPC_SERVICE_H_
+
+#include <memory>
+
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/service_type.h>
+
+#include "domain/patient_records.h"
+
+namespace wmty::grpc_api {
+
+std::unique_ptr<grpc::Service> NewWhatMattersService(domain::PatientRecords* core);
+
+}  // namespace wmty::grpc_api
+
+#endif  // WMTY_GRPC_GRPC_SERVICE_H_

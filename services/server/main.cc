@@ -1,0 +1,91 @@
+// wmtyd: the What Matters To You service.
+//
+//   wmtyd --data_dir=./data --grpc_listen=127.0.0.1:50051
+//
+// SIGTERM/SIGINT: report NOT_SERVING, drain in-flight calls within
+// --shutdown_grace, close the database cleanly and exit 0.
+#include <signal.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include <google/protobuf/stubs/logging.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "server/server.h"
+
+ABSL_FLAG(std::string, data_dir, "./data", "Directory of the embedded RocksDB database");
+ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:50051", "gRPC listen address host:port (port 0: any free port)");
+ABSL_FLAG(int, max_message_bytes, 4 * 1024 * 1024, "Largest gRPC request accepted, in bytes");
+ABSL_FLAG(bool, reflection, true, "Enable gRPC server reflection");
+ABSL_FLAG(int, block_cache_mb, 256, "RocksDB block cache size in MiB");
+ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10), "How long in-flight calls may run after SIGTERM");
+ABSL_FLAG(std::string, port_file, "", "If set, write the bound gRPC port here once serving (for tests and tools)");
+
+namespace {
+
+// Protobuf's own log lines (e.g. a field that failed to parse) go through the
+// JSON logger; they name fields, never values.
+void ProtobufLog(google::protobuf::LogLevel level, const char* filename, int line, const std::string& message) {
+  using wmty::log::Level;
+  Level l = level >= google::protobuf::LOGLEVEL_ERROR ? Level::kError
+            : level == google::protobuf::LOGLEVEL_WARNING ? Level::kWarning
+                                                         : Level::kInfo;
+  wmty::log::Write(l, "protobuf", {{"detail", message}});
+}
+
+bool WritePortFile(const std::string& path, int port) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << port << "\n";
+    if (!out) return false;
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  return !ec;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage("wmtyd: What Matters To You service.\n  wmtyd --data_dir=./data --grpc_listen=127.0.0.1:50051");
+  absl::ParseCommandLine(argc, argv);
+  google::protobuf::SetLogHandler(&ProtobufLog);
+
+  // Block the shutdown signals in every thread; main waits for them below.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  wmty::server::ServerOptions options;
+  options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  options.grpc_listen = absl::GetFlag(FLAGS_grpc_listen);
+  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options.reflection = absl::GetFlag(FLAGS_reflection);
+  options.block_cache_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_block_cache_mb)) << 20;
+
+  auto server = wmty::server::WmtyServer::Start(options);
+  if (!server.ok()) {
+    wmty::log::Error("startup failed", {{"error", server.status().ToString()}});
+    return 1;
+  }
+  const std::string port_file = absl::GetFlag(FLAGS_port_file);
+  if (!port_file.empty() && !WritePortFile(port_file, (*server)->grpc_port())) {
+    wmty::log::Error("cannot write port file", {{"path", port_file}});
+    return 1;
+  }
+
+  int received = 0;
+  sigwait(&signals, &received);
+  wmty::log::Info("signal received", {{"signal", received == SIGTERM ? "SIGTERM" : "SIGINT"}});
+  (*server)->Shutdown(absl::GetFlag(FLAGS_shutdown_grace));
+  return 0;
+}

@@ -1,0 +1,58 @@
+#include "server/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "grpc/grpc_service.h"
+
+namespace wmty::server {
+
+absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOptions& options) {
+  std::unique_ptr<WmtyServer> server(new WmtyServer());
+  storage::StoreOptions store_options;
+  store_options.path = options.data_dir;
+  store_options.block_cache_bytes = options.block_cache_bytes;
+  auto store = storage::Store::Open(store_options);
+  if (!store.ok()) return store.status();
+  server->store_ = std::move(*store);
+  auto core = domain::PatientRecords::Create(server->store_.get());
+  if (!core.ok()) return core.status();
+  server->core_ = std::move(*core);
+  server->service_ = grpc_api::NewWhatMattersService(server->core_.get());
+
+  grpc::EnableDefaultHealthCheckService(true);
+  if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(options.grpc_listen, grpc::InsecureServerCredentials(), &server->grpc_port_);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.SetMaxSendMessageSize(std::max(options.max_message_bytes, 64 * 1024 * 1024));
+  builder.RegisterService(server->service_.get());
+  server->server_ = builder.BuildAndStart();
+  if (server->server_ == nullptr || server->grpc_port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.grpc_listen));
+  }
+  server->server_->GetHealthCheckService()->SetServingStatus(true);
+  log::Info("serving", {{"grpc_port", std::to_string(server->grpc_port_)},
+                        {"last_sequence", std::to_string(server->store_->LastSequence())}});
+  return server;
+}
+
+void WmtyServer::Shutdown(absl::Duration grace) {
+  if (shut_down_) return;
+  shut_down_ = true;
+  log::Info("draining", {{"grace_ms", std::to_string(absl::ToInt64Milliseconds(grace))}});
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  // Refuses new calls at once; in-flight calls get until the deadline.
+  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  server_->Wait();
+  store_->Close();
+  log::Info("stopped", {{"last_sequence", std::to_string(store_->LastSequence())}});
+}
+
+WmtyServer::~WmtyServer() {
+  if (server_ != nullptr) Shutdown(absl::ZeroDuration());
+}
+
+}  // namespace wmty::server

@@ -1,0 +1,39 @@
+// Key layout of the store (see docs/architecture.md, "Key layout").
+//
+//   current   <patient> 0x00 <kind:1> <id>                      -> Record (latest version)
+//   versions  <patient> 0x00 <kind:1> <id> 0x00 <version:8 BE>  -> Record (every version)
+//   ids       <kind:1> <id>                                     -> patient id
+//   requests  <patient> 0x00 <request_id>                       -> RequestOutcome
+//   changes   <sequence:8 BE>                                   -> Change
+//   default   "meta/..."                                        -> server metadata
+//
+// Patient ids and resource ids never contain 0x00 (validated above this
+// layer), so every patient's records of one kind are one contiguous key range:
+// listing them is a seek plus a scan of that patient's keys only.
+#ifndef WMTY_STORAGE_KEYS_H_
+#define WMTY_STORAGE_KEYS_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "absl/strings/string_view.h"
+#include "wmty/storage/record.pb.h"
+
+namespace wmty::storage {
+
+std::string PatientKindPrefix(absl::string_view patient_id, Kind kind);
+std::string CurrentKey(absl::string_view patient_id, Kind kind, absl::string_view id);
+std::string VersionPrefix(absl::string_view patient_id, Kind kind, absl::string_view id);
+std::string VersionKey(absl::string_view patient_id, Kind kind, absl::string_view id, int64_t version);
+std::string IdKey(Kind kind, absl::string_view id);
+std::string RequestKey(absl::string_view patient_id, absl::string_view request_id);
+std::string ChangeKey(uint64_t sequence);
+
+// Big-endian fixed-width integers keep numeric order equal to byte order.
+void AppendBigEndian64(std::string* out, uint64_t value);
+std::optional<uint64_t> DecodeBigEndian64(absl::string_view bytes);
+
+}  // namespace wmty::storage
+
+#endif  // WMTY_STORAGE_KEYS_H_

@@ -1,0 +1,528 @@
+#include "storage/store.h"
+
+#include <openssl/rand.h>
+
+#include <filesystem>
+#include <future>
+#include <map>
+
+#include <rocksdb/cache.h>
+#include <rocksdb/db.h>
+#include <rocksdb/filter_policy.h>
+#include <rocksdb/options.h>
+#include <rocksdb/table.h>
+#include <rocksdb/write_batch.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "storage/keys.h"
+
+namespace wmty::storage {
+namespace {
+
+// Column families, in the order of handles_ (index 0 is RocksDB's default,
+// which holds server metadata).
+constexpr const char* kColumnFamilies[] = {"default", "current", "versions", "ids", "requests", "changes"};
+
+absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
+  if (s.ok()) return absl::OkStatus();
+  std::string message = absl::StrCat(what, ": ", s.ToString());
+  if (s.IsCorruption()) return absl::DataLossError(message);
+  if (s.IsNotFound()) return absl::NotFoundError(message);
+  return absl::UnavailableError(message);
+}
+
+absl::Status ParseRecord(const std::string& bytes, Record* record) {
+  if (!record->ParseFromString(bytes)) return absl::DataLossError("stored record does not parse");
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- Reader
+
+Reader::Reader(const Store* store, const rocksdb::Snapshot* snapshot) : store_(store), snapshot_(snapshot) {}
+
+Reader::~Reader() { store_->db_->ReleaseSnapshot(snapshot_); }
+
+absl::StatusOr<std::optional<Record>> Reader::GetCurrent(Kind kind, absl::string_view patient_id,
+                                                         absl::string_view id) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  std::string value;
+  auto s = store_->db_->Get(ro, store_->current_cf_, CurrentKey(patient_id, kind, id), &value);
+  if (s.IsNotFound()) return std::optional<Record>();
+  if (!s.ok()) return FromRocks(s, "read current");
+  Record record;
+  if (auto st = ParseRecord(value, &record); !st.ok()) return st;
+  return std::optional<Record>(std::move(record));
+}
+
+absl::StatusOr<std::optional<Record>> Reader::GetVersion(Kind kind, absl::string_view patient_id,
+                                                         absl::string_view id, int64_t version) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  std::string value;
+  auto s = store_->db_->Get(ro, store_->versions_cf_, VersionKey(patient_id, kind, id, version), &value);
+  if (s.IsNotFound()) return std::optional<Record>();
+  if (!s.ok()) return FromRocks(s, "read version");
+  Record record;
+  if (auto st = ParseRecord(value, &record); !st.ok()) return st;
+  return std::optional<Record>(std::move(record));
+}
+
+absl::Status Reader::ScanCurrent(absl::string_view patient_id, Kind kind, absl::string_view after_id,
+                                 absl::FunctionRef<bool(const Record&)> visit) const {
+  const std::string prefix = PatientKindPrefix(patient_id, kind);
+  std::string upper = prefix;
+  upper.back() = static_cast<char>(static_cast<unsigned char>(upper.back()) + 1);
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(store_->db_->NewIterator(ro, store_->current_cf_));
+  std::string start = prefix;
+  if (!after_id.empty()) {
+    start.append(after_id.data(), after_id.size());
+    start.push_back('\0');  // strictly after `after_id`
+  }
+  Record record;
+  for (it->Seek(start); it->Valid(); it->Next()) {
+    if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("stored record does not parse");
+    }
+    if (!visit(record)) break;
+  }
+  return FromRocks(it->status(), "scan current");
+}
+
+absl::Status Reader::ScanVersions(Kind kind, absl::string_view patient_id, absl::string_view id,
+                                  int64_t after_version, absl::FunctionRef<bool(const Record&)> visit) const {
+  const std::string prefix = VersionPrefix(patient_id, kind, id);
+  std::string upper = prefix;
+  upper.back() = '\x01';
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(store_->db_->NewIterator(ro, store_->versions_cf_));
+  Record record;
+  for (it->Seek(VersionKey(patient_id, kind, id, after_version + 1)); it->Valid(); it->Next()) {
+    if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("stored version does not parse");
+    }
+    if (!visit(record)) break;
+  }
+  return FromRocks(it->status(), "scan versions");
+}
+
+absl::StatusOr<std::optional<std::string>> Reader::FindPatient(Kind kind, absl::string_view id) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  std::string value;
+  auto s = store_->db_->Get(ro, store_->ids_cf_, IdKey(kind, id), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return FromRocks(s, "read id index");
+  return std::optional<std::string>(std::move(value));
+}
+
+absl::Status Reader::ScanChanges(uint64_t after_sequence, absl::FunctionRef<bool(const Change&)> visit) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  std::unique_ptr<rocksdb::Iterator> it(store_->db_->NewIterator(ro, store_->changes_cf_));
+  Change change;
+  for (it->Seek(ChangeKey(after_sequence + 1)); it->Valid(); it->Next()) {
+    if (!change.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("stored change does not parse");
+    }
+    if (!visit(change)) break;
+  }
+  return FromRocks(it->status(), "scan changes");
+}
+
+// ---------------------------------------------------------------- Store
+
+Store::Store(StoreOptions options) : options_(std::move(options)) {}
+
+absl::StatusOr<std::unique_ptr<Store>> Store::Open(StoreOptions options) {
+  if (options.path.empty()) return absl::InvalidArgumentError("store path is empty");
+  std::unique_ptr<Store> store(new Store(std::move(options)));
+  if (auto s = store->OpenDb(); !s.ok()) return s;
+  store->commit_thread_ = std::thread([s = store.get()] { s->CommitLoop(); });
+  return store;
+}
+
+absl::Status Store::OpenDb() {
+  std::error_code ec;
+  std::filesystem::create_directories(options_.path, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot create data directory: ", ec.message()));
+
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.paranoid_checks = true;
+  db_options.max_background_jobs = 2;
+  // Keep the WAL's records checksummed and fail loudly on a torn record
+  // in the middle; a torn tail (crash during write) is dropped, which is
+  // only ever an unacknowledged write.
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+
+  rocksdb::BlockBasedTableOptions table;
+  table.block_cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
+  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+  table.cache_index_and_filter_blocks = true;
+  table.pin_l0_filter_and_index_blocks_in_cache = true;
+  table.format_version = 5;
+  rocksdb::ColumnFamilyOptions cf_options;
+  cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
+  cf_options.compression = rocksdb::kLZ4Compression;
+  cf_options.level_compaction_dynamic_level_bytes = true;
+
+  std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
+  for (const char* name : kColumnFamilies) descriptors.emplace_back(name, cf_options);
+  auto s = rocksdb::DB::Open(db_options, options_.path, descriptors, &handles_, &db_);
+  if (!s.ok()) return FromRocks(s, "open database");
+  meta_cf_ = handles_[0];
+  current_cf_ = handles_[1];
+  versions_cf_ = handles_[2];
+  ids_cf_ = handles_[3];
+  requests_cf_ = handles_[4];
+  changes_cf_ = handles_[5];
+
+  // The change log's last key is the last committed sequence.
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), changes_cf_));
+  it->SeekToLast();
+  uint64_t last = 0;
+  if (it->Valid()) {
+    auto decoded = DecodeBigEndian64(absl::string_view(it->key().data(), it->key().size()));
+    if (!decoded.has_value()) return absl::DataLossError("malformed change-log key");
+    last = *decoded;
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), "read change log");
+  absl::MutexLock lock(&mu_);
+  last_sequence_ = last;
+  return absl::OkStatus();
+}
+
+Store::~Store() { Close(); }
+
+void Store::Close() {
+  absl::MutexLock close_lock(&close_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    if (closed_) return;
+    closing_ = true;
+  }
+  if (commit_thread_.joinable()) commit_thread_.join();
+  if (db_ != nullptr) {
+    db_->FlushWAL(/*sync=*/true);
+    for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
+    handles_.clear();
+    db_->Close();
+    delete db_;
+    db_ = nullptr;
+  }
+  absl::MutexLock lock(&mu_);
+  closed_ = true;
+}
+
+void Store::Commit(Mutation mutation, CommitCallback done) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!closing_) {
+      queue_.push_back(Pending{std::move(mutation), std::move(done)});
+      return;
+    }
+  }
+  done(absl::UnavailableError("store is closed"));
+}
+
+absl::StatusOr<Committed> Store::CommitAndWait(Mutation mutation) {
+  std::promise<absl::StatusOr<Committed>> promise;
+  auto future = promise.get_future();
+  Commit(std::move(mutation), [&promise](absl::StatusOr<Committed> result) { promise.set_value(std::move(result)); });
+  return future.get();
+}
+
+std::unique_ptr<Reader> Store::NewReader() const {
+  return std::unique_ptr<Reader>(new Reader(this, db_->GetSnapshot()));
+}
+
+uint64_t Store::LastSequence() const {
+  absl::MutexLock lock(&mu_);
+  return last_sequence_;
+}
+
+absl::StatusOr<std::string> Store::GetOrCreateSecret(absl::string_view name) {
+  const std::string key = absl::StrCat("meta/secret/", name);
+  std::string value;
+  auto s = db_->Get(rocksdb::ReadOptions(), meta_cf_, key, &value);
+  if (s.ok()) return value;
+  if (!s.IsNotFound()) return FromRocks(s, "read secret");
+  value.resize(32);
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(value.data()), static_cast<int>(value.size())) != 1) {
+    return absl::InternalError("no randomness for secret");
+  }
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  s = db_->Put(wo, meta_cf_, key, value);
+  if (!s.ok()) return FromRocks(s, "write secret");
+  return value;
+}
+
+void Store::CommitLoop() {
+  std::vector<Pending> batch;
+  while (true) {
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](Store* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) { return !s->queue_.empty() || s->closing_; }, this));
+      if (queue_.empty() && closing_) return;
+      while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch_size) {
+        batch.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    CommitBatch(batch);
+    batch.clear();
+  }
+}
+
+void Store::CommitBatch(std::vector<Pending>& batch) {
+  struct Outcome {
+    absl::StatusOr<Committed> result = absl::UnknownError("not committed");
+    bool writes = false;  // part of the WriteBatch (fails if the write fails)
+  };
+  std::vector<Outcome> outcomes(batch.size());
+  rocksdb::WriteBatch wb;
+  // Records and request outcomes written earlier in this batch, so that later
+  // changes in the same batch see them.
+  std::map<std::string, Record> current_overlay;
+  std::map<std::string, Record> version_overlay;
+  std::map<std::string, RequestOutcome> request_overlay;
+
+  uint64_t sequence;
+  {
+    absl::MutexLock lock(&mu_);
+    sequence = last_sequence_;
+  }
+  const uint64_t first_sequence = sequence;
+  const absl::Time now = options_.clock();
+  rocksdb::ReadOptions ro;
+
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Mutation& m = batch[i].mutation;
+    Outcome& out = outcomes[i];
+    if (now > m.deadline) {
+      out.result = absl::DeadlineExceededError("deadline passed before the change was committed");
+      continue;
+    }
+    // Idempotency: a known request id returns its first result.
+    std::string request_key;
+    if (!m.request_id.empty()) {
+      request_key = RequestKey(m.patient_id, m.request_id);
+      std::optional<RequestOutcome> known;
+      if (auto it = request_overlay.find(request_key); it != request_overlay.end()) {
+        known = it->second;
+      } else {
+        std::string value;
+        auto s = db_->Get(ro, requests_cf_, request_key, &value);
+        if (s.ok()) {
+          RequestOutcome parsed;
+          if (!parsed.ParseFromString(value)) {
+            out.result = absl::DataLossError("stored request outcome does not parse");
+            continue;
+          }
+          known = parsed;
+        } else if (!s.IsNotFound()) {
+          out.result = FromRocks(s, "read request id");
+          continue;
+        }
+      }
+      if (known.has_value()) {
+        if (known->fingerprint() != m.fingerprint) {
+          out.result = absl::AlreadyExistsError("request_id was already used for a different request");
+          continue;
+        }
+        const std::string vkey = VersionKey(m.patient_id, known->kind(), known->id(), known->version());
+        Committed replay;
+        replay.replayed = true;
+        if (auto it = version_overlay.find(vkey); it != version_overlay.end()) {
+          replay.record = it->second;
+          out.writes = true;  // only valid if this batch lands
+        } else {
+          std::string value;
+          auto s = db_->Get(ro, versions_cf_, vkey, &value);
+          if (!s.ok() || !replay.record.ParseFromString(value)) {
+            out.result = absl::DataLossError("version named by a request id is missing");
+            continue;
+          }
+        }
+        out.result = std::move(replay);
+        continue;
+      }
+    }
+
+    // Current record (as of the changes already applied in this batch).
+    const std::string current_key = CurrentKey(m.patient_id, m.kind, m.id);
+    std::optional<Record> current;
+    if (auto it = current_overlay.find(current_key); it != current_overlay.end()) {
+      current = it->second;
+    } else {
+      std::string value;
+      auto s = db_->Get(ro, current_cf_, current_key, &value);
+      if (s.ok()) {
+        Record parsed;
+        if (!parsed.ParseFromString(value)) {
+          out.result = absl::DataLossError("stored record does not parse");
+          continue;
+        }
+        current = std::move(parsed);
+      } else if (!s.IsNotFound()) {
+        out.result = FromRocks(s, "read current");
+        continue;
+      }
+    }
+
+    WriteStamp stamp;
+    stamp.version = current.has_value() ? current->version() + 1 : 1;
+    stamp.sequence = sequence + 1;
+    stamp.time = now;
+    Record next;
+    if (auto s = m.apply(current.has_value() ? &*current : nullptr, stamp, &next); !s.ok()) {
+      out.result = s;
+      continue;
+    }
+    ++sequence;
+    next.set_kind(m.kind);
+    next.set_patient_id(m.patient_id);
+    next.set_id(m.id);
+    next.set_version(stamp.version);
+    next.set_sequence(stamp.sequence);
+    next.set_update_time_micros(absl::ToUnixMicros(now));
+    const std::string bytes = next.SerializeAsString();
+
+    Change change;
+    change.set_sequence(stamp.sequence);
+    change.set_kind(m.kind);
+    change.set_patient_id(m.patient_id);
+    change.set_id(m.id);
+    change.set_version(stamp.version);
+    change.set_time_micros(absl::ToUnixMicros(now));
+    change.set_op(m.op);
+
+    const std::string version_key = VersionKey(m.patient_id, m.kind, m.id, stamp.version);
+    wb.Put(current_cf_, current_key, bytes);
+    wb.Put(versions_cf_, version_key, bytes);
+    wb.Put(changes_cf_, ChangeKey(stamp.sequence), change.SerializeAsString());
+    if (stamp.version == 1 && m.kind != PRIORITIES) wb.Put(ids_cf_, IdKey(m.kind, m.id), m.patient_id);
+    if (!request_key.empty()) {
+      RequestOutcome ro_out;
+      ro_out.set_fingerprint(m.fingerprint);
+      ro_out.set_kind(m.kind);
+      ro_out.set_id(m.id);
+      ro_out.set_version(stamp.version);
+      wb.Put(requests_cf_, request_key, ro_out.SerializeAsString());
+      request_overlay[request_key] = ro_out;
+    }
+    current_overlay[current_key] = next;
+    version_overlay[version_key] = next;
+    out.writes = true;
+    out.result = Committed{std::move(next), false};
+  }
+
+  if (wb.Count() > 0) {
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.sync_writes;
+    auto s = db_->Write(wo, &wb);
+    if (!s.ok()) {
+      log::Error("storage write failed", {{"error", s.ToString()}, {"changes", std::to_string(wb.Count())}});
+      for (auto& out : outcomes) {
+        if (out.writes) out.result = absl::UnavailableError("storage write failed; nothing was written");
+      }
+      sequence = first_sequence;
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    last_sequence_ = sequence;
+  }
+  for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(outcomes[i].result));
+}
+
+absl::Status Store::VerifyIntegrity() const {
+  auto reader = NewReader();
+  rocksdb::ReadOptions ro;
+  ro.snapshot = reader->snapshot_;
+  uint64_t versions = 0;
+  // Every version parses, names itself correctly and has its change-log entry.
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, versions_cf_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      Record r;
+      if (!r.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+        return absl::DataLossError("a version does not parse");
+      }
+      if (it->key().ToString() != VersionKey(r.patient_id(), r.kind(), r.id(), r.version())) {
+        return absl::DataLossError(absl::StrCat("version key mismatch for ", r.id()));
+      }
+      std::string value;
+      Change c;
+      if (!db_->Get(ro, changes_cf_, ChangeKey(r.sequence()), &value).ok() || !c.ParseFromString(value) ||
+          c.id() != r.id() || c.version() != r.version() || c.kind() != r.kind() ||
+          c.patient_id() != r.patient_id()) {
+        return absl::DataLossError(absl::StrCat("change log disagrees with version ", r.id(), "@", r.version()));
+      }
+      if (r.version() > 1) {
+        if (!db_->Get(ro, versions_cf_, VersionKey(r.patient_id(), r.kind(), r.id(), r.version() - 1), &value)
+                 .ok()) {
+          return absl::DataLossError(absl::StrCat("version gap before ", r.id(), "@", r.version()));
+        }
+      }
+      ++versions;
+      if (!it->status().ok()) return FromRocks(it->status(), "scan versions");
+    }
+  }
+  // Every current record is its own latest version and is indexed.
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, current_cf_));
+    for (it->SeekToFirst(); it->Valid(); it->Next()) {
+      Record r;
+      if (!r.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+        return absl::DataLossError("a current record does not parse");
+      }
+      std::string value;
+      if (!db_->Get(ro, versions_cf_, VersionKey(r.patient_id(), r.kind(), r.id(), r.version()), &value).ok() ||
+          value != it->value().ToString()) {
+        return absl::DataLossError(absl::StrCat("current record differs from its version: ", r.id()));
+      }
+      if (db_->Get(ro, versions_cf_, VersionKey(r.patient_id(), r.kind(), r.id(), r.version() + 1), &value)
+              .ok()) {
+        return absl::DataLossError(absl::StrCat("current record is not the latest version: ", r.id()));
+      }
+      if (r.kind() != PRIORITIES &&
+          (!db_->Get(ro, ids_cf_, IdKey(r.kind(), r.id()), &value).ok() || value != r.patient_id())) {
+        return absl::DataLossError(absl::StrCat("id index disagrees for ", r.id()));
+      }
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "scan current");
+  }
+  // The change log has exactly one entry per version, numbered 1..N.
+  {
+    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, changes_cf_));
+    uint64_t expected = 1;
+    for (it->SeekToFirst(); it->Valid(); it->Next(), ++expected) {
+      auto seq = DecodeBigEndian64(absl::string_view(it->key().data(), it->key().size()));
+      if (!seq.has_value() || *seq != expected) {
+        return absl::DataLossError(absl::StrCat("change log gap at sequence ", expected));
+      }
+    }
+    if (expected - 1 != versions) {
+      return absl::DataLossError(
+          absl::StrCat("change log has ", expected - 1, " entries for ", versions, " versions"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace wmty::storage

@@ -1,0 +1,194 @@
+// Store: the single owner of the RocksDB database.
+//
+// Every change writes a new immutable version of one record. The current
+// record, the version, the id index, the change-log entry and (when the change
+// carries a request id) the idempotency record commit in one atomic WriteBatch.
+// Writes go through one commit thread that groups all pending changes into one
+// synced WriteBatch (leveldb-style group commit): a write is acknowledged only
+// after its batch is in the fsync'ed write-ahead log, and concurrent writers
+// share the fsync. Because the commit thread applies changes one after another,
+// each change sees the result of the previous one: of N concurrent updates
+// made against the same version, exactly one can win.
+//
+// Thread safety: all public methods are safe to call from any thread. Commit
+// callbacks run on the commit thread and must not block.
+#ifndef WMTY_STORAGE_STORE_H_
+#define WMTY_STORAGE_STORE_H_
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "wmty/storage/record.pb.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+class Snapshot;
+}  // namespace rocksdb
+
+namespace wmty::storage {
+
+struct StoreOptions {
+  // Directory of the database; created if missing.
+  std::string path;
+  // Sync the WAL before acknowledging (the durability guarantee). Only bulk
+  // loaders that verify their result afterwards may turn this off.
+  bool sync_writes = true;
+  // Shared block cache for all column families.
+  size_t block_cache_bytes = size_t{256} << 20;
+  // Most changes committed in one group commit.
+  int max_batch_size = 512;
+  // Time source for version timestamps (injected by tests).
+  std::function<absl::Time()> clock = [] { return absl::Now(); };
+};
+
+// What the store assigns to a change before the caller builds the new version.
+struct WriteStamp {
+  int64_t version = 0;
+  uint64_t sequence = 0;
+  absl::Time time;
+};
+
+// One change to one record.
+struct Mutation {
+  Kind kind = KIND_UNSPECIFIED;
+  std::string patient_id;
+  std::string id;
+  Change::Op op = Change::OP_UNSPECIFIED;
+  // Optional client request id; a retry with the same id and fingerprint gets
+  // the first result back instead of writing again. A reused id with another
+  // fingerprint fails with ALREADY_EXISTS.
+  std::string request_id;
+  std::string fingerprint;
+  // Past this the change is not written (DEADLINE_EXCEEDED).
+  absl::Time deadline = absl::InfiniteFuture();
+  // Builds the new version from the current record (nullptr when there is
+  // none). Runs on the commit thread; must not block. Sets `next->resource`
+  // and may set `retracted` and `fhir_extra_json`; the store sets the
+  // identity, version, sequence and time. A non-OK status refuses the change
+  // and is returned to the caller (nothing is written).
+  absl::AnyInvocable<absl::Status(const Record* current, const WriteStamp& stamp, Record* next)> apply;
+};
+
+struct Committed {
+  Record record;
+  // True when this is the stored result of an earlier request with the same id.
+  bool replayed = false;
+};
+
+using CommitCallback = absl::AnyInvocable<void(absl::StatusOr<Committed>)>;
+
+// A consistent point-in-time view for reads. Cheap to create; release it
+// promptly (it pins a RocksDB snapshot). Not thread-safe: one per reader.
+class Reader {
+ public:
+  ~Reader();
+  Reader(const Reader&) = delete;
+  Reader& operator=(const Reader&) = delete;
+
+  // The latest version, or nullopt.
+  absl::StatusOr<std::optional<Record>> GetCurrent(Kind kind, absl::string_view patient_id,
+                                                   absl::string_view id) const;
+  absl::StatusOr<std::optional<Record>> GetVersion(Kind kind, absl::string_view patient_id,
+                                                   absl::string_view id, int64_t version) const;
+  // Visits the current records of one patient and kind whose id sorts after
+  // `after_id`, in id order, until `visit` returns false.
+  absl::Status ScanCurrent(absl::string_view patient_id, Kind kind, absl::string_view after_id,
+                           absl::FunctionRef<bool(const Record&)> visit) const;
+  // Visits the versions of one record after `after_version`, oldest first.
+  absl::Status ScanVersions(Kind kind, absl::string_view patient_id, absl::string_view id,
+                            int64_t after_version, absl::FunctionRef<bool(const Record&)> visit) const;
+  // The patient a resource id belongs to (ids are unique per kind).
+  absl::StatusOr<std::optional<std::string>> FindPatient(Kind kind, absl::string_view id) const;
+  // Visits change-log entries after `after_sequence`, in order.
+  absl::Status ScanChanges(uint64_t after_sequence, absl::FunctionRef<bool(const Change&)> visit) const;
+
+ private:
+  friend class Store;
+  Reader(const class Store* store, const rocksdb::Snapshot* snapshot);
+  const Store* store_;
+  const rocksdb::Snapshot* snapshot_;
+};
+
+class Store {
+ public:
+  // Opens (creating if needed) the database. Errors: UNAVAILABLE if the
+  // directory cannot be used or is locked by another process, DATA_LOSS if
+  // RocksDB reports corruption.
+  static absl::StatusOr<std::unique_ptr<Store>> Open(StoreOptions options);
+  ~Store();  // Calls Close().
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  // Queues a change; `done` runs on the commit thread once it is durable or
+  // refused. Errors given to `done`: whatever `apply` returned; ALREADY_EXISTS
+  // (request id reused); DEADLINE_EXCEEDED; UNAVAILABLE (closed, or the write
+  // failed: nothing of the batch was written).
+  void Commit(Mutation mutation, CommitCallback done);
+  // Blocking form of Commit, for tools and tests. Do not call from the commit thread.
+  absl::StatusOr<Committed> CommitAndWait(Mutation mutation);
+
+  std::unique_ptr<Reader> NewReader() const;
+
+  // A random secret stored under `name`, created (and synced) on first use.
+  absl::StatusOr<std::string> GetOrCreateSecret(absl::string_view name);
+
+  // Sequence of the last committed change (0 for an empty store).
+  uint64_t LastSequence() const;
+
+  // Checks that the current records, versions, id index and change log agree.
+  // Returns DATA_LOSS naming the first inconsistency. Scans everything: for
+  // tests and offline checks, not the request path.
+  absl::Status VerifyIntegrity() const;
+
+  // Commits everything queued, stops the commit thread and closes the
+  // database. Later Commit calls fail with UNAVAILABLE. Idempotent.
+  void Close();
+
+ private:
+  friend class Reader;
+  struct Pending {
+    Mutation mutation;
+    CommitCallback done;
+  };
+
+  explicit Store(StoreOptions options);
+  absl::Status OpenDb();
+  void CommitLoop();
+  void CommitBatch(std::vector<Pending>& batch);
+
+  const StoreOptions options_;
+  rocksdb::DB* db_ = nullptr;
+  std::vector<rocksdb::ColumnFamilyHandle*> handles_;
+  rocksdb::ColumnFamilyHandle* meta_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* current_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* versions_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* ids_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* requests_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* changes_cf_ = nullptr;
+
+  mutable absl::Mutex mu_;
+  std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t last_sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  std::thread commit_thread_;
+  absl::Mutex close_mu_;
+};
+
+}  // namespace wmty::storage
+
+#endif  // WMTY_STORAGE_STORE_H_
