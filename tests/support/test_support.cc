@@ -30,7 +30,8 @@ TempDir::~TempDir() {
 
 std::vector<std::string> ViolatedFields(const absl::Status& status) {
   std::vector<std::string> out;
-  for (const auto& v : GetFieldViolations(status).field_violations()) out.push_back(v.field());
+  const google::rpc::BadRequest bad = GetFieldViolations(status);  // kept alive for the loop
+  for (const auto& v : bad.field_violations()) out.push_back(v.field());
   return out;
 }
 
