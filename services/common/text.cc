@@ -15,6 +15,12 @@ bool IsValidUtf8(absl::string_view s) {
 }
 
 bool IsBlank(absl::string_view s) {
+  // Every Unicode White_Space character beyond ASCII, plus U+200B zero width
+  // space and U+FEFF byte order mark (invisible, so "blank" to a reader).
+  static constexpr absl::string_view kSpaces[] = {
+      "\u0085", "\u00A0", "\u1680", "\u2000", "\u2001", "\u2002", "\u2003", "\u2004", "\u2005",
+      "\u2006", "\u2007", "\u2008", "\u2009", "\u200A", "\u200B", "\u2028", "\u2029", "\u202F",
+      "\u205F", "\u3000", "\uFEFF"};
   size_t i = 0;
   while (i < s.size()) {
     unsigned char c = s[i];
@@ -22,27 +28,15 @@ bool IsBlank(absl::string_view s) {
       ++i;
       continue;
     }
-    // U+00A0 no-break space, U+3000 ideographic space, U+2000..U+200B, U+FEFF.
-    if (c == 0xC2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0xA0) {
-      i += 2;
-      continue;
+    bool space = false;
+    for (absl::string_view sp : kSpaces) {
+      if (s.substr(i, sp.size()) == sp) {
+        i += sp.size();
+        space = true;
+        break;
+      }
     }
-    if (c == 0xE2 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
-        static_cast<unsigned char>(s[i + 2]) <= 0x8B) {
-      i += 3;
-      continue;
-    }
-    if (c == 0xE3 && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0x80 &&
-        static_cast<unsigned char>(s[i + 2]) == 0x80) {
-      i += 3;
-      continue;
-    }
-    if (c == 0xEF && i + 2 < s.size() && static_cast<unsigned char>(s[i + 1]) == 0xBB &&
-        static_cast<unsigned char>(s[i + 2]) == 0xBF) {
-      i += 3;
-      continue;
-    }
-    return false;
+    if (!space) return false;
   }
   return true;
 }

@@ -12,6 +12,7 @@
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/status.h"
 #include "domain/names.h"
 #include "domain/validation.h"
@@ -167,6 +168,17 @@ std::string NewResourceId(absl::Time now) {
   // 128 bits: 48-bit time, 80 random bits; 26 symbols of 5 bits (the first carries 3).
   unsigned __int128 value = (static_cast<unsigned __int128>(millis) << 80) |
                             (static_cast<unsigned __int128>(rand_hi) << 64) | rand_lo;
+  {
+    // ULID monotonic mode: within one millisecond the random part alone would
+    // order ids at random, so an id of the same millisecond as the previous
+    // one is the previous plus one, and ids made one after another sort in
+    // the order they were made.
+    static absl::Mutex mu(absl::kConstInit);
+    static unsigned __int128 last = 0;
+    absl::MutexLock lock(&mu);
+    if ((value >> 80) == (last >> 80) && value <= last) value = last + 1;
+    last = value;
+  }
   std::string id(26, '0');
   for (int i = 25; i >= 0; --i) {
     id[i] = kAlphabet[static_cast<int>(value & 31)];
@@ -214,7 +226,8 @@ void PatientRecords::CreateResource(const google::protobuf::Message& request, ab
   if (auto parsed = ParseParent(parent, "parent"); parsed.ok()) {
     patient_id = *parsed;
   } else {
-    for (const auto& fv : GetFieldViolations(parsed.status()).field_violations()) v.Add(fv.field(), fv.description());
+    const google::rpc::BadRequest bad = GetFieldViolations(parsed.status());  // kept alive for the loop
+    for (const auto& fv : bad.field_violations()) v.Add(fv.field(), fv.description());
   }
   if (!has_resource) {
     v.Add(std::string(T::kField), "required");
@@ -255,7 +268,8 @@ void PatientRecords::UpdateResource(const google::protobuf::Message& request, co
   FieldViolations v;
   auto name = ParseNameOfKind(resource.name(), T::kKind, Field(field, "name"));
   if (!name.ok()) {
-    for (const auto& fv : GetFieldViolations(name.status()).field_violations()) v.Add(fv.field(), fv.description());
+    const google::rpc::BadRequest bad = GetFieldViolations(name.status());  // kept alive for the loop
+    for (const auto& fv : bad.field_violations()) v.Add(fv.field(), fv.description());
   }
   if (resource.etag().empty()) v.Add(Field(field, "etag"), "required: the etag of the version this change is based on");
   if (mask != nullptr) {
@@ -328,7 +342,8 @@ void PatientRecords::RetractResource(const v1::RetractRequest& req, const CallCo
   FieldViolations v;
   auto name = ParseNameOfKind(req.name(), T::kKind, "name");
   if (!name.ok()) {
-    for (const auto& fv : GetFieldViolations(name.status()).field_violations()) v.Add(fv.field(), fv.description());
+    const google::rpc::BadRequest bad = GetFieldViolations(name.status());  // kept alive for the loop
+    for (const auto& fv : bad.field_violations()) v.Add(fv.field(), fv.description());
   }
   CheckText(req.reason(), "reason", false, 1024, &v);
   CheckRecorder(req.retracted_by(), req.has_retracted_by(), "retracted_by", &v);
@@ -393,17 +408,21 @@ absl::Status PatientRecords::ListResources(const Request& req, const v1::ListFil
   }
   auto page_size = PageSize(req.page_size());
   if (!page_size.ok()) return page_size.status();
-  // The query a token belongs to: the request without its paging fields.
+  // The query a token belongs to: the request type (ListGoals and
+  // ListPreferences requests with the same parent serialize identically) and
+  // the request without its paging fields.
   Request query = req;
   query.clear_page_token();
   query.clear_page_size();
-  const std::string query_hash = Sha256(DeterministicBytes(query));
+  const std::string query_hash =
+      Sha256(absl::StrCat(Request::descriptor()->full_name(), "\n", DeterministicBytes(query)));
   std::string after_id;
   if (!req.page_token().empty()) {
     auto cursor = page_tokens_.Decode(req.page_token(), query_hash, "page_token");
     if (!cursor.ok()) return cursor.status();
     after_id = cursor->after_id();
   }
+  if (auto s = CheckDeadline(ctx); !s.ok()) return s;
   const int64_t since_micros =
       filter.has_updated_since() ? google::protobuf::util::TimeUtil::TimestampToMicroseconds(filter.updated_since())
                                  : INT64_MIN;

@@ -116,7 +116,8 @@ class PatientRecords {
 };
 
 // A new resource id: 26 characters, time-ordered (ULID layout, Crockford
-// base32), so listing in id order is listing in creation order.
+// base32; ids of the same millisecond increase), so listing in id order is
+// listing in creation order. Thread-safe.
 std::string NewResourceId(absl::Time now);
 
 // Deterministic serialization (stable map order), for hashing requests.

@@ -1,9 +1,11 @@
 #include "domain/validation.h"
 
 #include <set>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "common/text.h"
 #include "domain/names.h"
 
@@ -271,20 +273,33 @@ void CheckPreference(const v1::Preference& r, absl::string_view patient_id, absl
         v->Add(absl::StrCat(f, ".days_of_week[", i, "]"), "must be distinct ISO weekdays 1..7");
       }
     }
+    // Digits only: SimpleAtoi alone would accept " 9", "+9" and "9 ".
     auto is_time = [](absl::string_view t) {
-      int h = 0, m = 0;
-      return t.size() == 5 && t[2] == ':' && absl::SimpleAtoi(t.substr(0, 2), &h) &&
-             absl::SimpleAtoi(t.substr(3, 2), &m) && h >= 0 && h < 24 && m >= 0 && m < 60 && t[0] != '+' &&
-             t[3] != '+' && t[0] != '-' && t[3] != '-';
+      auto digit = [](char c) { return c >= '0' && c <= '9'; };
+      if (t.size() != 5 || t[2] != ':' || !digit(t[0]) || !digit(t[1]) || !digit(t[3]) || !digit(t[4])) {
+        return false;
+      }
+      const int h = (t[0] - '0') * 10 + (t[1] - '0');
+      const int m = (t[3] - '0') * 10 + (t[4] - '0');
+      return h < 24 && m < 60;
     };
     if (!is_time(w.start_time())) v->Add(Field(f, "start_time"), "must be HH:MM");
     if (!is_time(w.end_time())) v->Add(Field(f, "end_time"), "must be HH:MM");
     CheckShort(w.time_zone(), Field(f, "time_zone"), false, v);
   }
   if (r.has_language()) {
+    // Subtags of 1-8 letters or digits joined by single hyphens; the first
+    // (the language) letters only.
     const std::string& tag = r.language().language();
     bool ok = !tag.empty() && tag.size() <= 35;
-    for (char c : tag) ok = ok && ((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-');
+    std::vector<absl::string_view> subtags = absl::StrSplit(tag, '-');
+    for (size_t i = 0; ok && i < subtags.size(); ++i) {
+      ok = !subtags[i].empty() && subtags[i].size() <= 8;
+      for (char c : subtags[i]) {
+        const bool letter = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+        ok = ok && (letter || (i > 0 && c >= '0' && c <= '9'));
+      }
+    }
     if (!ok) v->Add(Field(prefix, "language.language"), "must be a BCP-47 language tag, e.g. es or pt-BR");
   }
   if (r.has_family_involvement()) {

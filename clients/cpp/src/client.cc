@@ -46,6 +46,9 @@ absl::StatusOr<Resp> Client::Call(grpc::Status (v1::WhatMattersService::Stub::*m
                                                                                       const Req&, Resp*),
                                   const Req& req, Timeout t) {
   const absl::Time deadline = absl::Now() + t.value_or(options_.timeout);
+  // gRPC rounds deadlines up to the next millisecond, so a call whose deadline
+  // has already passed could still get through on a fast link: refuse it here.
+  if (absl::Now() >= deadline) return absl::DeadlineExceededError("deadline exceeded before the call was sent");
   Resp resp;
   absl::Status status = RetryUnavailable(
       [&](absl::Time d) {
