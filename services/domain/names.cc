@@ -23,6 +23,7 @@ absl::string_view CollectionOf(storage::Kind kind) {
     case storage::GOAL: return "goals";
     case storage::PREFERENCE: return "preferences";
     case storage::PRIORITIES: return "priorities";
+    case storage::GOAL_SCORE: return "goalScores";
     default: return "";
   }
 }
@@ -69,8 +70,10 @@ absl::StatusOr<ResourceName> ParseName(absl::string_view name, absl::string_view
     out.kind = storage::GOAL;
   } else if (parts[2] == "preferences") {
     out.kind = storage::PREFERENCE;
+  } else if (parts[2] == "goalScores") {
+    out.kind = storage::GOAL_SCORE;
   } else {
-    return InvalidField(std::string(field), "unknown collection (whatMatters, goals, preferences, priorities)");
+    return InvalidField(std::string(field), "unknown collection (whatMatters, goals, preferences, goalScores, priorities)");
   }
   if (!IsValidId(parts[3])) return InvalidField(std::string(field), "id must be 1-64 characters of A-Z a-z 0-9 - .");
   out.id = std::string(parts[3]);

@@ -3,6 +3,7 @@
 //   patients/{patient}/whatMatters/{id}
 //   patients/{patient}/goals/{id}
 //   patients/{patient}/preferences/{id}
+//   patients/{patient}/goalScores/{id}
 //   patients/{patient}/priorities           singleton per patient
 // Patient and resource ids follow FHIR's id rule: 1-64 of [A-Za-z0-9-.].
 #ifndef WMTY_DOMAIN_NAMES_H_
@@ -39,7 +40,7 @@ absl::StatusOr<ResourceName> ParseNameOfKind(absl::string_view name, storage::Ki
 std::string FormatName(storage::Kind kind, absl::string_view patient_id, absl::string_view id);
 std::string FormatParent(absl::string_view patient_id);
 
-// "whatMatters", "goals", "preferences", "priorities".
+// "whatMatters", "goals", "preferences", "goalScores", "priorities".
 absl::string_view CollectionOf(storage::Kind kind);
 
 }  // namespace wmty::domain

@@ -82,6 +82,22 @@ struct Traits<v1::Preference> {
 };
 
 template <>
+struct Traits<v1::GoalScore> {
+  static constexpr storage::Kind kKind = storage::GOAL_SCORE;
+  static constexpr absl::string_view kField = "goal_score";
+  static constexpr absl::string_view kLabel = "goal score";
+  static void Check(const v1::GoalScore& r, absl::string_view patient, absl::string_view prefix, absl::Time now,
+                    FieldViolations* v) {
+    CheckGoalScore(r, patient, prefix, now, v);
+  }
+  static const std::set<std::string>& Updatable() {
+    static const auto* s =
+        new std::set<std::string>{"patient", "score_type", "score", "effective_time", "note", "provenance"};
+    return *s;
+  }
+};
+
+template <>
 struct Traits<v1::Priorities> {
   static constexpr storage::Kind kKind = storage::PRIORITIES;
   static constexpr absl::string_view kField = "priorities";
@@ -90,6 +106,16 @@ struct Traits<v1::Priorities> {
 
 google::protobuf::Timestamp ToProto(absl::Time t) {
   return google::protobuf::util::TimeUtil::MicrosecondsToTimestamp(absl::ToUnixMicros(t));
+}
+
+// The FHIR elements to keep with the new version: those the request brought
+// (FHIR face) or else those of the previous version.
+void KeepFhirExtra(const std::optional<std::string>& from_request, const Record* current, Record* next) {
+  if (from_request.has_value()) {
+    next->set_fhir_extra_json(*from_request);
+  } else if (current != nullptr) {
+    next->set_fhir_extra_json(current->fhir_extra_json());
+  }
 }
 
 std::string EtagFor(int64_t version) { return absl::StrCat("W/\"", version, "\""); }
@@ -107,6 +133,9 @@ void StampServerFields(R* r, const std::string& patient_id, const std::string& i
   r->set_state(state);
   if (state == v1::ACTIVE) r->clear_retract_reason();
   if (!r->provenance().has_said_time()) *r->mutable_provenance()->mutable_said_time() = ToProto(stamp.time);
+  if constexpr (std::is_same_v<R, v1::GoalScore>) {
+    if (!r->has_effective_time()) *r->mutable_effective_time() = ToProto(stamp.time);
+  }
 }
 
 template <class R>
@@ -239,6 +268,11 @@ void PatientRecords::CreateResource(const google::protobuf::Message& request, ab
   if constexpr (std::is_same_v<R, v1::Goal>) {
     if (auto s = CheckLinksExist(resource.what_matters(), "goal.what_matters"); !s.ok()) return done(s);
   }
+  if constexpr (std::is_same_v<R, v1::GoalScore>) {
+    RepeatedPtrField<std::string> goal;
+    *goal.Add() = resource.goal();
+    if (auto s = CheckLinksExist(goal, "goal_score.goal"); !s.ok()) return done(s);
+  }
 
   storage::Mutation m;
   m.kind = T::kKind;
@@ -248,11 +282,12 @@ void PatientRecords::CreateResource(const google::protobuf::Message& request, ab
   m.request_id = std::string(request_id);
   if (!m.request_id.empty()) m.fingerprint = Fingerprint(request);
   m.deadline = ctx.deadline;
-  m.apply = [r = resource, patient_id, id = m.id](const Record* current, const WriteStamp& stamp,
-                                                  Record* next) mutable -> absl::Status {
+  m.apply = [r = resource, patient_id, id = m.id, extra = ctx.fhir_extra_json](
+                const Record* current, const WriteStamp& stamp, Record* next) mutable -> absl::Status {
     if (current != nullptr) return absl::AbortedError("generated id collided; retry");
     StampServerFields(&r, patient_id, id, stamp, ToProto(stamp.time), v1::ACTIVE);
     next->set_resource(r.SerializeAsString());
+    KeepFhirExtra(extra, nullptr, next);
     return absl::OkStatus();
   };
   store_->Commit(std::move(m), Deliver<R>(std::move(done)));
@@ -302,7 +337,7 @@ void PatientRecords::UpdateResource(const google::protobuf::Message& request, co
   m.deadline = ctx.deadline;
   std::optional<FieldMask> mask_copy;
   if (mask != nullptr) mask_copy = *mask;
-  m.apply = [incoming = resource, mask_copy, rn = *name, clock = options_.clock](
+  m.apply = [incoming = resource, mask_copy, rn = *name, clock = options_.clock, extra = ctx.fhir_extra_json](
                 const Record* current, const WriteStamp& stamp, Record* next) -> absl::Status {
     if (current == nullptr) return absl::NotFoundError(NotFoundMessage(T::kLabel, incoming.name()));
     if (current->retracted()) {
@@ -330,7 +365,7 @@ void PatientRecords::UpdateResource(const google::protobuf::Message& request, co
     if (!violations.empty()) return violations.ToStatus();
     StampServerFields(&merged, rn.patient_id, rn.id, stamp, existing->create_time(), v1::ACTIVE);
     next->set_resource(merged.SerializeAsString());
-    next->set_fhir_extra_json(current->fhir_extra_json());
+    KeepFhirExtra(extra, current, next);
     return absl::OkStatus();
   };
   store_->Commit(std::move(m), Deliver<R>(std::move(done)));
@@ -643,6 +678,97 @@ absl::StatusOr<v1::ListPreferencesResponse> PatientRecords::ListPreferenceVersio
   return resp;
 }
 
+// ---------------------------------------------------------------- GoalScore
+
+void PatientRecords::CreateGoalScore(const v1::CreateGoalScoreRequest& req, const CallContext& ctx,
+                                     Done<v1::GoalScore> done) {
+  CreateResource(req, req.parent(), req.goal_score(), req.has_goal_score(), req.request_id(), ctx, std::move(done));
+}
+absl::StatusOr<v1::GoalScore> PatientRecords::GetGoalScore(const v1::GetResourceRequest& req,
+                                                           const CallContext& ctx) {
+  return GetResource<v1::GoalScore>(req, ctx);
+}
+absl::StatusOr<v1::ListGoalScoresResponse> PatientRecords::ListGoalScores(const v1::ListGoalScoresRequest& req,
+                                                                          const CallContext& ctx) {
+  if (!req.goal().empty()) {
+    auto goal = ParseNameOfKind(req.goal(), storage::GOAL, "goal");
+    if (!goal.ok()) return goal.status();
+  }
+  std::function<bool(const v1::GoalScore&)> match;
+  if (!req.goal().empty()) match = [&req](const v1::GoalScore& s) { return s.goal() == req.goal(); };
+  v1::ListGoalScoresResponse resp;
+  auto s = ListResources<v1::GoalScore>(req, req.filter(), match, ctx, resp.mutable_goal_scores(),
+                                        resp.mutable_next_page_token());
+  if (!s.ok()) return s;
+  return resp;
+}
+void PatientRecords::UpdateGoalScore(const v1::UpdateGoalScoreRequest& req, const CallContext& ctx,
+                                     Done<v1::GoalScore> done) {
+  UpdateResource(req, req.goal_score(), req.has_goal_score(), req.has_update_mask() ? &req.update_mask() : nullptr,
+                 req.request_id(), ctx, std::move(done));
+}
+void PatientRecords::RetractGoalScore(const v1::RetractRequest& req, const CallContext& ctx,
+                                      Done<v1::GoalScore> done) {
+  RetractResource<v1::GoalScore>(req, ctx, std::move(done));
+}
+absl::StatusOr<v1::ListGoalScoresResponse> PatientRecords::ListGoalScoreVersions(const v1::ListVersionsRequest& req,
+                                                                                 const CallContext& ctx) {
+  v1::ListGoalScoresResponse resp;
+  auto s = ListVersions<v1::GoalScore>(req, ctx, resp.mutable_goal_scores(), resp.mutable_next_page_token());
+  if (!s.ok()) return s;
+  return resp;
+}
+
+// ---------------------------------------------------------------- Stored versions (FHIR face)
+
+absl::StatusOr<std::optional<storage::Record>> PatientRecords::FindCurrentById(storage::Kind kind,
+                                                                                absl::string_view id) {
+  if (!IsValidId(id)) return std::optional<storage::Record>();
+  auto reader = store_->NewReader();
+  std::string patient_id;
+  if (kind == storage::PRIORITIES) {
+    patient_id = std::string(id);
+    id = kPrioritiesId;
+  } else {
+    auto patient = reader->FindPatient(kind, id);
+    if (!patient.ok()) return patient.status();
+    if (!patient->has_value()) return std::optional<storage::Record>();
+    patient_id = **patient;
+  }
+  return reader->GetCurrent(kind, patient_id, id);
+}
+
+absl::Status PatientRecords::ScanStoredVersions(storage::Kind kind, absl::string_view patient_id,
+                                                absl::string_view id, int64_t after_version,
+                                                absl::FunctionRef<bool(const storage::Record&)> visit) {
+  return store_->NewReader()->ScanVersions(kind, patient_id, id, after_version, visit);
+}
+
+absl::Status PatientRecords::ScanStoredCurrent(storage::Kind kind, std::optional<std::string> patient_id,
+                                               absl::string_view after_patient, absl::string_view after_id,
+                                               absl::FunctionRef<bool(const storage::Record&)> visit) {
+  auto reader = store_->NewReader();
+  if (patient_id.has_value()) return reader->ScanCurrent(*patient_id, kind, after_id, visit);
+  return reader->ScanCurrentAllPatients(kind, after_patient, after_id, visit);
+}
+
+absl::StatusOr<std::optional<storage::Record>> PatientRecords::FindByChange(uint64_t sequence) {
+  auto reader = store_->NewReader();
+  std::optional<storage::Change> change;
+  auto s = reader->ScanChanges(sequence - 1, [&](const storage::Change& c) {
+    if (c.sequence() == sequence) change = c;
+    return false;
+  });
+  if (!s.ok()) return s;
+  if (!change.has_value()) return std::optional<storage::Record>();
+  return reader->GetVersion(change->kind(), change->patient_id(), change->id(), change->version());
+}
+
+absl::Status PatientRecords::ScanStoredChanges(uint64_t after_sequence,
+                                               absl::FunctionRef<bool(const storage::Change&)> visit) {
+  return store_->NewReader()->ScanChanges(after_sequence, visit);
+}
+
 // ---------------------------------------------------------------- Priorities
 
 absl::StatusOr<v1::Priorities> PatientRecords::GetPriorities(const v1::GetResourceRequest& req,
@@ -680,7 +806,8 @@ void PatientRecords::UpdatePriorities(const v1::UpdatePrioritiesRequest& req, co
   m.request_id = req.request_id();
   if (!m.request_id.empty()) m.fingerprint = Fingerprint(req);
   m.deadline = ctx.deadline;
-  m.apply = [incoming, rn = *name](const Record* current, const WriteStamp& stamp, Record* next) -> absl::Status {
+  m.apply = [incoming, rn = *name, extra = ctx.fhir_extra_json](const Record* current, const WriteStamp& stamp,
+                                                               Record* next) -> absl::Status {
     google::protobuf::Timestamp create_time = ToProto(stamp.time);
     if (current == nullptr) {
       if (!incoming.etag().empty()) {
@@ -701,7 +828,7 @@ void PatientRecords::UpdatePriorities(const v1::UpdatePrioritiesRequest& req, co
     v1::Priorities r = incoming;
     StampServerFields(&r, rn.patient_id, rn.id, stamp, create_time, v1::ACTIVE);
     next->set_resource(r.SerializeAsString());
-    if (current != nullptr) next->set_fhir_extra_json(current->fhir_extra_json());
+    KeepFhirExtra(extra, current, next);
     return absl::OkStatus();
   };
   store_->Commit(std::move(m), Deliver<v1::Priorities>(std::move(done)));

@@ -21,9 +21,11 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "domain/page_token.h"
@@ -36,6 +38,10 @@ namespace wmty::domain {
 struct CallContext {
   // Reads stop and writes are not committed past this time (DEADLINE_EXCEEDED).
   absl::Time deadline = absl::InfiniteFuture();
+  // FHIR face only: the FHIR elements of the written resource that the
+  // wmty.v1 model does not have (a JSON object), stored with the new version.
+  // When unset, a write keeps those of the previous version.
+  std::optional<std::string> fhir_extra_json;
 };
 
 template <class T>
@@ -76,6 +82,15 @@ class PatientRecords {
   absl::StatusOr<v1::ListPreferencesResponse> ListPreferenceVersions(const v1::ListVersionsRequest& req,
                                                                      const CallContext& ctx);
 
+  void CreateGoalScore(const v1::CreateGoalScoreRequest& req, const CallContext& ctx, Done<v1::GoalScore> done);
+  absl::StatusOr<v1::GoalScore> GetGoalScore(const v1::GetResourceRequest& req, const CallContext& ctx);
+  absl::StatusOr<v1::ListGoalScoresResponse> ListGoalScores(const v1::ListGoalScoresRequest& req,
+                                                            const CallContext& ctx);
+  void UpdateGoalScore(const v1::UpdateGoalScoreRequest& req, const CallContext& ctx, Done<v1::GoalScore> done);
+  void RetractGoalScore(const v1::RetractRequest& req, const CallContext& ctx, Done<v1::GoalScore> done);
+  absl::StatusOr<v1::ListGoalScoresResponse> ListGoalScoreVersions(const v1::ListVersionsRequest& req,
+                                                                   const CallContext& ctx);
+
   // Before the first update a patient's priorities exist empty, version 0.
   absl::StatusOr<v1::Priorities> GetPriorities(const v1::GetResourceRequest& req, const CallContext& ctx);
   void UpdatePriorities(const v1::UpdatePrioritiesRequest& req, const CallContext& ctx, Done<v1::Priorities> done);
@@ -84,6 +99,29 @@ class PatientRecords {
 
   absl::StatusOr<v1::PatientSummary> GetPatientSummary(const v1::GetPatientSummaryRequest& req,
                                                        const CallContext& ctx);
+
+  // ---- Stored versions, for the FHIR face (storage::Record: the resource
+  // bytes plus version, sequence, retracted flag and fhir_extra_json).
+
+  // The current version of the resource of `kind` with this id (ids are
+  // unique per kind; for PRIORITIES the id is the patient id), or nullopt.
+  absl::StatusOr<std::optional<storage::Record>> FindCurrentById(storage::Kind kind, absl::string_view id);
+  // Versions of one resource after `after_version`, oldest first.
+  absl::Status ScanStoredVersions(storage::Kind kind, absl::string_view patient_id, absl::string_view id,
+                                  int64_t after_version, absl::FunctionRef<bool(const storage::Record&)> visit);
+  // Current versions (retracted included) of `kind`: of one patient in id
+  // order, or, without a patient, of every patient in (patient, id) order
+  // (a scan of the whole kind: use only where a patient cannot be given).
+  // Starts after (after_patient, after_id).
+  absl::Status ScanStoredCurrent(storage::Kind kind, std::optional<std::string> patient_id,
+                                 absl::string_view after_patient, absl::string_view after_id,
+                                 absl::FunctionRef<bool(const storage::Record&)> visit);
+  // The version written by change `sequence`, or nullopt.
+  absl::StatusOr<std::optional<storage::Record>> FindByChange(uint64_t sequence);
+  // Change-log entries after `after_sequence`, in commit order.
+  absl::Status ScanStoredChanges(uint64_t after_sequence, absl::FunctionRef<bool(const storage::Change&)> visit);
+  // Signs and checks page tokens (same key as the gRPC face's).
+  const PageTokenCodec& page_tokens() const { return page_tokens_; }
 
  private:
   PatientRecords(storage::Store* store, PatientRecordsOptions options, std::string page_key);

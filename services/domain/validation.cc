@@ -180,7 +180,8 @@ void CheckLinks(const google::protobuf::RepeatedPtrField<std::string>& links, ab
     }
     if (name->patient_id != patient_id) {
       v->Add(f, "must belong to the same patient");
-    } else if (name->kind == storage::PRIORITIES || (!allow_any_kind && name->kind != storage::WHAT_MATTERS)) {
+    } else if (name->kind == storage::PRIORITIES || name->kind == storage::GOAL_SCORE ||
+               (!allow_any_kind && name->kind != storage::WHAT_MATTERS)) {
       v->Add(f, allow_any_kind ? "must name a whatMatters, goal or preference" : "must name a whatMatters entry");
     } else if (!seen.insert(links[i]).second) {
       v->Add(f, "duplicate");
@@ -308,6 +309,27 @@ void CheckPreference(const v1::Preference& r, absl::string_view patient_id, absl
     CheckShort(r.family_involvement().relationship(), Field(f, "relationship"), false, v);
     CheckText(r.family_involvement().how(), Field(f, "how"), false, kMaxTextBytes, v);
   }
+  CheckProvenance(r.provenance(), r.has_provenance(), Field(prefix, "provenance"), now, v);
+}
+
+void CheckGoalScore(const v1::GoalScore& r, absl::string_view patient_id, absl::string_view prefix,
+                    absl::Time now, FieldViolations* v) {
+  CheckPatientRef(r.patient(), patient_id, Field(prefix, "patient"), v);
+  const std::string goal_field = Field(prefix, "goal");
+  if (r.goal().empty()) {
+    v->Add(goal_field, "required: the name of the scored goal");
+  } else {
+    auto goal = ParseName(r.goal(), goal_field);
+    if (!goal.ok() || goal->kind != storage::GOAL) {
+      v->Add(goal_field, "must be patients/{patient}/goals/{id}");
+    } else if (goal->patient_id != patient_id) {
+      v->Add(goal_field, "must belong to the same patient");
+    }
+  }
+  CheckEnum(r.score_type(), v1::GoalScoreType_IsValid, Field(prefix, "score_type"), true, v);
+  if (r.score() < -2 || r.score() > 2) v->Add(Field(prefix, "score"), "must be -2..+2 (goal-attainment scaling)");
+  if (r.has_effective_time()) CheckTimestamp(r.effective_time(), Field(prefix, "effective_time"), now, v);
+  CheckText(r.note(), Field(prefix, "note"), false, kMaxTextBytes, v);
   CheckProvenance(r.provenance(), r.has_provenance(), Field(prefix, "provenance"), now, v);
 }
 

@@ -53,6 +53,8 @@ void CheckGoal(const v1::Goal& r, absl::string_view patient_id, absl::string_vie
                FieldViolations* v);
 void CheckPreference(const v1::Preference& r, absl::string_view patient_id, absl::string_view prefix,
                      absl::Time now, FieldViolations* v);
+void CheckGoalScore(const v1::GoalScore& r, absl::string_view patient_id, absl::string_view prefix,
+                    absl::Time now, FieldViolations* v);
 void CheckPriorities(const v1::Priorities& r, absl::string_view patient_id, absl::string_view prefix,
                      absl::Time now, FieldViolations* v);
 

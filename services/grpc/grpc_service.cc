@@ -24,10 +24,13 @@ using RawService = S::WithRawCallbackMethod_CreateWhatMatters<S::WithRawCallback
                     S::WithRawCallbackMethod_ListGoalVersions<S::WithRawCallbackMethod_CreatePreference<
                         S::WithRawCallbackMethod_GetPreference<S::WithRawCallbackMethod_ListPreferences<
                             S::WithRawCallbackMethod_UpdatePreference<S::WithRawCallbackMethod_RetractPreference<
-                                S::WithRawCallbackMethod_ListPreferenceVersions<S::WithRawCallbackMethod_GetPriorities<
+                                S::WithRawCallbackMethod_ListPreferenceVersions<S::WithRawCallbackMethod_CreateGoalScore<
+                                S::WithRawCallbackMethod_GetGoalScore<S::WithRawCallbackMethod_ListGoalScores<
+                                S::WithRawCallbackMethod_UpdateGoalScore<S::WithRawCallbackMethod_RetractGoalScore<
+                                S::WithRawCallbackMethod_ListGoalScoreVersions<S::WithRawCallbackMethod_GetPriorities<
                                     S::WithRawCallbackMethod_UpdatePriorities<
                                         S::WithRawCallbackMethod_ListPrioritiesVersions<
-                                            S::WithRawCallbackMethod_GetPatientSummary<S::Service>>>>>>>>>>>>>>>>>>>>>>;
+                                            S::WithRawCallbackMethod_GetPatientSummary<S::Service>>>>>>>>>>>>>>>>>>>>>>>>>>>>;
 
 absl::Status ParseRequest(const grpc::ByteBuffer& in, google::protobuf::Message* request) {
   grpc::Slice slice;
@@ -134,6 +137,13 @@ class WhatMattersServiceImpl final : public RawService {
   WMTY_WRITE(UpdatePreference, UpdatePreferenceRequest, Preference)
   WMTY_WRITE(RetractPreference, RetractRequest, Preference)
   WMTY_READ(ListPreferenceVersions, ListVersionsRequest, ListPreferencesResponse)
+
+  WMTY_WRITE(CreateGoalScore, CreateGoalScoreRequest, GoalScore)
+  WMTY_READ(GetGoalScore, GetResourceRequest, GoalScore)
+  WMTY_READ(ListGoalScores, ListGoalScoresRequest, ListGoalScoresResponse)
+  WMTY_WRITE(UpdateGoalScore, UpdateGoalScoreRequest, GoalScore)
+  WMTY_WRITE(RetractGoalScore, RetractRequest, GoalScore)
+  WMTY_READ(ListGoalScoreVersions, ListVersionsRequest, ListGoalScoresResponse)
 
   WMTY_READ(GetPriorities, GetResourceRequest, Priorities)
   WMTY_WRITE(UpdatePriorities, UpdatePrioritiesRequest, Priorities)

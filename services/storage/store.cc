@@ -4,6 +4,7 @@
 
 #include <filesystem>
 #include <future>
+#include <cstring>
 #include <map>
 
 #include <rocksdb/cache.h>
@@ -94,6 +95,35 @@ absl::Status Reader::ScanCurrent(absl::string_view patient_id, Kind kind, absl::
     if (!visit(record)) break;
   }
   return FromRocks(it->status(), "scan current");
+}
+
+absl::Status Reader::ScanCurrentAllPatients(Kind kind, absl::string_view after_patient,
+                                            absl::string_view after_id,
+                                            absl::FunctionRef<bool(const Record&)> visit) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  std::unique_ptr<rocksdb::Iterator> it(store_->db_->NewIterator(ro, store_->current_cf_));
+  if (after_patient.empty()) {
+    it->SeekToFirst();
+  } else {
+    std::string start = CurrentKey(after_patient, kind, after_id);
+    start.push_back('\0');  // strictly after
+    it->Seek(start);
+  }
+  Record record;
+  for (; it->Valid(); it->Next()) {
+    // Key: patient 0x00 kind id; skip other kinds without parsing values.
+    const rocksdb::Slice key = it->key();
+    const void* sep = memchr(key.data(), '\0', key.size());
+    if (sep == nullptr) continue;
+    const size_t kind_pos = static_cast<const char*>(sep) - key.data() + 1;
+    if (kind_pos >= key.size() || static_cast<unsigned char>(key[kind_pos]) != static_cast<unsigned>(kind)) continue;
+    if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("stored record does not parse");
+    }
+    if (!visit(record)) break;
+  }
+  return FromRocks(it->status(), "scan current of all patients");
 }
 
 absl::Status Reader::ScanVersions(Kind kind, absl::string_view patient_id, absl::string_view id,

@@ -108,6 +108,11 @@ class Reader {
   // `after_id`, in id order, until `visit` returns false.
   absl::Status ScanCurrent(absl::string_view patient_id, Kind kind, absl::string_view after_id,
                            absl::FunctionRef<bool(const Record&)> visit) const;
+  // Visits the current records of `kind` of every patient, in (patient, id)
+  // order, starting after (after_patient, after_id). Reads the whole column
+  // family: cost grows with the database, not the result.
+  absl::Status ScanCurrentAllPatients(Kind kind, absl::string_view after_patient, absl::string_view after_id,
+                                      absl::FunctionRef<bool(const Record&)> visit) const;
   // Visits the versions of one record after `after_version`, oldest first.
   absl::Status ScanVersions(Kind kind, absl::string_view patient_id, absl::string_view id,
                             int64_t after_version, absl::FunctionRef<bool(const Record&)> visit) const;

@@ -169,6 +169,22 @@ const std::vector<Command>& Commands() {
                    "--retracted_by.practitioner_id=nurse-1"),
       WMTY_COMMAND(ListPreferenceVersions, "List every version of a preference, oldest first.",
                    "wmtyctl list-preference-versions --name=patients/p1/preferences/01J0000000000000000000000"),
+      WMTY_COMMAND(CreateGoalScore, "Record a goal-attainment score (-2..+2) for a goal.",
+                   "wmtyctl create-goal-score --parent=patients/p1 "
+                   "--goal_score.goal=patients/p1/goals/01J0000000000000000000000 "
+                   "--goal_score.score_type=PATIENT_FOLLOW_UP --goal_score.score=1" WMTY_PROV("goal_score")),
+      WMTY_COMMAND(GetGoalScore, "Get one goal score by name.",
+                   "wmtyctl get-goal-score --name=patients/p1/goalScores/01J0000000000000000000000"),
+      WMTY_COMMAND(ListGoalScores, "List a patient's goal scores (optionally of one goal): progress over time.",
+                   "wmtyctl list-goal-scores --parent=patients/p1 --goal=patients/p1/goals/01J0000000000000000000000"),
+      WMTY_COMMAND(UpdateGoalScore, "Change a goal score (needs its etag).",
+                   "wmtyctl update-goal-score --goal_score.name=patients/p1/goalScores/01J0000000000000000000000 "
+                   "--goal_score.etag='W/\"1\"' --update_mask=score --goal_score.score=2" WMTY_PROV("goal_score")),
+      WMTY_COMMAND(RetractGoalScore, "Mark a goal score entered-in-error.",
+                   "wmtyctl retract-goal-score --name=patients/p1/goalScores/01J0000000000000000000000 "
+                   "--retracted_by.practitioner_id=nurse-1"),
+      WMTY_COMMAND(ListGoalScoreVersions, "List every version of a goal score, oldest first.",
+                   "wmtyctl list-goal-score-versions --name=patients/p1/goalScores/01J0000000000000000000000"),
       WMTY_COMMAND(GetPriorities, "Get a patient's ranked priorities (version 0 until first set).",
                    "wmtyctl get-priorities --name=patients/p1/priorities"),
       WMTY_COMMAND(UpdatePriorities, "Replace a patient's ranked priorities (etag needed once set).",

@@ -83,6 +83,14 @@ class Client {
   absl::StatusOr<v1::ListPreferencesResponse> ListPreferenceVersions(const v1::ListVersionsRequest& req,
                                                                      Timeout t = {});
 
+  absl::StatusOr<v1::GoalScore> CreateGoalScore(v1::CreateGoalScoreRequest req, Timeout t = {});
+  absl::StatusOr<v1::GoalScore> GetGoalScore(const v1::GetResourceRequest& req, Timeout t = {});
+  absl::StatusOr<v1::ListGoalScoresResponse> ListGoalScores(const v1::ListGoalScoresRequest& req, Timeout t = {});
+  absl::StatusOr<v1::GoalScore> UpdateGoalScore(v1::UpdateGoalScoreRequest req, Timeout t = {});
+  absl::StatusOr<v1::GoalScore> RetractGoalScore(v1::RetractRequest req, Timeout t = {});
+  absl::StatusOr<v1::ListGoalScoresResponse> ListGoalScoreVersions(const v1::ListVersionsRequest& req,
+                                                                   Timeout t = {});
+
   absl::StatusOr<v1::Priorities> GetPriorities(const v1::GetResourceRequest& req, Timeout t = {});
   absl::StatusOr<v1::Priorities> UpdatePriorities(v1::UpdatePrioritiesRequest req, Timeout t = {});
   absl::StatusOr<v1::ListPrioritiesVersionsResponse> ListPrioritiesVersions(const v1::ListVersionsRequest& req,
