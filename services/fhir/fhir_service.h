@@ -1,0 +1,29 @@
+// FhirService: the FHIR R4 REST face (base URL /fhir), an http::Handler over
+// the domain core. Interactions: read, vread, create (also conditional),
+// update (If-Match), delete (= retract), instance and type history, search,
+// Patient/[id]/$everything, metadata (CapabilityStatement), and our
+// CodeSystem. Every error is an OperationOutcome.
+//
+// Thread safety: safe for concurrent Handle calls. `core` must outlive it.
+#ifndef WMTY_FHIR_FHIR_SERVICE_H_
+#define WMTY_FHIR_FHIR_SERVICE_H_
+
+#include <memory>
+#include <string>
+
+#include "domain/patient_records.h"
+#include "http/http_server.h"
+
+namespace wmty::fhir {
+
+struct FhirServiceOptions {
+  // Absolute base URL used in Location headers, fullUrl and next links, e.g.
+  // "http://127.0.0.1:8080/fhir". When empty it is built from the Host header.
+  std::string base_url;
+};
+
+std::unique_ptr<http::Handler> NewFhirService(domain::PatientRecords* core, FhirServiceOptions options);
+
+}  // namespace wmty::fhir
+
+#endif  // WMTY_FHIR_FHIR_SERVICE_H_

@@ -1,0 +1,87 @@
+// Mapping between the wmty.v1 model and FHIR R4 JSON (RapidJSON DOM).
+//
+//   Goal         <-> Goal         (US Core Goal; PACIO ADI PersonalGoal when the
+//                                  patient said it; PCO Goal)
+//   WhatMatters  <-> Observation  (US Core Care Experience Preference + our
+//                                  CodeSystem's what-matters code)
+//   Preference   <-> Observation  (US Core Care Experience / Treatment
+//                                  Intervention Preference, specific LOINC)
+//   GoalScore    <-> Observation  (PCO goal-attainment scaling score)
+//   Priorities   <-> List         (PACIO ADI PersonalPrioritiesOrganizer)
+//   each version  -> Provenance   (US Core Provenance: author, informant)
+// See docs/fhir.md and ../shared/reference/fhir-profiles.md.
+//
+// FHIR ids: a resource's FHIR id is its wmty id (a ULID); the List of a
+// patient's priorities has the patient id as its id; a Provenance has id
+// "s<sequence>" (the change-log sequence of the version it describes).
+// Elements the wmty.v1 model does not have are kept verbatim in
+// Record.fhir_extra_json and merged back on output, so they survive a round
+// trip unchanged.
+//
+// Thread safety: pure functions.
+#ifndef WMTY_FHIR_MAPPING_H_
+#define WMTY_FHIR_MAPPING_H_
+
+#include <string>
+#include <variant>
+
+#include <rapidjson/document.h>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "wmty/storage/record.pb.h"
+#include "wmty/v1/resources.pb.h"
+
+namespace wmty::fhir {
+
+// Canonical URL of our CodeSystem (concepts no standard code covers); served
+// at [base]/CodeSystem/wmty.
+inline constexpr absl::string_view kCodeSystemUrl = "https://fhir.wmty.health/CodeSystem/wmty";
+inline constexpr absl::string_view kCodeSystemId = "wmty";
+
+using Allocator = rapidjson::Document::AllocatorType;
+using AnyResource = std::variant<v1::WhatMatters, v1::Goal, v1::Preference, v1::GoalScore, v1::Priorities>;
+
+// A FHIR resource as our model sees it.
+struct Incoming {
+  storage::Kind kind = storage::KIND_UNSPECIFIED;
+  // From subject.reference "Patient/<id>" (required).
+  std::string patient_id;
+  // The mapped resource; names, versions and provenance.recorded_by are left
+  // for the caller (provenance.said_by comes from expressedBy/performer).
+  AnyResource resource;
+  // JSON object of the elements not mapped (never id, meta, text, or mapped
+  // elements); "" when there are none.
+  std::string extra_json;
+};
+
+// Maps a parsed FHIR resource of type `resource_type` ("Goal", "Observation",
+// "List"). INVALID_ARGUMENT with field violations whose fields are FHIR
+// element paths (e.g. "Goal.lifecycleStatus") when it is not one of ours or
+// breaks a required binding.
+absl::StatusOr<Incoming> FromFhir(absl::string_view resource_type, const rapidjson::Value& json);
+
+// The FHIR resource type a stored kind maps to ("Goal", "Observation", "List").
+absl::string_view FhirTypeOf(storage::Kind kind);
+
+// Writes the FHIR resource for a stored version into `out` (an object),
+// including id, meta.versionId, meta.lastUpdated, meta.profile and the kept
+// extra elements. A retracted version of a Goal has lifecycleStatus
+// entered-in-error; of an Observation, status entered-in-error.
+absl::Status ToFhir(const storage::Record& record, rapidjson::Value* out, Allocator& alloc);
+
+// The US Core Provenance of one stored version (target: that version).
+absl::Status ProvenanceOf(const storage::Record& record, rapidjson::Value* out, Allocator& alloc);
+std::string ProvenanceId(const storage::Record& record);
+
+// Our CodeSystem resource (all concepts, with definitions).
+void CodeSystem(rapidjson::Value* out, Allocator& alloc);
+
+// Maps a domain field path ("goal.description") to the FHIR element path
+// ("Goal.description.text") for OperationOutcome.issue.expression; returns
+// the input when there is no better name.
+std::string FhirPathFor(storage::Kind kind, absl::string_view field);
+
+}  // namespace wmty::fhir
+
+#endif  // WMTY_FHIR_MAPPING_H_

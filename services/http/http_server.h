@@ -1,0 +1,72 @@
+// HttpServer: HTTP/1.1 on Boost.Beast, for the FHIR face.
+//
+// Each connection reads one request at a time (keep-alive), within limits:
+// header bytes (431), body bytes (413), and a time limit for reading a request
+// (the connection is closed: slow clients cannot pin it). The handler answers
+// through `respond`, from any thread (writes finish on the commit thread), and
+// the response is written on the connection's strand.
+//
+// Thread safety: Start/Shutdown from one thread; the handler is called
+// concurrently from the I/O threads.
+#ifndef WMTY_HTTP_HTTP_SERVER_H_
+#define WMTY_HTTP_HTTP_SERVER_H_
+
+#include <memory>
+#include <string>
+
+#include <boost/beast/http.hpp>
+
+#include "absl/functional/any_invocable.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace wmty::http {
+
+using Request = boost::beast::http::request<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<boost::beast::http::string_body>;
+using Status = boost::beast::http::status;
+// Call exactly once, from any thread.
+using Respond = absl::AnyInvocable<void(Response)>;
+
+class Handler {
+ public:
+  virtual ~Handler() = default;
+  virtual void Handle(Request request, Respond respond) = 0;
+  // The response for a request refused before it reached Handle (malformed,
+  // too large); `message` is safe to show.
+  virtual Response MakeError(Status status, const std::string& message, unsigned version, bool keep_alive) = 0;
+};
+
+struct HttpServerOptions {
+  // host:port; port 0 picks a free port.
+  std::string listen = "127.0.0.1:8080";
+  size_t max_header_bytes = 16 * 1024;
+  size_t max_body_bytes = 1024 * 1024;
+  // Waiting for and reading one whole request (headers and body) must finish
+  // within this, else the connection is closed (idle keep-alive included).
+  absl::Duration read_timeout = absl::Seconds(30);
+  int io_threads = 2;
+};
+
+class HttpServer {
+ public:
+  // Errors: INVALID_ARGUMENT for a bad address, UNAVAILABLE if it cannot bind.
+  static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const HttpServerOptions& options, Handler* handler);
+  ~HttpServer();
+
+  int port() const;
+  // Stops accepting, waits up to `grace` for requests in progress, then
+  // closes every connection and joins the I/O threads. Idempotent.
+  void Shutdown(absl::Duration grace);
+
+ public:
+  struct Impl;  // defined in the .cc (sessions need it)
+
+ private:
+  explicit HttpServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace wmty::http
+
+#endif  // WMTY_HTTP_HTTP_SERVER_H_
