@@ -389,6 +389,71 @@ TEST_F(GrpcApiTest, PreferenceCreateGetListUpdateRetractVersions) {
   EXPECT_THAT(history->preferences(2), EqualsProto(*v3));
 }
 
+TEST_F(GrpcApiTest, GoalScoreCreateGetListUpdateRetractVersions) {
+  v1::CreateGoalRequest goal_req;
+  goal_req.set_parent(kParent);
+  *goal_req.mutable_goal() = ValidGoal();
+  auto goal = client_->CreateGoal(goal_req);
+  ASSERT_TRUE(goal.ok()) << goal.status();
+
+  v1::CreateGoalScoreRequest req;
+  req.set_parent(kParent);
+  req.mutable_goal_score()->set_goal(goal->name());
+  req.mutable_goal_score()->set_score_type(v1::INITIAL);
+  req.mutable_goal_score()->set_score(-2);
+  *req.mutable_goal_score()->mutable_provenance() = NurseProvenance();
+  auto initial = client_->CreateGoalScore(req);
+  ASSERT_TRUE(initial.ok()) << initial.status();
+  req.mutable_goal_score()->set_score_type(v1::PRACTITIONER_FOLLOW_UP);
+  req.mutable_goal_score()->set_score(0);
+  req.clear_request_id();
+  auto follow_up = client_->CreateGoalScore(req);
+  ASSERT_TRUE(follow_up.ok()) << follow_up.status();
+
+  v1::GetResourceRequest get;
+  get.set_name(initial->name());
+  auto got = client_->GetGoalScore(get);
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->score(), -2);
+  EXPECT_EQ(got->goal(), goal->name());
+
+  v1::UpdateGoalScoreRequest update;
+  update.mutable_goal_score()->set_name(follow_up->name());
+  update.mutable_goal_score()->set_etag(follow_up->etag());
+  update.mutable_goal_score()->set_score(1);
+  *update.mutable_goal_score()->mutable_provenance() = NurseProvenance();
+  update.mutable_update_mask()->add_paths("score");
+  auto updated = client_->UpdateGoalScore(update);
+  ASSERT_TRUE(updated.ok()) << updated.status();
+  EXPECT_EQ(updated->score(), 1);
+  EXPECT_EQ(updated->score_type(), v1::PRACTITIONER_FOLLOW_UP);
+
+  v1::ListGoalScoresRequest list;
+  list.set_parent(kParent);
+  list.set_goal(goal->name());
+  auto scores = client_->ListGoalScores(list);
+  ASSERT_TRUE(scores.ok()) << scores.status();
+  ASSERT_THAT(scores->goal_scores(), SizeIs(2));
+  EXPECT_EQ(scores->goal_scores(0).score(), -2);
+  EXPECT_EQ(scores->goal_scores(1).score(), 1);
+
+  v1::RetractRequest retract;
+  retract.set_name(initial->name());
+  retract.mutable_retracted_by()->set_practitioner_id("nurse-17");
+  ASSERT_TRUE(client_->RetractGoalScore(retract).ok());
+  EXPECT_THAT(client_->ListGoalScores(list)->goal_scores(), SizeIs(1));
+
+  v1::ListVersionsRequest versions;
+  versions.set_name(follow_up->name());
+  EXPECT_THAT(client_->ListGoalScoreVersions(versions)->goal_scores(), SizeIs(2));
+
+  req.mutable_goal_score()->set_score(5);
+  req.clear_request_id();
+  auto bad = client_->CreateGoalScore(req);
+  EXPECT_THAT(bad, StatusIs(Code::kInvalidArgument));
+  EXPECT_THAT(ViolatedFields(bad.status()), Contains("goal_score.score"));
+}
+
 TEST_F(GrpcApiTest, PrioritiesGetUpdateListVersions) {
   v1::GetResourceRequest get;
   get.set_name("patients/p1/priorities");
