@@ -510,8 +510,8 @@ absl::Status Store::VerifyIntegrity() const {
         }
       }
       ++versions;
-      if (!it->status().ok()) return FromRocks(it->status(), "scan versions");
     }
+    if (!it->status().ok()) return FromRocks(it->status(), "scan versions");
   }
   // Every current record is its own latest version and is indexed.
   {
