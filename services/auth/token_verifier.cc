@@ -1,0 +1,233 @@
+#include "auth/token_verifier.h"
+
+#include <errno.h>
+#include <jwt.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+
+#include <rapidjson/document.h>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace wmty::auth {
+namespace {
+
+absl::Status Unauthenticated(absl::string_view why) { return absl::UnauthenticatedError(why); }
+
+std::optional<std::string> Base64UrlDecode(absl::string_view in) {
+  std::string out;
+  if (!absl::WebSafeBase64Unescape(in, &out)) return std::nullopt;
+  return out;
+}
+
+std::string StringMember(const rapidjson::Value& obj, const char* name) {
+  auto it = obj.FindMember(name);
+  return it != obj.MemberEnd() && it->value.IsString() ? std::string(it->value.GetString(), it->value.GetStringLength())
+                                                       : std::string();
+}
+
+// Public key PEM from OpenSSL parameters of key type `type` ("RSA" or "EC").
+absl::StatusOr<std::string> PemFromParams(const char* type, OSSL_PARAM_BLD* bld) {
+  OSSL_PARAM* params = OSSL_PARAM_BLD_to_param(bld);
+  EVP_PKEY_CTX* ctx = EVP_PKEY_CTX_new_from_name(nullptr, type, nullptr);
+  EVP_PKEY* pkey = nullptr;
+  std::string pem;
+  bool ok = params != nullptr && ctx != nullptr && EVP_PKEY_fromdata_init(ctx) == 1 &&
+            EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) == 1;
+  if (ok) {
+    BIO* bio = BIO_new(BIO_s_mem());
+    ok = bio != nullptr && PEM_write_bio_PUBKEY(bio, pkey) == 1;
+    if (ok) {
+      char* data = nullptr;
+      long len = BIO_get_mem_data(bio, &data);
+      pem.assign(data, static_cast<size_t>(len));
+    }
+    BIO_free(bio);
+  }
+  EVP_PKEY_free(pkey);
+  EVP_PKEY_CTX_free(ctx);
+  OSSL_PARAM_free(params);
+  if (!ok) return absl::InvalidArgumentError(absl::StrCat("not a valid ", type, " public key"));
+  return pem;
+}
+
+jwt_alg_t AlgOf(absl::string_view alg) {
+  if (alg == "HS256") return JWT_ALG_HS256;
+  if (alg == "RS256") return JWT_ALG_RS256;
+  if (alg == "ES256") return JWT_ALG_ES256;
+  if (alg == "ES384") return JWT_ALG_ES384;
+  return JWT_ALG_INVAL;
+}
+
+struct JwtDeleter {
+  void operator()(jwt_t* jwt) const { jwt_free(jwt); }
+};
+
+}  // namespace
+
+absl::StatusOr<TokenVerifier::Key> KeyFromJwk(absl::string_view jwk_json) {
+  rapidjson::Document doc;
+  doc.Parse(jwk_json.data(), jwk_json.size());
+  if (doc.HasParseError() || !doc.IsObject()) return absl::InvalidArgumentError("JWK is not a JSON object");
+  TokenVerifier::Key key;
+  key.kid = StringMember(doc, "kid");
+  const std::string kty = StringMember(doc, "kty");
+  const std::string alg = StringMember(doc, "alg");
+  OSSL_PARAM_BLD* bld = OSSL_PARAM_BLD_new();
+  absl::StatusOr<std::string> pem = absl::InvalidArgumentError("unsupported JWK");
+  if (kty == "RSA") {
+    auto n = Base64UrlDecode(StringMember(doc, "n"));
+    auto e = Base64UrlDecode(StringMember(doc, "e"));
+    if (n.has_value() && e.has_value() && !n->empty() && !e->empty()) {
+      BIGNUM* bn_n = BN_bin2bn(reinterpret_cast<const unsigned char*>(n->data()), static_cast<int>(n->size()), nullptr);
+      BIGNUM* bn_e = BN_bin2bn(reinterpret_cast<const unsigned char*>(e->data()), static_cast<int>(e->size()), nullptr);
+      OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn_n);
+      OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, bn_e);
+      pem = PemFromParams("RSA", bld);
+      BN_free(bn_n);
+      BN_free(bn_e);
+    }
+    key.alg = alg.empty() ? "RS256" : alg;
+  } else if (kty == "EC") {
+    const std::string crv = StringMember(doc, "crv");
+    const size_t size = crv == "P-256" ? 32 : crv == "P-384" ? 48 : 0;
+    auto x = Base64UrlDecode(StringMember(doc, "x"));
+    auto y = Base64UrlDecode(StringMember(doc, "y"));
+    if (size != 0 && x.has_value() && y.has_value() && x->size() == size && y->size() == size) {
+      std::string point = absl::StrCat(std::string(1, '\x04'), *x, *y);
+      OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, crv == "P-256" ? "P-256" : "P-384", 0);
+      OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point.data(), point.size());
+      pem = PemFromParams("EC", bld);
+    }
+    key.alg = alg.empty() ? (size == 32 ? "ES256" : "ES384") : alg;
+    if ((key.alg == "ES256" && size != 32) || (key.alg == "ES384" && size != 48)) {
+      pem = absl::InvalidArgumentError("JWK alg does not match its curve");
+    }
+  }
+  OSSL_PARAM_BLD_free(bld);
+  if (!pem.ok()) return pem.status();
+  if (AlgOf(key.alg) == JWT_ALG_INVAL || key.alg == "HS256") {
+    return absl::InvalidArgumentError(absl::StrCat("unsupported JWK alg ", key.alg));
+  }
+  key.material = std::move(*pem);
+  return key;
+}
+
+absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::FromHs256Secret(std::string secret,
+                                                                               VerifierOptions options) {
+  if (secret.size() < 32) return absl::InvalidArgumentError("HS256 secret must be at least 32 bytes");
+  if (options.issuer.empty() || options.audience.empty()) {
+    return absl::InvalidArgumentError("issuer and audience are required");
+  }
+  std::vector<Key> keys{Key{"", "HS256", std::move(secret)}};
+  return std::unique_ptr<TokenVerifier>(new TokenVerifier(std::move(keys), std::move(options)));
+}
+
+absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::FromJwks(absl::string_view jwks_json,
+                                                                       VerifierOptions options) {
+  if (options.issuer.empty() || options.audience.empty()) {
+    return absl::InvalidArgumentError("issuer and audience are required");
+  }
+  rapidjson::Document doc;
+  doc.Parse(jwks_json.data(), jwks_json.size());
+  if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("keys") || !doc["keys"].IsArray()) {
+    return absl::InvalidArgumentError("JWKS must be a JSON object with a \"keys\" array");
+  }
+  std::vector<Key> keys;
+  for (rapidjson::SizeType i = 0; i < doc["keys"].Size(); ++i) {
+    const auto& jwk = doc["keys"][i];
+    if (jwk.IsObject() && StringMember(jwk, "use") == "enc") continue;  // encryption keys do not sign
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+    jwk.Accept(writer);
+    auto key = KeyFromJwk(absl::string_view(buffer.GetString(), buffer.GetSize()));
+    if (!key.ok()) return absl::InvalidArgumentError(absl::StrCat("JWKS key ", i, ": ", key.status().message()));
+    keys.push_back(std::move(*key));
+  }
+  if (keys.empty()) return absl::InvalidArgumentError("JWKS has no signing keys");
+  return std::unique_ptr<TokenVerifier>(new TokenVerifier(std::move(keys), std::move(options)));
+}
+
+absl::StatusOr<Principal> TokenVerifier::Verify(absl::string_view token) const {
+  if (token.empty() || token.size() > 16 * 1024) return Unauthenticated("missing or oversized bearer token");
+  std::vector<absl::string_view> parts = absl::StrSplit(token, '.');
+  if (parts.size() != 3 || parts[2].empty()) return Unauthenticated("malformed token");
+  auto header_json = Base64UrlDecode(parts[0]);
+  if (!header_json.has_value()) return Unauthenticated("malformed token header");
+  rapidjson::Document header;
+  header.Parse(header_json->data(), header_json->size());
+  if (header.HasParseError() || !header.IsObject()) return Unauthenticated("malformed token header");
+  const std::string alg = StringMember(header, "alg");
+  const std::string kid = StringMember(header, "kid");
+  if (AlgOf(alg) == JWT_ALG_INVAL) return Unauthenticated("unsupported token algorithm");
+
+  const std::string token_str(token);
+  std::unique_ptr<jwt_t, JwtDeleter> jwt;
+  bool known_key = false;
+  for (const Key& key : keys_) {
+    if (key.alg != alg || (!kid.empty() && !key.kid.empty() && key.kid != kid)) continue;
+    known_key = true;
+    jwt_t* decoded = nullptr;
+    if (jwt_decode(&decoded, token_str.c_str(), reinterpret_cast<const unsigned char*>(key.material.data()),
+                   static_cast<int>(key.material.size())) == 0 &&
+        decoded != nullptr && jwt_get_alg(decoded) == AlgOf(key.alg)) {
+      jwt.reset(decoded);
+      break;
+    }
+    if (decoded != nullptr) jwt_free(decoded);
+  }
+  if (!known_key) return Unauthenticated("no key for the token's algorithm or key id");
+  if (jwt == nullptr) return Unauthenticated("token signature is not valid");
+
+  const absl::Time now = options_.clock();
+  errno = 0;
+  const long exp = jwt_get_grant_int(jwt.get(), "exp");
+  if (errno == ENOENT || exp <= 0) return Unauthenticated("token has no exp");
+  if (absl::FromUnixSeconds(exp) + options_.clock_skew < now) return Unauthenticated("token expired");
+  errno = 0;
+  const long nbf = jwt_get_grant_int(jwt.get(), "nbf");
+  if (errno != ENOENT && nbf > 0 && absl::FromUnixSeconds(nbf) - options_.clock_skew > now) {
+    return Unauthenticated("token not yet valid");
+  }
+  const char* iss = jwt_get_grant(jwt.get(), "iss");
+  if (iss == nullptr || options_.issuer != iss) return Unauthenticated("token issuer is not trusted");
+  bool audience_ok = false;
+  if (const char* aud = jwt_get_grant(jwt.get(), "aud"); aud != nullptr) {
+    audience_ok = options_.audience == aud;
+  } else if (char* aud_json = jwt_get_grants_json(jwt.get(), "aud"); aud_json != nullptr) {
+    rapidjson::Document aud_doc;
+    aud_doc.Parse(aud_json);
+    free(aud_json);
+    if (!aud_doc.HasParseError() && aud_doc.IsArray()) {
+      for (const auto& a : aud_doc.GetArray()) {
+        if (a.IsString() && options_.audience == a.GetString()) audience_ok = true;
+      }
+    }
+  }
+  if (!audience_ok) return Unauthenticated("token audience does not include this service");
+
+  Principal principal;
+  principal.issuer = iss;
+  auto grant = [&](const char* name) {
+    const char* v = jwt_get_grant(jwt.get(), name);
+    return v != nullptr ? std::string(v) : std::string();
+  };
+  principal.subject = grant("sub");
+  principal.client_id = grant("client_id");
+  principal.fhir_user = grant("fhirUser");
+  if (std::string patient = grant("patient"); !patient.empty()) principal.patient = patient;
+  std::string scope = grant("scope");
+  if (scope.empty()) scope = grant("scp");
+  principal.scopes = ParseScopes(scope);
+  return principal;
+}
+
+}  // namespace wmty::auth

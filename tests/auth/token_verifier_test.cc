@@ -1,0 +1,215 @@
+// Real tokens: keys generated with OpenSSL, tokens signed with libjwt, checked
+// by TokenVerifier. Covers the token matrix of issue 4 at the verifier level.
+#include "auth/token_verifier.h"
+
+#include <jwt.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
+#include "support/test_support.h"
+
+namespace wmty::auth {
+namespace {
+
+using ::wmty::testing::StatusIs;
+
+constexpr char kIssuer[] = "https://issuer.test";
+constexpr char kAudience[] = "https://wmty.test/fhir";
+const std::string kSecret(40, 's');
+
+std::string PrivatePem(EVP_PKEY* key) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  PEM_write_bio_PrivateKey(bio, key, nullptr, nullptr, 0, nullptr, nullptr);
+  char* data = nullptr;
+  long len = BIO_get_mem_data(bio, &data);
+  std::string pem(data, static_cast<size_t>(len));
+  BIO_free(bio);
+  return pem;
+}
+
+std::string B64(const std::string& bytes) {
+  std::string out;
+  absl::WebSafeBase64Escape(bytes, &out);
+  return out;
+}
+
+std::string BnBytes(EVP_PKEY* key, const char* param) {
+  BIGNUM* bn = nullptr;
+  EVP_PKEY_get_bn_param(key, param, &bn);
+  std::string out(BN_num_bytes(bn), '\0');
+  BN_bn2bin(bn, reinterpret_cast<unsigned char*>(out.data()));
+  BN_free(bn);
+  return out;
+}
+
+struct KeyPair {
+  std::string private_pem;
+  std::string jwk;  // public
+};
+
+KeyPair NewRsa(const std::string& kid) {
+  EVP_PKEY* key = EVP_RSA_gen(2048);
+  KeyPair kp{PrivatePem(key), absl::StrCat(R"({"kty":"RSA","kid":")", kid, R"(","n":")",
+                                           B64(BnBytes(key, OSSL_PKEY_PARAM_RSA_N)), R"(","e":")",
+                                           B64(BnBytes(key, OSSL_PKEY_PARAM_RSA_E)), R"("})")};
+  EVP_PKEY_free(key);
+  return kp;
+}
+
+KeyPair NewEc(const std::string& kid, const char* curve, size_t size) {
+  EVP_PKEY* key = EVP_EC_gen(curve);
+  unsigned char point[200];
+  size_t len = 0;
+  EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point), &len);
+  std::string p(reinterpret_cast<char*>(point), len);  // 0x04 || x || y
+  KeyPair kp{PrivatePem(key), absl::StrCat(R"({"kty":"EC","kid":")", kid, R"(","crv":")", curve, R"(","x":")",
+                                           B64(p.substr(1, size)), R"(","y":")", B64(p.substr(1 + size)), R"("})")};
+  EVP_PKEY_free(key);
+  return kp;
+}
+
+struct Claims {
+  std::string iss = kIssuer;
+  std::string aud = kAudience;
+  long exp_offset = 300;  // seconds from now
+  long nbf_offset = 0;    // 0: no nbf
+  std::string scope = "patient/Goal.rs openid";
+  std::string patient = "p1";
+  std::string kid;
+};
+
+std::string Sign(jwt_alg_t alg, const std::string& key, const Claims& c) {
+  jwt_t* jwt = nullptr;
+  jwt_new(&jwt);
+  const long now = absl::ToUnixSeconds(absl::Now());
+  jwt_add_grant(jwt, "iss", c.iss.c_str());
+  jwt_add_grant(jwt, "aud", c.aud.c_str());
+  jwt_add_grant(jwt, "sub", "Practitioner/rn-17");
+  jwt_add_grant(jwt, "scope", c.scope.c_str());
+  if (!c.patient.empty()) jwt_add_grant(jwt, "patient", c.patient.c_str());
+  if (c.exp_offset != 0) jwt_add_grant_int(jwt, "exp", now + c.exp_offset);
+  if (c.nbf_offset != 0) jwt_add_grant_int(jwt, "nbf", now + c.nbf_offset);
+  if (!c.kid.empty()) jwt_add_header(jwt, "kid", c.kid.c_str());
+  jwt_set_alg(jwt, alg, reinterpret_cast<const unsigned char*>(key.data()), static_cast<int>(key.size()));
+  char* encoded = jwt_encode_str(jwt);
+  std::string token = encoded != nullptr ? encoded : "";
+  free(encoded);
+  jwt_free(jwt);
+  return token;
+}
+
+VerifierOptions Options() {
+  VerifierOptions o;
+  o.issuer = kIssuer;
+  o.audience = kAudience;
+  return o;
+}
+
+TEST(TokenVerifierTest, AcceptsValidHs256AndExtractsThePrincipal) {
+  auto v = TokenVerifier::FromHs256Secret(kSecret, Options());
+  ASSERT_TRUE(v.ok()) << v.status();
+  auto p = (*v)->Verify(Sign(JWT_ALG_HS256, kSecret, {}));
+  ASSERT_TRUE(p.ok()) << p.status();
+  EXPECT_EQ(p->subject, "Practitioner/rn-17");
+  EXPECT_EQ(p->patient, "p1");
+  ASSERT_EQ(p->scopes.size(), 1u);
+  EXPECT_EQ(p->scopes[0].resource_type, "Goal");
+}
+
+TEST(TokenVerifierTest, RefusesShortSecretsAndMissingIssuer) {
+  EXPECT_FALSE(TokenVerifier::FromHs256Secret("short", Options()).ok());
+  EXPECT_FALSE(TokenVerifier::FromHs256Secret(kSecret, VerifierOptions{}).ok());
+}
+
+TEST(TokenVerifierTest, TokenMatrixIsRefused) {
+  auto v = TokenVerifier::FromHs256Secret(kSecret, Options());
+  ASSERT_TRUE(v.ok());
+  Claims expired;
+  expired.exp_offset = -3600;
+  Claims no_exp;
+  no_exp.exp_offset = 0;
+  Claims future;
+  future.nbf_offset = 3600;
+  Claims wrong_iss;
+  wrong_iss.iss = "https://evil.test";
+  Claims wrong_aud;
+  wrong_aud.aud = "https://other.test";
+  std::string tampered = Sign(JWT_ALG_HS256, kSecret, {});
+  tampered[tampered.find('.') + 5] ^= 1;  // one payload character changed
+  const std::string header_none = B64(R"({"alg":"none","typ":"JWT"})");
+  const std::string good = Sign(JWT_ALG_HS256, kSecret, {});
+  const std::string payload = good.substr(good.find('.') + 1, good.rfind('.') - good.find('.') - 1);
+  const std::string alg_none = absl::StrCat(header_none, ".", payload, ".");
+  const std::string alg_none_sig = absl::StrCat(header_none, ".", payload, ".", good.substr(good.rfind('.') + 1));
+  const std::string other_secret = Sign(JWT_ALG_HS256, std::string(40, 'x'), {});
+  for (const auto& [name, token] : std::vector<std::pair<std::string, std::string>>{
+           {"empty", ""},
+           {"garbage", "not-a-token"},
+           {"expired", Sign(JWT_ALG_HS256, kSecret, expired)},
+           {"no exp", Sign(JWT_ALG_HS256, kSecret, no_exp)},
+           {"not yet valid", Sign(JWT_ALG_HS256, kSecret, future)},
+           {"wrong issuer", Sign(JWT_ALG_HS256, kSecret, wrong_iss)},
+           {"wrong audience", Sign(JWT_ALG_HS256, kSecret, wrong_aud)},
+           {"bad signature", tampered},
+           {"other secret", other_secret},
+           {"alg none", alg_none},
+           {"alg none with signature", alg_none_sig},
+       }) {
+    EXPECT_THAT((*v)->Verify(token), StatusIs(absl::StatusCode::kUnauthenticated)) << name;
+  }
+}
+
+TEST(TokenVerifierTest, SmallClockSkewIsTolerated) {
+  auto v = TokenVerifier::FromHs256Secret(kSecret, Options());
+  Claims just_expired;
+  just_expired.exp_offset = -10;
+  EXPECT_TRUE((*v)->Verify(Sign(JWT_ALG_HS256, kSecret, just_expired)).ok());
+}
+
+TEST(TokenVerifierTest, JwksWithRsaAndEcKeys) {
+  const KeyPair rsa = NewRsa("rsa-1");
+  const KeyPair p256 = NewEc("ec-256", "P-256", 32);
+  const KeyPair p384 = NewEc("ec-384", "P-384", 48);
+  const std::string jwks = absl::StrCat(R"({"keys":[)", rsa.jwk, ",", p256.jwk, ",", p384.jwk, "]}");
+  auto v = TokenVerifier::FromJwks(jwks, Options());
+  ASSERT_TRUE(v.ok()) << v.status();
+  Claims c;
+  c.kid = "rsa-1";
+  EXPECT_TRUE((*v)->Verify(Sign(JWT_ALG_RS256, rsa.private_pem, c)).ok());
+  c.kid = "ec-256";
+  auto es256 = (*v)->Verify(Sign(JWT_ALG_ES256, p256.private_pem, c));
+  EXPECT_TRUE(es256.ok()) << es256.status();
+  c.kid = "ec-384";
+  EXPECT_TRUE((*v)->Verify(Sign(JWT_ALG_ES384, p384.private_pem, c)).ok());
+  c.kid = "";  // no kid: tried against the keys of the token's algorithm
+  EXPECT_TRUE((*v)->Verify(Sign(JWT_ALG_RS256, rsa.private_pem, c)).ok());
+
+  // A key that is not in the JWKS, and algorithm confusion: an HS256 token
+  // "signed" with the RSA public key as the secret.
+  const KeyPair stranger = NewRsa("rsa-1");
+  c.kid = "rsa-1";
+  EXPECT_THAT((*v)->Verify(Sign(JWT_ALG_RS256, stranger.private_pem, c)),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+  auto rsa_key = KeyFromJwk(rsa.jwk);
+  ASSERT_TRUE(rsa_key.ok());
+  EXPECT_THAT((*v)->Verify(Sign(JWT_ALG_HS256, rsa_key->material, c)),
+              StatusIs(absl::StatusCode::kUnauthenticated));
+}
+
+TEST(TokenVerifierTest, BadJwksIsRefused) {
+  EXPECT_FALSE(TokenVerifier::FromJwks("{}", Options()).ok());
+  EXPECT_FALSE(TokenVerifier::FromJwks(R"({"keys":[]})", Options()).ok());
+  EXPECT_FALSE(TokenVerifier::FromJwks(R"({"keys":[{"kty":"RSA","n":"AQAB"}]})", Options()).ok());
+  EXPECT_FALSE(TokenVerifier::FromJwks(R"({"keys":[{"kty":"EC","crv":"P-256","x":"AA","y":"AA"}]})", Options()).ok());
+  EXPECT_FALSE(TokenVerifier::FromJwks(R"({"keys":[{"kty":"oct","k":"c2VjcmV0"}]})", Options()).ok());
+}
+
+}  // namespace
+}  // namespace wmty::auth
