@@ -312,6 +312,7 @@ int main(int argc, char** argv) {
   server::ServerOptions options;
   options.data_dir = dir;
   options.grpc_listen = "127.0.0.1:0";
+  options.http_listen = "127.0.0.1:0";  // never the fixed 8080: runs may overlap
   auto server = server::WmtyServer::Start(options);
   if (!server.ok()) {
     std::fprintf(stderr, "server failed: %s\n", server.status().ToString().c_str());

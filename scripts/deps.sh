@@ -7,8 +7,17 @@ WMTY_PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev librocksdb-dev libcpprest-dev libboost-dev libssl-dev
-  libgtest-dev libgmock-dev libbenchmark-dev libjwt-dev rapidjson-dev
+  libgtest-dev libgmock-dev libbenchmark-dev libjwt-dev
+  rapidjson-dev
+  # bench/json_choice_bench (the JSON library measurement) and bench/fhir_bench.sh
+  nlohmann-json3-dev libsimdjson-dev wrk curl
 )
+
+# Node.js for the FHIR conformance suite (tests/conformance). Installed from
+# Debian only when `node` or `npm` is missing: where Node comes from another
+# package (e.g. NodeSource's nodejs, which bundles npm), Debian's npm
+# conflicts with it.
+WMTY_NODE_PACKAGES=(nodejs npm)
 
 wmty_install_deps() {
   local missing=()
@@ -39,4 +48,26 @@ wmty_build() {
     cmake -S "$root" -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE="$build_type" "$@"
   fi
   cmake --build "$build_dir" -j"$(nproc)"
+}
+
+# Node.js and the conformance suite's npm packages (tests/conformance), from
+# its package-lock.json with `npm ci`, when node_modules is missing or older
+# than the lock file.
+wmty_install_conformance_deps() {
+  local root
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    echo "Installing Node.js: ${WMTY_NODE_PACKAGES[*]}"
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    export DEBIAN_FRONTEND=noninteractive
+    $sudo apt-get update -qq
+    $sudo apt-get install -y -qq --no-install-recommends "${WMTY_NODE_PACKAGES[@]}"
+  fi
+  local dir="$root/tests/conformance"
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
+     [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "Installing the conformance suite's npm packages (npm ci in tests/conformance)"
+    (cd "$dir" && npm ci --no-audit --no-fund)
+  fi
 }

@@ -753,6 +753,8 @@ absl::Status PatientRecords::ScanStoredCurrent(storage::Kind kind, std::optional
 }
 
 absl::StatusOr<std::optional<storage::Record>> PatientRecords::FindByChange(uint64_t sequence) {
+  // Sequences start at 1; 0 - 1 would wrap and scan from the first change.
+  if (sequence == 0) return std::optional<storage::Record>();
   auto reader = store_->NewReader();
   std::optional<storage::Change> change;
   auto s = reader->ScanChanges(sequence - 1, [&](const storage::Change& c) {

@@ -2,15 +2,22 @@
 // the domain core. Interactions: read, vread, create (also conditional),
 // update (If-Match), delete (= retract), instance and type history, search,
 // Patient/[id]/$everything, metadata (CapabilityStatement), and our
-// CodeSystem. Every error is an OperationOutcome.
+// CodeSystem. Every error is an OperationOutcome. See docs/fhir-rest.md.
 //
-// Thread safety: safe for concurrent Handle calls. `core` must outlive it.
+// Threads: reads and searches run on the calling (HTTP I/O) thread against
+// RocksDB snapshots; writes are handed to the domain core and answered from
+// the store's commit thread once durable.
+//
+// Thread safety: safe for concurrent Handle calls. `core` must outlive it,
+// and so must the service itself until the store has been closed (pending
+// writes answer through it).
 #ifndef WMTY_FHIR_FHIR_SERVICE_H_
 #define WMTY_FHIR_FHIR_SERVICE_H_
 
 #include <memory>
 #include <string>
 
+#include "absl/time/time.h"
 #include "domain/patient_records.h"
 #include "http/http_server.h"
 
@@ -20,6 +27,8 @@ struct FhirServiceOptions {
   // Absolute base URL used in Location headers, fullUrl and next links, e.g.
   // "http://127.0.0.1:8080/fhir". When empty it is built from the Host header.
   std::string base_url;
+  // Each request's deadline (reads stop, writes are not committed past it).
+  absl::Duration request_timeout = absl::Seconds(30);
 };
 
 std::unique_ptr<http::Handler> NewFhirService(domain::PatientRecords* core, FhirServiceOptions options);

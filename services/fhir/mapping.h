@@ -9,7 +9,11 @@
 //   GoalScore    <-> Observation  (PCO goal-attainment scaling score)
 //   Priorities   <-> List         (PACIO ADI PersonalPrioritiesOrganizer)
 //   each version  -> Provenance   (US Core Provenance: author, informant)
-// See docs/fhir.md and ../shared/reference/fhir-profiles.md.
+// See docs/fhir.md and ../shared/reference/fhir-profiles.md; the full mapping
+// (elements, codes, what survives a round trip) is the comment at the top of
+// mapping.cc. Helpers: mapping_codes.h (code tables, system and profile
+// canonicals), mapping_json.h (RapidJSON helpers; FormatInstant/FormatDateTime/
+// ParseDateTime for FHIR instants and dateTimes).
 //
 // FHIR ids: a resource's FHIR id is its wmty id (a ULID); the List of a
 // patient's priorities has the patient id as its id; a Provenance has id
@@ -24,6 +28,7 @@
 
 #include <string>
 #include <variant>
+#include <vector>
 
 #include <rapidjson/document.h>
 
@@ -51,8 +56,20 @@ struct Incoming {
   // for the caller (provenance.said_by comes from expressedBy/performer).
   AnyResource resource;
   // JSON object of the elements not mapped (never id, meta, text, or mapped
-  // elements); "" when there are none.
+  // elements); "" when there are none. It also holds, verbatim, the original
+  // of every mapped element that carries more than the model keeps (extra
+  // codings, extensions, display, ...): ToFhir re-emits such an original as
+  // long as it still maps to what the model holds (see mapping.cc). Store it
+  // as Record.fhir_extra_json (CallContext::fhir_extra_json).
   std::string extra_json;
+  // List only: List.entry[].item.reference in order, each "Goal/<id>" or
+  // "Observation/<id>" (ids checked against the FHIR id rule). The mapping
+  // cannot tell a WhatMatters Observation from a Preference one, so
+  // Priorities.items is left empty: the caller resolves each reference (an
+  // Observation id is looked up as WHAT_MATTERS, then PREFERENCE) and fills
+  // items with domain::FormatName(kind, patient_id, id), in this order.
+  // A reference it cannot resolve is a violation on "List.entry[i].item".
+  std::vector<std::string> list_item_refs;
 };
 
 // Maps a parsed FHIR resource of type `resource_type` ("Goal", "Observation",
@@ -71,7 +88,16 @@ absl::string_view FhirTypeOf(storage::Kind kind);
 absl::Status ToFhir(const storage::Record& record, rapidjson::Value* out, Allocator& alloc);
 
 // The US Core Provenance of one stored version (target: that version).
+// US Core requires agent.onBehalfOf when agent.who is a Practitioner: it is
+// `organization_reference` (e.g. "Organization/123") with
+// `organization_display`, or, without a reference, a display-only reference.
+struct ProvenanceOptions {
+  std::string organization_reference;
+  std::string organization_display = "Organization of the recording practitioner";
+};
 absl::Status ProvenanceOf(const storage::Record& record, rapidjson::Value* out, Allocator& alloc);
+absl::Status ProvenanceOf(const storage::Record& record, const ProvenanceOptions& options, rapidjson::Value* out,
+                          Allocator& alloc);
 std::string ProvenanceId(const storage::Record& record);
 
 // Our CodeSystem resource (all concepts, with definitions).

@@ -1,6 +1,9 @@
 // wmtyd: the What Matters To You service.
 //
-//   wmtyd --data_dir=./data --grpc_listen=127.0.0.1:50051
+//   wmtyd --data_dir=./data --grpc_listen=127.0.0.1:50051 --http_listen=127.0.0.1:8080
+//
+// gRPC (wmty.v1) and the FHIR R4 REST face (HTTP, base path /fhir) serve the
+// same data.
 //
 // SIGTERM/SIGINT: report NOT_SERVING, drain in-flight calls within
 // --shutdown_grace, close the database cleanly and exit 0.
@@ -26,6 +29,13 @@ ABSL_FLAG(bool, reflection, true, "Enable gRPC server reflection");
 ABSL_FLAG(int, block_cache_mb, 256, "RocksDB block cache size in MiB");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10), "How long in-flight calls may run after SIGTERM");
 ABSL_FLAG(std::string, port_file, "", "If set, write the bound gRPC port here once serving (for tests and tools)");
+ABSL_FLAG(std::string, http_listen, "127.0.0.1:8080",
+          "FHIR R4 REST (HTTP) listen address host:port (port 0: any free port; empty: no HTTP)");
+ABSL_FLAG(int64_t, http_max_body_bytes, 1024 * 1024, "Largest HTTP request body accepted, in bytes (413 above)");
+ABSL_FLAG(std::string, http_port_file, "", "If set, write the bound HTTP port here once serving");
+ABSL_FLAG(std::string, fhir_base_url, "",
+          "Absolute FHIR base URL for links, e.g. https://wmty.example.org/fhir (default: from the Host header)");
+ABSL_FLAG(absl::Duration, fhir_request_timeout, absl::Seconds(30), "Deadline of each FHIR request");
 
 namespace {
 
@@ -54,7 +64,9 @@ bool WritePortFile(const std::string& path, int port) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage("wmtyd: What Matters To You service.\n  wmtyd --data_dir=./data --grpc_listen=127.0.0.1:50051");
+  absl::SetProgramUsageMessage(
+      "wmtyd: What Matters To You service.\n  wmtyd --data_dir=./data --grpc_listen=127.0.0.1:50051 "
+      "--http_listen=127.0.0.1:8080");
   absl::ParseCommandLine(argc, argv);
   google::protobuf::SetLogHandler(&ProtobufLog);
 
@@ -71,10 +83,25 @@ int main(int argc, char** argv) {
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.reflection = absl::GetFlag(FLAGS_reflection);
   options.block_cache_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_block_cache_mb)) << 20;
+  options.http_listen = absl::GetFlag(FLAGS_http_listen);
+  const int64_t max_body = absl::GetFlag(FLAGS_http_max_body_bytes);
+  if (max_body < 1) {
+    wmty::log::Error("startup failed", {{"error", "--http_max_body_bytes must be positive"}});
+    return 1;
+  }
+  options.http_max_body_bytes = static_cast<size_t>(max_body);
+  options.fhir_base_url = absl::GetFlag(FLAGS_fhir_base_url);
+  options.fhir_request_timeout = absl::GetFlag(FLAGS_fhir_request_timeout);
 
   auto server = wmty::server::WmtyServer::Start(options);
   if (!server.ok()) {
     wmty::log::Error("startup failed", {{"error", server.status().ToString()}});
+    return 1;
+  }
+  // The HTTP port file first: a tool waiting for the gRPC one finds both.
+  const std::string http_port_file = absl::GetFlag(FLAGS_http_port_file);
+  if (!http_port_file.empty() && !WritePortFile(http_port_file, (*server)->http_port())) {
+    wmty::log::Error("cannot write port file", {{"path", http_port_file}});
     return 1;
   }
   const std::string port_file = absl::GetFlag(FLAGS_port_file);

@@ -8,6 +8,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "fhir/fhir_service.h"
 #include "grpc/grpc_service.h"
 
 namespace wmty::server {
@@ -56,8 +57,27 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
   if (server->server_ == nullptr || server->grpc_port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.grpc_listen));
   }
+  if (!options.http_listen.empty()) {
+    fhir::FhirServiceOptions fhir_options;
+    fhir_options.base_url = options.fhir_base_url;
+    fhir_options.request_timeout = options.fhir_request_timeout;
+    server->fhir_ = fhir::NewFhirService(server->core_.get(), std::move(fhir_options));
+    http::HttpServerOptions http_options;
+    http_options.listen = options.http_listen;
+    http_options.max_body_bytes = options.http_max_body_bytes;
+    http_options.io_threads = options.http_io_threads;
+    auto http = http::HttpServer::Start(http_options, server->fhir_.get());
+    if (!http.ok()) {
+      server->server_->Shutdown();
+      server->server_->Wait();
+      server->server_.reset();
+      return http.status();
+    }
+    server->http_ = std::move(*http);
+  }
   server->server_->GetHealthCheckService()->SetServingStatus(true);
   log::Info("serving", {{"grpc_port", std::to_string(server->grpc_port_)},
+                        {"http_port", std::to_string(server->http_port())},
                         {"last_sequence", std::to_string(server->store_->LastSequence())}});
   return server;
 }
@@ -66,10 +86,16 @@ void WmtyServer::Shutdown(absl::Duration grace) {
   if (shut_down_) return;
   shut_down_ = true;
   log::Info("draining", {{"grace_ms", std::to_string(absl::ToInt64Milliseconds(grace))}});
+  const absl::Time deadline = absl::Now() + grace;
   server_->GetHealthCheckService()->SetServingStatus(false);
+  // HTTP first: it stops accepting, and requests in progress (writes wait for
+  // the commit thread, which is still running) finish or are dropped.
+  if (http_ != nullptr) http_->Shutdown(std::max(absl::ZeroDuration(), deadline - absl::Now()));
   // Refuses new calls at once; in-flight calls get until the deadline.
-  server_->Shutdown(absl::ToChronoTime(absl::Now() + grace));
+  server_->Shutdown(absl::ToChronoTime(deadline));
   server_->Wait();
+  // Runs every pending write's callback (some answer dropped HTTP requests,
+  // through fhir_, which is still alive).
   store_->Close();
   log::Info("stopped", {{"last_sequence", std::to_string(store_->LastSequence())}});
 }

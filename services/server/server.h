@@ -1,10 +1,12 @@
-// WmtyServer: one running wmty service. Owns the store, the domain core and
-// the gRPC server (with grpc.health.v1 and, unless disabled, reflection).
+// WmtyServer: one running wmty service. Owns the store, the domain core, the
+// gRPC server (with grpc.health.v1 and, unless disabled, reflection) and the
+// HTTP server carrying the FHIR R4 face.
 //
 // Lifecycle: Start() opens the store and listens; Shutdown() reports
-// NOT_SERVING, stops accepting calls, lets in-flight calls finish within the
-// grace period (cancelling the rest), commits queued writes and closes the
-// store cleanly.
+// NOT_SERVING, drains HTTP (stops accepting, lets requests in progress finish
+// within the grace period), then gRPC (likewise, cancelling the rest), then
+// commits queued writes and closes the store cleanly. One grace period
+// covers both drains.
 //
 // Thread safety: Shutdown() may be called from any thread, once.
 #ifndef WMTY_SERVER_SERVER_H_
@@ -18,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "domain/patient_records.h"
+#include "http/http_server.h"
 #include "storage/store.h"
 
 namespace wmty::server {
@@ -29,6 +32,16 @@ struct ServerOptions {
   int max_message_bytes = 4 * 1024 * 1024;
   bool reflection = true;
   size_t block_cache_bytes = size_t{256} << 20;
+  // FHIR R4 REST face (HTTP/1.1), base path /fhir. host:port; port 0 picks a
+  // free port (see http_port()); empty: no HTTP server.
+  std::string http_listen = "127.0.0.1:8080";
+  size_t http_max_body_bytes = 1024 * 1024;
+  int http_io_threads = 2;
+  // Absolute FHIR base URL for links (e.g. behind a proxy); empty: built from
+  // each request's Host header.
+  std::string fhir_base_url;
+  // Deadline of each FHIR request.
+  absl::Duration fhir_request_timeout = absl::Seconds(30);
 };
 
 class WmtyServer {
@@ -38,6 +51,8 @@ class WmtyServer {
   ~WmtyServer();
 
   int grpc_port() const { return grpc_port_; }
+  // 0 when HTTP is off.
+  int http_port() const { return http_ != nullptr ? http_->port() : 0; }
   void Shutdown(absl::Duration grace);
 
  private:
@@ -46,6 +61,10 @@ class WmtyServer {
   std::unique_ptr<domain::PatientRecords> core_;
   std::unique_ptr<grpc::Service> service_;
   std::unique_ptr<grpc::Server> server_;
+  // Destroyed before the core and the store (declared after them); the FHIR
+  // handler outlives the HTTP server that calls it.
+  std::unique_ptr<http::Handler> fhir_;
+  std::unique_ptr<http::HttpServer> http_;
   int grpc_port_ = 0;
   bool shut_down_ = false;
 };

@@ -157,6 +157,7 @@ absl::StatusOr<std::optional<std::string>> Reader::FindPatient(Kind kind, absl::
 }
 
 absl::Status Reader::ScanChanges(uint64_t after_sequence, absl::FunctionRef<bool(const Change&)> visit) const {
+  if (after_sequence == UINT64_MAX) return absl::OkStatus();  // nothing after; + 1 would wrap to 0
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot_;
   std::unique_ptr<rocksdb::Iterator> it(store_->db_->NewIterator(ro, store_->changes_cf_));

@@ -169,6 +169,9 @@ TEST_F(StoreTest, ChangeLogHasOneEntryPerChangeInOrder) {
   EXPECT_EQ(changes[1].version(), 2);
   EXPECT_EQ(changes[2].patient_id(), "p2");
   EXPECT_EQ(Changes(2).size(), 1u);
+  EXPECT_TRUE(Changes(3).empty());
+  // Nothing comes after the largest sequence (after + 1 must not wrap to 0).
+  EXPECT_TRUE(Changes(UINT64_MAX).empty());
 }
 
 TEST_F(StoreTest, RefusedChangeWritesNothing) {

@@ -39,10 +39,17 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::s
                                                                     std::vector<std::string> extra_flags) {
   auto server = std::unique_ptr<ServerProcess>(new ServerProcess());
   const std::string port_file = absl::StrCat(data_dir, ".port");
+  const std::string http_port_file = absl::StrCat(data_dir, ".http_port");
   std::filesystem::remove(port_file);
+  std::filesystem::remove(http_port_file);
   server->log_path_ = absl::StrCat(data_dir, ".log");
-  std::vector<std::string> args = {WMTYD_PATH, absl::StrCat("--data_dir=", data_dir), "--grpc_listen=127.0.0.1:0",
-                                   absl::StrCat("--port_file=", port_file), "--block_cache_mb=16"};
+  std::vector<std::string> args = {WMTYD_PATH,
+                                   absl::StrCat("--data_dir=", data_dir),
+                                   "--grpc_listen=127.0.0.1:0",
+                                   absl::StrCat("--port_file=", port_file),
+                                   "--http_listen=127.0.0.1:0",
+                                   absl::StrCat("--http_port_file=", http_port_file),
+                                   "--block_cache_mb=16"};
   for (auto& f : extra_flags) args.push_back(std::move(f));
   pid_t pid = fork();
   if (pid < 0) return absl::InternalError("fork failed");
@@ -61,10 +68,15 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::s
   server->pid_ = pid;
   const absl::Time give_up = absl::Now() + absl::Seconds(60);
   while (absl::Now() < give_up) {
+    // wmtyd writes the HTTP port file before the gRPC one.
     std::ifstream in(port_file);
     int port = 0;
     if (in >> port && port > 0) {
+      std::ifstream http_in(http_port_file);
+      int http_port = 0;
+      if (!(http_in >> http_port)) return absl::InternalError("wmtyd wrote no HTTP port file");
       server->port_ = port;
+      server->http_port_ = http_port;
       return server;
     }
     int status = 0;

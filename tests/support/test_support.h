@@ -49,17 +49,22 @@ MATCHER_P(StatusIs, code, "") {
 std::vector<std::string> ViolatedFields(const absl::Status& status);
 
 
-// The real wmtyd binary, started on 127.0.0.1 port 0 with a data dir.
+// The real wmtyd binary, started with a data dir, gRPC and HTTP (the FHIR
+// face) both on 127.0.0.1 port 0 (never a fixed port: tests run in parallel).
 class ServerProcess {
  public:
-  // Starts wmtyd and waits until it serves (port file written). Extra flags
-  // are appended to the command line.
+  // Starts wmtyd and waits until it serves (both port files written). Extra
+  // flags are appended to the command line.
   static absl::StatusOr<std::unique_ptr<ServerProcess>> Start(const std::string& data_dir,
                                                               std::vector<std::string> extra_flags = {});
   ~ServerProcess();  // SIGKILL if still running.
 
+  // The gRPC port.
   int port() const { return port_; }
   std::string target() const { return "127.0.0.1:" + std::to_string(port_); }
+  // The HTTP port of the FHIR face (base URL http_base()).
+  int http_port() const { return http_port_; }
+  std::string http_base() const { return "http://127.0.0.1:" + std::to_string(http_port_) + "/fhir"; }
   pid_t pid() const { return pid_; }
   // A client for this server.
   std::unique_ptr<client::Client> NewClient(absl::Duration timeout = absl::Seconds(10)) const;
@@ -74,6 +79,7 @@ class ServerProcess {
  private:
   pid_t pid_ = -1;
   int port_ = 0;
+  int http_port_ = 0;
   std::string log_path_;
 };
 

@@ -1,0 +1,240 @@
+#include "fhir/capability.h"
+
+#include <initializer_list>
+#include <vector>
+
+#include "fhir/mapping_codes.h"
+#include "fhir/rest.h"
+#include "fhir/search.h"
+
+#ifndef WMTY_VERSION
+#define WMTY_VERSION "0"
+#endif
+
+namespace wmty::fhir {
+namespace {
+
+using Alloc = rapidjson::Document::AllocatorType;
+using rapidjson::Value;
+
+Value Str(absl::string_view s, Alloc& a) { return Value(s.data(), static_cast<rapidjson::SizeType>(s.size()), a); }
+
+struct Interaction {
+  absl::string_view code;
+  absl::string_view documentation;
+};
+
+Value Interactions(std::initializer_list<Interaction> list, Alloc& a) {
+  Value out(rapidjson::kArrayType);
+  for (const auto& i : list) {
+    Value v(rapidjson::kObjectType);
+    v.AddMember("code", Str(i.code, a), a);
+    if (!i.documentation.empty()) v.AddMember("documentation", Str(i.documentation, a), a);
+    out.PushBack(v, a);
+  }
+  return out;
+}
+
+Value SearchParams(absl::string_view type, Alloc& a) {
+  Value out(rapidjson::kArrayType);
+  for (const SearchParamDef& d : SearchParamsOf(type)) {
+    Value v(rapidjson::kObjectType);
+    v.AddMember("name", Str(d.name, a), a);
+    v.AddMember("definition", Str(d.definition, a), a);
+    v.AddMember("type", Str(d.type, a), a);
+    v.AddMember("documentation", Str(d.documentation, a), a);
+    out.PushBack(v, a);
+  }
+  return out;
+}
+
+constexpr absl::string_view kRead =
+    "ETag W/\"<versionId>\", Last-Modified; If-None-Match answers 304; a deleted (retracted) resource is 410 Gone.";
+constexpr absl::string_view kVread = "A deleted version is 410 Gone.";
+constexpr absl::string_view kCreate =
+    "201 with Location [base]/<type>/<id>/_history/1 and ETag. Prefer: return=minimal|representation|"
+    "OperationOutcome. X-Request-Id makes a retry return the first result instead of writing twice. "
+    "If-None-Exist: conditional create (unknown parameters in it are refused). X-Provenance (a Provenance "
+    "resource whose author agent's who is Practitioner/<id>) names who recorded it; without it the write is "
+    "recorded as by practitioner \"unattributed\".";
+constexpr absl::string_view kUpdate =
+    "The body's id must equal the URL id (else 400). If-Match W/\"<versionId>\": 412 when stale. Without "
+    "If-Match the update is made against the current version. Updating a deleted resource is 409 (it cannot "
+    "be brought back). Changing the subject (or, for an Observation, what kind of observation it is) is 400.";
+constexpr absl::string_view kDelete =
+    "Marks the resource entered in error (kept in history; reads give 410). 204, also for an unknown or "
+    "already deleted id. If-Match is honoured.";
+constexpr absl::string_view kHistory =
+    "Newest first; deleted versions appear as DELETE entries without a resource. _count, _since.";
+constexpr absl::string_view kSearch =
+    "GET or POST _search. Without patient/subject the whole type is scanned (cost grows with the database). "
+    "Result parameters: _count (default 50, max 1000), _sort=_lastUpdated|-_lastUpdated, _summary=count, "
+    "_revinclude=Provenance:target. Paging through next links stays consistent while writes happen. Unknown "
+    "parameters are ignored (and left out of the self link) unless Prefer: handling=strict.";
+
+// The profiles the mapping declares in meta.profile, per type (mapping.cc, section 1).
+std::vector<absl::string_view> ProfilesOf(absl::string_view type) {
+  if (type == "Goal") return {codes::kUsCoreGoal, codes::kAdiPersonalGoal, codes::kPcoGasGoal};
+  if (type == "Observation") {
+    return {codes::kUsCoreCareExperiencePreference, codes::kUsCoreTreatmentInterventionPreference,
+            codes::kPcoGasScore};
+  }
+  if (type == "List") return {codes::kAdiPersonalPrioritiesOrganizer};
+  if (type == "Provenance") return {codes::kUsCoreProvenance};
+  return {};
+}
+
+Value CommonResource(absl::string_view type, Alloc& a) {
+  Value r(rapidjson::kObjectType);
+  r.AddMember("type", Str(type, a), a);
+  const std::vector<absl::string_view> profiles = ProfilesOf(type);
+  if (!profiles.empty()) {
+    Value list(rapidjson::kArrayType);
+    for (absl::string_view p : profiles) list.PushBack(Str(p, a), a);
+    r.AddMember("supportedProfile", list, a);
+  }
+  return r;
+}
+
+Value ClinicalResource(absl::string_view type, bool deletable, absl::string_view documentation, Alloc& a) {
+  Value r = CommonResource(type, a);
+  if (!documentation.empty()) r.AddMember("documentation", Str(documentation, a), a);
+  if (deletable) {
+    r.AddMember("interaction",
+                Interactions({{"read", kRead},
+                              {"vread", kVread},
+                              {"update", kUpdate},
+                              {"delete", kDelete},
+                              {"history-instance", kHistory},
+                              {"history-type", kHistory},
+                              {"create", kCreate},
+                              {"search-type", kSearch}},
+                             a),
+                a);
+  } else {
+    r.AddMember("interaction",
+                Interactions({{"read", kRead},
+                              {"vread", kVread},
+                              {"update", "PUT List/<patient id> sets the patient's ranked priorities (201 the first "
+                                         "time). The same If-Match rules as other updates."},
+                              {"history-instance", kHistory},
+                              {"history-type", kHistory},
+                              {"create", "POST creates the patient's priorities List when none exists yet (409 "
+                                         "when it does: use PUT List/<patient id>)."},
+                              {"search-type", kSearch}},
+                             a),
+                a);
+  }
+  r.AddMember("versioning", "versioned-update", a);
+  r.AddMember("readHistory", true, a);
+  r.AddMember("updateCreate", !deletable, a);
+  r.AddMember("conditionalCreate", true, a);
+  r.AddMember("conditionalRead", "not-match", a);
+  r.AddMember("conditionalUpdate", false, a);
+  r.AddMember("conditionalDelete", "not-supported", a);
+  Value rev(rapidjson::kArrayType);
+  rev.PushBack("Provenance:target", a);
+  r.AddMember("searchRevInclude", rev, a);
+  r.AddMember("searchParam", SearchParams(type, a), a);
+  return r;
+}
+
+}  // namespace
+
+void BuildCapabilityStatement(absl::string_view base, int64_t date_micros, Value* out, Alloc& a) {
+  out->SetObject();
+  out->AddMember("resourceType", "CapabilityStatement", a);
+  out->AddMember("id", "wmty", a);
+  out->AddMember("name", "WmtyFhirServer", a);
+  out->AddMember("title", "What Matters To You: FHIR R4 server", a);
+  out->AddMember("status", "active", a);
+  out->AddMember("experimental", false, a);
+  out->AddMember("date", Str(FhirInstant(date_micros), a), a);
+  out->AddMember("publisher", "wmty", a);
+  out->AddMember("description",
+                 "What matters to each patient: their goals (Goal), what-matters answers, preferences and "
+                 "goal-attainment scores (Observation), ranked priorities (List), with full version history "
+                 "and the Provenance of every version. Resources declare US Core / PACIO ADI / PCO profiles in "
+                 "meta.profile; this server does not claim conformance to any whole implementation guide "
+                 "(it does not serve Patient, and has no SMART authorization yet).",
+                 a);
+  out->AddMember("kind", "instance", a);
+  Value software(rapidjson::kObjectType);
+  software.AddMember("name", "wmty", a);
+  software.AddMember("version", WMTY_VERSION, a);
+  out->AddMember("software", software, a);
+  Value implementation(rapidjson::kObjectType);
+  implementation.AddMember("description", "wmty FHIR R4 REST face", a);
+  implementation.AddMember("url", Str(base, a), a);
+  out->AddMember("implementation", implementation, a);
+  out->AddMember("fhirVersion", "4.0.1", a);
+  Value format(rapidjson::kArrayType);
+  format.PushBack("json", a);
+  format.PushBack("application/fhir+json", a);
+  format.PushBack("application/json", a);
+  out->AddMember("format", format, a);
+
+  Value rest(rapidjson::kObjectType);
+  rest.AddMember("mode", "server", a);
+  rest.AddMember("documentation",
+                 "JSON only (XML is 406 Not Acceptable / 415 Unsupported Media Type). _pretty=true pretty-prints. "
+                 "Every error is an OperationOutcome. Patient/[id]/$everything returns every current resource of "
+                 "the patient with its Provenance.",
+                 a);
+  Value security(rapidjson::kObjectType);
+  security.AddMember("cors", false, a);
+  security.AddMember("description",
+                     "No authentication yet: deploy behind an authenticating gateway. Who recorded a write is "
+                     "taken from the X-Provenance header, else recorded as \"unattributed\".",
+                     a);
+  rest.AddMember("security", security, a);
+
+  Value resources(rapidjson::kArrayType);
+  resources.PushBack(ClinicalResource("Goal", true, "Patient-stated goals.", a), a);
+  resources.PushBack(ClinicalResource("Observation", true,
+                                      "What-matters answers and preferences (US Core care experience / treatment "
+                                      "intervention preference) and goal-attainment scores (PCO).",
+                                      a),
+                     a);
+  resources.PushBack(ClinicalResource("List", false,
+                                      "The patient's ranked priorities (PACIO ADI personal priorities organizer); "
+                                      "its id is the patient id.",
+                                      a),
+                     a);
+  {
+    Value r = CommonResource("Provenance", a);
+    r.AddMember("documentation",
+                "One per stored version (id s<change sequence>); read-only. Also returned by "
+                "_revinclude=Provenance:target and $everything.",
+                a);
+    r.AddMember("interaction", Interactions({{"read", ""}, {"search-type", "target is required."}}, a), a);
+    r.AddMember("searchParam", SearchParams("Provenance", a), a);
+    resources.PushBack(r, a);
+  }
+  {
+    Value r = CommonResource("CodeSystem", a);
+    r.AddMember("documentation", "Only CodeSystem/wmty: the concepts no standard code covers.", a);
+    r.AddMember("interaction", Interactions({{"read", ""}}, a), a);
+    resources.PushBack(r, a);
+  }
+  {
+    Value r = CommonResource("Patient", a);
+    r.AddMember("documentation",
+                "Patients belong to the EHR; only the $everything operation is served (GET), without paging: "
+                "at most 1000 resources of each kind (an OperationOutcome entry says when more exist).",
+                a);
+    Value ops(rapidjson::kArrayType);
+    Value op(rapidjson::kObjectType);
+    op.AddMember("name", "everything", a);
+    op.AddMember("definition", "http://hl7.org/fhir/OperationDefinition/Patient-everything", a);
+    ops.PushBack(op, a);
+    r.AddMember("operation", ops, a);
+    resources.PushBack(r, a);
+  }
+  rest.AddMember("resource", resources, a);
+  Value rests(rapidjson::kArrayType);
+  rests.PushBack(rest, a);
+  out->AddMember("rest", rests, a);
+}
+
+}  // namespace wmty::fhir

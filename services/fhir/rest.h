@@ -1,0 +1,118 @@
+// HTTP-level helpers of the FHIR face: the one mapping from a domain status
+// to an HTTP status + OperationOutcome, content negotiation, and the request
+// headers FHIR gives meaning to (If-Match, Prefer, X-Provenance).
+//
+// Thread safety: pure functions.
+#ifndef WMTY_FHIR_REST_H_
+#define WMTY_FHIR_REST_H_
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <rapidjson/document.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "http/http_server.h"
+#include "wmty/storage/record.pb.h"
+#include "wmty/v1/resources.pb.h"
+
+namespace wmty::fhir {
+
+// One OperationOutcome.issue. `code` is from the FHIR IssueType value set
+// (invalid, structure, required, value, not-found, deleted, conflict,
+// not-supported, too-costly, too-long, timeout, transient, exception, ...).
+struct Issue {
+  std::string severity = "error";
+  std::string code;
+  std::string diagnostics;
+  // FHIRPath of the offending element, when there is one.
+  std::string expression;
+};
+
+// A refused request: the HTTP status and the issues its OperationOutcome carries.
+struct RestError {
+  http::Status status = http::Status::internal_server_error;
+  std::vector<Issue> issues;
+};
+
+RestError MakeRestError(http::Status status, std::string code, std::string diagnostics, std::string expression = "");
+
+// The one mapping from a domain status to HTTP + OperationOutcome:
+//   INVALID_ARGUMENT 400 (one issue per field violation: code "required" when
+//     the violation says required, else "value"; expression = FhirPathFor(kind,
+//     field), or the field itself when `fields_are_fhir_paths`)
+//   NOT_FOUND 404 not-found; ABORTED 412 conflict (stale etag);
+//   ALREADY_EXISTS 409 conflict (X-Request-Id reused for another request);
+//   FAILED_PRECONDITION 409 deleted (the resource was retracted: it cannot
+//     change); DEADLINE_EXCEEDED 503 timeout; UNAVAILABLE 503 transient;
+//   UNIMPLEMENTED 501 not-supported; anything else 500 exception.
+RestError FromStatus(const absl::Status& status, storage::Kind kind, bool fields_are_fhir_paths = false);
+
+// The OperationOutcome resource for `issues` (into `out`, an object).
+void BuildOperationOutcome(const std::vector<Issue>& issues, rapidjson::Value* out,
+                           rapidjson::Document::AllocatorType& alloc);
+
+// Which JSON media type to answer with, from the _format parameter (which
+// wins) or else the Accept header. Both FHIR JSON flavours are accepted:
+// "json", "application/json", "application/fhir+json", "application/json+fhir"
+// (with any parameters), and wildcards. XML, Turtle or HTML, or an Accept
+// naming nothing we produce, is 406 (FHIR http.html: "406 Not Acceptable is
+// the appropriate response when the Accept header requests a format that the
+// server does not support").
+struct Negotiated {
+  bool acceptable = true;
+  // "application/fhir+json; charset=utf-8" or "application/json; charset=utf-8".
+  std::string content_type;
+  // Why not acceptable (safe to show).
+  std::string reason;
+};
+Negotiated NegotiateResponseType(absl::string_view accept_header, std::optional<absl::string_view> format_param);
+
+// True for a request body media type we read: application/fhir+json,
+// application/json or application/json+fhir, with no charset or utf-8.
+bool IsJsonMediaType(absl::string_view content_type);
+// True for application/x-www-form-urlencoded (POST _search).
+bool IsFormMediaType(absl::string_view content_type);
+
+// The version in an ETag-style header: W/"3", "3" or W/3. nullopt if malformed.
+std::optional<int64_t> ParseEtagVersion(absl::string_view header);
+std::string EtagOf(int64_t version);
+
+// The Prefer header (RFC 7240) parts FHIR uses.
+struct Prefer {
+  enum class Return { kDefault, kMinimal, kRepresentation, kOperationOutcome };
+  Return return_pref = Return::kDefault;
+  // handling=strict: unknown or unsupported search parameters are errors;
+  // lenient (the default) ignores them.
+  bool strict = false;
+};
+Prefer ParsePrefer(absl::string_view header);
+
+// RFC 7231 HTTP-date (for Last-Modified), and FHIR instant (UTC, microseconds).
+std::string HttpDate(int64_t unix_micros);
+std::string FhirInstant(int64_t unix_micros);
+
+// Who recorded a write, from the X-Provenance header (FHIR http.html
+// "Provenance"): a Provenance resource as JSON whose agent of type "author"
+// (or, without types, the first agent) has who.reference "Practitioner/<id>";
+// who.display becomes the display name and the agent's role (text, or first
+// coding's display or code) the role. INVALID_ARGUMENT (safe to show) if the
+// header is not such a Provenance.
+absl::StatusOr<v1::Recorder> RecorderFromXProvenance(absl::string_view header);
+
+// Until authentication lands, writes without X-Provenance are recorded as by
+// this practitioner id.
+inline constexpr absl::string_view kUnattributedPractitioner = "unattributed";
+
+// Checks a parsed request body: nesting at most `max_depth` deep and no object
+// with the same member twice. INVALID_ARGUMENT (safe to show) otherwise.
+// Iterative: safe on any input rapidjson accepted.
+absl::Status CheckJsonShape(const rapidjson::Value& value, int max_depth);
+
+}  // namespace wmty::fhir
+
+#endif  // WMTY_FHIR_REST_H_
