@@ -30,6 +30,7 @@
 #include "domain/page_token.h"
 #include "fhir/capability.h"
 #include "fhir/mapping.h"
+#include "fhir/render_cache.h"
 #include "fhir/rest.h"
 #include "fhir/search.h"
 
@@ -394,6 +395,8 @@ class FhirService final : public http::Handler {
 
   PatientRecords* const core_;
   const FhirServiceOptions options_;
+  // Rendered versions for reads and searches (64 MiB).
+  RenderCache render_cache_{size_t{64} << 20};
   const int64_t started_micros_;
   // Conditional creates in progress, by (type, criteria): a second one with
   // the same criteria waits for none, it is refused (409) until the first
@@ -673,11 +676,78 @@ absl::StatusOr<std::optional<Record>> FhirService::FindVersion(const Record& cur
 }
 
 // The resource of a stored version as the body.
-void ReplyRecord(Call& c, http::Status status, absl::string_view type, const Record& record, const Headers& headers) {
+// The compact FHIR JSON of a stored version, from the cache or rendered now.
+absl::StatusOr<std::shared_ptr<const std::string>> Rendered(RenderCache& cache, const Record& record) {
+  if (auto hit = cache.Get(record); hit != nullptr) return hit;
+  Document d;
+  d.SetObject();
+  if (auto s = ToFhir(record, &d, d.GetAllocator()); !s.ok()) return s;
+  auto json = std::make_shared<const std::string>(Serialize(d, /*pretty=*/false));
+  cache.Put(record, json);
+  return json;
+}
+
+void ReplyRecord(Call& c, RenderCache& cache, http::Status status, absl::string_view type, const Record& record,
+                 const Headers& headers) {
+  if (!c.pretty) {
+    auto json = Rendered(cache, record);
+    if (!json.ok()) return ReplyError(c, FromStatus(json.status(), record.kind()));
+    return Reply(c, status, **json, headers);
+  }
   Document d;
   d.SetObject();
   if (auto s = ToFhir(record, &d, d.GetAllocator()); !s.ok()) return ReplyError(c, FromStatus(s, record.kind()));
   ReplyJson(c, status, d, headers);
+}
+
+// One entry of a searchset Bundle whose resource is already rendered JSON.
+struct RawEntry {
+  std::string full_url;
+  std::shared_ptr<const std::string> resource;
+  const char* mode;
+};
+
+// Writes `head` (a Bundle without entries) and `entries`, splicing each
+// rendered resource in as raw JSON rather than copying it through a DOM.
+template <class Writer>
+void WriteBundle(Writer& w, const Value& head, const std::vector<RawEntry>& entries) {
+  w.StartObject();
+  for (auto it = head.MemberBegin(); it != head.MemberEnd(); ++it) {
+    w.Key(it->name.GetString(), it->name.GetStringLength());
+    it->value.Accept(w);
+  }
+  if (!entries.empty()) {  // FHIR JSON has no empty arrays
+    w.Key("entry");
+    w.StartArray();
+    for (const RawEntry& e : entries) {
+      w.StartObject();
+      w.Key("fullUrl");
+      w.String(e.full_url.data(), static_cast<rapidjson::SizeType>(e.full_url.size()));
+      w.Key("resource");
+      w.RawValue(e.resource->data(), e.resource->size(), rapidjson::kObjectType);
+      w.Key("search");
+      w.StartObject();
+      w.Key("mode");
+      w.String(e.mode);
+      w.EndObject();
+      w.EndObject();
+    }
+    w.EndArray();
+  }
+  w.EndObject();
+}
+
+std::string SerializeBundle(const Value& head, const std::vector<RawEntry>& entries, bool pretty) {
+  rapidjson::StringBuffer buffer;
+  if (pretty) {
+    rapidjson::PrettyWriter<rapidjson::StringBuffer> writer(buffer);
+    writer.SetIndent(' ', 2);
+    WriteBundle(writer, head, entries);
+  } else {
+    rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+    WriteBundle(writer, head, entries);
+  }
+  return std::string(buffer.GetString(), buffer.GetSize());
 }
 
 void FhirService::RespondResource(Call& c, http::Status status, absl::string_view type, const Record& record,
@@ -694,7 +764,7 @@ void FhirService::RespondResource(Call& c, http::Status status, absl::string_vie
       return ReplyJson(c, status, d, headers);
     }
     default:
-      return ReplyRecord(c, status, type, record, headers);
+      return ReplyRecord(c, render_cache_, status, type, record, headers);
   }
 }
 
@@ -721,7 +791,7 @@ void FhirService::Read(const CallPtr& c, absl::string_view type, absl::string_vi
       }
     }
   }
-  ReplyRecord(*c, http::Status::ok, type, r, VersionHeaders(*c, type, r));
+  ReplyRecord(*c, render_cache_, http::Status::ok, type, r, VersionHeaders(*c, type, r));
 }
 void FhirService::VRead(const CallPtr& c, absl::string_view type, absl::string_view id, absl::string_view vid) {
   auto current = FindCurrent(type, id);
@@ -746,7 +816,7 @@ void FhirService::VRead(const CallPtr& c, absl::string_view type, absl::string_v
                                         absl::StrCat("version ", version, " of ", type, "/", id,
                                                      " is its deletion (entered in error)")));
   }
-  ReplyRecord(*c, http::Status::ok, type, **record, VersionHeaders(*c, type, **record));
+  ReplyRecord(*c, render_cache_, http::Status::ok, type, **record, VersionHeaders(*c, type, **record));
 }
 
 // ---------------------------------------------------------------- request bodies and headers
@@ -1597,7 +1667,7 @@ void FhirService::Search(const CallPtr& c, absl::string_view type, const std::ve
   Document d;
   StartBundle(d, "searchset");
   Alloc& a = d.GetAllocator();
-  Value links(rapidjson::kArrayType), entries(rapidjson::kArrayType);
+  Value links(rapidjson::kArrayType);
   const std::string self = absl::StrCat(c->base, "/", type);
   AddLink(&links, "self", spec->applied.empty() ? self : absl::StrCat(self, "?", FormatQuery(spec->applied)), a);
 
@@ -1635,36 +1705,32 @@ void FhirService::Search(const CallPtr& c, absl::string_view type, const std::ve
     next_params.push_back({"_page_token", core_->page_tokens().Encode(next)});
     AddLink(&links, "next", absl::StrCat(self, "?", FormatQuery(next_params)), a);
   }
+  std::vector<RawEntry> raw_entries;
+  raw_entries.reserve(hits.size() * (spec->revinclude_provenance ? 2 : 1));
   for (Hit& hit : hits) {
     const Record& r = hit.record;
-    Value entry(rapidjson::kObjectType);
-    entry.AddMember("fullUrl", Str(absl::StrCat(c->base, "/", FhirTypeOf(r.kind()), "/", FhirId(r)), a), a);
-    if (hit.doc != nullptr) {
-      entry.AddMember("resource", Value(static_cast<const Value&>(*hit.doc), a), a);
+    std::shared_ptr<const std::string> json;
+    if (hit.doc != nullptr) {  // rendered while matching
+      json = std::make_shared<const std::string>(Serialize(*hit.doc, /*pretty=*/false));
+      render_cache_.Put(r, json);
     } else {
-      Value resource(rapidjson::kObjectType);
-      if (auto st = ToFhir(r, &resource, a); !st.ok()) return ReplyError(*c, FromStatus(st, r.kind()));
-      entry.AddMember("resource", resource, a);
+      auto rendered = Rendered(render_cache_, r);
+      if (!rendered.ok()) return ReplyError(*c, FromStatus(rendered.status(), r.kind()));
+      json = std::move(*rendered);
     }
-    Value search(rapidjson::kObjectType);
-    search.AddMember("mode", "match", a);
-    entry.AddMember("search", search, a);
-    entries.PushBack(entry, a);
+    raw_entries.push_back({absl::StrCat(c->base, "/", FhirTypeOf(r.kind()), "/", FhirId(r)), std::move(json), "match"});
     if (spec->revinclude_provenance) {
-      Value prov(rapidjson::kObjectType);
-      if (auto st = ProvenanceOf(r, &prov, a); !st.ok()) return ReplyError(*c, FromStatus(st, r.kind()));
-      Value pentry(rapidjson::kObjectType);
-      pentry.AddMember("fullUrl", Str(absl::StrCat(c->base, "/Provenance/", ProvenanceId(r)), a), a);
-      pentry.AddMember("resource", prov, a);
-      Value psearch(rapidjson::kObjectType);
-      psearch.AddMember("mode", "include", a);
-      pentry.AddMember("search", psearch, a);
-      entries.PushBack(pentry, a);
+      Document prov;
+      prov.SetObject();
+      if (auto st = ProvenanceOf(r, &prov, prov.GetAllocator()); !st.ok()) {
+        return ReplyError(*c, FromStatus(st, r.kind()));
+      }
+      raw_entries.push_back({absl::StrCat(c->base, "/Provenance/", ProvenanceId(r)),
+                             std::make_shared<const std::string>(Serialize(prov, /*pretty=*/false)), "include"});
     }
   }
   d.AddMember("link", links, a);
-  if (!entries.Empty()) d.AddMember("entry", entries, a);  // FHIR JSON has no empty arrays
-  ReplyJson(*c, http::Status::ok, d);
+  Reply(*c, http::Status::ok, SerializeBundle(d, raw_entries, c->pretty));
 }
 
 // ---------------------------------------------------------------- Provenance
