@@ -45,7 +45,7 @@ for arg in "$@"; do
     --connections=*) connections="${arg#*=}" ;;
     --threads=*) threads="${arg#*=}" ;;
     --quick) quick=1 ;;
-    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -207,12 +207,13 @@ meets() { if ge "$1" "$2"; then echo "yes (>= $2%)"; else echo "**NO** (< $2%)";
 
 rev="$(git -C "$root" rev-parse --short HEAD 2>/dev/null || echo unknown)"
 if [ -n "$(git -C "$root" status --porcelain 2>/dev/null | head -1)" ]; then rev="$rev+local changes"; fi
+built="$(date -u -r "$wmtyd" +%Y-%m-%dT%H:%M:%SZ)"
 mode="full"
 [ "$quick" -eq 1 ] && mode="quick smoke run: numbers mean nothing"
 table="
 ## $(date -u +%Y-%m-%dT%H:%M:%SZ) ($mode)
 
-wrk $connections connections, $threads threads, ${seconds} s each, loopback; $(nproc) cores; commit $rev.
+wrk $connections connections, $threads threads, ${seconds} s each, loopback; $(nproc) cores; commit $rev; wmtyd built $built.
 Database: $expected goals loaded through the FHIR API (one patient with $hot_goals, $other_patients with 20 each) in ${load_secs} s.
 
 | measurement | requests/s | p50 | p99 | ratio | target |
