@@ -213,8 +213,18 @@ void BuildCapabilityStatement(absl::string_view base, int64_t date_micros, Value
   }
   {
     Value r = CommonResource("CodeSystem", a);
-    r.AddMember("documentation", "Only CodeSystem/wmty: the concepts no standard code covers.", a);
-    r.AddMember("interaction", Interactions({{"read", ""}}, a), a);
+    r.AddMember("documentation",
+                "Only CodeSystem/wmty: the concepts no standard code covers. Also found by its canonical URL "
+                "(CodeSystem?url=...).",
+                a);
+    r.AddMember("interaction", Interactions({{"read", ""}, {"search-type", "url only."}}, a), a);
+    Value params(rapidjson::kArrayType);
+    Value url(rapidjson::kObjectType);
+    url.AddMember("name", "url", a);
+    url.AddMember("definition", "http://hl7.org/fhir/SearchParameter/conformance-url", a);
+    url.AddMember("type", "uri", a);
+    params.PushBack(url, a);
+    r.AddMember("searchParam", params, a);
     resources.PushBack(r, a);
   }
   {

@@ -346,6 +346,7 @@ class FhirService final : public http::Handler {
   // Interactions.
   void Metadata(const CallPtr& c);
   void ReadCodeSystem(const CallPtr& c, absl::string_view id);
+  void SearchCodeSystem(const CallPtr& c);
   void Read(const CallPtr& c, absl::string_view type, absl::string_view id);
   void VRead(const CallPtr& c, absl::string_view type, absl::string_view id, absl::string_view vid);
   void Create(const CallPtr& c, absl::string_view type);
@@ -522,6 +523,10 @@ void FhirService::Route(const CallPtr& c, absl::string_view path) {
     return ReplyError(*c, Bad("not-supported", "system-level history and operations are not supported"));
   }
   if (type == "CodeSystem") {
+    if (seg.size() == 1 && get) {  // by canonical URL: CodeSystem?url=...
+      c->interaction = "search";
+      return SearchCodeSystem(c);
+    }
     c->interaction = "read";
     if (seg.size() != 2) return not_allowed("GET [base]/CodeSystem/wmty");
     return get ? ReadCodeSystem(c, seg[1]) : not_allowed("GET");
@@ -1652,6 +1657,44 @@ absl::Status FhirService::FindSorted(const SearchSpec& spec, const std::optional
   std::sort_heap(heap.begin(), heap.end(), less);
   *out = std::move(heap);
   return absl::OkStatus();
+}
+
+// Resolves our CodeSystem by its canonical URL (the FHIR way to read a
+// canonical resource): a searchset with it when `url` matches (or is absent).
+void FhirService::SearchCodeSystem(const CallPtr& c) {
+  bool match = true;
+  std::vector<QueryParam> applied;
+  for (const auto& p : c->query) {
+    if (p.name == "_format" || p.name == "_pretty") continue;
+    if (p.name == "url") {
+      match = match && p.value == kCodeSystemUrl;
+      applied.push_back(p);
+    } else if (c->prefer.strict) {
+      return ReplyError(*c, Bad("not-supported", "CodeSystem search supports only the url parameter"));
+    }
+  }
+  Document d;
+  StartBundle(d, "searchset");
+  Alloc& a = d.GetAllocator();
+  d.AddMember("total", match ? 1 : 0, a);
+  Value links(rapidjson::kArrayType);
+  const std::string self = absl::StrCat(c->base, "/CodeSystem");
+  AddLink(&links, "self", applied.empty() ? self : absl::StrCat(self, "?", FormatQuery(applied)), a);
+  d.AddMember("link", links, a);
+  if (match) {
+    Value resource;
+    CodeSystem(&resource, a);
+    Value entry(rapidjson::kObjectType);
+    entry.AddMember("fullUrl", Str(absl::StrCat(self, "/", kCodeSystemId), a), a);
+    entry.AddMember("resource", resource, a);
+    Value search(rapidjson::kObjectType);
+    search.AddMember("mode", "match", a);
+    entry.AddMember("search", search, a);
+    Value entries(rapidjson::kArrayType);
+    entries.PushBack(entry, a);
+    d.AddMember("entry", entries, a);
+  }
+  ReplyJson(*c, http::Status::ok, d);
 }
 
 void FhirService::Search(const CallPtr& c, absl::string_view type, const std::vector<QueryParam>& params) {

@@ -96,6 +96,19 @@ describe('CodeSystem/wmty', () => {
     for (const word of ['channel', 'time', 'family']) assert.ok(text.includes(word), `no concept about ${word}`);
   });
 
+  it('is found by its canonical URL (CodeSystem?url=)', async () => {
+    const r = await ctx.fhir.search('CodeSystem', { url: WMTY_CS });
+    assertStatus(r, 200);
+    assertBundle(r.body, 'searchset');
+    assert.equal(r.body.total, 1);
+    assert.equal(r.body.entry[0].resource.url, WMTY_CS);
+    assert.equal(r.body.entry[0].resource.id, 'wmty');
+    const other = await ctx.fhir.search('CodeSystem', { url: 'http://example.org/CodeSystem/other' });
+    assertStatus(other, 200);
+    assert.equal(other.body.total, 0);
+    assert.equal((other.body.entry ?? []).length, 0);
+  });
+
   it('CodeSystem/[other] answers 404', async () => {
     assertOperationOutcome(await ctx.fhir.read('CodeSystem', 'not-ours'), 404);
   });
