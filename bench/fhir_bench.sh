@@ -103,7 +103,7 @@ wait_port_file() {
 pids+=($!)
 baseline_port="$(wait_port_file "$tmp/baseline.port" "${pids[-1]}" http_baseline_server)"
 
-"$wmtyd" --data_dir="$tmp/db" --grpc_listen=127.0.0.1:0 --http_listen=127.0.0.1:0 \
+"$wmtyd" --data_dir="$tmp/db" --grpc_listen=127.0.0.1:0 --http_listen=127.0.0.1:0 --auth_disabled \
   --http_port_file="$tmp/http.port" >"$tmp/wmtyd.log" 2>&1 &
 wmtyd_pid=$!
 pids+=("$wmtyd_pid")

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # One command: install what is missing, build (Release), start wmtyd on the
-# embedded RocksDB default (data in ./data, gRPC on 127.0.0.1:50051).
-# Extra arguments go to wmtyd, e.g. scripts/run.sh --grpc_listen=0.0.0.0:50051
+# embedded RocksDB default (data in ./data, gRPC on 127.0.0.1:50051, FHIR R4 on
+# http://127.0.0.1:8080/fhir).
+#
+# Authentication is on: the first run makes a local development key
+# (.wmty-dev/hs256.secret) and every run prints a ready-to-use token (8 h,
+# user/*.cruds). Production uses --auth_jwks_file from your authorization
+# server instead (docs/security.md). Extra arguments go to wmtyd.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=deps.sh
@@ -9,5 +14,24 @@ source "$root/scripts/deps.sh"
 wmty_install_deps
 wmty_build "$root/build-release" Release -DWMTY_BUILD_TESTS=OFF -DWMTY_BUILD_BENCH=OFF
 cd "$root"
-echo "Starting wmtyd (Ctrl-C to stop). Try: build-release/clients/cpp/wmtyctl help"
-exec "$root/build-release/services/server/wmtyd" --data_dir=./data --grpc_listen=127.0.0.1:50051 "$@"
+
+dev="$root/.wmty-dev"
+secret="$dev/hs256.secret"
+if [ ! -s "$secret" ]; then
+  mkdir -p "$dev"
+  chmod 700 "$dev"
+  (umask 077 && head -c 48 /dev/urandom | base64 -w0 >"$secret")
+  echo "Made a development signing key: $secret"
+fi
+token="$("$root/build-release/services/auth/wmty_devtoken" --secret_file="$secret" --issuer=wmty-dev \
+  --audience=wmty --scope='user/*.cruds' --ttl=8h)"
+cat <<MSG
+Development token (8 h, user/*.cruds):
+  export WMTY_TOKEN=$token
+Then:
+  build-release/clients/cpp/wmtyctl get-patient-summary --parent=patients/p1
+  curl -H "Authorization: Bearer \$WMTY_TOKEN" 'http://127.0.0.1:8080/fhir/Goal?patient=p1'
+Starting wmtyd (Ctrl-C to stop).
+MSG
+exec "$root/build-release/services/server/wmtyd" --data_dir=./data --grpc_listen=127.0.0.1:50051 \
+  --auth_hs256_secret_file="$secret" --auth_issuer=wmty-dev --auth_audience=wmty "$@"

@@ -18,6 +18,7 @@
 #include <string>
 
 #include "absl/time/time.h"
+#include "auth/token_verifier.h"
 #include "domain/patient_records.h"
 #include "http/http_server.h"
 
@@ -29,6 +30,10 @@ struct FhirServiceOptions {
   std::string base_url;
   // Each request's deadline (reads stop, writes are not committed past it).
   absl::Duration request_timeout = absl::Seconds(30);
+  // Null: authentication disabled (--auth_disabled, loopback only). Otherwise
+  // every request but metadata and CodeSystem needs a bearer token whose
+  // scopes allow the interaction for the patient concerned.
+  std::shared_ptr<const auth::TokenVerifier> verifier;
 };
 
 std::unique_ptr<http::Handler> NewFhirService(domain::PatientRecords* core, FhirServiceOptions options);

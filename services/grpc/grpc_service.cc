@@ -160,7 +160,9 @@ class WhatMattersServiceImpl final : public RawService {
 
 }  // namespace
 
-std::unique_ptr<grpc::Service> NewWhatMattersService(PatientRecords* core) {
+std::unique_ptr<grpc::Service> NewWhatMattersService(PatientRecords* core,
+                                                     std::shared_ptr<const auth::TokenVerifier> verifier) {
+  (void)verifier;  // enforcement: issue 4, in progress
   return std::make_unique<WhatMattersServiceImpl>(core);
 }
 

@@ -18,11 +18,16 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/impl/codegen/service_type.h>
 
+#include "auth/token_verifier.h"
 #include "domain/patient_records.h"
 
 namespace wmty::grpc_api {
 
-std::unique_ptr<grpc::Service> NewWhatMattersService(domain::PatientRecords* core);
+// `verifier` null means authentication is disabled (--auth_disabled, loopback
+// only): every call is allowed. Otherwise every call needs a bearer token in
+// the `authorization` metadata whose scopes allow the RPC for its patient.
+std::unique_ptr<grpc::Service> NewWhatMattersService(domain::PatientRecords* core,
+                                                     std::shared_ptr<const auth::TokenVerifier> verifier);
 
 }  // namespace wmty::grpc_api
 

@@ -12,14 +12,17 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 
 #include <google/protobuf/stubs/logging.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "auth/token_verifier.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, data_dir, "./data", "Directory of the embedded RocksDB database");
@@ -36,6 +39,13 @@ ABSL_FLAG(std::string, http_port_file, "", "If set, write the bound HTTP port he
 ABSL_FLAG(std::string, fhir_base_url, "",
           "Absolute FHIR base URL for links, e.g. https://wmty.example.org/fhir (default: from the Host header)");
 ABSL_FLAG(absl::Duration, fhir_request_timeout, absl::Seconds(30), "Deadline of each FHIR request");
+ABSL_FLAG(std::string, auth_jwks_file, "", "JWKS file with the public keys that sign bearer tokens (RS256/ES256/ES384)");
+ABSL_FLAG(std::string, auth_hs256_secret_file, "",
+          "File holding an HS256 secret (32+ bytes) for bearer tokens: development and tests");
+ABSL_FLAG(std::string, auth_issuer, "", "Required `iss` of bearer tokens");
+ABSL_FLAG(std::string, auth_audience, "", "Required `aud` of bearer tokens (e.g. this server's FHIR base URL)");
+ABSL_FLAG(bool, auth_disabled, false,
+          "Serve without authentication (refused unless every listener is on loopback; logs a warning)");
 
 namespace {
 
@@ -59,6 +69,47 @@ bool WritePortFile(const std::string& path, int port) {
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   return !ec;
+}
+
+absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::FailedPreconditionError(absl::StrCat("cannot read ", path));
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (data.size() > 1024 * 1024) return absl::FailedPreconditionError(absl::StrCat(path, " is too large"));
+  return data;
+}
+
+// The token verifier the flags ask for; null with --auth_disabled.
+absl::StatusOr<std::shared_ptr<const wmty::auth::TokenVerifier>> LoadVerifier() {
+  const std::string jwks = absl::GetFlag(FLAGS_auth_jwks_file);
+  const std::string secret = absl::GetFlag(FLAGS_auth_hs256_secret_file);
+  if (absl::GetFlag(FLAGS_auth_disabled)) {
+    if (!jwks.empty() || !secret.empty()) {
+      return absl::InvalidArgumentError("--auth_disabled cannot be combined with authentication keys");
+    }
+    return std::shared_ptr<const wmty::auth::TokenVerifier>();
+  }
+  if (jwks.empty() == secret.empty()) {
+    return absl::InvalidArgumentError(
+        "authentication is on: give --auth_jwks_file or --auth_hs256_secret_file (one), with --auth_issuer and "
+        "--auth_audience; or --auth_disabled on loopback (scripts/run.sh makes a development key)");
+  }
+  wmty::auth::VerifierOptions verifier_options;
+  verifier_options.issuer = absl::GetFlag(FLAGS_auth_issuer);
+  verifier_options.audience = absl::GetFlag(FLAGS_auth_audience);
+  absl::StatusOr<std::unique_ptr<wmty::auth::TokenVerifier>> verifier;
+  if (!jwks.empty()) {
+    auto data = ReadSmallFile(jwks);
+    if (!data.ok()) return data.status();
+    verifier = wmty::auth::TokenVerifier::FromJwks(*data, verifier_options);
+  } else {
+    auto data = ReadSmallFile(secret);
+    if (!data.ok()) return data.status();
+    std::string key(absl::StripTrailingAsciiWhitespace(*data));
+    verifier = wmty::auth::TokenVerifier::FromHs256Secret(std::move(key), verifier_options);
+  }
+  if (!verifier.ok()) return verifier.status();
+  return std::shared_ptr<const wmty::auth::TokenVerifier>(std::move(*verifier));
 }
 
 }  // namespace
@@ -92,6 +143,13 @@ int main(int argc, char** argv) {
   options.http_max_body_bytes = static_cast<size_t>(max_body);
   options.fhir_base_url = absl::GetFlag(FLAGS_fhir_base_url);
   options.fhir_request_timeout = absl::GetFlag(FLAGS_fhir_request_timeout);
+
+  auto verifier = LoadVerifier();
+  if (!verifier.ok()) {
+    wmty::log::Error("startup failed", {{"error", verifier.status().ToString()}});
+    return 1;
+  }
+  options.verifier = std::move(*verifier);
 
   auto server = wmty::server::WmtyServer::Start(options);
   if (!server.ok()) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "fhir/fhir_service.h"
@@ -30,9 +31,24 @@ class WithoutReflection final : public grpc::ServerBuilderOption {
   }
 };
 
+bool IsLoopback(absl::string_view listen) {
+  const size_t colon = listen.rfind(':');
+  absl::string_view host = colon == absl::string_view::npos ? listen : listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOptions& options) {
+  if (options.verifier == nullptr) {
+    // Without authentication, PHI may only be reachable from this machine.
+    if (!IsLoopback(options.grpc_listen) || (!options.http_listen.empty() && !IsLoopback(options.http_listen))) {
+      return absl::FailedPreconditionError(
+          "authentication can only be disabled when every listener is on loopback (127.0.0.1, ::1, localhost)");
+    }
+    log::Warning("authentication is disabled: every caller on this machine can read and write all patients");
+  }
   std::unique_ptr<WmtyServer> server(new WmtyServer());
   storage::StoreOptions store_options;
   store_options.path = options.data_dir;
@@ -43,7 +59,7 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
   auto core = domain::PatientRecords::Create(server->store_.get());
   if (!core.ok()) return core.status();
   server->core_ = std::move(*core);
-  server->service_ = grpc_api::NewWhatMattersService(server->core_.get());
+  server->service_ = grpc_api::NewWhatMattersService(server->core_.get(), options.verifier);
 
   grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -61,6 +77,7 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
     fhir::FhirServiceOptions fhir_options;
     fhir_options.base_url = options.fhir_base_url;
     fhir_options.request_timeout = options.fhir_request_timeout;
+    fhir_options.verifier = options.verifier;
     server->fhir_ = fhir::NewFhirService(server->core_.get(), std::move(fhir_options));
     http::HttpServerOptions http_options;
     http_options.listen = options.http_listen;

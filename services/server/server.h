@@ -19,6 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "auth/token_verifier.h"
 #include "domain/patient_records.h"
 #include "http/http_server.h"
 #include "storage/store.h"
@@ -42,6 +43,9 @@ struct ServerOptions {
   std::string fhir_base_url;
   // Deadline of each FHIR request.
   absl::Duration fhir_request_timeout = absl::Seconds(30);
+  // Checks bearer tokens on both faces. Null: authentication disabled, which
+  // Start() refuses unless every listener is on loopback.
+  std::shared_ptr<const auth::TokenVerifier> verifier;
 };
 
 class WmtyServer {

@@ -16,7 +16,7 @@ cmake -S "$source_dir/tests/install/consumer" -B "$work/consumer" -G Ninja \
   -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
 cmake --build "$work/consumer" >/dev/null
 
-"$wmtyd" --data_dir="$work/data" --grpc_listen=127.0.0.1:0 --http_listen=127.0.0.1:0 --port_file="$work/port" \
+"$wmtyd" --data_dir="$work/data" --grpc_listen=127.0.0.1:0 --http_listen=127.0.0.1:0 --auth_disabled --port_file="$work/port" \
   2>"$work/log" &
 server_pid=$!
 for _ in $(seq 1 300); do [ -s "$work/port" ] && break; sleep 0.05; done

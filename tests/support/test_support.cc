@@ -10,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 
@@ -50,6 +51,11 @@ absl::StatusOr<std::unique_ptr<ServerProcess>> ServerProcess::Start(const std::s
                                    "--http_listen=127.0.0.1:0",
                                    absl::StrCat("--http_port_file=", http_port_file),
                                    "--block_cache_mb=16"};
+  // Authentication is on by default in wmtyd; tests that do not test it run
+  // on loopback without it. Any --auth_ flag given takes over.
+  bool auth_flags = false;
+  for (const auto& f : extra_flags) auth_flags = auth_flags || absl::StartsWith(f, "--auth_");
+  if (!auth_flags) args.push_back("--auth_disabled");
   for (auto& f : extra_flags) args.push_back(std::move(f));
   pid_t pid = fork();
   if (pid < 0) return absl::InternalError("fork failed");

@@ -54,6 +54,7 @@ absl::StatusOr<Resp> Client::Call(grpc::Status (v1::WhatMattersService::Stub::*m
       [&](absl::Time d) {
         grpc::ClientContext ctx;
         ctx.set_deadline(absl::ToChronoTime(d));
+        if (!options_.bearer_token.empty()) ctx.AddMetadata("authorization", "Bearer " + options_.bearer_token);
         resp.Clear();
         return FromGrpcStatus((stub_.get()->*method)(&ctx, req, &resp));
       },

@@ -1,6 +1,6 @@
 // wmtyctl: command-line client of every RPC of wmty.v1.WhatMattersService.
 //
-//   wmtyctl [--target=host:port] [--timeout=5s] [--json] <command> [--field.path=value ...]
+//   wmtyctl [--target=host:port] [--token=JWT] [--timeout=5s] [--json] <command> [--field.path=value ...]
 //
 // Commands are the RPC names in kebab-case (CreateGoal -> create-goal). Request
 // fields are set through protobuf reflection from flags named by their dotted
@@ -408,6 +408,7 @@ struct FieldFlag {
 
 struct Invocation {
   std::string target;
+  std::string token;  // bearer token (--token, else $WMTY_TOKEN)
   absl::Duration timeout = absl::Seconds(5);
   bool json = false;
   bool help = false;
@@ -444,6 +445,7 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args) {
   Invocation inv;
   const char* env_target = std::getenv("WMTY_TARGET");
   inv.target = env_target != nullptr && *env_target != '\0' ? env_target : "127.0.0.1:50051";
+  if (const char* env_token = std::getenv("WMTY_TOKEN"); env_token != nullptr) inv.token = env_token;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (arg == "-h") {
@@ -483,6 +485,10 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args) {
       auto v = take_value();
       if (!v.ok()) return v.status();
       inv.target = *v;
+    } else if (name == "token") {
+      auto v = take_value();
+      if (!v.ok()) return v.status();
+      inv.token = *v;
     } else if (name == "timeout") {
       auto v = take_value();
       if (!v.ok()) return v.status();
@@ -677,6 +683,7 @@ void PrintHelp(FILE* to) {
                "Global flags:\n"
                "  --target=host:port    server address (default $WMTY_TARGET, else 127.0.0.1:50051)\n"
                "  --timeout=5s          deadline of the call, retries included\n"
+               "  --token=JWT           bearer token (default $WMTY_TOKEN; scripts/run.sh prints one)\n"
                "  --json                print the response as JSON (proto field names)\n"
                "  --request=JSON|@file  the whole request as JSON (@- reads stdin); field flags override it\n"
                "  --help                this help; after a command, the command's fields\n\n"
@@ -758,6 +765,7 @@ int Main(int argc, char** argv) {
   client::ClientOptions options;
   options.target = inv->target;
   options.timeout = inv->timeout;
+  options.bearer_token = inv->token;
   auto client = Client::Connect(options);
   auto resp = inv->command->run(*client, **req, inv->timeout);
   if (!resp.ok()) {

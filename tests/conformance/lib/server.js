@@ -30,6 +30,7 @@ export async function startServer({ extraArgs = [] } = {}) {
   const args = [
     `--data_dir=${join(dataDir, 'db')}`,
     '--grpc_listen=127.0.0.1:0',
+    '--auth_disabled', // the suite tests FHIR behaviour; authentication has its own tests
     '--http_listen=127.0.0.1:0',
     `--http_port_file=${portFile}`,
     ...extraArgs,

@@ -41,6 +41,9 @@ struct ClientOptions {
   absl::Duration initial_backoff = absl::Milliseconds(50);
   // Defaults to insecure (loopback, development).
   std::shared_ptr<grpc::ChannelCredentials> credentials;
+  // OAuth 2.0 / SMART bearer token sent with every call (`authorization`
+  // metadata); empty: none (a server with authentication refuses the call).
+  std::string bearer_token;
 };
 
 // Retry policy shared by every call; public so it can be tested on its own.
