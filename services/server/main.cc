@@ -44,6 +44,11 @@ ABSL_FLAG(std::string, auth_hs256_secret_file, "",
           "File holding an HS256 secret (32+ bytes) for bearer tokens: development and tests");
 ABSL_FLAG(std::string, auth_issuer, "", "Required `iss` of bearer tokens");
 ABSL_FLAG(std::string, auth_audience, "", "Required `aud` of bearer tokens (e.g. this server's FHIR base URL)");
+ABSL_FLAG(std::string, tls_cert_file, "", "PEM certificate (chain) for the gRPC listener's TLS");
+ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
+ABSL_FLAG(std::string, tls_client_ca_file, "", "PEM CA: require and verify client certificates it signed (mTLS)");
+ABSL_FLAG(bool, allow_plaintext, false,
+          "Allow plaintext listeners off loopback (behind a TLS-terminating proxy or mesh)");
 ABSL_FLAG(bool, auth_disabled, false,
           "Serve without authentication (refused unless every listener is on loopback; logs a warning)");
 
@@ -144,6 +149,20 @@ int main(int argc, char** argv) {
   options.fhir_base_url = absl::GetFlag(FLAGS_fhir_base_url);
   options.fhir_request_timeout = absl::GetFlag(FLAGS_fhir_request_timeout);
 
+  const std::pair<std::string, std::string*> tls_files[] = {
+      {absl::GetFlag(FLAGS_tls_cert_file), &options.grpc_tls_cert_pem},
+      {absl::GetFlag(FLAGS_tls_key_file), &options.grpc_tls_key_pem},
+      {absl::GetFlag(FLAGS_tls_client_ca_file), &options.grpc_tls_client_ca_pem}};
+  for (const auto& [path, pem] : tls_files) {
+    if (path.empty()) continue;
+    auto data = ReadSmallFile(path);
+    if (!data.ok()) {
+      wmty::log::Error("startup failed", {{"error", data.status().ToString()}});
+      return 1;
+    }
+    *pem = std::move(*data);
+  }
+  options.allow_plaintext = absl::GetFlag(FLAGS_allow_plaintext);
   auto verifier = LoadVerifier();
   if (!verifier.ok()) {
     wmty::log::Error("startup failed", {{"error", verifier.status().ToString()}});

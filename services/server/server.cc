@@ -49,6 +49,19 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
     }
     log::Warning("authentication is disabled: every caller on this machine can read and write all patients");
   }
+  const bool grpc_tls = !options.grpc_tls_cert_pem.empty();
+  if (grpc_tls == options.grpc_tls_key_pem.empty()) {
+    return absl::InvalidArgumentError("a TLS certificate needs its private key, and a key its certificate");
+  }
+  if (!options.grpc_tls_client_ca_pem.empty() && !grpc_tls) {
+    return absl::InvalidArgumentError("client certificate verification (mTLS) needs TLS");
+  }
+  if (!options.allow_plaintext && ((!grpc_tls && !IsLoopback(options.grpc_listen)) ||
+                                   (!options.http_listen.empty() && !IsLoopback(options.http_listen)))) {
+    return absl::FailedPreconditionError(
+        "plaintext listeners are only allowed on loopback: configure TLS, or --allow_plaintext behind a "
+        "TLS-terminating proxy");
+  }
   std::unique_ptr<WmtyServer> server(new WmtyServer());
   storage::StoreOptions store_options;
   store_options.path = options.data_dir;
@@ -65,7 +78,16 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
   if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   if (!options.reflection) builder.SetOption(std::make_unique<WithoutReflection>());
-  builder.AddListeningPort(options.grpc_listen, grpc::InsecureServerCredentials(), &server->grpc_port_);
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (grpc_tls) {
+    grpc::SslServerCredentialsOptions ssl(options.grpc_tls_client_ca_pem.empty()
+                                              ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                              : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+    ssl.pem_root_certs = options.grpc_tls_client_ca_pem;
+    ssl.pem_key_cert_pairs.push_back({options.grpc_tls_key_pem, options.grpc_tls_cert_pem});
+    credentials = grpc::SslServerCredentials(ssl);
+  }
+  builder.AddListeningPort(options.grpc_listen, credentials, &server->grpc_port_);
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(std::max(options.max_message_bytes, 64 * 1024 * 1024));
   builder.RegisterService(server->service_.get());

@@ -1,0 +1,109 @@
+// TLS and mutual TLS on the gRPC listener, with certificates made by the
+// openssl command for each test, against the real wmtyd and the real client.
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/str_cat.h"
+#include "support/test_support.h"
+
+namespace wmty::testing {
+namespace {
+
+std::string ReadAll(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+class TlsTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string d = dir_.path();
+    std::ofstream(d + "/san.ext") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
+    Openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d + "/ca.key", "-out", d + "/ca.pem",
+             "-days", "1", "-subj", "/CN=wmty-test-ca"});
+    for (const char* who : {"server", "client"}) {
+      const std::string base = absl::StrCat(d, "/", who);
+      Openssl({"req", "-newkey", "rsa:2048", "-nodes", "-keyout", base + ".key", "-out", base + ".csr", "-subj",
+               absl::StrCat("/CN=", who)});
+      Openssl({"x509", "-req", "-in", base + ".csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key",
+               "-CAcreateserial", "-out", base + ".pem", "-days", "1", "-extfile", d + "/san.ext"});
+    }
+  }
+
+  void Openssl(std::vector<std::string> args) {
+    args.insert(args.begin(), "/usr/bin/openssl");
+    std::string out;
+    ASSERT_EQ(RunCommand(args, &out), 0) << out;
+  }
+
+  std::unique_ptr<client::Client> Client(const ServerProcess& server, bool tls, bool client_cert) {
+    client::ClientOptions options;
+    options.target = server.target();
+    options.timeout = absl::Seconds(5);
+    options.max_attempts = 1;
+    if (tls) {
+      grpc::SslCredentialsOptions ssl;
+      ssl.pem_root_certs = ReadAll(dir_.path() + "/ca.pem");
+      if (client_cert) {
+        ssl.pem_private_key = ReadAll(dir_.path() + "/client.key");
+        ssl.pem_cert_chain = ReadAll(dir_.path() + "/client.pem");
+      }
+      options.credentials = grpc::SslCredentials(ssl);
+    } else {
+      options.credentials = grpc::InsecureChannelCredentials();
+    }
+    return client::Client::Connect(options);
+  }
+
+  static absl::Status Probe(client::Client& client) {
+    v1::GetResourceRequest req;
+    req.set_name("patients/p1/priorities");
+    return client.GetPriorities(req).status();
+  }
+
+  std::vector<std::string> TlsFlags(bool mtls) {
+    std::vector<std::string> flags = {absl::StrCat("--tls_cert_file=", dir_.path(), "/server.pem"),
+                                      absl::StrCat("--tls_key_file=", dir_.path(), "/server.key")};
+    if (mtls) flags.push_back(absl::StrCat("--tls_client_ca_file=", dir_.path(), "/ca.pem"));
+    return flags;
+  }
+
+  TempDir dir_;
+};
+
+TEST_F(TlsTest, TlsClientConnectsAndPlaintextClientIsRefused) {
+  auto server = ServerProcess::Start(dir_.path() + "/data", TlsFlags(false));
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_TRUE(Probe(*Client(**server, /*tls=*/true, /*client_cert=*/false)).ok());
+  EXPECT_FALSE(Probe(*Client(**server, /*tls=*/false, false)).ok());
+}
+
+TEST_F(TlsTest, MutualTlsRequiresAClientCertificateFromTheCa) {
+  auto server = ServerProcess::Start(dir_.path() + "/data", TlsFlags(true));
+  ASSERT_TRUE(server.ok()) << server.status();
+  EXPECT_TRUE(Probe(*Client(**server, true, /*client_cert=*/true)).ok());
+  EXPECT_FALSE(Probe(*Client(**server, true, /*client_cert=*/false)).ok());
+}
+
+TEST_F(TlsTest, PlaintextOffLoopbackAndHalfConfiguredTlsAreRefusedAtStartup) {
+  std::string out;
+  const std::string data = dir_.path() + "/refused";
+  // Refused before binding anything: no traffic leaves the machine.
+  const std::string secret = dir_.path() + "/hs256.secret";
+  std::ofstream(secret) << std::string(40, 's');
+  EXPECT_EQ(RunCommand({WMTYD_PATH, "--data_dir=" + data, "--grpc_listen=0.0.0.0:0", "--http_listen=",
+                        "--auth_hs256_secret_file=" + secret, "--auth_issuer=i", "--auth_audience=a"},
+                       &out),
+            1);
+  EXPECT_THAT(out, ::testing::HasSubstr("plaintext listeners are only allowed on loopback"));
+  EXPECT_EQ(RunCommand({WMTYD_PATH, "--data_dir=" + data, "--grpc_listen=127.0.0.1:0", "--http_listen=127.0.0.1:0",
+                        "--auth_disabled", absl::StrCat("--tls_cert_file=", dir_.path(), "/server.pem")},
+                       &out),
+            1);
+  EXPECT_THAT(out, ::testing::HasSubstr("private key"));
+}
+
+}  // namespace
+}  // namespace wmty::testing
