@@ -120,6 +120,12 @@ class PatientRecords {
   absl::StatusOr<std::optional<storage::Record>> FindByChange(uint64_t sequence);
   // Change-log entries after `after_sequence`, in commit order.
   absl::Status ScanStoredChanges(uint64_t after_sequence, absl::FunctionRef<bool(const storage::Change&)> visit);
+  // ---- Audit trail (both faces record every access here; see storage::AuditRecord).
+  void Audit(storage::AuditRecord record) { store_->AppendAudit(std::move(record)); }
+  absl::Status ScanAudit(uint64_t after_sequence, absl::FunctionRef<bool(const storage::AuditRecord&)> visit) {
+    return store_->NewReader()->ScanAudit(after_sequence, visit);
+  }
+
   // Signs and checks page tokens (same key as the gRPC face's).
   const PageTokenCodec& page_tokens() const { return page_tokens_; }
 

@@ -23,7 +23,7 @@ namespace {
 
 // Column families, in the order of handles_ (index 0 is RocksDB's default,
 // which holds server metadata).
-constexpr const char* kColumnFamilies[] = {"default", "current", "versions", "ids", "requests", "changes"};
+constexpr const char* kColumnFamilies[] = {"default", "current", "versions", "ids", "requests", "changes", "audit"};
 
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   if (s.ok()) return absl::OkStatus();
@@ -219,6 +219,7 @@ absl::Status Store::OpenDb() {
   ids_cf_ = handles_[3];
   requests_cf_ = handles_[4];
   changes_cf_ = handles_[5];
+  audit_cf_ = handles_[6];
 
   // The change log's last key is the last committed sequence.
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), changes_cf_));
@@ -230,8 +231,18 @@ absl::Status Store::OpenDb() {
     last = *decoded;
   }
   if (!it->status().ok()) return FromRocks(it->status(), "read change log");
+  std::unique_ptr<rocksdb::Iterator> audit_it(db_->NewIterator(rocksdb::ReadOptions(), audit_cf_));
+  audit_it->SeekToLast();
+  uint64_t last_audit = 0;
+  if (audit_it->Valid()) {
+    auto decoded = DecodeBigEndian64(absl::string_view(audit_it->key().data(), audit_it->key().size()));
+    if (!decoded.has_value()) return absl::DataLossError("malformed audit key");
+    last_audit = *decoded;
+  }
+  if (!audit_it->status().ok()) return FromRocks(audit_it->status(), "read audit trail");
   absl::MutexLock lock(&mu_);
   last_sequence_ = last;
+  last_audit_sequence_ = last_audit;
   return absl::OkStatus();
 }
 
@@ -303,23 +314,58 @@ absl::StatusOr<std::string> Store::GetOrCreateSecret(absl::string_view name) {
 
 void Store::CommitLoop() {
   std::vector<Pending> batch;
+  std::vector<AuditRecord> audits;
   while (true) {
     {
       absl::MutexLock lock(&mu_);
       mu_.Await(absl::Condition(
-          +[](Store* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) { return !s->queue_.empty() || s->closing_; }, this));
-      if (queue_.empty() && closing_) return;
+          +[](Store* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+            return !s->queue_.empty() || !s->audit_queue_.empty() || s->closing_;
+          },
+          this));
+      if (queue_.empty() && audit_queue_.empty() && closing_) return;
       while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch_size) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
       }
+      audits.swap(audit_queue_);
     }
-    CommitBatch(batch);
+    CommitBatch(batch, audits);
     batch.clear();
+    audits.clear();
   }
 }
 
-void Store::CommitBatch(std::vector<Pending>& batch) {
+void Store::AppendAudit(AuditRecord record) {
+  absl::MutexLock lock(&mu_);
+  if (closing_) {
+    log::Error("audit record dropped: store is closing");
+    return;
+  }
+  audit_queue_.push_back(std::move(record));
+}
+
+uint64_t Store::LastAuditSequence() const {
+  absl::MutexLock lock(&mu_);
+  return last_audit_sequence_;
+}
+
+absl::Status Reader::ScanAudit(uint64_t after_sequence, absl::FunctionRef<bool(const AuditRecord&)> visit) const {
+  if (after_sequence == UINT64_MAX) return absl::OkStatus();
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  std::unique_ptr<rocksdb::Iterator> it(store_->db_->NewIterator(ro, store_->audit_cf_));
+  AuditRecord record;
+  for (it->Seek(ChangeKey(after_sequence + 1)); it->Valid(); it->Next()) {
+    if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("stored audit record does not parse");
+    }
+    if (!visit(record)) break;
+  }
+  return FromRocks(it->status(), "scan audit trail");
+}
+
+void Store::CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& audits) {
   struct Outcome {
     absl::StatusOr<Committed> result = absl::UnknownError("not committed");
     bool writes = false;  // part of the WriteBatch (fails if the write fails)
@@ -462,6 +508,18 @@ void Store::CommitBatch(std::vector<Pending>& batch) {
     out.result = Committed{std::move(next), false};
   }
 
+  uint64_t audit_sequence;
+  {
+    absl::MutexLock lock(&mu_);
+    audit_sequence = last_audit_sequence_;
+  }
+  const uint64_t first_audit_sequence = audit_sequence;
+  for (AuditRecord& audit : audits) {
+    audit.set_sequence(++audit_sequence);
+    if (audit.time_micros() == 0) audit.set_time_micros(absl::ToUnixMicros(now));
+    wb.Put(audit_cf_, ChangeKey(audit.sequence()), audit.SerializeAsString());
+  }
+
   if (wb.Count() > 0) {
     rocksdb::WriteOptions wo;
     wo.sync = options_.sync_writes;
@@ -472,11 +530,14 @@ void Store::CommitBatch(std::vector<Pending>& batch) {
         if (out.writes) out.result = absl::UnavailableError("storage write failed; nothing was written");
       }
       sequence = first_sequence;
+      if (!audits.empty()) log::Error("audit records lost", {{"count", std::to_string(audits.size())}});
+      audit_sequence = first_audit_sequence;
     }
   }
   {
     absl::MutexLock lock(&mu_);
     last_sequence_ = sequence;
+    last_audit_sequence_ = audit_sequence;
   }
   for (size_t i = 0; i < batch.size(); ++i) batch[i].done(std::move(outcomes[i].result));
 }

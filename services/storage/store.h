@@ -120,6 +120,8 @@ class Reader {
   absl::StatusOr<std::optional<std::string>> FindPatient(Kind kind, absl::string_view id) const;
   // Visits change-log entries after `after_sequence`, in order.
   absl::Status ScanChanges(uint64_t after_sequence, absl::FunctionRef<bool(const Change&)> visit) const;
+  // Visits audit records after `after_sequence`, oldest first.
+  absl::Status ScanAudit(uint64_t after_sequence, absl::FunctionRef<bool(const AuditRecord&)> visit) const;
 
  private:
   friend class Store;
@@ -148,6 +150,15 @@ class Store {
 
   std::unique_ptr<Reader> NewReader() const;
 
+  // Appends an audit record (the store assigns its sequence, and its time if
+  // unset). Returns at once: the record is written, synced, with the next
+  // group commit (so a crash may lose the audit of the last few milliseconds,
+  // never an acknowledged change). Dropped, with an error log, if that write
+  // fails or the store is closed.
+  void AppendAudit(AuditRecord record);
+  // Sequence of the last audit record written (0 for none).
+  uint64_t LastAuditSequence() const;
+
   // A random secret stored under `name`, created (and synced) on first use.
   absl::StatusOr<std::string> GetOrCreateSecret(absl::string_view name);
 
@@ -173,7 +184,7 @@ class Store {
   explicit Store(StoreOptions options);
   absl::Status OpenDb();
   void CommitLoop();
-  void CommitBatch(std::vector<Pending>& batch);
+  void CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& audits);
 
   const StoreOptions options_;
   rocksdb::DB* db_ = nullptr;
@@ -184,9 +195,12 @@ class Store {
   rocksdb::ColumnFamilyHandle* ids_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* requests_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* changes_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* audit_cf_ = nullptr;
 
   mutable absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<AuditRecord> audit_queue_ ABSL_GUARDED_BY(mu_);
+  uint64_t last_audit_sequence_ ABSL_GUARDED_BY(mu_) = 0;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t last_sequence_ ABSL_GUARDED_BY(mu_) = 0;
