@@ -1,11 +1,19 @@
 #include "grpc/grpc_service.h"
 
 #include <chrono>
+#include <iterator>
+#include <optional>
+#include <utility>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
+#include "auth/scopes.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "common/text.h"
+#include "domain/names.h"
 #include "wmty/v1/service.grpc.pb.h"
 
 namespace wmty::grpc_api {
@@ -74,96 +82,256 @@ void FinishWith(grpc::ServerUnaryReactor* reactor, const absl::StatusOr<Resp>& r
   reactor->Finish(s);
 }
 
+
+// ---------------------------------------------------------------- authorization
+//
+// Order for every call: authenticate (UNAUTHENTICATED before anything else is
+// looked at), parse, authorize against the patient the request names, then
+// the domain core. The SMART scope model of the FHIR face guards each RPC:
+//   WhatMatters / Preference / GoalScore -> Observation, Goal -> Goal,
+//   Priorities -> List; Create c, Get / List*Versions r, List s, Update u,
+//   Retract d; GetPatientSummary needs r on Goal, Observation and List.
+// A patient/ scope bound to another patient: NOT_FOUND for Get and
+// List*Versions (so ids do not leak), PERMISSION_DENIED otherwise. Page tokens
+// are bound by the domain to their query (parent or name included), so a
+// token can never page another patient's data past this check.
+
+// What an RPC needs. `type` empty means the patient summary (r on the three).
+struct Access {
+  absl::string_view method;  // for logs
+  absl::string_view type;    // FHIR resource type
+  auth::Permission permission;
+  bool hide_other_patient;   // NOT_FOUND instead of PERMISSION_DENIED
+  absl::string_view label;   // the domain's label, for the NOT_FOUND message
+};
+
+// The name a request is about: a parent ("patients/{p}") or a resource name.
+struct Target {
+  absl::string_view text;
+  absl::string_view field;
+  bool is_parent;
+};
+
+Target TargetOf(const v1::GetResourceRequest& r) { return {r.name(), "name", false}; }
+Target TargetOf(const v1::RetractRequest& r) { return {r.name(), "name", false}; }
+Target TargetOf(const v1::ListVersionsRequest& r) { return {r.name(), "name", false}; }
+Target TargetOf(const v1::GetPatientSummaryRequest& r) { return {r.parent(), "parent", true}; }
+Target TargetOf(const v1::CreateWhatMattersRequest& r) { return {r.parent(), "parent", true}; }
+Target TargetOf(const v1::CreateGoalRequest& r) { return {r.parent(), "parent", true}; }
+Target TargetOf(const v1::CreatePreferenceRequest& r) { return {r.parent(), "parent", true}; }
+Target TargetOf(const v1::CreateGoalScoreRequest& r) { return {r.parent(), "parent", true}; }
+Target TargetOf(const v1::ListWhatMattersRequest& r) { return {r.parent(), "parent", true}; }
+Target TargetOf(const v1::ListGoalsRequest& r) { return {r.parent(), "parent", true}; }
+Target TargetOf(const v1::ListPreferencesRequest& r) { return {r.parent(), "parent", true}; }
+Target TargetOf(const v1::ListGoalScoresRequest& r) { return {r.parent(), "parent", true}; }
+Target TargetOf(const v1::UpdateWhatMattersRequest& r) {
+  return {r.what_matters().name(), "what_matters.name", false};
+}
+Target TargetOf(const v1::UpdateGoalRequest& r) { return {r.goal().name(), "goal.name", false}; }
+Target TargetOf(const v1::UpdatePreferenceRequest& r) { return {r.preference().name(), "preference.name", false}; }
+Target TargetOf(const v1::UpdateGoalScoreRequest& r) { return {r.goal_score().name(), "goal_score.name", false}; }
+Target TargetOf(const v1::UpdatePrioritiesRequest& r) { return {r.priorities().name(), "priorities.name", false}; }
+
+char PermissionLetter(auth::Permission p) {
+  switch (p) {
+    case auth::kCreate: return 'c';
+    case auth::kRead: return 'r';
+    case auth::kUpdate: return 'u';
+    case auth::kDelete: return 'd';
+    case auth::kSearch: return 's';
+  }
+  return '?';
+}
+
+auth::Decision Decide(const auth::Principal& principal, const Access& access, absl::string_view patient_id) {
+  if (!access.type.empty()) return auth::Authorize(principal, access.type, access.permission, patient_id);
+  // The summary: every one of the three, the weakest answer wins.
+  auth::Decision out = auth::Decision::kAllow;
+  for (absl::string_view type : {"Goal", "Observation", "List"}) {
+    const auth::Decision d = auth::Authorize(principal, type, auth::kRead, patient_id);
+    if (d == auth::Decision::kInsufficientScope) return d;
+    if (d == auth::Decision::kOtherPatient) out = d;
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> PatientOf(const Target& target) {
+  if (target.is_parent) return domain::ParseParent(target.text, target.field);
+  auto name = domain::ParseName(target.text, target.field);
+  if (!name.ok()) return name.status();
+  return std::move(name->patient_id);
+}
+
+// OK if `principal` may make this call.
+absl::Status Check(const auth::Principal& principal, const Access& access, const Target& target) {
+  auto patient = PatientOf(target);
+  if (!patient.ok()) {
+    // A malformed name reaches no data. When the scopes would allow the call
+    // for any patient, the domain answers (with every violation, as without
+    // auth); otherwise the parse error does. Either way INVALID_ARGUMENT.
+    if (Decide(principal, access, "") == auth::Decision::kAllow) return absl::OkStatus();
+    return patient.status();
+  }
+  switch (Decide(principal, access, *patient)) {
+    case auth::Decision::kAllow:
+      return absl::OkStatus();
+    case auth::Decision::kInsufficientScope:
+      if (access.type.empty()) {
+        return absl::PermissionDeniedError("insufficient scope: needs read (r) on Goal, Observation and List");
+      }
+      return absl::PermissionDeniedError(
+          absl::StrCat("insufficient scope: needs ", access.type, ".", std::string(1, PermissionLetter(access.permission))));
+    case auth::Decision::kOtherPatient:
+      if (access.hide_other_patient) {
+        // Exactly the domain's not-found answer, so ids do not leak.
+        return absl::NotFoundError(absl::StrCat(access.label, " ", target.text, " not found"));
+      }
+      return absl::PermissionDeniedError("the token's patient context does not cover this patient");
+  }
+  return absl::PermissionDeniedError("not allowed");
+}
+
+void LogRefusal(const Access& access, const absl::Status& status) {
+  // Method and code only: never the token, the name or the reason.
+  log::Info("request refused", {{"method", std::string(access.method)},
+                                {"code", absl::StatusCodeToString(status.code())}});
+}
+
 class WhatMattersServiceImpl final : public RawService {
  public:
-  explicit WhatMattersServiceImpl(PatientRecords* core) : core_(core) {}
+  WhatMattersServiceImpl(PatientRecords* core, std::shared_ptr<const auth::TokenVerifier> verifier)
+      : core_(core), verifier_(std::move(verifier)) {}
+
+  // Authenticates, parses and authorizes; false (with the reactor finished)
+  // if the call must not go on.
+  template <class Req>
+  bool Admit(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor, const Access& access,
+             const grpc::ByteBuffer* in, Req* req) {
+    std::optional<absl::StatusOr<auth::Principal>> principal;
+    if (verifier_ != nullptr) {
+      principal.emplace(Authenticate(*ctx));
+      if (!principal->ok()) {
+        LogRefusal(access, principal->status());
+        Finish(reactor, principal->status());
+        return false;
+      }
+    }
+    if (auto s = ParseRequest(*in, req); !s.ok()) {
+      Finish(reactor, s);
+      return false;
+    }
+    if (principal.has_value()) {
+      if (auto s = Check(**principal, access, TargetOf(*req)); !s.ok()) {
+        LogRefusal(access, s);
+        Finish(reactor, s);
+        return false;
+      }
+    }
+    return true;
+  }
 
   template <class Req, class Resp>
   grpc::ServerUnaryReactor* Read(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in, grpc::ByteBuffer* out,
+                                 const Access& access,
                                  absl::StatusOr<Resp> (PatientRecords::*method)(const Req&, const CallContext&)) {
     auto* reactor = ctx->DefaultReactor();
     Req req;
-    if (auto s = ParseRequest(*in, &req); !s.ok()) {
-      Finish(reactor, s);
-      return reactor;
-    }
+    if (!Admit(ctx, reactor, access, in, &req)) return reactor;
     FinishWith(reactor, (core_->*method)(req, ContextOf(ctx)), out);
     return reactor;
   }
 
   template <class Req, class Resp>
   grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in, grpc::ByteBuffer* out,
+                                  const Access& access,
                                   void (PatientRecords::*method)(const Req&, const CallContext&, domain::Done<Resp>)) {
     auto* reactor = ctx->DefaultReactor();
     Req req;
-    if (auto s = ParseRequest(*in, &req); !s.ok()) {
-      Finish(reactor, s);
-      return reactor;
-    }
+    if (!Admit(ctx, reactor, access, in, &req)) return reactor;
     // Finishes on the commit thread once the change is durable or refused.
     (core_->*method)(req, ContextOf(ctx),
                      [reactor, out](absl::StatusOr<Resp> result) { FinishWith(reactor, result, out); });
     return reactor;
   }
 
-#define WMTY_READ(Method, Req, Resp)                                                                      \
+// Type, Perm, Hide, Label: the Access the method needs (see above).
+#define WMTY_READ(Method, Req, Resp, Type, Perm, Hide, Label)                                             \
   grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,          \
                                    grpc::ByteBuffer* out) override {                                      \
-    return Read<v1::Req, v1::Resp>(ctx, in, out, &PatientRecords::Method);                                \
+    static constexpr Access kAccess{#Method, Type, Perm, Hide, Label};                                    \
+    return Read<v1::Req, v1::Resp>(ctx, in, out, kAccess, &PatientRecords::Method);                       \
   }
-#define WMTY_WRITE(Method, Req, Resp)                                                                     \
+#define WMTY_WRITE(Method, Req, Resp, Type, Perm, Label)                                                  \
   grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,          \
                                    grpc::ByteBuffer* out) override {                                      \
-    return Write<v1::Req, v1::Resp>(ctx, in, out, &PatientRecords::Method);                               \
+    static constexpr Access kAccess{#Method, Type, Perm, false, Label};                                   \
+    return Write<v1::Req, v1::Resp>(ctx, in, out, kAccess, &PatientRecords::Method);                      \
   }
 
-  WMTY_WRITE(CreateWhatMatters, CreateWhatMattersRequest, WhatMatters)
-  WMTY_READ(GetWhatMatters, GetResourceRequest, WhatMatters)
-  WMTY_READ(ListWhatMatters, ListWhatMattersRequest, ListWhatMattersResponse)
-  WMTY_WRITE(UpdateWhatMatters, UpdateWhatMattersRequest, WhatMatters)
-  WMTY_WRITE(RetractWhatMatters, RetractRequest, WhatMatters)
-  WMTY_READ(ListWhatMattersVersions, ListVersionsRequest, ListWhatMattersResponse)
+  WMTY_WRITE(CreateWhatMatters, CreateWhatMattersRequest, WhatMatters, "Observation", auth::kCreate, "whatMatters entry")
+  WMTY_READ(GetWhatMatters, GetResourceRequest, WhatMatters, "Observation", auth::kRead, true, "whatMatters entry")
+  WMTY_READ(ListWhatMatters, ListWhatMattersRequest, ListWhatMattersResponse, "Observation", auth::kSearch, false, "whatMatters entry")
+  WMTY_WRITE(UpdateWhatMatters, UpdateWhatMattersRequest, WhatMatters, "Observation", auth::kUpdate, "whatMatters entry")
+  WMTY_WRITE(RetractWhatMatters, RetractRequest, WhatMatters, "Observation", auth::kDelete, "whatMatters entry")
+  WMTY_READ(ListWhatMattersVersions, ListVersionsRequest, ListWhatMattersResponse, "Observation", auth::kRead, true, "whatMatters entry")
 
-  WMTY_WRITE(CreateGoal, CreateGoalRequest, Goal)
-  WMTY_READ(GetGoal, GetResourceRequest, Goal)
-  WMTY_READ(ListGoals, ListGoalsRequest, ListGoalsResponse)
-  WMTY_WRITE(UpdateGoal, UpdateGoalRequest, Goal)
-  WMTY_WRITE(RetractGoal, RetractRequest, Goal)
-  WMTY_READ(ListGoalVersions, ListVersionsRequest, ListGoalsResponse)
+  WMTY_WRITE(CreateGoal, CreateGoalRequest, Goal, "Goal", auth::kCreate, "goal")
+  WMTY_READ(GetGoal, GetResourceRequest, Goal, "Goal", auth::kRead, true, "goal")
+  WMTY_READ(ListGoals, ListGoalsRequest, ListGoalsResponse, "Goal", auth::kSearch, false, "goal")
+  WMTY_WRITE(UpdateGoal, UpdateGoalRequest, Goal, "Goal", auth::kUpdate, "goal")
+  WMTY_WRITE(RetractGoal, RetractRequest, Goal, "Goal", auth::kDelete, "goal")
+  WMTY_READ(ListGoalVersions, ListVersionsRequest, ListGoalsResponse, "Goal", auth::kRead, true, "goal")
 
-  WMTY_WRITE(CreatePreference, CreatePreferenceRequest, Preference)
-  WMTY_READ(GetPreference, GetResourceRequest, Preference)
-  WMTY_READ(ListPreferences, ListPreferencesRequest, ListPreferencesResponse)
-  WMTY_WRITE(UpdatePreference, UpdatePreferenceRequest, Preference)
-  WMTY_WRITE(RetractPreference, RetractRequest, Preference)
-  WMTY_READ(ListPreferenceVersions, ListVersionsRequest, ListPreferencesResponse)
+  WMTY_WRITE(CreatePreference, CreatePreferenceRequest, Preference, "Observation", auth::kCreate, "preference")
+  WMTY_READ(GetPreference, GetResourceRequest, Preference, "Observation", auth::kRead, true, "preference")
+  WMTY_READ(ListPreferences, ListPreferencesRequest, ListPreferencesResponse, "Observation", auth::kSearch, false, "preference")
+  WMTY_WRITE(UpdatePreference, UpdatePreferenceRequest, Preference, "Observation", auth::kUpdate, "preference")
+  WMTY_WRITE(RetractPreference, RetractRequest, Preference, "Observation", auth::kDelete, "preference")
+  WMTY_READ(ListPreferenceVersions, ListVersionsRequest, ListPreferencesResponse, "Observation", auth::kRead, true, "preference")
 
-  WMTY_WRITE(CreateGoalScore, CreateGoalScoreRequest, GoalScore)
-  WMTY_READ(GetGoalScore, GetResourceRequest, GoalScore)
-  WMTY_READ(ListGoalScores, ListGoalScoresRequest, ListGoalScoresResponse)
-  WMTY_WRITE(UpdateGoalScore, UpdateGoalScoreRequest, GoalScore)
-  WMTY_WRITE(RetractGoalScore, RetractRequest, GoalScore)
-  WMTY_READ(ListGoalScoreVersions, ListVersionsRequest, ListGoalScoresResponse)
+  WMTY_WRITE(CreateGoalScore, CreateGoalScoreRequest, GoalScore, "Observation", auth::kCreate, "goal score")
+  WMTY_READ(GetGoalScore, GetResourceRequest, GoalScore, "Observation", auth::kRead, true, "goal score")
+  WMTY_READ(ListGoalScores, ListGoalScoresRequest, ListGoalScoresResponse, "Observation", auth::kSearch, false, "goal score")
+  WMTY_WRITE(UpdateGoalScore, UpdateGoalScoreRequest, GoalScore, "Observation", auth::kUpdate, "goal score")
+  WMTY_WRITE(RetractGoalScore, RetractRequest, GoalScore, "Observation", auth::kDelete, "goal score")
+  WMTY_READ(ListGoalScoreVersions, ListVersionsRequest, ListGoalScoresResponse, "Observation", auth::kRead, true, "goal score")
 
-  WMTY_READ(GetPriorities, GetResourceRequest, Priorities)
-  WMTY_WRITE(UpdatePriorities, UpdatePrioritiesRequest, Priorities)
-  WMTY_READ(ListPrioritiesVersions, ListVersionsRequest, ListPrioritiesVersionsResponse)
+  WMTY_READ(GetPriorities, GetResourceRequest, Priorities, "List", auth::kRead, true, "priorities")
+  WMTY_WRITE(UpdatePriorities, UpdatePrioritiesRequest, Priorities, "List", auth::kUpdate, "priorities")
+  WMTY_READ(ListPrioritiesVersions, ListVersionsRequest, ListPrioritiesVersionsResponse, "List", auth::kRead, true, "priorities")
 
-  WMTY_READ(GetPatientSummary, GetPatientSummaryRequest, PatientSummary)
+  WMTY_READ(GetPatientSummary, GetPatientSummaryRequest, PatientSummary, "", auth::kRead, false, "")
 
 #undef WMTY_READ
 #undef WMTY_WRITE
 
  private:
+  absl::StatusOr<auth::Principal> Authenticate(const grpc::CallbackServerContext& ctx) const {
+    const auto& metadata = ctx.client_metadata();
+    const auto range = metadata.equal_range("authorization");
+    if (range.first == range.second) return absl::UnauthenticatedError("missing bearer token");
+    if (std::next(range.first) != range.second) return absl::UnauthenticatedError("more than one authorization header");
+    const absl::string_view value(range.first->second.data(), range.first->second.size());
+    constexpr absl::string_view kScheme = "bearer ";
+    if (value.size() <= kScheme.size() || !absl::EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme)) {
+      return absl::UnauthenticatedError("authorization must be a Bearer token");
+    }
+    auto principal = verifier_->Verify(absl::StripAsciiWhitespace(value.substr(kScheme.size())));
+    if (!principal.ok() && principal.status().code() != absl::StatusCode::kUnauthenticated) {
+      return absl::UnauthenticatedError("invalid bearer token");
+    }
+    return principal;
+  }
+
   PatientRecords* const core_;
+  const std::shared_ptr<const auth::TokenVerifier> verifier_;  // null: auth disabled
 };
 
 }  // namespace
 
 std::unique_ptr<grpc::Service> NewWhatMattersService(PatientRecords* core,
                                                      std::shared_ptr<const auth::TokenVerifier> verifier) {
-  (void)verifier;  // enforcement: issue 4, in progress
-  return std::make_unique<WhatMattersServiceImpl>(core);
+  return std::make_unique<WhatMattersServiceImpl>(core, std::move(verifier));
 }
 
 }  // namespace wmty::grpc_api

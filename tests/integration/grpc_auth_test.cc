@@ -1,0 +1,647 @@
+// Authentication and authorization of the gRPC face (issue 4), end to end:
+// the real wmtyd started with an HS256 secret, real tokens signed with libjwt,
+// sent as `authorization: Bearer <t>` metadata on hand-built calls, so every
+// RPC of wmty.v1.WhatMattersService is driven from one table.
+//
+// The matrix: no / expired / wrong-issuer / wrong-audience / bad-signature /
+// alg=none tokens on every RPC -> UNAUTHENTICATED; patient A's token against
+// patient B's data on every RPC -> NOT_FOUND (reads by name) or
+// PERMISSION_DENIED, with B's data unchanged (checked through a system token);
+// missing read/write scope -> PERMISSION_DENIED; correct patient, user and
+// system tokens work. The server log is checked to hold neither tokens nor
+// patient text.
+#include <jwt.h>
+
+#include <functional>
+#include <future>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <google/protobuf/unknown_field_set.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/escaping.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "common/status.h"
+#include "integration/integration_util.h"
+#include "support/test_support.h"
+#include "wmty/v1/service.pb.h"
+
+namespace wmty::testing {
+namespace {
+
+using Code = absl::StatusCode;
+
+constexpr char kIssuer[] = "https://issuer.test";
+constexpr char kAudience[] = "https://wmty.test/fhir";
+const std::string kSecret(40, 'k');
+constexpr char kService[] = "/wmty.v1.WhatMattersService/";
+constexpr char kA[] = "pA";
+constexpr char kB[] = "pB";
+
+struct Claims {
+  std::string scope;
+  std::string patient;  // empty: no patient claim
+  std::string iss = kIssuer;
+  std::string aud = kAudience;
+  long exp_offset = 300;
+  std::string secret = kSecret;
+};
+
+std::string Sign(const Claims& c) {
+  jwt_t* jwt = nullptr;
+  jwt_new(&jwt);
+  const long now = absl::ToUnixSeconds(absl::Now());
+  jwt_add_grant(jwt, "iss", c.iss.c_str());
+  jwt_add_grant(jwt, "aud", c.aud.c_str());
+  jwt_add_grant(jwt, "sub", "Practitioner/rn-17");
+  jwt_add_grant(jwt, "scope", c.scope.c_str());
+  if (!c.patient.empty()) jwt_add_grant(jwt, "patient", c.patient.c_str());
+  jwt_add_grant_int(jwt, "exp", now + c.exp_offset);
+  jwt_set_alg(jwt, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(c.secret.data()),
+              static_cast<int>(c.secret.size()));
+  char* encoded = jwt_encode_str(jwt);
+  std::string token = encoded != nullptr ? encoded : "";
+  free(encoded);
+  jwt_free(jwt);
+  return token;
+}
+
+std::string B64(const std::string& bytes) {
+  std::string out;
+  absl::WebSafeBase64Escape(bytes, &out);
+  return out;
+}
+
+struct CallResult {
+  absl::Status status;
+  std::string response;
+};
+
+// One RPC of the table: how to build its request against a patient's data.
+struct Rpc {
+  std::string method;
+  std::string type;  // FHIR type of the scope ("" = the summary: r on all three)
+  char permission;   // c r u d s
+  bool by_name;      // Get / ListVersions: another patient's -> NOT_FOUND
+  bool write;
+};
+
+// The patient's seeded resources (names), refreshed before each request.
+struct Seed {
+  std::string patient;
+  std::string what_matters, goal, preference, goal_score;
+};
+
+class GrpcAuthTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const std::string secret_file = dir_.path() + "/secret";
+    {
+      FILE* f = fopen(secret_file.c_str(), "w");
+      ASSERT_NE(f, nullptr);
+      fputs((kSecret + "\n").c_str(), f);
+      fclose(f);
+    }
+    auto server = ServerProcess::Start(dir_.path() + "/data",
+                                       {"--auth_hs256_secret_file=" + secret_file,
+                                        std::string("--auth_issuer=") + kIssuer,
+                                        std::string("--auth_audience=") + kAudience});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    channel_ = grpc::CreateChannel(server_->target(), grpc::InsecureChannelCredentials());
+    system_ = Sign({"system/*.cruds", ""});
+    a_ = SeedPatient(kA);
+    b_ = SeedPatient(kB);
+  }
+
+  // A call with `token` ("" = no authorization header at all; `raw_header`
+  // overrides the whole header value).
+  CallResult Call(const std::string& method, const google::protobuf::Message& request, const std::string& token,
+                  const std::string* raw_header = nullptr) {
+    grpc::GenericStub stub(channel_);
+    grpc::ClientContext ctx;
+    ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    if (raw_header != nullptr) {
+      ctx.AddMetadata("authorization", *raw_header);
+    } else if (!token.empty()) {
+      ctx.AddMetadata("authorization", "Bearer " + token);
+    }
+    const std::string bytes = request.SerializeAsString();
+    grpc::Slice slice(bytes);
+    grpc::ByteBuffer in(&slice, 1);
+    grpc::ByteBuffer out;
+    std::promise<grpc::Status> done;
+    stub.UnaryCall(&ctx, kService + method, grpc::StubOptions(), &in, &out,
+                   [&done](grpc::Status s) { done.set_value(s); });
+    grpc::Status status = done.get_future().get();
+    CallResult r;
+    r.status = FromGrpcStatus(status);
+    if (status.ok()) {
+      grpc::Slice s;
+      EXPECT_TRUE(out.DumpToSingleSlice(&s).ok());
+      r.response.assign(reinterpret_cast<const char*>(s.begin()), s.size());
+    }
+    return r;
+  }
+
+  template <class Resp>
+  Resp SystemCall(const std::string& method, const google::protobuf::Message& request) {
+    CallResult r = Call(method, request, system_);
+    EXPECT_TRUE(r.status.ok()) << method << ": " << r.status;
+    Resp resp;
+    EXPECT_TRUE(resp.ParseFromString(r.response));
+    return resp;
+  }
+
+  Seed SeedPatient(const std::string& patient) {
+    Seed s;
+    s.patient = patient;
+    const std::string parent = "patients/" + patient;
+    v1::CreateWhatMattersRequest wm;
+    wm.set_parent(parent);
+    *wm.mutable_what_matters() = ValidWhatMatters("Secret garden words of " + patient);
+    s.what_matters = SystemCall<v1::WhatMatters>("CreateWhatMatters", wm).name();
+    v1::CreateGoalRequest goal;
+    goal.set_parent(parent);
+    *goal.mutable_goal() = ValidGoal("Secret aisle walk of " + patient);
+    s.goal = SystemCall<v1::Goal>("CreateGoal", goal).name();
+    v1::CreatePreferenceRequest pref;
+    pref.set_parent(parent);
+    *pref.mutable_preference() = ValidPreference();
+    s.preference = SystemCall<v1::Preference>("CreatePreference", pref).name();
+    v1::CreateGoalScoreRequest score;
+    score.set_parent(parent);
+    score.mutable_goal_score()->set_goal(s.goal);
+    score.mutable_goal_score()->set_score_type(v1::INITIAL);
+    score.mutable_goal_score()->set_score(-1);
+    *score.mutable_goal_score()->mutable_provenance() = NurseProvenance();
+    s.goal_score = SystemCall<v1::GoalScore>("CreateGoalScore", score).name();
+    v1::UpdatePrioritiesRequest pri;
+    pri.mutable_priorities()->set_name(parent + "/priorities");
+    pri.mutable_priorities()->set_etag(Etag("GetPriorities", parent + "/priorities"));  // "" when none yet
+    pri.mutable_priorities()->add_items(s.goal);
+    *pri.mutable_priorities()->mutable_provenance() = NurseProvenance();
+    SystemCall<v1::Priorities>("UpdatePriorities", pri);
+    return s;
+  }
+
+  std::string Etag(const std::string& get_method, const std::string& name) {
+    v1::GetResourceRequest req;
+    req.set_name(name);
+    CallResult r = Call(get_method, req, system_);
+    EXPECT_TRUE(r.status.ok()) << get_method << ": " << r.status;
+    // etag is field 41 of every resource.
+    google::protobuf::UnknownFieldSet fields;
+    EXPECT_TRUE(fields.ParseFromString(r.response));
+    for (int i = 0; i < fields.field_count(); ++i) {
+      if (fields.field(i).number() == 41) return fields.field(i).length_delimited();
+    }
+    return "";
+  }
+
+  static std::vector<Rpc> Rpcs() {
+    // In an order where every write of the table succeeds once on a fresh
+    // seed (priorities before what they list is retracted, scores before
+    // their goal is).
+    std::vector<Rpc> out;
+    out.push_back({"GetPriorities", "List", 'r', true, false});
+    out.push_back({"UpdatePriorities", "List", 'u', false, true});
+    out.push_back({"ListPrioritiesVersions", "List", 'r', true, false});
+    out.push_back({"GetPatientSummary", "", 'r', false, false});
+    for (const auto& [res, type] : std::vector<std::pair<std::string, std::string>>{
+             {"GoalScore", "Observation"}, {"WhatMatters", "Observation"}, {"Preference", "Observation"},
+             {"Goal", "Goal"}}) {
+      const std::string plural = res == "WhatMatters" ? res : res + "s";
+      out.push_back({"Create" + res, type, 'c', false, true});
+      out.push_back({"Get" + res, type, 'r', true, false});
+      out.push_back({"List" + plural, type, 's', false, false});
+      out.push_back({"Update" + res, type, 'u', false, true});
+      out.push_back({"Retract" + res, type, 'd', false, true});
+      out.push_back({"List" + res + "Versions", type, 'r', true, false});
+    }
+    return out;
+  }
+
+  // The request of `rpc` against `s`'s data (fresh etags for writes).
+  std::unique_ptr<google::protobuf::Message> Request(const Rpc& rpc, const Seed& s) {
+    const std::string parent = "patients/" + s.patient;
+    const std::string& m = rpc.method;
+    auto name_of = [&]() -> std::string {
+      if (absl::StrContains(m, "GoalScore")) return s.goal_score;
+      if (absl::StrContains(m, "WhatMatters")) return s.what_matters;
+      if (absl::StrContains(m, "Preference")) return s.preference;
+      if (absl::StrContains(m, "Priorities")) return parent + "/priorities";
+      return s.goal;
+    };
+    auto get_of = [&]() {
+      if (absl::StrContains(m, "GoalScore")) return std::string("GetGoalScore");
+      if (absl::StrContains(m, "WhatMatters")) return std::string("GetWhatMatters");
+      if (absl::StrContains(m, "Preference")) return std::string("GetPreference");
+      if (absl::StrContains(m, "Priorities")) return std::string("GetPriorities");
+      return std::string("GetGoal");
+    };
+    if (m == "GetPatientSummary") {
+      auto r = std::make_unique<v1::GetPatientSummaryRequest>();
+      r->set_parent(parent);
+      return r;
+    }
+    if (absl::StartsWith(m, "Get")) {
+      auto r = std::make_unique<v1::GetResourceRequest>();
+      r->set_name(name_of());
+      return r;
+    }
+    if (absl::EndsWith(m, "Versions")) {
+      auto r = std::make_unique<v1::ListVersionsRequest>();
+      r->set_name(name_of());
+      return r;
+    }
+    if (absl::StartsWith(m, "Retract")) {
+      auto r = std::make_unique<v1::RetractRequest>();
+      r->set_name(name_of());
+      r->set_etag(Etag(get_of(), name_of()));
+      r->set_reason("entered in error");
+      r->mutable_retracted_by()->set_practitioner_id("nurse-17");
+      return r;
+    }
+    if (m == "CreateWhatMatters") {
+      auto r = std::make_unique<v1::CreateWhatMattersRequest>();
+      r->set_parent(parent);
+      *r->mutable_what_matters() = ValidWhatMatters("Another secret statement");
+      return r;
+    }
+    if (m == "CreateGoal") {
+      auto r = std::make_unique<v1::CreateGoalRequest>();
+      r->set_parent(parent);
+      *r->mutable_goal() = ValidGoal("Another secret goal");
+      return r;
+    }
+    if (m == "CreatePreference") {
+      auto r = std::make_unique<v1::CreatePreferenceRequest>();
+      r->set_parent(parent);
+      *r->mutable_preference() = ValidPreference();
+      return r;
+    }
+    if (m == "CreateGoalScore") {
+      auto r = std::make_unique<v1::CreateGoalScoreRequest>();
+      r->set_parent(parent);
+      r->mutable_goal_score()->set_goal(s.goal);
+      r->mutable_goal_score()->set_score_type(v1::PRACTITIONER_FOLLOW_UP);
+      r->mutable_goal_score()->set_score(1);
+      *r->mutable_goal_score()->mutable_provenance() = NurseProvenance();
+      return r;
+    }
+    if (m == "ListWhatMatters") {
+      auto r = std::make_unique<v1::ListWhatMattersRequest>();
+      r->set_parent(parent);
+      return r;
+    }
+    if (m == "ListGoals") {
+      auto r = std::make_unique<v1::ListGoalsRequest>();
+      r->set_parent(parent);
+      return r;
+    }
+    if (m == "ListPreferences") {
+      auto r = std::make_unique<v1::ListPreferencesRequest>();
+      r->set_parent(parent);
+      return r;
+    }
+    if (m == "ListGoalScores") {
+      auto r = std::make_unique<v1::ListGoalScoresRequest>();
+      r->set_parent(parent);
+      return r;
+    }
+    const std::string etag = Etag(get_of(), name_of());
+    if (m == "UpdateWhatMatters") {
+      auto r = std::make_unique<v1::UpdateWhatMattersRequest>();
+      r->mutable_what_matters()->set_name(name_of());
+      r->mutable_what_matters()->set_etag(etag);
+      r->mutable_what_matters()->set_statement("Changed secret statement");
+      *r->mutable_what_matters()->mutable_provenance() = NurseProvenance();
+      r->mutable_update_mask()->add_paths("statement");
+      return r;
+    }
+    if (m == "UpdateGoal") {
+      auto r = std::make_unique<v1::UpdateGoalRequest>();
+      r->mutable_goal()->set_name(name_of());
+      r->mutable_goal()->set_etag(etag);
+      r->mutable_goal()->set_achievement_status(v1::IMPROVING);
+      *r->mutable_goal()->mutable_provenance() = NurseProvenance();
+      r->mutable_update_mask()->add_paths("achievement_status");
+      return r;
+    }
+    if (m == "UpdatePreference") {
+      auto r = std::make_unique<v1::UpdatePreferenceRequest>();
+      r->mutable_preference()->set_name(name_of());
+      r->mutable_preference()->set_etag(etag);
+      r->mutable_preference()->set_value_text("Changed secret preference");
+      *r->mutable_preference()->mutable_provenance() = NurseProvenance();
+      r->mutable_update_mask()->add_paths("value_text");
+      return r;
+    }
+    if (m == "UpdateGoalScore") {
+      auto r = std::make_unique<v1::UpdateGoalScoreRequest>();
+      r->mutable_goal_score()->set_name(name_of());
+      r->mutable_goal_score()->set_etag(etag);
+      r->mutable_goal_score()->set_score(2);
+      *r->mutable_goal_score()->mutable_provenance() = NurseProvenance();
+      r->mutable_update_mask()->add_paths("score");
+      return r;
+    }
+    if (m == "UpdatePriorities") {
+      auto r = std::make_unique<v1::UpdatePrioritiesRequest>();
+      r->mutable_priorities()->set_name(name_of());
+      r->mutable_priorities()->set_etag(etag);
+      r->mutable_priorities()->add_items(s.what_matters);
+      *r->mutable_priorities()->mutable_provenance() = NurseProvenance();
+      return r;
+    }
+    ADD_FAILURE() << "no request for " << m;
+    return std::make_unique<v1::GetResourceRequest>();
+  }
+
+  // Everything stored for `s.patient`, every version, read with the system token.
+  std::string Snapshot(const Seed& s) {
+    const std::string parent = "patients/" + s.patient;
+    std::string out;
+    auto add = [&](const std::string& method, const google::protobuf::Message& req) {
+      CallResult r = Call(method, req, system_);
+      EXPECT_TRUE(r.status.ok()) << method << ": " << r.status;
+      absl::StrAppend(&out, method, ":", absl::BytesToHexString(r.response), "\n");
+    };
+    v1::ListWhatMattersRequest wm;
+    wm.set_parent(parent);
+    wm.mutable_filter()->set_show_retracted(true);
+    wm.set_page_size(100);
+    add("ListWhatMatters", wm);
+    v1::ListGoalsRequest goals;
+    goals.set_parent(parent);
+    goals.mutable_filter()->set_show_retracted(true);
+    goals.set_page_size(100);
+    add("ListGoals", goals);
+    v1::ListPreferencesRequest prefs;
+    prefs.set_parent(parent);
+    prefs.mutable_filter()->set_show_retracted(true);
+    prefs.set_page_size(100);
+    add("ListPreferences", prefs);
+    v1::ListGoalScoresRequest scores;
+    scores.set_parent(parent);
+    scores.mutable_filter()->set_show_retracted(true);
+    scores.set_page_size(100);
+    add("ListGoalScores", scores);
+    for (const auto& [method, name] : std::vector<std::pair<std::string, std::string>>{
+             {"ListWhatMattersVersions", s.what_matters},
+             {"ListGoalVersions", s.goal},
+             {"ListPreferenceVersions", s.preference},
+             {"ListGoalScoreVersions", s.goal_score},
+             {"ListPrioritiesVersions", parent + "/priorities"}}) {
+      v1::ListVersionsRequest v;
+      v.set_name(name);
+      v.set_page_size(100);
+      add(method, v);
+    }
+    return out;
+  }
+
+  std::string Log() { return ReadFile(server_->log_path()); }
+
+  TempDir dir_;
+  std::unique_ptr<ServerProcess> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::string system_;
+  Seed a_, b_;
+};
+
+// Does `scope` (space-separated) grant `permission` on `type` (the test's own
+// model, independent of the server's)?
+bool Grants(const std::string& scopes, const std::string& type, char permission) {
+  if (type.empty()) return Grants(scopes, "Goal", 'r') && Grants(scopes, "Observation", 'r') && Grants(scopes, "List", 'r');
+  for (absl::string_view scope : absl::StrSplit(scopes, ' ', absl::SkipEmpty())) {
+    if (absl::StrContains(scope, "?")) continue;
+    const size_t slash = scope.find('/'), dot = scope.find('.');
+    if (slash == absl::string_view::npos || dot == absl::string_view::npos) continue;
+    const absl::string_view t = scope.substr(slash + 1, dot - slash - 1);
+    std::string perms(scope.substr(dot + 1));
+    if (perms == "read") perms = "rs";
+    if (perms == "write") perms = "cud";
+    if (perms == "*") perms = "cruds";
+    if ((t == "*" || t == type) && perms.find(permission) != std::string::npos) return true;
+  }
+  return false;
+}
+
+TEST_F(GrpcAuthTest, BadTokensAreUnauthenticatedOnEveryRpc) {
+  const std::string before_a = Snapshot(a_), before_b = Snapshot(b_);
+  const std::string good = Sign({"system/*.cruds", ""});
+  std::string tampered = good;
+  tampered[tampered.find('.') + 5] ^= 1;
+  const std::string payload = good.substr(good.find('.') + 1, good.rfind('.') - good.find('.') - 1);
+  const std::string header_none = B64(R"({"alg":"none","typ":"JWT"})");
+  Claims expired{"system/*.cruds", ""};
+  expired.exp_offset = -3600;
+  Claims wrong_iss{"system/*.cruds", ""};
+  wrong_iss.iss = "https://evil.test";
+  Claims wrong_aud{"system/*.cruds", ""};
+  wrong_aud.aud = "https://other.test";
+  Claims other_secret{"system/*.cruds", ""};
+  other_secret.secret = std::string(40, 'x');
+  struct Bad {
+    std::string label;
+    std::string header;  // the whole authorization value; "" = no header
+  };
+  const std::vector<Bad> bad = {
+      {"no token", ""},
+      {"empty bearer", "Bearer "},
+      {"basic scheme", "Basic dXNlcjpwYXNz"},
+      {"bare token, no scheme", good},
+      {"garbage", "Bearer not-a-token"},
+      {"expired", "Bearer " + Sign(expired)},
+      {"wrong issuer", "Bearer " + Sign(wrong_iss)},
+      {"wrong audience", "Bearer " + Sign(wrong_aud)},
+      {"bad signature", "Bearer " + tampered},
+      {"other secret", "Bearer " + Sign(other_secret)},
+      {"alg none", "Bearer " + header_none + "." + payload + "."},
+      {"alg none with signature", "Bearer " + header_none + "." + payload + "." + good.substr(good.rfind('.') + 1)},
+  };
+  for (const Rpc& rpc : Rpcs()) {
+    auto req = Request(rpc, b_);
+    for (const Bad& b : bad) {
+      CallResult r = b.header.empty() ? Call(rpc.method, *req, "") : Call(rpc.method, *req, "", &b.header);
+      EXPECT_EQ(r.status.code(), Code::kUnauthenticated) << rpc.method << " / " << b.label << ": " << r.status;
+      EXPECT_TRUE(r.response.empty());
+    }
+  }
+  EXPECT_EQ(Snapshot(a_), before_a);
+  EXPECT_EQ(Snapshot(b_), before_b);
+  // Nothing of the tokens or the patients' words reaches the log.
+  const std::string log = Log();
+  EXPECT_FALSE(absl::StrContains(log, payload));
+  EXPECT_FALSE(absl::StrContains(log, tampered));
+  EXPECT_FALSE(absl::StrContains(log, "Secret"));
+  EXPECT_TRUE(absl::StrContains(log, "request refused"));
+  EXPECT_TRUE(absl::StrContains(log, "UNAUTHENTICATED"));
+}
+
+TEST_F(GrpcAuthTest, PatientTokenCannotReachAnotherPatientOnAnyRpc) {
+  const std::string before_b = Snapshot(b_);
+  for (const char* scope : {"patient/*.cruds", "patient/*.*", "patient/Goal.cruds patient/Observation.cruds patient/List.cruds"}) {
+    const std::string token_a = Sign({scope, kA});
+    for (const Rpc& rpc : Rpcs()) {
+      auto req = Request(rpc, b_);
+      CallResult r = Call(rpc.method, *req, token_a);
+      EXPECT_EQ(r.status.code(), rpc.by_name ? Code::kNotFound : Code::kPermissionDenied)
+          << scope << " " << rpc.method << ": " << r.status;
+      EXPECT_TRUE(r.response.empty()) << rpc.method;
+      if (rpc.by_name) {
+        // The same answer as for an id that does not exist: nothing leaks.
+        std::string existing = r.status.ToString();
+        EXPECT_FALSE(absl::StrContains(existing, "Secret"));
+      }
+    }
+  }
+  // A's page token cannot page B's data either.
+  {
+    const std::string token_a = Sign({"patient/*.cruds", kA});
+    v1::CreateGoalRequest more;
+    more.set_parent("patients/" + std::string(kA));
+    *more.mutable_goal() = ValidGoal("A second goal of A");
+    ASSERT_TRUE(Call("CreateGoal", more, token_a).status.ok());
+    v1::ListGoalsRequest list;
+    list.set_parent("patients/" + std::string(kA));
+    list.set_page_size(1);
+    CallResult first = Call("ListGoals", list, token_a);
+    ASSERT_TRUE(first.status.ok()) << first.status;
+    v1::ListGoalsResponse page;
+    ASSERT_TRUE(page.ParseFromString(first.response));
+    ASSERT_FALSE(page.next_page_token().empty());
+    list.set_parent("patients/" + std::string(kB));
+    list.set_page_token(page.next_page_token());
+    EXPECT_EQ(Call("ListGoals", list, token_a).status.code(), Code::kPermissionDenied);
+    // Even a system token cannot move a page token to another parent.
+    EXPECT_EQ(Call("ListGoals", list, system_).status.code(), Code::kInvalidArgument);
+  }
+  EXPECT_EQ(Snapshot(b_), before_b);
+  // NOT_FOUND for another patient's resource reads exactly like a missing one.
+  const std::string token_a = Sign({"patient/*.cruds", kA});
+  v1::GetResourceRequest get;
+  get.set_name(b_.goal);
+  const absl::Status hidden = Call("GetGoal", get, token_a).status;
+  const std::string missing_name = "patients/" + std::string(kB) + "/goals/doesnotexist";
+  get.set_name(missing_name);
+  const absl::Status missing = Call("GetGoal", get, system_).status;
+  EXPECT_EQ(hidden.code(), missing.code());
+  EXPECT_EQ(std::string(hidden.message()),
+            absl::StrReplaceAll(std::string(missing.message()), {{missing_name, b_.goal}}));
+  const std::string log = Log();
+  EXPECT_FALSE(absl::StrContains(log, "Secret"));
+  EXPECT_FALSE(absl::StrContains(log, token_a.substr(token_a.find('.') + 1, 20)));
+  EXPECT_TRUE(absl::StrContains(log, "PERMISSION_DENIED"));
+}
+
+TEST_F(GrpcAuthTest, CorrectPatientTokenWorksOnEveryRpc) {
+  const std::string token_a = Sign({"patient/*.cruds openid fhirUser", kA});
+  for (const Rpc& rpc : Rpcs()) {
+    auto req = Request(rpc, a_);
+    CallResult r = Call(rpc.method, *req, token_a);
+    EXPECT_TRUE(r.status.ok()) << rpc.method << ": " << r.status;
+  }
+  // Summary and lists hold only A's data.
+  v1::GetPatientSummaryRequest summary;
+  summary.set_parent("patients/" + std::string(kA));
+  CallResult r = Call("GetPatientSummary", summary, token_a);
+  ASSERT_TRUE(r.status.ok());
+  EXPECT_FALSE(absl::StrContains(r.response, "/" + std::string(kB) + "/"));
+}
+
+TEST_F(GrpcAuthTest, MissingScopeIsPermissionDeniedAndWritesNothing) {
+  const std::vector<std::string> scopes = {
+      "patient/Goal.rs",                                        // read Goal only
+      "patient/Observation.read",                               // v1 read
+      "patient/Goal.r patient/Observation.r patient/List.r",    // reads by id, no search
+      "patient/List.s user/Goal.s",                             // search only
+      "openid fhirUser launch/patient",                         // no resource scope
+      "patient/Goal.rs?category=x patient/*.cruds?status=y",    // filters grant nothing yet
+      "user/Observation.rs",                                    // user read
+  };
+  const std::string before_a = Snapshot(a_), before_b = Snapshot(b_);
+  for (const std::string& scope : scopes) {
+    const std::string token = Sign({scope, kA});
+    for (const Rpc& rpc : Rpcs()) {
+      auto req = Request(rpc, a_);
+      CallResult r = Call(rpc.method, *req, token);
+      if (Grants(scope, rpc.type, rpc.permission)) {
+        EXPECT_TRUE(r.status.ok()) << scope << " " << rpc.method << ": " << r.status;
+      } else {
+        EXPECT_EQ(r.status.code(), Code::kPermissionDenied) << scope << " " << rpc.method << ": " << r.status;
+        EXPECT_TRUE(r.response.empty());
+      }
+    }
+  }
+  EXPECT_EQ(Snapshot(a_), before_a);
+  EXPECT_EQ(Snapshot(b_), before_b);
+
+  // Write scopes without read: writes go through, reads are refused.
+  const std::string writer = Sign({"patient/*.cud", kA});
+  for (const Rpc& rpc : Rpcs()) {
+    auto req = Request(rpc, a_);
+    CallResult r = Call(rpc.method, *req, writer);
+    if (rpc.write) {
+      EXPECT_TRUE(r.status.ok()) << rpc.method << ": " << r.status;
+    } else {
+      EXPECT_EQ(r.status.code(), Code::kPermissionDenied) << rpc.method << ": " << r.status;
+    }
+  }
+}
+
+TEST_F(GrpcAuthTest, SystemAndUserScopesWorkAcrossPatients) {
+  for (const char* scope : {"system/*.cruds", "user/*.cruds", "system/*.*"}) {
+    // A patient claim does not narrow system/ or user/ scopes.
+    for (const std::string& patient : {std::string(), std::string(kA)}) {
+      const std::string token = Sign({scope, patient});
+      for (const std::string& who : {std::string(kA), std::string(kB)}) {
+        const Seed s = SeedPatient(who);  // fresh: the table retracts what it uses
+        for (const Rpc& rpc : Rpcs()) {
+          auto req = Request(rpc, s);
+          CallResult r = Call(rpc.method, *req, token);
+          EXPECT_TRUE(r.status.ok()) << scope << " " << who << " " << rpc.method << ": " << r.status;
+        }
+      }
+    }
+  }
+  // user/Observation.cruds: every Observation RPC, nothing on Goal or List.
+  const std::string obs = Sign({"user/Observation.cruds", ""});
+  for (const Rpc& rpc : Rpcs()) {
+    auto req = Request(rpc, b_);
+    CallResult r = Call(rpc.method, *req, obs);
+    if (rpc.type == "Observation") {
+      EXPECT_TRUE(r.status.ok()) << rpc.method << ": " << r.status;
+    } else {
+      EXPECT_EQ(r.status.code(), Code::kPermissionDenied) << rpc.method << ": " << r.status;
+    }
+  }
+}
+
+TEST_F(GrpcAuthTest, MalformedNamesAreInvalidArgumentAfterAuthentication) {
+  const std::string token_a = Sign({"patient/*.cruds", kA});
+  v1::GetResourceRequest get;
+  get.set_name("patients/p A/goals/x");
+  EXPECT_EQ(Call("GetGoal", get, token_a).status.code(), Code::kInvalidArgument);
+  EXPECT_EQ(Call("GetGoal", get, system_).status.code(), Code::kInvalidArgument);
+  EXPECT_EQ(Call("GetGoal", get, "").status.code(), Code::kUnauthenticated);
+  v1::CreateGoalRequest create;
+  create.set_parent("nonsense");
+  EXPECT_EQ(Call("CreateGoal", create, token_a).status.code(), Code::kInvalidArgument);
+  EXPECT_EQ(Call("CreateGoal", create, Sign({"patient/Goal.r", kA})).status.code(), Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace wmty::testing
