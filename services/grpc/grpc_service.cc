@@ -3,6 +3,7 @@
 #include <chrono>
 #include <iterator>
 #include <optional>
+#include <type_traits>
 #include <utility>
 
 #include "absl/strings/ascii.h"
@@ -191,6 +192,50 @@ absl::Status Check(const auth::Principal& principal, const Access& access, const
   return absl::PermissionDeniedError("not allowed");
 }
 
+// The audit record of one call, filled in as the call proceeds.
+storage::AuditRecord StartAudit(const grpc::CallbackServerContext& ctx, const Access& access) {
+  storage::AuditRecord a;
+  a.set_source("grpc");
+  const bool summary = access.type.empty();
+  a.set_resource_type(summary ? "Patient" : std::string(access.type));
+  switch (access.permission) {
+    case auth::kCreate: a.set_interaction("create"); a.set_action("C"); break;
+    case auth::kRead: a.set_interaction(summary ? "summary" : "read"); a.set_action("R"); break;
+    case auth::kSearch: a.set_interaction("search"); a.set_action("E"); break;
+    case auth::kUpdate: a.set_interaction("update"); a.set_action("U"); break;
+    case auth::kDelete: a.set_interaction("delete"); a.set_action("D"); break;
+  }
+  a.set_remote(ctx.peer());
+  return a;
+}
+
+// Who, which patient and which resource, once the request is parsed.
+void AuditTarget(const Target& target, storage::AuditRecord* a) {
+  if (target.is_parent) {
+    if (auto p = domain::ParseParent(target.text, target.field); p.ok()) a->set_patient_id(*p);
+    return;
+  }
+  if (auto n = domain::ParseName(target.text, target.field); n.ok()) {
+    a->set_patient_id(n->patient_id);
+    a->set_resource_id(n->id);
+  }
+}
+
+// FHIR audit-event-outcome: 0 success, 4 refused or bad request (the caller's
+// doing), 8 failed on our side.
+int AuditOutcome(const absl::Status& s) {
+  switch (s.code()) {
+    case absl::StatusCode::kOk: return 0;
+    case absl::StatusCode::kInternal:
+    case absl::StatusCode::kDataLoss:
+    case absl::StatusCode::kUnknown:
+    case absl::StatusCode::kUnavailable:
+      return 8;
+    default:
+      return 4;
+  }
+}
+
 void LogRefusal(const Access& access, const absl::Status& status) {
   // Method and code only: never the token, the name or the reason.
   log::Info("request refused", {{"method", std::string(access.method)},
@@ -206,28 +251,42 @@ class WhatMattersServiceImpl final : public RawService {
   // if the call must not go on.
   template <class Req>
   bool Admit(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor, const Access& access,
-             const grpc::ByteBuffer* in, Req* req) {
+             const grpc::ByteBuffer* in, Req* req, storage::AuditRecord* audit) {
     std::optional<absl::StatusOr<auth::Principal>> principal;
     if (verifier_ != nullptr) {
       principal.emplace(Authenticate(*ctx));
       if (!principal->ok()) {
         LogRefusal(access, principal->status());
-        Finish(reactor, principal->status());
+        Refuse(reactor, principal->status(), audit);
         return false;
       }
+      audit->set_agent((*principal)->subject);
+      audit->set_client_id((*principal)->client_id);
     }
     if (auto s = ParseRequest(*in, req); !s.ok()) {
-      Finish(reactor, s);
+      Refuse(reactor, s, audit);
       return false;
     }
+    AuditTarget(TargetOf(*req), audit);
     if (principal.has_value()) {
       if (auto s = Check(**principal, access, TargetOf(*req)); !s.ok()) {
         LogRefusal(access, s);
-        Finish(reactor, s);
+        Refuse(reactor, s, audit);
         return false;
       }
     }
     return true;
+  }
+
+  void Refuse(grpc::ServerUnaryReactor* reactor, const absl::Status& s, storage::AuditRecord* audit) {
+    RecordAudit(core_, audit, s);
+    Finish(reactor, s);
+  }
+
+  static void RecordAudit(PatientRecords* core, storage::AuditRecord* audit, const absl::Status& s) {
+    audit->set_outcome(AuditOutcome(s));
+    audit->set_outcome_detail(absl::StatusCodeToString(s.code()));
+    core->Audit(std::move(*audit));
   }
 
   template <class Req, class Resp>
@@ -236,8 +295,11 @@ class WhatMattersServiceImpl final : public RawService {
                                  absl::StatusOr<Resp> (PatientRecords::*method)(const Req&, const CallContext&)) {
     auto* reactor = ctx->DefaultReactor();
     Req req;
-    if (!Admit(ctx, reactor, access, in, &req)) return reactor;
-    FinishWith(reactor, (core_->*method)(req, ContextOf(ctx)), out);
+    storage::AuditRecord audit = StartAudit(*ctx, access);
+    if (!Admit(ctx, reactor, access, in, &req, &audit)) return reactor;
+    auto result = (core_->*method)(req, ContextOf(ctx));
+    RecordAudit(core_, &audit, result.status());
+    FinishWith(reactor, result, out);
     return reactor;
   }
 
@@ -247,10 +309,22 @@ class WhatMattersServiceImpl final : public RawService {
                                   void (PatientRecords::*method)(const Req&, const CallContext&, domain::Done<Resp>)) {
     auto* reactor = ctx->DefaultReactor();
     Req req;
-    if (!Admit(ctx, reactor, access, in, &req)) return reactor;
+    storage::AuditRecord audit = StartAudit(*ctx, access);
+    if (!Admit(ctx, reactor, access, in, &req, &audit)) return reactor;
     // Finishes on the commit thread once the change is durable or refused.
     (core_->*method)(req, ContextOf(ctx),
-                     [reactor, out](absl::StatusOr<Resp> result) { FinishWith(reactor, result, out); });
+                     [core = core_, reactor, out, audit = std::move(audit)](absl::StatusOr<Resp> result) mutable {
+                       if constexpr (std::is_same_v<Resp, v1::WhatMatters> || std::is_same_v<Resp, v1::Goal> ||
+                                     std::is_same_v<Resp, v1::Preference> || std::is_same_v<Resp, v1::GoalScore>) {
+                         // A create learns its id only now.
+                         if (result.ok() && audit.resource_id().empty()) {
+                           const std::string& name = result->name();
+                           audit.set_resource_id(name.substr(name.rfind('/') + 1));
+                         }
+                       }
+                       RecordAudit(core, &audit, result.status());
+                       FinishWith(reactor, result, out);
+                     });
     return reactor;
   }
 

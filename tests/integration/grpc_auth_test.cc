@@ -11,6 +11,7 @@
 // system tokens work. The server log is checked to hold neither tokens nor
 // patient text.
 #include <jwt.h>
+#include <sys/wait.h>
 
 #include <functional>
 #include <future>
@@ -33,6 +34,7 @@
 #include "absl/time/clock.h"
 #include "common/status.h"
 #include "integration/integration_util.h"
+#include "storage/store.h"
 #include "support/test_support.h"
 #include "wmty/v1/service.pb.h"
 
@@ -641,6 +643,72 @@ TEST_F(GrpcAuthTest, MalformedNamesAreInvalidArgumentAfterAuthentication) {
   create.set_parent("nonsense");
   EXPECT_EQ(Call("CreateGoal", create, token_a).status.code(), Code::kInvalidArgument);
   EXPECT_EQ(Call("CreateGoal", create, Sign({"patient/Goal.r", kA})).status.code(), Code::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace wmty::testing
+
+namespace wmty::testing {
+namespace {
+
+// Every call leaves an audit record (refused ones too), read back from the
+// store after the server stops; none holds patient text or tokens.
+TEST_F(GrpcAuthTest, EveryCallIsAuditedWithoutPatientText) {
+  const std::string token_a = Sign({"patient/*.cruds", kA});
+  v1::GetResourceRequest b_goal;
+  b_goal.set_name(b_.goal);
+  EXPECT_EQ(Call("GetGoal", b_goal, "").status.code(), Code::kUnauthenticated);
+  EXPECT_EQ(Call("GetGoal", b_goal, token_a).status.code(), Code::kNotFound);
+  v1::GetResourceRequest a_goal;
+  a_goal.set_name(a_.goal);
+  EXPECT_TRUE(Call("GetGoal", a_goal, token_a).status.ok());
+
+  const std::string data_dir = dir_.path() + "/data";
+  const int status = server_->Terminate();
+  ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  storage::StoreOptions options;
+  options.path = data_dir;
+  auto store = storage::Store::Open(options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  std::vector<storage::AuditRecord> audits;
+  ASSERT_TRUE((*store)
+                  ->NewReader()
+                  ->ScanAudit(0,
+                              [&](const storage::AuditRecord& a) {
+                                audits.push_back(a);
+                                return true;
+                              })
+                  .ok());
+  // The seeding (system token) and the three calls above, in order.
+  ASSERT_GE(audits.size(), 3u);
+  const auto& unauthenticated = audits[audits.size() - 3];
+  const auto& other_patient = audits[audits.size() - 2];
+  const auto& own = audits[audits.size() - 1];
+  EXPECT_EQ(unauthenticated.outcome(), 4);
+  EXPECT_EQ(unauthenticated.outcome_detail(), "UNAUTHENTICATED");
+  EXPECT_EQ(unauthenticated.agent(), "");
+  EXPECT_EQ(other_patient.outcome(), 4);
+  EXPECT_EQ(other_patient.outcome_detail(), "NOT_FOUND");
+  EXPECT_EQ(other_patient.agent(), "Practitioner/rn-17");
+  EXPECT_EQ(other_patient.patient_id(), kB);
+  EXPECT_EQ(other_patient.resource_type(), "Goal");
+  EXPECT_EQ(other_patient.interaction(), "read");
+  EXPECT_EQ(own.outcome(), 0);
+  EXPECT_EQ(own.patient_id(), kA);
+  EXPECT_EQ(own.resource_id(), a_.goal.substr(a_.goal.rfind('/') + 1));
+  EXPECT_EQ(own.source(), "grpc");
+  EXPECT_FALSE(own.remote().empty());
+  int creates = 0;
+  for (const auto& a : audits) {
+    const std::string all = a.DebugString();
+    EXPECT_EQ(all.find("Secret"), std::string::npos) << all;
+    EXPECT_EQ(all.find(token_a), std::string::npos);
+    if (a.interaction() == "create" && a.outcome() == 0) {
+      ++creates;
+      EXPECT_FALSE(a.resource_id().empty());
+    }
+  }
+  EXPECT_GE(creates, 8);  // both patients' seeded resources
 }
 
 }  // namespace
