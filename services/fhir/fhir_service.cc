@@ -101,6 +101,8 @@ struct Call {
   CallContext ctx;
   // For logs: which interaction (never ids or values).
   std::string interaction = "unknown";
+  // The verified caller; unset when authentication is disabled.
+  std::optional<auth::Principal> principal;
   std::atomic<bool> responded{false};
 
   absl::string_view Header(bhttp::field f) const {
@@ -359,6 +361,20 @@ class FhirService final : public http::Handler {
   void SearchProvenance(const CallPtr& c, const SearchSpec& spec);
   void Everything(const CallPtr& c, absl::string_view patient_id);
 
+  // Authorization (see "Authorization" in docs/fhir-rest.md). Each returns
+  // false after replying.
+  // 401 unless a valid bearer token came (no-op when auth is disabled).
+  bool Authenticate(Call& c);
+  // May the caller do `p` on `type` for `patient`? Refused: 403, or
+  // `not_found` (when given) if only another patient's data is the problem,
+  // so a read cannot tell "another patient's" from "unknown".
+  bool Authorize(Call& c, absl::string_view type, auth::Permission p, absl::string_view patient,
+                 const RestError* not_found = nullptr);
+  // Before anything is loaded: does any scope grant `p` on `type` at all
+  // (for the token's patient, or for everyone)? 403 otherwise.
+  bool AuthorizeType(Call& c, absl::string_view type, auth::Permission p);
+  bool MayAtAll(const Call& c, absl::string_view type, auth::Permission p) const;
+
   // Helpers.
   absl::StatusOr<std::optional<Record>> FindCurrent(absl::string_view type, absl::string_view id);
   absl::StatusOr<std::optional<Record>> FindVersion(const Record& current, int64_t version);
@@ -425,6 +441,11 @@ void FhirService::Handle(http::Request request, http::Respond respond) {
     const size_t q = t.find('?');
     const absl::string_view path = t.substr(0, q);
     const absl::string_view query = q == absl::string_view::npos ? absl::string_view() : t.substr(q + 1);
+    // Authentication comes first: only the CapabilityStatement and our
+    // CodeSystem (no PHI) are public.
+    const bool is_public = path == "/fhir/metadata" || path == "/fhir/metadata/" || path == "/fhir/CodeSystem" ||
+                           absl::StartsWith(path, "/fhir/CodeSystem/");
+    if (!is_public && !Authenticate(*c)) return;
     auto params = ParseQueryString(query);
     if (!params.ok()) return ReplyError(*c, Bad("invalid", std::string(params.status().message())));
     c->query = std::move(*params);
@@ -490,6 +511,81 @@ http::Response FhirService::MakeError(http::Status status, const std::string& me
   res.body() = Serialize(d, false);
   res.keep_alive(keep_alive);
   return res;
+}
+
+// ---------------------------------------------------------------- authorization
+
+bool FhirService::Authenticate(Call& c) {
+  if (options_.verifier == nullptr) return true;
+  // RFC 6750: no credentials -> no error code; bad credentials -> invalid_token.
+  auto refuse = [&](absl::string_view why, bool with_error) {
+    ReplyError(c, MakeRestError(http::Status::unauthorized, "login", std::string(why)),
+               {{bhttp::field::www_authenticate,
+                 with_error ? "Bearer realm=\"wmty\", error=\"invalid_token\"" : "Bearer realm=\"wmty\""}});
+    return false;
+  };
+  if (c.request.find(bhttp::field::authorization) == c.request.end()) {
+    return refuse("authentication required: send Authorization: Bearer <access token>", false);
+  }
+  const absl::string_view header = absl::StripAsciiWhitespace(c.Header(bhttp::field::authorization));
+  if (header.size() < 7 || !absl::EqualsIgnoreCase(header.substr(0, 7), "Bearer ")) {
+    return refuse("the Authorization header must be: Bearer <access token>", true);
+  }
+  const absl::string_view token = absl::StripLeadingAsciiWhitespace(header.substr(7));
+  auto principal = options_.verifier->Verify(token);
+  if (!principal.ok()) {
+    // The verifier's message is safe to show (it never echoes the token).
+    return refuse(absl::StrCat("invalid access token: ", principal.status().message()), true);
+  }
+  c.principal = std::move(*principal);
+  return true;
+}
+
+bool FhirService::MayAtAll(const Call& c, absl::string_view type, auth::Permission p) const {
+  if (!c.principal.has_value()) return true;
+  return auth::Authorize(*c.principal, type, p, c.principal->patient.value_or("")) !=
+         auth::Decision::kInsufficientScope;
+}
+
+namespace {
+const char* PermissionName(auth::Permission p) {
+  switch (p) {
+    case auth::kCreate: return "create (c)";
+    case auth::kRead: return "read (r)";
+    case auth::kUpdate: return "update (u)";
+    case auth::kDelete: return "delete (d)";
+    case auth::kSearch: return "search (s)";
+  }
+  return "?";
+}
+}  // namespace
+
+bool FhirService::AuthorizeType(Call& c, absl::string_view type, auth::Permission p) {
+  if (MayAtAll(c, type, p)) return true;
+  ReplyError(c,
+             MakeRestError(http::Status::forbidden, "forbidden",
+                           absl::StrCat("the access token has no scope granting ", PermissionName(p), " on ", type)),
+             {{bhttp::field::www_authenticate, "Bearer realm=\"wmty\", error=\"insufficient_scope\""}});
+  return false;
+}
+
+bool FhirService::Authorize(Call& c, absl::string_view type, auth::Permission p, absl::string_view patient,
+                            const RestError* not_found) {
+  if (!c.principal.has_value()) return true;
+  const auth::Decision d = auth::Authorize(*c.principal, type, p, patient);
+  if (d == auth::Decision::kAllow) return true;
+  if (d == auth::Decision::kOtherPatient && not_found != nullptr) {
+    ReplyError(c, *not_found);
+    return false;
+  }
+  const std::string why =
+      d == auth::Decision::kOtherPatient
+          ? absl::StrCat("the access token's patient scopes do not reach this patient (", PermissionName(p), " on ",
+                         type, "; searches need patient=<the token's patient>)")
+          : absl::StrCat("the access token has no scope granting ", PermissionName(p), " on ", type);
+  ReplyError(c, MakeRestError(http::Status::forbidden, "forbidden", why),
+             {{bhttp::field::www_authenticate, "Bearer realm=\"wmty\", error=\"insufficient_scope\""}});
+  return false;
 }
 
 void FhirService::Route(const CallPtr& c, absl::string_view path) {
@@ -773,14 +869,23 @@ void FhirService::RespondResource(Call& c, http::Status status, absl::string_vie
   }
 }
 
+// The one patient a search is confined to ("" when none, or several).
+std::string SearchPatient(const SearchSpec& spec) {
+  return spec.patients.has_value() && spec.patients->size() == 1 ? spec.patients->front() : std::string();
+}
+
+RestError UnknownId(absl::string_view type, absl::string_view id) {
+  return MakeRestError(http::Status::not_found, "not-found", absl::StrCat(type, "/", id.substr(0, 64), " is not known"));
+}
+
 void FhirService::Read(const CallPtr& c, absl::string_view type, absl::string_view id) {
+  if (!AuthorizeType(*c, type, auth::kRead)) return;
   auto current = FindCurrent(type, id);
   if (!current.ok()) return ReplyError(*c, FromStatus(current.status(), PrimaryKind(type)));
-  if (!current->has_value()) {
-    return ReplyError(*c, MakeRestError(http::Status::not_found, "not-found",
-                                        absl::StrCat(type, "/", id.substr(0, 64), " is not known")));
-  }
+  const RestError unknown = UnknownId(type, id);
+  if (!current->has_value()) return ReplyError(*c, unknown);
   const Record& r = **current;
+  if (!Authorize(*c, type, auth::kRead, r.patient_id(), &unknown)) return;
   if (r.retracted()) {
     return ReplyError(*c,
                       MakeRestError(http::Status::gone, "deleted",
@@ -799,12 +904,12 @@ void FhirService::Read(const CallPtr& c, absl::string_view type, absl::string_vi
   ReplyRecord(*c, render_cache_, http::Status::ok, type, r, VersionHeaders(*c, type, r));
 }
 void FhirService::VRead(const CallPtr& c, absl::string_view type, absl::string_view id, absl::string_view vid) {
+  if (!AuthorizeType(*c, type, auth::kRead)) return;
   auto current = FindCurrent(type, id);
   if (!current.ok()) return ReplyError(*c, FromStatus(current.status(), PrimaryKind(type)));
-  if (!current->has_value()) {
-    return ReplyError(*c, MakeRestError(http::Status::not_found, "not-found",
-                                        absl::StrCat(type, "/", id.substr(0, 64), " is not known")));
-  }
+  const RestError unknown = UnknownId(type, id);
+  if (!current->has_value()) return ReplyError(*c, unknown);
+  if (!Authorize(*c, type, auth::kRead, (*current)->patient_id(), &unknown)) return;
   int64_t version = 0;
   if (!absl::SimpleAtoi(vid, &version) || version < 1) {
     return ReplyError(*c, MakeRestError(http::Status::not_found, "not-found",
@@ -935,10 +1040,13 @@ bool FhirService::ResolvePriorityItems(Call& c, const std::string& patient, cons
 // ---------------------------------------------------------------- create
 
 void FhirService::Create(const CallPtr& c, absl::string_view type) {
+  if (!AuthorizeType(*c, type, auth::kCreate)) return;
   Document doc;
   if (!ParseBody(*c, type, &doc)) return;
   auto incoming = FromFhir(type, doc);
   if (!incoming.ok()) return ReplyError(*c, FromStatus(incoming.status(), PrimaryKind(type), true));
+  // c for the patient the body names, before anything is looked up.
+  if (!Authorize(*c, type, auth::kCreate, incoming->patient_id)) return;
   std::string request_id;
   if (!RequestIdOf(*c, &request_id)) return;
   v1::Recorder recorder;
@@ -974,6 +1082,8 @@ void FhirService::Create(const CallPtr& c, absl::string_view type) {
   if (spec->criteria.empty() && !spec->patients.has_value() && !spec->ids.has_value()) {
     return ReplyError(*c, Bad("invalid", "If-None-Exist names no search criteria"));
   }
+  // The criteria are a search: s, confined like any search.
+  if (!Authorize(*c, type, auth::kSearch, SearchPatient(*spec))) return;
   std::string key = absl::StrCat(type, "\n", CanonicalQuery(*spec));
   {
     absl::MutexLock lock(&inflight_mu_);
@@ -1002,6 +1112,8 @@ void FhirService::Create(const CallPtr& c, absl::string_view type) {
   }
   if (hits.size() == 1) {
     const Record& r = hits[0].record;
+    // The match is returned: r on it as well.
+    if (!Authorize(*c, type, auth::kRead, r.patient_id())) return;
     return RespondResource(*c, http::Status::ok, type, r,
                            {{bhttp::field::etag, EtagOf(r.version())},
                             {bhttp::field::last_modified, HttpDate(r.update_time_micros())},
@@ -1066,6 +1178,7 @@ void FhirService::RespondWritten(const CallPtr& c, absl::string_view type, const
 // ---------------------------------------------------------------- update
 
 void FhirService::Update(const CallPtr& c, absl::string_view type, absl::string_view id) {
+  if (!AuthorizeType(*c, type, auth::kUpdate)) return;
   Document doc;
   if (!ParseBody(*c, type, &doc)) return;
   auto body_id = doc.FindMember("id");
@@ -1086,6 +1199,8 @@ void FhirService::Update(const CallPtr& c, absl::string_view type, absl::string_
   }
   auto incoming = FromFhir(type, doc);
   if (!incoming.ok()) return ReplyError(*c, FromStatus(incoming.status(), PrimaryKind(type), true));
+  // u for the patient the body names (and below, for the stored one).
+  if (!Authorize(*c, type, auth::kUpdate, incoming->patient_id)) return;
   std::string request_id;
   if (!RequestIdOf(*c, &request_id)) return;
   v1::Recorder recorder;
@@ -1113,6 +1228,7 @@ void FhirService::Update(const CallPtr& c, absl::string_view type, absl::string_
     }
   } else {
     const Record& cur = **current;
+    if (!Authorize(*c, type, auth::kUpdate, cur.patient_id())) return;
     if (cur.kind() != incoming->kind) {
       return ReplyError(*c, Bad("invalid",
                                 "an Observation cannot change what it records (a what-matters answer, a "
@@ -1172,6 +1288,7 @@ void FhirService::AttemptUpdate(const CallPtr& c, std::string type, Kind kind, s
 // ---------------------------------------------------------------- delete
 
 void FhirService::Delete(const CallPtr& c, absl::string_view type, absl::string_view id) {
+  if (!AuthorizeType(*c, type, auth::kDelete)) return;
   std::string etag;
   if (c->request.find(bhttp::field::if_match) != c->request.end()) {
     const absl::string_view header = absl::StripAsciiWhitespace(c->Header(bhttp::field::if_match));
@@ -1190,6 +1307,7 @@ void FhirService::Delete(const CallPtr& c, absl::string_view type, absl::string_
   // FHIR: deleting what does not exist, or is already deleted, is 204 too.
   if (!current->has_value()) return Reply(*c, http::Status::no_content, std::nullopt);
   const Record cur = **current;
+  if (!Authorize(*c, type, auth::kDelete, cur.patient_id())) return;
   if (cur.retracted()) return Reply(*c, http::Status::no_content, std::nullopt, {{bhttp::field::etag, EtagOf(cur.version())}});
   CoreRetract(core_, cur.kind(), cur.patient_id(), cur.id(), etag, recorder, request_id, c->ctx,
               [this, c, kind = cur.kind()](absl::StatusOr<Written> written) {
@@ -1302,15 +1420,15 @@ RestError BadPageToken() {
 }
 
 void FhirService::InstanceHistory(const CallPtr& c, absl::string_view type, absl::string_view id) {
+  if (!AuthorizeType(*c, type, auth::kRead)) return;
   auto params = ParseHistoryParams(c->query, c->prefer.strict);
   if (!params.ok()) return ReplyError(*c, ParamError(params.status()));
   auto current = FindCurrent(type, id);
   if (!current.ok()) return ReplyError(*c, FromStatus(current.status(), PrimaryKind(type)));
-  if (!current->has_value()) {
-    return ReplyError(*c, MakeRestError(http::Status::not_found, "not-found",
-                                        absl::StrCat(type, "/", id.substr(0, 64), " is not known")));
-  }
+  const RestError unknown = UnknownId(type, id);
+  if (!current->has_value()) return ReplyError(*c, unknown);
   const Record& cur = **current;
+  if (!Authorize(*c, type, auth::kRead, cur.patient_id(), &unknown)) return;
   const std::string query_hash =
       domain::Sha256(absl::StrCat("history\n", type, "/", id, "\n", params->since_raw));
   // Newest first: this page holds versions top, top-1, ...
@@ -1398,6 +1516,9 @@ absl::StatusOr<uint64_t> FhirService::LastSequence() {
 }
 
 void FhirService::TypeHistory(const CallPtr& c, absl::string_view type) {
+  // Type history spans every patient (it takes no patient parameter): only
+  // user/ and system/ scopes reach it.
+  if (!Authorize(*c, type, auth::kSearch, "")) return;
   auto params = ParseHistoryParams(c->query, c->prefer.strict);
   if (!params.ok()) return ReplyError(*c, ParamError(params.status()));
   const std::vector<Kind> kinds = KindsOf(type);
@@ -1698,8 +1819,14 @@ void FhirService::SearchCodeSystem(const CallPtr& c) {
 }
 
 void FhirService::Search(const CallPtr& c, absl::string_view type, const std::vector<QueryParam>& params) {
+  if (!AuthorizeType(*c, type, auth::kSearch)) return;
   auto spec = ParseSearch(type, params, c->prefer.strict);
   if (!spec.ok()) return ReplyError(*c, ParamError(spec.status()));
+  // patient/ scopes: patient= (or subject=) must name the token's patient.
+  // A _page_token is bound to the query, patient included, so every page is
+  // covered by this check. _revinclude=Provenance:target adds the Provenance
+  // of the matches only, which follows their permission.
+  if (!Authorize(*c, type, auth::kSearch, SearchPatient(*spec))) return;
   const std::string query_hash = domain::Sha256(CanonicalQuery(*spec));
   std::optional<storage::PageCursor> cursor;
   if (!spec->page_token.empty()) {
@@ -1779,6 +1906,10 @@ void FhirService::Search(const CallPtr& c, absl::string_view type, const std::ve
 // ---------------------------------------------------------------- Provenance
 
 void FhirService::ReadProvenance(const CallPtr& c, absl::string_view id) {
+  if (!MayAtAll(*c, "Goal", auth::kRead) && !MayAtAll(*c, "Observation", auth::kRead) &&
+      !MayAtAll(*c, "List", auth::kRead)) {
+    return (void)AuthorizeType(*c, "Goal, Observation or List", auth::kRead);
+  }
   uint64_t sequence = 0;
   const bool well_formed = id.size() >= 2 && id.size() <= 21 && id[0] == 's' &&
                            std::all_of(id.begin() + 1, id.end(), [](char ch) { return ch >= '0' && ch <= '9'; }) &&
@@ -1789,9 +1920,14 @@ void FhirService::ReadProvenance(const CallPtr& c, absl::string_view id) {
     if (!r.ok()) return ReplyError(*c, FromStatus(r.status(), storage::KIND_UNSPECIFIED));
     record = std::move(*r);
   }
-  if (!record.has_value()) {
-    return ReplyError(*c, MakeRestError(http::Status::not_found, "not-found",
-                                        absl::StrCat("Provenance/", id.substr(0, 64), " is not known")));
+  const RestError unknown = UnknownId("Provenance", id);
+  if (!record.has_value()) return ReplyError(*c, unknown);
+  // A Provenance is read with its target's permission; anything short of
+  // that looks like an unknown id (which target type it is stays hidden).
+  if (c->principal.has_value() &&
+      auth::Authorize(*c->principal, FhirTypeOf(record->kind()), auth::kRead, record->patient_id()) !=
+          auth::Decision::kAllow) {
+    return ReplyError(*c, unknown);
   }
   Document d;
   d.SetObject();
@@ -1810,6 +1946,18 @@ void FhirService::SearchProvenance(const CallPtr& c, const SearchSpec& spec) {
     return ReplyError(*c, Bad("required",
                               "Provenance search needs target=Goal/<id>, Observation/<id> or List/<patient id>",
                               "target"));
+  }
+  // Provenance follows its target: s on the target's type (403 when no
+  // scope grants it for any target type named), and targets of another
+  // patient are left out as if unknown.
+  for (const Criterion* cr : targets) {
+    for (const ReferenceValue& ref : cr->refs) {
+      if (!ref.type.empty() && !AuthorizeType(*c, ref.type, auth::kSearch)) return;
+    }
+  }
+  if (!MayAtAll(*c, "Goal", auth::kSearch) && !MayAtAll(*c, "Observation", auth::kSearch) &&
+      !MayAtAll(*c, "List", auth::kSearch)) {
+    return (void)AuthorizeType(*c, "Goal, Observation or List", auth::kSearch);
   }
   const std::string query_hash = domain::Sha256(CanonicalQuery(spec));
   int64_t after_index = -1, after_version = 0;
@@ -1836,10 +1984,15 @@ void FhirService::SearchProvenance(const CallPtr& c, const SearchSpec& spec) {
       if (static_cast<int64_t>(i) < after_index) continue;
       for (absl::string_view type : {"Goal", "Observation", "List"}) {
         if (!ref.type.empty() && ref.type != type) continue;
+        if (!MayAtAll(*c, type, auth::kSearch)) continue;
         auto current = FindCurrent(type, ref.id);
         if (!current.ok()) return ReplyError(*c, FromStatus(current.status(), PrimaryKind(type)));
         if (!current->has_value()) continue;
         const Record& cur = **current;
+        if (c->principal.has_value() &&
+            auth::Authorize(*c->principal, type, auth::kSearch, cur.patient_id()) != auth::Decision::kAllow) {
+          continue;  // another patient's: as if unknown
+        }
         const int64_t from = static_cast<int64_t>(i) == after_index ? after_version : 0;
         auto s = core_->ScanStoredVersions(cur.kind(), cur.patient_id(), cur.id(), from, [&](const Record& r) {
           if (!std::all_of(targets.begin(), targets.end(), [&](const Criterion* cr) { return names(*cr, r); })) {
@@ -1900,6 +2053,10 @@ void FhirService::SearchProvenance(const CallPtr& c, const SearchSpec& spec) {
 void FhirService::Everything(const CallPtr& c, absl::string_view patient) {
   if (!domain::IsValidId(patient)) {
     return ReplyError(*c, MakeRestError(http::Status::not_found, "not-found", "not a valid patient id"));
+  }
+  // Everything of the patient: r on all three types for that patient.
+  for (absl::string_view type : {"Goal", "Observation", "List"}) {
+    if (!Authorize(*c, type, auth::kRead, patient)) return;
   }
   for (const auto& p : c->query) {
     if (p.name != "_format" && p.name != "_pretty" && c->prefer.strict) {

@@ -742,13 +742,17 @@ TEST_F(FhirServiceTest, MetadataListsWhatIsImplemented) {
   list.erase("delete");
   EXPECT_EQ(interactions["List"], list);
   EXPECT_EQ(interactions["Provenance"], (std::set<std::string>{"read", "search-type"}));
-  EXPECT_EQ(interactions["CodeSystem"], (std::set<std::string>{"read"}));
+  EXPECT_EQ(interactions["CodeSystem"], (std::set<std::string>{"read", "search-type"}));
   EXPECT_THAT(r.body, HasSubstr("Patient-everything"));
   // CodeSystem/wmty is served.
   HttpResponse cs = http_->Get("/fhir/CodeSystem/wmty");
   ASSERT_EQ(cs.status, 200) << cs.Describe();
   EXPECT_EQ(StringAt(cs.Json(), {"resourceType"}), "CodeSystem");
   ExpectOutcome(http_->Get("/fhir/CodeSystem/other"), 404, "not-found");
+  // ... and found by its canonical URL.
+  HttpResponse by_url = http_->Get("/fhir/CodeSystem?url=https://fhir.wmty.health/CodeSystem/wmty");
+  EXPECT_EQ(by_url.status, 200);
+  EXPECT_EQ(StringAt(by_url.Json(), {"entry", "0", "resource", "id"}), "wmty");
 }
 
 // ---------------------------------------------------------------- paging under writes
