@@ -25,6 +25,7 @@
 #include <thread>
 #include <vector>
 
+#include <jwt.h>
 #include <rocksdb/db.h>
 #include <rocksdb/write_batch.h>
 
@@ -34,6 +35,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
+#include "auth/token_verifier.h"
 #include "domain/patient_records.h"
 #include "server/server.h"
 #include "storage/store.h"
@@ -46,6 +48,8 @@ ABSL_FLAG(int, clients, 32, "Concurrent clients for the write test");
 ABSL_FLAG(int, seconds, 10, "Duration of each throughput test");
 ABSL_FLAG(int, summary_calls, 5000, "GetPatientSummary calls for the latency test");
 ABSL_FLAG(std::string, out, "", "Append the result table to this file");
+ABSL_FLAG(bool, auth_overhead, true,
+          "Also measure GetPatientSummary throughput with and without authentication + audit (same run)");
 
 namespace {
 
@@ -296,6 +300,84 @@ Latency MeasureSummary(const std::string& target, int calls) {
 
 }  // namespace
 
+// GetPatientSummary calls per second from `clients` threads for `seconds`.
+double MeasureSummaryQps(const std::string& target, int clients, int seconds, const std::string& token,
+                         std::atomic<int64_t>* errors) {
+  std::atomic<int64_t> ok{0};
+  std::atomic<bool> stop{false};
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&] {
+      client::ClientOptions options;
+      options.target = target;
+      options.bearer_token = token;
+      auto cl = client::Client::Connect(options);
+      v1::GetPatientSummaryRequest req;
+      req.set_parent(absl::StrCat("patients/", kHotPatient));
+      while (!stop.load()) {
+        if (cl->GetPatientSummary(req).ok()) {
+          ok.fetch_add(1);
+        } else {
+          errors->fetch_add(1);
+        }
+      }
+    });
+  }
+  absl::SleepFor(absl::Milliseconds(500));
+  const int64_t ok0 = ok.load();
+  const absl::Time t0 = absl::Now();
+  absl::SleepFor(absl::Seconds(seconds));
+  const double qps = static_cast<double>(ok.load() - ok0) / absl::ToDoubleSeconds(absl::Now() - t0);
+  stop.store(true);
+  for (auto& t : threads) t.join();
+  return qps;
+}
+
+std::string DevToken(const std::string& secret) {
+  jwt_t* jwt = nullptr;
+  jwt_new(&jwt);
+  jwt_add_grant(jwt, "iss", "bench");
+  jwt_add_grant(jwt, "aud", "wmty");
+  jwt_add_grant(jwt, "sub", "Practitioner/bench");
+  jwt_add_grant(jwt, "scope", "user/*.cruds");
+  jwt_add_grant_int(jwt, "exp", absl::ToUnixSeconds(absl::Now()) + 3600);
+  jwt_set_alg(jwt, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(secret.data()),
+              static_cast<int>(secret.size()));
+  char* encoded = jwt_encode_str(jwt);
+  std::string token = encoded;
+  free(encoded);
+  jwt_free(jwt);
+  return token;
+}
+
+// Summary throughput without and with authentication + audit, same data,
+// same run (issue 4: the cost should stay within 15%).
+std::string MeasureAuthOverhead(const std::string& dir, int seconds) {
+  const std::string secret(48, 'b');
+  double qps[2] = {0, 0};
+  std::atomic<int64_t> errors{0};
+  for (int with_auth = 0; with_auth < 2; ++with_auth) {
+    server::ServerOptions options;
+    options.data_dir = dir;
+    options.grpc_listen = "127.0.0.1:0";
+    options.http_listen = "127.0.0.1:0";
+    if (with_auth) {
+      auth::VerifierOptions vo;
+      vo.issuer = "bench";
+      vo.audience = "wmty";
+      options.verifier = std::move(*auth::TokenVerifier::FromHs256Secret(secret, vo));
+    }
+    auto server = server::WmtyServer::Start(options);
+    if (!server.ok()) return "server failed";
+    qps[with_auth] = MeasureSummaryQps(absl::StrCat("127.0.0.1:", (*server)->grpc_port()), 8, seconds,
+                                       with_auth ? DevToken(secret) : "", &errors);
+    (*server)->Shutdown(absl::Seconds(5));
+  }
+  return absl::StrFormat(
+      "| GetPatientSummary, 8 clients: no auth / auth + audit | %.0f/s / %.0f/s (%.1f%% lower; %lld errors) |\n",
+      qps[0], qps[1], qps[0] > 0 ? 100.0 * (qps[0] - qps[1]) / qps[0] : 0.0, static_cast<long long>(errors.load()));
+}
+
 int main(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   const std::string dir = absl::GetFlag(FLAGS_data_dir);
@@ -339,6 +421,7 @@ int main(int argc, char** argv) {
       create.per_second, static_cast<long long>(create.ok), static_cast<long long>(create.errors), clients,
       raw.per_second, raw.per_second > 0 ? 100.0 * create.per_second / raw.per_second : 0.0, summary.entries,
       summary.p50_us, summary.p99_us, summary.p999_us, summary.errors);
+  if (absl::GetFlag(FLAGS_auth_overhead)) table += MeasureAuthOverhead(dir, seconds);
   std::printf("%s", table.c_str());
   if (!absl::GetFlag(FLAGS_out).empty()) {
     std::ofstream out(absl::GetFlag(FLAGS_out), std::ios::app);

@@ -13,7 +13,9 @@
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 
@@ -156,7 +158,47 @@ absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::FromJwks(absl::str
   return std::unique_ptr<TokenVerifier>(new TokenVerifier(std::move(keys), std::move(options)));
 }
 
+struct TokenVerifier::Cache {
+  struct Entry {
+    Principal principal;
+    absl::Time expires;
+    absl::Time not_before;
+  };
+  static constexpr size_t kMaxEntries = 10000;
+  absl::Mutex mu;
+  absl::flat_hash_map<std::string, Entry> entries ABSL_GUARDED_BY(mu);
+};
+
+TokenVerifier::TokenVerifier(std::vector<Key> keys, VerifierOptions options)
+    : keys_(std::move(keys)), options_(std::move(options)), cache_(std::make_unique<Cache>()) {}
+
+TokenVerifier::~TokenVerifier() = default;
+
 absl::StatusOr<Principal> TokenVerifier::Verify(absl::string_view token) const {
+  const absl::Time now = options_.clock();
+  {
+    absl::MutexLock lock(&cache_->mu);
+    auto it = cache_->entries.find(token);
+    if (it != cache_->entries.end()) {
+      if (it->second.expires + options_.clock_skew < now) {
+        cache_->entries.erase(it);
+        return Unauthenticated("token expired");
+      }
+      if (it->second.not_before - options_.clock_skew <= now) return it->second.principal;
+    }
+  }
+  absl::Time expires, not_before;
+  auto principal = VerifyUncached(token, &expires, &not_before);
+  if (principal.ok()) {
+    absl::MutexLock lock(&cache_->mu);
+    if (cache_->entries.size() >= Cache::kMaxEntries) cache_->entries.clear();
+    cache_->entries.emplace(std::string(token), Cache::Entry{*principal, expires, not_before});
+  }
+  return principal;
+}
+
+absl::StatusOr<Principal> TokenVerifier::VerifyUncached(absl::string_view token, absl::Time* expires,
+                                                        absl::Time* not_before) const {
   if (token.empty() || token.size() > 16 * 1024) return Unauthenticated("missing or oversized bearer token");
   std::vector<absl::string_view> parts = absl::StrSplit(token, '.');
   if (parts.size() != 3 || parts[2].empty()) return Unauthenticated("malformed token");
@@ -192,10 +234,13 @@ absl::StatusOr<Principal> TokenVerifier::Verify(absl::string_view token) const {
   const long exp = jwt_get_grant_int(jwt.get(), "exp");
   if (errno == ENOENT || exp <= 0) return Unauthenticated("token has no exp");
   if (absl::FromUnixSeconds(exp) + options_.clock_skew < now) return Unauthenticated("token expired");
+  *expires = absl::FromUnixSeconds(exp);
+  *not_before = absl::InfinitePast();
   errno = 0;
   const long nbf = jwt_get_grant_int(jwt.get(), "nbf");
-  if (errno != ENOENT && nbf > 0 && absl::FromUnixSeconds(nbf) - options_.clock_skew > now) {
-    return Unauthenticated("token not yet valid");
+  if (errno != ENOENT && nbf > 0) {
+    if (absl::FromUnixSeconds(nbf) - options_.clock_skew > now) return Unauthenticated("token not yet valid");
+    *not_before = absl::FromUnixSeconds(nbf);
   }
   const char* iss = jwt_get_grant(jwt.get(), "iss");
   if (iss == nullptr || options_.issuer != iss) return Unauthenticated("token issuer is not trusted");

@@ -11,7 +11,11 @@
 // Errors are UNAUTHENTICATED with a short reason that is safe to return to
 // the caller (it never echoes the token).
 //
-// Thread safety: immutable after construction; Verify may run concurrently.
+// Verified tokens are remembered (up to 10,000, until they expire), so a
+// client that sends the same token on every call pays for the signature check
+// once; expiry is still checked on every call.
+//
+// Thread safety: Verify may run concurrently.
 #ifndef WMTY_AUTH_TOKEN_VERIFIER_H_
 #define WMTY_AUTH_TOKEN_VERIFIER_H_
 
@@ -46,6 +50,7 @@ class TokenVerifier {
                                                                  VerifierOptions options);
 
   absl::StatusOr<Principal> Verify(absl::string_view token) const;
+  ~TokenVerifier();
 
   struct Key {
     std::string kid;  // may be empty
@@ -54,9 +59,12 @@ class TokenVerifier {
   };
 
  private:
-  TokenVerifier(std::vector<Key> keys, VerifierOptions options) : keys_(std::move(keys)), options_(std::move(options)) {}
+  struct Cache;
+  TokenVerifier(std::vector<Key> keys, VerifierOptions options);
+  absl::StatusOr<Principal> VerifyUncached(absl::string_view token, absl::Time* expires, absl::Time* not_before) const;
   std::vector<Key> keys_;
   VerifierOptions options_;
+  std::unique_ptr<Cache> cache_;
 };
 
 // PEM (SubjectPublicKeyInfo) of a JWK: RSA {n, e} or EC {crv, x, y}.

@@ -213,3 +213,32 @@ TEST(TokenVerifierTest, BadJwksIsRefused) {
 
 }  // namespace
 }  // namespace wmty::auth
+
+namespace wmty::auth {
+namespace {
+
+TEST(TokenVerifierTest, RememberedTokensStillExpire) {
+  absl::Time now = absl::Now();
+  VerifierOptions o = Options();
+  o.clock = [&now] { return now; };
+  auto v = TokenVerifier::FromHs256Secret(kSecret, o);
+  ASSERT_TRUE(v.ok());
+  const std::string token = Sign(JWT_ALG_HS256, kSecret, {});  // exp: now + 300 s
+  EXPECT_TRUE((*v)->Verify(token).ok());
+  EXPECT_TRUE((*v)->Verify(token).ok());  // from the cache
+  now += absl::Seconds(300 + 61);         // past exp and the 60 s skew
+  EXPECT_THAT((*v)->Verify(token), StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT((*v)->Verify(token), StatusIs(absl::StatusCode::kUnauthenticated));
+}
+
+TEST(TokenVerifierTest, ATamperedCopyOfARememberedTokenIsStillRefused) {
+  auto v = TokenVerifier::FromHs256Secret(kSecret, Options());
+  const std::string token = Sign(JWT_ALG_HS256, kSecret, {});
+  ASSERT_TRUE((*v)->Verify(token).ok());
+  std::string tampered = token;
+  tampered[tampered.find('.') + 5] ^= 1;
+  EXPECT_THAT((*v)->Verify(tampered), StatusIs(absl::StatusCode::kUnauthenticated));
+}
+
+}  // namespace
+}  // namespace wmty::auth
