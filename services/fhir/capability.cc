@@ -212,6 +212,36 @@ void BuildCapabilityStatement(absl::string_view base, int64_t date_micros, Value
     resources.PushBack(r, a);
   }
   {
+    Value r = CommonResource("AuditEvent", a);
+    r.AddMember("documentation",
+                "The audit trail (IHE BALP): one per access to patient data through either face, refused attempts "
+                "included (id a<sequence>). Read-only: create, update and delete are 405. Needs a scope naming "
+                "AuditEvent (e.g. system/AuditEvent.rs); patient/ scopes see only their patient's events.",
+                a);
+    r.AddMember("interaction", Interactions({{"read", ""}, {"search-type", "Oldest first; scans the trail."}}, a),
+                a);
+    Value params(rapidjson::kArrayType);
+    auto param = [&](absl::string_view name, absl::string_view definition, absl::string_view type,
+                     absl::string_view doc) {
+      Value v(rapidjson::kObjectType);
+      v.AddMember("name", Str(name, a), a);
+      v.AddMember("definition", Str(definition, a), a);
+      v.AddMember("type", Str(type, a), a);
+      v.AddMember("documentation", Str(doc, a), a);
+      params.PushBack(v, a);
+    };
+    param("patient", "http://hl7.org/fhir/SearchParameter/AuditEvent-patient", "reference",
+          "<id> or Patient/<id>: events about that patient.");
+    param("agent", "http://hl7.org/fhir/SearchParameter/AuditEvent-agent", "reference",
+          "The token subject (or client id) that made the request, exactly; comma-separated values OR.");
+    param("date", "http://hl7.org/fhir/SearchParameter/AuditEvent-date", "date",
+          "When it was recorded; prefixes eq, ne, gt, lt, ge, le, sa, eb; repeat to AND.");
+    param("action", "http://hl7.org/fhir/SearchParameter/AuditEvent-action", "token",
+          "C, R, U, D or E; comma-separated values OR.");
+    r.AddMember("searchParam", params, a);
+    resources.PushBack(r, a);
+  }
+  {
     Value r = CommonResource("CodeSystem", a);
     r.AddMember("documentation",
                 "Only CodeSystem/wmty: the concepts no standard code covers. Also found by its canonical URL "

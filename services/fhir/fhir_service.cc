@@ -28,6 +28,7 @@
 #include "common/text.h"
 #include "domain/names.h"
 #include "domain/page_token.h"
+#include "fhir/audit_event.h"
 #include "fhir/capability.h"
 #include "fhir/mapping.h"
 #include "fhir/render_cache.h"
@@ -103,6 +104,10 @@ struct Call {
   std::string interaction = "unknown";
   // The verified caller; unset when authentication is disabled.
   std::optional<auth::Principal> principal;
+  // The audit record of this request (unset for the public endpoints),
+  // appended to `audit_sink` when the request is answered (see Reply).
+  std::optional<storage::AuditRecord> audit;
+  PatientRecords* audit_sink = nullptr;
   std::atomic<bool> responded{false};
 
   absl::string_view Header(bhttp::field f) const {
@@ -132,9 +137,54 @@ std::string Serialize(const Value& v, bool pretty) {
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
+// The audit action (FHIR audit-event-action) of one of our interactions.
+std::string AuditAction(absl::string_view interaction, bhttp::verb method) {
+  if (interaction == "create") return "C";
+  if (interaction == "update") return "U";
+  if (interaction == "delete") return "D";
+  if (interaction == "search") return "E";
+  if (interaction == "read" || interaction == "vread" || interaction == "history-instance" ||
+      interaction == "history-type" || interaction == "everything") {
+    return "R";
+  }
+  switch (method) {
+    case bhttp::verb::get: return "R";
+    case bhttp::verb::post: return "C";
+    case bhttp::verb::put: return "U";
+    case bhttp::verb::delete_: return "D";
+    default: return "E";
+  }
+}
+
+// Completes and appends the call's audit record: who, what, outcome. Only
+// codes, ids and the status: never request text or the token.
+void RecordAudit(Call& c, http::Status status) {
+  if (!c.audit.has_value() || c.audit_sink == nullptr) return;
+  storage::AuditRecord& a = *c.audit;
+  a.set_interaction(c.interaction);
+  a.set_action(AuditAction(c.interaction, c.request.method()));
+  if (c.principal.has_value()) {
+    a.set_agent(c.principal->subject);
+    a.set_client_id(c.principal->client_id);
+  }
+  const int code = static_cast<int>(status);
+  a.set_outcome(code >= 500 ? 8 : code >= 400 ? 4 : 0);
+  a.set_outcome_detail(std::to_string(code));
+  c.audit_sink->Audit(std::move(a));
+  c.audit.reset();
+}
+
+// Who and what a request concerns, once the interaction knows (ids only).
+void AuditTarget(Call& c, absl::string_view patient, absl::string_view id = "") {
+  if (!c.audit.has_value()) return;
+  if (!patient.empty() && domain::IsValidId(patient)) c.audit->set_patient_id(std::string(patient));
+  if (!id.empty() && id.size() <= 64 && domain::IsValidId(id)) c.audit->set_resource_id(std::string(id));
+}
+
 // Answers once; later calls are ignored.
 void Reply(Call& c, http::Status status, std::optional<std::string> body, const Headers& headers = {}) {
   if (c.responded.exchange(true)) return;
+  RecordAudit(c, status);
   http::Response res{status, c.version};
   res.set(bhttp::field::server, "wmty");
   // A response to HEAD has no body (HEAD itself is answered 405).
@@ -360,6 +410,11 @@ class FhirService final : public http::Handler {
   void ReadProvenance(const CallPtr& c, absl::string_view id);
   void SearchProvenance(const CallPtr& c, const SearchSpec& spec);
   void Everything(const CallPtr& c, absl::string_view patient_id);
+  void ReadAuditEvent(const CallPtr& c, absl::string_view id);
+  void SearchAuditEvent(const CallPtr& c);
+  // The audit trail needs a scope naming AuditEvent itself (wildcard "*"
+  // scopes do not reach it); patient/ scopes only their patient's events.
+  auth::Decision AuditDecision(const Call& c, auth::Permission p, absl::string_view patient) const;
 
   // Authorization (see "Authorization" in docs/fhir-rest.md). Each returns
   // false after replying.
@@ -445,6 +500,20 @@ void FhirService::Handle(http::Request request, http::Respond respond) {
     // CodeSystem (no PHI) are public.
     const bool is_public = path == "/fhir/metadata" || path == "/fhir/metadata/" || path == "/fhir/CodeSystem" ||
                            absl::StartsWith(path, "/fhir/CodeSystem/");
+    if (!is_public) {
+      // Every other request is audited, refused ones included (see Reply).
+      storage::AuditRecord& audit = c->audit.emplace();
+      audit.set_source("fhir");
+      audit.set_remote(std::string(c->Header(http::kRemoteAddressHeader)));
+      absl::string_view rest = path;
+      if (absl::ConsumePrefix(&rest, "/fhir/")) {
+        const absl::string_view type = rest.substr(0, rest.find('/'));
+        if (IsStoredType(type) || type == "Provenance" || type == "Patient" || type == "AuditEvent") {
+          audit.set_resource_type(std::string(type));
+        }
+      }
+      c->audit_sink = core_;
+    }
     if (!is_public && !Authenticate(*c)) return;
     auto params = ParseQueryString(query);
     if (!params.ok()) return ReplyError(*c, Bad("invalid", std::string(params.status().message())));
@@ -663,6 +732,20 @@ void FhirService::Route(const CallPtr& c, absl::string_view path) {
       return get ? ReadProvenance(c, seg[1]) : not_allowed("GET");
     }
     return not_allowed("GET [base]/Provenance/[id], GET [base]/Provenance?target=");
+  }
+  if (type == "AuditEvent") {
+    // Read-only: the audit trail cannot be changed through any API.
+    if (seg.size() == 1 || (seg.size() == 2 && seg[1] == "_search")) {
+      c->interaction = "search";
+      if (!get) return not_allowed("GET");
+      return SearchAuditEvent(c);
+    }
+    if (seg.size() == 2) {
+      c->interaction = "read";
+      return get ? ReadAuditEvent(c, seg[1]) : not_allowed("GET");
+    }
+    c->interaction = "unknown";
+    return not_allowed("GET [base]/AuditEvent/[id], GET [base]/AuditEvent?patient=");
   }
   if (!IsStoredType(type)) {
     c->interaction = "unknown-type";
@@ -885,6 +968,7 @@ void FhirService::Read(const CallPtr& c, absl::string_view type, absl::string_vi
   const RestError unknown = UnknownId(type, id);
   if (!current->has_value()) return ReplyError(*c, unknown);
   const Record& r = **current;
+  AuditTarget(*c, r.patient_id(), id);
   if (!Authorize(*c, type, auth::kRead, r.patient_id(), &unknown)) return;
   if (r.retracted()) {
     return ReplyError(*c,
@@ -909,6 +993,7 @@ void FhirService::VRead(const CallPtr& c, absl::string_view type, absl::string_v
   if (!current.ok()) return ReplyError(*c, FromStatus(current.status(), PrimaryKind(type)));
   const RestError unknown = UnknownId(type, id);
   if (!current->has_value()) return ReplyError(*c, unknown);
+  AuditTarget(*c, (*current)->patient_id(), id);
   if (!Authorize(*c, type, auth::kRead, (*current)->patient_id(), &unknown)) return;
   int64_t version = 0;
   if (!absl::SimpleAtoi(vid, &version) || version < 1) {
@@ -1046,6 +1131,7 @@ void FhirService::Create(const CallPtr& c, absl::string_view type) {
   auto incoming = FromFhir(type, doc);
   if (!incoming.ok()) return ReplyError(*c, FromStatus(incoming.status(), PrimaryKind(type), true));
   // c for the patient the body names, before anything is looked up.
+  AuditTarget(*c, incoming->patient_id);
   if (!Authorize(*c, type, auth::kCreate, incoming->patient_id)) return;
   std::string request_id;
   if (!RequestIdOf(*c, &request_id)) return;
@@ -1166,6 +1252,7 @@ void FhirService::RespondWritten(const CallPtr& c, absl::string_view type, const
   }
   // PUT-as-create of the List answers 201 too.
   if (record->version() == 1) success = http::Status::created;
+  AuditTarget(*c, record->patient_id(), FhirId(*record));
   const std::string versioned = absl::StrCat(c->base, "/", type, "/", FhirId(*record), "/_history/", record->version());
   Headers headers = {{bhttp::field::etag, EtagOf(record->version())},
                      {bhttp::field::last_modified, HttpDate(record->update_time_micros())},
@@ -1200,6 +1287,7 @@ void FhirService::Update(const CallPtr& c, absl::string_view type, absl::string_
   auto incoming = FromFhir(type, doc);
   if (!incoming.ok()) return ReplyError(*c, FromStatus(incoming.status(), PrimaryKind(type), true));
   // u for the patient the body names (and below, for the stored one).
+  AuditTarget(*c, incoming->patient_id, id);
   if (!Authorize(*c, type, auth::kUpdate, incoming->patient_id)) return;
   std::string request_id;
   if (!RequestIdOf(*c, &request_id)) return;
@@ -1307,6 +1395,7 @@ void FhirService::Delete(const CallPtr& c, absl::string_view type, absl::string_
   // FHIR: deleting what does not exist, or is already deleted, is 204 too.
   if (!current->has_value()) return Reply(*c, http::Status::no_content, std::nullopt);
   const Record cur = **current;
+  AuditTarget(*c, cur.patient_id(), id);
   if (!Authorize(*c, type, auth::kDelete, cur.patient_id())) return;
   if (cur.retracted()) return Reply(*c, http::Status::no_content, std::nullopt, {{bhttp::field::etag, EtagOf(cur.version())}});
   CoreRetract(core_, cur.kind(), cur.patient_id(), cur.id(), etag, recorder, request_id, c->ctx,
@@ -1428,6 +1517,7 @@ void FhirService::InstanceHistory(const CallPtr& c, absl::string_view type, absl
   const RestError unknown = UnknownId(type, id);
   if (!current->has_value()) return ReplyError(*c, unknown);
   const Record& cur = **current;
+  AuditTarget(*c, cur.patient_id(), id);
   if (!Authorize(*c, type, auth::kRead, cur.patient_id(), &unknown)) return;
   const std::string query_hash =
       domain::Sha256(absl::StrCat("history\n", type, "/", id, "\n", params->since_raw));
@@ -1826,6 +1916,7 @@ void FhirService::Search(const CallPtr& c, absl::string_view type, const std::ve
   // A _page_token is bound to the query, patient included, so every page is
   // covered by this check. _revinclude=Provenance:target adds the Provenance
   // of the matches only, which follows their permission.
+  AuditTarget(*c, SearchPatient(*spec));
   if (!Authorize(*c, type, auth::kSearch, SearchPatient(*spec))) return;
   const std::string query_hash = domain::Sha256(CanonicalQuery(*spec));
   std::optional<storage::PageCursor> cursor;
@@ -1922,6 +2013,7 @@ void FhirService::ReadProvenance(const CallPtr& c, absl::string_view id) {
   }
   const RestError unknown = UnknownId("Provenance", id);
   if (!record.has_value()) return ReplyError(*c, unknown);
+  AuditTarget(*c, record->patient_id(), id);
   // A Provenance is read with its target's permission; anything short of
   // that looks like an unknown id (which target type it is stays hidden).
   if (c->principal.has_value() &&
@@ -2054,6 +2146,7 @@ void FhirService::Everything(const CallPtr& c, absl::string_view patient) {
   if (!domain::IsValidId(patient)) {
     return ReplyError(*c, MakeRestError(http::Status::not_found, "not-found", "not a valid patient id"));
   }
+  AuditTarget(*c, patient, patient);
   // Everything of the patient: r on all three types for that patient.
   for (absl::string_view type : {"Goal", "Observation", "List"}) {
     if (!Authorize(*c, type, auth::kRead, patient)) return;
@@ -2141,4 +2234,125 @@ std::unique_ptr<http::Handler> NewFhirService(domain::PatientRecords* core, Fhir
   return std::make_unique<FhirService>(core, std::move(options));
 }
 
+}  // namespace wmty::fhir
+
+namespace wmty::fhir {
+namespace {
+
+// ---------------------------------------------------------------- audit trail
+
+auth::Decision FhirService::AuditDecision(const Call& c, auth::Permission p, absl::string_view patient) const {
+  if (!c.principal.has_value()) return auth::Decision::kAllow;
+  auth::Principal only = *c.principal;
+  std::erase_if(only.scopes, [](const auth::Scope& s) { return s.resource_type != "AuditEvent"; });
+  return auth::Authorize(only, "AuditEvent", p, patient);
+}
+
+void NoAuditScope(Call& c, auth::Permission p) {
+  ReplyError(c,
+             MakeRestError(http::Status::forbidden, "forbidden",
+                           absl::StrCat("the access token has no scope naming AuditEvent that grants ",
+                                        PermissionName(p), " (wildcard scopes do not reach the audit trail)")),
+             {{bhttp::field::www_authenticate, "Bearer realm=\"wmty\", error=\"insufficient_scope\""}});
+}
+
+void FhirService::ReadAuditEvent(const CallPtr& c, absl::string_view id) {
+  const RestError unknown = UnknownId("AuditEvent", id);
+  if (c->principal.has_value() &&
+      AuditDecision(*c, auth::kRead, c->principal->patient.value_or("")) == auth::Decision::kInsufficientScope) {
+    return NoAuditScope(*c, auth::kRead);
+  }
+  AuditTarget(*c, "", id);
+  const uint64_t sequence = AuditSequenceOf(id);
+  std::optional<storage::AuditRecord> found;
+  if (sequence > 0) {
+    auto s = core_->ScanAudit(sequence - 1, [&](const storage::AuditRecord& r) {
+      if (r.sequence() == sequence) found = r;
+      return false;
+    });
+    if (!s.ok()) return ReplyError(*c, FromStatus(s, storage::KIND_UNSPECIFIED));
+  }
+  if (!found.has_value()) return ReplyError(*c, unknown);
+  // Another patient's event (or one of no patient, to a patient/ scope) looks unknown.
+  if (AuditDecision(*c, auth::kRead, found->patient_id()) != auth::Decision::kAllow) {
+    return ReplyError(*c, unknown);
+  }
+  Document d;
+  BuildAuditEvent(*found, &d, d.GetAllocator());
+  ReplyJson(*c, http::Status::ok, d);
+}
+
+// Scans the audit column family oldest first from the page's cursor (the
+// last sequence returned): the cost is the number of records walked, up to
+// the whole trail for a rare match. Bounded by the request's deadline.
+void FhirService::SearchAuditEvent(const CallPtr& c) {
+  auto q = ParseAuditQuery(c->query, c->prefer.strict);
+  if (!q.ok()) return ReplyError(*c, ParamError(q.status()));
+  AuditTarget(*c, q->patient);
+  switch (AuditDecision(*c, auth::kSearch, q->patient)) {
+    case auth::Decision::kAllow:
+      break;
+    case auth::Decision::kInsufficientScope:
+      return NoAuditScope(*c, auth::kSearch);
+    case auth::Decision::kOtherPatient:
+      return ReplyError(*c, MakeRestError(http::Status::forbidden, "forbidden",
+                                          "the access token's patient scopes reach only their patient's audit "
+                                          "events: search with patient=<the token's patient>"),
+                        {{bhttp::field::www_authenticate, "Bearer realm=\"wmty\", error=\"insufficient_scope\""}});
+  }
+  const std::string query_hash = domain::Sha256(q->canonical);
+  uint64_t after = 0;
+  if (!q->page_token.empty()) {
+    auto cursor = core_->page_tokens().Decode(q->page_token, query_hash, "_page_token");
+    if (!cursor.ok() || cursor->after_version() < 0) return ReplyError(*c, BadPageToken());
+    after = static_cast<uint64_t>(cursor->after_version());
+  }
+  const size_t need = static_cast<size_t>(q->count) + 1;
+  std::vector<storage::AuditRecord> hits;
+  int walked = 0;
+  bool late = false;
+  auto s = core_->ScanAudit(after, [&](const storage::AuditRecord& r) {
+    if (++walked % kDeadlineCheckEvery == 0 && absl::Now() > c->ctx.deadline) {
+      late = true;
+      return false;
+    }
+    if (AuditMatches(*q, r)) hits.push_back(r);
+    return hits.size() < need;
+  });
+  if (!s.ok()) return ReplyError(*c, FromStatus(s, storage::KIND_UNSPECIFIED));
+  if (late) return ReplyError(*c, FromStatus(absl::DeadlineExceededError("audit search"), storage::KIND_UNSPECIFIED));
+  const bool more = hits.size() > static_cast<size_t>(q->count);
+  if (more) hits.resize(q->count);
+
+  Document d;
+  StartBundle(d, "searchset");
+  Alloc& a = d.GetAllocator();
+  Value links(rapidjson::kArrayType), entries(rapidjson::kArrayType);
+  const std::string self = absl::StrCat(c->base, "/AuditEvent");
+  AddLink(&links, "self", q->link_params.empty() ? self : absl::StrCat(self, "?", FormatQuery(q->link_params)), a);
+  if (more) {
+    storage::PageCursor cursor;
+    cursor.set_query_hash(query_hash);
+    cursor.set_after_version(static_cast<int64_t>(hits.back().sequence()));
+    auto next_params = q->link_params;
+    next_params.push_back({"_page_token", core_->page_tokens().Encode(cursor)});
+    AddLink(&links, "next", absl::StrCat(self, "?", FormatQuery(next_params)), a);
+  }
+  for (const storage::AuditRecord& r : hits) {
+    Value entry(rapidjson::kObjectType);
+    entry.AddMember("fullUrl", Str(absl::StrCat(self, "/", AuditEventId(r.sequence())), a), a);
+    Value resource;
+    BuildAuditEvent(r, &resource, a);
+    entry.AddMember("resource", resource, a);
+    Value search(rapidjson::kObjectType);
+    search.AddMember("mode", "match", a);
+    entry.AddMember("search", search, a);
+    entries.PushBack(entry, a);
+  }
+  d.AddMember("link", links, a);
+  if (!entries.Empty()) d.AddMember("entry", entries, a);
+  ReplyJson(*c, http::Status::ok, d);
+}
+
+}  // namespace
 }  // namespace wmty::fhir

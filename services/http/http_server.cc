@@ -48,7 +48,14 @@ namespace {
 
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(tcp::socket&& socket, HttpServer::Impl* server) : stream_(std::move(socket)), server_(server) {}
+  Session(tcp::socket&& socket, HttpServer::Impl* server) : stream_(std::move(socket)), server_(server) {
+    beast::error_code ec;
+    const tcp::endpoint peer = stream_.socket().remote_endpoint(ec);
+    if (!ec) {
+      const std::string ip = peer.address().to_string();
+      remote_ = peer.address().is_v6() ? absl::StrCat("[", ip, "]:", peer.port()) : absl::StrCat(ip, ":", peer.port());
+    }
+  }
 
   void Start() {
     net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
@@ -84,6 +91,9 @@ class Session : public std::enable_shared_from_this<Session> {
     server_->in_flight.fetch_add(1);
     Request request = parser_->release();
     keep_alive_ = request.keep_alive();
+    // Only the server says who the peer is.
+    request.erase(kRemoteAddressHeader);
+    request.set(kRemoteAddressHeader, remote_);
     server_->handler->Handle(std::move(request), [self = shared_from_this()](Response response) {
       net::post(self->stream_.get_executor(),
                 [self, response = std::move(response)]() mutable { self->Write(std::move(response), true); });
@@ -123,6 +133,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   HttpServer::Impl* server_;
   bool keep_alive_ = true;
+  std::string remote_;  // the peer's "ip:port", for kRemoteAddressHeader
 };
 
 }  // namespace

@@ -25,6 +25,11 @@ namespace wmty::http {
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
 using Response = boost::beast::http::response<boost::beast::http::string_body>;
 using Status = boost::beast::http::status;
+
+// The connection's peer address ("ip:port", IPv6 as "[ip]:port"), which the
+// server sets on every request it hands to the Handler after removing any
+// copy the client sent, so handlers can trust it (for the audit trail).
+inline constexpr char kRemoteAddressHeader[] = "X-Wmty-Remote";
 // Call exactly once, from any thread.
 using Respond = absl::AnyInvocable<void(Response)>;
 
