@@ -1071,8 +1071,20 @@ bool FhirService::RequestIdOf(Call& c, std::string* out) {
 
 bool FhirService::RecorderOf(Call& c, v1::Recorder* out) {
   if (!c.HasHeader("X-Provenance")) {
-    // No authentication yet: the write is recorded as unattributed.
-    out->set_practitioner_id(std::string(kUnattributedPractitioner));
+    // The caller's token says who writes: fhirUser "Practitioner/<id>", else
+    // a subject that is itself an id. Without either (or without
+    // authentication) the write is recorded as unattributed. The audit trail
+    // always has the token's subject.
+    std::string who;
+    if (c.principal.has_value()) {
+      absl::string_view user = c.principal->fhir_user;
+      if (absl::ConsumePrefix(&user, "Practitioner/") && domain::IsValidId(user)) {
+        who = std::string(user);
+      } else if (domain::IsValidId(c.principal->subject)) {
+        who = c.principal->subject;
+      }
+    }
+    out->set_practitioner_id(who.empty() ? std::string(kUnattributedPractitioner) : who);
     return true;
   }
   auto recorder = RecorderFromXProvenance(c.Header("X-Provenance"));

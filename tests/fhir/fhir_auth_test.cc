@@ -51,6 +51,7 @@ std::string Sign(const Claims& c, const std::string& secret = kSecret) {
   jwt_add_grant(jwt, "iss", c.iss.c_str());
   jwt_add_grant(jwt, "aud", c.aud.c_str());
   jwt_add_grant(jwt, "sub", "Practitioner/rn-17");
+  jwt_add_grant(jwt, "fhirUser", "Practitioner/rn-17");
   jwt_add_grant(jwt, "scope", c.scope.c_str());
   if (!c.patient.empty()) jwt_add_grant(jwt, "patient", c.patient.c_str());
   jwt_add_grant_int(jwt, "exp", now + c.exp_offset);
@@ -442,6 +443,10 @@ TEST_F(FhirAuthTest, PatientTokenReachesItsOwnPatient) {
   HttpResponse created = http_->Post("/fhir/Goal", GoalJson("pa", "mine"), w);
   ASSERT_EQ(created.status, 201) << created.Describe();
   const std::string id = StringAt(created.Json(), {"id"});
+  // Without X-Provenance, the write is attributed to the token's fhirUser.
+  HttpResponse written_by = http_->Get("/fhir/Provenance?target=Goal/" + id, w);
+  EXPECT_NE(written_by.body.find("\"Practitioner/rn-17\""), std::string::npos) << written_by.Describe();
+  EXPECT_EQ(written_by.body.find("unattributed"), std::string::npos) << written_by.Describe();
   EXPECT_EQ(http_->Put("/fhir/Goal/" + id, GoalJson("pa", "mine 2", id), w).status, 200);
   HttpResponse cond = http_->Post("/fhir/Goal", GoalJson("pa", "mine"), Bearer(a_all_, {{"If-None-Exist", "patient=pa&_id=" + id}}));
   EXPECT_EQ(cond.status, 200) << cond.Describe();
