@@ -3,6 +3,7 @@
 #include <atomic>
 #include <optional>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <boost/asio/dispatch.hpp>
@@ -10,6 +11,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -21,7 +23,11 @@ namespace {
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
 using tcp = boost::asio::ip::tcp;
+
+// How long a closing TLS connection waits for the peer's close_notify.
+constexpr std::chrono::seconds kTlsShutdownTimeout{2};
 
 bool IsHttpParseError(const beast::error_code& ec) {
   return ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category();
@@ -39,6 +45,8 @@ struct HttpServer::Impl {
   std::atomic<bool> stopping{false};
   int port = 0;
   bool shut_down = false;
+  // Set when TLS is configured; shared by every TLS session.
+  std::optional<ssl::context> tls;
 
   explicit Impl(int threads_hint) : ioc(threads_hint) {}
   void Accept();
@@ -46,28 +54,59 @@ struct HttpServer::Impl {
 
 namespace {
 
-class Session : public std::enable_shared_from_this<Session> {
+// Stream is beast::tcp_stream (plaintext) or beast::ssl_stream<beast::tcp_stream> (TLS).
+template <class Stream>
+class Session : public std::enable_shared_from_this<Session<Stream>> {
+  static constexpr bool kTls = !std::is_same_v<Stream, beast::tcp_stream>;
+  using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
+
  public:
-  Session(tcp::socket&& socket, HttpServer::Impl* server) : stream_(std::move(socket)), server_(server) {
+  Session(tcp::socket&& socket, HttpServer::Impl* server) requires(!kTls)
+      : stream_(std::move(socket)), server_(server) {
+    SetRemote();
+  }
+  Session(tcp::socket&& socket, HttpServer::Impl* server) requires(kTls)
+      : stream_(std::move(socket), *server->tls), server_(server) {
+    SetRemote();
+  }
+
+  void Start() {
+    if constexpr (kTls) {
+      net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Handshake(); });
+    } else {
+      net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+    }
+  }
+
+ private:
+  beast::tcp_stream& Tcp() { return beast::get_lowest_layer(stream_); }
+
+  void SetRemote() {
     beast::error_code ec;
-    const tcp::endpoint peer = stream_.socket().remote_endpoint(ec);
+    const tcp::endpoint peer = Tcp().socket().remote_endpoint(ec);
     if (!ec) {
       const std::string ip = peer.address().to_string();
       remote_ = peer.address().is_v6() ? absl::StrCat("[", ip, "]:", peer.port()) : absl::StrCat(ip, ":", peer.port());
     }
   }
 
-  void Start() {
-    net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+  // TLS only: the handshake, under the read timeout, before the first read.
+  void Handshake() {
+    if (server_->stopping.load()) return CloseSocket();
+    Tcp().expires_after(absl::ToChronoSeconds(server_->options.read_timeout));
+    stream_.async_handshake(ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
+      if (ec) return self->CloseSocket();  // no TLS session to shut down
+      self->tls_up_ = true;
+      self->Read();
+    });
   }
 
- private:
   void Read() {
     if (server_->stopping.load()) return Close();
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_->options.max_header_bytes));
     parser_->body_limit(server_->options.max_body_bytes);
-    stream_.expires_after(absl::ToChronoSeconds(server_->options.read_timeout));
+    Tcp().expires_after(absl::ToChronoSeconds(server_->options.read_timeout));
     bhttp::async_read(stream_, buffer_, *parser_,
                       [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
   }
@@ -87,7 +126,7 @@ class Session : public std::enable_shared_from_this<Session> {
     if (ec && IsHttpParseError(ec)) return Refuse(Status::bad_request, "malformed HTTP request");
     if (ec) return Close();
 
-    stream_.expires_never();  // the handler may take as long as the request's own deadline
+    Tcp().expires_never();  // the handler may take as long as the request's own deadline
     server_->in_flight.fetch_add(1);
     Request request = parser_->release();
     keep_alive_ = request.keep_alive();
@@ -113,7 +152,7 @@ class Session : public std::enable_shared_from_this<Session> {
     response.keep_alive(keep_alive_);
     response.prepare_payload();
     auto shared = std::make_shared<Response>(std::move(response));
-    stream_.expires_after(absl::ToChronoSeconds(server_->options.read_timeout));
+    Tcp().expires_after(absl::ToChronoSeconds(server_->options.read_timeout));
     bhttp::async_write(stream_, *shared,
                        [self = shared_from_this(), shared, counted](beast::error_code ec, std::size_t) {
                          if (counted) self->server_->in_flight.fetch_sub(1);
@@ -123,12 +162,27 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Close() {
-    beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_both, ignored);
-    stream_.close();
+    if constexpr (kTls) {
+      // Sends close_notify and waits briefly for the peer's; a timeout or
+      // error (the socket may already be closed) just closes the socket.
+      if (tls_up_ && Tcp().socket().is_open()) {
+        tls_up_ = false;
+        Tcp().expires_after(kTlsShutdownTimeout);
+        stream_.async_shutdown([self = shared_from_this()](beast::error_code) { self->CloseSocket(); });
+        return;
+      }
+    }
+    CloseSocket();
   }
 
-  beast::tcp_stream stream_;
+  void CloseSocket() {
+    beast::error_code ignored;
+    Tcp().socket().shutdown(tcp::socket::shutdown_both, ignored);
+    Tcp().close();
+  }
+
+  Stream stream_;
+  bool tls_up_ = false;  // TLS: handshake done, shutdown not yet started
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   HttpServer::Impl* server_;
@@ -146,7 +200,11 @@ void HttpServer::Impl::Accept() {
     } else {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      std::make_shared<Session>(std::move(socket), this)->Start();
+      if (tls.has_value()) {
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), this)->Start();
+      } else {
+        std::make_shared<Session<beast::tcp_stream>>(std::move(socket), this)->Start();
+      }
     }
     if (!stopping.load()) Accept();
   });
@@ -170,6 +228,32 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
   auto impl = std::make_unique<Impl>(options.io_threads);
   impl->options = options;
   impl->handler = handler;
+  if (options.tls_cert_pem.empty() != options.tls_key_pem.empty()) {
+    return absl::InvalidArgumentError("a TLS certificate needs its private key, and a key its certificate");
+  }
+  if (!options.tls_client_ca_pem.empty() && options.tls_cert_pem.empty()) {
+    return absl::InvalidArgumentError("client certificate verification (mTLS) needs TLS");
+  }
+  if (!options.tls_cert_pem.empty()) {
+    ssl::context& tls = impl->tls.emplace(ssl::context::tls_server);
+    tls.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2 | ssl::context::no_sslv3 |
+                        ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use,
+                    ec);
+    if (ec) return absl::InternalError(absl::StrCat("TLS setup failed: ", ec.message()));
+    tls.use_certificate_chain(net::buffer(options.tls_cert_pem), ec);
+    if (ec) return absl::InvalidArgumentError(absl::StrCat("bad TLS certificate: ", ec.message()));
+    tls.use_private_key(net::buffer(options.tls_key_pem), ssl::context::pem, ec);
+    if (ec) return absl::InvalidArgumentError(absl::StrCat("bad TLS private key: ", ec.message()));
+    if (SSL_CTX_check_private_key(tls.native_handle()) != 1) {
+      return absl::InvalidArgumentError("the TLS private key does not match the certificate");
+    }
+    if (!options.tls_client_ca_pem.empty()) {
+      tls.add_certificate_authority(net::buffer(options.tls_client_ca_pem), ec);
+      if (ec) return absl::InvalidArgumentError(absl::StrCat("bad TLS client CA: ", ec.message()));
+      tls.set_verify_mode(ssl::verify_peer | ssl::verify_fail_if_no_peer_cert, ec);
+      if (ec) return absl::InternalError(absl::StrCat("TLS setup failed: ", ec.message()));
+    }
+  }
   const tcp::endpoint endpoint(address, static_cast<unsigned short>(port));
   impl->acceptor.open(endpoint.protocol(), ec);
   if (!ec) impl->acceptor.set_option(net::socket_base::reuse_address(true), ec);

@@ -6,6 +6,10 @@
 // through `respond`, from any thread (writes finish on the commit thread), and
 // the response is written on the connection's strand.
 //
+// TLS (optional, and mTLS with a client CA): with a certificate configured,
+// each connection does the TLS handshake (within read_timeout) before its
+// first read, and a TLS shutdown (briefly) when it closes.
+//
 // Thread safety: Start/Shutdown from one thread; the handler is called
 // concurrently from the I/O threads.
 #ifndef WMTY_HTTP_HTTP_SERVER_H_
@@ -51,11 +55,18 @@ struct HttpServerOptions {
   // within this, else the connection is closed (idle keep-alive included).
   absl::Duration read_timeout = absl::Seconds(30);
   int io_threads = 2;
+  // TLS (PEM contents, not paths). Empty cert: plaintext. A cert needs its
+  // key. With a client CA, clients must present a certificate it signed
+  // (mTLS); the CA needs a cert.
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
+  std::string tls_client_ca_pem;
 };
 
 class HttpServer {
  public:
-  // Errors: INVALID_ARGUMENT for a bad address, UNAVAILABLE if it cannot bind.
+  // Errors: INVALID_ARGUMENT for a bad address or bad/half TLS configuration,
+  // UNAVAILABLE if it cannot bind.
   static absl::StatusOr<std::unique_ptr<HttpServer>> Start(const HttpServerOptions& options, Handler* handler);
   ~HttpServer();
 

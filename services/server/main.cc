@@ -44,9 +44,10 @@ ABSL_FLAG(std::string, auth_hs256_secret_file, "",
           "File holding an HS256 secret (32+ bytes) for bearer tokens: development and tests");
 ABSL_FLAG(std::string, auth_issuer, "", "Required `iss` of bearer tokens");
 ABSL_FLAG(std::string, auth_audience, "", "Required `aud` of bearer tokens (e.g. this server's FHIR base URL)");
-ABSL_FLAG(std::string, tls_cert_file, "", "PEM certificate (chain) for the gRPC listener's TLS");
+ABSL_FLAG(std::string, tls_cert_file, "", "PEM certificate (chain) for TLS on the gRPC and HTTP listeners");
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
-ABSL_FLAG(std::string, tls_client_ca_file, "", "PEM CA: require and verify client certificates it signed (mTLS)");
+ABSL_FLAG(std::string, tls_client_ca_file, "",
+          "PEM CA: require and verify client certificates it signed (mTLS), for the gRPC and HTTP listeners");
 ABSL_FLAG(bool, allow_plaintext, false,
           "Allow plaintext listeners off loopback (behind a TLS-terminating proxy or mesh)");
 ABSL_FLAG(bool, auth_disabled, false,

@@ -56,8 +56,10 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
   if (!options.grpc_tls_client_ca_pem.empty() && !grpc_tls) {
     return absl::InvalidArgumentError("client certificate verification (mTLS) needs TLS");
   }
-  if (!options.allow_plaintext && ((!grpc_tls && !IsLoopback(options.grpc_listen)) ||
-                                   (!options.http_listen.empty() && !IsLoopback(options.http_listen)))) {
+  // The TLS options cover both listeners: with TLS configured neither is
+  // plaintext; without, off-loopback listeners need allow_plaintext.
+  if (!options.allow_plaintext && !grpc_tls &&
+      (!IsLoopback(options.grpc_listen) || (!options.http_listen.empty() && !IsLoopback(options.http_listen)))) {
     return absl::FailedPreconditionError(
         "plaintext listeners are only allowed on loopback: configure TLS, or --allow_plaintext behind a "
         "TLS-terminating proxy");
@@ -105,6 +107,9 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
     http_options.listen = options.http_listen;
     http_options.max_body_bytes = options.http_max_body_bytes;
     http_options.io_threads = options.http_io_threads;
+    http_options.tls_cert_pem = options.grpc_tls_cert_pem;
+    http_options.tls_key_pem = options.grpc_tls_key_pem;
+    http_options.tls_client_ca_pem = options.grpc_tls_client_ca_pem;
     auto http = http::HttpServer::Start(http_options, server->fhir_.get());
     if (!http.ok()) {
       server->server_->Shutdown();

@@ -43,14 +43,15 @@ struct ServerOptions {
   std::string fhir_base_url;
   // Deadline of each FHIR request.
   absl::Duration fhir_request_timeout = absl::Seconds(30);
-  // TLS for the gRPC listener (PEM contents, not paths). Empty cert: plaintext,
-  // which Start() refuses off loopback unless allow_plaintext is set. With a
-  // client CA, clients must present a certificate it signed (mTLS).
+  // TLS (PEM contents, not paths) for both listeners, gRPC and HTTP (the
+  // grpc_ names are historical). Empty cert: plaintext, which Start() refuses
+  // off loopback unless allow_plaintext is set. With a client CA, clients of
+  // either listener must present a certificate it signed (mTLS).
   std::string grpc_tls_cert_pem;
   std::string grpc_tls_key_pem;
   std::string grpc_tls_client_ca_pem;
   // Accept plaintext listeners off loopback (e.g. behind a TLS-terminating
-  // proxy or mesh). The FHIR listener has no TLS of its own yet.
+  // proxy or mesh).
   bool allow_plaintext = false;
   // Checks bearer tokens on both faces. Null: authentication disabled, which
   // Start() refuses unless every listener is on loopback.

@@ -248,7 +248,13 @@ TEST_F(FhirAuditTest, ReadByIdAndPaging) {
   EXPECT_EQ(http_->Get("/fhir/AuditEvent/a999999999", Bearer(auditor_)).status, 404);
   EXPECT_EQ(http_->Get("/fhir/AuditEvent/nonsense", Bearer(auditor_)).status, 404);
 
-  // Paging with next links: every event once.
+  // Paging with next links: every event once. Audit records are written
+  // asynchronously: wait until at least five are visible, so there are pages.
+  for (int i = 0; i < 100; ++i) {
+    rapidjson::Document all = http_->Get("/fhir/AuditEvent?_count=1000", Bearer(auditor_)).Json();
+    if (all.IsObject() && all.HasMember("entry") && all["entry"].Size() >= 5) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
   std::set<std::string> seen;
   std::string next = "/fhir/AuditEvent?_count=2";
   int pages = 0;

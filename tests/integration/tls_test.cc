@@ -1,5 +1,6 @@
-// TLS and mutual TLS on the gRPC listener, with certificates made by the
-// openssl command for each test, against the real wmtyd and the real client.
+// TLS and mutual TLS on the gRPC and HTTP (FHIR) listeners, with certificates
+// made by the openssl command for each test, against the real wmtyd, the real
+// client and curl.
 #include <fstream>
 
 #include <gmock/gmock.h>
@@ -70,6 +71,20 @@ class TlsTest : public ::testing::Test {
     return flags;
   }
 
+  // curl's HTTP status for GET /fhir/metadata ("000" when no response), and
+  // its exit code in *rc.
+  std::string CurlMetadata(const ServerProcess& server, const std::string& scheme, bool client_cert, int* rc) {
+    std::vector<std::string> args = {"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
+                                     "--max-time", "10", "--cacert", dir_.path() + "/ca.pem"};
+    if (client_cert) {
+      args.insert(args.end(), {"--cert", dir_.path() + "/client.pem", "--key", dir_.path() + "/client.key"});
+    }
+    args.push_back(absl::StrCat(scheme, "://127.0.0.1:", server.http_port(), "/fhir/metadata"));
+    std::string out;
+    *rc = RunCommand(args, &out);
+    return out;
+  }
+
   TempDir dir_;
 };
 
@@ -85,6 +100,40 @@ TEST_F(TlsTest, MutualTlsRequiresAClientCertificateFromTheCa) {
   ASSERT_TRUE(server.ok()) << server.status();
   EXPECT_TRUE(Probe(*Client(**server, true, /*client_cert=*/true)).ok());
   EXPECT_FALSE(Probe(*Client(**server, true, /*client_cert=*/false)).ok());
+}
+
+TEST_F(TlsTest, HttpsServesFhirAndPlainHttpIsRefused) {
+  auto server = ServerProcess::Start(dir_.path() + "/data", TlsFlags(false));
+  ASSERT_TRUE(server.ok()) << server.status();
+  int rc = -1;
+  EXPECT_EQ(CurlMetadata(**server, "https", /*client_cert=*/false, &rc), "200");
+  EXPECT_EQ(rc, 0);
+  EXPECT_EQ(CurlMetadata(**server, "http", false, &rc), "000");
+  EXPECT_NE(rc, 0);
+  // Still serving after the plaintext attempt.
+  EXPECT_EQ(CurlMetadata(**server, "https", false, &rc), "200");
+}
+
+TEST_F(TlsTest, HttpsWithMutualTlsRequiresAClientCertificateFromTheCa) {
+  auto server = ServerProcess::Start(dir_.path() + "/data", TlsFlags(true));
+  ASSERT_TRUE(server.ok()) << server.status();
+  int rc = -1;
+  EXPECT_EQ(CurlMetadata(**server, "https", /*client_cert=*/true, &rc), "200");
+  EXPECT_EQ(rc, 0);
+  EXPECT_NE(CurlMetadata(**server, "https", /*client_cert=*/false, &rc), "200");
+  EXPECT_NE(rc, 0);
+}
+
+TEST_F(TlsTest, WithTlsBothListenersMayLeaveLoopback) {
+  const std::string secret = dir_.path() + "/hs256.secret";
+  std::ofstream(secret) << std::string(40, 's');
+  std::vector<std::string> flags = TlsFlags(false);
+  flags.insert(flags.end(), {"--grpc_listen=0.0.0.0:0", "--http_listen=0.0.0.0:0",
+                             "--auth_hs256_secret_file=" + secret, "--auth_issuer=i", "--auth_audience=a"});
+  auto server = ServerProcess::Start(dir_.path() + "/data", flags);
+  ASSERT_TRUE(server.ok()) << server.status();
+  int rc = -1;
+  EXPECT_EQ(CurlMetadata(**server, "https", false, &rc), "200");
 }
 
 TEST_F(TlsTest, PlaintextOffLoopbackAndHalfConfiguredTlsAreRefusedAtStartup) {
