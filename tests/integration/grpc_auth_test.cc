@@ -441,6 +441,33 @@ bool Grants(const std::string& scopes, const std::string& type, char permission)
   return false;
 }
 
+// Stops the server (it must exit 0) and reads its audit trail from the store.
+std::vector<storage::AuditRecord> StopAndReadAudit(ServerProcess& server, const std::string& data_dir) {
+  const int status = server.Terminate();
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  storage::StoreOptions options;
+  options.path = data_dir;
+  auto store = storage::Store::Open(options);
+  EXPECT_TRUE(store.ok()) << store.status();
+  std::vector<storage::AuditRecord> audits;
+  if (!store.ok()) return audits;
+  EXPECT_TRUE((*store)
+                  ->NewReader()
+                  ->ScanAudit(0,
+                              [&](const storage::AuditRecord& a) {
+                                audits.push_back(a);
+                                return true;
+                              })
+                  .ok());
+  return audits;
+}
+
+int CountOutcome(const std::vector<storage::AuditRecord>& audits, absl::string_view detail) {
+  int n = 0;
+  for (const auto& a : audits) n += a.outcome() == 4 && a.outcome_detail() == detail ? 1 : 0;
+  return n;
+}
+
 TEST_F(GrpcAuthTest, BadTokensAreUnauthenticatedOnEveryRpc) {
   const std::string before_a = Snapshot(a_), before_b = Snapshot(b_);
   const std::string good = Sign({"system/*.cruds", ""});
@@ -491,6 +518,9 @@ TEST_F(GrpcAuthTest, BadTokensAreUnauthenticatedOnEveryRpc) {
   EXPECT_FALSE(absl::StrContains(log, "Secret"));
   EXPECT_TRUE(absl::StrContains(log, "request refused"));
   EXPECT_TRUE(absl::StrContains(log, "UNAUTHENTICATED"));
+  // Every refused call left an audit record.
+  const auto audits = StopAndReadAudit(*server_, dir_.path() + "/data");
+  EXPECT_EQ(CountOutcome(audits, "UNAUTHENTICATED"), static_cast<int>(Rpcs().size() * bad.size()));
 }
 
 TEST_F(GrpcAuthTest, PatientTokenCannotReachAnotherPatientOnAnyRpc) {
