@@ -367,6 +367,37 @@ TEST_F(FhirAuthTest, BadTokensAre401OnEveryEndpoint) {
     }
   }
   EXPECT_EQ(BState(), before) << "a refused request wrote";
+
+  // Every refused request left an AuditEvent (written asynchronously: poll).
+  const size_t expected = bad.size() * all.size();
+  const std::string auditor = Sign({"system/AuditEvent.rs", ""});
+  size_t refused = 0;
+  for (int attempt = 0; attempt < 100 && refused < expected; ++attempt) {
+    refused = 0;
+    std::string next = "/fhir/AuditEvent?_count=1000";
+    while (!next.empty()) {
+      HttpResponse page = http_->Get(next, Bearer(auditor));
+      ASSERT_EQ(page.status, 200) << page.Describe();
+      rapidjson::Document d = page.Json();
+      if (d.HasMember("entry")) {
+        for (const auto& e : d["entry"].GetArray()) {
+          if (StringAt(e, {"resource", "outcome"}) == "4" &&
+              absl::StartsWith(StringAt(e, {"resource", "outcomeDesc"}), "401")) {
+            ++refused;
+          }
+        }
+      }
+      next.clear();
+      for (const auto& l : d["link"].GetArray()) {
+        if (StringAt(l, {"relation"}) == "next") {
+          const std::string url = StringAt(l, {"url"});
+          next = url.substr(url.find("/fhir/"));
+        }
+      }
+    }
+    if (refused < expected) absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(refused, expected) << "refused requests without an AuditEvent";
 }
 
 TEST_F(FhirAuthTest, PatientTokenCannotReachAnotherPatient) {
