@@ -156,16 +156,23 @@ auth::Decision Decide(const auth::Principal& principal, const Access& access, ab
   return out;
 }
 
-absl::StatusOr<std::string> PatientOf(const Target& target) {
-  if (target.is_parent) return domain::ParseParent(target.text, target.field);
+// The patient (and, for a resource name, the id) a request is about, parsed
+// once for both the authorization check and the audit record.
+struct Subject {
+  absl::StatusOr<std::string> patient;
+  std::string resource_id;
+};
+
+Subject SubjectOf(const Target& target) {
+  if (target.is_parent) return {domain::ParseParent(target.text, target.field), ""};
   auto name = domain::ParseName(target.text, target.field);
-  if (!name.ok()) return name.status();
-  return std::move(name->patient_id);
+  if (!name.ok()) return {name.status(), ""};
+  return {std::move(name->patient_id), std::move(name->id)};
 }
 
 // OK if `principal` may make this call.
-absl::Status Check(const auth::Principal& principal, const Access& access, const Target& target) {
-  auto patient = PatientOf(target);
+absl::Status Check(const auth::Principal& principal, const Access& access, const Target& target,
+                   const absl::StatusOr<std::string>& patient) {
   if (!patient.ok()) {
     // A malformed name reaches no data. When the scopes would allow the call
     // for any patient, the domain answers (with every violation, as without
@@ -207,18 +214,6 @@ storage::AuditRecord StartAudit(const grpc::CallbackServerContext& ctx, const Ac
   }
   a.set_remote(ctx.peer());
   return a;
-}
-
-// Who, which patient and which resource, once the request is parsed.
-void AuditTarget(const Target& target, storage::AuditRecord* a) {
-  if (target.is_parent) {
-    if (auto p = domain::ParseParent(target.text, target.field); p.ok()) a->set_patient_id(*p);
-    return;
-  }
-  if (auto n = domain::ParseName(target.text, target.field); n.ok()) {
-    a->set_patient_id(n->patient_id);
-    a->set_resource_id(n->id);
-  }
 }
 
 // FHIR audit-event-outcome: 0 success, 4 refused or bad request (the caller's
@@ -267,9 +262,14 @@ class WhatMattersServiceImpl final : public RawService {
       Refuse(reactor, s, audit);
       return false;
     }
-    AuditTarget(TargetOf(*req), audit);
+    const Target target = TargetOf(*req);
+    const Subject subject = SubjectOf(target);
+    if (subject.patient.ok()) {
+      audit->set_patient_id(*subject.patient);
+      audit->set_resource_id(subject.resource_id);
+    }
     if (principal.has_value()) {
-      if (auto s = Check(**principal, access, TargetOf(*req)); !s.ok()) {
+      if (auto s = Check(**principal, access, target, subject.patient); !s.ok()) {
         LogRefusal(access, s);
         Refuse(reactor, s, audit);
         return false;
