@@ -5,6 +5,7 @@
 //   ids       <kind:1> <id>                                     -> patient id
 //   requests  <patient> 0x00 <request_id>                       -> RequestOutcome
 //   changes   <sequence:8 BE>                                   -> Change
+//   audit     <sequence:8 BE>                                   -> AuditRecord
 //   default   "meta/..."                                        -> server metadata
 //
 // Patient ids and resource ids never contain 0x00 (validated above this
@@ -29,6 +30,8 @@ std::string VersionKey(absl::string_view patient_id, Kind kind, absl::string_vie
 std::string IdKey(Kind kind, absl::string_view id);
 std::string RequestKey(absl::string_view patient_id, absl::string_view request_id);
 std::string ChangeKey(uint64_t sequence);
+// The audit column family is keyed like the change log: big-endian sequence.
+inline std::string AuditKey(uint64_t sequence) { return ChangeKey(sequence); }
 
 // Big-endian fixed-width integers keep numeric order equal to byte order.
 void AppendBigEndian64(std::string* out, uint64_t value);

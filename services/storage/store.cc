@@ -356,7 +356,7 @@ absl::Status Reader::ScanAudit(uint64_t after_sequence, absl::FunctionRef<bool(c
   ro.snapshot = snapshot_;
   std::unique_ptr<rocksdb::Iterator> it(store_->db_->NewIterator(ro, store_->audit_cf_));
   AuditRecord record;
-  for (it->Seek(ChangeKey(after_sequence + 1)); it->Valid(); it->Next()) {
+  for (it->Seek(AuditKey(after_sequence + 1)); it->Valid(); it->Next()) {
     if (!record.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
       return absl::DataLossError("stored audit record does not parse");
     }
@@ -517,7 +517,7 @@ void Store::CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& a
   for (AuditRecord& audit : audits) {
     audit.set_sequence(++audit_sequence);
     if (audit.time_micros() == 0) audit.set_time_micros(absl::ToUnixMicros(now));
-    wb.Put(audit_cf_, ChangeKey(audit.sequence()), audit.SerializeAsString());
+    wb.Put(audit_cf_, AuditKey(audit.sequence()), audit.SerializeAsString());
   }
 
   if (wb.Count() > 0) {
