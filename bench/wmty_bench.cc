@@ -48,6 +48,7 @@ ABSL_FLAG(int, clients, 32, "Concurrent clients for the write test");
 ABSL_FLAG(int, seconds, 10, "Duration of each throughput test");
 ABSL_FLAG(int, summary_calls, 5000, "GetPatientSummary calls for the latency test");
 ABSL_FLAG(std::string, out, "", "Append the result table to this file");
+ABSL_FLAG(bool, load_only, false, "Only load (or reuse) the database in data_dir, then exit (bench/startup.sh)");
 ABSL_FLAG(bool, auth_overhead, true,
           "Also measure GetPatientSummary throughput with and without authentication + audit (same run)");
 
@@ -390,6 +391,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "load failed: %s\n", s.ToString().c_str());
     return 1;
   }
+  if (absl::GetFlag(FLAGS_load_only)) return 0;
 
   server::ServerOptions options;
   options.data_dir = dir;
