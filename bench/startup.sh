@@ -3,7 +3,7 @@
 # answers its first request (GetPatientSummary of a 50-record patient).
 #
 #   bench/startup.sh [--build_dir=build] [--records=10000000]
-#                    [--data_dir=/tmp/wmty-startup-db] [--runs=3] [--out=FILE]
+#                    [--data_dir=/tmp/wmty-startup-db] [--runs=3] [--cold] [--out=FILE]
 #
 # Loads the database once with `wmty_bench --load_only` (reused by later runs:
 # the load of 10M records takes a few minutes and ~4 GB of disk), then starts
@@ -11,7 +11,8 @@
 # summary comes back, and stops it with SIGTERM (timing the clean shutdown too).
 # The first run after the load follows a clean close; RocksDB's own recovery
 # work on open is replaying the WAL, so a run after `kill -9` is also measured.
-# The page cache is warm (dropping it needs root; see docs/operations.md).
+# The page cache is warm, unless --cold: then the kernel's page cache is
+# dropped before each start (needs root), as after a node reboot.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -20,6 +21,7 @@ records=10000000
 data_dir=/tmp/wmty-startup-db
 runs=3
 out=""
+cold=0
 for arg in "$@"; do
   case "$arg" in
     --build_dir=*) build_dir="${arg#*=}" ;;
@@ -27,6 +29,7 @@ for arg in "$@"; do
     --data_dir=*) data_dir="${arg#*=}" ;;
     --runs=*) runs="${arg#*=}" ;;
     --out=*) out="${arg#*=}" ;;
+    --cold) cold=1 ;;
     *) echo "unknown argument: $arg" >&2; exit 2 ;;
   esac
 done
@@ -51,6 +54,7 @@ start_and_time() {
   local port=$1 t0 t1
   pid=0; ms=0
   rm -f /tmp/wmty-startup.port
+  if [ "$cold" = 1 ]; then sync; echo 3 >/proc/sys/vm/drop_caches; fi
   t0=$(now_ms)
   "$wmtyd" --data_dir="$data_dir" --grpc_listen="127.0.0.1:$port" --http_listen=127.0.0.1:0 \
     --port_file=/tmp/wmty-startup.port --auth_disabled >/tmp/wmty-startup.log 2>&1 &
@@ -97,7 +101,7 @@ results+=("| after kill -9 (WAL replay) | ${ms} ms | ${stop_ms} ms |")
 
 table=$(printf '%s\n' \
   "" \
-  "### Startup with $records records ($du_h on disk, $(nproc) cores, warm page cache, $(date -u +%Y-%m-%d))" \
+  "### Startup with $records records ($du_h on disk, $(nproc) cores, $([ "$cold" = 1 ] && echo cold || echo warm) page cache, $(date -u +%Y-%m-%d))" \
   "" \
   "Load (or reuse): ${load_secs} s." \
   "" \
