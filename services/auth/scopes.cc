@@ -81,6 +81,13 @@ std::vector<Scope> ParseScopes(absl::string_view scopes) {
   return out;
 }
 
+bool HasScope(absl::string_view scopes, absl::string_view scope) {
+  for (absl::string_view s : absl::StrSplit(scopes, ' ', absl::SkipEmpty())) {
+    if (s == scope) return true;
+  }
+  return false;
+}
+
 Decision Authorize(const Principal& principal, absl::string_view resource_type, Permission permission,
                    absl::string_view patient_id) {
   bool patient_scope_elsewhere = false;

@@ -42,6 +42,15 @@ struct Scope {
   bool has_filter = false;
 };
 
+// The operator scope: wmty.admin.v1.AdminService (backups). Granted only by
+// this exact scope string; no resource scope, wildcard or context implies it
+// (`system/*.*` reaches every patient's data, not the operator API), and it
+// grants no resource access itself.
+inline constexpr absl::string_view kAdminScope = "system/wmty.admin";
+
+// True if the space-separated scope claim holds `scope` exactly.
+bool HasScope(absl::string_view scopes, absl::string_view scope);
+
 // Parses one resource scope. INVALID_ARGUMENT if it is not one (e.g.
 // "openid"), or malformed ("patient/Goal.rc" is out of order).
 absl::StatusOr<Scope> ParseScope(absl::string_view scope);
@@ -57,6 +66,8 @@ struct Principal {
   std::optional<std::string> patient;
   std::string fhir_user;  // e.g. "Practitioner/123"
   std::vector<Scope> scopes;
+  // Holds kAdminScope.
+  bool admin = false;
 };
 
 enum class Decision {

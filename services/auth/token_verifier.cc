@@ -272,6 +272,7 @@ absl::StatusOr<Principal> TokenVerifier::VerifyUncached(absl::string_view token,
   std::string scope = grant("scope");
   if (scope.empty()) scope = grant("scp");
   principal.scopes = ParseScopes(scope);
+  principal.admin = HasScope(scope, kAdminScope);
   return principal;
 }
 

@@ -37,18 +37,37 @@ google::rpc::BadRequest GetFieldViolations(const absl::Status& status) {
   return out;
 }
 
+absl::Status WithRetryDelay(absl::Status status, absl::Duration delay) {
+  google::rpc::RetryInfo info;
+  const int64_t nanos = absl::ToInt64Nanoseconds(delay);
+  info.mutable_retry_delay()->set_seconds(nanos / 1'000'000'000);
+  info.mutable_retry_delay()->set_nanos(static_cast<int32_t>(nanos % 1'000'000'000));
+  status.SetPayload(kRetryInfoTypeUrl, absl::Cord(info.SerializeAsString()));
+  return status;
+}
+
+std::optional<absl::Duration> RetryDelayOf(const absl::Status& status) {
+  auto payload = status.GetPayload(kRetryInfoTypeUrl);
+  google::rpc::RetryInfo info;
+  if (!payload.has_value() || !info.ParseFromString(std::string(*payload))) return std::nullopt;
+  return absl::Seconds(info.retry_delay().seconds()) + absl::Nanoseconds(info.retry_delay().nanos());
+}
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   const auto code = static_cast<grpc::StatusCode>(status.code());
   const std::string message(status.message());
-  auto payload = status.GetPayload(kBadRequestTypeUrl);
-  if (!payload.has_value()) return grpc::Status(code, message);
   google::rpc::Status details;
+  for (absl::string_view type_url : {kBadRequestTypeUrl, kRetryInfoTypeUrl}) {
+    auto payload = status.GetPayload(type_url);
+    if (!payload.has_value()) continue;
+    auto* any = details.add_details();
+    any->set_type_url(std::string(type_url));
+    any->set_value(std::string(*payload));
+  }
+  if (details.details().empty()) return grpc::Status(code, message);
   details.set_code(static_cast<int>(status.code()));
   details.set_message(message);
-  auto* any = details.add_details();
-  any->set_type_url(std::string(kBadRequestTypeUrl));
-  any->set_value(std::string(*payload));
   return grpc::Status(code, message, details.SerializeAsString());
 }
 
@@ -58,7 +77,9 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   google::rpc::Status details;
   if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
     for (const auto& any : details.details()) {
-      if (any.type_url() == kBadRequestTypeUrl) out.SetPayload(kBadRequestTypeUrl, absl::Cord(any.value()));
+      if (any.type_url() == kBadRequestTypeUrl || any.type_url() == kRetryInfoTypeUrl) {
+        out.SetPayload(any.type_url(), absl::Cord(any.value()));
+      }
     }
   }
   return out;

@@ -7,6 +7,7 @@
 #ifndef WMTY_COMMON_STATUS_H_
 #define WMTY_COMMON_STATUS_H_
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -14,12 +15,15 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 #include "google/rpc/error_details.pb.h"
 
 namespace wmty {
 
 // Type URL under which a BadRequest is attached to an absl::Status.
 inline constexpr absl::string_view kBadRequestTypeUrl = "type.googleapis.com/google.rpc.BadRequest";
+// Type URL under which a RetryInfo (retry after how long) is attached.
+inline constexpr absl::string_view kRetryInfoTypeUrl = "type.googleapis.com/google.rpc.RetryInfo";
 
 // Collects field violations while validating one request.
 class FieldViolations {
@@ -41,7 +45,12 @@ absl::Status InvalidField(std::string field, std::string description);
 // The field violations attached to `status` (empty if none).
 google::rpc::BadRequest GetFieldViolations(const absl::Status& status);
 
-// absl -> gRPC (with details) and back.
+// `status` with a google.rpc.RetryInfo saying: retry after `delay`.
+absl::Status WithRetryDelay(absl::Status status, absl::Duration delay);
+// The retry delay attached to `status`, if any.
+std::optional<absl::Duration> RetryDelayOf(const absl::Status& status);
+
+// absl -> gRPC (with details: BadRequest, RetryInfo) and back.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
 

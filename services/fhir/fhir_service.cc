@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <exception>
+#include <iterator>
 #include <set>
 #include <tuple>
 #include <type_traits>
@@ -205,6 +206,11 @@ void ReplyError(Call& c, const RestError& e, const Headers& headers = {}) {
   }
   Document d;
   BuildOperationOutcome(e.issues, &d, d.GetAllocator());
+  if (e.retry_after_seconds > 0) {
+    Headers with_retry = headers;
+    with_retry.emplace_back(bhttp::field::retry_after, std::to_string(e.retry_after_seconds));
+    return Reply(c, e.status, Serialize(d, c.pretty), with_retry);
+  }
   Reply(c, e.status, Serialize(d, c.pretty), headers);
 }
 
@@ -514,6 +520,16 @@ void FhirService::Handle(http::Request request, http::Respond respond) {
       }
       c->audit_sink = core_;
     }
+    // A header that may appear once, sent twice, is ambiguous (which one
+    // counts may differ between a proxy and us: whose token, which body
+    // type, which request id), so it is refused rather than guessed.
+    for (const absl::string_view name : {"Authorization", "Content-Type", "Host", "If-Match", "If-None-Match",
+                                         "If-None-Exist", "X-Request-Id", "X-Provenance"}) {
+      const auto [first, end] = c->request.equal_range(boost::beast::string_view(name.data(), name.size()));
+      if (first != end && std::next(first) != end) {
+        return ReplyError(*c, Bad("structure", absl::StrCat("the ", name, " header appears more than once")));
+      }
+    }
     if (!is_public && !Authenticate(*c)) return;
     auto params = ParseQueryString(query);
     if (!params.ok()) return ReplyError(*c, Bad("invalid", std::string(params.status().message())));
@@ -569,6 +585,10 @@ http::Response FhirService::MakeError(http::Status status, const std::string& me
   std::string code = "structure";
   if (status == http::Status::payload_too_large || status == http::Status::request_header_fields_too_large) {
     code = "too-long";
+  } else if (status == http::Status::service_unavailable) {
+    // The HTTP server's own refusals: over its connection or in-flight limit,
+    // or shutting down. Both pass; the message says which.
+    code = "transient";
   } else if (static_cast<int>(status) >= 500) {
     code = "exception";
   }
@@ -1030,9 +1050,14 @@ bool FhirService::ParseBody(Call& c, absl::string_view type, Document* doc) {
   }
   doc->Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(body.data(), body.size());
   if (doc->HasParseError()) {
-    ReplyError(c, Bad("structure", absl::StrCat("the body is not valid JSON: ",
-                                                 rapidjson::GetParseError_En(doc->GetParseError()), " (at byte ",
-                                                 doc->GetErrorOffset(), ")")));
+    // A body that is not JSON may be one whose Content-Length lies: what
+    // follows it on the connection cannot be trusted to be the next request
+    // (smuggling), so the connection is closed after this answer.
+    ReplyError(c,
+               Bad("structure", absl::StrCat("the body is not valid JSON: ",
+                                             rapidjson::GetParseError_En(doc->GetParseError()), " (at byte ",
+                                             doc->GetErrorOffset(), ")")),
+               {{bhttp::field::connection, "close"}});
     return false;
   }
   if (auto s = CheckJsonShape(*doc, kMaxJsonDepth); !s.ok()) {

@@ -12,6 +12,7 @@
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
 #include "common/status.h"
+#include "common/text.h"
 #include "domain/names.h"
 #include "fhir/mapping.h"
 
@@ -93,13 +94,30 @@ RestError FromStatus(const absl::Status& status, storage::Kind kind, bool fields
       // In the domain this always means: the resource was retracted (entered
       // in error, FHIR "deleted") and cannot change any more.
       return MakeRestError(http::Status::conflict, "deleted", message);
-    case absl::StatusCode::kDeadlineExceeded:
-      return MakeRestError(http::Status::service_unavailable, "timeout",
-                           "the request did not finish within its deadline; nothing was written unless a retry "
-                           "with the same X-Request-Id says otherwise");
-    case absl::StatusCode::kUnavailable:
-      return MakeRestError(http::Status::service_unavailable, "transient",
-                           "the service cannot write right now; retry with the same X-Request-Id");
+    case absl::StatusCode::kDeadlineExceeded: {
+      RestError e = MakeRestError(http::Status::service_unavailable, "timeout",
+                                  "the request did not finish within its deadline; nothing was written unless a "
+                                  "retry with the same X-Request-Id says otherwise");
+      e.retry_after_seconds = kUnavailableRetryAfterSeconds;
+      return e;
+    }
+    case absl::StatusCode::kUnavailable: {
+      // E.g. the disk is full: the store refuses writes until it recovers.
+      RestError e = MakeRestError(http::Status::service_unavailable, "transient",
+                                  "the service cannot write right now; retry after the Retry-After delay with the "
+                                  "same X-Request-Id");
+      e.retry_after_seconds = kUnavailableRetryAfterSeconds;
+      return e;
+    }
+    case absl::StatusCode::kResourceExhausted: {
+      // Load shedding, not a per-client quota: 503 (with Retry-After) rather
+      // than 429, which would blame this client.
+      RestError e = MakeRestError(http::Status::service_unavailable, "throttled",
+                                  "the server is overloaded and refused the request before doing anything; retry "
+                                  "after the Retry-After delay");
+      e.retry_after_seconds = kOverloadRetryAfterSeconds;
+      return e;
+    }
     case absl::StatusCode::kUnimplemented:
       return MakeRestError(http::Status::not_implemented, "not-supported", message);
     default:
@@ -324,6 +342,16 @@ absl::Status CheckJsonShape(const rapidjson::Value& value, int max_depth) {
     const rapidjson::Value* v;
     int depth;
   };
+  // RapidJSON's encoding check sees only raw bytes: an escaped unpaired
+  // surrogate ("\udc00") decodes to bytes that are not UTF-8. Kept verbatim
+  // in a record's fhir_extra_json (a proto string) they would make the stored
+  // record unparseable (DATA_LOSS on every later read), so refuse them here.
+  const auto not_utf8 = [](const rapidjson::Value& s) {
+    return !IsValidUtf8(absl::string_view(s.GetString(), s.GetStringLength()));
+  };
+  const absl::Status bad_string =
+      absl::InvalidArgumentError("a JSON string is not valid UTF-8 (an unpaired surrogate escape such as \\udc00?)");
+  if (value.IsString() && not_utf8(value)) return bad_string;
   std::vector<Frame> stack = {{&value, 1}};
   while (!stack.empty()) {
     const Frame f = stack.back();
@@ -335,6 +363,7 @@ absl::Status CheckJsonShape(const rapidjson::Value& value, int max_depth) {
       absl::flat_hash_set<absl::string_view> names;
       for (const auto& m : f.v->GetObject()) {
         absl::string_view name(m.name.GetString(), m.name.GetStringLength());
+        if (not_utf8(m.name) || (m.value.IsString() && not_utf8(m.value))) return bad_string;
         if (!names.insert(name).second) {
           return absl::InvalidArgumentError(absl::StrCat("JSON object has the member \"", name.substr(0, 64),
                                                          "\" more than once"));
@@ -343,6 +372,7 @@ absl::Status CheckJsonShape(const rapidjson::Value& value, int max_depth) {
       }
     } else if (f.v->IsArray()) {
       for (const auto& e : f.v->GetArray()) {
+        if (e.IsString() && not_utf8(e)) return bad_string;
         if (e.IsObject() || e.IsArray()) stack.push_back({&e, f.depth + 1});
       }
     }

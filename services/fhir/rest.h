@@ -37,9 +37,19 @@ struct Issue {
 struct RestError {
   http::Status status = http::Status::internal_server_error;
   std::vector<Issue> issues;
+  // > 0: the answer carries Retry-After with this many seconds (503s).
+  int retry_after_seconds = 0;
 };
 
 RestError MakeRestError(http::Status status, std::string code, std::string diagnostics, std::string expression = "");
+
+// Retry-After (seconds) of an overload refusal (RESOURCE_EXHAUSTED). Short:
+// queues drain in milliseconds once a burst passes.
+inline constexpr int kOverloadRetryAfterSeconds = 1;
+// Retry-After (seconds) of the other 503s (UNAVAILABLE, e.g. the disk is full
+// and the store retries its recovery with a backoff of up to 5 s; and
+// DEADLINE_EXCEEDED).
+inline constexpr int kUnavailableRetryAfterSeconds = 5;
 
 // The one mapping from a domain status to HTTP + OperationOutcome:
 //   INVALID_ARGUMENT 400 (one issue per field violation: code "required" when
@@ -48,7 +58,10 @@ RestError MakeRestError(http::Status status, std::string code, std::string diagn
 //   NOT_FOUND 404 not-found; ABORTED 412 conflict (stale etag);
 //   ALREADY_EXISTS 409 conflict (X-Request-Id reused for another request);
 //   FAILED_PRECONDITION 409 deleted (the resource was retracted: it cannot
-//     change); DEADLINE_EXCEEDED 503 timeout; UNAVAILABLE 503 transient;
+//     change); DEADLINE_EXCEEDED 503 timeout and UNAVAILABLE 503 transient
+//     (e.g. disk full), both with Retry-After;
+//   RESOURCE_EXHAUSTED 503 throttled with Retry-After (the server is
+//     overloaded, e.g. its commit queue is full; nothing was written);
 //   UNIMPLEMENTED 501 not-supported; anything else 500 exception.
 RestError FromStatus(const absl::Status& status, storage::Kind kind, bool fields_are_fhir_paths = false);
 
@@ -108,8 +121,9 @@ absl::StatusOr<v1::Recorder> RecorderFromXProvenance(absl::string_view header);
 // this practitioner id.
 inline constexpr absl::string_view kUnattributedPractitioner = "unattributed";
 
-// Checks a parsed request body: nesting at most `max_depth` deep and no object
-// with the same member twice. INVALID_ARGUMENT (safe to show) otherwise.
+// Checks a parsed request body: nesting at most `max_depth` deep, no object
+// with the same member twice, and every string and member name valid UTF-8
+// (escapes decoded). INVALID_ARGUMENT (safe to show) otherwise.
 // Iterative: safe on any input rapidjson accepted.
 absl::Status CheckJsonShape(const rapidjson::Value& value, int max_depth);
 

@@ -1,5 +1,6 @@
 #include "grpc/grpc_service.h"
 
+#include <atomic>
 #include <chrono>
 #include <iterator>
 #include <optional>
@@ -15,6 +16,7 @@
 #include "common/status.h"
 #include "common/text.h"
 #include "domain/names.h"
+#include "grpc/call_auth.h"
 #include "wmty/v1/service.grpc.pb.h"
 
 namespace wmty::grpc_api {
@@ -60,7 +62,14 @@ CallContext ContextOf(const grpc::CallbackServerContext* ctx) {
   return out;
 }
 
+// How long a caller refused for overload should wait (RetryInfo).
+constexpr absl::Duration kOverloadRetryDelay = absl::Seconds(1);
+
 void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
+  if (status.code() == absl::StatusCode::kResourceExhausted && !RetryDelayOf(status).has_value()) {
+    // The store's full commit queue, or our own limit: tell the caller when.
+    return reactor->Finish(ToGrpcStatus(WithRetryDelay(status, kOverloadRetryDelay)));
+  }
   switch (status.code()) {
     case absl::StatusCode::kInternal:
     case absl::StatusCode::kDataLoss:
@@ -237,10 +246,42 @@ void LogRefusal(const Access& access, const absl::Status& status) {
                                 {"code", absl::StatusCodeToString(status.code())}});
 }
 
+// One call's place under the in-flight limit, given back once, when the
+// call is answered (or when the callback holding it is destroyed).
+class InflightSlot {
+ public:
+  explicit InflightSlot(std::atomic<int>* counter) : counter_(counter) {}
+  InflightSlot(InflightSlot&& other) noexcept : counter_(std::exchange(other.counter_, nullptr)) {}
+  InflightSlot& operator=(InflightSlot&&) = delete;
+  ~InflightSlot() { Release(); }
+  void Release() {
+    if (counter_ != nullptr) std::exchange(counter_, nullptr)->fetch_sub(1);
+  }
+
+ private:
+  std::atomic<int>* counter_;
+};
+
 class WhatMattersServiceImpl final : public RawService {
  public:
-  WhatMattersServiceImpl(PatientRecords* core, std::shared_ptr<const auth::TokenVerifier> verifier)
-      : core_(core), verifier_(std::move(verifier)) {}
+  WhatMattersServiceImpl(PatientRecords* core, std::shared_ptr<const auth::TokenVerifier> verifier, int max_inflight)
+      : core_(core), verifier_(std::move(verifier)), max_inflight_(max_inflight) {}
+
+  // A place under the in-flight limit, or nullopt (with the reactor finished
+  // RESOURCE_EXHAUSTED) when there is none. Checked before anything else:
+  // refusing must stay cheap when overloaded.
+  std::optional<InflightSlot> Enter(const Access& access, grpc::ServerUnaryReactor* reactor) {
+    const int before = inflight_.fetch_add(1);
+    InflightSlot slot(&inflight_);
+    if (max_inflight_ > 0 && before >= max_inflight_) {
+      slot.Release();
+      NoteShed(access);
+      Finish(reactor, absl::ResourceExhaustedError(
+                          absl::StrCat("the server has ", max_inflight_, " calls in progress; retry later")));
+      return std::nullopt;
+    }
+    return slot;
+  }
 
   // Authenticates, parses and authorizes; false (with the reactor finished)
   // if the call must not go on.
@@ -294,6 +335,8 @@ class WhatMattersServiceImpl final : public RawService {
                                  const Access& access,
                                  absl::StatusOr<Resp> (PatientRecords::*method)(const Req&, const CallContext&)) {
     auto* reactor = ctx->DefaultReactor();
+    std::optional<InflightSlot> slot = Enter(access, reactor);
+    if (!slot.has_value()) return reactor;
     Req req;
     storage::AuditRecord audit = StartAudit(*ctx, access);
     if (!Admit(ctx, reactor, access, in, &req, &audit)) return reactor;
@@ -308,12 +351,16 @@ class WhatMattersServiceImpl final : public RawService {
                                   const Access& access,
                                   void (PatientRecords::*method)(const Req&, const CallContext&, domain::Done<Resp>)) {
     auto* reactor = ctx->DefaultReactor();
+    std::optional<InflightSlot> slot = Enter(access, reactor);
+    if (!slot.has_value()) return reactor;
     Req req;
     storage::AuditRecord audit = StartAudit(*ctx, access);
     if (!Admit(ctx, reactor, access, in, &req, &audit)) return reactor;
     // Finishes on the commit thread once the change is durable or refused.
     (core_->*method)(req, ContextOf(ctx),
-                     [core = core_, reactor, out, audit = std::move(audit)](absl::StatusOr<Resp> result) mutable {
+                     [core = core_, reactor, out, audit = std::move(audit),
+                      slot = std::move(*slot)](absl::StatusOr<Resp> result) mutable {
+                       slot.Release();
                        if constexpr (std::is_same_v<Resp, v1::WhatMatters> || std::is_same_v<Resp, v1::Goal> ||
                                      std::is_same_v<Resp, v1::Preference> || std::is_same_v<Resp, v1::GoalScore>) {
                          // A create learns its id only now.
@@ -381,31 +428,34 @@ class WhatMattersServiceImpl final : public RawService {
 
  private:
   absl::StatusOr<auth::Principal> Authenticate(const grpc::CallbackServerContext& ctx) const {
-    const auto& metadata = ctx.client_metadata();
-    const auto range = metadata.equal_range("authorization");
-    if (range.first == range.second) return absl::UnauthenticatedError("missing bearer token");
-    if (std::next(range.first) != range.second) return absl::UnauthenticatedError("more than one authorization header");
-    const absl::string_view value(range.first->second.data(), range.first->second.size());
-    constexpr absl::string_view kScheme = "bearer ";
-    if (value.size() <= kScheme.size() || !absl::EqualsIgnoreCase(value.substr(0, kScheme.size()), kScheme)) {
-      return absl::UnauthenticatedError("authorization must be a Bearer token");
-    }
-    auto principal = verifier_->Verify(absl::StripAsciiWhitespace(value.substr(kScheme.size())));
-    if (!principal.ok() && principal.status().code() != absl::StatusCode::kUnauthenticated) {
-      return absl::UnauthenticatedError("invalid bearer token");
-    }
-    return principal;
+    return AuthenticateCall(ctx, *verifier_);
+  }
+
+  // Counts a refusal; logs a warning at most every 10 s (with the count), so
+  // an overload does not also flood the log.
+  void NoteShed(const Access& access) {
+    const int64_t count = shed_.fetch_add(1) + 1;
+    const int64_t now = absl::ToUnixMicros(absl::Now());
+    int64_t last = last_shed_log_micros_.load();
+    if (now - last < 10'000'000 || !last_shed_log_micros_.compare_exchange_strong(last, now)) return;
+    log::Warning("grpc overloaded: refusing with RESOURCE_EXHAUSTED",
+                 {{"method", std::string(access.method)}, {"refused_total", std::to_string(count)}});
   }
 
   PatientRecords* const core_;
   const std::shared_ptr<const auth::TokenVerifier> verifier_;  // null: auth disabled
+  const int max_inflight_;  // 0: no limit
+  std::atomic<int> inflight_{0};
+  std::atomic<int64_t> shed_{0};
+  std::atomic<int64_t> last_shed_log_micros_{0};
 };
 
 }  // namespace
 
 std::unique_ptr<grpc::Service> NewWhatMattersService(PatientRecords* core,
-                                                     std::shared_ptr<const auth::TokenVerifier> verifier) {
-  return std::make_unique<WhatMattersServiceImpl>(core, std::move(verifier));
+                                                     std::shared_ptr<const auth::TokenVerifier> verifier,
+                                                     int max_inflight) {
+  return std::make_unique<WhatMattersServiceImpl>(core, std::move(verifier), max_inflight);
 }
 
 }  // namespace wmty::grpc_api

@@ -4,15 +4,18 @@
 #include <optional>
 #include <thread>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/ssl.hpp>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -28,6 +31,15 @@ using tcp = boost::asio::ip::tcp;
 
 // How long a closing TLS connection waits for the peer's close_notify.
 constexpr std::chrono::seconds kTlsShutdownTimeout{2};
+// How long a connection refused for being over the limit waits for the
+// client's FIN after the 503 (reading and dropping what it sent), so that
+// closing with unread bytes does not reset the connection before the client
+// has read the answer.
+constexpr std::chrono::seconds kRefusedLinger{1};
+
+std::chrono::milliseconds ToChrono(absl::Duration d) {
+  return std::chrono::milliseconds(std::max<int64_t>(1, absl::ToInt64Milliseconds(d)));
+}
 
 bool IsHttpParseError(const beast::error_code& ec) {
   return ec.category() == bhttp::make_error_code(bhttp::error::bad_target).category();
@@ -39,20 +51,61 @@ struct HttpServer::Impl {
   HttpServerOptions options;
   Handler* handler = nullptr;
   net::io_context ioc;
+  // Keeps the I/O threads running while no operation is pending: once the
+  // acceptor is closed (shutting down) and every connection is waiting for
+  // its handler, run() would otherwise return, and the responses posted
+  // later would never be written (nor in_flight come down).
+  net::executor_work_guard<net::io_context::executor_type> keep_running = net::make_work_guard(ioc);
   tcp::acceptor acceptor{net::make_strand(ioc)};
   std::vector<std::thread> threads;
+  // Requests being answered (handler or refusal, until the response is
+  // written): Shutdown waits for them.
   std::atomic<int> in_flight{0};
+  // Requests handed to the handler and not yet answered (max_inflight).
+  std::atomic<int> handling{0};
+  // Open connections, refused ones excepted (max_connections).
+  std::atomic<int> connections{0};
   std::atomic<bool> stopping{false};
   int port = 0;
   bool shut_down = false;
   // Set when TLS is configured; shared by every TLS session.
   std::optional<ssl::context> tls;
 
+  // Refusals for being over a limit, for the rate-limited warning.
+  std::atomic<int64_t> shed{0};
+  std::atomic<int64_t> last_shed_log_micros{0};
+
   explicit Impl(int threads_hint) : ioc(threads_hint) {}
   void Accept();
+  // Counts a refusal; logs a warning at most every 10 s (with the count), so
+  // an overload does not also flood the log.
+  void NoteShed(const char* limit) {
+    const int64_t count = shed.fetch_add(1) + 1;
+    const int64_t now = absl::ToUnixMicros(absl::Now());
+    int64_t last = last_shed_log_micros.load();
+    if (now - last < 10'000'000 || !last_shed_log_micros.compare_exchange_strong(last, now)) return;
+    log::Warning("http overloaded: refusing with 503",
+                 {{"limit", limit}, {"refused_total", std::to_string(count)}});
+  }
 };
 
 namespace {
+
+// One slot of HttpServer::Impl::handling, released once: when the handler
+// answers, or (if it never does) when its Respond is destroyed.
+class HandlingSlot {
+ public:
+  explicit HandlingSlot(std::atomic<int>* counter) : counter_(counter) {}
+  HandlingSlot(HandlingSlot&& other) noexcept : counter_(std::exchange(other.counter_, nullptr)) {}
+  HandlingSlot& operator=(HandlingSlot&&) = delete;
+  ~HandlingSlot() { Release(); }
+  void Release() {
+    if (counter_ != nullptr) std::exchange(counter_, nullptr)->fetch_sub(1);
+  }
+
+ private:
+  std::atomic<int>* counter_;
+};
 
 // Stream is beast::tcp_stream (plaintext) or beast::ssl_stream<beast::tcp_stream> (TLS).
 template <class Stream>
@@ -61,20 +114,27 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   using std::enable_shared_from_this<Session<Stream>>::shared_from_this;
 
  public:
-  Session(tcp::socket&& socket, HttpServer::Impl* server) requires(!kTls)
-      : stream_(std::move(socket)), server_(server) {
+  // `over_capacity`: the connection is past max_connections; it gets a 503
+  // and is closed, and does not count as open.
+  Session(tcp::socket&& socket, HttpServer::Impl* server, bool over_capacity) requires(!kTls)
+      : stream_(std::move(socket)), server_(server), over_capacity_(over_capacity) {
     SetRemote();
+    if (!over_capacity_) server_->connections.fetch_add(1);
   }
-  Session(tcp::socket&& socket, HttpServer::Impl* server) requires(kTls)
-      : stream_(std::move(socket), *server->tls), server_(server) {
+  Session(tcp::socket&& socket, HttpServer::Impl* server, bool over_capacity) requires(kTls)
+      : stream_(std::move(socket), *server->tls), server_(server), over_capacity_(over_capacity) {
     SetRemote();
+    if (!over_capacity_) server_->connections.fetch_add(1);
+  }
+  ~Session() {
+    if (!over_capacity_) server_->connections.fetch_sub(1);
   }
 
   void Start() {
     if constexpr (kTls) {
       net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Handshake(); });
     } else {
-      net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->Read(); });
+      net::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->FirstRead(); });
     }
   }
 
@@ -93,11 +153,50 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   // TLS only: the handshake, under the read timeout, before the first read.
   void Handshake() {
     if (server_->stopping.load()) return CloseSocket();
-    Tcp().expires_after(absl::ToChronoSeconds(server_->options.read_timeout));
+    Tcp().expires_after(ToChrono(server_->options.read_timeout));
     stream_.async_handshake(ssl::stream_base::server, [self = shared_from_this()](beast::error_code ec) {
       if (ec) return self->CloseSocket();  // no TLS session to shut down
       self->tls_up_ = true;
-      self->Read();
+      self->FirstRead();
+    });
+  }
+
+  void FirstRead() {
+    if (over_capacity_) return RefuseConnection();
+    Read();
+  }
+
+  // Over max_connections: a 503 before reading anything, then close. The
+  // request the client may already have sent is read and dropped (briefly)
+  // so that the close does not reset the connection under the answer.
+  void RefuseConnection() {
+    keep_alive_ = false;
+    Response response = server_->handler->MakeError(
+        Status::service_unavailable, "too many open connections; retry later", 11, false);
+    response.set(bhttp::field::retry_after, std::to_string(kRetryAfterSeconds));
+    response.keep_alive(false);
+    response.prepare_payload();
+    auto shared = std::make_shared<Response>(std::move(response));
+    Tcp().expires_after(ToChrono(server_->options.read_timeout));
+    bhttp::async_write(stream_, *shared, [self = shared_from_this(), shared](beast::error_code ec, std::size_t) {
+      if (ec) return self->Close();
+      if constexpr (kTls) {
+        self->Close();  // the TLS shutdown waits for the client's close_notify
+      } else {
+        beast::error_code ignored;
+        self->Tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
+        self->Tcp().expires_after(kRefusedLinger);
+        self->Drain();
+      }
+    });
+  }
+
+  // Reads and drops until the client closes, an error, or the timer.
+  void Drain() {
+    drain_buffer_.resize(4096);
+    Tcp().async_read_some(net::buffer(drain_buffer_), [self = shared_from_this()](beast::error_code ec, std::size_t) {
+      if (ec) return self->CloseSocket();
+      self->Drain();
     });
   }
 
@@ -106,9 +205,38 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     parser_.emplace();
     parser_->header_limit(static_cast<std::uint32_t>(server_->options.max_header_bytes));
     parser_->body_limit(server_->options.max_body_bytes);
-    Tcp().expires_after(absl::ToChronoSeconds(server_->options.read_timeout));
-    bhttp::async_read(stream_, buffer_, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
+    // One deadline for the whole request (and the idle wait before it): the
+    // stream's timer is absolute, so each byte a slow client sends does not
+    // push it back.
+    Tcp().expires_after(ToChrono(server_->options.read_timeout));
+    ReadHeaderBytes();
+  }
+
+  // Reads until the buffer holds the whole header section, to look at its raw
+  // bytes before Beast parses them: Beast silently unfolds obs-fold (a header
+  // line continued on the next, e.g. "Content-Length:\r\n 42"), which a proxy
+  // in front may frame differently (request smuggling), so it is refused
+  // (RFC 9112 5.2 allows either). Beast then parses from the buffer as before;
+  // over-long headers and bare-LF line ends are left to it.
+  void ReadHeaderBytes() {
+    const absl::string_view have(static_cast<const char*>(buffer_.data().data()), buffer_.size());
+    const size_t end = have.find("\r\n\r\n");
+    const bool bare_lf = absl::StrContains(have, "\n\n");  // not CRLF: Beast refuses it
+    if (end != absl::string_view::npos || bare_lf || have.size() > server_->options.max_header_bytes) {
+      const absl::string_view head = have.substr(0, end == absl::string_view::npos ? have.size() : end + 2);
+      if (absl::StrContains(head, "\r\n ") || absl::StrContains(head, "\r\n\t")) {
+        return Refuse(Status::bad_request, "obs-fold (a header line starting with white space) is not accepted");
+      }
+      bhttp::async_read(stream_, buffer_, *parser_,
+                        [self = shared_from_this()](beast::error_code ec, std::size_t) { self->OnRead(ec); });
+      return;
+    }
+    stream_.async_read_some(buffer_.prepare(16 * 1024),
+                            [self = shared_from_this()](beast::error_code ec, std::size_t n) {
+                              if (ec) return self->OnRead(ec);
+                              self->buffer_.commit(n);
+                              self->ReadHeaderBytes();
+                            });
   }
 
   void OnRead(beast::error_code ec) {
@@ -127,16 +255,41 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     if (ec) return Close();
 
     Tcp().expires_never();  // the handler may take as long as the request's own deadline
+    keep_alive_ = parser_->get().keep_alive();
+    if (server_->stopping.load()) {
+      // Arrived on a kept-alive connection while draining.
+      keep_alive_ = false;
+      return Shed("the server is shutting down; retry");
+    }
+    const int max_inflight = server_->options.max_inflight;
+    if (const int before = server_->handling.fetch_add(1); max_inflight > 0 && before >= max_inflight) {
+      server_->handling.fetch_sub(1);
+      server_->NoteShed("max_inflight");
+      return Shed("too many requests in progress; retry later");
+    }
+    HandlingSlot slot(&server_->handling);
     server_->in_flight.fetch_add(1);
     Request request = parser_->release();
-    keep_alive_ = request.keep_alive();
     // Only the server says who the peer is.
     request.erase(kRemoteAddressHeader);
     request.set(kRemoteAddressHeader, remote_);
-    server_->handler->Handle(std::move(request), [self = shared_from_this()](Response response) {
-      net::post(self->stream_.get_executor(),
-                [self, response = std::move(response)]() mutable { self->Write(std::move(response), true); });
-    });
+    server_->handler->Handle(std::move(request),
+                             [self = shared_from_this(), slot = std::move(slot)](Response response) mutable {
+                               slot.Release();
+                               net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
+                                 self->Write(std::move(response), true);
+                               });
+                             });
+  }
+
+  // Answers a request (read in full) with 503 + Retry-After without handing
+  // it to the handler; the connection stays open unless keep_alive_ is off.
+  void Shed(const std::string& message) {
+    const unsigned version = parser_->get().version();
+    Response response = server_->handler->MakeError(Status::service_unavailable, message, version, keep_alive_);
+    response.set(bhttp::field::retry_after, std::to_string(kRetryAfterSeconds));
+    server_->in_flight.fetch_add(1);
+    Write(std::move(response), true);
   }
 
   // Answers a request that never reached the handler, then closes.
@@ -149,10 +302,13 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
 
   void Write(Response response, bool counted) {
     if (server_->stopping.load()) keep_alive_ = false;
+    // The handler may end the connection (e.g. after a body that did not
+    // parse: its framing is suspect, so what follows it is not read).
+    if (beast::iequals(response[bhttp::field::connection], "close")) keep_alive_ = false;
     response.keep_alive(keep_alive_);
     response.prepare_payload();
     auto shared = std::make_shared<Response>(std::move(response));
-    Tcp().expires_after(absl::ToChronoSeconds(server_->options.read_timeout));
+    Tcp().expires_after(ToChrono(server_->options.read_timeout));
     bhttp::async_write(stream_, *shared,
                        [self = shared_from_this(), shared, counted](beast::error_code ec, std::size_t) {
                          if (counted) self->server_->in_flight.fetch_sub(1);
@@ -186,6 +342,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
   HttpServer::Impl* server_;
+  const bool over_capacity_;
+  std::vector<char> drain_buffer_;  // RefuseConnection: what the client sent, dropped
   bool keep_alive_ = true;
   std::string remote_;  // the peer's "ip:port", for kRemoteAddressHeader
 };
@@ -200,10 +358,15 @@ void HttpServer::Impl::Accept() {
     } else {
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
+      // Accepts run one at a time (on the acceptor's strand); only closes
+      // race with this check, and they only lower the count.
+      const bool over_capacity = options.max_connections > 0 && connections.load() >= options.max_connections;
+      if (over_capacity) NoteShed("max_connections");
       if (tls.has_value()) {
-        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), this)->Start();
+        std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), this, over_capacity)
+            ->Start();
       } else {
-        std::make_shared<Session<beast::tcp_stream>>(std::move(socket), this)->Start();
+        std::make_shared<Session<beast::tcp_stream>>(std::move(socket), this, over_capacity)->Start();
       }
     }
     if (!stopping.load()) Accept();
@@ -280,6 +443,10 @@ void HttpServer::Shutdown(absl::Duration grace) {
   });
   const absl::Time give_up = absl::Now() + grace;
   while (impl_->in_flight.load() > 0 && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(5));
+  if (const int left = impl_->in_flight.load(); left > 0) {
+    log::Warning("http drain: grace period over, dropping requests in progress", {{"requests", std::to_string(left)}});
+  }
+  impl_->keep_running.reset();
   impl_->ioc.stop();
   for (auto& t : impl_->threads) t.join();
   impl_->threads.clear();

@@ -6,6 +6,12 @@
 // through `respond`, from any thread (writes finish on the commit thread), and
 // the response is written on the connection's strand.
 //
+// Load shedding: past max_connections a new connection gets a 503 with
+// Retry-After and is closed; past max_inflight a request (read in full) gets a
+// 503 with Retry-After without reaching the handler, and the connection stays
+// usable. A request that arrives while shutting down gets a 503 and the
+// connection is closed. These answers come from Handler::MakeError.
+//
 // TLS (optional, and mTLS with a client CA): with a certificate configured,
 // each connection does the TLS handshake (within read_timeout) before its
 // first read, and a TLS shutdown (briefly) when it closes.
@@ -34,6 +40,8 @@ using Status = boost::beast::http::status;
 // server sets on every request it hands to the Handler after removing any
 // copy the client sent, so handlers can trust it (for the audit trail).
 inline constexpr char kRemoteAddressHeader[] = "X-Wmty-Remote";
+// Retry-After (seconds) of the server's own 503s (over a limit, shutting down).
+inline constexpr int kRetryAfterSeconds = 1;
 // Call exactly once, from any thread.
 using Respond = absl::AnyInvocable<void(Response)>;
 
@@ -42,7 +50,7 @@ class Handler {
   virtual ~Handler() = default;
   virtual void Handle(Request request, Respond respond) = 0;
   // The response for a request refused before it reached Handle (malformed,
-  // too large); `message` is safe to show.
+  // too large, over a limit, shutting down); `message` is safe to show.
   virtual Response MakeError(Status status, const std::string& message, unsigned version, bool keep_alive) = 0;
 };
 
@@ -53,7 +61,15 @@ struct HttpServerOptions {
   size_t max_body_bytes = 1024 * 1024;
   // Waiting for and reading one whole request (headers and body) must finish
   // within this, else the connection is closed (idle keep-alive included).
+  // One deadline per request: bytes trickling in do not extend it.
   absl::Duration read_timeout = absl::Seconds(30);
+  // Most open connections (each may hold a request of up to max_header_bytes
+  // + max_body_bytes while reading); past it new connections are refused
+  // (503). 0: no limit.
+  int max_connections = 512;
+  // Most requests handed to the handler and not yet answered; past it
+  // requests are refused (503) before the handler sees them. 0: no limit.
+  int max_inflight = 256;
   int io_threads = 2;
   // TLS (PEM contents, not paths). Empty cert: plaintext. A cert needs its
   // key. With a client CA, clients must present a certificate it signed

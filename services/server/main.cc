@@ -30,6 +30,7 @@ ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:50051", "gRPC listen address host
 ABSL_FLAG(int, max_message_bytes, 4 * 1024 * 1024, "Largest gRPC request accepted, in bytes");
 ABSL_FLAG(bool, reflection, true, "Enable gRPC server reflection");
 ABSL_FLAG(int, block_cache_mb, 256, "RocksDB block cache size in MiB");
+ABSL_FLAG(int, memtable_mb, 128, "Memory for all RocksDB memtables together, in MiB (write buffers; past it they flush)");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10), "How long in-flight calls may run after SIGTERM");
 ABSL_FLAG(std::string, port_file, "", "If set, write the bound gRPC port here once serving (for tests and tools)");
 ABSL_FLAG(std::string, http_listen, "127.0.0.1:8080",
@@ -39,6 +40,16 @@ ABSL_FLAG(std::string, http_port_file, "", "If set, write the bound HTTP port he
 ABSL_FLAG(std::string, fhir_base_url, "",
           "Absolute FHIR base URL for links, e.g. https://wmty.example.org/fhir (default: from the Host header)");
 ABSL_FLAG(absl::Duration, fhir_request_timeout, absl::Seconds(30), "Deadline of each FHIR request");
+ABSL_FLAG(int, max_inflight_rpcs, 1024,
+          "Most wmty.v1 gRPC calls in progress at once; past it calls get RESOURCE_EXHAUSTED at once (0: no limit)");
+ABSL_FLAG(int, max_queued_changes, 10000,
+          "Most writes waiting for the commit thread; past it writes are refused as overloaded (0: no limit)");
+ABSL_FLAG(int, http_max_connections, 512,
+          "Most open HTTP connections; past it new connections get 503 + Retry-After and are closed (0: no limit)");
+ABSL_FLAG(int, http_max_inflight, 256,
+          "Most HTTP requests being handled at once; past it requests get 503 + Retry-After (0: no limit)");
+ABSL_FLAG(absl::Duration, http_read_timeout, absl::Seconds(30),
+          "Time to read one whole HTTP request, and to wait idle on a kept-alive connection, before it is closed");
 ABSL_FLAG(std::string, auth_jwks_file, "", "JWKS file with the public keys that sign bearer tokens (RS256/ES256/ES384)");
 ABSL_FLAG(std::string, auth_hs256_secret_file, "",
           "File holding an HS256 secret (32+ bytes) for bearer tokens: development and tests");
@@ -52,6 +63,12 @@ ABSL_FLAG(bool, allow_plaintext, false,
           "Allow plaintext listeners off loopback (behind a TLS-terminating proxy or mesh)");
 ABSL_FLAG(bool, auth_disabled, false,
           "Serve without authentication (refused unless every listener is on loopback; logs a warning)");
+ABSL_FLAG(std::string, backup_dir, "",
+          "Directory for online backups (wmty.admin.v1.AdminService, wmtyctl admin); outside --data_dir, ideally "
+          "on another disk. Empty: backups disabled");
+ABSL_FLAG(int, backup_keep, 7, "How many of the newest backups to keep; older ones are deleted after each backup");
+ABSL_FLAG(absl::Duration, backup_interval, absl::ZeroDuration(),
+          "Take a backup this often (e.g. 6h) while serving; 0: only when asked (needs --backup_dir)");
 
 namespace {
 
@@ -140,6 +157,7 @@ int main(int argc, char** argv) {
   options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
   options.reflection = absl::GetFlag(FLAGS_reflection);
   options.block_cache_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_block_cache_mb)) << 20;
+  options.memtable_budget_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_memtable_mb)) << 20;
   options.http_listen = absl::GetFlag(FLAGS_http_listen);
   const int64_t max_body = absl::GetFlag(FLAGS_http_max_body_bytes);
   if (max_body < 1) {
@@ -149,6 +167,17 @@ int main(int argc, char** argv) {
   options.http_max_body_bytes = static_cast<size_t>(max_body);
   options.fhir_base_url = absl::GetFlag(FLAGS_fhir_base_url);
   options.fhir_request_timeout = absl::GetFlag(FLAGS_fhir_request_timeout);
+  options.max_inflight_rpcs = absl::GetFlag(FLAGS_max_inflight_rpcs);
+  options.max_queued_changes = absl::GetFlag(FLAGS_max_queued_changes);
+  options.http_max_connections = absl::GetFlag(FLAGS_http_max_connections);
+  options.http_max_inflight = absl::GetFlag(FLAGS_http_max_inflight);
+  options.http_read_timeout = absl::GetFlag(FLAGS_http_read_timeout);
+  if (options.max_inflight_rpcs < 0 || options.max_queued_changes < 0 || options.http_max_connections < 0 ||
+      options.http_max_inflight < 0 || options.http_read_timeout <= absl::ZeroDuration()) {
+    wmty::log::Error("startup failed", {{"error", "overload limits must not be negative, and --http_read_timeout "
+                                                  "must be positive"}});
+    return 1;
+  }
 
   const std::pair<std::string, std::string*> tls_files[] = {
       {absl::GetFlag(FLAGS_tls_cert_file), &options.grpc_tls_cert_pem},
@@ -170,6 +199,13 @@ int main(int argc, char** argv) {
     return 1;
   }
   options.verifier = std::move(*verifier);
+  options.backup_dir = absl::GetFlag(FLAGS_backup_dir);
+  options.backup_keep = absl::GetFlag(FLAGS_backup_keep);
+  options.backup_interval = absl::GetFlag(FLAGS_backup_interval);
+  if (options.backup_dir.empty() && options.backup_interval > absl::ZeroDuration()) {
+    wmty::log::Error("startup failed", {{"error", "--backup_interval needs --backup_dir"}});
+    return 1;
+  }
 
   auto server = wmty::server::WmtyServer::Start(options);
   if (!server.ok()) {

@@ -5,11 +5,14 @@
 #include <grpcpp/impl/server_builder_option.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
 #include "common/log.h"
 #include "fhir/fhir_service.h"
+#include "grpc/admin_service.h"
 #include "grpc/grpc_service.h"
 
 namespace wmty::server {
@@ -68,13 +71,26 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
   storage::StoreOptions store_options;
   store_options.path = options.data_dir;
   store_options.block_cache_bytes = options.block_cache_bytes;
+  store_options.memtable_budget_bytes = options.memtable_budget_bytes;
+  store_options.env = options.storage_env;
+  store_options.max_queued_changes = options.max_queued_changes;
   auto store = storage::Store::Open(store_options);
   if (!store.ok()) return store.status();
   server->store_ = std::move(*store);
   auto core = domain::PatientRecords::Create(server->store_.get());
   if (!core.ok()) return core.status();
   server->core_ = std::move(*core);
-  server->service_ = grpc_api::NewWhatMattersService(server->core_.get(), options.verifier);
+  server->service_ = grpc_api::NewWhatMattersService(server->core_.get(), options.verifier, options.max_inflight_rpcs);
+  if (!options.backup_dir.empty()) {
+    storage::BackupOptions backup_options;
+    backup_options.dir = options.backup_dir;
+    backup_options.keep = options.backup_keep;
+    backup_options.interval = options.backup_interval;
+    auto backups = storage::Backups::Open(server->store_.get(), std::move(backup_options));
+    if (!backups.ok()) return backups.status();
+    server->backups_ = std::move(*backups);
+  }
+  server->admin_service_ = grpc_api::NewAdminService(server->core_.get(), server->backups_.get(), options.verifier);
 
   grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -93,6 +109,7 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
   builder.SetMaxReceiveMessageSize(options.max_message_bytes);
   builder.SetMaxSendMessageSize(std::max(options.max_message_bytes, 64 * 1024 * 1024));
   builder.RegisterService(server->service_.get());
+  builder.RegisterService(server->admin_service_.get());
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->grpc_port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.grpc_listen));
@@ -107,6 +124,9 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
     http_options.listen = options.http_listen;
     http_options.max_body_bytes = options.http_max_body_bytes;
     http_options.io_threads = options.http_io_threads;
+    http_options.max_connections = options.http_max_connections;
+    http_options.max_inflight = options.http_max_inflight;
+    http_options.read_timeout = options.http_read_timeout;
     http_options.tls_cert_pem = options.grpc_tls_cert_pem;
     http_options.tls_key_pem = options.grpc_tls_key_pem;
     http_options.tls_client_ca_pem = options.grpc_tls_client_ca_pem;
@@ -132,12 +152,31 @@ void WmtyServer::Shutdown(absl::Duration grace) {
   log::Info("draining", {{"grace_ms", std::to_string(absl::ToInt64Milliseconds(grace))}});
   const absl::Time deadline = absl::Now() + grace;
   server_->GetHealthCheckService()->SetServingStatus(false);
-  // HTTP first: it stops accepting, and requests in progress (writes wait for
-  // the commit thread, which is still running) finish or are dropped.
-  if (http_ != nullptr) http_->Shutdown(std::max(absl::ZeroDuration(), deadline - absl::Now()));
-  // Refuses new calls at once; in-flight calls get until the deadline.
-  server_->Shutdown(absl::ToChronoTime(deadline));
+  // Both faces at once, so that neither takes new work while the other
+  // drains. gRPC refuses new calls at once (UNAVAILABLE); in-flight calls get
+  // until the deadline, then are cancelled. HTTP stops accepting, answers
+  // requests arriving on open connections with 503, and lets requests in
+  // progress (writes wait for the commit thread, which is still running)
+  // finish until the deadline; the rest are dropped.
+  // A backup in progress may finish within the grace period; past it, it is
+  // stopped (its call fails with ABORTED) so the gRPC drain is not held up.
+  absl::Notification drained;
+  std::thread backup_stopper([this, deadline, &drained] {
+    if (!drained.WaitForNotificationWithDeadline(deadline) && backups_ != nullptr) backups_->StopBackups();
+  });
+  const absl::Time drain_start = absl::Now();
+  std::thread grpc_drain([this, deadline] { server_->Shutdown(absl::ToChronoTime(deadline)); });
+  if (http_ != nullptr) {
+    http_->Shutdown(std::max(absl::ZeroDuration(), deadline - absl::Now()));
+    log::Info("http drained", {{"ms", std::to_string(absl::ToInt64Milliseconds(absl::Now() - drain_start))}});
+  }
+  grpc_drain.join();
   server_->Wait();
+  log::Info("grpc drained", {{"ms", std::to_string(absl::ToInt64Milliseconds(absl::Now() - drain_start))}});
+  drained.Notify();
+  backup_stopper.join();
+  // Stops a scheduled backup in progress; the store must outlive it.
+  if (backups_ != nullptr) backups_->Close();
   // Runs every pending write's callback (some answer dropped HTTP requests,
   // through fhir_, which is still alive).
   store_->Close();

@@ -3,10 +3,10 @@
 // HTTP server carrying the FHIR R4 face.
 //
 // Lifecycle: Start() opens the store and listens; Shutdown() reports
-// NOT_SERVING, drains HTTP (stops accepting, lets requests in progress finish
-// within the grace period), then gRPC (likewise, cancelling the rest), then
-// commits queued writes and closes the store cleanly. One grace period
-// covers both drains.
+// NOT_SERVING and drains HTTP and gRPC at the same time (both stop taking new
+// requests at once and let those in progress finish within the grace period;
+// gRPC cancels the rest), then commits queued writes and closes the store
+// cleanly. One grace period covers both drains.
 //
 // Thread safety: Shutdown() may be called from any thread, once.
 #ifndef WMTY_SERVER_SERVER_H_
@@ -22,6 +22,7 @@
 #include "auth/token_verifier.h"
 #include "domain/patient_records.h"
 #include "http/http_server.h"
+#include "storage/backup.h"
 #include "storage/store.h"
 
 namespace wmty::server {
@@ -33,6 +34,8 @@ struct ServerOptions {
   int max_message_bytes = 4 * 1024 * 1024;
   bool reflection = true;
   size_t block_cache_bytes = size_t{256} << 20;
+  // All memtables together (see storage::StoreOptions).
+  size_t memtable_budget_bytes = size_t{128} << 20;
   // FHIR R4 REST face (HTTP/1.1), base path /fhir. host:port; port 0 picks a
   // free port (see http_port()); empty: no HTTP server.
   std::string http_listen = "127.0.0.1:8080";
@@ -43,6 +46,20 @@ struct ServerOptions {
   std::string fhir_base_url;
   // Deadline of each FHIR request.
   absl::Duration fhir_request_timeout = absl::Seconds(30);
+  // Overload limits (see docs/operations.md); 0 disables one. Past them
+  // callers are refused at once (gRPC RESOURCE_EXHAUSTED, HTTP 503 with
+  // Retry-After) instead of queueing until their deadline.
+  // wmty.v1 calls in progress at once.
+  int max_inflight_rpcs = 1024;
+  // Writes waiting for the commit thread (a backstop: the two in-flight
+  // limits normally keep the queue far shorter).
+  int max_queued_changes = 10000;
+  // Open HTTP connections, and HTTP requests being handled at once.
+  int http_max_connections = 512;
+  int http_max_inflight = 256;
+  // Reading one whole HTTP request (and waiting idle for the next on a kept-
+  // alive connection) must finish within this, else the connection is closed.
+  absl::Duration http_read_timeout = absl::Seconds(30);
   // TLS (PEM contents, not paths) for both listeners, gRPC and HTTP (the
   // grpc_ names are historical). Empty cert: plaintext, which Start() refuses
   // off loopback unless allow_plaintext is set. With a client CA, clients of
@@ -56,6 +73,16 @@ struct ServerOptions {
   // Checks bearer tokens on both faces. Null: authentication disabled, which
   // Start() refuses unless every listener is on loopback.
   std::shared_ptr<const auth::TokenVerifier> verifier;
+  // Test hook, not a flag: the RocksDB environment of the store (e.g. one on
+  // a fault-injecting file system). Null: the default.
+  std::shared_ptr<rocksdb::Env> storage_env;
+  // Online backups (wmty.admin.v1.AdminService, docs/operations.md). Empty
+  // dir: backups disabled (the admin RPCs fail with FAILED_PRECONDITION).
+  std::string backup_dir;
+  // Newest backups kept; older ones are deleted after each backup.
+  int backup_keep = 7;
+  // A backup this often, on the backup thread; zero: only on request.
+  absl::Duration backup_interval = absl::ZeroDuration();
 };
 
 class WmtyServer {
@@ -72,8 +99,11 @@ class WmtyServer {
  private:
   WmtyServer() = default;
   std::unique_ptr<storage::Store> store_;
+  // Closed before the store (declared after it); null without --backup_dir.
+  std::unique_ptr<storage::Backups> backups_;
   std::unique_ptr<domain::PatientRecords> core_;
   std::unique_ptr<grpc::Service> service_;
+  std::unique_ptr<grpc::Service> admin_service_;
   std::unique_ptr<grpc::Server> server_;
   // Destroyed before the core and the store (declared after them); the FHIR
   // handler outlives the HTTP server that calls it.

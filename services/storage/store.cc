@@ -2,17 +2,23 @@
 
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <future>
+#include <iterator>
 #include <cstring>
 #include <map>
 
 #include <rocksdb/cache.h>
 #include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/listener.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
 #include <rocksdb/table.h>
+#include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
+#include <rocksdb/write_buffer_manager.h>
 
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -32,6 +38,48 @@ absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   if (s.IsNotFound()) return absl::NotFoundError(message);
   return absl::UnavailableError(message);
 }
+
+// What a write refused after a storage failure says (nothing of it was tried).
+constexpr absl::string_view kWritesSuspended = "storage unavailable: disk full or I/O error; retry later";
+
+const char* ReasonName(rocksdb::BackgroundErrorReason reason) {
+  switch (reason) {
+    case rocksdb::BackgroundErrorReason::kFlush:
+      return "flush";
+    case rocksdb::BackgroundErrorReason::kCompaction:
+      return "compaction";
+    case rocksdb::BackgroundErrorReason::kWriteCallback:
+      return "write";
+    case rocksdb::BackgroundErrorReason::kMemTable:
+      return "memtable";
+    case rocksdb::BackgroundErrorReason::kManifestWrite:
+      return "manifest write";
+    case rocksdb::BackgroundErrorReason::kFlushNoWAL:
+      return "flush (no WAL)";
+    case rocksdb::BackgroundErrorReason::kManifestWriteNoWAL:
+      return "manifest write (no WAL)";
+  }
+  return "other";
+}
+
+// Logs the errors that put RocksDB in its read-only state (also those of
+// background flushes and compactions, which no caller sees), and turns off
+// RocksDB's own automatic recovery: the store alone leaves that state
+// (Store::RecoverWrites, driven by waiting writes with a backoff). Two
+// recoverers would race (Resume() answers Busy while RocksDB's runs), and
+// RocksDB's disk-full recovery polls free space only every few seconds.
+class StorageErrorListener : public rocksdb::EventListener {
+ public:
+  void OnBackgroundError(rocksdb::BackgroundErrorReason reason, rocksdb::Status* error) override {
+    // File names and RocksDB's text only: no patient data reaches RocksDB's errors.
+    log::Error("storage error: writes are refused until the store recovers",
+               {{"during", ReasonName(reason)}, {"error", error->ToString()}});
+  }
+  void OnErrorRecoveryBegin(rocksdb::BackgroundErrorReason, rocksdb::Status error, bool* auto_recovery) override {
+    error.PermitUncheckedError();
+    *auto_recovery = false;
+  }
+};
 
 absl::Status ParseRecord(const std::string& bytes, Record* record) {
   if (!record->ParseFromString(bytes)) return absl::DataLossError("stored record does not parse");
@@ -173,7 +221,8 @@ absl::Status Reader::ScanChanges(uint64_t after_sequence, absl::FunctionRef<bool
 
 // ---------------------------------------------------------------- Store
 
-Store::Store(StoreOptions options) : options_(std::move(options)) {}
+Store::Store(StoreOptions options)
+    : options_(std::move(options)), recovery_backoff_(options_.write_retry_initial_backoff) {}
 
 absl::StatusOr<std::unique_ptr<Store>> Store::Open(StoreOptions options) {
   if (options.path.empty()) return absl::InvalidArgumentError("store path is empty");
@@ -197,6 +246,14 @@ absl::Status Store::OpenDb() {
   // in the middle; a torn tail (crash during write) is dropped, which is
   // only ever an unacknowledged write.
   db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  if (options_.env != nullptr) db_options.env = options_.env.get();
+  db_options.listeners.push_back(std::make_shared<StorageErrorListener>());
+  // The WAL anchor (AnchorWal) is the only data written without the log;
+  // flushing it at shutdown would only cost time.
+  db_options.avoid_flush_during_shutdown = true;
+  if (options_.memtable_budget_bytes > 0) {
+    db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(options_.memtable_budget_bytes);
+  }
 
   rocksdb::BlockBasedTableOptions table;
   table.block_cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
@@ -208,6 +265,10 @@ absl::Status Store::OpenDb() {
   cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
   cf_options.compression = rocksdb::kLZ4Compression;
   cf_options.level_compaction_dynamic_level_bytes = true;
+  // Per family at most a quarter of the shared budget, so that one busy
+  // family (the audit trail, the versions) cannot take all of it.
+  cf_options.write_buffer_size = std::max<size_t>(options_.memtable_budget_bytes / 4, size_t{1} << 20);
+  if (options_.write_buffer_bytes > 0) cf_options.write_buffer_size = options_.write_buffer_bytes;
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const char* name : kColumnFamilies) descriptors.emplace_back(name, cf_options);
@@ -220,6 +281,7 @@ absl::Status Store::OpenDb() {
   requests_cf_ = handles_[4];
   changes_cf_ = handles_[5];
   audit_cf_ = handles_[6];
+  if (auto st = AnchorWal(); !st.ok()) return st;
 
   // The change log's last key is the last committed sequence.
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), changes_cf_));
@@ -256,8 +318,15 @@ void Store::Close() {
     closing_ = true;
   }
   if (commit_thread_.joinable()) commit_thread_.join();
+  bool writes_failed;
+  {
+    absl::MutexLock lock(&mu_);
+    writes_failed = writes_failed_;
+  }
   if (db_ != nullptr) {
-    db_->FlushWAL(/*sync=*/true);
+    // Not after a failed write: RocksDB refuses (and its assertions abort on)
+    // another sync of a log that failed, and nothing acknowledged needs it.
+    if (!writes_failed) db_->FlushWAL(/*sync=*/true);
     for (auto* h : handles_) db_->DestroyColumnFamilyHandle(h);
     handles_.clear();
     db_->Close();
@@ -269,13 +338,18 @@ void Store::Close() {
 }
 
 void Store::Commit(Mutation mutation, CommitCallback done) {
+  bool full = false;
   {
     absl::MutexLock lock(&mu_);
-    if (!closing_) {
+    full = !closing_ && options_.max_queued_changes > 0 &&
+           queue_.size() >= static_cast<size_t>(options_.max_queued_changes);
+    if (!closing_ && !full) {
       queue_.push_back(Pending{std::move(mutation), std::move(done)});
       return;
     }
   }
+  // Outside the lock: `done` may commit again.
+  if (full) return done(absl::ResourceExhaustedError("too many writes waiting to be committed; retry later"));
   done(absl::UnavailableError("store is closed"));
 }
 
@@ -318,11 +392,22 @@ void Store::CommitLoop() {
   while (true) {
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](Store* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
-            return !s->queue_.empty() || !s->audit_queue_.empty() || s->closing_;
-          },
-          this));
+      if (writes_failed_ && !audit_queue_.empty()) {
+        // Held audit records wait for the next recovery attempt; a change
+        // (answered at once) or closing wakes us earlier.
+        mu_.AwaitWithDeadline(absl::Condition(
+                                  +[](Store* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+                                    return !s->queue_.empty() || s->closing_;
+                                  },
+                                  this),
+                              next_recovery_attempt_);
+      } else {
+        mu_.Await(absl::Condition(
+            +[](Store* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+              return !s->queue_.empty() || !s->audit_queue_.empty() || s->closing_;
+            },
+            this));
+      }
       if (queue_.empty() && audit_queue_.empty() && closing_) return;
       while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch_size) {
         batch.push_back(std::move(queue_.front()));
@@ -343,6 +428,101 @@ void Store::AppendAudit(AuditRecord record) {
     return;
   }
   audit_queue_.push_back(std::move(record));
+}
+
+void Store::HoldAudits(std::vector<AuditRecord>& audits) {
+  if (audits.empty()) return;
+  for (AuditRecord& audit : audits) audit.set_sequence(0);  // assigned again when written
+  absl::MutexLock lock(&mu_);
+  if (closing_) {
+    log::Error("audit records lost: storage writes fail and the store is closing",
+               {{"count", std::to_string(audits.size())}});
+    return;
+  }
+  // Older records go first, ahead of those queued meanwhile.
+  audits.insert(audits.end(), std::make_move_iterator(audit_queue_.begin()),
+                std::make_move_iterator(audit_queue_.end()));
+  audit_queue_.swap(audits);
+  audits.clear();
+  if (audit_queue_.size() > kMaxHeldAudits) {
+    const size_t excess = audit_queue_.size() - kMaxHeldAudits;
+    log::Error("audit records lost: too many held while storage writes fail", {{"count", std::to_string(excess)}});
+    audit_queue_.erase(audit_queue_.begin(), audit_queue_.begin() + static_cast<std::ptrdiff_t>(excess));
+  }
+}
+
+bool Store::WritesAvailable() const {
+  absl::MutexLock lock(&mu_);
+  return !writes_failed_;
+}
+
+void Store::WriteFailed(const std::string& error) {
+  log::Error("storage write failed: writes are refused until the store recovers", {{"error", error}});
+  if (failed_wal_ == 0) failed_wal_ = CurrentWal();
+  absl::MutexLock lock(&mu_);
+  if (!writes_failed_) recovery_backoff_ = options_.write_retry_initial_backoff;
+  writes_failed_ = true;
+  next_recovery_attempt_ = absl::Now() + recovery_backoff_;
+}
+
+bool Store::ReadyToWrite(bool closing) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!writes_failed_) return true;
+    // Closing: one last attempt, so that what is queued gets its chance.
+    if (!closing && absl::Now() < next_recovery_attempt_) return false;
+  }
+  const absl::Status s = RecoverWrites();
+  absl::MutexLock lock(&mu_);
+  if (s.ok()) {
+    writes_failed_ = false;
+    recovery_backoff_ = options_.write_retry_initial_backoff;
+    log::Info("storage writes work again");
+    return true;
+  }
+  recovery_backoff_ = std::min(recovery_backoff_ * 2, options_.write_retry_max_backoff);
+  next_recovery_attempt_ = absl::Now() + recovery_backoff_;
+  log::Warning(fatal_ ? "storage refuses writes until wmtyd is restarted (RocksDB deems the error fatal)"
+                      : "storage still refuses writes",
+               {{"error", std::string(s.message())},
+                {"retry_in_ms", std::to_string(absl::ToInt64Milliseconds(recovery_backoff_))}});
+  return false;
+}
+
+absl::Status Store::RecoverWrites() {
+  // Leaves RocksDB's read-only error state. Refused (for good) after errors
+  // RocksDB deems fatal, such as an I/O error other than "no space" on the
+  // write-ahead log: then only a restart (which replays the log) helps.
+  auto s = db_->Resume();
+  if (!s.ok()) {
+    fatal_ = s.severity() >= rocksdb::Status::Severity::kFatalError;
+    return FromRocks(s, "resume after a failed write");
+  }
+  // Resume() flushes every memtable, and with one not empty (AnchorWal) that
+  // starts a fresh write-ahead log and retires the one the failed write used.
+  // That log must never be written again (RocksDB refuses, and its assertions
+  // abort) nor replayed: a torn record would end replay early after a crash
+  // (point-in-time recovery), hiding later acknowledged writes, and a whole
+  // one would bring back changes whose sequence numbers the next batches
+  // reuse. Should the log not have changed, give up until a restart.
+  if (failed_wal_ != 0 && CurrentWal() == failed_wal_) {
+    fatal_ = true;
+    return absl::UnavailableError("the write-ahead log of the failed write is still in use");
+  }
+  failed_wal_ = 0;
+  return AnchorWal();
+}
+
+absl::Status Store::AnchorWal() {
+  rocksdb::WriteOptions wo;
+  wo.disableWAL = true;  // only in the memtable: nothing to replay, nothing to sync
+  return FromRocks(db_->Put(wo, meta_cf_, "meta/wal-anchor", ""), "anchor the write-ahead log");
+}
+
+uint64_t Store::CurrentWal() const {
+  std::unique_ptr<rocksdb::LogFile> wal;
+  if (!db_->GetCurrentWalFile(&wal).ok() || wal == nullptr) return 0;
+  return wal->LogNumber();
 }
 
 uint64_t Store::LastAuditSequence() const {
@@ -366,6 +546,17 @@ absl::Status Reader::ScanAudit(uint64_t after_sequence, absl::FunctionRef<bool(c
 }
 
 void Store::CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& audits) {
+  bool closing;
+  {
+    absl::MutexLock lock(&mu_);
+    closing = closing_;
+  }
+  if (!ReadyToWrite(closing)) {
+    // Fail fast: nothing is read or applied while the database refuses writes.
+    HoldAudits(audits);
+    for (Pending& p : batch) p.done(absl::UnavailableError(kWritesSuspended));
+    return;
+  }
   struct Outcome {
     absl::StatusOr<Committed> result = absl::UnknownError("not committed");
     bool writes = false;  // part of the WriteBatch (fails if the write fails)
@@ -525,13 +716,22 @@ void Store::CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& a
     wo.sync = options_.sync_writes;
     auto s = db_->Write(wo, &wb);
     if (!s.ok()) {
-      log::Error("storage write failed", {{"error", s.ToString()}, {"changes", std::to_string(wb.Count())}});
+      // Nothing of the batch is visible (RocksDB applies a batch to its
+      // memtables only after the log write succeeded), so its sequence
+      // numbers are free again; RecoverWrites makes sure the log cannot
+      // bring the batch back before they are reused. Audit records are held
+      // and written once writes work again.
+      WriteFailed(s.ToString());
       for (auto& out : outcomes) {
-        if (out.writes) out.result = absl::UnavailableError("storage write failed; nothing was written");
+        if (out.writes) {
+          out.result = absl::UnavailableError(
+              "storage write failed (disk full or I/O error): the change was not applied; retry later with the "
+              "same request_id (should the server restart before it recovers, the change may still appear)");
+        }
       }
       sequence = first_sequence;
-      if (!audits.empty()) log::Error("audit records lost", {{"count", std::to_string(audits.size())}});
       audit_sequence = first_audit_sequence;
+      HoldAudits(audits);
     }
   }
   {

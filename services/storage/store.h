@@ -36,6 +36,7 @@
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+class Env;
 class Snapshot;
 }  // namespace rocksdb
 
@@ -49,10 +50,31 @@ struct StoreOptions {
   bool sync_writes = true;
   // Shared block cache for all column families.
   size_t block_cache_bytes = size_t{256} << 20;
+  // Memory for all memtables together (RocksDB WriteBufferManager): past it
+  // the largest memtable is flushed. Without a shared budget each of the
+  // seven column families may hold 2 x 64 MB, so resident memory would keep
+  // growing for a long time under steady writes before flushes bound it.
+  size_t memtable_budget_bytes = size_t{128} << 20;
   // Most changes committed in one group commit.
   int max_batch_size = 512;
+  // Most changes waiting for the commit thread (not counting the batch being
+  // written). Past it Commit refuses at once with RESOURCE_EXHAUSTED, so a
+  // burst the disk cannot absorb is refused rather than queued without bound
+  // (memory) and left to time out. 0: no limit.
+  int max_queued_changes = 10000;
   // Time source for version timestamps (injected by tests).
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // RocksDB environment (file system, threads); null: the default. Tests pass
+  // one built on a fault-injecting file system (tests/support/fault_injection_fs.h).
+  std::shared_ptr<rocksdb::Env> env;
+  // Memtable size per column family; 0: RocksDB's default (64 MB). Tests make
+  // it small so that flushes (and compactions) happen within a few writes.
+  size_t write_buffer_bytes = 0;
+  // After a failed write the store refuses writes (UNAVAILABLE) until
+  // RocksDB's Resume() succeeds; it tries again when a write or audit record
+  // comes, at most this often at first, doubling up to the maximum.
+  absl::Duration write_retry_initial_backoff = absl::Milliseconds(100);
+  absl::Duration write_retry_max_backoff = absl::Seconds(5);
 };
 
 // What the store assigns to a change before the caller builds the new version.
@@ -142,8 +164,11 @@ class Store {
 
   // Queues a change; `done` runs on the commit thread once it is durable or
   // refused. Errors given to `done`: whatever `apply` returned; ALREADY_EXISTS
-  // (request id reused); DEADLINE_EXCEEDED; UNAVAILABLE (closed, or the write
-  // failed: nothing of the batch was written).
+  // (request id reused); DEADLINE_EXCEEDED; UNAVAILABLE (closed; or the write
+  // failed, e.g. disk full or I/O error: nothing of the batch was written; or
+  // writes are suspended since such a failure, see WritesAvailable); RESOURCE_EXHAUSTED (the queue
+  // is full, see StoreOptions::max_queued_changes: nothing was written, and
+  // `done` runs at once on the calling thread).
   void Commit(Mutation mutation, CommitCallback done);
   // Blocking form of Commit, for tools and tests. Do not call from the commit thread.
   absl::StatusOr<Committed> CommitAndWait(Mutation mutation);
@@ -153,9 +178,12 @@ class Store {
   // Appends an audit record (the store assigns its sequence, and its time if
   // unset). Returns at once: the record is written, synced, with the next
   // group commit (so a crash may lose the audit of the last few milliseconds,
-  // never an acknowledged change). Dropped, with an error log, if that write
-  // fails or the store is closed.
+  // never an acknowledged change). If that write fails, the records are kept
+  // (up to kMaxHeldAudits, oldest dropped first with an error log) and written
+  // once writes work again; dropped, with an error log, if the store is
+  // closed, or closes while writes fail.
   void AppendAudit(AuditRecord record);
+  static constexpr size_t kMaxHeldAudits = 100000;
   // Sequence of the last audit record written (0 for none).
   uint64_t LastAuditSequence() const;
 
@@ -164,6 +192,12 @@ class Store {
 
   // Sequence of the last committed change (0 for an empty store).
   uint64_t LastSequence() const;
+
+  // False from a failed write (disk full, I/O error) until the store has
+  // recovered: meanwhile every write fails fast with UNAVAILABLE and reads
+  // work. The commit thread retries (RocksDB DB::Resume) when a write or an
+  // audit record is waiting, with a backoff (StoreOptions::write_retry_*).
+  bool WritesAvailable() const;
 
   // Checks that the current records, versions, id index and change log agree.
   // Returns DATA_LOSS naming the first inconsistency. Scans everything: for
@@ -176,6 +210,7 @@ class Store {
 
  private:
   friend class Reader;
+  friend class Backups;  // storage/backup.h: BackupEngine runs on db_
   struct Pending {
     Mutation mutation;
     CommitCallback done;
@@ -185,6 +220,18 @@ class Store {
   absl::Status OpenDb();
   void CommitLoop();
   void CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& audits);
+  // Commit thread: after a failed write, whether writes may go on (trying to
+  // recover if the backoff allows). See WritesAvailable.
+  bool ReadyToWrite(bool closing);
+  absl::Status RecoverWrites();
+  // Keeps a memtable non-empty so that RocksDB's Resume() has something to
+  // flush, which is what makes it start a fresh write-ahead log.
+  absl::Status AnchorWal();
+  // Number of the write-ahead log in use (0 if unknown).
+  uint64_t CurrentWal() const;
+  void WriteFailed(const std::string& error);
+  // Puts audit records that were not written back in front of the queue.
+  void HoldAudits(std::vector<AuditRecord>& audits);
 
   const StoreOptions options_;
   rocksdb::DB* db_ = nullptr;
@@ -204,6 +251,12 @@ class Store {
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t last_sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  // Set by the commit thread when a write fails, cleared when it recovers.
+  bool writes_failed_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time next_recovery_attempt_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
+  absl::Duration recovery_backoff_;  // commit thread only
+  bool fatal_ = false;               // commit thread only: Resume() will not help
+  uint64_t failed_wal_ = 0;          // commit thread only: the log a failed write used
   std::thread commit_thread_;
   absl::Mutex close_mu_;
 };

@@ -75,5 +75,21 @@ TEST(AuthorizeTest, FilteredScopesGrantNothingYet) {
             Decision::kInsufficientScope);
 }
 
+// The operator scope is one exact string: no wildcard or resource scope
+// implies it, and it grants no patient data.
+TEST(AdminScopeTest, OnlyTheExactScopeCounts) {
+  EXPECT_TRUE(HasScope("openid system/wmty.admin", kAdminScope));
+  for (const char* other : {"system/*.*", "system/*.cruds", "user/*.*", "patient/*.*", "system/wmty.*",
+                            "system/wmty.admin?x=1", "user/wmty.admin", "patient/wmty.admin", "system/wmty.adminx",
+                            "SYSTEM/wmty.admin", ""}) {
+    EXPECT_FALSE(HasScope(other, kAdminScope)) << other;
+  }
+  EXPECT_TRUE(ParseScopes("system/wmty.admin").empty());
+  Principal admin;
+  admin.admin = true;
+  admin.scopes = ParseScopes("system/wmty.admin");
+  EXPECT_EQ(Authorize(admin, "Goal", kRead, "A"), Decision::kInsufficientScope);
+}
+
 }  // namespace
 }  // namespace wmty::auth

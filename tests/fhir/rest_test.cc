@@ -26,6 +26,7 @@ TEST(StatusMappingTest, EveryDomainCodeHasItsHttpStatus) {
       {absl::FailedPreconditionError("retracted"), http::Status::conflict, "deleted"},
       {absl::DeadlineExceededError("late"), http::Status::service_unavailable, "timeout"},
       {absl::UnavailableError("disk"), http::Status::service_unavailable, "transient"},
+      {absl::ResourceExhaustedError("queue full"), http::Status::service_unavailable, "throttled"},
       {absl::DataLossError("corrupt"), http::Status::internal_server_error, "exception"},
       {absl::InternalError("bug"), http::Status::internal_server_error, "exception"},
   };
@@ -39,6 +40,14 @@ TEST(StatusMappingTest, EveryDomainCodeHasItsHttpStatus) {
   // Internal messages are not shown.
   EXPECT_EQ(FromStatus(absl::DataLossError("secret detail"), storage::GOAL).issues[0].diagnostics.find("secret"),
             std::string::npos);
+}
+
+TEST(StatusMappingTest, OverloadAsksForARetryAfterADelayAndClientErrorsDoNot) {
+  EXPECT_EQ(FromStatus(absl::ResourceExhaustedError("queue full"), storage::GOAL).retry_after_seconds,
+            kOverloadRetryAfterSeconds);
+  EXPECT_GT(kOverloadRetryAfterSeconds, 0);
+  EXPECT_EQ(FromStatus(absl::NotFoundError("x"), storage::GOAL).retry_after_seconds, 0);
+  EXPECT_EQ(FromStatus(absl::InternalError("bug"), storage::GOAL).retry_after_seconds, 0);
 }
 
 TEST(StatusMappingTest, FieldViolationsBecomeIssuesWithExpressions) {

@@ -95,6 +95,33 @@ TEST(GrpcStatusTest, EveryCodeMapsToTheSameGrpcCodeAndBack) {
   }
 }
 
+TEST(GrpcStatusTest, RetryInfoTravelsAsAStandardDetailAndBack) {
+  const absl::Status original =
+      WithRetryDelay(absl::ResourceExhaustedError("overloaded"), absl::Milliseconds(1500));
+  EXPECT_EQ(RetryDelayOf(original), absl::Milliseconds(1500));
+  const grpc::Status wire = ToGrpcStatus(original);
+  EXPECT_EQ(wire.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  google::rpc::Status details;
+  ASSERT_TRUE(details.ParseFromString(wire.error_details()));
+  ASSERT_EQ(details.details_size(), 1);
+  EXPECT_EQ(details.details(0).type_url(), "type.googleapis.com/google.rpc.RetryInfo");
+  google::rpc::RetryInfo info;
+  ASSERT_TRUE(details.details(0).UnpackTo(&info));
+  EXPECT_EQ(info.retry_delay().seconds(), 1);
+  EXPECT_EQ(info.retry_delay().nanos(), 500000000);
+  const absl::Status back = FromGrpcStatus(wire);
+  EXPECT_EQ(back.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(RetryDelayOf(back), absl::Milliseconds(1500));
+  EXPECT_EQ(RetryDelayOf(absl::ResourceExhaustedError("no detail")), std::nullopt);
+}
+
+TEST(GrpcStatusTest, FieldViolationsAndRetryInfoTogether) {
+  const absl::Status both = WithRetryDelay(TwoViolations(), absl::Seconds(2));
+  const absl::Status back = FromGrpcStatus(ToGrpcStatus(both));
+  EXPECT_THAT(ViolatedFields(back), ElementsAre("goal.description", "goal.notes[0].text"));
+  EXPECT_EQ(RetryDelayOf(back), absl::Seconds(2));
+}
+
 TEST(GrpcStatusTest, OkRoundTrips) {
   EXPECT_TRUE(ToGrpcStatus(absl::OkStatus()).ok());
   EXPECT_TRUE(FromGrpcStatus(grpc::Status::OK).ok());

@@ -9,6 +9,8 @@
 // wmtyctl is rebuilt. Calls go through wmty::client::Client, which fills an
 // empty request_id and retries UNAVAILABLE.
 //
+// `wmtyctl admin ...` (backups) is separate: see wmtyctl_admin.h.
+//
 // Exit status: 0 ok, 1 the call failed, 2 usage error.
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/duration.pb.h>
@@ -44,6 +46,7 @@
 #include "common/status.h"
 #include "wmty/client/client.h"
 #include "wmty/v1/service.pb.h"
+#include "wmtyctl_admin.h"
 
 namespace wmty::ctl {
 namespace {
@@ -417,6 +420,10 @@ struct Invocation {
   bool help_command = false;
   std::string request_json;       // --request, already read from its file
   std::vector<FieldFlag> fields;  // in command-line order
+  bool timeout_set = false;
+  // "admin": the operator commands take everything after it (wmtyctl_admin.h).
+  bool admin = false;
+  std::vector<std::string> admin_args;
 };
 
 absl::StatusOr<std::string> ReadRequestArg(const std::string& value) {
@@ -453,6 +460,11 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args) {
       continue;
     }
     if (!absl::StartsWith(arg, "--")) {
+      if (inv.command == nullptr && !inv.help_command && arg == "admin") {
+        inv.admin = true;
+        inv.admin_args.assign(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+        return inv;
+      }
       if (inv.command == nullptr && !inv.help_command) {
         if (arg == "help") {
           inv.help_command = true;
@@ -495,6 +507,7 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args) {
       if (!absl::ParseDuration(*v, &inv.timeout) || inv.timeout <= absl::ZeroDuration()) {
         return UsageError(absl::StrCat("--timeout: '", *v, "' is not a positive duration such as 5s or 500ms"));
       }
+      inv.timeout_set = true;
     } else if (name == "request") {
       auto v = take_value();
       if (!v.ok()) return v.status();
@@ -690,6 +703,8 @@ void PrintHelp(FILE* to) {
                "Commands:\n",
                Service()->full_name().c_str());
   for (const Command& c : Commands()) std::fprintf(to, "  %-28s %s\n", c.name.c_str(), c.summary);
+  std::fprintf(to, "\nOperator commands (backups; 'wmtyctl admin --help'):\n");
+  PrintAdminCommandList(to);
   std::fprintf(to,
                "\nRun 'wmtyctl <command> --help' for its fields and an example.\n"
                "Exit status: 0 ok, 1 the call failed, 2 usage error.\n");
@@ -733,6 +748,15 @@ int Main(int argc, char** argv) {
   if (!inv.ok()) {
     std::fprintf(stderr, "wmtyctl: %s\n", std::string(inv.status().message()).c_str());
     return kExitUsage;
+  }
+  if (inv->admin || (inv->help_command && inv->help_topic == "admin")) {
+    AdminGlobals globals;
+    globals.target = inv->target;
+    globals.token = inv->token;
+    if (inv->timeout_set) globals.timeout = inv->timeout;
+    globals.json = inv->json;
+    globals.help = inv->help || inv->help_command;
+    return AdminMain(std::move(globals), inv->admin_args);
   }
   if (inv->help_command || (inv->command == nullptr && inv->help)) {
     if (inv->help_topic.empty()) {

@@ -1,0 +1,44 @@
+// wmtyctl admin: the operator commands (backups).
+//
+//   wmtyctl [global flags] admin backup
+//   wmtyctl [global flags] admin list-backups
+//   wmtyctl [global flags] admin verify-backup --id=N
+//   wmtyctl admin restore --backup_dir=DIR --data_dir=NEW_DIR [--id=N]
+//
+// backup, list-backups and verify-backup call wmty.admin.v1.AdminService on
+// the server (token scope system/wmty.admin). restore runs here, offline: it
+// reads the backup directory and writes a new data directory, with no server
+// involved (see docs/operations.md, "Backup and restore").
+#ifndef WMTY_CLIENTS_CPP_SRC_WMTYCTL_ADMIN_H_
+#define WMTY_CLIENTS_CPP_SRC_WMTYCTL_ADMIN_H_
+
+#include <cstdio>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/time/time.h"
+
+namespace wmty::ctl {
+
+// The global flags given before "admin" (they may also follow it).
+struct AdminGlobals {
+  std::string target;
+  std::string token;
+  // nullopt: the command's default (minutes for backup and verify-backup,
+  // which copy or read the whole database).
+  std::optional<absl::Duration> timeout;
+  bool json = false;
+  bool help = false;
+};
+
+// Runs "wmtyctl admin <args...>"; returns the exit status (0 ok, 1 the call
+// or restore failed, 2 usage error).
+int AdminMain(AdminGlobals globals, const std::vector<std::string>& args);
+
+// The admin lines of `wmtyctl help`.
+void PrintAdminCommandList(FILE* to);
+
+}  // namespace wmty::ctl
+
+#endif  // WMTY_CLIENTS_CPP_SRC_WMTYCTL_ADMIN_H_
