@@ -11,6 +11,9 @@ WMTY_PACKAGES=(
   rapidjson-dev
   # bench/json_choice_bench (the JSON library measurement) and bench/fhir_bench.sh
   nlohmann-json3-dev libsimdjson-dev wrk curl
+  # scripts/fuzz.sh: libFuzzer comes with clang 14 (libclang_rt.fuzzer in
+  # libclang-rt-14-dev); the sanitizer runtimes of g++ come with build-essential
+  clang libclang-rt-14-dev
 )
 
 # Node.js for the FHIR conformance suite (tests/conformance). Installed from

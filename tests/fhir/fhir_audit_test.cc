@@ -233,7 +233,9 @@ TEST_F(FhirAuditTest, CreateReadSearchAndRefusalsAreAudited) {
     EXPECT_THAT(all.body, Not(HasSubstr(token.substr(token.rfind('.') + 1))));
     EXPECT_THAT(all.body, Not(HasSubstr(token.substr(0, 30))));
   }
-  for (const auto& e : all.Json()["entry"].GetArray()) ExpectMandatory(e["resource"]);
+  // Named: a range-for over a member of the temporary Json() would read it after it is destroyed.
+  const rapidjson::Document all_json = all.Json();
+  for (const auto& e : all_json["entry"].GetArray()) ExpectMandatory(e["resource"]);
 }
 
 TEST_F(FhirAuditTest, ReadByIdAndPaging) {

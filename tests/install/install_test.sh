@@ -12,8 +12,11 @@ cleanup() {
 trap cleanup EXIT
 
 cmake --install "$build_dir" --prefix "$work/prefix" >/dev/null
+# A sanitizer build (WMTY_SANITIZE) installs instrumented libraries: the
+# consumer needs the same flags (WMTY_CONSUMER_CXX_FLAGS, set by ctest there).
 cmake -S "$source_dir/tests/install/consumer" -B "$work/consumer" -G Ninja \
-  -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_BUILD_TYPE=Release >/dev/null
+  -DCMAKE_PREFIX_PATH="$work/prefix" -DCMAKE_BUILD_TYPE=Release \
+  -DCMAKE_CXX_FLAGS="${WMTY_CONSUMER_CXX_FLAGS:-}" -DCMAKE_EXE_LINKER_FLAGS="${WMTY_CONSUMER_CXX_FLAGS:-}" >/dev/null
 cmake --build "$work/consumer" >/dev/null
 
 "$wmtyd" --data_dir="$work/data" --grpc_listen=127.0.0.1:0 --http_listen=127.0.0.1:0 --auth_disabled --port_file="$work/port" \
