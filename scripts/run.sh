@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One command: install what is missing, build (Release), start wmtyd on the
 # embedded RocksDB default (data in ./data, gRPC on 127.0.0.1:50051, FHIR R4 on
-# http://127.0.0.1:8080/fhir).
+# http://127.0.0.1:8080/fhir, the bedside app at http://127.0.0.1:8080/bedside/, metrics at
+# http://127.0.0.1:9464/metrics).
 #
 # Authentication is on: the first run makes a local development key
 # (.wmty-dev/hs256.secret) and every run prints a ready-to-use token (8 h,
@@ -28,10 +29,14 @@ token="$("$root/build-release/services/auth/wmty_devtoken" --secret_file="$secre
 cat <<MSG
 Development token (8 h, user/*.cruds):
   export WMTY_TOKEN=$token
+Bedside app (nurses; signs in with this token):
+  http://127.0.0.1:8080/bedside/#token=$token
 Then:
   build-release/clients/cpp/wmtyctl get-patient-summary --parent=patients/p1
   curl -H "Authorization: Bearer \$WMTY_TOKEN" 'http://127.0.0.1:8080/fhir/Goal?patient=p1'
+  curl http://127.0.0.1:9464/metrics        # Prometheus metrics
 Starting wmtyd (Ctrl-C to stop).
 MSG
 exec "$root/build-release/services/server/wmtyd" --data_dir=./data --grpc_listen=127.0.0.1:50051 \
-  --auth_hs256_secret_file="$secret" --auth_issuer=wmty-dev --auth_audience=wmty "$@"
+  --auth_hs256_secret_file="$secret" --auth_issuer=wmty-dev --auth_audience=wmty \
+  --metrics_listen=127.0.0.1:9464 "$@"

@@ -432,6 +432,9 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
 }
 
 int HttpServer::port() const { return impl_->port; }
+int HttpServer::open_connections() const { return impl_->connections.load(); }
+int HttpServer::inflight_requests() const { return impl_->handling.load(); }
+int64_t HttpServer::shed_total() const { return impl_->shed.load(); }
 
 void HttpServer::Shutdown(absl::Duration grace) {
   if (impl_->shut_down) return;

@@ -87,6 +87,11 @@ class HttpServer {
   ~HttpServer();
 
   int port() const;
+  // For /metrics: open connections, requests being handled, and requests or
+  // connections refused with 503 over a limit since Start.
+  int open_connections() const;
+  int inflight_requests() const;
+  int64_t shed_total() const;
   // Stops accepting, waits up to `grace` for requests in progress, then
   // closes every connection and joins the I/O threads. Idempotent.
   void Shutdown(absl::Duration grace);

@@ -39,6 +39,9 @@ ABSL_FLAG(int64_t, http_max_body_bytes, 1024 * 1024, "Largest HTTP request body 
 ABSL_FLAG(std::string, http_port_file, "", "If set, write the bound HTTP port here once serving");
 ABSL_FLAG(std::string, fhir_base_url, "",
           "Absolute FHIR base URL for links, e.g. https://wmty.example.org/fhir (default: from the Host header)");
+ABSL_FLAG(bool, bedside, true, "Serve the bedside app (compiled in) at /bedside/ on the HTTP listener");
+ABSL_FLAG(std::string, bedside_dir, "",
+          "Serve the bedside app from this directory instead of the compiled-in copy (development: edit and reload)");
 ABSL_FLAG(absl::Duration, fhir_request_timeout, absl::Seconds(30), "Deadline of each FHIR request");
 ABSL_FLAG(int, max_inflight_rpcs, 1024,
           "Most wmty.v1 gRPC calls in progress at once; past it calls get RESOURCE_EXHAUSTED at once (0: no limit)");
@@ -63,6 +66,10 @@ ABSL_FLAG(bool, allow_plaintext, false,
           "Allow plaintext listeners off loopback (behind a TLS-terminating proxy or mesh)");
 ABSL_FLAG(bool, auth_disabled, false,
           "Serve without authentication (refused unless every listener is on loopback; logs a warning)");
+ABSL_FLAG(std::string, metrics_listen, "",
+          "Prometheus metrics (GET /metrics, plaintext, no auth, no PHI) on this host:port, e.g. 0.0.0.0:9464 "
+          "(port 0: any free port); empty: no metrics listener");
+ABSL_FLAG(std::string, metrics_port_file, "", "If set, write the bound metrics port here once serving");
 ABSL_FLAG(std::string, backup_dir, "",
           "Directory for online backups (wmty.admin.v1.AdminService, wmtyctl admin); outside --data_dir, ideally "
           "on another disk. Empty: backups disabled");
@@ -167,6 +174,8 @@ int main(int argc, char** argv) {
   options.http_max_body_bytes = static_cast<size_t>(max_body);
   options.fhir_base_url = absl::GetFlag(FLAGS_fhir_base_url);
   options.fhir_request_timeout = absl::GetFlag(FLAGS_fhir_request_timeout);
+  options.bedside = absl::GetFlag(FLAGS_bedside);
+  options.bedside_dir = absl::GetFlag(FLAGS_bedside_dir);
   options.max_inflight_rpcs = absl::GetFlag(FLAGS_max_inflight_rpcs);
   options.max_queued_changes = absl::GetFlag(FLAGS_max_queued_changes);
   options.http_max_connections = absl::GetFlag(FLAGS_http_max_connections);
@@ -199,6 +208,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   options.verifier = std::move(*verifier);
+  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.backup_dir = absl::GetFlag(FLAGS_backup_dir);
   options.backup_keep = absl::GetFlag(FLAGS_backup_keep);
   options.backup_interval = absl::GetFlag(FLAGS_backup_interval);
@@ -212,7 +222,12 @@ int main(int argc, char** argv) {
     wmty::log::Error("startup failed", {{"error", server.status().ToString()}});
     return 1;
   }
-  // The HTTP port file first: a tool waiting for the gRPC one finds both.
+  // The HTTP and metrics port files first: a tool waiting for the gRPC one finds all.
+  const std::string metrics_port_file = absl::GetFlag(FLAGS_metrics_port_file);
+  if (!metrics_port_file.empty() && !WritePortFile(metrics_port_file, (*server)->metrics_port())) {
+    wmty::log::Error("cannot write port file", {{"path", metrics_port_file}});
+    return 1;
+  }
   const std::string http_port_file = absl::GetFlag(FLAGS_http_port_file);
   if (!http_port_file.empty() && !WritePortFile(http_port_file, (*server)->http_port())) {
     wmty::log::Error("cannot write port file", {{"path", http_port_file}});

@@ -5,6 +5,7 @@
 #include <grpcpp/impl/server_builder_option.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <thread>
 
 #include "absl/strings/match.h"
@@ -14,6 +15,7 @@
 #include "fhir/fhir_service.h"
 #include "grpc/admin_service.h"
 #include "grpc/grpc_service.h"
+#include "web/static_site.h"
 
 namespace wmty::server {
 namespace {
@@ -92,6 +94,18 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
   }
   server->admin_service_ = grpc_api::NewAdminService(server->core_.get(), server->backups_.get(), options.verifier);
 
+  // The bedside app's files, checked before anything listens.
+  std::unique_ptr<web::StaticSite> bedside_site;
+  if (!options.http_listen.empty() && options.bedside) {
+    if (options.bedside_dir.empty()) {
+      bedside_site = web::StaticSite::Embedded();
+    } else {
+      auto from_dir = web::StaticSite::FromDirectory(options.bedside_dir);
+      if (!from_dir.ok()) return absl::InvalidArgumentError(absl::StrCat("--bedside_dir: ", from_dir.status().message()));
+      bedside_site = std::move(*from_dir);
+    }
+  }
+
   grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -110,6 +124,13 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
   builder.SetMaxSendMessageSize(std::max(options.max_message_bytes, 64 * 1024 * 1024));
   builder.RegisterService(server->service_.get());
   builder.RegisterService(server->admin_service_.get());
+  {
+    auto grpc_metrics = std::make_unique<GrpcMetrics>(&server->registry_);
+    server->grpc_metrics_ = grpc_metrics.get();
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+    interceptors.push_back(std::move(grpc_metrics));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   server->server_ = builder.BuildAndStart();
   if (server->server_ == nullptr || server->grpc_port_ == 0) {
     return absl::UnavailableError(absl::StrCat("cannot listen on ", options.grpc_listen));
@@ -130,7 +151,14 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
     http_options.tls_cert_pem = options.grpc_tls_cert_pem;
     http_options.tls_key_pem = options.grpc_tls_key_pem;
     http_options.tls_client_ca_pem = options.grpc_tls_client_ca_pem;
-    auto http = http::HttpServer::Start(http_options, server->fhir_.get());
+    http::Handler* handler = server->fhir_.get();
+    if (bedside_site != nullptr) {
+      server->web_ =
+          std::make_unique<web::StaticSiteHandler>(std::move(bedside_site), "/bedside", server->fhir_.get());
+      handler = server->web_.get();
+    }
+    server->http_metrics_ = std::make_unique<HttpMetrics>(&server->registry_, handler);
+    auto http = http::HttpServer::Start(http_options, server->http_metrics_.get());
     if (!http.ok()) {
       server->server_->Shutdown();
       server->server_->Wait();
@@ -139,9 +167,32 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
     }
     server->http_ = std::move(*http);
   }
-  server->server_->GetHealthCheckService()->SetServingStatus(true);
+  server->data_dir_ = options.data_dir;
+  server->registry_.AddCollector([raw = server.get()](metrics::Writer& writer) { raw->CollectMetrics(writer); });
+  if (!options.metrics_listen.empty()) {
+    server->metrics_endpoint_ = std::make_unique<MetricsEndpoint>(&server->registry_);
+    http::HttpServerOptions metrics_options;
+    metrics_options.listen = options.metrics_listen;
+    metrics_options.io_threads = 1;
+    metrics_options.max_connections = 16;
+    metrics_options.max_inflight = 4;
+    metrics_options.max_body_bytes = 1024;
+    metrics_options.read_timeout = absl::Seconds(10);
+    auto metrics_http = http::HttpServer::Start(metrics_options, server->metrics_endpoint_.get());
+    if (!metrics_http.ok()) {
+      if (server->http_ != nullptr) server->http_->Shutdown(absl::ZeroDuration());
+      server->server_->Shutdown();
+      server->server_->Wait();
+      server->server_.reset();
+      return metrics_http.status();
+    }
+    server->metrics_http_ = std::move(*metrics_http);
+  }
+  server->server_->GetHealthCheckService()->SetServingStatus("", true);
+  server->server_->GetHealthCheckService()->SetServingStatus(kLivenessService, true);
   log::Info("serving", {{"grpc_port", std::to_string(server->grpc_port_)},
                         {"http_port", std::to_string(server->http_port())},
+                        {"metrics_port", std::to_string(server->metrics_port())},
                         {"last_sequence", std::to_string(server->store_->LastSequence())}});
   return server;
 }
@@ -151,7 +202,9 @@ void WmtyServer::Shutdown(absl::Duration grace) {
   shut_down_ = true;
   log::Info("draining", {{"grace_ms", std::to_string(absl::ToInt64Milliseconds(grace))}});
   const absl::Time deadline = absl::Now() + grace;
-  server_->GetHealthCheckService()->SetServingStatus(false);
+  // Only the readiness status: the global SetServingStatus(false) would take
+  // kLivenessService down with it.
+  server_->GetHealthCheckService()->SetServingStatus("", false);
   // Both faces at once, so that neither takes new work while the other
   // drains. gRPC refuses new calls at once (UNAVAILABLE); in-flight calls get
   // until the deadline, then are cancelled. HTTP stops accepting, answers
@@ -175,12 +228,62 @@ void WmtyServer::Shutdown(absl::Duration grace) {
   log::Info("grpc drained", {{"ms", std::to_string(absl::ToInt64Milliseconds(absl::Now() - drain_start))}});
   drained.Notify();
   backup_stopper.join();
+  // Scrapes read the store: none may run once it closes.
+  if (metrics_http_ != nullptr) metrics_http_->Shutdown(absl::ZeroDuration());
   // Stops a scheduled backup in progress; the store must outlive it.
   if (backups_ != nullptr) backups_->Close();
   // Runs every pending write's callback (some answer dropped HTTP requests,
   // through fhir_, which is still alive).
   store_->Close();
   log::Info("stopped", {{"last_sequence", std::to_string(store_->LastSequence())}});
+}
+
+void WmtyServer::CollectMetrics(metrics::Writer& writer) {
+  const storage::StoreStats stats = store_->Stats();
+  writer.Gauge("wmty_commit_queue_depth", "Writes waiting for the commit thread.",
+               static_cast<double>(stats.queued_changes));
+  writer.Gauge("wmty_store_healthy", "1 while writes work; 0 after a failed write (disk full, I/O error) until "
+                                     "the store recovers.", stats.writes_available ? 1 : 0);
+  writer.CounterValue("wmty_rocksdb_block_cache_hits_total", "RocksDB block cache hits since start.",
+                      static_cast<double>(stats.block_cache_hits));
+  writer.CounterValue("wmty_rocksdb_block_cache_misses_total", "RocksDB block cache misses since start.",
+                      static_cast<double>(stats.block_cache_misses));
+  writer.Gauge("wmty_rocksdb_compaction_pending", "1 when RocksDB has at least one compaction pending.",
+               stats.compaction_pending ? 1 : 0);
+  writer.Gauge("wmty_rocksdb_pending_compaction_bytes", "RocksDB's estimate of bytes compaction must rewrite.",
+               static_cast<double>(stats.pending_compaction_bytes));
+  writer.Gauge("wmty_rocksdb_live_sst_bytes", "Bytes of the live SST files.",
+               static_cast<double>(stats.live_sst_bytes));
+  writer.HistogramValue("wmty_wal_sync_duration_seconds",
+                        "Time of each group commit's synced write (WAL append and fsync).",
+                        store_->synced_write_seconds());
+  std::error_code error;
+  const std::filesystem::space_info space = std::filesystem::space(data_dir_, error);
+  if (!error) {
+    writer.Gauge("wmty_data_dir_available_bytes", "Bytes available to wmtyd on the data directory's file system.",
+                 static_cast<double>(space.available));
+  }
+  if (grpc_metrics_ != nullptr) {
+    writer.Gauge("wmty_grpc_inflight_rpcs", "gRPC calls in progress.", grpc_metrics_->inflight());
+  }
+  if (http_ != nullptr) {
+    writer.Gauge("wmty_http_inflight_requests", "HTTP requests being handled.", http_->inflight_requests());
+    writer.Gauge("wmty_http_open_connections", "Open HTTP connections.", http_->open_connections());
+    writer.CounterValue("wmty_http_shed_total",
+                        "HTTP requests and connections refused with 503 over --http_max_inflight or "
+                        "--http_max_connections.",
+                        static_cast<double>(http_->shed_total()));
+  }
+  if (backups_ != nullptr) {
+    const storage::Backups::Health health = backups_->health();
+    if (health.last_success.has_value()) {
+      writer.Gauge("wmty_backup_last_success_timestamp_seconds", "Unix time of the newest good backup.",
+                   absl::ToDoubleSeconds(*health.last_success - absl::UnixEpoch()));
+    }
+    writer.CounterValue("wmty_backup_failures_total", "Backups that failed since start.",
+                        static_cast<double>(health.failures));
+  }
+  writer.Gauge("wmty_build_info", "Always 1; the version is in the label.", 1, {{"version", WMTY_VERSION}});
 }
 
 WmtyServer::~WmtyServer() {

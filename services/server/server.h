@@ -21,7 +21,9 @@
 #include "absl/time/time.h"
 #include "auth/token_verifier.h"
 #include "domain/patient_records.h"
+#include "common/metrics.h"
 #include "http/http_server.h"
+#include "server/observability.h"
 #include "storage/backup.h"
 #include "storage/store.h"
 
@@ -46,6 +48,11 @@ struct ServerOptions {
   std::string fhir_base_url;
   // Deadline of each FHIR request.
   absl::Duration fhir_request_timeout = absl::Seconds(30);
+  // The bedside app (clients/bedside) at /bedside/ on the HTTP listener:
+  // the files compiled into the binary, or, with bedside_dir, the files in
+  // that directory read on every request (development).
+  bool bedside = true;
+  std::string bedside_dir;
   // Overload limits (see docs/operations.md); 0 disables one. Past them
   // callers are refused at once (gRPC RESOURCE_EXHAUSTED, HTTP 503 with
   // Retry-After) instead of queueing until their deadline.
@@ -76,6 +83,10 @@ struct ServerOptions {
   // Test hook, not a flag: the RocksDB environment of the store (e.g. one on
   // a fault-injecting file system). Null: the default.
   std::shared_ptr<rocksdb::Env> storage_env;
+  // Prometheus metrics (GET /metrics, plaintext, no authentication: no PHI)
+  // on their own listener, host:port; port 0 picks a free port (see
+  // metrics_port()); empty: none.
+  std::string metrics_listen;
   // Online backups (wmty.admin.v1.AdminService, docs/operations.md). Empty
   // dir: backups disabled (the admin RPCs fail with FAILED_PRECONDITION).
   std::string backup_dir;
@@ -84,6 +95,13 @@ struct ServerOptions {
   // A backup this often, on the backup thread; zero: only on request.
   absl::Duration backup_interval = absl::ZeroDuration();
 };
+
+// grpc.health.v1 service names. "" (the server as a whole) is SERVING once
+// the database is open and the listeners are up, and NOT_SERVING from the
+// start of Shutdown (readiness). kLivenessService stays SERVING for as long
+// as the process answers at all, draining included (liveness: a drain is not
+// a reason to restart the pod).
+inline constexpr char kLivenessService[] = "wmty.liveness";
 
 class WmtyServer {
  public:
@@ -94,10 +112,18 @@ class WmtyServer {
   int grpc_port() const { return grpc_port_; }
   // 0 when HTTP is off.
   int http_port() const { return http_ != nullptr ? http_->port() : 0; }
+  // 0 when metrics are off.
+  int metrics_port() const { return metrics_http_ != nullptr ? metrics_http_->port() : 0; }
   void Shutdown(absl::Duration grace);
 
  private:
   WmtyServer() = default;
+  // Scrape-time values for /metrics (store, listeners, backups).
+  void CollectMetrics(metrics::Writer& writer);
+
+  // Outlives everything that records into it.
+  metrics::Registry registry_;
+  std::string data_dir_;
   std::unique_ptr<storage::Store> store_;
   // Closed before the store (declared after it); null without --backup_dir.
   std::unique_ptr<storage::Backups> backups_;
@@ -105,10 +131,19 @@ class WmtyServer {
   std::unique_ptr<grpc::Service> service_;
   std::unique_ptr<grpc::Service> admin_service_;
   std::unique_ptr<grpc::Server> server_;
+  // Owned by server_ (the builder takes it); counts calls in progress.
+  GrpcMetrics* grpc_metrics_ = nullptr;
   // Destroyed before the core and the store (declared after them); the FHIR
   // handler outlives the HTTP server that calls it.
   std::unique_ptr<http::Handler> fhir_;
+  // What the HTTP server calls: the bedside app in front of fhir_ (or fhir_
+  // itself without it). Destroyed before fhir_.
+  std::unique_ptr<http::Handler> web_;
+  // In front of web_ (or fhir_): what the HTTP server calls.
+  std::unique_ptr<http::Handler> http_metrics_;
   std::unique_ptr<http::HttpServer> http_;
+  std::unique_ptr<http::Handler> metrics_endpoint_;
+  std::unique_ptr<http::HttpServer> metrics_http_;
   int grpc_port_ = 0;
   bool shut_down_ = false;
 };

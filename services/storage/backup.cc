@@ -85,6 +85,17 @@ absl::StatusOr<std::unique_ptr<Backups>> Backups::Open(Store* store, BackupOptio
   if (!s.ok()) return IoError(s, "open backup directory");
   std::unique_ptr<Backups> backups(
       new Backups(store, std::move(options), std::unique_ptr<rocksdb::BackupEngine>(engine)));
+  // The age of the newest backup survives a restart (it is what the backup
+  // alert watches).
+  std::vector<rocksdb::BackupInfo> existing;
+  backups->engine_->GetBackupInfo(&existing);
+  for (const rocksdb::BackupInfo& info : existing) {
+    const absl::Time time = absl::FromUnixSeconds(info.timestamp);
+    absl::MutexLock lock(&backups->mu_);
+    if (!backups->health_.last_success.has_value() || *backups->health_.last_success < time) {
+      backups->health_.last_success = time;
+    }
+  }
   return backups;
 }
 
@@ -180,6 +191,8 @@ absl::StatusOr<BackupInfo> Backups::Create() {
   }
   if (!s.ok()) {
     log::Error("backup failed", {{"error", s.ToString()}});
+    absl::MutexLock health_lock(&mu_);
+    ++health_.failures;
     return IoError(s, "create backup");
   }
   // Retention. A failure here leaves extra old backups, not a bad new one.
@@ -189,12 +202,21 @@ absl::StatusOr<BackupInfo> Backups::Create() {
   rocksdb::BackupInfo info;
   if (auto got = engine_->GetBackupInfo(id, &info); !got.ok()) return IoError(got, "read new backup");
   BackupInfo out = FromRocks(info);
+  {
+    absl::MutexLock health_lock(&mu_);
+    health_.last_success = out.time;
+  }
   log::Info("backup created", {{"backup_id", std::to_string(out.id)},
                                {"last_sequence", std::to_string(out.last_sequence)},
                                {"bytes", std::to_string(out.size_bytes)},
                                {"files", std::to_string(out.file_count)},
                                {"ms", std::to_string(absl::ToInt64Milliseconds(absl::Now() - start))}});
   return out;
+}
+
+Backups::Health Backups::health() const {
+  absl::MutexLock lock(&mu_);
+  return health_;
 }
 
 absl::StatusOr<std::vector<BackupInfo>> Backups::List(std::vector<uint32_t>* corrupt_ids) {

@@ -98,6 +98,15 @@ class Backups {
   // missing, truncated or altered.
   absl::StatusOr<BackupInfo> Verify(uint32_t id);
 
+  // For /metrics: when the newest good backup was taken (from the backup
+  // directory at Open, then from each backup taken; nullopt if none), and how
+  // many backups failed since Open.
+  struct Health {
+    std::optional<absl::Time> last_success;
+    uint64_t failures = 0;
+  };
+  Health health() const;
+
   // Runs `job` on the backup thread, after the jobs posted before it (and
   // after a scheduled backup in progress). After Close() it runs at once on
   // the caller's thread (the methods it calls then fail fast with UNAVAILABLE).
@@ -150,6 +159,7 @@ class Backups {
   mutable absl::Mutex mu_;
   std::deque<absl::AnyInvocable<void()>> jobs_ ABSL_GUARDED_BY(mu_);
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
+  Health health_ ABSL_GUARDED_BY(mu_);
   std::thread thread_;
   absl::Mutex close_mu_;
 };

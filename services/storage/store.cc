@@ -15,6 +15,7 @@
 #include <rocksdb/listener.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/options.h>
+#include <rocksdb/statistics.h>
 #include <rocksdb/table.h>
 #include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
@@ -251,6 +252,11 @@ absl::Status Store::OpenDb() {
   // The WAL anchor (AnchorWal) is the only data written without the log;
   // flushing it at shutdown would only cost time.
   db_options.avoid_flush_during_shutdown = true;
+  // Tickers only (block cache hits and misses for /metrics): the cheapest
+  // level that has them.
+  statistics_ = rocksdb::CreateDBStatistics();
+  statistics_->set_stats_level(rocksdb::StatsLevel::kExceptHistogramOrTimers);
+  db_options.statistics = statistics_;
   if (options_.memtable_budget_bytes > 0) {
     db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(options_.memtable_budget_bytes);
   }
@@ -449,6 +455,31 @@ void Store::HoldAudits(std::vector<AuditRecord>& audits) {
     log::Error("audit records lost: too many held while storage writes fail", {{"count", std::to_string(excess)}});
     audit_queue_.erase(audit_queue_.begin(), audit_queue_.begin() + static_cast<std::ptrdiff_t>(excess));
   }
+}
+
+StoreStats Store::Stats() const {
+  StoreStats stats;
+  {
+    absl::MutexLock lock(&mu_);
+    stats.queued_changes = queue_.size();
+    stats.writes_available = !writes_failed_;
+    if (closed_) return stats;
+  }
+  if (statistics_ != nullptr) {
+    stats.block_cache_hits = statistics_->getTickerCount(rocksdb::BLOCK_CACHE_HIT);
+    stats.block_cache_misses = statistics_->getTickerCount(rocksdb::BLOCK_CACHE_MISS);
+  }
+  uint64_t value = 0;
+  if (db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kCompactionPending, &value)) {
+    stats.compaction_pending = value > 0;
+  }
+  if (db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kEstimatePendingCompactionBytes, &value)) {
+    stats.pending_compaction_bytes = value;
+  }
+  if (db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &value)) {
+    stats.live_sst_bytes = value;
+  }
+  return stats;
 }
 
 bool Store::WritesAvailable() const {
@@ -714,7 +745,9 @@ void Store::CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& a
   if (wb.Count() > 0) {
     rocksdb::WriteOptions wo;
     wo.sync = options_.sync_writes;
+    const absl::Time write_start = absl::Now();
     auto s = db_->Write(wo, &wb);
+    synced_write_seconds_.Observe(absl::ToDoubleSeconds(absl::Now() - write_start));
     if (!s.ok()) {
       // Nothing of the batch is visible (RocksDB applies a batch to its
       // memtables only after the log write succeeded), so its sequence

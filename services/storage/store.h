@@ -31,6 +31,7 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
+#include "common/metrics.h"
 #include "wmty/storage/record.pb.h"
 
 namespace rocksdb {
@@ -38,6 +39,7 @@ class DB;
 class ColumnFamilyHandle;
 class Env;
 class Snapshot;
+class Statistics;
 }  // namespace rocksdb
 
 namespace wmty::storage {
@@ -152,6 +154,17 @@ class Reader {
   const rocksdb::Snapshot* snapshot_;
 };
 
+// What /metrics shows of the store (Store::Stats).
+struct StoreStats {
+  size_t queued_changes = 0;  // waiting for the commit thread
+  bool writes_available = true;
+  uint64_t block_cache_hits = 0;  // since open
+  uint64_t block_cache_misses = 0;
+  bool compaction_pending = false;
+  uint64_t pending_compaction_bytes = 0;  // RocksDB's estimate
+  uint64_t live_sst_bytes = 0;
+};
+
 class Store {
  public:
   // Opens (creating if needed) the database. Errors: UNAVAILABLE if the
@@ -198,6 +211,11 @@ class Store {
   // work. The commit thread retries (RocksDB DB::Resume) when a write or an
   // audit record is waiting, with a backoff (StoreOptions::write_retry_*).
   bool WritesAvailable() const;
+
+  // Queue depth, health and RocksDB's counters and properties, for /metrics.
+  StoreStats Stats() const;
+  // Time of each group commit's synced write (WAL append + fsync), seconds.
+  const metrics::Histogram& synced_write_seconds() const { return synced_write_seconds_; }
 
   // Checks that the current records, versions, id index and change log agree.
   // Returns DATA_LOSS naming the first inconsistency. Scans everything: for
@@ -259,6 +277,8 @@ class Store {
   uint64_t failed_wal_ = 0;          // commit thread only: the log a failed write used
   std::thread commit_thread_;
   absl::Mutex close_mu_;
+  std::shared_ptr<rocksdb::Statistics> statistics_;
+  metrics::Histogram synced_write_seconds_{metrics::LatencyBuckets()};
 };
 
 }  // namespace wmty::storage

@@ -1,0 +1,190 @@
+#include "server/observability.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <utility>
+#include <vector>
+
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/strings/match.h"
+#include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
+#include "google/protobuf/descriptor.h"
+
+namespace wmty::server {
+namespace {
+
+namespace beast_http = boost::beast::http;
+using grpc::experimental::InterceptionHookPoints;
+
+// "/pkg.Service/Method" of every method of the services wmtyd registers.
+const absl::flat_hash_set<std::string>& KnownGrpcPaths() {
+  static const auto* paths = [] {
+    auto* set = new absl::flat_hash_set<std::string>{
+        "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch",
+        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"};
+    for (const char* service : {"wmty.v1.WhatMattersService", "wmty.admin.v1.AdminService"}) {
+      const auto* descriptor = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
+      if (descriptor == nullptr) continue;
+      for (int i = 0; i < descriptor->method_count(); ++i) {
+        set->insert(absl::StrCat("/", service, "/", descriptor->method(i)->name()));
+      }
+    }
+    return set;
+  }();
+  return *paths;
+}
+
+bool IsServedFhirType(absl::string_view type) {
+  static constexpr absl::string_view kTypes[] = {"Goal",       "Observation", "List",   "Provenance",
+                                                 "AuditEvent", "CodeSystem",  "Patient"};
+  for (absl::string_view t : kTypes) {
+    if (t == type) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+std::string GrpcMethodLabel(absl::string_view path) {
+  if (path.empty() || !KnownGrpcPaths().contains(path)) return "other";
+  return std::string(path.substr(path.rfind('/') + 1));
+}
+
+HttpInteraction ClassifyHttp(absl::string_view method, absl::string_view target) {
+  const absl::string_view path = target.substr(0, target.find('?'));
+  if (!absl::StartsWith(path, "/fhir/")) {
+    if (path == "/" || path == "/bedside" || absl::StartsWith(path, "/bedside/")) return {"static", ""};
+    return {"other", ""};
+  }
+  std::vector<absl::string_view> parts = absl::StrSplit(path.substr(6), '/');
+  if (!parts.empty() && parts.back().empty()) parts.pop_back();
+  if (parts.empty()) return {"other", ""};
+  if (parts.size() == 1 && parts[0] == "metadata") return {"metadata", ""};
+  const std::string resource = IsServedFhirType(parts[0]) ? std::string(parts[0]) : "other";
+  const bool get = method == "GET" || method == "HEAD";
+  if (parts.size() == 1) {
+    if (get) return {"search", resource};
+    if (method == "POST") return {"create", resource};
+  } else if (parts.size() == 2) {
+    if (parts[1] == "_search" && method == "POST") return {"search", resource};
+    if (parts[1] == "_history" && get) return {"history", resource};
+    if (get) return {"read", resource};
+    if (method == "PUT") return {"update", resource};
+    if (method == "DELETE") return {"delete", resource};
+  } else if (parts.size() == 3) {
+    if (parts[2] == "_history" && get) return {"history", resource};
+    if (parts[2] == "$everything" && get) return {"everything", resource};
+  } else if (parts.size() == 4 && parts[2] == "_history" && get) {
+    return {"vread", resource};
+  }
+  return {"other", resource};
+}
+
+class GrpcMetrics::Interceptor : public grpc::experimental::Interceptor {
+ public:
+  Interceptor(GrpcMetrics* owner, absl::string_view path)
+      : owner_(owner), method_(GrpcMethodLabel(path)), start_(absl::Now()) {
+    owner_->inflight_.fetch_add(1);
+  }
+  ~Interceptor() override {
+    // A call cancelled before it sent a status (client gone, deadline).
+    if (!recorded_) Record("CANCELLED");
+  }
+
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
+      const grpc::Status status = methods->GetSendStatus();
+      Record(absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())));
+    }
+    methods->Proceed();
+  }
+
+ private:
+  // Once per call, before its status goes out (so a client that has its
+  // answer never sees the call still counted as in progress).
+  void Record(const std::string& code) {
+    recorded_ = true;
+    owner_->inflight_.fetch_sub(1);
+    owner_->requests_->Get({method_, code}).Increment();
+    owner_->durations_->Get({method_}).Observe(absl::ToDoubleSeconds(absl::Now() - start_));
+  }
+
+  GrpcMetrics* owner_;
+  const std::string method_;
+  const absl::Time start_;
+  bool recorded_ = false;
+};
+
+GrpcMetrics::GrpcMetrics(metrics::Registry* registry)
+    : requests_(&registry->AddCounter("wmty_grpc_requests_total", "gRPC calls finished, by method and status code.",
+                                      {"method", "code"})),
+      durations_(&registry->AddHistogram("wmty_grpc_request_duration_seconds",
+                                         "gRPC call latency from arrival to status, by method.", {"method"})) {}
+
+grpc::experimental::Interceptor* GrpcMetrics::CreateServerInterceptor(grpc::experimental::ServerRpcInfo* info) {
+  return new Interceptor(this, info->method() != nullptr ? info->method() : "");
+}
+
+HttpMetrics::HttpMetrics(metrics::Registry* registry, http::Handler* next)
+    : requests_(&registry->AddCounter("wmty_http_requests_total",
+                                      "HTTP requests answered, by FHIR interaction, resource type and status.",
+                                      {"interaction", "resource", "code"})),
+      durations_(&registry->AddHistogram("wmty_http_request_duration_seconds",
+                                         "HTTP request latency from a read request to its response, by interaction.",
+                                         {"interaction"})),
+      next_(next) {}
+
+void HttpMetrics::Handle(http::Request request, http::Respond respond) {
+  HttpInteraction kind = ClassifyHttp(
+      absl::string_view(request.method_string().data(), request.method_string().size()),
+      absl::string_view(request.target().data(), request.target().size()));
+  next_->Handle(std::move(request), [this, kind = std::move(kind), start = absl::Now(),
+                                     respond = std::move(respond)](http::Response response) mutable {
+    requests_->Get({kind.interaction, kind.resource, std::to_string(response.result_int())}).Increment();
+    durations_->Get({kind.interaction}).Observe(absl::ToDoubleSeconds(absl::Now() - start));
+    respond(std::move(response));
+  });
+}
+
+http::Response HttpMetrics::MakeError(http::Status status, const std::string& message, unsigned version,
+                                      bool keep_alive) {
+  return next_->MakeError(status, message, version, keep_alive);
+}
+
+void MetricsEndpoint::Handle(http::Request request, http::Respond respond) {
+  const absl::string_view target(request.target().data(), request.target().size());
+  const absl::string_view path = target.substr(0, target.find('?'));
+  const bool get = request.method() == beast_http::verb::get || request.method() == beast_http::verb::head;
+  if (path != "/metrics" || !get) {
+    respond(MakeError(path != "/metrics" ? http::Status::not_found : http::Status::method_not_allowed,
+                      path != "/metrics" ? "Not found: metrics are at /metrics" : "Use GET", request.version(),
+                      request.keep_alive()));
+    return;
+  }
+  http::Response response(http::Status::ok, request.version());
+  response.set(beast_http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+  response.set(beast_http::field::cache_control, "no-store");
+  response.keep_alive(request.keep_alive());
+  std::string body = registry_->Render();
+  if (request.method() == beast_http::verb::head) {
+    response.content_length(body.size());
+  } else {
+    response.body() = std::move(body);
+    response.prepare_payload();
+  }
+  respond(std::move(response));
+}
+
+http::Response MetricsEndpoint::MakeError(http::Status status, const std::string& message, unsigned version,
+                                          bool keep_alive) {
+  http::Response response(status, version);
+  response.set(beast_http::field::content_type, "text/plain; charset=utf-8");
+  response.keep_alive(keep_alive);
+  response.body() = message + "\n";
+  response.prepare_payload();
+  return response;
+}
+
+}  // namespace wmty::server

@@ -1,0 +1,257 @@
+// What operators see (issue 8): /metrics on the real wmtyd after real gRPC
+// and FHIR traffic (exact counts per method / interaction and code, histogram
+// counts, store and listener gauges, backup age), the format Prometheus
+// parses, the metrics listener refusing other paths, and the liveness /
+// readiness health services.
+#include <fstream>
+#include <map>
+#include <regex>
+#include <sstream>
+
+#include <grpcpp/grpcpp.h>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_split.h"
+#include "fhir/http_client.h"
+#include "integration/integration_util.h"
+#include "server/observability.h"
+#include "support/test_support.h"
+#include "wmty/admin/v1/admin.grpc.pb.h"
+
+namespace wmty::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+// Sample lines by their full text up to the value ("name{labels}") -> value.
+std::map<std::string, double> ParseSamples(const std::string& text) {
+  std::map<std::string, double> samples;
+  for (absl::string_view line : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    if (absl::StartsWith(line, "#")) continue;
+    const size_t space = line.rfind(' ');
+    double value = 0;
+    if (space == absl::string_view::npos || !absl::SimpleAtod(line.substr(space + 1), &value)) {
+      ADD_FAILURE() << "not a sample line: " << line;
+      continue;
+    }
+    samples[std::string(line.substr(0, space))] = value;
+  }
+  return samples;
+}
+
+// Every line is a comment (HELP/TYPE) or `name{label="value",...} number`,
+// and every sample's metric was declared with # TYPE before it.
+void ExpectValidExposition(const std::string& text) {
+  static const std::regex kSample(
+      R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*"(,[a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*")*\})? (-?[0-9.e+-]+|\+Inf|NaN)$)");
+  static const std::regex kType(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram)$)");
+  std::map<std::string, std::string> types;
+  for (absl::string_view line_view : absl::StrSplit(text, '\n', absl::SkipEmpty())) {
+    const std::string line(line_view);
+    std::smatch m;
+    if (absl::StartsWith(line, "# HELP ")) continue;
+    if (std::regex_match(line, m, kType)) {
+      EXPECT_EQ(types.count(m[1]), 0u) << "declared twice: " << line;
+      types[m[1]] = m[2];
+      continue;
+    }
+    ASSERT_TRUE(std::regex_match(line, m, kSample)) << "bad line: " << line;
+    std::string name = m[1];
+    for (const char* suffix : {"_bucket", "_sum", "_count"}) {
+      if (types.count(name) == 0 && absl::EndsWith(name, suffix)) name = name.substr(0, name.size() - strlen(suffix));
+    }
+    EXPECT_EQ(types.count(name), 1u) << "sample before its # TYPE: " << line;
+  }
+}
+
+class ObservabilityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    port_file_ = dir_.path() + "/metrics.port";
+    auto server = ServerProcess::Start(dir_.path() + "/db", {"--metrics_listen=127.0.0.1:0",
+                                                             "--metrics_port_file=" + port_file_,
+                                                             "--backup_dir=" + dir_.path() + "/backups"});
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    std::ifstream in(port_file_);
+    in >> metrics_port_;
+    ASSERT_GT(metrics_port_, 0);
+  }
+
+  std::string Scrape() {
+    HttpClient http(metrics_port_);
+    HttpResponse r = http.Get("/metrics");
+    EXPECT_EQ(r.status, 200) << r.Describe();
+    EXPECT_EQ(r.Header("content-type"), "text/plain; version=0.0.4; charset=utf-8");
+    return r.body;
+  }
+
+  TempDir dir_;
+  std::string port_file_;
+  std::unique_ptr<ServerProcess> server_;
+  int metrics_port_ = 0;
+};
+
+TEST_F(ObservabilityTest, CountsEveryGrpcCallByMethodAndCode) {
+  auto client = server_->NewClient();
+  v1::GetPatientSummaryRequest summary;
+  summary.set_parent("patients/p1");
+  ASSERT_TRUE(client->GetPatientSummary(summary).ok());
+  ASSERT_TRUE(client->GetPatientSummary(summary).ok());
+  v1::GetResourceRequest get;
+  get.set_name("patients/p1/goals/01HZZZZZZZZZZZZZZZZZZZZZZZ");
+  EXPECT_THAT(client->GetGoal(get), StatusIs(absl::StatusCode::kNotFound));
+  v1::CreateGoalRequest bad;
+  bad.set_parent("patients/p1");  // no goal: INVALID_ARGUMENT
+  EXPECT_THAT(client->CreateGoal(bad), StatusIs(absl::StatusCode::kInvalidArgument));
+  // A method nobody serves must not become a label of its own.
+  RawResult unknown = RawUnaryCall(server_->target(), "/x.Evil/Whatever", "", absl::Seconds(5));
+  EXPECT_EQ(unknown.status.code(), absl::StatusCode::kUnimplemented);
+
+  const std::string text = Scrape();
+  ExpectValidExposition(text);
+  auto samples = ParseSamples(text);
+  EXPECT_EQ(samples[R"(wmty_grpc_requests_total{method="GetPatientSummary",code="OK"})"], 2) << text;
+  EXPECT_EQ(samples[R"(wmty_grpc_requests_total{method="GetGoal",code="NOT_FOUND"})"], 1);
+  EXPECT_EQ(samples[R"(wmty_grpc_requests_total{method="CreateGoal",code="INVALID_ARGUMENT"})"], 1);
+  EXPECT_EQ(samples[R"(wmty_grpc_request_duration_seconds_count{method="GetPatientSummary"})"], 2);
+  EXPECT_EQ(samples[R"(wmty_grpc_request_duration_seconds_bucket{method="GetPatientSummary",le="+Inf"})"], 2);
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("Evil")));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("Whatever")));
+  EXPECT_EQ(samples["wmty_grpc_inflight_rpcs"], 0);
+  // Nothing of a request's content: the patient id never appears.
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("p1")));
+}
+
+TEST_F(ObservabilityTest, CountsFhirInteractionsAndStoreGauges) {
+  HttpClient http(server_->http_port());
+  const std::string goal = R"({"resourceType":"Goal","lifecycleStatus":"active",)"
+                           R"("description":{"text":"Dance at the wedding"},"subject":{"reference":"Patient/p9"},)"
+                           R"("expressedBy":{"reference":"Patient/p9"}})";
+  HttpResponse created = http.Post("/fhir/Goal", goal, {{"Content-Type", "application/fhir+json"}});
+  ASSERT_EQ(created.status, 201) << created.Describe();
+  const std::string id = created.Json()["id"].GetString();
+  EXPECT_EQ(http.Get("/fhir/Goal/" + id).status, 200);
+  EXPECT_EQ(http.Get("/fhir/Goal/" + id + "/_history/1").status, 200);
+  EXPECT_EQ(http.Get("/fhir/Goal?patient=p9").status, 200);
+  EXPECT_EQ(http.Get("/fhir/Goal/nope").status, 404);
+  EXPECT_EQ(http.Get("/fhir/metadata").status, 200);
+  EXPECT_EQ(http.Get("/fhir/Secret/1").status, 404);
+
+  const std::string text = Scrape();
+  ExpectValidExposition(text);
+  auto samples = ParseSamples(text);
+  EXPECT_EQ(samples[R"(wmty_http_requests_total{interaction="create",resource="Goal",code="201"})"], 1) << text;
+  EXPECT_EQ(samples[R"(wmty_http_requests_total{interaction="read",resource="Goal",code="200"})"], 1);
+  EXPECT_EQ(samples[R"(wmty_http_requests_total{interaction="read",resource="Goal",code="404"})"], 1);
+  EXPECT_EQ(samples[R"(wmty_http_requests_total{interaction="vread",resource="Goal",code="200"})"], 1);
+  EXPECT_EQ(samples[R"(wmty_http_requests_total{interaction="search",resource="Goal",code="200"})"], 1);
+  EXPECT_EQ(samples[R"(wmty_http_requests_total{interaction="metadata",resource="",code="200"})"], 1);
+  EXPECT_EQ(samples[R"(wmty_http_requests_total{interaction="read",resource="other",code="404"})"], 1);
+  EXPECT_EQ(samples[R"(wmty_http_request_duration_seconds_count{interaction="read")"
+                    R"(})"], 3);
+  EXPECT_THAT(text, ::testing::Not(HasSubstr("Secret")));
+  EXPECT_THAT(text, ::testing::Not(HasSubstr(id)));
+
+  EXPECT_GE(samples["wmty_wal_sync_duration_seconds_count"], 1) << "the create was a synced write";
+  EXPECT_EQ(samples["wmty_store_healthy"], 1);
+  EXPECT_EQ(samples["wmty_commit_queue_depth"], 0);
+  EXPECT_GT(samples["wmty_data_dir_available_bytes"], 0);
+  EXPECT_EQ(samples["wmty_http_inflight_requests"], 0);
+  EXPECT_EQ(samples["wmty_http_shed_total"], 0);
+  EXPECT_EQ(samples.count("wmty_rocksdb_block_cache_hits_total"), 1u);
+  EXPECT_EQ(samples.count("wmty_rocksdb_compaction_pending"), 1u);
+  EXPECT_EQ(samples.count(R"(wmty_build_info{version="0.1.0"})"), 1u);
+}
+
+TEST_F(ObservabilityTest, BackupAgeAppearsOnceABackupExists) {
+  auto before = ParseSamples(Scrape());
+  EXPECT_EQ(before.count("wmty_backup_last_success_timestamp_seconds"), 0u) << "no backup yet: no age to show";
+  EXPECT_EQ(before["wmty_backup_failures_total"], 0);
+
+  auto stub = wmty::admin::v1::AdminService::NewStub(
+      grpc::CreateChannel(server_->target(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
+  wmty::admin::v1::Backup backup;
+  const absl::Time asked = absl::Now();
+  grpc::Status s = stub->CreateBackup(&ctx, wmty::admin::v1::CreateBackupRequest(), &backup);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+
+  auto after = ParseSamples(Scrape());
+  ASSERT_EQ(after.count("wmty_backup_last_success_timestamp_seconds"), 1u);
+  EXPECT_NEAR(after["wmty_backup_last_success_timestamp_seconds"], absl::ToUnixSeconds(asked), 5);
+  EXPECT_EQ(after[R"(wmty_grpc_requests_total{method="CreateBackup",code="OK"})"], 1);
+
+  // A restart reads the age back from the backup directory.
+  ASSERT_EQ(server_->Terminate(), 0);
+  auto again = ServerProcess::Start(dir_.path() + "/db", {"--metrics_listen=127.0.0.1:0",
+                                                          "--metrics_port_file=" + port_file_,
+                                                          "--backup_dir=" + dir_.path() + "/backups"});
+  ASSERT_TRUE(again.ok()) << again.status();
+  server_ = std::move(*again);
+  std::ifstream in(port_file_);
+  in >> metrics_port_;
+  auto restarted = ParseSamples(Scrape());
+  EXPECT_EQ(restarted["wmty_backup_last_success_timestamp_seconds"],
+            after["wmty_backup_last_success_timestamp_seconds"]);
+}
+
+TEST_F(ObservabilityTest, MetricsListenerServesOnlyMetrics) {
+  HttpClient http(metrics_port_);
+  EXPECT_EQ(http.Get("/").status, 404);
+  EXPECT_EQ(http.Get("/fhir/metadata").status, 404) << "no FHIR (or PHI) on the metrics port";
+  EXPECT_EQ(http.Post("/metrics", "{}").status, 405);
+  auto head = http.Send("HEAD", "/metrics");
+  ASSERT_TRUE(head.ok());
+  EXPECT_EQ(head->status, 200);
+  EXPECT_TRUE(head->body.empty());
+}
+
+TEST_F(ObservabilityTest, ReadinessAndLivenessHealthServices) {
+  auto ready = HealthCheck(server_->target(), "");
+  ASSERT_TRUE(ready.ok()) << ready.status();
+  EXPECT_EQ(*ready, 1);  // SERVING
+  auto live = HealthCheck(server_->target(), "wmty.liveness");
+  ASSERT_TRUE(live.ok()) << live.status();
+  EXPECT_EQ(*live, 1);
+  EXPECT_EQ(HealthCheck(server_->target(), "no.such.service").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(HttpClassification, InteractionsAndResources) {
+  using server::ClassifyHttp;
+  auto is = [](absl::string_view method, absl::string_view target, const std::string& interaction,
+               const std::string& resource) {
+    server::HttpInteraction got = ClassifyHttp(method, target);
+    EXPECT_EQ(got.interaction, interaction) << method << " " << target;
+    EXPECT_EQ(got.resource, resource) << method << " " << target;
+  };
+  is("GET", "/fhir/Goal/abc", "read", "Goal");
+  is("GET", "/fhir/Goal/abc/_history/2", "vread", "Goal");
+  is("GET", "/fhir/Goal/abc/_history", "history", "Goal");
+  is("GET", "/fhir/Goal/_history", "history", "Goal");
+  is("GET", "/fhir/Observation?patient=p&code=x", "search", "Observation");
+  is("POST", "/fhir/Observation/_search", "search", "Observation");
+  is("POST", "/fhir/List", "create", "List");
+  is("PUT", "/fhir/List/p1", "update", "List");
+  is("DELETE", "/fhir/Goal/abc", "delete", "Goal");
+  is("GET", "/fhir/Patient/p1/$everything", "everything", "Patient");
+  is("GET", "/fhir/metadata", "metadata", "");
+  is("GET", "/fhir/Made-Up/1", "read", "other");
+  is("PATCH", "/fhir/Goal/1", "other", "Goal");
+  is("GET", "/bedside/js/app.js", "static", "");
+  is("GET", "/", "static", "");
+  is("GET", "/etc/passwd", "other", "");
+  EXPECT_EQ(server::GrpcMethodLabel("/wmty.v1.WhatMattersService/GetPatientSummary"), "GetPatientSummary");
+  EXPECT_EQ(server::GrpcMethodLabel("/wmty.admin.v1.AdminService/CreateBackup"), "CreateBackup");
+  EXPECT_EQ(server::GrpcMethodLabel("/grpc.health.v1.Health/Check"), "Check");
+  EXPECT_EQ(server::GrpcMethodLabel("/wmty.v1.WhatMattersService/Nope"), "other");
+  EXPECT_EQ(server::GrpcMethodLabel(""), "other");
+}
+
+}  // namespace
+}  // namespace wmty::testing
