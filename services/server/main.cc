@@ -69,6 +69,9 @@ ABSL_FLAG(bool, auth_disabled, false,
 ABSL_FLAG(std::string, metrics_listen, "",
           "Prometheus metrics (GET /metrics, plaintext, no auth, no PHI) on this host:port, e.g. 0.0.0.0:9464 "
           "(port 0: any free port); empty: no metrics listener");
+ABSL_FLAG(bool, access_log, false,
+          "Log one JSON line per request (correlation id, method/interaction, code, ms; never ids or content); "
+          "server errors are logged either way");
 ABSL_FLAG(std::string, metrics_port_file, "", "If set, write the bound metrics port here once serving");
 ABSL_FLAG(std::string, backup_dir, "",
           "Directory for online backups (wmty.admin.v1.AdminService, wmtyctl admin); outside --data_dir, ideally "
@@ -209,6 +212,7 @@ int main(int argc, char** argv) {
   }
   options.verifier = std::move(*verifier);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options.access_log = absl::GetFlag(FLAGS_access_log);
   options.backup_dir = absl::GetFlag(FLAGS_backup_dir);
   options.backup_keep = absl::GetFlag(FLAGS_backup_keep);
   options.backup_interval = absl::GetFlag(FLAGS_backup_interval);

@@ -8,8 +8,13 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
+#include "absl/random/random.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/time/clock.h"
+#include "common/log.h"
 #include "google/protobuf/descriptor.h"
 
 namespace wmty::server {
@@ -45,7 +50,34 @@ bool IsServedFhirType(absl::string_view type) {
   return false;
 }
 
+bool IsLowerHex(absl::string_view s) {
+  for (char c : s) {
+    if (!absl::ascii_isdigit(static_cast<unsigned char>(c)) && (c < 'a' || c > 'f')) return false;
+  }
+  return true;
+}
+
+bool IsServerError(absl::StatusCode code) {
+  return code == absl::StatusCode::kInternal || code == absl::StatusCode::kUnavailable ||
+         code == absl::StatusCode::kDataLoss || code == absl::StatusCode::kUnknown;
+}
+
 }  // namespace
+
+std::string CorrelationId(absl::string_view traceparent) {
+  // version "-" trace-id "-" parent-id "-" flags; an all-zero trace id is invalid.
+  if (traceparent.size() >= 55 && traceparent[2] == '-' && traceparent[35] == '-' && traceparent[52] == '-') {
+    const absl::string_view trace_id = traceparent.substr(3, 32);
+    if (IsLowerHex(traceparent.substr(0, 2)) && traceparent.substr(0, 2) != "ff" && IsLowerHex(trace_id) &&
+        trace_id != std::string(32, '0')) {
+      return std::string(trace_id);
+    }
+  }
+  thread_local absl::BitGen bitgen;
+  std::string bytes(16, '\0');
+  for (char& c : bytes) c = static_cast<char>(absl::Uniform<unsigned>(bitgen, 0, 256));
+  return absl::BytesToHexString(bytes);
+}
 
 std::string GrpcMethodLabel(absl::string_view path) {
   if (path.empty() || !KnownGrpcPaths().contains(path)) return "other";
@@ -90,13 +122,26 @@ class GrpcMetrics::Interceptor : public grpc::experimental::Interceptor {
   }
   ~Interceptor() override {
     // A call cancelled before it sent a status (client gone, deadline).
-    if (!recorded_) Record("CANCELLED");
+    if (!recorded_) Record(absl::StatusCode::kCancelled);
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::POST_RECV_INITIAL_METADATA)) {
+      absl::string_view traceparent;
+      if (auto* received = methods->GetRecvInitialMetadata(); received != nullptr) {
+        auto it = received->find("traceparent");
+        if (it != received->end()) traceparent = absl::string_view(it->second.data(), it->second.size());
+      }
+      correlation_id_ = CorrelationId(traceparent);
+    }
+    if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      if (auto* sent = methods->GetSendInitialMetadata(); sent != nullptr) {
+        sent->emplace("x-correlation-id", CorrelationIdOrNew());
+      }
+    }
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS)) {
       const grpc::Status status = methods->GetSendStatus();
-      Record(absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())));
+      Record(static_cast<absl::StatusCode>(status.error_code()));
     }
     methods->Proceed();
   }
@@ -104,46 +149,78 @@ class GrpcMetrics::Interceptor : public grpc::experimental::Interceptor {
  private:
   // Once per call, before its status goes out (so a client that has its
   // answer never sees the call still counted as in progress).
-  void Record(const std::string& code) {
+  void Record(absl::StatusCode status_code) {
     recorded_ = true;
     owner_->inflight_.fetch_sub(1);
+    const absl::Duration took = absl::Now() - start_;
+    const std::string code = absl::StatusCodeToString(status_code);
     owner_->requests_->Get({method_, code}).Increment();
-    owner_->durations_->Get({method_}).Observe(absl::ToDoubleSeconds(absl::Now() - start_));
+    owner_->durations_->Get({method_}).Observe(absl::ToDoubleSeconds(took));
+    if (owner_->access_log_ || IsServerError(status_code)) {
+      log::Write(IsServerError(status_code) ? log::Level::kWarning : log::Level::kInfo, "grpc request",
+                 {{"request_id", CorrelationIdOrNew()},
+                  {"method", method_},
+                  {"code", code},
+                  {"ms", absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(took))}});
+    }
+  }
+
+  const std::string& CorrelationIdOrNew() {
+    if (correlation_id_.empty()) correlation_id_ = CorrelationId("");
+    return correlation_id_;
   }
 
   GrpcMetrics* owner_;
   const std::string method_;
   const absl::Time start_;
+  std::string correlation_id_;
   bool recorded_ = false;
 };
 
-GrpcMetrics::GrpcMetrics(metrics::Registry* registry)
+GrpcMetrics::GrpcMetrics(metrics::Registry* registry, bool access_log)
     : requests_(&registry->AddCounter("wmty_grpc_requests_total", "gRPC calls finished, by method and status code.",
                                       {"method", "code"})),
       durations_(&registry->AddHistogram("wmty_grpc_request_duration_seconds",
-                                         "gRPC call latency from arrival to status, by method.", {"method"})) {}
+                                         "gRPC call latency from arrival to status, by method.", {"method"})),
+      access_log_(access_log) {}
 
 grpc::experimental::Interceptor* GrpcMetrics::CreateServerInterceptor(grpc::experimental::ServerRpcInfo* info) {
   return new Interceptor(this, info->method() != nullptr ? info->method() : "");
 }
 
-HttpMetrics::HttpMetrics(metrics::Registry* registry, http::Handler* next)
+HttpMetrics::HttpMetrics(metrics::Registry* registry, http::Handler* next, bool access_log)
     : requests_(&registry->AddCounter("wmty_http_requests_total",
                                       "HTTP requests answered, by FHIR interaction, resource type and status.",
                                       {"interaction", "resource", "code"})),
       durations_(&registry->AddHistogram("wmty_http_request_duration_seconds",
                                          "HTTP request latency from a read request to its response, by interaction.",
                                          {"interaction"})),
-      next_(next) {}
+      next_(next),
+      access_log_(access_log) {}
 
 void HttpMetrics::Handle(http::Request request, http::Respond respond) {
   HttpInteraction kind = ClassifyHttp(
       absl::string_view(request.method_string().data(), request.method_string().size()),
       absl::string_view(request.target().data(), request.target().size()));
-  next_->Handle(std::move(request), [this, kind = std::move(kind), start = absl::Now(),
+  const auto traceparent = request.find("traceparent");
+  std::string id = CorrelationId(traceparent == request.end()
+                                     ? absl::string_view()
+                                     : absl::string_view(traceparent->value().data(), traceparent->value().size()));
+  next_->Handle(std::move(request), [this, kind = std::move(kind), id = std::move(id), start = absl::Now(),
                                      respond = std::move(respond)](http::Response response) mutable {
-    requests_->Get({kind.interaction, kind.resource, std::to_string(response.result_int())}).Increment();
-    durations_->Get({kind.interaction}).Observe(absl::ToDoubleSeconds(absl::Now() - start));
+    const absl::Duration took = absl::Now() - start;
+    const int code = response.result_int();
+    requests_->Get({kind.interaction, kind.resource, std::to_string(code)}).Increment();
+    durations_->Get({kind.interaction}).Observe(absl::ToDoubleSeconds(took));
+    if (access_log_ || code >= 500) {
+      log::Write(code >= 500 ? log::Level::kWarning : log::Level::kInfo, "http request",
+                 {{"request_id", id},
+                  {"interaction", kind.interaction},
+                  {"resource", kind.resource},
+                  {"code", std::to_string(code)},
+                  {"ms", absl::StrFormat("%.3f", absl::ToDoubleMilliseconds(took))}});
+    }
+    response.set("X-Correlation-Id", id);
     respond(std::move(response));
   });
 }

@@ -7,6 +7,16 @@
 //                    status codes and latency per FHIR interaction.
 //   MetricsEndpoint  the handler of the metrics listener (--metrics_listen).
 //
+// Each request gets a correlation id: the trace id of a W3C `traceparent`
+// header (HTTP) or metadata entry (gRPC) when the caller sent a valid one,
+// else a random one. It is returned as `X-Correlation-Id` (HTTP response
+// header, gRPC initial metadata `x-correlation-id`) and is the `request_id`
+// of the access log line (one JSON line per request when `access_log`,
+// always for server errors: HTTP 5xx, gRPC INTERNAL / UNAVAILABLE /
+// DATA_LOSS / UNKNOWN), which holds method or interaction, resource type,
+// code and duration, never ids or content. (FHIR's `X-Request-Id` is the
+// caller's idempotency key, a different thing, and is never logged.)
+//
 // Labels come only from fixed sets (method names of our services,
 // interaction kinds, resource types, status codes), never from ids or
 // anything a client wrote. Thread safety: all of them may be called from any
@@ -38,9 +48,13 @@ struct HttpInteraction {
 // Classifies a request by method and target (query ignored).
 HttpInteraction ClassifyHttp(absl::string_view method, absl::string_view target);
 
+// The trace id (32 lower-case hex digits) of a valid W3C traceparent value,
+// else a new random 32-hex-digit id.
+std::string CorrelationId(absl::string_view traceparent);
+
 class GrpcMetrics : public grpc::experimental::ServerInterceptorFactoryInterface {
  public:
-  explicit GrpcMetrics(metrics::Registry* registry);
+  GrpcMetrics(metrics::Registry* registry, bool access_log);
   grpc::experimental::Interceptor* CreateServerInterceptor(grpc::experimental::ServerRpcInfo* info) override;
   int inflight() const { return inflight_.load(); }
 
@@ -48,12 +62,13 @@ class GrpcMetrics : public grpc::experimental::ServerInterceptorFactoryInterface
   class Interceptor;
   metrics::Family<metrics::Counter>* requests_;
   metrics::Family<metrics::Histogram>* durations_;
+  const bool access_log_;
   std::atomic<int> inflight_{0};
 };
 
 class HttpMetrics : public http::Handler {
  public:
-  HttpMetrics(metrics::Registry* registry, http::Handler* next);
+  HttpMetrics(metrics::Registry* registry, http::Handler* next, bool access_log);
   void Handle(http::Request request, http::Respond respond) override;
   http::Response MakeError(http::Status status, const std::string& message, unsigned version,
                            bool keep_alive) override;
@@ -62,6 +77,7 @@ class HttpMetrics : public http::Handler {
   metrics::Family<metrics::Counter>* requests_;
   metrics::Family<metrics::Histogram>* durations_;
   http::Handler* next_;
+  const bool access_log_;
 };
 
 // GET /metrics: the registry rendered; anything else 404 (plain text).

@@ -125,7 +125,7 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
   builder.RegisterService(server->service_.get());
   builder.RegisterService(server->admin_service_.get());
   {
-    auto grpc_metrics = std::make_unique<GrpcMetrics>(&server->registry_);
+    auto grpc_metrics = std::make_unique<GrpcMetrics>(&server->registry_, options.access_log);
     server->grpc_metrics_ = grpc_metrics.get();
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
     interceptors.push_back(std::move(grpc_metrics));
@@ -157,7 +157,7 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
           std::make_unique<web::StaticSiteHandler>(std::move(bedside_site), "/bedside", server->fhir_.get());
       handler = server->web_.get();
     }
-    server->http_metrics_ = std::make_unique<HttpMetrics>(&server->registry_, handler);
+    server->http_metrics_ = std::make_unique<HttpMetrics>(&server->registry_, handler, options.access_log);
     auto http = http::HttpServer::Start(http_options, server->http_metrics_.get());
     if (!http.ok()) {
       server->server_->Shutdown();

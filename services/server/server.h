@@ -87,6 +87,9 @@ struct ServerOptions {
   // on their own listener, host:port; port 0 picks a free port (see
   // metrics_port()); empty: none.
   std::string metrics_listen;
+  // One JSON log line per request (correlation id, method or interaction,
+  // code, duration; server/observability.h). Server errors are logged either way.
+  bool access_log = false;
   // Online backups (wmty.admin.v1.AdminService, docs/operations.md). Empty
   // dir: backups disabled (the admin RPCs fail with FAILED_PRECONDITION).
   std::string backup_dir;

@@ -21,6 +21,8 @@
 #include "server/observability.h"
 #include "support/test_support.h"
 #include "wmty/admin/v1/admin.grpc.pb.h"
+#include "wmty/v1/service.grpc.pb.h"
+#include "absl/strings/str_cat.h"
 
 namespace wmty::testing {
 namespace {
@@ -220,6 +222,72 @@ TEST_F(ObservabilityTest, ReadinessAndLivenessHealthServices) {
   ASSERT_TRUE(live.ok()) << live.status();
   EXPECT_EQ(*live, 1);
   EXPECT_EQ(HealthCheck(server_->target(), "no.such.service").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST(CorrelationIds, TraceparentIsHonouredAndAnythingElseGetsAFreshId) {
+  EXPECT_EQ(server::CorrelationId("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+            "4bf92f3577b34da6a3ce929d0e0e4736");
+  for (const char* bad : {"", "garbage", "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                          "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+                          "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                          "00-4bf92f3577b34da6a3ce929d0e0e473-600f067aa0ba902b7-01"}) {
+    const std::string id = server::CorrelationId(bad);
+    EXPECT_EQ(id.size(), 32u) << bad;
+    EXPECT_NE(id, "4bf92f3577b34da6a3ce929d0e0e4736") << bad;
+    EXPECT_EQ(id.find_first_not_of("0123456789abcdef"), std::string::npos) << id;
+  }
+  EXPECT_NE(server::CorrelationId(""), server::CorrelationId(""));
+}
+
+TEST(AccessLog, OneLinePerRequestWithTheCorrelationIdAndNoContent) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.path() + "/db", {"--access_log"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  HttpClient http((*server)->http_port());
+  const std::string goal = R"({"resourceType":"Goal","lifecycleStatus":"active",)"
+                           R"("description":{"text":"Secret-words-of-the-patient"},)"
+                           R"("subject":{"reference":"Patient/pat-logged"},"expressedBy":{"reference":"Patient/pat-logged"}})";
+  HttpResponse created = http.Post("/fhir/Goal", goal,
+                                    {{"Content-Type", "application/fhir+json"},
+                                     {"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}});
+  ASSERT_EQ(created.status, 201) << created.Describe();
+  EXPECT_EQ(created.Header("x-correlation-id"), "4bf92f3577b34da6a3ce929d0e0e4736");
+  HttpResponse searched = http.Get("/fhir/Goal?patient=pat-logged");
+  const std::string generated = searched.Header("x-correlation-id");
+  EXPECT_EQ(generated.size(), 32u);
+
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+  auto channel = grpc::CreateChannel((*server)->target(), grpc::InsecureChannelCredentials());
+  auto stub = v1::WhatMattersService::NewStub(channel);
+  v1::GetPatientSummaryRequest summary;
+  summary.set_parent("patients/pat-logged");
+  v1::PatientSummary out;
+  ASSERT_TRUE(stub->GetPatientSummary(&ctx, summary, &out).ok());
+  auto sent = ctx.GetServerInitialMetadata().find("x-correlation-id");
+  ASSERT_NE(sent, ctx.GetServerInitialMetadata().end());
+  EXPECT_EQ(std::string(sent->second.data(), sent->second.size()), "0af7651916cd43dd8448eb211c80319c");
+
+  ASSERT_EQ((*server)->Terminate(), 0);
+  const std::string log = ReadFile((*server)->log_path());
+  EXPECT_THAT(log, HasSubstr(R"("request_id":"4bf92f3577b34da6a3ce929d0e0e4736")"));
+  EXPECT_THAT(log, HasSubstr(R"("interaction":"create")"));
+  EXPECT_THAT(log, HasSubstr(absl::StrCat(R"("request_id":")", generated, R"(")")));
+  EXPECT_THAT(log, HasSubstr(R"("request_id":"0af7651916cd43dd8448eb211c80319c")"));
+  EXPECT_THAT(log, HasSubstr(R"("method":"GetPatientSummary")"));
+  // Neither the patient's words nor the patient id.
+  EXPECT_THAT(log, ::testing::Not(HasSubstr("Secret-words")));
+  EXPECT_THAT(log, ::testing::Not(HasSubstr("pat-logged")));
+}
+
+TEST(AccessLog, OffByDefault) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.path() + "/db");
+  ASSERT_TRUE(server.ok()) << server.status();
+  HttpClient http((*server)->http_port());
+  EXPECT_EQ(http.Get("/fhir/metadata").status, 200);
+  ASSERT_EQ((*server)->Terminate(), 0);
+  EXPECT_THAT(ReadFile((*server)->log_path()), ::testing::Not(HasSubstr("\"http request\"")));
 }
 
 TEST(HttpClassification, InteractionsAndResources) {
