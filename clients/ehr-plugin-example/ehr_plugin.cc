@@ -1,0 +1,325 @@
+#include "ehr_plugin.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "absl/strings/ascii.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/strip.h"
+#include "common/status.h"  // GetFieldViolations, RetryDelayOf (installed with the client library)
+
+namespace wmty::ehr_example {
+namespace {
+
+// ---------------------------------------------------------------- text helpers
+
+// "GOAL_ACTIVE" -> "active", "COMMUNICATION_CHANNELS" -> "communication channels".
+std::string Humanize(absl::string_view enum_name, absl::string_view drop_prefix = "") {
+  std::string s = absl::AsciiStrToLower(absl::StripPrefix(enum_name, drop_prefix));
+  std::replace(s.begin(), s.end(), '_', ' ');
+  return s;
+}
+
+std::string Capitalized(std::string s) {
+  if (!s.empty()) s[0] = absl::ascii_toupper(s[0]);
+  return s;
+}
+
+// The patient's words, quoted, with later lines indented under the card's margin.
+std::string Quoted(absl::string_view text) {
+  std::string t = absl::StrReplaceAll(text, {{"\r\n", "\n"}, {"\r", "\n"}});
+  return absl::StrCat("\"", absl::StrReplaceAll(absl::StripTrailingAsciiWhitespace(t), {{"\n", "\n|        "}}), "\"");
+}
+
+std::string CardTime(absl::Time t) { return absl::FormatTime("%Y-%m-%d %H:%M UTC", t, absl::UTCTimeZone()); }
+
+absl::Time ToTime(const google::protobuf::Timestamp& ts) {
+  return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
+}
+
+// "said by the patient on 2026-11-20 14:03 UTC; recorded by Ana Ruiz, RN (nurse-17)"
+std::string ProvenanceLine(const v1::Provenance& p) {
+  const v1::Speaker& s = p.said_by();
+  std::string who =
+      s.kind() == v1::Speaker::RELATED_PERSON ? absl::StrCat(s.name(), " (", s.relationship(), ")") : "the patient";
+  std::string line = absl::StrCat("said by ", who);
+  if (p.has_said_time()) absl::StrAppend(&line, " on ", CardTime(ToTime(p.said_time())));
+  const v1::Recorder& r = p.recorded_by();
+  std::string recorder = r.display_name().empty() ? r.practitioner_id()
+                                                  : absl::StrCat(r.display_name(), r.role().empty() ? "" : ", ",
+                                                                 r.role(), " (", r.practitioner_id(), ")");
+  absl::StrAppend(&line, "; recorded by ", recorder);
+  return line;
+}
+
+// The rank the patient gave a resource ("#1  "), or blanks of the same width.
+std::string RankMark(const std::map<std::string, int>& ranks, const std::string& name) {
+  auto it = ranks.find(name);
+  return it == ranks.end() ? "    " : absl::StrCat("#", it->second, it->second < 10 ? "  " : " ");
+}
+
+std::string GoalStatus(const v1::Goal& g) {
+  std::vector<std::string> parts = {Humanize(v1::GoalLifecycleStatus_Name(g.lifecycle_status()), "GOAL_")};
+  if (g.achievement_status() != v1::GOAL_ACHIEVEMENT_STATUS_UNSPECIFIED) {
+    parts.push_back(Humanize(v1::GoalAchievementStatus_Name(g.achievement_status())));
+  }
+  if (g.priority() != v1::GOAL_PRIORITY_UNSPECIFIED) parts.push_back(Humanize(v1::GoalPriority_Name(g.priority())));
+  std::string status = absl::StrJoin(parts, ", ");
+  if (!g.target_date().empty()) absl::StrAppend(&status, "; target ", g.target_date());
+  return status;
+}
+
+// The structured part of a preference, if any, e.g. "SMS > phone call".
+std::string PreferenceDetail(const v1::Preference& p) {
+  switch (p.detail_case()) {
+    case v1::Preference::kChannelRanking: {
+      std::vector<std::string> channels;
+      for (int c : p.channel_ranking().channels()) {
+        channels.push_back(Humanize(v1::ContactChannel_Name(static_cast<v1::ContactChannel>(c))));
+      }
+      return absl::StrJoin(channels, " > ");
+    }
+    case v1::Preference::kContactWindow: {
+      const v1::ContactTimeWindow& w = p.contact_window();
+      return absl::StrCat("ISO weekdays ", absl::StrJoin(w.days_of_week(), ","), " ", w.start_time(), "-", w.end_time(),
+                          " ", w.time_zone());
+    }
+    case v1::Preference::kLanguage:
+      return absl::StrCat(p.language().language(), p.language().interpreter_needed() ? ", interpreter needed" : "");
+    case v1::Preference::kFamilyInvolvement: {
+      const v1::FamilyInvolvement& f = p.family_involvement();
+      std::string s = absl::StrCat("involve ", f.person_name());
+      if (!f.relationship().empty()) absl::StrAppend(&s, " (", f.relationship(), ")");
+      if (!f.how().empty()) absl::StrAppend(&s, ": ", f.how());
+      return s;
+    }
+    case v1::Preference::DETAIL_NOT_SET:
+      break;
+  }
+  return "";
+}
+
+}  // namespace
+
+bool IsTransient(const absl::Status& status) {
+  switch (status.code()) {
+    case absl::StatusCode::kDeadlineExceeded:
+    case absl::StatusCode::kUnavailable:
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kCancelled:
+      return true;
+    default:
+      return false;
+  }
+}
+
+std::string DescribeError(const absl::Status& status) {
+  std::string out = absl::StrCat(absl::StatusCodeToString(status.code()), ": ", status.message(), "\n");
+  // Keep the BadRequest in a variable: looping over a member of a temporary dangles.
+  const google::rpc::BadRequest bad = GetFieldViolations(status);
+  for (const auto& v : bad.field_violations()) absl::StrAppend(&out, "  ", v.field(), ": ", v.description(), "\n");
+  if (auto delay = RetryDelayOf(status)) {
+    absl::StrAppend(&out, "  the server asks to retry after ", absl::FormatDuration(*delay), "\n");
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------- chart open
+
+absl::StatusOr<v1::PatientSummary> FetchSummary(client::Client& client, const std::string& patient,
+                                                absl::Time deadline) {
+  v1::GetPatientSummaryRequest req;
+  req.set_parent(absl::StrCat("patients/", patient));
+  // What is left of the budget. Already spent (<= 0): the client library
+  // answers DEADLINE_EXCEEDED without sending anything.
+  return client.GetPatientSummary(req, deadline - absl::Now());
+}
+
+std::string RenderCard(const std::string& patient, const v1::PatientSummary& summary, absl::Time as_of) {
+  // Rank of each resource the patient put in their priorities (1 = most important).
+  std::map<std::string, int> ranks;
+  for (int i = 0; i < summary.priorities().items_size(); ++i) ranks[summary.priorities().items(i)] = i + 1;
+
+  std::string card = absl::StrCat("+-- What matters to patient ", patient, " (as of ", CardTime(as_of), ")\n");
+  if (summary.what_matters().empty() && summary.goals().empty() && summary.preferences().empty()) {
+    absl::StrAppend(&card, "| Nothing recorded yet. Ask: \"What matters to you?\"\n+--\n");
+    return card;
+  }
+  // The summary already lists each kind in priority order: ranked items first
+  // (in rank order), then the rest, most recently changed first.
+  if (!summary.what_matters().empty()) {
+    absl::StrAppend(&card, "| WHAT MATTERS (in their own words; #n = the patient's priority rank)\n");
+    for (const v1::WhatMatters& w : summary.what_matters()) {
+      absl::StrAppend(&card, "| ", RankMark(ranks, w.name()), Quoted(w.statement()), "\n");
+      absl::StrAppend(&card, "|        ", ProvenanceLine(w.provenance()), "\n");
+    }
+  }
+  if (!summary.goals().empty()) {
+    absl::StrAppend(&card, "| GOALS\n");
+    for (const v1::Goal& g : summary.goals()) {
+      absl::StrAppend(&card, "| ", RankMark(ranks, g.name()), Quoted(g.description()), "\n");
+      absl::StrAppend(&card, "|        ", GoalStatus(g), "\n");
+      absl::StrAppend(&card, "|        ", ProvenanceLine(g.provenance()), "\n");
+    }
+  }
+  if (!summary.preferences().empty()) {
+    absl::StrAppend(&card, "| PREFERENCES\n");
+    for (const v1::Preference& p : summary.preferences()) {
+      std::vector<std::string> value;
+      if (!p.value_text().empty()) value.push_back(Quoted(p.value_text()));
+      if (!p.value_code().code().empty()) {
+        value.push_back(p.value_code().display().empty() ? p.value_code().code() : p.value_code().display());
+      }
+      if (std::string detail = PreferenceDetail(p); !detail.empty()) value.push_back(detail);
+      absl::StrAppend(&card, "| ", RankMark(ranks, p.name()), Capitalized(Humanize(v1::PreferenceKind_Name(p.kind()))),
+                      ": ", absl::StrJoin(value, "; "), "\n");
+      absl::StrAppend(&card, "|        ", ProvenanceLine(p.provenance()), "\n");
+    }
+  }
+  if (summary.truncated())
+    absl::StrAppend(&card, "| (more entries exist than a summary holds: open the full record)\n");
+  absl::StrAppend(&card, "+--\n");
+  return card;
+}
+
+std::string RenderDegradedCard(const std::string& patient, const absl::Status& status) {
+  std::string why;
+  switch (status.code()) {
+    case absl::StatusCode::kDeadlineExceeded:
+      why = "no answer in time";
+      break;
+    case absl::StatusCode::kUnavailable:
+      why = "the service cannot be reached";
+      break;
+    case absl::StatusCode::kResourceExhausted:
+    case absl::StatusCode::kCancelled:
+      why = "the service is busy";
+      break;
+    case absl::StatusCode::kUnauthenticated:
+    case absl::StatusCode::kPermissionDenied:
+      why = "not authorized";
+      break;
+    default:
+      why = "error";
+  }
+  return absl::StrCat("+-- What matters to patient ", patient, "\n| what-matters unavailable (", why, ": ",
+                      absl::StatusCodeToString(status.code()), "). Ask the patient what matters to them.\n+--\n");
+}
+
+// ---------------------------------------------------------------- recording
+
+v1::CreatePreferenceRequest BuildPreferenceRequest(const PreferenceInput& in) {
+  v1::CreatePreferenceRequest req;
+  req.set_parent(absl::StrCat("patients/", in.patient));
+  // Our own id rather than the client library's: we print it, so that an
+  // unclear outcome (deadline exceeded) can be settled by sending it again.
+  req.set_request_id(in.request_id.empty() ? client::NewRequestId() : in.request_id);
+  v1::Preference* p = req.mutable_preference();
+  p->set_kind(in.kind);
+  p->set_value_text(in.text);
+  // Provenance is required on every write: who typed it, who said it, where.
+  v1::Provenance* prov = p->mutable_provenance();
+  prov->mutable_recorded_by()->set_practitioner_id(in.recorded_by);
+  if (in.said_by_name.empty() && in.said_by_relationship.empty()) {
+    prov->mutable_said_by()->set_kind(v1::Speaker::PATIENT);
+  } else {
+    // A family member (or other related person) speaking for the patient. The
+    // server requires both name and relationship and says so if one is missing.
+    prov->mutable_said_by()->set_kind(v1::Speaker::RELATED_PERSON);
+    prov->mutable_said_by()->set_name(in.said_by_name);
+    prov->mutable_said_by()->set_relationship(in.said_by_relationship);
+  }
+  prov->set_encounter_id(in.encounter_id);
+  prov->set_channel(v1::EHR_PLUGIN);
+  // said_time is left out: the server sets it to the time it records the write.
+  return req;
+}
+
+absl::StatusOr<v1::Preference> RecordPreference(client::Client& client, const v1::CreatePreferenceRequest& req,
+                                                absl::Duration deadline) {
+  return client.CreatePreference(req, deadline);
+}
+
+// ---------------------------------------------------------------- following
+
+std::map<std::string, int64_t> Versions(const v1::PatientSummary& summary) {
+  std::map<std::string, int64_t> v;
+  v[summary.priorities().name()] = summary.priorities().version();  // a reorder changes its version
+  for (const auto& w : summary.what_matters()) v[w.name()] = w.version();
+  for (const auto& g : summary.goals()) v[g.name()] = g.version();
+  for (const auto& p : summary.preferences()) v[p.name()] = p.version();
+  if (summary.truncated()) v["(truncated)"] = 1;
+  return v;
+}
+
+namespace {
+
+// "2 added, 1 changed, 0 removed" between two Versions().
+std::string DescribeChange(const std::map<std::string, int64_t>& before, const std::map<std::string, int64_t>& after) {
+  int added = 0, changed = 0, removed = 0;
+  for (const auto& [name, version] : after) {
+    auto it = before.find(name);
+    if (it == before.end()) {
+      ++added;
+    } else if (it->second != version) {
+      ++changed;
+    }
+  }
+  for (const auto& [name, version] : before) removed += after.count(name) == 0 ? 1 : 0;
+  return absl::StrCat(added, " added, ", changed, " changed, ", removed, " removed");
+}
+
+}  // namespace
+
+int Follow(client::Client& client, const FollowOptions& options, std::FILE* out, std::FILE* err) {
+  const absl::Time stop =
+      options.exit_after > absl::ZeroDuration() ? absl::Now() + options.exit_after : absl::InfiniteFuture();
+  std::map<std::string, int64_t> shown;  // versions on the card last printed
+  bool have_card = false;
+  bool in_outage = false;  // reported the current run of failures already
+  int updates = 0;
+  for (;;) {
+    absl::Duration wait = options.interval;
+    absl::StatusOr<v1::PatientSummary> summary = FetchSummary(client, options.patient, absl::Now() + options.deadline);
+    if (summary.ok()) {
+      in_outage = false;
+      std::map<std::string, int64_t> now = Versions(*summary);
+      if (!have_card || now != shown) {
+        if (have_card) {
+          ++updates;
+          std::fprintf(out, "* updated: %s\n", DescribeChange(shown, now).c_str());
+        }
+        std::fputs(RenderCard(options.patient, *summary, absl::Now()).c_str(), out);
+        std::fflush(out);  // the host reads cards as they come
+        shown = std::move(now);
+        have_card = true;
+        if (options.max_updates > 0 && updates >= options.max_updates) return kExitOk;
+      } else if (options.log_polls) {
+        std::fprintf(err, "follow: unchanged\n");
+      }
+    } else if (!IsTransient(summary.status())) {
+      std::fprintf(err, "follow: the server refused the summary: %s", DescribeError(summary.status()).c_str());
+      return kExitRefused;
+    } else {
+      if (!in_outage) {
+        // Keep whatever the clinician already sees; say once that it may be stale.
+        if (!have_card) {
+          std::fputs(RenderDegradedCard(options.patient, summary.status()).c_str(), out);
+          std::fflush(out);
+        }
+        std::fprintf(err, "follow: what-matters unavailable, retrying every %s: %s",
+                     absl::FormatDuration(options.interval).c_str(), DescribeError(summary.status()).c_str());
+        in_outage = true;
+      }
+      // An overloaded server says how long to stay away (google.rpc.RetryInfo).
+      if (auto delay = RetryDelayOf(summary.status())) wait = std::max(wait, *delay);
+    }
+    if (absl::Now() + wait >= stop) return kExitOk;
+    absl::SleepFor(wait);
+  }
+}
+
+}  // namespace wmty::ehr_example
