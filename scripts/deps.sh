@@ -67,10 +67,13 @@ wmty_install_conformance_deps() {
     $sudo apt-get update -qq
     $sudo apt-get install -y -qq --no-install-recommends "${WMTY_NODE_PACKAGES[@]}"
   fi
-  local dir="$root/tests/conformance"
-  if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
-     [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-    echo "Installing the conformance suite's npm packages (npm ci in tests/conformance)"
-    (cd "$dir" && npm ci --no-audit --no-fund)
-  fi
+  local dir
+  # tests/deploy: the Dockerfile and k8s/ checks (kubernetes-models, dockerfile-utils, yaml).
+  for dir in "$root/tests/conformance" "$root/tests/deploy"; do
+    if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
+       [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+      echo "Installing npm packages (npm ci in ${dir#"$root"/})"
+      (cd "$dir" && npm ci --no-audit --no-fund)
+    fi
+  done
 }

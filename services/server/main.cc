@@ -69,6 +69,10 @@ ABSL_FLAG(bool, auth_disabled, false,
 ABSL_FLAG(std::string, metrics_listen, "",
           "Prometheus metrics (GET /metrics, plaintext, no auth, no PHI) on this host:port, e.g. 0.0.0.0:9464 "
           "(port 0: any free port); empty: no metrics listener");
+ABSL_FLAG(std::string, health_listen, "",
+          "Also serve grpc.health.v1 alone, always plaintext, on this host:port (for Kubernetes gRPC probes, which "
+          "cannot use TLS); empty: none");
+ABSL_FLAG(std::string, health_port_file, "", "If set, write the bound --health_listen port here once serving");
 ABSL_FLAG(bool, access_log, false,
           "Log one JSON line per request (correlation id, method/interaction, code, ms; never ids or content); "
           "server errors are logged either way");
@@ -213,6 +217,7 @@ int main(int argc, char** argv) {
   options.verifier = std::move(*verifier);
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.access_log = absl::GetFlag(FLAGS_access_log);
+  options.health_listen = absl::GetFlag(FLAGS_health_listen);
   options.backup_dir = absl::GetFlag(FLAGS_backup_dir);
   options.backup_keep = absl::GetFlag(FLAGS_backup_keep);
   options.backup_interval = absl::GetFlag(FLAGS_backup_interval);
@@ -227,6 +232,11 @@ int main(int argc, char** argv) {
     return 1;
   }
   // The HTTP and metrics port files first: a tool waiting for the gRPC one finds all.
+  const std::string health_port_file = absl::GetFlag(FLAGS_health_port_file);
+  if (!health_port_file.empty() && !WritePortFile(health_port_file, (*server)->health_port())) {
+    wmty::log::Error("cannot write port file", {{"path", health_port_file}});
+    return 1;
+  }
   const std::string metrics_port_file = absl::GetFlag(FLAGS_metrics_port_file);
   if (!metrics_port_file.empty() && !WritePortFile(metrics_port_file, (*server)->metrics_port())) {
     wmty::log::Error("cannot write port file", {{"path", metrics_port_file}});

@@ -188,11 +188,30 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
     }
     server->metrics_http_ = std::move(*metrics_http);
   }
-  server->server_->GetHealthCheckService()->SetServingStatus("", true);
-  server->server_->GetHealthCheckService()->SetServingStatus(kLivenessService, true);
+  if (!options.health_listen.empty()) {
+    grpc::ServerBuilder health_builder;
+    health_builder.AddListeningPort(options.health_listen, grpc::InsecureServerCredentials(), &server->health_port_);
+    // Nothing but health checks: small messages, no reflection.
+    health_builder.SetMaxReceiveMessageSize(4096);
+    health_builder.SetOption(std::make_unique<WithoutReflection>());
+    server->health_unimplemented_ = std::make_unique<grpc::CallbackGenericService>();
+    health_builder.RegisterCallbackGenericService(server->health_unimplemented_.get());
+    server->health_server_ = health_builder.BuildAndStart();
+    if (server->health_server_ == nullptr || server->health_port_ == 0) {
+      if (server->metrics_http_ != nullptr) server->metrics_http_->Shutdown(absl::ZeroDuration());
+      if (server->http_ != nullptr) server->http_->Shutdown(absl::ZeroDuration());
+      server->server_->Shutdown();
+      server->server_->Wait();
+      server->server_.reset();
+      return absl::UnavailableError(absl::StrCat("cannot listen on ", options.health_listen, " (--health_listen)"));
+    }
+  }
+  server->SetHealth("", true);
+  server->SetHealth(kLivenessService, true);
   log::Info("serving", {{"grpc_port", std::to_string(server->grpc_port_)},
                         {"http_port", std::to_string(server->http_port())},
                         {"metrics_port", std::to_string(server->metrics_port())},
+                        {"health_port", std::to_string(server->health_port())},
                         {"last_sequence", std::to_string(server->store_->LastSequence())}});
   return server;
 }
@@ -204,7 +223,7 @@ void WmtyServer::Shutdown(absl::Duration grace) {
   const absl::Time deadline = absl::Now() + grace;
   // Only the readiness status: the global SetServingStatus(false) would take
   // kLivenessService down with it.
-  server_->GetHealthCheckService()->SetServingStatus("", false);
+  SetHealth("", false);
   // Both faces at once, so that neither takes new work while the other
   // drains. gRPC refuses new calls at once (UNAVAILABLE); in-flight calls get
   // until the deadline, then are cancelled. HTTP stops accepting, answers
@@ -228,6 +247,11 @@ void WmtyServer::Shutdown(absl::Duration grace) {
   log::Info("grpc drained", {{"ms", std::to_string(absl::ToInt64Milliseconds(absl::Now() - drain_start))}});
   drained.Notify();
   backup_stopper.join();
+  // Liveness answered until here (the health-only port), through the drain.
+  if (health_server_ != nullptr) {
+    health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
+    health_server_->Wait();
+  }
   // Scrapes read the store: none may run once it closes.
   if (metrics_http_ != nullptr) metrics_http_->Shutdown(absl::ZeroDuration());
   // Stops a scheduled backup in progress; the store must outlive it.
@@ -236,6 +260,11 @@ void WmtyServer::Shutdown(absl::Duration grace) {
   // through fhir_, which is still alive).
   store_->Close();
   log::Info("stopped", {{"last_sequence", std::to_string(store_->LastSequence())}});
+}
+
+void WmtyServer::SetHealth(const std::string& service, bool serving) {
+  server_->GetHealthCheckService()->SetServingStatus(service, serving);
+  if (health_server_ != nullptr) health_server_->GetHealthCheckService()->SetServingStatus(service, serving);
 }
 
 void WmtyServer::CollectMetrics(metrics::Writer& writer) {

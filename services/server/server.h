@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 
+#include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
@@ -87,6 +88,11 @@ struct ServerOptions {
   // on their own listener, host:port; port 0 picks a free port (see
   // metrics_port()); empty: none.
   std::string metrics_listen;
+  // A second, always plaintext gRPC listener serving only grpc.health.v1
+  // (the same statuses as the main port), host:port; empty: none. For
+  // Kubernetes' built-in gRPC probes, which cannot speak TLS, when the main
+  // port does. No authentication, no patient data.
+  std::string health_listen;
   // One JSON log line per request (correlation id, method or interaction,
   // code, duration; server/observability.h). Server errors are logged either way.
   bool access_log = false;
@@ -115,6 +121,8 @@ class WmtyServer {
   int grpc_port() const { return grpc_port_; }
   // 0 when HTTP is off.
   int http_port() const { return http_ != nullptr ? http_->port() : 0; }
+  // 0 without health_listen.
+  int health_port() const { return health_port_; }
   // 0 when metrics are off.
   int metrics_port() const { return metrics_http_ != nullptr ? metrics_http_->port() : 0; }
   void Shutdown(absl::Duration grace);
@@ -134,6 +142,14 @@ class WmtyServer {
   std::unique_ptr<grpc::Service> service_;
   std::unique_ptr<grpc::Service> admin_service_;
   std::unique_ptr<grpc::Server> server_;
+  // Answers UNIMPLEMENTED to anything but health; gRPC needs one callback
+  // service to run a server at all. Outlives health_server_.
+  std::unique_ptr<grpc::CallbackGenericService> health_unimplemented_;
+  // grpc.health.v1 only (ServerOptions::health_listen); may be null.
+  std::unique_ptr<grpc::Server> health_server_;
+  int health_port_ = 0;
+  // Sets a status on the main server and the health-only one.
+  void SetHealth(const std::string& service, bool serving);
   // Owned by server_ (the builder takes it); counts calls in progress.
   GrpcMetrics* grpc_metrics_ = nullptr;
   // Destroyed before the core and the store (declared after them); the FHIR

@@ -224,6 +224,29 @@ TEST_F(ObservabilityTest, ReadinessAndLivenessHealthServices) {
   EXPECT_EQ(HealthCheck(server_->target(), "no.such.service").status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST(HealthListener, PlaintextHealthOnlyPortMirrorsTheMainOne) {
+  TempDir dir;
+  const std::string port_file = dir.path() + "/health.port";
+  auto server = ServerProcess::Start(dir.path() + "/db",
+                                     {"--health_listen=127.0.0.1:0", "--health_port_file=" + port_file});
+  ASSERT_TRUE(server.ok()) << server.status();
+  int port = 0;
+  std::ifstream(port_file) >> port;
+  ASSERT_GT(port, 0);
+  const std::string target = "127.0.0.1:" + std::to_string(port);
+  auto ready = HealthCheck(target, "");
+  ASSERT_TRUE(ready.ok()) << ready.status();
+  EXPECT_EQ(*ready, 1);
+  auto live = HealthCheck(target, "wmty.liveness");
+  ASSERT_TRUE(live.ok()) << live.status();
+  EXPECT_EQ(*live, 1);
+  // Nothing else is served there: no API, no reflection.
+  RawResult api = RawUnaryCall(target, "/wmty.v1.WhatMattersService/GetPatientSummary", "", absl::Seconds(5));
+  EXPECT_EQ(api.status.code(), absl::StatusCode::kUnimplemented);
+  EXPECT_FALSE(ReflectionListServices(target).ok());
+  EXPECT_EQ((*server)->Terminate(), 0);
+}
+
 TEST(CorrelationIds, TraceparentIsHonouredAndAnythingElseGetsAFreshId) {
   EXPECT_EQ(server::CorrelationId("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
             "4bf92f3577b34da6a3ce929d0e0e4736");
