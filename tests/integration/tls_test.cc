@@ -154,5 +154,50 @@ TEST_F(TlsTest, PlaintextOffLoopbackAndHalfConfiguredTlsAreRefusedAtStartup) {
   EXPECT_THAT(out, ::testing::HasSubstr("private key"));
 }
 
+// wmtyctl (both the API commands and admin) over TLS and mutual TLS: what an
+// operator runs inside the cluster against the TLS port.
+TEST_F(TlsTest, WmtyctlSpeaksTlsAndMutualTls) {
+  auto server = ServerProcess::Start(dir_.path() + "/data", [&] {
+    auto flags = TlsFlags(/*mtls=*/true);
+    flags.push_back(absl::StrCat("--backup_dir=", dir_.path(), "/backups"));
+    return flags;
+  }());
+  ASSERT_TRUE(server.ok()) << server.status();
+  const std::string d = dir_.path();
+  auto wmtyctl = [&](std::vector<std::string> args, std::string* out) {
+    args.insert(args.begin(), {WMTYCTL_PATH, "--target=" + (*server)->target(), "--timeout=5s"});
+    return RunCommand(args, out);
+  };
+  const std::vector<std::string> mtls = {"--tls_ca_file=" + d + "/ca.pem", "--tls_cert_file=" + d + "/client.pem",
+                                         "--tls_key_file=" + d + "/client.key"};
+  std::string out;
+  std::vector<std::string> args = mtls;
+  args.insert(args.end(), {"get-priorities", "--name=patients/p1/priorities"});
+  EXPECT_EQ(wmtyctl(args, &out), 0) << out;
+
+  args = mtls;
+  args.insert(args.end(), {"admin", "backup"});
+  EXPECT_EQ(wmtyctl(args, &out), 0) << out;
+  args = {"admin", "list-backups"};
+  args.insert(args.end(), mtls.begin(), mtls.end());  // the flags may also follow "admin"
+  args.push_back("--json");
+  ASSERT_EQ(wmtyctl(args, &out), 0) << out;
+  EXPECT_THAT(out, ::testing::HasSubstr("\"id\": 1,")) << "the backup taken over mTLS is listed";
+
+  // Without the client certificate, or without TLS at all: refused.
+  EXPECT_NE(wmtyctl({"--tls_ca_file=" + d + "/ca.pem", "get-priorities", "--name=patients/p1/priorities"}, &out), 0);
+  EXPECT_NE(wmtyctl({"get-priorities", "--name=patients/p1/priorities"}, &out), 0);
+  EXPECT_NE(wmtyctl({"--tls_ca_file=" + d + "/ca.pem", "admin", "list-backups"}, &out), 0);
+  // Half a client identity is a usage error (2), named, before any call.
+  EXPECT_EQ(wmtyctl({"--tls_ca_file=" + d + "/ca.pem", "--tls_cert_file=" + d + "/client.pem", "get-priorities",
+                     "--name=patients/p1/priorities"},
+                    &out),
+            2);
+  EXPECT_THAT(out, ::testing::HasSubstr("--tls_cert_file and --tls_key_file go together"));
+  EXPECT_EQ(wmtyctl({"--tls_ca_file=" + d + "/missing.pem", "get-priorities", "--name=patients/p1/priorities"}, &out),
+            2);
+  EXPECT_THAT(out, ::testing::HasSubstr("cannot read"));
+}
+
 }  // namespace
 }  // namespace wmty::testing

@@ -412,6 +412,7 @@ struct FieldFlag {
 struct Invocation {
   std::string target;
   std::string token;  // bearer token (--token, else $WMTY_TOKEN)
+  TlsFiles tls;       // --tls_*; the CA defaults to $WMTY_TLS_CA_FILE
   absl::Duration timeout = absl::Seconds(5);
   bool json = false;
   bool help = false;
@@ -453,6 +454,7 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args) {
   const char* env_target = std::getenv("WMTY_TARGET");
   inv.target = env_target != nullptr && *env_target != '\0' ? env_target : "127.0.0.1:50051";
   if (const char* env_token = std::getenv("WMTY_TOKEN"); env_token != nullptr) inv.token = env_token;
+  if (const char* env_ca = std::getenv("WMTY_TLS_CA_FILE"); env_ca != nullptr) inv.tls.ca_file = env_ca;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string& arg = args[i];
     if (arg == "-h") {
@@ -501,6 +503,10 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args) {
       auto v = take_value();
       if (!v.ok()) return v.status();
       inv.token = *v;
+    } else if (name == "tls_ca_file" || name == "tls_cert_file" || name == "tls_key_file") {
+      auto v = take_value();
+      if (!v.ok()) return v.status();
+      TakeTlsFlag(name, *v, inv.tls);
     } else if (name == "timeout") {
       auto v = take_value();
       if (!v.ok()) return v.status();
@@ -697,6 +703,9 @@ void PrintHelp(FILE* to) {
                "  --target=host:port    server address (default $WMTY_TARGET, else 127.0.0.1:50051)\n"
                "  --timeout=5s          deadline of the call, retries included\n"
                "  --token=JWT           bearer token (default $WMTY_TOKEN; scripts/run.sh prints one)\n"
+               "  --tls_ca_file=PEM     TLS: the CA of the server's certificate (default $WMTY_TLS_CA_FILE;\n"
+               "                        none: plaintext)\n"
+               "  --tls_cert_file=PEM, --tls_key_file=PEM   client certificate and key (mTLS)\n"
                "  --json                print the response as JSON (proto field names)\n"
                "  --request=JSON|@file  the whole request as JSON (@- reads stdin); field flags override it\n"
                "  --help                this help; after a command, the command's fields\n\n"
@@ -753,6 +762,7 @@ int Main(int argc, char** argv) {
     AdminGlobals globals;
     globals.target = inv->target;
     globals.token = inv->token;
+    globals.tls = inv->tls;
     if (inv->timeout_set) globals.timeout = inv->timeout;
     globals.json = inv->json;
     globals.help = inv->help || inv->help_command;
@@ -790,6 +800,12 @@ int Main(int argc, char** argv) {
   options.target = inv->target;
   options.timeout = inv->timeout;
   options.bearer_token = inv->token;
+  auto credentials = ChannelCredentialsFor(inv->tls);
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "wmtyctl: %s\n", std::string(credentials.status().message()).c_str());
+    return kExitUsage;
+  }
+  options.credentials = *credentials;
   auto client = Client::Connect(options);
   auto resp = inv->command->run(*client, **req, inv->timeout);
   if (!resp.ok()) {

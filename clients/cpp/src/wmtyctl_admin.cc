@@ -1,5 +1,8 @@
 #include "wmtyctl_admin.h"
 
+#include <fstream>
+#include <sstream>
+
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
 #include <grpcpp/grpcpp.h>
@@ -131,6 +134,7 @@ absl::StatusOr<AdminArgs> Parse(AdminGlobals globals, const std::vector<std::str
       out.globals.target = *value;
     } else if (name == "token") {
       out.globals.token = *value;
+    } else if (TakeTlsFlag(name, *value, out.globals.tls)) {
     } else if (name == "timeout") {
       absl::Duration d;
       if (!absl::ParseDuration(*value, &d) || d <= absl::ZeroDuration()) {
@@ -239,7 +243,12 @@ int Restore(const AdminArgs& a) {
 
 int CallServer(const AdminArgs& a) {
   const AdminCommand& c = *a.command;
-  auto stub = adminpb::AdminService::NewStub(grpc::CreateChannel(a.globals.target, grpc::InsecureChannelCredentials()));
+  auto credentials = ChannelCredentialsFor(a.globals.tls);
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "wmtyctl admin: %s\n", std::string(credentials.status().message()).c_str());
+    return 2;
+  }
+  auto stub = adminpb::AdminService::NewStub(grpc::CreateChannel(a.globals.target, *credentials));
   const bool long_running = &c == &kBackup || &c == &kVerifyBackup;
   const absl::Duration timeout = a.globals.timeout.value_or(long_running ? absl::Minutes(30) : absl::Seconds(5));
   grpc::ClientContext ctx;
@@ -293,6 +302,50 @@ void PrintAdminCommandList(FILE* to) {
   for (const AdminCommand* c : kCommands) {
     std::fprintf(to, "  %-28s %s\n", absl::StrCat("admin ", c->name).c_str(), c->summary);
   }
+}
+
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(const TlsFiles& tls) {
+  if (tls.cert_file.empty() != tls.key_file.empty()) {
+    return absl::InvalidArgumentError("--tls_cert_file and --tls_key_file go together");
+  }
+  if (tls.ca_file.empty()) {
+    if (!tls.cert_file.empty()) return absl::InvalidArgumentError("a client certificate needs --tls_ca_file");
+    return grpc::InsecureChannelCredentials();
+  }
+  auto read = [](const std::string& path) -> absl::StatusOr<std::string> {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream content;
+    content << in.rdbuf();
+    if (!in.good() && !in.eof()) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
+    if (content.str().empty()) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path, " (empty or missing)"));
+    return std::move(content).str();
+  };
+  grpc::SslCredentialsOptions ssl;
+  auto ca = read(tls.ca_file);
+  if (!ca.ok()) return ca.status();
+  ssl.pem_root_certs = *ca;
+  if (!tls.cert_file.empty()) {
+    auto cert = read(tls.cert_file);
+    if (!cert.ok()) return cert.status();
+    auto key = read(tls.key_file);
+    if (!key.ok()) return key.status();
+    ssl.pem_cert_chain = *cert;
+    ssl.pem_private_key = *key;
+  }
+  return grpc::SslCredentials(ssl);
+}
+
+bool TakeTlsFlag(const std::string& name, const std::string& value, TlsFiles& tls) {
+  if (name == "tls_ca_file") {
+    tls.ca_file = value;
+  } else if (name == "tls_cert_file") {
+    tls.cert_file = value;
+  } else if (name == "tls_key_file") {
+    tls.key_file = value;
+  } else {
+    return false;
+  }
+  return true;
 }
 
 int AdminMain(AdminGlobals globals, const std::vector<std::string>& args) {

@@ -17,14 +17,34 @@
 #include <string>
 #include <vector>
 
+#include <memory>
+
+#include <grpcpp/security/credentials.h>
+
+#include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
 namespace wmty::ctl {
+
+// TLS to the server (--tls_ca_file, --tls_cert_file, --tls_key_file; the CA
+// defaults to $WMTY_TLS_CA_FILE). No CA: plaintext.
+struct TlsFiles {
+  std::string ca_file;    // PEM CA that signed the server's certificate
+  std::string cert_file;  // client certificate (mTLS), with key_file
+  std::string key_file;
+};
+// Channel credentials for `tls`: insecure without a CA. Errors:
+// INVALID_ARGUMENT (a cert without its key, or the reverse; a file that
+// cannot be read).
+absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(const TlsFiles& tls);
+// Handles --tls_* flags: true if `name` is one (its value stored in `tls`).
+bool TakeTlsFlag(const std::string& name, const std::string& value, TlsFiles& tls);
 
 // The global flags given before "admin" (they may also follow it).
 struct AdminGlobals {
   std::string target;
   std::string token;
+  TlsFiles tls;
   // nullopt: the command's default (minutes for backup and verify-backup,
   // which copy or read the whole database).
   std::optional<absl::Duration> timeout;
