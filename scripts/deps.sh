@@ -11,6 +11,8 @@ WMTY_PACKAGES=(
   rapidjson-dev
   # bench/json_choice_bench (the JSON library measurement) and bench/fhir_bench.sh
   nlohmann-json3-dev libsimdjson-dev wrk curl
+  # bench/run.sh: the latency-vs-load plot (PNG)
+  gnuplot-nox
   # scripts/fuzz.sh: libFuzzer comes with clang 14 (libclang_rt.fuzzer in
   # libclang-rt-14-dev); the sanitizer runtimes of g++ come with build-essential
   clang libclang-rt-14-dev
