@@ -14,15 +14,21 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
 #include "support/test_support.h"
+#include "support/test_tokens.h"
 
 namespace wmty::auth {
 namespace {
 
+using ::wmty::testing::Base64Url;
+using ::wmty::testing::SignToken;
 using ::wmty::testing::StatusIs;
+using ::wmty::testing::TamperPayload;
+using ::wmty::testing::TestClaims;
+using ::wmty::testing::WithHeader;
 
-constexpr char kIssuer[] = "https://issuer.test";
-constexpr char kAudience[] = "https://wmty.test/fhir";
-const std::string kSecret(40, 's');
+using ::wmty::testing::kTestAudience;
+using ::wmty::testing::kTestIssuer;
+const std::string& kSecret = ::wmty::testing::kTestHs256Secret;
 
 std::string PrivatePem(EVP_PKEY* key) {
   BIO* bio = BIO_new(BIO_s_mem());
@@ -32,12 +38,6 @@ std::string PrivatePem(EVP_PKEY* key) {
   std::string pem(data, static_cast<size_t>(len));
   BIO_free(bio);
   return pem;
-}
-
-std::string B64(const std::string& bytes) {
-  std::string out;
-  absl::WebSafeBase64Escape(bytes, &out);
-  return out;
 }
 
 std::string BnBytes(EVP_PKEY* key, const char* param) {
@@ -57,8 +57,8 @@ struct KeyPair {
 KeyPair NewRsa(const std::string& kid) {
   EVP_PKEY* key = EVP_RSA_gen(2048);
   KeyPair kp{PrivatePem(key), absl::StrCat(R"({"kty":"RSA","kid":")", kid, R"(","n":")",
-                                           B64(BnBytes(key, OSSL_PKEY_PARAM_RSA_N)), R"(","e":")",
-                                           B64(BnBytes(key, OSSL_PKEY_PARAM_RSA_E)), R"("})")};
+                                           Base64Url(BnBytes(key, OSSL_PKEY_PARAM_RSA_N)), R"(","e":")",
+                                           Base64Url(BnBytes(key, OSSL_PKEY_PARAM_RSA_E)), R"("})")};
   EVP_PKEY_free(key);
   return kp;
 }
@@ -70,52 +70,30 @@ KeyPair NewEc(const std::string& kid, const char* curve, size_t size) {
   EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point), &len);
   std::string p(reinterpret_cast<char*>(point), len);  // 0x04 || x || y
   KeyPair kp{PrivatePem(key), absl::StrCat(R"({"kty":"EC","kid":")", kid, R"(","crv":")", curve, R"(","x":")",
-                                           B64(p.substr(1, size)), R"(","y":")", B64(p.substr(1 + size)), R"("})")};
+                                           Base64Url(p.substr(1, size)), R"(","y":")", Base64Url(p.substr(1 + size)),
+                                           R"("})")};
   EVP_PKEY_free(key);
   return kp;
 }
 
-struct Claims {
-  std::string iss = kIssuer;
-  std::string aud = kAudience;
-  long exp_offset = 300;  // seconds from now
-  long nbf_offset = 0;    // 0: no nbf
-  std::string scope = "patient/Goal.rs openid";
-  std::string patient = "p1";
-  std::string kid;
-};
+// The claims of a patient app's token; each test changes what it tests.
+TestClaims PatientAppClaims() { return {.scope = "patient/Goal.rs openid", .patient = "p1"}; }
 
-std::string Sign(jwt_alg_t alg, const std::string& key, const Claims& c) {
-  jwt_t* jwt = nullptr;
-  jwt_new(&jwt);
-  const long now = absl::ToUnixSeconds(absl::Now());
-  jwt_add_grant(jwt, "iss", c.iss.c_str());
-  jwt_add_grant(jwt, "aud", c.aud.c_str());
-  jwt_add_grant(jwt, "sub", "Practitioner/rn-17");
-  jwt_add_grant(jwt, "scope", c.scope.c_str());
-  if (!c.patient.empty()) jwt_add_grant(jwt, "patient", c.patient.c_str());
-  if (c.exp_offset != 0) jwt_add_grant_int(jwt, "exp", now + c.exp_offset);
-  if (c.nbf_offset != 0) jwt_add_grant_int(jwt, "nbf", now + c.nbf_offset);
-  if (!c.kid.empty()) jwt_add_header(jwt, "kid", c.kid.c_str());
-  jwt_set_alg(jwt, alg, reinterpret_cast<const unsigned char*>(key.data()), static_cast<int>(key.size()));
-  char* encoded = jwt_encode_str(jwt);
-  std::string token = encoded != nullptr ? encoded : "";
-  free(encoded);
-  jwt_free(jwt);
-  return token;
+std::string Sign(jwt_alg_t alg, const std::string& key, const TestClaims& c = PatientAppClaims()) {
+  return SignToken(c, key, alg);
 }
 
 VerifierOptions Options() {
   VerifierOptions o;
-  o.issuer = kIssuer;
-  o.audience = kAudience;
+  o.issuer = kTestIssuer;
+  o.audience = kTestAudience;
   return o;
 }
 
 TEST(TokenVerifierTest, AcceptsValidHs256AndExtractsThePrincipal) {
   auto v = TokenVerifier::FromHs256Secret(kSecret, Options());
   ASSERT_TRUE(v.ok()) << v.status();
-  auto p = (*v)->Verify(Sign(JWT_ALG_HS256, kSecret, {}));
+  auto p = (*v)->Verify(Sign(JWT_ALG_HS256, kSecret));
   ASSERT_TRUE(p.ok()) << p.status();
   EXPECT_EQ(p->subject, "Practitioner/rn-17");
   EXPECT_EQ(p->patient, "p1");
@@ -131,24 +109,21 @@ TEST(TokenVerifierTest, RefusesShortSecretsAndMissingIssuer) {
 TEST(TokenVerifierTest, TokenMatrixIsRefused) {
   auto v = TokenVerifier::FromHs256Secret(kSecret, Options());
   ASSERT_TRUE(v.ok());
-  Claims expired;
+  TestClaims expired = PatientAppClaims();
   expired.exp_offset = -3600;
-  Claims no_exp;
+  TestClaims no_exp = PatientAppClaims();
   no_exp.exp_offset = 0;
-  Claims future;
+  TestClaims future = PatientAppClaims();
   future.nbf_offset = 3600;
-  Claims wrong_iss;
+  TestClaims wrong_iss = PatientAppClaims();
   wrong_iss.iss = "https://evil.test";
-  Claims wrong_aud;
+  TestClaims wrong_aud = PatientAppClaims();
   wrong_aud.aud = "https://other.test";
-  std::string tampered = Sign(JWT_ALG_HS256, kSecret, {});
-  tampered[tampered.find('.') + 5] ^= 1;  // one payload character changed
-  const std::string header_none = B64(R"({"alg":"none","typ":"JWT"})");
-  const std::string good = Sign(JWT_ALG_HS256, kSecret, {});
-  const std::string payload = good.substr(good.find('.') + 1, good.rfind('.') - good.find('.') - 1);
-  const std::string alg_none = absl::StrCat(header_none, ".", payload, ".");
-  const std::string alg_none_sig = absl::StrCat(header_none, ".", payload, ".", good.substr(good.rfind('.') + 1));
-  const std::string other_secret = Sign(JWT_ALG_HS256, std::string(40, 'x'), {});
+  const std::string tampered = TamperPayload(Sign(JWT_ALG_HS256, kSecret));  // one payload character changed
+  const std::string good = Sign(JWT_ALG_HS256, kSecret);
+  const std::string alg_none = WithHeader(good, R"({"alg":"none","typ":"JWT"})", /*keep_signature=*/false);
+  const std::string alg_none_sig = WithHeader(good, R"({"alg":"none","typ":"JWT"})", /*keep_signature=*/true);
+  const std::string other_secret = Sign(JWT_ALG_HS256, std::string(40, 'x'));
   for (const auto& [name, token] : std::vector<std::pair<std::string, std::string>>{
            {"empty", ""},
            {"garbage", "not-a-token"},
@@ -168,7 +143,7 @@ TEST(TokenVerifierTest, TokenMatrixIsRefused) {
 
 TEST(TokenVerifierTest, SmallClockSkewIsTolerated) {
   auto v = TokenVerifier::FromHs256Secret(kSecret, Options());
-  Claims just_expired;
+  TestClaims just_expired = PatientAppClaims();
   just_expired.exp_offset = -10;
   EXPECT_TRUE((*v)->Verify(Sign(JWT_ALG_HS256, kSecret, just_expired)).ok());
 }
@@ -180,7 +155,7 @@ TEST(TokenVerifierTest, JwksWithRsaAndEcKeys) {
   const std::string jwks = absl::StrCat(R"({"keys":[)", rsa.jwk, ",", p256.jwk, ",", p384.jwk, "]}");
   auto v = TokenVerifier::FromJwks(jwks, Options());
   ASSERT_TRUE(v.ok()) << v.status();
-  Claims c;
+  TestClaims c = PatientAppClaims();
   c.kid = "rsa-1";
   EXPECT_TRUE((*v)->Verify(Sign(JWT_ALG_RS256, rsa.private_pem, c)).ok());
   c.kid = "ec-256";
@@ -223,7 +198,7 @@ TEST(TokenVerifierTest, RememberedTokensStillExpire) {
   o.clock = [&now] { return now; };
   auto v = TokenVerifier::FromHs256Secret(kSecret, o);
   ASSERT_TRUE(v.ok());
-  const std::string token = Sign(JWT_ALG_HS256, kSecret, {});  // exp: now + 300 s
+  const std::string token = Sign(JWT_ALG_HS256, kSecret);  // exp: now + 300 s
   EXPECT_TRUE((*v)->Verify(token).ok());
   EXPECT_TRUE((*v)->Verify(token).ok());  // from the cache
   now += absl::Seconds(300 + 61);         // past exp and the 60 s skew
@@ -233,11 +208,9 @@ TEST(TokenVerifierTest, RememberedTokensStillExpire) {
 
 TEST(TokenVerifierTest, ATamperedCopyOfARememberedTokenIsStillRefused) {
   auto v = TokenVerifier::FromHs256Secret(kSecret, Options());
-  const std::string token = Sign(JWT_ALG_HS256, kSecret, {});
+  const std::string token = Sign(JWT_ALG_HS256, kSecret);
   ASSERT_TRUE((*v)->Verify(token).ok());
-  std::string tampered = token;
-  tampered[tampered.find('.') + 5] ^= 1;
-  EXPECT_THAT((*v)->Verify(tampered), StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT((*v)->Verify(TamperPayload(token)), StatusIs(absl::StatusCode::kUnauthenticated));
 }
 
 }  // namespace

@@ -10,14 +10,7 @@
 // change log, read through type history, is unchanged, and the patients the
 // attacks name have no records), no smuggled request may run, and the server
 // must answer a normal request afterwards (TearDown).
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <atomic>
-#include <cerrno>
 #include <optional>
 #include <string>
 #include <vector>
@@ -25,13 +18,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
-#include "absl/strings/match.h"
-#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
-#include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "fhir/http_client.h"
 #include "support/test_support.h"
@@ -60,118 +49,6 @@ std::string PostBytes(absl::string_view target, absl::string_view body, absl::st
   return absl::StrCat("POST ", target, " HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/fhir+json\r\n",
                       extra_headers, "Content-Length: ", body.size(), "\r\n\r\n", body);
 }
-
-// The statuses of the HTTP responses in `bytes` (in order); a response the
-// bytes end in the middle of counts, with its status.
-std::vector<int> Statuses(absl::string_view bytes) {
-  std::vector<int> out;
-  size_t pos = 0;
-  while (pos < bytes.size()) {
-    if (!absl::StartsWith(bytes.substr(pos), "HTTP/1.")) break;
-    int status = 0;
-    if (bytes.size() < pos + 12 || !absl::SimpleAtoi(bytes.substr(pos + 9, 3), &status)) break;
-    out.push_back(status);
-    const size_t end = bytes.find("\r\n\r\n", pos);
-    if (end == absl::string_view::npos) break;
-    const std::string head = absl::AsciiStrToLower(bytes.substr(pos, end - pos));
-    size_t length = 0;
-    const size_t cl = head.find("\r\ncontent-length:");
-    if (cl != std::string::npos) {
-      const size_t eol = head.find("\r\n", cl + 2);
-      (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(head.substr(cl + 17, eol - cl - 17)), &length);
-    }
-    pos = end + 4 + length;
-  }
-  return out;
-}
-
-// One raw TCP connection: bytes go out exactly as given.
-class RawConnection {
- public:
-  explicit RawConnection(int port) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (fd_ >= 0 && connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      close(fd_);
-      fd_ = -1;
-    }
-  }
-  ~RawConnection() {
-    if (fd_ >= 0) close(fd_);
-  }
-  bool ok() const { return fd_ >= 0; }
-
-  // Sends all of `bytes`, stopping early (false) if the server answers or
-  // closes meanwhile: a server that refuses a large body does not read it.
-  bool Send(absl::string_view bytes) {
-    while (!bytes.empty()) {
-      pollfd p{fd_, POLLIN | POLLOUT, 0};
-      if (poll(&p, 1, 10000) <= 0) return false;
-      if (p.revents & (POLLIN | POLLERR | POLLHUP)) return false;
-      const ssize_t n = send(fd_, bytes.data(), std::min<size_t>(bytes.size(), 64 * 1024), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      bytes.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-  }
-
-  // Everything the server sends until it closes the connection, or `want`
-  // responses have come and it then sent nothing for `quiet`, or `limit`.
-  struct Received {
-    std::string bytes;
-    bool closed = false;
-    std::vector<int> statuses() const { return Statuses(bytes); }
-  };
-  Received Read(size_t want = 1, absl::Duration quiet = absl::Milliseconds(300),
-                absl::Duration limit = absl::Seconds(20)) {
-    Received r;
-    const absl::Time give_up = absl::Now() + limit;
-    while (absl::Now() < give_up) {
-      // Until `want` complete responses arrived, wait as long as `limit`
-      // allows; after that only `quiet` (anything more is a surprise).
-      const bool have_all = r.statuses().size() >= want && Complete(r.bytes);
-      const absl::Duration wait = have_all ? quiet : give_up - absl::Now();
-      pollfd p{fd_, POLLIN, 0};
-      const int ready = poll(&p, 1, static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(wait))));
-      if (ready <= 0) {
-        if (have_all) break;
-        continue;
-      }
-      char buf[65536];
-      const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
-      if (n <= 0) {
-        r.closed = true;
-        break;
-      }
-      r.bytes.append(buf, static_cast<size_t>(n));
-    }
-    return r;
-  }
-
- private:
-  // Does `bytes` end at the end of a response?
-  static bool Complete(absl::string_view bytes) {
-    size_t pos = 0;
-    while (pos < bytes.size()) {
-      const size_t end = bytes.find("\r\n\r\n", pos);
-      if (end == absl::string_view::npos) return false;
-      const std::string head = absl::AsciiStrToLower(bytes.substr(pos, end - pos));
-      size_t length = 0;
-      const size_t cl = head.find("\r\ncontent-length:");
-      if (cl != std::string::npos) {
-        const size_t eol = head.find("\r\n", cl + 2);
-        (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(head.substr(cl + 17, eol - cl - 17)), &length);
-      }
-      pos = end + 4 + length;
-    }
-    return pos == bytes.size();
-  }
-
-  int fd_ = -1;
-};
 
 class AdversarialHttpTest : public ::testing::Test {
  protected:
@@ -250,7 +127,7 @@ class AdversarialHttpTest : public ::testing::Test {
   RawConnection::Received Raw(absl::string_view bytes, absl::Duration quiet = absl::Milliseconds(300)) {
     RawConnection conn(server_->http_port());
     EXPECT_TRUE(conn.ok());
-    conn.Send(bytes);
+    conn.SendUntilAnswered(bytes);
     return conn.Read(1, quiet);
   }
 
@@ -397,7 +274,7 @@ TEST_F(AdversarialHttpTest, BodyOverTheLimitIs413) {
     RawConnection conn(server_->http_port());
     ASSERT_TRUE(conn.ok());
     const std::string body = GoalJson(AttackedPatient(), std::string(10 * 1000 * 1000, 'a'));
-    conn.Send(PostBytes("/fhir/Goal", body));
+    conn.SendUntilAnswered(PostBytes("/fhir/Goal", body));
     const auto got = conn.Read();
     EXPECT_THAT(got.statuses(), ::testing::ElementsAre(413)) << got.bytes.substr(0, 500);
   }
@@ -411,7 +288,7 @@ TEST_F(AdversarialHttpTest, BodyOverTheLimitIs413) {
     const std::string chunk(64 * 1024, 'a');
     for (int i = 0; i < 160; ++i) absl::StrAppend(&bytes, "10000\r\n", chunk, "\r\n");
     bytes += "0\r\n\r\n";
-    conn.Send(bytes);
+    conn.SendUntilAnswered(bytes);
     const auto got = conn.Read();
     EXPECT_THAT(got.statuses(), ::testing::ElementsAre(413)) << got.bytes.substr(0, 500);
   }

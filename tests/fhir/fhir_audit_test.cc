@@ -4,7 +4,6 @@
 // agent, action and date with the right outcome; AuditEvents carry the
 // mandatory R4 elements and never patient text or tokens; they need a scope
 // naming AuditEvent, and cannot be created, changed or deleted.
-#include <jwt.h>
 #include <rapidjson/document.h>
 
 #include <fstream>
@@ -17,6 +16,7 @@
 #include "absl/time/clock.h"
 #include "fhir/http_client.h"
 #include "support/test_support.h"
+#include "support/test_tokens.h"
 
 namespace wmty::testing {
 namespace {
@@ -24,56 +24,7 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr char kIssuer[] = "https://issuer.test";
-constexpr char kAudience[] = "https://wmty.test/fhir";
-const std::string kSecret(40, 'k');
 constexpr char kGoalText[] = "PHI-goal-text-never-audited";
-
-std::string Sign(const std::string& sub, const std::string& scope, const std::string& patient = "") {
-  jwt_t* jwt = nullptr;
-  jwt_new(&jwt);
-  const long now = absl::ToUnixSeconds(absl::Now());
-  jwt_add_grant(jwt, "iss", kIssuer);
-  jwt_add_grant(jwt, "aud", kAudience);
-  jwt_add_grant(jwt, "sub", sub.c_str());
-  jwt_add_grant(jwt, "scope", scope.c_str());
-  if (!patient.empty()) jwt_add_grant(jwt, "patient", patient.c_str());
-  jwt_add_grant_int(jwt, "exp", now + 300);
-  jwt_set_alg(jwt, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(kSecret.data()),
-              static_cast<int>(kSecret.size()));
-  char* encoded = jwt_encode_str(jwt);
-  std::string token = encoded != nullptr ? encoded : "";
-  free(encoded);
-  jwt_free(jwt);
-  return token;
-}
-
-HeaderList Bearer(const std::string& token, HeaderList more = {}) {
-  more.emplace_back("Authorization", "Bearer " + token);
-  return more;
-}
-
-const rapidjson::Value* At(const rapidjson::Value& v, std::initializer_list<absl::string_view> path) {
-  const rapidjson::Value* cur = &v;
-  for (absl::string_view p : path) {
-    if (!p.empty() && p[0] >= '0' && p[0] <= '9') {
-      const size_t i = static_cast<size_t>(std::stoi(std::string(p)));
-      if (!cur->IsArray() || cur->Size() <= i) return nullptr;
-      cur = &(*cur)[static_cast<rapidjson::SizeType>(i)];
-    } else {
-      if (!cur->IsObject()) return nullptr;
-      auto m = cur->FindMember(rapidjson::Value(p.data(), static_cast<rapidjson::SizeType>(p.size())));
-      if (m == cur->MemberEnd()) return nullptr;
-      cur = &m->value;
-    }
-  }
-  return cur;
-}
-
-std::string StringAt(const rapidjson::Value& v, std::initializer_list<absl::string_view> path) {
-  const rapidjson::Value* x = At(v, path);
-  return x != nullptr && x->IsString() ? x->GetString() : "";
-}
 
 std::string GoalJson(const std::string& patient, const std::string& description) {
   return absl::StrCat(R"({"resourceType":"Goal","lifecycleStatus":"active","description":{"text":")", description,
@@ -90,7 +41,7 @@ void ExpectMandatory(const rapidjson::Value& e) {
   EXPECT_EQ(StringAt(e, {"type", "system"}), "http://terminology.hl7.org/CodeSystem/audit-event-type");
   EXPECT_EQ(StringAt(e, {"type", "code"}), "rest");
   EXPECT_FALSE(StringAt(e, {"recorded"}).empty());
-  const rapidjson::Value* agents = At(e, {"agent"});
+  const rapidjson::Value* agents = JsonAt(e, {"agent"});
   ASSERT_TRUE(agents != nullptr && agents->IsArray() && agents->Size() >= 1);
   for (const auto& a : agents->GetArray()) {
     ASSERT_TRUE(a.HasMember("requestor") && a["requestor"].IsBool());
@@ -104,17 +55,15 @@ class FhirAuditTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new TempDir();
     const std::string secret_file = dir_->path() + "/secret";
-    std::ofstream(secret_file) << kSecret;
-    auto server = ServerProcess::Start(
-        dir_->path() + "/db", {"--auth_hs256_secret_file=" + secret_file, absl::StrCat("--auth_issuer=", kIssuer),
-                               absl::StrCat("--auth_audience=", kAudience)});
+    std::ofstream(secret_file) << kTestHs256Secret;
+    auto server = ServerProcess::Start(dir_->path() + "/db", Hs256AuthFlags(secret_file));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = server->release();
     start_ = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now() - absl::Seconds(2), absl::UTCTimeZone());
-    system_ = Sign("Practitioner/writer-1", "system/*.cruds");
-    auditor_ = Sign("auditor-1", "system/AuditEvent.rs");
-    a_ = Sign("Patient/pa-user", "patient/*.rs", "pa");
-    a_auditor_ = Sign("Patient/pa-user", "patient/AuditEvent.rs", "pa");
+    system_ = SignToken({.scope = "system/*.cruds", .sub = "Practitioner/writer-1"});
+    auditor_ = SignToken({.scope = "system/AuditEvent.rs", .sub = "auditor-1"});
+    a_ = SignToken({.scope = "patient/*.rs", .patient = "pa", .sub = "Patient/pa-user"});
+    a_auditor_ = SignToken({.scope = "patient/AuditEvent.rs", .patient = "pa", .sub = "Patient/pa-user"});
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -158,7 +107,7 @@ class FhirAuditTest : public ::testing::Test {
                   absl::string_view what = "") {
     if (StringAt(e, {"subtype", "0", "code"}) != subtype || StringAt(e, {"outcome"}) != outcome) return false;
     if (what.empty()) return true;
-    const rapidjson::Value* entities = At(e, {"entity"});
+    const rapidjson::Value* entities = JsonAt(e, {"entity"});
     if (entities == nullptr || !entities->IsArray()) return false;
     for (const auto& en : entities->GetArray()) {
       if (StringAt(en, {"what", "reference"}) == what) return true;
@@ -278,7 +227,7 @@ TEST_F(FhirAuditTest, ReadByIdAndPaging) {
 
 TEST_F(FhirAuditTest, NeedsAnAuditEventScope) {
   // Wildcard clinical scopes do not reach the audit trail.
-  for (const std::string& token : {system_, a_, Sign("u", "user/Goal.rs")}) {
+  for (const std::string& token : {system_, a_, SignToken({.scope = "user/Goal.rs", .sub = "u"})}) {
     HttpResponse r = http_->Get("/fhir/AuditEvent?patient=pa", Bearer(token));
     EXPECT_EQ(r.status, 403) << r.Describe();
     EXPECT_EQ(StringAt(r.Json(), {"resourceType"}), "OperationOutcome");
@@ -298,7 +247,7 @@ TEST_F(FhirAuditTest, CannotBeChangedOrDeleted) {
   ASSERT_FALSE(id.empty());
   const std::string before = http_->Get("/fhir/AuditEvent/" + id, Bearer(auditor_)).body;
   const std::string forged = R"({"resourceType":"AuditEvent","id":")" + id + R"("})";
-  for (const std::string& token : {system_, auditor_, Sign("w", "system/AuditEvent.cruds")}) {
+  for (const std::string& token : {system_, auditor_, SignToken({.scope = "system/AuditEvent.cruds", .sub = "w"})}) {
     HttpResponse post = http_->Post("/fhir/AuditEvent", forged, Bearer(token));
     EXPECT_EQ(post.status, 405) << post.Describe();
     EXPECT_EQ(StringAt(post.Json(), {"resourceType"}), "OperationOutcome");

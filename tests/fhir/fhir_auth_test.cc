@@ -6,7 +6,6 @@
 // write scope and reads without a read scope -> 403. Every refusal is an
 // OperationOutcome, leaks none of B's data, and writes nothing (checked with a
 // system/*.cruds token).
-#include <jwt.h>
 #include <rapidjson/document.h>
 
 #include <fstream>
@@ -15,13 +14,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "absl/time/clock.h"
 #include "fhir/http_client.h"
 #include "support/test_support.h"
+#include "support/test_tokens.h"
 
 namespace wmty::testing {
 namespace {
@@ -29,80 +28,14 @@ namespace {
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-constexpr char kIssuer[] = "https://issuer.test";
-constexpr char kAudience[] = "https://wmty.test/fhir";
-const std::string kSecret(40, 'k');
 // B's texts: never in a response to A, nor in the log.
 constexpr char kBGoalText[] = "B-secret-goal-text";
 constexpr char kBWhatMatters[] = "B-secret-what-matters";
 
-struct Claims {
-  std::string scope;
-  std::string patient;  // empty: no patient claim
-  std::string iss = kIssuer;
-  std::string aud = kAudience;
-  long exp_offset = 300;
-};
-
-std::string Sign(const Claims& c, const std::string& secret = kSecret) {
-  jwt_t* jwt = nullptr;
-  jwt_new(&jwt);
-  const long now = absl::ToUnixSeconds(absl::Now());
-  jwt_add_grant(jwt, "iss", c.iss.c_str());
-  jwt_add_grant(jwt, "aud", c.aud.c_str());
-  jwt_add_grant(jwt, "sub", "Practitioner/rn-17");
-  jwt_add_grant(jwt, "fhirUser", "Practitioner/rn-17");
-  jwt_add_grant(jwt, "scope", c.scope.c_str());
-  if (!c.patient.empty()) jwt_add_grant(jwt, "patient", c.patient.c_str());
-  jwt_add_grant_int(jwt, "exp", now + c.exp_offset);
-  jwt_set_alg(jwt, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(secret.data()),
-              static_cast<int>(secret.size()));
-  char* encoded = jwt_encode_str(jwt);
-  std::string token = encoded != nullptr ? encoded : "";
-  free(encoded);
-  jwt_free(jwt);
-  return token;
-}
-
-std::string B64(const std::string& bytes) {
-  std::string out;
-  absl::WebSafeBase64Escape(bytes, &out);
-  return out;
-}
-
-std::string StringAt(const rapidjson::Value& v, std::initializer_list<absl::string_view> path) {
-  const rapidjson::Value* cur = &v;
-  for (absl::string_view p : path) {
-    if (!p.empty() && p[0] >= '0' && p[0] <= '9') {
-      const size_t i = static_cast<size_t>(std::stoi(std::string(p)));
-      if (!cur->IsArray() || cur->Size() <= i) return "";
-      cur = &(*cur)[static_cast<rapidjson::SizeType>(i)];
-    } else {
-      if (!cur->IsObject()) return "";
-      auto m = cur->FindMember(rapidjson::Value(p.data(), static_cast<rapidjson::SizeType>(p.size())));
-      if (m == cur->MemberEnd()) return "";
-      cur = &m->value;
-    }
-  }
-  return cur->IsString() ? cur->GetString() : "";
-}
-
-std::vector<std::string> EntryIds(const rapidjson::Document& bundle, absl::string_view mode = "match") {
-  std::vector<std::string> out;
-  if (!bundle.IsObject() || !bundle.HasMember("entry")) return out;
-  for (const auto& e : bundle["entry"].GetArray()) {
-    if (!mode.empty() && StringAt(e, {"search", "mode"}) != mode) continue;
-    out.push_back(StringAt(e, {"resource", "id"}));
-  }
-  return out;
-}
-
-std::string LinkOf(const rapidjson::Document& bundle, absl::string_view relation) {
-  if (!bundle.IsObject() || !bundle.HasMember("link")) return "";
-  for (const auto& l : bundle["link"].GetArray()) {
-    if (StringAt(l, {"relation"}) == relation) return StringAt(l, {"url"});
-  }
-  return "";
+// This face's tokens also carry fhirUser (the audit agent's who).
+std::string Sign(TestClaims c, const std::string& key = kTestHs256Secret) {
+  c.fhir_user = "Practitioner/rn-17";
+  return SignToken(c, key);
 }
 
 std::string GoalJson(const std::string& patient, const std::string& description, const std::string& id = "") {
@@ -134,11 +67,6 @@ std::string ListJson(const std::string& patient, const std::string& goal_id) {
                       R"("},"entry":[{"item":{"reference":"Goal/)", goal_id, R"("}}]})");
 }
 
-HeaderList Bearer(const std::string& token, HeaderList more = {}) {
-  more.emplace_back("Authorization", "Bearer " + token);
-  return more;
-}
-
 struct Endpoint {
   std::string name;
   std::string method;
@@ -157,10 +85,8 @@ class FhirAuthTest : public ::testing::Test {
   static void SetUpTestSuite() {
     dir_ = new TempDir();
     const std::string secret_file = dir_->path() + "/secret";
-    std::ofstream(secret_file) << kSecret;
-    auto server = ServerProcess::Start(
-        dir_->path() + "/db", {"--auth_hs256_secret_file=" + secret_file, absl::StrCat("--auth_issuer=", kIssuer),
-                               absl::StrCat("--auth_audience=", kAudience)});
+    std::ofstream(secret_file) << kTestHs256Secret;
+    auto server = ServerProcess::Start(dir_->path() + "/db", Hs256AuthFlags(secret_file));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = server->release();
 
@@ -321,24 +247,17 @@ TEST_F(FhirAuthTest, MetadataAndCodeSystemArePublic) {
 }
 
 TEST_F(FhirAuthTest, BadTokensAre401OnEveryEndpoint) {
-  Claims expired{"system/*.cruds", "", kIssuer, kAudience, -3600};
-  Claims wrong_iss{"system/*.cruds", ""};
-  wrong_iss.iss = "https://evil.test";
-  Claims wrong_aud{"system/*.cruds", ""};
-  wrong_aud.aud = "https://other.test";
-  std::string tampered = Sign({"patient/*.cruds", "pa"});
-  tampered[tampered.find('.') + 5] ^= 1;
+  const std::string tampered = TamperPayload(Sign({"patient/*.cruds", "pa"}));
   const std::string good = Sign({"system/*.cruds", ""});
-  const std::string payload = good.substr(good.find('.') + 1, good.rfind('.') - good.find('.') - 1);
-  const std::string alg_none = absl::StrCat(B64(R"({"alg":"none","typ":"JWT"})"), ".", payload, ".");
+  const std::string alg_none = WithHeader(good, R"({"alg":"none","typ":"JWT"})", /*keep_signature=*/false);
   const std::vector<std::pair<std::string, HeaderList>> bad = {
       {"no token", {}},
       {"empty bearer", {{"Authorization", "Bearer "}}},
       {"basic", {{"Authorization", "Basic dXNlcjpwYXNz"}}},
       {"garbage", Bearer("not-a-token")},
-      {"expired", Bearer(Sign(expired))},
-      {"wrong issuer", Bearer(Sign(wrong_iss))},
-      {"wrong audience", Bearer(Sign(wrong_aud))},
+      {"expired", Bearer(Sign({.scope = "system/*.cruds", .exp_offset = -3600}))},
+      {"wrong issuer", Bearer(Sign({.scope = "system/*.cruds", .iss = "https://evil.test"}))},
+      {"wrong audience", Bearer(Sign({.scope = "system/*.cruds", .aud = "https://other.test"}))},
       {"bad signature", Bearer(tampered)},
       {"other secret", Bearer(Sign({"system/*.cruds", ""}, std::string(40, 'x')))},
       {"alg none", Bearer(alg_none)},
@@ -523,7 +442,7 @@ TEST_F(FhirAuthTest, LogHasNoTokensOrPatientText) {
   std::ifstream in(server_->log_path());
   std::stringstream log;
   log << in.rdbuf();
-  for (const std::string& secret : {a_all_, a_read_, system_, std::string("garbage-token-value"), kSecret,
+  for (const std::string& secret : {a_all_, a_read_, system_, std::string("garbage-token-value"), kTestHs256Secret,
                                     std::string(kBGoalText), std::string(kBWhatMatters)}) {
     EXPECT_THAT(log.str(), Not(HasSubstr(secret)));
   }

@@ -34,23 +34,6 @@ constexpr absl::string_view kXProvenance =
     R"("http://terminology.hl7.org/CodeSystem/provenance-participant-type","code":"author"}]},)"
     R"("who":{"reference":"Practitioner/rn-17","display":"Ana Ruiz"},"role":[{"text":"RN"}]}]})";
 
-std::string StringAt(const rapidjson::Value& v, std::initializer_list<absl::string_view> path) {
-  const rapidjson::Value* cur = &v;
-  for (absl::string_view p : path) {
-    if (!p.empty() && p[0] >= '0' && p[0] <= '9') {
-      const size_t i = static_cast<size_t>(std::stoi(std::string(p)));
-      if (!cur->IsArray() || cur->Size() <= i) return "";
-      cur = &(*cur)[static_cast<rapidjson::SizeType>(i)];
-    } else {
-      if (!cur->IsObject()) return "";
-      auto m = cur->FindMember(rapidjson::Value(p.data(), static_cast<rapidjson::SizeType>(p.size())));
-      if (m == cur->MemberEnd()) return "";
-      cur = &m->value;
-    }
-  }
-  return cur->IsString() ? cur->GetString() : "";
-}
-
 std::string IdOf(const std::string& name) { return name.substr(name.rfind('/') + 1); }
 
 std::string GoalJson(const std::string& patient, const std::string& description, const std::string& extra = "") {
@@ -73,25 +56,6 @@ void ExpectOutcome(const HttpResponse& r, int status, const std::string& code) {
   if (!code.empty()) {
     EXPECT_EQ(StringAt(d, {"issue", "0", "code"}), code) << r.Describe();
   }
-}
-
-// Entries of a Bundle with search.mode `mode` ("" = all): their resources' ids.
-std::vector<std::string> EntryIds(const rapidjson::Document& bundle, absl::string_view mode = "match") {
-  std::vector<std::string> out;
-  if (!bundle.IsObject() || !bundle.HasMember("entry")) return out;
-  for (const auto& e : bundle["entry"].GetArray()) {
-    if (!mode.empty() && StringAt(e, {"search", "mode"}) != mode) continue;
-    out.push_back(StringAt(e, {"resource", "id"}));
-  }
-  return out;
-}
-
-std::string LinkOf(const rapidjson::Document& bundle, absl::string_view relation) {
-  if (!bundle.IsObject() || !bundle.HasMember("link")) return "";
-  for (const auto& l : bundle["link"].GetArray()) {
-    if (StringAt(l, {"relation"}) == relation) return StringAt(l, {"url"});
-  }
-  return "";
 }
 
 class FhirServiceTest : public ::testing::Test {

@@ -1,5 +1,11 @@
 #include "fhir/http_client.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -7,10 +13,15 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <algorithm>
+#include <cerrno>
 #include <optional>
 
 #include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 
 namespace wmty::testing {
 namespace {
@@ -36,6 +47,28 @@ HttpResponse Failed(const absl::Status& s) {
   r.status = -1;
   r.body = s.ToString();
   return r;
+}
+
+// The Content-Length of a response head (lower case), 0 if none.
+size_t ContentLength(absl::string_view head) {
+  size_t length = 0;
+  const size_t cl = head.find("\r\ncontent-length:");
+  if (cl != absl::string_view::npos) {
+    const size_t eol = head.find("\r\n", cl + 2);
+    (void)absl::SimpleAtoi(absl::StripAsciiWhitespace(head.substr(cl + 17, eol - cl - 17)), &length);
+  }
+  return length;
+}
+
+// Does `bytes` end at the end of a response?
+bool EndsAtResponseEnd(absl::string_view bytes) {
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    const size_t end = bytes.find("\r\n\r\n", pos);
+    if (end == absl::string_view::npos) return false;
+    pos = end + 4 + ContentLength(absl::AsciiStrToLower(bytes.substr(pos, end - pos)));
+  }
+  return pos == bytes.size();
 }
 
 }  // namespace
@@ -153,6 +186,144 @@ absl::StatusOr<HttpResponse> HttpClient::SendRaw(absl::string_view bytes) {
     return absl::UnavailableError(absl::StrCat("read: ", read_ec.message(), ec ? " (write: " + ec.message() + ")" : ""));
   }
   return Convert(parser.release());
+}
+
+HeaderList Bearer(const std::string& token, HeaderList more) {
+  more.emplace_back("Authorization", "Bearer " + token);
+  return more;
+}
+
+const rapidjson::Value* JsonAt(const rapidjson::Value& v, std::initializer_list<absl::string_view> path) {
+  const rapidjson::Value* cur = &v;
+  for (absl::string_view p : path) {
+    if (!p.empty() && p[0] >= '0' && p[0] <= '9') {
+      const size_t i = static_cast<size_t>(std::stoi(std::string(p)));
+      if (!cur->IsArray() || cur->Size() <= i) return nullptr;
+      cur = &(*cur)[static_cast<rapidjson::SizeType>(i)];
+    } else {
+      if (!cur->IsObject()) return nullptr;
+      auto m = cur->FindMember(rapidjson::Value(p.data(), static_cast<rapidjson::SizeType>(p.size())));
+      if (m == cur->MemberEnd()) return nullptr;
+      cur = &m->value;
+    }
+  }
+  return cur;
+}
+
+std::string StringAt(const rapidjson::Value& v, std::initializer_list<absl::string_view> path) {
+  const rapidjson::Value* x = JsonAt(v, path);
+  return x != nullptr && x->IsString() ? x->GetString() : "";
+}
+
+std::vector<std::string> EntryIds(const rapidjson::Document& bundle, absl::string_view mode) {
+  std::vector<std::string> out;
+  if (!bundle.IsObject() || !bundle.HasMember("entry")) return out;
+  for (const auto& e : bundle["entry"].GetArray()) {
+    if (!mode.empty() && StringAt(e, {"search", "mode"}) != mode) continue;
+    out.push_back(StringAt(e, {"resource", "id"}));
+  }
+  return out;
+}
+
+std::string LinkOf(const rapidjson::Document& bundle, absl::string_view relation) {
+  if (!bundle.IsObject() || !bundle.HasMember("link")) return "";
+  for (const auto& l : bundle["link"].GetArray()) {
+    if (StringAt(l, {"relation"}) == relation) return StringAt(l, {"url"});
+  }
+  return "";
+}
+
+RawConnection::RawConnection(int port) {
+  fd_ = socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd_ >= 0 && connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
+    close(fd_);
+    fd_ = -1;
+  }
+}
+
+RawConnection::~RawConnection() {
+  if (fd_ >= 0) close(fd_);
+}
+
+bool RawConnection::Send(absl::string_view bytes) {
+  while (!bytes.empty()) {
+    const ssize_t n = send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+bool RawConnection::SendUntilAnswered(absl::string_view bytes) {
+  while (!bytes.empty()) {
+    pollfd p{fd_, POLLIN | POLLOUT, 0};
+    if (poll(&p, 1, 10000) <= 0) return false;
+    if (p.revents & (POLLIN | POLLERR | POLLHUP)) return false;
+    const ssize_t n = send(fd_, bytes.data(), std::min<size_t>(bytes.size(), 64 * 1024), MSG_NOSIGNAL);
+    if (n <= 0) return false;
+    bytes.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+std::vector<int> RawConnection::Received::statuses() const {
+  std::vector<int> out;
+  size_t pos = 0;
+  while (pos < bytes.size()) {
+    const absl::string_view rest = absl::string_view(bytes).substr(pos);
+    if (!absl::StartsWith(rest, "HTTP/1.")) break;
+    int status = 0;
+    if (bytes.size() < pos + 12 || !absl::SimpleAtoi(rest.substr(9, 3), &status)) break;
+    out.push_back(status);
+    const size_t end = bytes.find("\r\n\r\n", pos);
+    if (end == std::string::npos) break;
+    pos = end + 4 + ContentLength(absl::AsciiStrToLower(rest.substr(0, end - pos)));
+  }
+  return out;
+}
+
+RawConnection::Received RawConnection::Read(size_t want, absl::Duration quiet, absl::Duration limit) {
+  Received r;
+  const absl::Time give_up = absl::Now() + limit;
+  while (absl::Now() < give_up) {
+    // Until `want` complete responses arrived, wait as long as `limit`
+    // allows; after that only `quiet` (anything more is a surprise).
+    const bool have_all = r.statuses().size() >= want && EndsAtResponseEnd(r.bytes);
+    const absl::Duration wait = have_all ? quiet : give_up - absl::Now();
+    pollfd p{fd_, POLLIN, 0};
+    const int ready = poll(&p, 1, static_cast<int>(std::max<int64_t>(1, absl::ToInt64Milliseconds(wait))));
+    if (ready <= 0) {
+      if (have_all) break;
+      continue;
+    }
+    char buf[65536];
+    const ssize_t n = recv(fd_, buf, sizeof(buf), 0);
+    if (n <= 0) {
+      r.closed = true;
+      break;
+    }
+    r.bytes.append(buf, static_cast<size_t>(n));
+    received_.append(buf, static_cast<size_t>(n));
+  }
+  return r;
+}
+
+bool RawConnection::WaitClosed(absl::Duration limit) {
+  const absl::Time give_up = absl::Now() + limit;
+  for (;;) {
+    pollfd p{fd_, POLLIN, 0};
+    const int64_t left = std::max<int64_t>(0, absl::ToInt64Milliseconds(give_up - absl::Now()));
+    if (poll(&p, 1, static_cast<int>(left)) <= 0) return false;
+    char buf[4096];
+    const ssize_t n = recv(fd_, buf, sizeof(buf), MSG_DONTWAIT);
+    if (n == 0) return true;
+    if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
+    received_.append(buf, static_cast<size_t>(n));
+  }
 }
 
 std::string PathOf(absl::string_view url) {

@@ -7,7 +7,6 @@
 // read back through a second wmtyd started on the restored directory; the
 // restored database passes VerifyIntegrity. And the admin RPCs need the admin
 // scope (no resource scope grants it) and are audited.
-#include <jwt.h>
 #include <sys/wait.h>
 
 #include <atomic>
@@ -19,7 +18,6 @@
 #include <vector>
 
 #include <gmock/gmock.h>
-#include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
@@ -30,6 +28,8 @@
 #include "integration/integration_util.h"
 #include "storage/store.h"
 #include "support/test_support.h"
+#include "support/test_tokens.h"
+#include "support/wmtyctl.h"
 #include "wmty/admin/v1/admin.grpc.pb.h"
 
 namespace wmty::testing {
@@ -38,27 +38,6 @@ namespace {
 namespace fs = std::filesystem;
 namespace adminpb = ::wmty::admin::v1;
 using ::testing::HasSubstr;
-
-struct CtlResult {
-  int exit_code = -1;
-  std::string output;
-};
-
-CtlResult RunCtl(std::vector<std::string> args) {
-  args.insert(args.begin(), WMTYCTL_PATH);
-  CtlResult r;
-  r.exit_code = RunCommand(args, &r.output);
-  return r;
-}
-
-template <class M>
-M ParseJson(const CtlResult& r) {
-  M m;
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  auto s = google::protobuf::util::JsonStringToMessage(r.output, &m);
-  EXPECT_TRUE(s.ok()) << s.ToString() << "\n" << r.output;
-  return m;
-}
 
 absl::Status OpenAndVerifyIntegrity(const std::string& data_dir) {
   storage::StoreOptions options;
@@ -279,36 +258,17 @@ TEST(BackupRestoreTest, WmtyctlAdminUsage) {
 
 // ---------------------------------------------------------------- the admin scope
 
-constexpr char kIssuer[] = "https://issuer.test";
-constexpr char kAudience[] = "https://wmty.test/fhir";
-const std::string kSecret(40, 'k');
-
-std::string Sign(const std::string& scope) {
-  jwt_t* jwt = nullptr;
-  jwt_new(&jwt);
-  const long now = absl::ToUnixSeconds(absl::Now());
-  jwt_add_grant(jwt, "iss", kIssuer);
-  jwt_add_grant(jwt, "aud", kAudience);
-  jwt_add_grant(jwt, "sub", "Practitioner/ops-1");
-  jwt_add_grant(jwt, "scope", scope.c_str());
-  jwt_add_grant_int(jwt, "exp", now + 300);
-  jwt_set_alg(jwt, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(kSecret.data()),
-              static_cast<int>(kSecret.size()));
-  char* encoded = jwt_encode_str(jwt);
-  std::string token = encoded != nullptr ? encoded : "";
-  free(encoded);
-  jwt_free(jwt);
-  return token;
-}
+// An operator's token with `scope`.
+std::string Sign(const std::string& scope) { return SignToken({.scope = scope, .sub = "Practitioner/ops-1"}); }
 
 TEST(AdminAuthTest, AdminRpcsNeedTheAdminScopeAndAreAudited) {
   TempDir dir;
   const std::string secret_file = dir.path() + "/secret";
-  std::ofstream(secret_file) << kSecret << "\n";
+  std::ofstream(secret_file) << kTestHs256Secret << "\n";
   const std::string data_dir = dir.path() + "/data";
-  auto server = ServerProcess::Start(
-      data_dir, {"--auth_hs256_secret_file=" + secret_file, std::string("--auth_issuer=") + kIssuer,
-                 std::string("--auth_audience=") + kAudience, "--backup_dir=" + dir.path() + "/backups"});
+  std::vector<std::string> flags = Hs256AuthFlags(secret_file);
+  flags.push_back("--backup_dir=" + dir.path() + "/backups");
+  auto server = ServerProcess::Start(data_dir, flags);
   ASSERT_TRUE(server.ok()) << server.status();
   auto stub = adminpb::AdminService::NewStub(
       grpc::CreateChannel((*server)->target(), grpc::InsecureChannelCredentials()));

@@ -10,7 +10,6 @@
 // missing read/write scope -> PERMISSION_DENIED; correct patient, user and
 // system tokens work. The server log is checked to hold neither tokens nor
 // patient text.
-#include <jwt.h>
 #include <sys/wait.h>
 
 #include <functional>
@@ -26,7 +25,6 @@
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
-#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
@@ -36,6 +34,7 @@
 #include "integration/integration_util.h"
 #include "storage/store.h"
 #include "support/test_support.h"
+#include "support/test_tokens.h"
 #include "wmty/v1/service.pb.h"
 
 namespace wmty::testing {
@@ -43,46 +42,9 @@ namespace {
 
 using Code = absl::StatusCode;
 
-constexpr char kIssuer[] = "https://issuer.test";
-constexpr char kAudience[] = "https://wmty.test/fhir";
-const std::string kSecret(40, 'k');
 constexpr char kService[] = "/wmty.v1.WhatMattersService/";
 constexpr char kA[] = "pA";
 constexpr char kB[] = "pB";
-
-struct Claims {
-  std::string scope;
-  std::string patient;  // empty: no patient claim
-  std::string iss = kIssuer;
-  std::string aud = kAudience;
-  long exp_offset = 300;
-  std::string secret = kSecret;
-};
-
-std::string Sign(const Claims& c) {
-  jwt_t* jwt = nullptr;
-  jwt_new(&jwt);
-  const long now = absl::ToUnixSeconds(absl::Now());
-  jwt_add_grant(jwt, "iss", c.iss.c_str());
-  jwt_add_grant(jwt, "aud", c.aud.c_str());
-  jwt_add_grant(jwt, "sub", "Practitioner/rn-17");
-  jwt_add_grant(jwt, "scope", c.scope.c_str());
-  if (!c.patient.empty()) jwt_add_grant(jwt, "patient", c.patient.c_str());
-  jwt_add_grant_int(jwt, "exp", now + c.exp_offset);
-  jwt_set_alg(jwt, JWT_ALG_HS256, reinterpret_cast<const unsigned char*>(c.secret.data()),
-              static_cast<int>(c.secret.size()));
-  char* encoded = jwt_encode_str(jwt);
-  std::string token = encoded != nullptr ? encoded : "";
-  free(encoded);
-  jwt_free(jwt);
-  return token;
-}
-
-std::string B64(const std::string& bytes) {
-  std::string out;
-  absl::WebSafeBase64Escape(bytes, &out);
-  return out;
-}
 
 struct CallResult {
   absl::Status status;
@@ -111,17 +73,14 @@ class GrpcAuthTest : public ::testing::Test {
     {
       FILE* f = fopen(secret_file.c_str(), "w");
       ASSERT_NE(f, nullptr);
-      fputs((kSecret + "\n").c_str(), f);
+      fputs((kTestHs256Secret + "\n").c_str(), f);
       fclose(f);
     }
-    auto server = ServerProcess::Start(dir_.path() + "/data",
-                                       {"--auth_hs256_secret_file=" + secret_file,
-                                        std::string("--auth_issuer=") + kIssuer,
-                                        std::string("--auth_audience=") + kAudience});
+    auto server = ServerProcess::Start(dir_.path() + "/data", Hs256AuthFlags(secret_file));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     channel_ = grpc::CreateChannel(server_->target(), grpc::InsecureChannelCredentials());
-    system_ = Sign({"system/*.cruds", ""});
+    system_ = SignToken({"system/*.cruds", ""});
     a_ = SeedPatient(kA);
     b_ = SeedPatient(kB);
   }
@@ -470,19 +429,10 @@ int CountOutcome(const std::vector<storage::AuditRecord>& audits, absl::string_v
 
 TEST_F(GrpcAuthTest, BadTokensAreUnauthenticatedOnEveryRpc) {
   const std::string before_a = Snapshot(a_), before_b = Snapshot(b_);
-  const std::string good = Sign({"system/*.cruds", ""});
-  std::string tampered = good;
-  tampered[tampered.find('.') + 5] ^= 1;
-  const std::string payload = good.substr(good.find('.') + 1, good.rfind('.') - good.find('.') - 1);
-  const std::string header_none = B64(R"({"alg":"none","typ":"JWT"})");
-  Claims expired{"system/*.cruds", ""};
-  expired.exp_offset = -3600;
-  Claims wrong_iss{"system/*.cruds", ""};
-  wrong_iss.iss = "https://evil.test";
-  Claims wrong_aud{"system/*.cruds", ""};
-  wrong_aud.aud = "https://other.test";
-  Claims other_secret{"system/*.cruds", ""};
-  other_secret.secret = std::string(40, 'x');
+  const std::string good = SignToken({"system/*.cruds", ""});
+  const std::string tampered = TamperPayload(good);
+  const std::string payload = TokenPayload(good);
+  constexpr char kHeaderNone[] = R"({"alg":"none","typ":"JWT"})";
   struct Bad {
     std::string label;
     std::string header;  // the whole authorization value; "" = no header
@@ -493,13 +443,13 @@ TEST_F(GrpcAuthTest, BadTokensAreUnauthenticatedOnEveryRpc) {
       {"basic scheme", "Basic dXNlcjpwYXNz"},
       {"bare token, no scheme", good},
       {"garbage", "Bearer not-a-token"},
-      {"expired", "Bearer " + Sign(expired)},
-      {"wrong issuer", "Bearer " + Sign(wrong_iss)},
-      {"wrong audience", "Bearer " + Sign(wrong_aud)},
+      {"expired", "Bearer " + SignToken({.scope = "system/*.cruds", .exp_offset = -3600})},
+      {"wrong issuer", "Bearer " + SignToken({.scope = "system/*.cruds", .iss = "https://evil.test"})},
+      {"wrong audience", "Bearer " + SignToken({.scope = "system/*.cruds", .aud = "https://other.test"})},
       {"bad signature", "Bearer " + tampered},
-      {"other secret", "Bearer " + Sign(other_secret)},
-      {"alg none", "Bearer " + header_none + "." + payload + "."},
-      {"alg none with signature", "Bearer " + header_none + "." + payload + "." + good.substr(good.rfind('.') + 1)},
+      {"other secret", "Bearer " + SignToken({"system/*.cruds", ""}, std::string(40, 'x'))},
+      {"alg none", "Bearer " + WithHeader(good, kHeaderNone, /*keep_signature=*/false)},
+      {"alg none with signature", "Bearer " + WithHeader(good, kHeaderNone, /*keep_signature=*/true)},
   };
   for (const Rpc& rpc : Rpcs()) {
     auto req = Request(rpc, b_);
@@ -526,7 +476,7 @@ TEST_F(GrpcAuthTest, BadTokensAreUnauthenticatedOnEveryRpc) {
 TEST_F(GrpcAuthTest, PatientTokenCannotReachAnotherPatientOnAnyRpc) {
   const std::string before_b = Snapshot(b_);
   for (const char* scope : {"patient/*.cruds", "patient/*.*", "patient/Goal.cruds patient/Observation.cruds patient/List.cruds"}) {
-    const std::string token_a = Sign({scope, kA});
+    const std::string token_a = SignToken({scope, kA});
     for (const Rpc& rpc : Rpcs()) {
       auto req = Request(rpc, b_);
       CallResult r = Call(rpc.method, *req, token_a);
@@ -542,7 +492,7 @@ TEST_F(GrpcAuthTest, PatientTokenCannotReachAnotherPatientOnAnyRpc) {
   }
   // A's page token cannot page B's data either.
   {
-    const std::string token_a = Sign({"patient/*.cruds", kA});
+    const std::string token_a = SignToken({"patient/*.cruds", kA});
     v1::CreateGoalRequest more;
     more.set_parent("patients/" + std::string(kA));
     *more.mutable_goal() = ValidGoal("A second goal of A");
@@ -563,7 +513,7 @@ TEST_F(GrpcAuthTest, PatientTokenCannotReachAnotherPatientOnAnyRpc) {
   }
   EXPECT_EQ(Snapshot(b_), before_b);
   // NOT_FOUND for another patient's resource reads exactly like a missing one.
-  const std::string token_a = Sign({"patient/*.cruds", kA});
+  const std::string token_a = SignToken({"patient/*.cruds", kA});
   v1::GetResourceRequest get;
   get.set_name(b_.goal);
   const absl::Status hidden = Call("GetGoal", get, token_a).status;
@@ -580,7 +530,7 @@ TEST_F(GrpcAuthTest, PatientTokenCannotReachAnotherPatientOnAnyRpc) {
 }
 
 TEST_F(GrpcAuthTest, CorrectPatientTokenWorksOnEveryRpc) {
-  const std::string token_a = Sign({"patient/*.cruds openid fhirUser", kA});
+  const std::string token_a = SignToken({"patient/*.cruds openid fhirUser", kA});
   for (const Rpc& rpc : Rpcs()) {
     auto req = Request(rpc, a_);
     CallResult r = Call(rpc.method, *req, token_a);
@@ -606,7 +556,7 @@ TEST_F(GrpcAuthTest, MissingScopeIsPermissionDeniedAndWritesNothing) {
   };
   const std::string before_a = Snapshot(a_), before_b = Snapshot(b_);
   for (const std::string& scope : scopes) {
-    const std::string token = Sign({scope, kA});
+    const std::string token = SignToken({scope, kA});
     for (const Rpc& rpc : Rpcs()) {
       auto req = Request(rpc, a_);
       CallResult r = Call(rpc.method, *req, token);
@@ -622,7 +572,7 @@ TEST_F(GrpcAuthTest, MissingScopeIsPermissionDeniedAndWritesNothing) {
   EXPECT_EQ(Snapshot(b_), before_b);
 
   // Write scopes without read: writes go through, reads are refused.
-  const std::string writer = Sign({"patient/*.cud", kA});
+  const std::string writer = SignToken({"patient/*.cud", kA});
   for (const Rpc& rpc : Rpcs()) {
     auto req = Request(rpc, a_);
     CallResult r = Call(rpc.method, *req, writer);
@@ -638,7 +588,7 @@ TEST_F(GrpcAuthTest, SystemAndUserScopesWorkAcrossPatients) {
   for (const char* scope : {"system/*.cruds", "user/*.cruds", "system/*.*"}) {
     // A patient claim does not narrow system/ or user/ scopes.
     for (const std::string& patient : {std::string(), std::string(kA)}) {
-      const std::string token = Sign({scope, patient});
+      const std::string token = SignToken({scope, patient});
       for (const std::string& who : {std::string(kA), std::string(kB)}) {
         const Seed s = SeedPatient(who);  // fresh: the table retracts what it uses
         for (const Rpc& rpc : Rpcs()) {
@@ -650,7 +600,7 @@ TEST_F(GrpcAuthTest, SystemAndUserScopesWorkAcrossPatients) {
     }
   }
   // user/Observation.cruds: every Observation RPC, nothing on Goal or List.
-  const std::string obs = Sign({"user/Observation.cruds", ""});
+  const std::string obs = SignToken({"user/Observation.cruds", ""});
   for (const Rpc& rpc : Rpcs()) {
     auto req = Request(rpc, b_);
     CallResult r = Call(rpc.method, *req, obs);
@@ -663,7 +613,7 @@ TEST_F(GrpcAuthTest, SystemAndUserScopesWorkAcrossPatients) {
 }
 
 TEST_F(GrpcAuthTest, MalformedNamesAreInvalidArgumentAfterAuthentication) {
-  const std::string token_a = Sign({"patient/*.cruds", kA});
+  const std::string token_a = SignToken({"patient/*.cruds", kA});
   v1::GetResourceRequest get;
   get.set_name("patients/p A/goals/x");
   EXPECT_EQ(Call("GetGoal", get, token_a).status.code(), Code::kInvalidArgument);
@@ -672,7 +622,7 @@ TEST_F(GrpcAuthTest, MalformedNamesAreInvalidArgumentAfterAuthentication) {
   v1::CreateGoalRequest create;
   create.set_parent("nonsense");
   EXPECT_EQ(Call("CreateGoal", create, token_a).status.code(), Code::kInvalidArgument);
-  EXPECT_EQ(Call("CreateGoal", create, Sign({"patient/Goal.r", kA})).status.code(), Code::kInvalidArgument);
+  EXPECT_EQ(Call("CreateGoal", create, SignToken({"patient/Goal.r", kA})).status.code(), Code::kInvalidArgument);
 }
 
 }  // namespace
@@ -684,7 +634,7 @@ namespace {
 // Every call leaves an audit record (refused ones too), read back from the
 // store after the server stops; none holds patient text or tokens.
 TEST_F(GrpcAuthTest, EveryCallIsAuditedWithoutPatientText) {
-  const std::string token_a = Sign({"patient/*.cruds", kA});
+  const std::string token_a = SignToken({"patient/*.cruds", kA});
   v1::GetResourceRequest b_goal;
   b_goal.set_name(b_.goal);
   EXPECT_EQ(Call("GetGoal", b_goal, "").status.code(), Code::kUnauthenticated);

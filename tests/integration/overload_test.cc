@@ -16,13 +16,8 @@
 //
 // Outcomes, not timings, are asserted. Bursts repeat until a refusal is seen
 // (bounded), because how many calls overlap depends on the machine.
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <map>
@@ -90,62 +85,6 @@ std::optional<int64_t> LoggedNumber(const std::string& log, absl::string_view ms
   }
   return found;
 }
-
-// ---------------------------------------------------------------- raw sockets
-
-// A plain TCP connection to 127.0.0.1:port; closed on destruction.
-class RawConnection {
- public:
-  explicit RawConnection(int port) {
-    fd_ = socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in addr{};
-    addr.sin_family = AF_INET;
-    addr.sin_port = htons(static_cast<uint16_t>(port));
-    inet_pton(AF_INET, "127.0.0.1", &addr.sin_addr);
-    if (fd_ >= 0 && connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-      close(fd_);
-      fd_ = -1;
-    }
-  }
-  ~RawConnection() {
-    if (fd_ >= 0) close(fd_);
-  }
-  RawConnection(const RawConnection&) = delete;
-  RawConnection& operator=(const RawConnection&) = delete;
-
-  bool ok() const { return fd_ >= 0; }
-  // False once the peer has closed or reset (the write then fails).
-  bool Send(absl::string_view bytes) {
-    while (!bytes.empty()) {
-      const ssize_t n = send(fd_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      bytes.remove_prefix(static_cast<size_t>(n));
-    }
-    return true;
-  }
-  // Without waiting: has the server closed this connection (EOF or reset)?
-  // Anything it sent first is appended to received().
-  bool ClosedByPeer() { return WaitClosed(absl::ZeroDuration()); }
-  // Waits up to `limit` for the server to close the connection.
-  bool WaitClosed(absl::Duration limit) {
-    const absl::Time give_up = absl::Now() + limit;
-    for (;;) {
-      pollfd p{fd_, POLLIN, 0};
-      const int64_t left = std::max<int64_t>(0, absl::ToInt64Milliseconds(give_up - absl::Now()));
-      if (poll(&p, 1, static_cast<int>(left)) <= 0) return false;
-      char buf[4096];
-      const ssize_t n = recv(fd_, buf, sizeof(buf), MSG_DONTWAIT);
-      if (n == 0) return true;
-      if (n < 0) return errno != EAGAIN && errno != EWOULDBLOCK;
-      received_.append(buf, static_cast<size_t>(n));
-    }
-  }
-  const std::string& received() const { return received_; }
-
- private:
-  int fd_ = -1;
-  std::string received_;
-};
 
 // ---------------------------------------------------------------- fixture
 

@@ -2,7 +2,6 @@
 // temp data dir). Responses are read back with --json into the wmty.v1
 // messages, so assertions are on parsed fields, not on text layout.
 #include <gmock/gmock.h>
-#include <google/protobuf/util/json_util.h>
 #include <gtest/gtest.h>
 
 #include <memory>
@@ -12,6 +11,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "support/test_support.h"
+#include "support/wmtyctl.h"
 #include "wmty/v1/service.pb.h"
 
 namespace wmty::testing {
@@ -22,28 +22,6 @@ using ::testing::HasSubstr;
 using ::testing::IsEmpty;
 using ::testing::Not;
 using ::testing::StartsWith;
-
-struct CtlResult {
-  int exit_code = -1;
-  std::string output;  // stdout and stderr together
-};
-
-CtlResult RunCtl(std::vector<std::string> args) {
-  args.insert(args.begin(), WMTYCTL_PATH);
-  CtlResult r;
-  r.exit_code = RunCommand(args, &r.output);
-  return r;
-}
-
-// The response of a successful --json call as message M.
-template <class M>
-M ParseJson(const CtlResult& r) {
-  M m;
-  EXPECT_EQ(r.exit_code, 0) << r.output;
-  auto s = google::protobuf::util::JsonStringToMessage(r.output, &m);
-  EXPECT_TRUE(s.ok()) << s.ToString() << "\n" << r.output;
-  return m;
-}
 
 std::string KebabCase(const std::string& camel) {
   std::string out;

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "storage/store.h"
+#include "support/store_mutations.h"
 #include "support/test_support.h"
 
 namespace wmty::storage {
@@ -25,22 +26,9 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::ElementsAre;
 using ::testing::IsEmpty;
+using ::wmty::testing::Put;
 using ::wmty::testing::StatusIs;
 using ::wmty::testing::TempDir;
-
-// A mutation that writes `payload` as the resource (creating or updating).
-Mutation Put(const std::string& patient, const std::string& id, const std::string& payload) {
-  Mutation m;
-  m.kind = GOAL;
-  m.patient_id = patient;
-  m.id = id;
-  m.op = Change::UPDATE;
-  m.apply = [payload](const Record*, const WriteStamp&, Record* next) {
-    next->set_resource(payload);
-    return absl::OkStatus();
-  };
-  return m;
-}
 
 // Every stored version, by (patient, id, version), as stored bytes.
 std::map<std::string, std::string> Versions(Store& store) {

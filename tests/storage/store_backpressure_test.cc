@@ -20,26 +20,15 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "storage/store.h"
+#include "support/store_mutations.h"
 #include "support/test_support.h"
 
 namespace wmty::storage {
 namespace {
 
+using ::wmty::testing::Put;
 using ::wmty::testing::StatusIs;
 using ::wmty::testing::TempDir;
-
-Mutation Put(const std::string& patient, const std::string& id, const std::string& payload) {
-  Mutation m;
-  m.kind = GOAL;
-  m.patient_id = patient;
-  m.id = id;
-  m.op = Change::UPDATE;
-  m.apply = [payload](const Record*, const WriteStamp&, Record* next) {
-    next->set_resource(payload);
-    return absl::OkStatus();
-  };
-  return m;
-}
 
 // Collects the results of asynchronous commits; Wait() returns once `n` have come.
 class Results {

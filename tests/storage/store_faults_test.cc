@@ -13,29 +13,18 @@
 #include "absl/time/clock.h"
 #include "storage/store.h"
 #include "support/fault_injection_fs.h"
+#include "support/store_mutations.h"
 #include "support/test_support.h"
 
 namespace wmty::storage {
 namespace {
 
 using ::wmty::testing::FaultInjectionFs;
+using ::wmty::testing::Put;
 using ::wmty::testing::StatusIs;
 using ::wmty::testing::TempDir;
 using WriteFault = FaultInjectionFs::WriteFault;
 using FaultScope = FaultInjectionFs::FaultScope;
-
-Mutation Put(const std::string& patient, const std::string& id, const std::string& payload) {
-  Mutation m;
-  m.kind = GOAL;
-  m.patient_id = patient;
-  m.id = id;
-  m.op = Change::UPDATE;
-  m.apply = [payload](const Record*, const WriteStamp&, Record* next) {
-    next->set_resource(payload);
-    return absl::OkStatus();
-  };
-  return m;
-}
 
 struct Fault {
   WriteFault fault;

@@ -13,28 +13,16 @@
 #include <gtest/gtest.h>
 
 #include "absl/synchronization/mutex.h"
+#include "support/store_mutations.h"
 #include "support/test_support.h"
 
 namespace wmty::storage {
 namespace {
 
 using ::testing::ElementsAre;
+using ::wmty::testing::Put;
 using ::wmty::testing::StatusIs;
 using ::wmty::testing::TempDir;
-
-// A mutation that writes `payload` as the resource, whatever the current record.
-Mutation Put(const std::string& patient, const std::string& id, const std::string& payload, Kind kind = GOAL) {
-  Mutation m;
-  m.kind = kind;
-  m.patient_id = patient;
-  m.id = id;
-  m.op = Change::UPDATE;
-  m.apply = [payload](const Record* current, const WriteStamp&, Record* next) {
-    next->set_resource(payload);
-    return absl::OkStatus();
-  };
-  return m;
-}
 
 // A mutation that creates the record and refuses if it exists.
 Mutation Create(const std::string& patient, const std::string& id, const std::string& payload) {
