@@ -29,7 +29,7 @@ RUN apt-get update \
       build-essential cmake ninja-build pkg-config \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libabsl-dev librocksdb-dev libcpprest-dev libboost-dev libssl-dev libjwt-dev \
-      rapidjson-dev \
+      libjemalloc-dev rapidjson-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -57,6 +57,7 @@ RUN apt-get update \
       libgrpc++1.51 \
       libgrpc29 \
       libjansson4 \
+      libjemalloc2 \
       libjwt0 \
       libprotobuf32 \
       libre2-9 \

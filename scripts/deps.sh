@@ -8,6 +8,8 @@ WMTY_PACKAGES=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev librocksdb-dev libcpprest-dev libboost-dev libssl-dev
   libgtest-dev libgmock-dev libbenchmark-dev libjwt-dev
+  # wmtyd's allocator (cmake/WmtyAllocator.cmake)
+  libjemalloc-dev
   rapidjson-dev
   # bench/json_choice_bench (the JSON library measurement) and bench/fhir_bench.sh
   nlohmann-json3-dev libsimdjson-dev wrk curl
