@@ -407,6 +407,30 @@ void Store::CommitLoop() {
                                   },
                                   this),
                               next_recovery_attempt_);
+      } else if (options_.audit_sync_interval > absl::ZeroDuration()) {
+        // A change (or closing) is taken at once. Audit records alone are
+        // written at most every kAuditWriteInterval (so a read load makes a
+        // few large writes, not one per read) and synced by
+        // audit_sync_due_ at the latest.
+        const absl::Condition change(
+            +[](Store* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) { return !s->queue_.empty() || s->closing_; },
+            this);
+        const absl::Condition any_work(
+            +[](Store* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
+              return !s->queue_.empty() || !s->audit_queue_.empty() || s->closing_;
+            },
+            this);
+        while (queue_.empty() && !closing_) {
+          absl::Time deadline = absl::InfiniteFuture();
+          if (!audit_queue_.empty()) deadline = last_audit_write_ + kAuditWriteInterval;
+          if (audits_unsynced_) deadline = std::min(deadline, audit_sync_due_);
+          if (deadline <= absl::Now()) break;
+          if (deadline == absl::InfiniteFuture()) {
+            mu_.Await(any_work);
+          } else {
+            mu_.AwaitWithDeadline(change, deadline);
+          }
+        }
       } else {
         mu_.Await(absl::Condition(
             +[](Store* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
@@ -414,7 +438,18 @@ void Store::CommitLoop() {
             },
             this));
       }
+      // Close() syncs the log after this thread ends.
       if (queue_.empty() && audit_queue_.empty() && closing_) return;
+      if (queue_.empty() && audit_queue_.empty()) {
+        // Woken by the audit sync deadline alone.
+        if (audits_unsynced_ && !writes_failed_) {
+          mu_.Unlock();
+          SyncAudits();
+          mu_.Lock();
+        }
+        continue;
+      }
+      if (!audit_queue_.empty()) last_audit_write_ = absl::Now();
       while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch_size) {
         batch.push_back(std::move(queue_.front()));
         queue_.pop_front();
@@ -425,6 +460,18 @@ void Store::CommitLoop() {
     batch.clear();
     audits.clear();
   }
+}
+
+void Store::SyncAudits() {
+  auto s = db_->SyncWAL();
+  if (!s.ok()) {
+    // Like a failed write: writes stop until the store recovers; the
+    // records are in the log already and are synced by the first write after.
+    WriteFailed(s.ToString());
+    return;
+  }
+  audits_unsynced_ = false;
+  audit_sync_due_ = absl::InfiniteFuture();
 }
 
 void Store::AppendAudit(AuditRecord record) {
@@ -744,10 +791,26 @@ void Store::CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& a
 
   if (wb.Count() > 0) {
     rocksdb::WriteOptions wo;
-    wo.sync = options_.sync_writes;
+    // Changes are synced before they are acknowledged. A batch of audit
+    // records alone is synced only once the oldest unsynced one is due.
+    const bool changes = std::any_of(outcomes.begin(), outcomes.end(), [](const auto& o) { return o.writes; });
+    // Real time (not options_.clock, which tests move): the deadline is waited for.
+    const absl::Time real_now = absl::Now();
+    const bool audits_due = audits_unsynced_ && real_now >= audit_sync_due_;
+    wo.sync = options_.sync_writes &&
+              (changes || audits_due || options_.audit_sync_interval <= absl::ZeroDuration());
     const absl::Time write_start = absl::Now();
     auto s = db_->Write(wo, &wb);
     synced_write_seconds_.Observe(absl::ToDoubleSeconds(absl::Now() - write_start));
+    if (s.ok() && options_.sync_writes) {
+      if (wo.sync) {
+        audits_unsynced_ = false;
+        audit_sync_due_ = absl::InfiniteFuture();
+      } else if (!audits_unsynced_) {
+        audits_unsynced_ = true;
+        audit_sync_due_ = real_now + options_.audit_sync_interval;
+      }
+    }
     if (!s.ok()) {
       // Nothing of the batch is visible (RocksDB applies a batch to its
       // memtables only after the log write succeeded), so its sequence

@@ -59,6 +59,13 @@ struct StoreOptions {
   size_t memtable_budget_bytes = size_t{128} << 20;
   // Most changes committed in one group commit.
   int max_batch_size = 512;
+  // Audit records of reads are written at once but synced at most this long
+  // after (by the next change's synced write, or a WAL sync of their own),
+  // instead of an fsync per batch: a read-only load would otherwise cost
+  // an fsync every few hundred microseconds. A power loss (not a process
+  // crash) may lose the audit records of that window, never a change. Zero:
+  // every batch with audit records is synced.
+  absl::Duration audit_sync_interval = absl::Milliseconds(100);
   // Most changes waiting for the commit thread (not counting the batch being
   // written). Past it Commit refuses at once with RESOURCE_EXHAUSTED, so a
   // burst the disk cannot absorb is refused rather than queued without bound
@@ -189,9 +196,10 @@ class Store {
   std::unique_ptr<Reader> NewReader() const;
 
   // Appends an audit record (the store assigns its sequence, and its time if
-  // unset). Returns at once: the record is written, synced, with the next
-  // group commit (so a crash may lose the audit of the last few milliseconds,
-  // never an acknowledged change). If that write fails, the records are kept
+  // unset). Returns at once: the record is written with the next group
+  // commit (audit records alone: at most every 2 ms) and synced within
+  // audit_sync_interval (so a crash may lose the audit of the last few
+  // milliseconds, a power loss that of the interval, never a change). If that write fails, the records are kept
   // (up to kMaxHeldAudits, oldest dropped first with an error log) and written
   // once writes work again; dropped, with an error log, if the store is
   // closed, or closes while writes fail.
@@ -214,7 +222,8 @@ class Store {
 
   // Queue depth, health and RocksDB's counters and properties, for /metrics.
   StoreStats Stats() const;
-  // Time of each group commit's synced write (WAL append + fsync), seconds.
+  // Time of each group commit's write (WAL append, and fsync when it carries
+  // changes or due audit records), seconds.
   const metrics::Histogram& synced_write_seconds() const { return synced_write_seconds_; }
 
   // Checks that the current records, versions, id index and change log agree.
@@ -274,6 +283,13 @@ class Store {
   absl::Time next_recovery_attempt_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
   absl::Duration recovery_backoff_;  // commit thread only
   bool fatal_ = false;               // commit thread only: Resume() will not help
+  // Commit thread only: audit records written but not yet synced, and when
+  // they must be (StoreOptions::audit_sync_interval).
+  bool audits_unsynced_ = false;
+  absl::Time audit_sync_due_ = absl::InfiniteFuture();
+  absl::Time last_audit_write_ = absl::InfinitePast();  // guarded by mu_
+  static constexpr absl::Duration kAuditWriteInterval = absl::Milliseconds(2);
+  void SyncAudits();
   uint64_t failed_wal_ = 0;          // commit thread only: the log a failed write used
   std::thread commit_thread_;
   absl::Mutex close_mu_;
