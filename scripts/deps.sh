@@ -18,6 +18,9 @@ WMTY_PACKAGES=(
   # scripts/fuzz.sh: libFuzzer comes with clang 14 (libclang_rt.fuzzer in
   # libclang-rt-14-dev); the sanitizer runtimes of g++ come with build-essential
   clang libclang-rt-14-dev
+  # tests/bedside: the bedside app's end-to-end tests drive Debian's chromium
+  # with playwright-core (no browser is downloaded)
+  chromium
 )
 
 # Node.js for the FHIR conformance suite (tests/conformance). Installed from
@@ -73,7 +76,8 @@ wmty_install_conformance_deps() {
   fi
   local dir
   # tests/deploy: the Dockerfile and k8s/ checks (kubernetes-models, dockerfile-utils, yaml).
-  for dir in "$root/tests/conformance" "$root/tests/deploy"; do
+  # tests/bedside: the bedside app's browser tests (playwright-core, axe-core).
+  for dir in "$root/tests/conformance" "$root/tests/deploy" "$root/tests/bedside"; do
     if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
        [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
       echo "Installing npm packages (npm ci in ${dir#"$root"/})"

@@ -1,0 +1,118 @@
+// axe-core on every main screen (no serious or critical violations), and a
+// phone-size viewport where nothing overflows sideways. axe is injected by
+// page.evaluate of its source: the app's CSP (script-src 'self') stays on.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { startWmtyd } from '../lib/server.js';
+import {
+  PHONE, assertNoHorizontalOverflow, axe, chooseFamilySpeaker, fhirClient, goalBody, launch, newPage, openPatient,
+  screenshot, whatMattersBody,
+} from '../lib/browser.js';
+
+const LOINC = 'http://loinc.org';
+let server;
+let browser;
+
+before(async () => {
+  server = await startWmtyd();
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  const exit = await server?.stop();
+  if (exit && exit.code !== 0) throw new Error(`wmtyd did not shut down cleanly: ${JSON.stringify(exit)}`);
+});
+
+// A patient with a bit of everything: answers, a goal with scores, a List.
+async function seed(pid) {
+  const fhir = fhirClient(server);
+  const wm = await fhir.ok('POST', '/Observation', whatMattersBody(pid, 'Getting back to my allotment before the frost'));
+  const goal = await fhir.ok('POST', '/Goal', goalBody(pid, 'Climb the stairs at home without stopping',
+    { target: [{ dueDate: '2027-03-01' }] }));
+  for (const [code, answer, when] of [['112296-9', 'LA34484-8', '2026-11-01T09:00:00Z'],
+    ['107333-7', 'LA34483-0', '2026-11-15T09:00:00Z'], ['107334-5', 'LA34481-4', '2026-11-29T09:00:00Z']]) {
+    await fhir.ok('POST', '/Observation', { resourceType: 'Observation', status: 'final',
+      code: { coding: [{ system: LOINC, code }] }, subject: { reference: `Patient/${pid}` },
+      performer: [{ reference: `Patient/${pid}` }], focus: [{ reference: `Goal/${goal.id}` }], effectiveDateTime: when,
+      valueCodeableConcept: { coding: [{ system: LOINC, code: answer }] } });
+  }
+  await fhir.ok('PUT', `/List/${pid}`, { resourceType: 'List', id: pid, status: 'current', mode: 'working',
+    code: { coding: [{ system: LOINC, code: '81340-2' }] }, subject: { reference: `Patient/${pid}` },
+    source: { reference: `Patient/${pid}` },
+    entry: [{ item: { reference: `Goal/${goal.id}` } }, { item: { reference: `Observation/${wm.id}` } }] });
+  return { fhir, goal, wm };
+}
+
+test('axe finds no serious or critical violations on any main screen', async () => {
+  const pid = 'a11y-1';
+  const { fhir, goal } = await seed(pid);
+  const { context, page } = await newPage(browser);
+  await page.goto(server.appUrl);
+  await axe(page, 'sign-in');
+  await page.getByLabel('Access token').fill('not-a-token');
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByText('That token was not accepted').waitFor();
+  await axe(page, 'sign-in with an error');
+  await page.getByLabel('Access token').fill(server.token());
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByLabel('Patient ID').waitFor();
+  await axe(page, 'patient picker');
+  await page.getByLabel('Patient ID').fill(pid);
+  await page.getByRole('button', { name: 'Open' }).click();
+  await page.locator('circle.dot').nth(2).waitFor();
+  await axe(page, 'summary with priorities and progress chart');
+  await page.getByRole('button', { name: 'Record follow-up score' }).click();
+  await axe(page, 'follow-up score form');
+  await page.getByRole('button', { name: 'Move up: Getting back to my allotment' }).click();
+  await axe(page, 'summary with an unsaved order');
+  await page.getByRole('button', { name: 'Record', exact: true }).click();
+  await chooseFamilySpeaker(page, 'Ann', 'Wife');
+  await page.getByLabel('Kind of preference').selectOption({ label: 'Dislikes and fears' });
+  await page.getByRole('button', { name: 'Loud noise' }).click();
+  await axe(page, 'record form');
+  await page.getByRole('button', { name: 'Clear' }).click();
+  await page.getByLabel('A family member').check();
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  await page.getByText('Please write the family member’s name.').waitFor();
+  await axe(page, 'record form with an error');
+  await page.getByRole('button', { name: 'What we know' }).click();
+  await page.getByRole('button', { name: /^Edit: Climb the stairs/ }).click();
+  await axe(page, 'edit dialog');
+  // A conflict, for the comparison dialog.
+  await fhir.ok('PUT', `/Goal/${goal.id}`, { ...goalBody(pid, 'Climb the stairs, with a rest halfway'), id: goal.id });
+  await page.getByLabel('In their own words', { exact: true }).fill('Climb the stairs at home, slowly');
+  await page.getByRole('button', { name: 'Save changes' }).click();
+  await page.getByRole('dialog', { name: 'Someone else changed this' }).waitFor();
+  await axe(page, 'conflict dialog');
+  await page.getByRole('button', { name: 'Decide later' }).click();
+  await page.locator('#outbox-list [data-state=conflict]').waitFor();
+  await axe(page, 'summary with a save that needs attention');
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test('phone size: every screen fits the width and passes axe', async () => {
+  const pid = 'phone-1';
+  await seed(pid);
+  const { context, page } = await newPage(browser, { viewport: PHONE, isMobile: true, hasTouch: true });
+  await page.goto(server.appUrl);
+  await assertNoHorizontalOverflow(page, 'sign-in');
+  await openPatient(page, server, pid);
+  await page.locator('circle.dot').nth(2).waitFor();
+  await assertNoHorizontalOverflow(page, 'summary');
+  await axe(page, 'phone summary');
+  await screenshot(page, 'phone-summary');
+  await page.getByRole('button', { name: 'Record', exact: true }).click();
+  await chooseFamilySpeaker(page, 'Ann', 'Wife');
+  await page.getByLabel('Kind of preference').selectOption({ label: 'How to contact' });
+  await assertNoHorizontalOverflow(page, 'record form');
+  await axe(page, 'phone record form');
+  await screenshot(page, 'phone-record');
+  // Touch targets: every button and chip at least 44 px tall (WCAG 2.5.5 / platform guidance).
+  const small = await page.evaluate(() => [...document.querySelectorAll('button, .chip, .choice, input, select, textarea')]
+    .filter((el) => el.getClientRects().length && !el.closest('.choice, .chip-radio') && el.getBoundingClientRect().height < 44)
+    .map((el) => `${el.tagName} ${el.id || el.textContent.trim().slice(0, 20)}`));
+  assert.deepEqual(small, [], 'touch targets under 44 px');
+  await context.close();
+});

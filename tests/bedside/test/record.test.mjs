@@ -1,0 +1,289 @@
+// Recording at the bedside, read back over FHIR: every kind of record for a
+// new patient with a family member speaking, goal progress scores, priorities
+// reordered by buttons and by drag, and the whole flow by keyboard alone.
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { startWmtyd } from '../lib/server.js';
+import {
+  chooseFamilySpeaker, fhirClient, goalBody, hasCode, launch, newPage, openPatient, outboxEntries, screenshot, waitAllSaved,
+  whatMattersBody,
+} from '../lib/browser.js';
+
+const LOINC = 'http://loinc.org';
+const WMTY = 'https://fhir.wmty.health/CodeSystem/wmty';
+let server;
+let browser;
+
+before(async () => {
+  server = await startWmtyd();
+  browser = await launch();
+});
+after(async () => {
+  await browser?.close();
+  const exit = await server?.stop();
+  if (exit && exit.code !== 0) throw new Error(`wmtyd did not shut down cleanly: ${JSON.stringify(exit)}`);
+});
+
+const speakerOf = (r, ref) => {
+  assert.equal(ref.reference, '#speaker');
+  const p = r.contained.find((c) => c.id === 'speaker');
+  return { name: p.name[0].text, relationship: p.relationship[0].text };
+};
+
+test('records every kind for a new patient and reads them back over FHIR', async () => {
+  const { context, page } = await newPage(browser);
+  const pid = 'new-patient-1';
+  await page.goto(server.appUrl);
+  await screenshot(page, 'signin');
+  await page.getByLabel('Access token').fill(server.token());
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByLabel('Patient ID').fill(pid);
+  await page.getByRole('button', { name: 'Open' }).click();
+  await page.getByText('Nothing recorded yet').waitFor();
+
+  await page.getByRole('button', { name: 'Record', exact: true }).click();
+  await chooseFamilySpeaker(page, 'Maria Garcia', 'Daughter');
+  await page.getByRole('radio', { name: 'What would make tomorrow a good day?' }).check();
+  const answer = 'Being home in time for my granddaughter’s wedding — and my own bed. «Sí»';
+  await page.getByLabel('Their answer, in their own words').fill(answer);
+  await page.getByLabel('The goal, in their own words').fill('Walk her down the aisle in June');
+  await page.getByLabel('Target date (optional)').fill('2027-06-12');
+  // Preferences: chips, chips plus free text, free text only.
+  const rows = page.locator('.pref-row');
+  await rows.nth(0).getByLabel('Kind of preference').selectOption({ label: 'Language' });
+  await rows.nth(0).getByRole('button', { name: 'Spanish' }).click();
+  await rows.nth(0).getByRole('button', { name: 'Needs an interpreter' }).click();
+  assert.equal(await rows.nth(0).getByRole('button', { name: 'Spanish' }).getAttribute('aria-pressed'), 'true');
+  await page.getByRole('button', { name: 'Add another preference' }).click();
+  await rows.nth(1).getByLabel('Kind of preference').selectOption({ label: 'Likes and joys' });
+  await rows.nth(1).getByRole('button', { name: 'Music' }).click();
+  const likes = rows.nth(1).getByLabel(/The preference, in their words/);
+  await likes.fill(`${await likes.inputValue()}, my grandson's drawings on the wall`);
+  await page.getByRole('button', { name: 'Add another preference' }).click();
+  await rows.nth(2).getByLabel('Kind of preference').selectOption({ label: 'Name to use' });
+  await rows.nth(2).getByLabel(/The preference, in their words/).fill('Dolores, not Mrs Garcia');
+  await screenshot(page, 'record', { fullPage: true });
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  await waitAllSaved(page, 5).catch(async (err) => {
+    throw new Error(`${err.message}\noutbox: ${JSON.stringify(await outboxEntries(page))}`);
+  });
+  await page.locator('#priority-list > li').nth(4).waitFor();
+  assert.equal(await page.locator('#priority-list > li').count(), 5);
+  await page.locator('#priority-list').getByText('Said by Maria Garcia (daughter)').first().waitFor();
+
+  // Put the goal first and save the priorities.
+  const goalItem = page.locator('#priority-list > li[data-kind=goal]');
+  while (await goalItem.getByRole('button', { name: /^Move up/ }).isEnabled()) {
+    await goalItem.getByRole('button', { name: /^Move up/ }).click();
+  }
+  const shown = await page.locator('#priority-list > li').evaluateAll((lis) => lis.map((li) => li.dataset.ref));
+  assert.match(shown[0], /^Goal\//);
+  await page.getByRole('button', { name: 'Save priority order' }).click();
+  await page.getByText(/Priority list saved as version 1/).waitFor();
+
+  // Read everything back with a separate client.
+  const fhir = fhirClient(server);
+  const all = await fhir.everything(pid);
+  assert.equal(all.goals.length, 1);
+  assert.equal(all.observations.length, 4);
+  const [goal] = all.goals;
+  assert.equal(goal.description.text, 'Walk her down the aisle in June');
+  assert.equal(goal.target[0].dueDate, '2027-06-12');
+  assert.equal(goal.lifecycleStatus, 'active');
+  assert.deepEqual(speakerOf(goal, goal.expressedBy), { name: 'Maria Garcia', relationship: 'Daughter' });
+  const wm = all.observations.filter((o) => hasCode(o, WMTY, 'what-matters'));
+  assert.equal(wm.length, 1);
+  assert.equal(wm[0].valueString, answer, 'the patient’s words byte for byte');
+  assert.equal(wm[0].component.find((c) => c.code.coding[0].code === 'prompt').valueString,
+    'What would make tomorrow a good day?');
+  assert.deepEqual(speakerOf(wm[0], wm[0].performer[0]), { name: 'Maria Garcia', relationship: 'Daughter' });
+  assert.ok(wm[0].effectiveDateTime, 'when it was said');
+  const pref = (system, code) => {
+    const found = all.observations.filter((o) => hasCode(o, system, code));
+    assert.equal(found.length, 1, `one preference ${code}`);
+    assert.deepEqual(speakerOf(found[0], found[0].performer[0]), { name: 'Maria Garcia', relationship: 'Daughter' });
+    return found[0].valueString;
+  };
+  assert.equal(pref(LOINC, '54899-0'), 'Spanish, Needs an interpreter');
+  const language = all.observations.find((o) => hasCode(o, LOINC, '54899-0'));
+  assert.deepEqual(language.component.map((c) => [c.code.coding[0].code, c.valueCodeableConcept?.coding[0].code ?? c.valueBoolean]),
+    [['language', 'es'], ['interpreter-needed', true]]);
+  assert.equal(pref(LOINC, '81360-0'), "Music, my grandson's drawings on the wall");
+  assert.equal(pref(WMTY, 'name-to-use'), 'Dolores, not Mrs Garcia');
+  // The priorities: the order shown, every record, version 1.
+  assert.equal(all.list.meta.versionId, '1');
+  assert.deepEqual(all.list.entry.map((e) => e.item.reference), shown);
+  assert.equal(all.list.entry[0].item.reference, `Goal/${goal.id}`);
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test('shows goal progress as a chart and records a follow-up score', async () => {
+  const pid = 'progress-1';
+  const fhir = fhirClient(server);
+  const goal = await fhir.ok('POST', '/Goal', goalBody(pid, 'Walk to the garden on my own'));
+  const score = (code, answer, when) => fhir.ok('POST', '/Observation', {
+    resourceType: 'Observation', status: 'final', code: { coding: [{ system: LOINC, code }] },
+    subject: { reference: `Patient/${pid}` }, focus: [{ reference: `Goal/${goal.id}` }], effectiveDateTime: when,
+    performer: [{ reference: `Patient/${pid}` }],
+    valueCodeableConcept: { coding: [{ system: LOINC, code: answer }] } });
+  await score('112296-9', 'LA34484-8', '2026-11-02T10:00:00Z'); // -2 baseline
+  await score('107333-7', 'LA34483-0', '2026-11-09T10:00:00Z'); // -1
+  await fhir.ok('POST', '/Observation', whatMattersBody(pid, 'Seeing my roses'));
+
+  const { context, page } = await newPage(browser);
+  await openPatient(page, server, pid);
+  const item = page.locator(`#priority-list > li[data-ref="Goal/${goal.id}"]`);
+  await item.locator('circle.dot').nth(1).waitFor();
+  assert.equal(await item.locator('circle.dot').count(), 2);
+  assert.match(await item.locator('svg').getAttribute('aria-label'), /2 scores, latest -1/);
+
+  await item.getByRole('button', { name: 'Record follow-up score' }).click();
+  await item.getByRole('radio', { name: /\+1 Better than expected/ }).check();
+  await item.getByLabel('Who scored it').selectOption({ label: 'Patient follow-up' });
+  await screenshot(page, 'summary', { fullPage: true });
+  await item.getByRole('button', { name: 'Save score' }).click();
+  await waitAllSaved(page, 1);
+  await item.locator('circle.dot').nth(2).waitFor();
+  assert.match(await item.locator('svg').getAttribute('aria-label'), /3 scores, latest \+1/);
+
+  const scores = (await fhir.get(`/Observation?focus=Goal/${goal.id}`)).body.entry.map((e) => e.resource);
+  assert.equal(scores.length, 3);
+  const latest = scores.find((o) => hasCode(o, LOINC, '107334-5'));
+  assert.equal(latest.valueCodeableConcept.coding[0].code, 'LA34480-6');
+  assert.ok(latest.effectiveDateTime);
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test('reorders priorities with the buttons and by drag; the List on the server follows', async () => {
+  const pid = 'order-1';
+  const fhir = fhirClient(server);
+  const a = await fhir.ok('POST', '/Observation', whatMattersBody(pid, 'A: my dog Pepper'));
+  const b = await fhir.ok('POST', '/Goal', goalBody(pid, 'B: go home by Friday'));
+  const c = await fhir.ok('POST', '/Observation', whatMattersBody(pid, 'C: no pain at night'));
+  const refs = { a: `Observation/${a.id}`, b: `Goal/${b.id}`, c: `Observation/${c.id}` };
+  await fhir.ok('PUT', `/List/${pid}`, {
+    resourceType: 'List', id: pid, status: 'current', mode: 'working', code: { coding: [{ system: LOINC, code: '81340-2' }] },
+    subject: { reference: `Patient/${pid}` }, source: { reference: `Patient/${pid}` },
+    entry: [refs.a, refs.b, refs.c].map((r) => ({ item: { reference: r } })) });
+
+  // Tall enough that every item is on screen while dragging.
+  const { context, page } = await newPage(browser, { viewport: { width: 1024, height: 1400 } });
+  await openPatient(page, server, pid);
+  const order = () => page.locator('#priority-list > li').evaluateAll((lis) => lis.map((li) => li.dataset.ref));
+  assert.deepEqual(await order(), [refs.a, refs.b, refs.c]);
+  assert.ok(await page.getByRole('button', { name: 'Save priority order' }).isHidden(), 'nothing to save yet');
+
+  // Buttons: C to the top.
+  await page.getByRole('button', { name: 'Move up: C: no pain at night' }).click();
+  await page.getByRole('button', { name: 'Move up: C: no pain at night' }).click();
+  assert.deepEqual(await order(), [refs.c, refs.a, refs.b]);
+  assert.match(await page.locator('#order-live').textContent(), /position 1 of 3/);
+  await page.getByRole('button', { name: 'Save priority order' }).click();
+  await page.getByText(/Priority list saved as version 2/).waitFor();
+  let list = (await fhir.get(`/List/${pid}`)).body;
+  assert.equal(list.meta.versionId, '2');
+  assert.deepEqual(list.entry.map((e) => e.item.reference), [refs.c, refs.a, refs.b]);
+
+  // Drag: the handle of C (first) below B (last).
+  const handle = page.locator(`#priority-list > li[data-ref="${refs.c}"] .handle`);
+  const target = page.locator(`#priority-list > li[data-ref="${refs.b}"]`);
+  const from = await handle.boundingBox();
+  const to = await target.boundingBox();
+  await page.mouse.move(from.x + from.width / 2, from.y + from.height / 2);
+  await page.mouse.down();
+  for (let i = 1; i <= 10; i++) {
+    await page.mouse.move(from.x + from.width / 2, from.y + (to.y + to.height * 0.75 - from.y) * (i / 10));
+  }
+  await page.mouse.up();
+  assert.deepEqual(await order(), [refs.a, refs.b, refs.c]);
+  await page.getByRole('button', { name: 'Save priority order' }).click();
+  await page.getByText(/Priority list saved as version 3/).waitFor();
+  list = (await fhir.get(`/List/${pid}`)).body;
+  assert.deepEqual(list.entry.map((e) => e.item.reference), [refs.a, refs.b, refs.c]);
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+// Presses Tab until the focused element matches `selector`; every element on
+// the way must show a visible focus indicator.
+async function tabTo(page, selector, { shift = false, max = 60 } = {}) {
+  for (let i = 0; i < max; i++) {
+    await page.keyboard.press(shift ? 'Shift+Tab' : 'Tab');
+    await page.waitForTimeout(30); // let focus styles settle (date inputs focus an inner field)
+    const f = await page.evaluate((sel) => {
+      const el = document.activeElement;
+      if (!el || el === document.body) return { match: false, visible: true };
+      const cs = getComputedStyle(el);
+      const label = el.closest('label');
+      const lcs = label ? getComputedStyle(label) : null;
+      const visible = (cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) >= 2) || cs.boxShadow !== 'none'
+        || (lcs && lcs.outlineStyle !== 'none' && parseFloat(lcs.outlineWidth) >= 2);
+      return { match: el.matches(sel), visible, what: `${el.tagName} ${el.id || el.name || el.textContent.slice(0, 30)} ${cs.outlineStyle} ${cs.outlineWidth} ${cs.boxShadow}` };
+    }, selector);
+    assert.ok(f.visible, `focus is visible on ${f.what}`);
+    if (f.match) return;
+  }
+  throw new Error(`Tab never reached ${selector}`);
+}
+
+test('keyboard only: sign in, record, reorder and save without a pointer', async () => {
+  const pid = 'keyboard-1';
+  const fhir = fhirClient(server);
+  const first = await fhir.ok('POST', '/Observation', whatMattersBody(pid, 'Already known: my cat'));
+  const { context, page } = await newPage(browser);
+  await page.goto(server.appUrl);
+  await tabTo(page, '#token');
+  await page.keyboard.type(server.token());
+  await page.keyboard.press('Enter');
+  await page.locator('#patient-id').waitFor();
+  await tabTo(page, '#patient-id');
+  await page.keyboard.type(pid);
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: `Patient ${pid}` }).waitFor();
+  await tabTo(page, '#tab-record');
+  await page.keyboard.press('Enter');
+  // Focus lands on the speaker; arrow keys pick "A family member".
+  assert.equal(await page.evaluate(() => document.activeElement.value), 'patient');
+  await page.keyboard.press('ArrowDown');
+  await tabTo(page, '#family-name');
+  await page.keyboard.type('Sam');
+  await page.keyboard.press('Tab');
+  await page.keyboard.type('Son');
+  // The prompts are a radio group: Tab in, arrows to choose.
+  await tabTo(page, 'input[name=prompt]');
+  await page.keyboard.press('ArrowRight');
+  await page.keyboard.press('ArrowRight');
+  await tabTo(page, '#wm-answer');
+  await page.keyboard.type('That Sam can stay the night');
+  await tabTo(page, '.pref-kind');
+  await page.keyboard.press('ArrowDown'); // Name to use -> Pronouns
+  await tabTo(page, '.chip[data-value="they/them"]');
+  await page.keyboard.press('Space');
+  await tabTo(page, 'button[type=submit]');
+  await page.keyboard.press('Enter');
+  await waitAllSaved(page, 2);
+
+  // Move the new answer above the one already known, by keyboard, and save.
+  await page.locator('#priority-list > li').nth(2).waitFor();
+  await tabTo(page, 'button[data-move=down]');
+  await page.keyboard.press('Enter'); // the first item moves down; focus stays on its button
+  await tabTo(page, '#save-order');
+  await page.keyboard.press('Space');
+  await page.getByText(/Priority list saved as version 1/).waitFor();
+
+  const all = await fhir.everything(pid);
+  const wm = all.observations.find((o) => o.valueString === 'That Sam can stay the night');
+  assert.ok(wm, 'the answer was saved');
+  assert.equal(wm.component[0].valueString, 'What worries you?');
+  assert.deepEqual(speakerOf(wm, wm.performer[0]), { name: 'Sam', relationship: 'Son' });
+  const pronouns = all.observations.find((o) => hasCode(o, LOINC, '90778-2'));
+  assert.equal(pronouns.valueString, 'they/them');
+  const order = all.list.entry.map((e) => e.item.reference);
+  assert.equal(order.length, 3);
+  assert.equal(order[1], `Observation/${first.id}`, 'the first item moved down one place');
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
