@@ -306,7 +306,13 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
     // parse: its framing is suspect, so what follows it is not read).
     if (beast::iequals(response[bhttp::field::connection], "close")) keep_alive_ = false;
     response.keep_alive(keep_alive_);
-    response.prepare_payload();
+    // A HEAD answer keeps the Content-Length its handler set for the body it
+    // left out; everything else gets the length of its body.
+    if (response.body().empty() && response.find(bhttp::field::content_length) != response.end()) {
+      // as set by the handler
+    } else {
+      response.prepare_payload();
+    }
     auto shared = std::make_shared<Response>(std::move(response));
     Tcp().expires_after(ToChrono(server_->options.read_timeout));
     bhttp::async_write(stream_, *shared,

@@ -129,6 +129,8 @@ absl::StatusOr<HttpResponse> HttpClient::Send(absl::string_view method, absl::st
     bhttp::write(*impl_->stream, req, ec);
     bhttp::response_parser<bhttp::string_body> parser;
     parser.body_limit(256 * 1024 * 1024);
+    // The answer to HEAD has the headers of a GET (Content-Length included) and no body.
+    if (method == "HEAD") parser.skip(true);
     if (!ec) bhttp::read(*impl_->stream, impl_->buffer, parser, ec);
     if (ec) {
       impl_->stream.reset();
