@@ -815,25 +815,22 @@ function wire() {
 }
 
 // scripts/run.sh prints …/bedside/#token=<token>: take it, then drop it from
-// the address bar and history at once.
-function tokenFromHash() {
-  const hash = new URLSearchParams(location.hash.slice(1));
-  if (!hash.get('token')) return false;
-  state.token = hash.get('token');
-  sessionStorage.setItem(TOKEN_KEY, state.token);
-  history.replaceState(null, '', location.pathname + location.search);
-  return true;
+// the address bar and history at once. It is checked like a pasted token.
+function takeTokenFromHash() {
+  const token = new URLSearchParams(location.hash.slice(1)).get('token') || '';
+  if (location.hash) history.replaceState(null, '', location.pathname + location.search);
+  return token;
 }
 
 function start() {
   wire();
   // The link opened in a tab that already shows the app.
   globalThis.addEventListener('hashchange', () => {
-    if (!tokenFromHash()) return;
-    outbox.retryNow();
-    showPatientPicker();
+    const token = takeTokenFromHash();
+    if (token) signIn(token);
   });
-  tokenFromHash();
+  const fromLink = takeTokenFromHash();
+  if (fromLink) return signIn(fromLink);
   if (!state.token) return showSignin();
   outbox.process();
   const last = sessionStorage.getItem(PATIENT_KEY);
