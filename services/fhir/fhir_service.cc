@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 #include <exception>
 #include <iterator>
 #include <set>
@@ -911,6 +912,24 @@ struct RawEntry {
   const char* mode;
 };
 
+// A compact Writer that splices already-serialized JSON in with one memcpy:
+// rapidjson's RawValue copies byte by byte, which was 22% of the CPU of a
+// 20-Goal search (a 27 KB Bundle).
+class SplicingWriter : public rapidjson::Writer<rapidjson::StringBuffer> {
+ public:
+  using Writer::Writer;
+  bool RawObject(absl::string_view json) {
+    Prefix(rapidjson::kObjectType);
+    std::memcpy(os_->Push(json.size()), json.data(), json.size());
+    return EndValue(true);
+  }
+};
+void WriteRawObject(SplicingWriter& w, absl::string_view json) { w.RawObject(json); }
+template <class Writer>
+void WriteRawObject(Writer& w, absl::string_view json) {
+  w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
+}
+
 // Writes `head` (a Bundle without entries) and `entries`, splicing each
 // rendered resource in as raw JSON rather than copying it through a DOM.
 template <class Writer>
@@ -928,7 +947,7 @@ void WriteBundle(Writer& w, const Value& head, const std::vector<RawEntry>& entr
       w.Key("fullUrl");
       w.String(e.full_url.data(), static_cast<rapidjson::SizeType>(e.full_url.size()));
       w.Key("resource");
-      w.RawValue(e.resource->data(), e.resource->size(), rapidjson::kObjectType);
+      WriteRawObject(w, *e.resource);
       w.Key("search");
       w.StartObject();
       w.Key("mode");
@@ -943,12 +962,15 @@ void WriteBundle(Writer& w, const Value& head, const std::vector<RawEntry>& entr
 
 std::string SerializeBundle(const Value& head, const std::vector<RawEntry>& entries, bool pretty) {
   rapidjson::StringBuffer buffer;
+  size_t expected = 1024;  // the head and each entry's wrapping
+  for (const RawEntry& e : entries) expected += e.resource->size() + e.full_url.size() + 64;
+  buffer.Reserve(pretty ? expected * 2 : expected);
   if (pretty) {
     rapidjson::PrettyWriter<rapidjson::StringBuffer> writer(buffer);
     writer.SetIndent(' ', 2);
     WriteBundle(writer, head, entries);
   } else {
-    rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+    SplicingWriter writer(buffer);
     WriteBundle(writer, head, entries);
   }
   return std::string(buffer.GetString(), buffer.GetSize());
