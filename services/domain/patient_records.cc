@@ -3,6 +3,7 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/field_mask_util.h>
+#include <google/protobuf/wire_format_lite.h>
 #include <google/protobuf/util/time_util.h>
 
 #include <algorithm>
@@ -851,19 +852,55 @@ namespace {
 constexpr int kSummaryMaxPerKind = 1000;
 
 // Items named in the priorities first, in rank order; then the rest, most
-// recently changed first (ties: newest id first).
+// recently changed first (ties: newest id first). Both summary paths order
+// with this one rule.
+bool SummaryOrder(const std::map<std::string, int>& rank, const std::string& a_name, int64_t a_micros,
+                  const std::string& b_name, int64_t b_micros) {
+  auto ra = rank.find(a_name), rb = rank.find(b_name);
+  const bool pa = ra != rank.end(), pb = rb != rank.end();
+  if (pa != pb) return pa;
+  if (pa) return ra->second < rb->second;
+  if (a_micros != b_micros) return a_micros > b_micros;
+  return a_name > b_name;
+}
+
 template <class R>
 void OrderByPriorities(RepeatedPtrField<R>* items, const std::map<std::string, int>& rank) {
   std::stable_sort(items->begin(), items->end(), [&rank](const R& a, const R& b) {
-    auto ra = rank.find(a.name()), rb = rank.find(b.name());
-    const bool pa = ra != rank.end(), pb = rb != rank.end();
-    if (pa != pb) return pa;
-    if (pa) return ra->second < rb->second;
-    const auto ta = google::protobuf::util::TimeUtil::TimestampToMicroseconds(a.update_time());
-    const auto tb = google::protobuf::util::TimeUtil::TimestampToMicroseconds(b.update_time());
-    if (ta != tb) return ta > tb;
-    return a.name() > b.name();
+    return SummaryOrder(rank, a.name(), google::protobuf::util::TimeUtil::TimestampToMicroseconds(a.update_time()),
+                        b.name(), google::protobuf::util::TimeUtil::TimestampToMicroseconds(b.update_time()));
   });
+}
+
+// One entry of the serialized summary: its stored resource bytes and what
+// ordering needs (the stored record's update time is the resource's).
+struct WireEntry {
+  std::string name;
+  int64_t update_micros = 0;
+  std::string bytes;
+};
+
+absl::Status CollectCurrentWire(const storage::Reader& reader, absl::string_view patient_id, storage::Kind kind,
+                                const CallContext& ctx, std::vector<WireEntry>* out, bool* truncated) {
+  auto scan = reader.ScanCurrent(patient_id, kind, "", [&](const Record& record) {
+    if (record.retracted()) return true;
+    if (out->size() == kSummaryMaxPerKind) {
+      *truncated = true;
+      return false;
+    }
+    out->push_back({FormatName(kind, patient_id, record.id()), record.update_time_micros(), record.resource()});
+    return true;
+  });
+  if (!scan.ok()) return scan;
+  return CheckDeadline(ctx);
+}
+
+// Appends field `number` (length-delimited) holding `bytes`.
+void AppendLengthDelimited(int number, absl::string_view bytes, google::protobuf::io::CodedOutputStream* out) {
+  out->WriteTag(google::protobuf::internal::WireFormatLite::MakeTag(
+      number, google::protobuf::internal::WireFormatLite::WIRETYPE_LENGTH_DELIMITED));
+  out->WriteVarint32(static_cast<uint32_t>(bytes.size()));
+  out->WriteRaw(bytes.data(), static_cast<int>(bytes.size()));
 }
 
 template <class R>
@@ -919,6 +956,62 @@ absl::StatusOr<v1::PatientSummary> PatientRecords::GetPatientSummary(const v1::G
   OrderByPriorities(summary.mutable_goals(), rank);
   OrderByPriorities(summary.mutable_preferences(), rank);
   return summary;
+}
+
+absl::StatusOr<std::string> PatientRecords::GetPatientSummarySerialized(const v1::GetPatientSummaryRequest& req,
+                                                                        const CallContext& ctx) {
+  auto patient_id = ParseParent(req.parent(), "parent");
+  if (!patient_id.ok()) return patient_id.status();
+  if (auto s = CheckDeadline(ctx); !s.ok()) return s;
+  auto reader = store_->NewReader();  // one snapshot: the summary is consistent
+  auto stored_priorities = reader->GetCurrent(storage::PRIORITIES, *patient_id, kPrioritiesId);
+  if (!stored_priorities.ok()) return stored_priorities.status();
+  std::string priorities_bytes;
+  std::map<std::string, int> rank;
+  {
+    v1::Priorities priorities;  // parsed for the ranks only
+    if (stored_priorities->has_value()) {
+      priorities_bytes = (*stored_priorities)->resource();
+      if (!priorities.ParseFromString(priorities_bytes)) return absl::DataLossError("stored priorities do not parse");
+      for (int i = 0; i < priorities.items_size(); ++i) rank.emplace(priorities.items(i), i);
+    } else {
+      priorities.set_name(FormatName(storage::PRIORITIES, *patient_id, kPrioritiesId));
+      priorities.mutable_patient()->set_id(*patient_id);
+      priorities.set_state(v1::ACTIVE);
+      priorities_bytes = priorities.SerializeAsString();
+    }
+  }
+  bool truncated = false;
+  std::vector<WireEntry> kinds[3];
+  const storage::Kind kind_of[3] = {storage::WHAT_MATTERS, storage::GOAL, storage::PREFERENCE};
+  size_t total = priorities_bytes.size() + req.parent().size() + 32;
+  for (int k = 0; k < 3; ++k) {
+    if (auto s = CollectCurrentWire(*reader, *patient_id, kind_of[k], ctx, &kinds[k], &truncated); !s.ok()) return s;
+    std::stable_sort(kinds[k].begin(), kinds[k].end(), [&rank](const WireEntry& a, const WireEntry& b) {
+      return SummaryOrder(rank, a.name, a.update_micros, b.name, b.update_micros);
+    });
+    for (const WireEntry& e : kinds[k]) total += e.bytes.size() + 8;
+  }
+  // Fields in number order, as SerializeAsString writes them.
+  std::string out;
+  out.reserve(total);
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    if (!req.parent().empty()) AppendLengthDelimited(v1::PatientSummary::kParentFieldNumber, req.parent(), &coded);
+    AppendLengthDelimited(v1::PatientSummary::kPrioritiesFieldNumber, priorities_bytes, &coded);
+    const int field_of[3] = {v1::PatientSummary::kWhatMattersFieldNumber, v1::PatientSummary::kGoalsFieldNumber,
+                             v1::PatientSummary::kPreferencesFieldNumber};
+    for (int k = 0; k < 3; ++k) {
+      for (const WireEntry& e : kinds[k]) AppendLengthDelimited(field_of[k], e.bytes, &coded);
+    }
+    if (truncated) {
+      coded.WriteTag(google::protobuf::internal::WireFormatLite::MakeTag(
+          v1::PatientSummary::kTruncatedFieldNumber, google::protobuf::internal::WireFormatLite::WIRETYPE_VARINT));
+      coded.WriteVarint32(1);
+    }
+  }
+  return out;
 }
 
 }  // namespace wmty::domain

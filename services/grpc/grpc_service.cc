@@ -91,6 +91,14 @@ void FinishWith(grpc::ServerUnaryReactor* reactor, const absl::StatusOr<Resp>& r
   auto s = grpc::SerializationTraits<Resp>::Serialize(*result, out, &own);
   reactor->Finish(s);
 }
+// An answer the domain serialized already.
+void FinishWith(grpc::ServerUnaryReactor* reactor, const absl::StatusOr<std::string>& result, grpc::ByteBuffer* out) {
+  if (!result.ok()) return Finish(reactor, result.status());
+  grpc::Slice slice(*result);
+  grpc::ByteBuffer buffer(&slice, 1);
+  out->Swap(&buffer);
+  reactor->Finish(grpc::Status::OK);
+}
 
 
 // ---------------------------------------------------------------- authorization
@@ -330,6 +338,7 @@ class WhatMattersServiceImpl final : public RawService {
     core->Audit(std::move(*audit));
   }
 
+  // Resp: a message, or std::string for an answer the domain serialized.
   template <class Req, class Resp>
   grpc::ServerUnaryReactor* Read(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in, grpc::ByteBuffer* out,
                                  const Access& access,
@@ -421,7 +430,14 @@ class WhatMattersServiceImpl final : public RawService {
   WMTY_WRITE(UpdatePriorities, UpdatePrioritiesRequest, Priorities, "List", auth::kUpdate, "priorities")
   WMTY_READ(ListPrioritiesVersions, ListVersionsRequest, ListPrioritiesVersionsResponse, "List", auth::kRead, true, "priorities")
 
-  WMTY_READ(GetPatientSummary, GetPatientSummaryRequest, PatientSummary, "", auth::kRead, false, "")
+  // The chart-open path: the domain assembles the serialized summary from the
+  // stored bytes (PatientRecords::GetPatientSummarySerialized).
+  grpc::ServerUnaryReactor* GetPatientSummary(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
+                                              grpc::ByteBuffer* out) override {
+    static constexpr Access kAccess{"GetPatientSummary", "", auth::kRead, false, ""};
+    return Read<v1::GetPatientSummaryRequest, std::string>(ctx, in, out, kAccess,
+                                                           &PatientRecords::GetPatientSummarySerialized);
+  }
 
 #undef WMTY_READ
 #undef WMTY_WRITE

@@ -11,7 +11,9 @@
 // made against the same version, exactly one can win.
 //
 // Thread safety: all public methods are safe to call from any thread. Commit
-// callbacks run on the commit thread and must not block.
+// callbacks run, in commit order, on the store's completion thread (so that
+// answering callers, e.g. a gRPC send, overlaps the next group commit instead
+// of delaying it) and must not block.
 #ifndef WMTY_STORAGE_STORE_H_
 #define WMTY_STORAGE_STORE_H_
 
@@ -182,7 +184,7 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Queues a change; `done` runs on the commit thread once it is durable or
+  // Queues a change; `done` runs on the completion thread once it is durable or
   // refused. Errors given to `done`: whatever `apply` returned; ALREADY_EXISTS
   // (request id reused); DEADLINE_EXCEEDED; UNAVAILABLE (closed; or the write
   // failed, e.g. disk full or I/O error: nothing of the batch was written; or
@@ -190,7 +192,7 @@ class Store {
   // is full, see StoreOptions::max_queued_changes: nothing was written, and
   // `done` runs at once on the calling thread).
   void Commit(Mutation mutation, CommitCallback done);
-  // Blocking form of Commit, for tools and tests. Do not call from the commit thread.
+  // Blocking form of Commit, for tools and tests. Do not call from a commit callback.
   absl::StatusOr<Committed> CommitAndWait(Mutation mutation);
 
   std::unique_ptr<Reader> NewReader() const;
@@ -231,8 +233,9 @@ class Store {
   // tests and offline checks, not the request path.
   absl::Status VerifyIntegrity() const;
 
-  // Commits everything queued, stops the commit thread and closes the
-  // database. Later Commit calls fail with UNAVAILABLE. Idempotent.
+  // Commits everything queued, runs every callback, stops the commit and
+  // completion threads and closes the database. Later Commit calls fail with
+  // UNAVAILABLE. Idempotent.
   void Close();
 
  private:
@@ -247,6 +250,13 @@ class Store {
   absl::Status OpenDb();
   void CommitLoop();
   void CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& audits);
+  struct Completion {
+    CommitCallback done;
+    absl::StatusOr<Committed> result;
+  };
+  // Hands a batch's answers to the completion thread.
+  void Complete(std::vector<Completion> completions);
+  void CompletionLoop();
   // Commit thread: after a failed write, whether writes may go on (trying to
   // recover if the backoff allows). See WritesAvailable.
   bool ReadyToWrite(bool closing);
@@ -292,6 +302,10 @@ class Store {
   void SyncAudits();
   uint64_t failed_wal_ = 0;          // commit thread only: the log a failed write used
   std::thread commit_thread_;
+  absl::Mutex completion_mu_;
+  std::vector<Completion> completions_ ABSL_GUARDED_BY(completion_mu_);
+  bool completion_stop_ ABSL_GUARDED_BY(completion_mu_) = false;
+  std::thread completion_thread_;
   absl::Mutex close_mu_;
   std::shared_ptr<rocksdb::Statistics> statistics_;
   metrics::Histogram synced_write_seconds_{metrics::LatencyBuckets()};

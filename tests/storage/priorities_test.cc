@@ -1,5 +1,6 @@
 // Priorities (one ranked list per patient), links between resources, and the
 // patient summary's order.
+#include <future>
 #include <string>
 #include <vector>
 
@@ -262,6 +263,24 @@ TEST_F(SummaryTest, SummaryOfAnUnknownPatientIsEmpty) {
   EXPECT_THAT(summary->preferences(), IsEmpty());
   EXPECT_THAT(summary->priorities().items(), IsEmpty());
   EXPECT_THAT(Summary("bad id"), StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+TEST_F(SummaryTest, AtMostAThousandOfAKindWithTruncatedSet) {
+  // Written concurrently, so that group commit shares the fsyncs.
+  std::vector<std::future<absl::StatusOr<v1::Preference>>> writes;
+  for (int i = 0; i < 1001; ++i) {
+    writes.push_back(std::async(std::launch::async, [this] { return CreatePreference("p1", ValidPreference()); }));
+    if (writes.size() == 64 || i == 1000) {
+      for (auto& w : writes) ASSERT_TRUE(w.get().ok());
+      writes.clear();
+    }
+  }
+  ASSERT_TRUE(CreateGoal("p1", ValidGoal("one")).ok());
+  auto summary = Summary("p1");  // also checks the serialized form against it
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_THAT(summary->preferences(), SizeIs(1000));
+  EXPECT_THAT(summary->goals(), SizeIs(1));
+  EXPECT_TRUE(summary->truncated());
 }
 
 TEST_F(SummaryTest, RetractedRankedItemsAreLeftOut) {
