@@ -79,6 +79,8 @@ rocksdb::ColumnFamilyOptions StoreLikeOptions(rocksdb::DBOptions* db_options) {
   cf.compression = rocksdb::kLZ4Compression;
   cf.level_compaction_dynamic_level_bytes = true;
   cf.write_buffer_size = std::max<size_t>(budget / 4, size_t{1} << 20);
+  cf.memtable_prefix_bloom_size_ratio = 0.02;
+  cf.memtable_whole_key_filtering = true;
   return cf;
 }
 

@@ -12,6 +12,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "support/store_mutations.h"
 #include "support/test_support.h"
@@ -330,6 +331,52 @@ TEST_F(StoreTest, ScanCurrentStaysInsideOnePatientAndKind) {
   EXPECT_THAT(CurrentIds("ab", GOAL), ElementsAre("G-ab"));
   EXPECT_TRUE(CurrentIds("a", PREFERENCE).empty());
   EXPECT_TRUE(CurrentIds("c", GOAL).empty());
+}
+
+// Records spread over many tables (tiny memtables: flushes and compactions
+// all along): scans and the integrity check see every one of them.
+TEST(StoreTablesTest, ScansFindEveryRecordAcrossFlushedTables) {
+  TempDir dir;
+  StoreOptions options;
+  options.path = dir.path() + "/db";
+  options.write_buffer_bytes = 64 << 10;
+  auto store = Store::Open(options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  const std::string payload(2000, 'x');
+  std::vector<std::future<absl::StatusOr<Committed>>> writes;
+  for (int p = 0; p < 40; ++p) {
+    for (Kind kind : {WHAT_MATTERS, GOAL, PREFERENCE}) {
+      for (int i = 0; i < 5; ++i) {
+        writes.push_back(std::async(std::launch::async, [&, p, kind, i] {
+          return (*store)->CommitAndWait(
+              Put(absl::StrCat("p", p), absl::StrCat("R", static_cast<int>(kind), "-", p, "-", i), payload, kind));
+        }));
+      }
+    }
+    for (auto& w : writes) ASSERT_TRUE(w.get().ok());
+    writes.clear();
+  }
+  auto reader = (*store)->NewReader();
+  for (int p = 0; p < 40; ++p) {
+    for (Kind kind : {WHAT_MATTERS, GOAL, PREFERENCE}) {
+      std::vector<std::string> ids;
+      ASSERT_TRUE(reader
+                      ->ScanCurrent(absl::StrCat("p", p), kind, "",
+                                    [&](const Record& r) {
+                                      EXPECT_EQ(r.kind(), kind);
+                                      ids.push_back(r.id());
+                                      return true;
+                                    })
+                      .ok());
+      const std::string k = absl::StrCat("R", static_cast<int>(kind), "-", p, "-");  // ids are unique per kind
+      EXPECT_THAT(ids, ElementsAre(k + "0", k + "1", k + "2", k + "3", k + "4")) << "p" << p;
+    }
+  }
+  int goals = 0;
+  ASSERT_TRUE(reader->ScanCurrentAllPatients(GOAL, "", "", [&](const Record&) { return ++goals, true; }).ok());
+  EXPECT_EQ(goals, 40 * 5);
+  const absl::Status integrity = (*store)->VerifyIntegrity();
+  EXPECT_TRUE(integrity.ok()) << integrity;
 }
 
 TEST_F(StoreTest, ScanCurrentResumesStrictlyAfterAnId) {
