@@ -27,7 +27,9 @@
 #    and patients) on GET Goal/[id], Goal?patient=X (20 matches) and durable
 #    POST Goal with http_connections connections, plus a connection sweep of
 #    GET Goal/[id] and the bare server. wmtyd's peak RSS (VmHWM, reset
-#    through /proc/<pid>/clear_refs) is taken per phase.
+#    through /proc/<pid>/clear_refs) is taken per phase. Each database is
+#    measured only once RocksDB reports no compaction pending (wmtyd's
+#    /metrics; at most 15 min): a database just loaded is still compacting.
 # 4. --growth: the same summary (open loop, one fixed rate) and search (wrk,
 #    fixed connections) p99 at growth_small and growth_large records, and
 #    peak RSS serving the large one under that load (the Memory target).
@@ -81,7 +83,7 @@ for arg in "$@"; do
     --growth) growth=1 ;;
     --growth_small=*) growth_small="${arg#*=}" ;;
     --growth_large=*) growth_large="${arg#*=}" ;;
-    -h|--help) sed -n '2,44p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,47p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -91,6 +93,9 @@ log() { echo "== $*" >&2; }
 
 bench_patients=1000
 warmup=1
+settle_max=900
+settle_small=""
+settle_large=""
 sweep_fractions="0.1 0.25 0.5 0.75 0.9 1.0"
 conn_sweep="1 2 4 8 16 32 64"
 if [ "$quick" -eq 1 ]; then
@@ -98,6 +103,7 @@ if [ "$quick" -eq 1 ]; then
   seconds=1
   warmup=0.5
   bench_patients=20
+  settle_max=30
   sweep_fractions="0.25 0.5 1.0"
   conn_sweep="2 32"
   growth_small=10000
@@ -168,16 +174,34 @@ wait_port_file() {
 
 # ---------------------------------------------------------------- wmtyd
 start_wmtyd() {  # DB_DIR
-  rm -f "$tmp/grpc.port" "$tmp/http.port"
+  rm -f "$tmp/grpc.port" "$tmp/http.port" "$tmp/metrics.port"
   # shellcheck disable=SC2086  # wmtyd_args: extra flags, split on purpose
   "$wmtyd" --data_dir="$1" --grpc_listen=127.0.0.1:0 --http_listen=127.0.0.1:0 --auth_disabled \
     --block_cache_mb="$block_cache_mb" --memtable_mb="$memtable_mb" \
+    --metrics_listen=127.0.0.1:0 --metrics_port_file="$tmp/metrics.port" \
     --port_file="$tmp/grpc.port" --http_port_file="$tmp/http.port" $wmtyd_args >"$tmp/wmtyd.log" 2>&1 &
   wmtyd_pid=$!
   pids+=("$wmtyd_pid")
   grpc_port="$(wait_port_file "$tmp/grpc.port" "$wmtyd_pid" wmtyd)"
   http_port="$(cat "$tmp/http.port")"
+  metrics_port="$(wait_port_file "$tmp/metrics.port" "$wmtyd_pid" wmtyd)"
   fhir="http://127.0.0.1:$http_port"
+}
+# settle VAR: waits until RocksDB has no compaction pending (a database just
+# loaded is still compacting: measuring then would measure the compaction),
+# at most settle_max seconds; sets VAR to the seconds waited ("N+" when it
+# gave up), which the report shows.
+settle() {
+  local waited=0 pending
+  while :; do
+    pending="$(curl -sf "http://127.0.0.1:$metrics_port/metrics" |
+      awk '$1 == "wmty_rocksdb_compaction_pending" { print $2 }')" || die "no metrics from wmtyd"
+    [ "$pending" = 0 ] && break
+    if [ "$waited" -ge "$settle_max" ]; then waited="$waited+"; break; fi
+    sleep 5; waited=$((waited + 5))
+  done
+  [ "$waited" = 0 ] || log "waited ${waited} s for RocksDB's compactions to finish"
+  printf -v "$1" '%s' "$waited"
 }
 stop_wmtyd() {
   kill -TERM "$wmtyd_pid"
@@ -279,6 +303,7 @@ record_bytes="$(kv "$tmp/rawget.out" RAWDB value_bytes)"
 # ---------------------------------------------------------------- 3. wmtyd
 log "wmtyd on $main_db"
 start_wmtyd "$main_db"
+settle settle_main
 "$grpc_load" --target="127.0.0.1:$grpc_port" --method=summary --probe --patients_file="$main_manifest/bench_patients.txt" \
   --dump_response="$tmp/summary.bin" >"$tmp/probe.out" 2>&1 || die "summary probe failed: $(cat "$tmp/probe.out")"
 summary_bytes="$(kv "$tmp/probe.out" PROBE response_bytes)"
@@ -391,6 +416,7 @@ if [ "$growth" -eq 1 ]; then
     eval "growth_records_$size=\"$(kv "$tmp/datagen.out" DATAGEN records)\""
     log "growth ($size, ~$recs records): summary open loop at $half_rate/s, search wrk x$http_connections"
     start_wmtyd "$gen_dir"
+    settle "settle_$size"
     hwm_reset
     grpc "growth_summary_$size" --target="127.0.0.1:$grpc_port" --method=summary --mode=open --rate="$half_rate" \
       --duration="${seconds}s" --patients_file="$gen_manifest/bench_patients.txt"
@@ -454,6 +480,8 @@ mode_text="full run"
   echo "Database: $db_records records ($((records / 10)) patients with a realistic mix + $bench_patients bench"
   echo "patients with 50 records), $db_size on disk. Loopback, authentication off, \`--block_cache_mb=$block_cache_mb"
   echo "--memtable_mb=$memtable_mb\`${wmtyd_args:+ $wmtyd_args}. Method: [docs/performance.md](../../docs/performance.md)."
+  echo "Each database was measured once RocksDB had no compaction pending (waited: ${settle_main} s$([ "$growth" -eq 1 ] &&
+    echo "; growth ${settle_small} s and ${settle_large} s"); \"+\" means it gave up after ${settle_max} s)."
   echo
   echo "## Targets"
   echo
