@@ -227,6 +227,8 @@ grpc() {
   "$grpc_load" --warmup="${warmup}s" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" || true
   grep -q '^GRPCLOAD ' "$tmp/$name.out" || die "wmty_grpc_load $name failed: $(tail -5 "$tmp/$name.err")"
   sed -n '1,3p' "$tmp/$name.err" | grep -v '^call failed' >&2 || true
+  # The first failed calls with their codes (the report counts them all).
+  grep '^call failed' "$tmp/$name.err" | sed "s/^/$name: /" >&2 || true
 }
 g() { kv "$tmp/$1.out" GRPCLOAD "$2"; }
 
