@@ -187,6 +187,10 @@ start_wmtyd() {  # DB_DIR
   metrics_port="$(wait_port_file "$tmp/metrics.port" "$wmtyd_pid" wmtyd)"
   fhir="http://127.0.0.1:$http_port"
 }
+# metric NAME: one sample of wmtyd's /metrics.
+metric() {
+  curl -sf "http://127.0.0.1:$metrics_port/metrics" | awk -v n="$1" '$1 == n { print $2 }'
+}
 # settle VAR: waits until RocksDB has no compaction pending (a database just
 # loaded is still compacting: measuring then would measure the compaction),
 # at most settle_max seconds; sets VAR to the seconds waited ("N+" when it
@@ -385,9 +389,11 @@ done
 # ---------------------------------------------------------------- writes
 log "gRPC CreateGoal, durable, closed loop x$write_clients"
 hwm_reset
+stall_before="$(metric wmty_rocksdb_write_stall_seconds_total)"
 grpc create_max --target="127.0.0.1:$grpc_port" --method=create_goal --mode=closed --concurrency="$write_clients" \
   --duration="${seconds}s"
 note_rss rss_create
+stall_create="$(calc "$(metric wmty_rocksdb_write_stall_seconds_total) - $stall_before" 2)"
 create_max="$(g create_max qps)"
 log "gRPC CreateGoal: open-loop sweep"
 for f in $sweep_fractions; do
@@ -398,8 +404,10 @@ for f in $sweep_fractions; do
 done
 log "FHIR create, durable, wrk x$write_clients"
 hwm_reset
+stall_before="$(metric wmty_rocksdb_write_stall_seconds_total)"
 wrkrun fhir_create "$write_clients" "$seconds" "$fhir/fhir/Goal" "$tmp/create.lua"
 note_rss rss_fhir_create
+stall_fhir_create="$(calc "$(metric wmty_rocksdb_write_stall_seconds_total) - $stall_before" 2)"
 [ "$hwm_cumulative" -eq 1 ] && rss_note="(could not reset VmHWM: each figure is the peak since start)" || rss_note=""
 stop_wmtyd
 
@@ -526,6 +534,9 @@ mode_text="full run"
   fi
   echo
   echo "Bulk import: $db_records records in ${import_secs} s through the domain core, WAL unsynced, verified after (wmty_datagen)$import_note."
+  echo
+  echo "Writes held back by RocksDB (flushes or compactions behind: \`wmty_rocksdb_write_stall_seconds_total\`):"
+  echo "${stall_create} s during the ${seconds} s of gRPC CreateGoal, ${stall_fhir_create} s during FHIR create."
   echo
   echo "## Latency against load"
   echo

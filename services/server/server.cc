@@ -283,6 +283,12 @@ void WmtyServer::CollectMetrics(metrics::Writer& writer) {
                static_cast<double>(stats.pending_compaction_bytes));
   writer.Gauge("wmty_rocksdb_live_sst_bytes", "Bytes of the live SST files.",
                static_cast<double>(stats.live_sst_bytes));
+  writer.CounterValue("wmty_rocksdb_write_stall_seconds_total",
+                      "Time writes were delayed or stopped by RocksDB because flushes or compactions fell behind.",
+                      static_cast<double>(stats.write_stall_micros) / 1e6);
+  writer.Gauge("wmty_rocksdb_writes_delayed", "1 while RocksDB is slowing writes down.", stats.writes_delayed ? 1 : 0);
+  writer.Gauge("wmty_rocksdb_l0_files", "Level-0 files of the column family with the most (writes slow at 20).",
+               static_cast<double>(stats.l0_files));
   writer.HistogramValue("wmty_wal_sync_duration_seconds",
                         "Time of each group commit's synced write (WAL append and fsync).",
                         store_->synced_write_seconds());

@@ -22,6 +22,7 @@
 #include <rocksdb/write_buffer_manager.h>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "storage/keys.h"
@@ -556,6 +557,7 @@ StoreStats Store::Stats() const {
   if (statistics_ != nullptr) {
     stats.block_cache_hits = statistics_->getTickerCount(rocksdb::BLOCK_CACHE_HIT);
     stats.block_cache_misses = statistics_->getTickerCount(rocksdb::BLOCK_CACHE_MISS);
+    stats.write_stall_micros = statistics_->getTickerCount(rocksdb::STALL_MICROS);
   }
   uint64_t value = 0;
   if (db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kCompactionPending, &value)) {
@@ -566,6 +568,17 @@ StoreStats Store::Stats() const {
   }
   if (db_->GetAggregatedIntProperty(rocksdb::DB::Properties::kLiveSstFilesSize, &value)) {
     stats.live_sst_bytes = value;
+  }
+  if (db_->GetIntProperty(rocksdb::DB::Properties::kActualDelayedWriteRate, &value)) {
+    stats.writes_delayed = value > 0;
+  }
+  for (rocksdb::ColumnFamilyHandle* cf : handles_) {
+    std::string files;
+    uint64_t n = 0;
+    if (db_->GetProperty(cf, rocksdb::DB::Properties::kNumFilesAtLevelPrefix + std::string("0"), &files) &&
+        absl::SimpleAtoi(files, &n)) {
+      stats.l0_files = std::max(stats.l0_files, n);
+    }
   }
   return stats;
 }

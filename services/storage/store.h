@@ -172,6 +172,12 @@ struct StoreStats {
   bool compaction_pending = false;
   uint64_t pending_compaction_bytes = 0;  // RocksDB's estimate
   uint64_t live_sst_bytes = 0;
+  // Time writes spent delayed or stopped by RocksDB because flushes or
+  // compactions fell behind (too many L0 files or memtables, or too many
+  // pending compaction bytes), since open.
+  uint64_t write_stall_micros = 0;
+  bool writes_delayed = false;  // RocksDB is slowing writes right now
+  uint64_t l0_files = 0;        // most level-0 files of any column family
 };
 
 class Store {

@@ -379,6 +379,26 @@ TEST(StoreTablesTest, ScansFindEveryRecordAcrossFlushedTables) {
   EXPECT_TRUE(integrity.ok()) << integrity;
 }
 
+TEST(StoreTablesTest, StatsCountLevelZeroFilesAndNoStallUnderALightLoad) {
+  TempDir dir;
+  StoreOptions options;
+  options.path = dir.path() + "/db";
+  options.write_buffer_bytes = 64 << 10;
+  auto store = Store::Open(options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  EXPECT_EQ((*store)->Stats().l0_files, 0u);
+  // ~100 KB into `current` and `versions`: at least one flush each, fewer
+  // than the 4 level-0 files that start a compaction.
+  for (int i = 0; i < 50; ++i) {
+    ASSERT_TRUE((*store)->CommitAndWait(Put("p1", absl::StrCat("G", i), std::string(2000, 'x'))).ok());
+  }
+  StoreStats stats;
+  for (int i = 0; i < 100 && (stats = (*store)->Stats()).l0_files == 0; ++i) absl::SleepFor(absl::Milliseconds(50));
+  EXPECT_GE(stats.l0_files, 1u) << "flushed tables are counted";
+  EXPECT_EQ(stats.write_stall_micros, 0u);
+  EXPECT_FALSE(stats.writes_delayed);
+}
+
 TEST_F(StoreTest, ScanCurrentResumesStrictlyAfterAnId) {
   for (const char* id : {"A", "AB", "ABC", "B", "C"}) ASSERT_TRUE(store_->CommitAndWait(Create("p1", id, "x")).ok());
   EXPECT_THAT(CurrentIds("p1", GOAL), ElementsAre("A", "AB", "ABC", "B", "C"));

@@ -37,6 +37,7 @@ const SCALARS = [
   "wmty_grpc_requests_total", "wmty_http_requests_total",
   "wmty_rocksdb_block_cache_hits_total", "wmty_rocksdb_block_cache_misses_total", "wmty_rocksdb_compaction_pending",
   "wmty_rocksdb_pending_compaction_bytes", "wmty_rocksdb_live_sst_bytes",
+  "wmty_rocksdb_write_stall_seconds_total", "wmty_rocksdb_writes_delayed", "wmty_rocksdb_l0_files",
   "wmty_commit_queue_depth", "wmty_grpc_inflight_rpcs", "wmty_http_inflight_requests", "wmty_http_open_connections",
   "wmty_store_healthy", "wmty_data_dir_available_bytes",
   "wmty_backup_last_success_timestamp_seconds", "wmty_backup_failures_total", "wmty_build_info",
