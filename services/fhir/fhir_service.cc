@@ -1,5 +1,7 @@
 #include "fhir/fhir_service.h"
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <rapidjson/error/en.h>
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/stringbuffer.h>
@@ -482,6 +484,25 @@ class FhirService final : public http::Handler {
   // has committed, so two cannot both see "no match" and both create.
   absl::Mutex inflight_mu_;
   absl::flat_hash_set<std::string> inflight_ ABSL_GUARDED_BY(inflight_mu_);
+  // Answers to writes. The store runs every commit callback on its one
+  // completion thread; answering a FHIR write reads the version back and
+  // renders it, which on that one thread queued every write's answer behind
+  // the others'. The callbacks hand the answer to these threads instead.
+  // Last member: destroyed (joined, after running what is queued) first.
+  boost::asio::thread_pool answer_pool_{2};
+
+ public:
+  ~FhirService() override { answer_pool_.join(); }
+
+ private:
+  // Wraps a write's callback so that it runs on answer_pool_.
+  WrittenDone OnAnswerPool(WrittenDone done) {
+    return [this, done = std::move(done)](absl::StatusOr<Written> written) mutable {
+      boost::asio::post(answer_pool_, [done = std::move(done), written = std::move(written)]() mutable {
+        done(std::move(written));
+      });
+    };
+  }
 };
 
 // ---------------------------------------------------------------- entry
@@ -1274,7 +1295,7 @@ void FhirService::DoCreate(const CallPtr& c, std::string type, Incoming incoming
   const bool is_list = incoming.kind == storage::PRIORITIES;
   std::string patient = incoming.patient_id;
   CoreCreate(core_, patient, std::move(incoming.resource), request_id, c->ctx,
-             [this, c, type, is_list, patient, hold = std::move(hold)](absl::StatusOr<Written> written) mutable {
+             OnAnswerPool([this, c, type, is_list, patient, hold = std::move(hold)](absl::StatusOr<Written> written) mutable {
                Guarded(c, [&] {
                  // The List existed after all (a race, or a new X-Request-Id):
                  // the domain asks for its etag; FHIR says "exists".
@@ -1291,7 +1312,7 @@ void FhirService::DoCreate(const CallPtr& c, std::string type, Incoming incoming
                  RespondWritten(c, type, written, http::Status::created);
                });
                hold.reset();
-             });
+             }));
 }
 
 void FhirService::RespondWritten(const CallPtr& c, absl::string_view type, const absl::StatusOr<Written>& written,
@@ -1403,7 +1424,7 @@ void FhirService::AttemptUpdate(const CallPtr& c, std::string type, Kind kind, s
                                 int retries) {
   AnyResource copy = resource;
   CoreUpdate(core_, patient, stored_id, std::move(copy), etag, request_id, c->ctx,
-             [=, this, resource = std::move(resource)](absl::StatusOr<Written> written) mutable {
+             OnAnswerPool([=, this, resource = std::move(resource)](absl::StatusOr<Written> written) mutable {
                Guarded(c, [&] {
                  const bool blind = retries > 0;  // no If-Match, not yet a replay probe
                  const absl::StatusCode code = written.ok() ? absl::StatusCode::kOk : written.status().code();
@@ -1429,7 +1450,7 @@ void FhirService::AttemptUpdate(const CallPtr& c, std::string type, Kind kind, s
                  }
                  RespondWritten(c, type, written, http::Status::ok);
                });
-             });
+             }));
 }
 
 // ---------------------------------------------------------------- delete
@@ -1458,7 +1479,7 @@ void FhirService::Delete(const CallPtr& c, absl::string_view type, absl::string_
   if (!Authorize(*c, type, auth::kDelete, cur.patient_id())) return;
   if (cur.retracted()) return Reply(*c, http::Status::no_content, std::nullopt, {{bhttp::field::etag, EtagOf(cur.version())}});
   CoreRetract(core_, cur.kind(), cur.patient_id(), cur.id(), etag, recorder, request_id, c->ctx,
-              [this, c, kind = cur.kind()](absl::StatusOr<Written> written) {
+              OnAnswerPool([this, c, kind = cur.kind()](absl::StatusOr<Written> written) {
                 Guarded(c, [&] {
                   if (written.ok()) {
                     return Reply(*c, http::Status::no_content, std::nullopt,
@@ -1470,7 +1491,7 @@ void FhirService::Delete(const CallPtr& c, absl::string_view type, absl::string_
                   }
                   ReplyError(*c, FromStatus(written.status(), kind));
                 });
-              });
+              }));
 }
 
 // ---------------------------------------------------------------- history
