@@ -5,8 +5,8 @@
 // Requests and results are the wmty.v1 messages (proto/wmty/v1). Reads run on
 // the caller's thread against a consistent snapshot and return directly.
 // Writes are validated on the caller's thread and then handed to the store's
-// commit thread; `done` runs on that thread once the change is durable (or
-// refused) and must not block.
+// commit thread; `done` runs on the store's completion thread once the change
+// is durable (or refused) and must not block.
 //
 // Errors (absl::Status, codes as in proto/wmty/v1/service.proto):
 //   INVALID_ARGUMENT with field violations; NOT_FOUND; ABORTED (stale etag);

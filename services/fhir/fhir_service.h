@@ -5,8 +5,9 @@
 // CodeSystem. Every error is an OperationOutcome. See docs/fhir-rest.md.
 //
 // Threads: reads and searches run on the calling (HTTP I/O) thread against
-// RocksDB snapshots; writes are handed to the domain core and answered from
-// the store's commit thread once durable.
+// RocksDB snapshots; writes are handed to the domain core and, once durable,
+// answered from the service's answer pool (two threads: the store's
+// completion thread only posts to it).
 //
 // Thread safety: safe for concurrent Handle calls. `core` must outlive it,
 // and so must the service itself until the store has been closed (pending

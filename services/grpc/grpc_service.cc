@@ -365,7 +365,7 @@ class WhatMattersServiceImpl final : public RawService {
     Req req;
     storage::AuditRecord audit = StartAudit(*ctx, access);
     if (!Admit(ctx, reactor, access, in, &req, &audit)) return reactor;
-    // Finishes on the commit thread once the change is durable or refused.
+    // Finishes on the store's completion thread once the change is durable or refused.
     (core_->*method)(req, ContextOf(ctx),
                      [core = core_, reactor, out, audit = std::move(audit),
                       slot = std::move(*slot)](absl::StatusOr<Resp> result) mutable {

@@ -7,7 +7,8 @@
 //
 // Reads run inside the reaction against a RocksDB snapshot (no locks, no
 // fsync); writes are handed to the store's commit thread and the reaction
-// finishes from there, so nothing that waits for an fsync runs in a reactor.
+// finishes from the store's completion thread once the change is durable, so
+// nothing that waits for an fsync runs in a reactor.
 //
 // Load shedding: at most `max_inflight` calls are in progress at once (from
 // arrival until answered; a write until it is durable). Past it a call is

@@ -3,7 +3,7 @@
 // Each connection reads one request at a time (keep-alive), within limits:
 // header bytes (431), body bytes (413), and a time limit for reading a request
 // (the connection is closed: slow clients cannot pin it). The handler answers
-// through `respond`, from any thread (writes finish on the commit thread), and
+// through `respond`, from any thread (FHIR writes answer from another pool), and
 // the response is written on the connection's strand.
 //
 // Load shedding: past max_connections a new connection gets a 503 with
