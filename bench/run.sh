@@ -198,8 +198,8 @@ metric() {
 settle() {
   local waited=0 pending
   while :; do
-    pending="$(curl -sf "http://127.0.0.1:$metrics_port/metrics" |
-      awk '$1 == "wmty_rocksdb_compaction_pending" { print $2 }')" || die "no metrics from wmtyd"
+    pending="$(metric wmty_rocksdb_compaction_pending)"
+    [ -n "$pending" ] || die "no metrics from wmtyd"
     [ "$pending" = 0 ] && break
     if [ "$waited" -ge "$settle_max" ]; then waited="$waited+"; break; fi
     sleep 5; waited=$((waited + 5))

@@ -852,8 +852,7 @@ namespace {
 constexpr int kSummaryMaxPerKind = 1000;
 
 // Items named in the priorities first, in rank order; then the rest, most
-// recently changed first (ties: newest id first). Both summary paths order
-// with this one rule.
+// recently changed first (ties: newest id first).
 bool SummaryOrder(const std::map<std::string, int>& rank, const std::string& a_name, int64_t a_micros,
                   const std::string& b_name, int64_t b_micros) {
   auto ra = rank.find(a_name), rb = rank.find(b_name);
@@ -862,14 +861,6 @@ bool SummaryOrder(const std::map<std::string, int>& rank, const std::string& a_n
   if (pa) return ra->second < rb->second;
   if (a_micros != b_micros) return a_micros > b_micros;
   return a_name > b_name;
-}
-
-template <class R>
-void OrderByPriorities(RepeatedPtrField<R>* items, const std::map<std::string, int>& rank) {
-  std::stable_sort(items->begin(), items->end(), [&rank](const R& a, const R& b) {
-    return SummaryOrder(rank, a.name(), google::protobuf::util::TimeUtil::TimestampToMicroseconds(a.update_time()),
-                        b.name(), google::protobuf::util::TimeUtil::TimestampToMicroseconds(b.update_time()));
-  });
 }
 
 // One entry of the serialized summary: its stored resource bytes and what
@@ -903,58 +894,14 @@ void AppendLengthDelimited(int number, absl::string_view bytes, google::protobuf
   out->WriteRaw(bytes.data(), static_cast<int>(bytes.size()));
 }
 
-template <class R>
-absl::Status CollectCurrent(const storage::Reader& reader, absl::string_view patient_id, const CallContext& ctx,
-                            RepeatedPtrField<R>* out, bool* truncated) {
-  absl::Status status;
-  auto scan = reader.ScanCurrent(patient_id, Traits<R>::kKind, "", [&](const Record& record) {
-    if (record.retracted()) return true;
-    if (out->size() == kSummaryMaxPerKind) {
-      *truncated = true;
-      return false;
-    }
-    if (!out->Add()->ParseFromString(record.resource())) {
-      status = absl::DataLossError("stored resource does not parse");
-      return false;
-    }
-    return true;
-  });
-  if (!scan.ok()) return scan;
-  if (!status.ok()) return status;
-  return CheckDeadline(ctx);
-}
-
 }  // namespace
 
 absl::StatusOr<v1::PatientSummary> PatientRecords::GetPatientSummary(const v1::GetPatientSummaryRequest& req,
                                                                      const CallContext& ctx) {
-  auto patient_id = ParseParent(req.parent(), "parent");
-  if (!patient_id.ok()) return patient_id.status();
-  if (auto s = CheckDeadline(ctx); !s.ok()) return s;
+  auto serialized = GetPatientSummarySerialized(req, ctx);
+  if (!serialized.ok()) return serialized.status();
   v1::PatientSummary summary;
-  summary.set_parent(req.parent());
-  auto reader = store_->NewReader();  // one snapshot: the summary is consistent
-  auto priorities = reader->GetCurrent(storage::PRIORITIES, *patient_id, kPrioritiesId);
-  if (!priorities.ok()) return priorities.status();
-  std::map<std::string, int> rank;
-  if (priorities->has_value()) {
-    if (!summary.mutable_priorities()->ParseFromString((*priorities)->resource())) {
-      return absl::DataLossError("stored priorities do not parse");
-    }
-    for (int i = 0; i < summary.priorities().items_size(); ++i) rank.emplace(summary.priorities().items(i), i);
-  } else {
-    summary.mutable_priorities()->set_name(FormatName(storage::PRIORITIES, *patient_id, kPrioritiesId));
-    summary.mutable_priorities()->mutable_patient()->set_id(*patient_id);
-    summary.mutable_priorities()->set_state(v1::ACTIVE);
-  }
-  bool truncated = false;
-  if (auto s = CollectCurrent(*reader, *patient_id, ctx, summary.mutable_what_matters(), &truncated); !s.ok()) return s;
-  if (auto s = CollectCurrent(*reader, *patient_id, ctx, summary.mutable_goals(), &truncated); !s.ok()) return s;
-  if (auto s = CollectCurrent(*reader, *patient_id, ctx, summary.mutable_preferences(), &truncated); !s.ok()) return s;
-  summary.set_truncated(truncated);
-  OrderByPriorities(summary.mutable_what_matters(), rank);
-  OrderByPriorities(summary.mutable_goals(), rank);
-  OrderByPriorities(summary.mutable_preferences(), rank);
+  if (!summary.ParseFromString(*serialized)) return absl::DataLossError("a stored resource does not parse");
   return summary;
 }
 

@@ -97,15 +97,16 @@ class PatientRecords {
   absl::StatusOr<v1::ListPrioritiesVersionsResponse> ListPrioritiesVersions(const v1::ListVersionsRequest& req,
                                                                             const CallContext& ctx);
 
-  absl::StatusOr<v1::PatientSummary> GetPatientSummary(const v1::GetPatientSummaryRequest& req,
-                                                       const CallContext& ctx);
-  // The same summary already serialized (a wmty.v1.PatientSummary in wire
-  // format; parsing it gives exactly GetPatientSummary's message), assembled
-  // from the stored resource bytes without parsing them: the chart-open path
-  // of the gRPC face, where parsing 50 entries only to serialize them again
-  // was most of the work.
+  // The patient summary serialized (a wmty.v1.PatientSummary in wire
+  // format), assembled from the stored resource bytes without parsing them:
+  // the chart-open path of the gRPC face, where parsing 50 entries only to
+  // serialize them again was most of the work.
   absl::StatusOr<std::string> GetPatientSummarySerialized(const v1::GetPatientSummaryRequest& req,
                                                           const CallContext& ctx);
+  // The same summary as a message (parsed from GetPatientSummarySerialized;
+  // DATA_LOSS if a stored resource does not parse), for in-process callers.
+  absl::StatusOr<v1::PatientSummary> GetPatientSummary(const v1::GetPatientSummaryRequest& req,
+                                                       const CallContext& ctx);
 
   // ---- Stored versions, for the FHIR face (storage::Record: the resource
   // bytes plus version, sequence, retracted flag and fhir_extra_json).

@@ -395,6 +395,8 @@ class FhirService final : public http::Handler {
  public:
   FhirService(PatientRecords* core, FhirServiceOptions options)
       : core_(core), options_(std::move(options)), started_micros_(absl::ToUnixMicros(absl::Now())) {}
+  // Runs the answers still queued (nothing else may use this by then).
+  ~FhirService() override { answer_pool_.join(); }
 
   void Handle(http::Request request, http::Respond respond) override;
   http::Response MakeError(http::Status status, const std::string& message, unsigned version,
@@ -491,10 +493,6 @@ class FhirService final : public http::Handler {
   // Last member: destroyed (joined, after running what is queued) first.
   boost::asio::thread_pool answer_pool_{2};
 
- public:
-  ~FhirService() override { answer_pool_.join(); }
-
- private:
   // Wraps a write's callback so that it runs on answer_pool_.
   WrittenDone OnAnswerPool(WrittenDone done) {
     return [this, done = std::move(done)](absl::StatusOr<Written> written) mutable {

@@ -276,7 +276,7 @@ TEST_F(SummaryTest, AtMostAThousandOfAKindWithTruncatedSet) {
     }
   }
   ASSERT_TRUE(CreateGoal("p1", ValidGoal("one")).ok());
-  auto summary = Summary("p1");  // also checks the serialized form against it
+  auto summary = Summary("p1");
   ASSERT_TRUE(summary.ok()) << summary.status();
   EXPECT_THAT(summary->preferences(), SizeIs(1000));
   EXPECT_THAT(summary->goals(), SizeIs(1));
