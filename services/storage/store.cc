@@ -439,10 +439,14 @@ void Store::CommitLoop() {
           if (!audit_queue_.empty()) deadline = last_audit_write_ + kAuditWriteInterval;
           if (audits_unsynced_) deadline = std::min(deadline, audit_sync_due_);
           if (deadline <= absl::Now()) break;
+          // With no audit record queued, the first one to arrive must wake
+          // us too: waiting for a change alone would leave it unwritten
+          // until the sync deadline.
+          const absl::Condition& wake = audit_queue_.empty() ? any_work : change;
           if (deadline == absl::InfiniteFuture()) {
-            mu_.Await(any_work);
+            mu_.Await(wake);
           } else {
-            mu_.AwaitWithDeadline(change, deadline);
+            mu_.AwaitWithDeadline(wake, deadline);
           }
         }
       } else {

@@ -251,6 +251,18 @@ TEST_F(AuditSyncTest, AuditsAloneAreNotSyncedBeforeTheInterval) {
   EXPECT_EQ(AuditsAfterPowerLoss(std::move(*store)), 0);
 }
 
+// Records that arrive while earlier ones wait for their sync are written
+// within kAuditWriteInterval too, not held until the sync deadline (here an
+// hour: AppendAudits would give up after 5 s).
+TEST_F(AuditSyncTest, AuditsArrivingWhileOthersAwaitTheirSyncAreWrittenPromptly) {
+  auto store = Open(/*sync_writes=*/true, absl::Hours(1));
+  ASSERT_TRUE(store.ok()) << store.status();
+  AppendAudits(**store, 1);
+  ASSERT_GT(fs_->UnsyncedBytes(), 0u) << "the first record is written and waits for its sync";
+  AppendAudits(**store, 1);
+  AppendAudits(**store, 3);
+}
+
 TEST_F(AuditSyncTest, AChangeMakesEarlierAuditsDurable) {
   auto store = Open(/*sync_writes=*/true, absl::Hours(1));
   ASSERT_TRUE(store.ok()) << store.status();
