@@ -147,13 +147,10 @@ absl::StatusOr<R> FromRecord(const Record& record) {
 }
 
 template <class R>
-Done<Committed> Deliver(Done<R> done) {
+Done<Committed> Deliver(WriteDone<R> done) {
   return [done = std::move(done)](absl::StatusOr<Committed> committed) mutable {
-    if (!committed.ok()) {
-      done(committed.status());
-      return;
-    }
-    done(FromRecord<R>(committed->record));
+    if (!committed.ok()) return done(committed.status());
+    done(std::move(committed->record));
   };
 }
 
@@ -248,7 +245,7 @@ absl::Status PatientRecords::CheckLinksExist(const RepeatedPtrField<std::string>
 template <class R>
 void PatientRecords::CreateResource(const google::protobuf::Message& request, absl::string_view parent,
                                     const R& resource, bool has_resource, absl::string_view request_id,
-                                    const CallContext& ctx, Done<R> done) {
+                                    const CallContext& ctx, WriteDone<R> done) {
   using T = Traits<R>;
   const absl::Time now = options_.clock();
   FieldViolations v;
@@ -297,7 +294,7 @@ void PatientRecords::CreateResource(const google::protobuf::Message& request, ab
 template <class R>
 void PatientRecords::UpdateResource(const google::protobuf::Message& request, const R& resource, bool has_resource,
                                     const FieldMask* mask, absl::string_view request_id, const CallContext& ctx,
-                                    Done<R> done) {
+                                    WriteDone<R> done) {
   using T = Traits<R>;
   const std::string field(T::kField);
   if (!has_resource) return done(InvalidField(field, "required"));
@@ -373,7 +370,7 @@ void PatientRecords::UpdateResource(const google::protobuf::Message& request, co
 }
 
 template <class R>
-void PatientRecords::RetractResource(const v1::RetractRequest& req, const CallContext& ctx, Done<R> done) {
+void PatientRecords::RetractResource(const v1::RetractRequest& req, const CallContext& ctx, WriteDone<R> done) {
   using T = Traits<R>;
   FieldViolations v;
   auto name = ParseNameOfKind(req.name(), T::kKind, "name");
@@ -551,7 +548,7 @@ absl::Status PatientRecords::ListVersions(const v1::ListVersionsRequest& req, co
 // ---------------------------------------------------------------- WhatMatters
 
 void PatientRecords::CreateWhatMatters(const v1::CreateWhatMattersRequest& req, const CallContext& ctx,
-                                       Done<v1::WhatMatters> done) {
+                                       WriteDone<v1::WhatMatters> done) {
   CreateResource(req, req.parent(), req.what_matters(), req.has_what_matters(), req.request_id(), ctx,
                  std::move(done));
 }
@@ -580,12 +577,12 @@ absl::StatusOr<v1::ListWhatMattersResponse> PatientRecords::ListWhatMatters(cons
   return resp;
 }
 void PatientRecords::UpdateWhatMatters(const v1::UpdateWhatMattersRequest& req, const CallContext& ctx,
-                                       Done<v1::WhatMatters> done) {
+                                       WriteDone<v1::WhatMatters> done) {
   UpdateResource(req, req.what_matters(), req.has_what_matters(), req.has_update_mask() ? &req.update_mask() : nullptr,
                  req.request_id(), ctx, std::move(done));
 }
 void PatientRecords::RetractWhatMatters(const v1::RetractRequest& req, const CallContext& ctx,
-                                        Done<v1::WhatMatters> done) {
+                                        WriteDone<v1::WhatMatters> done) {
   RetractResource<v1::WhatMatters>(req, ctx, std::move(done));
 }
 absl::StatusOr<v1::ListWhatMattersResponse> PatientRecords::ListWhatMattersVersions(const v1::ListVersionsRequest& req,
@@ -598,7 +595,7 @@ absl::StatusOr<v1::ListWhatMattersResponse> PatientRecords::ListWhatMattersVersi
 
 // ---------------------------------------------------------------- Goal
 
-void PatientRecords::CreateGoal(const v1::CreateGoalRequest& req, const CallContext& ctx, Done<v1::Goal> done) {
+void PatientRecords::CreateGoal(const v1::CreateGoalRequest& req, const CallContext& ctx, WriteDone<v1::Goal> done) {
   CreateResource(req, req.parent(), req.goal(), req.has_goal(), req.request_id(), ctx, std::move(done));
 }
 absl::StatusOr<v1::Goal> PatientRecords::GetGoal(const v1::GetResourceRequest& req, const CallContext& ctx) {
@@ -621,11 +618,11 @@ absl::StatusOr<v1::ListGoalsResponse> PatientRecords::ListGoals(const v1::ListGo
   if (!s.ok()) return s;
   return resp;
 }
-void PatientRecords::UpdateGoal(const v1::UpdateGoalRequest& req, const CallContext& ctx, Done<v1::Goal> done) {
+void PatientRecords::UpdateGoal(const v1::UpdateGoalRequest& req, const CallContext& ctx, WriteDone<v1::Goal> done) {
   UpdateResource(req, req.goal(), req.has_goal(), req.has_update_mask() ? &req.update_mask() : nullptr,
                  req.request_id(), ctx, std::move(done));
 }
-void PatientRecords::RetractGoal(const v1::RetractRequest& req, const CallContext& ctx, Done<v1::Goal> done) {
+void PatientRecords::RetractGoal(const v1::RetractRequest& req, const CallContext& ctx, WriteDone<v1::Goal> done) {
   RetractResource<v1::Goal>(req, ctx, std::move(done));
 }
 absl::StatusOr<v1::ListGoalsResponse> PatientRecords::ListGoalVersions(const v1::ListVersionsRequest& req,
@@ -639,7 +636,7 @@ absl::StatusOr<v1::ListGoalsResponse> PatientRecords::ListGoalVersions(const v1:
 // ---------------------------------------------------------------- Preference
 
 void PatientRecords::CreatePreference(const v1::CreatePreferenceRequest& req, const CallContext& ctx,
-                                      Done<v1::Preference> done) {
+                                      WriteDone<v1::Preference> done) {
   CreateResource(req, req.parent(), req.preference(), req.has_preference(), req.request_id(), ctx, std::move(done));
 }
 absl::StatusOr<v1::Preference> PatientRecords::GetPreference(const v1::GetResourceRequest& req,
@@ -663,12 +660,12 @@ absl::StatusOr<v1::ListPreferencesResponse> PatientRecords::ListPreferences(cons
   return resp;
 }
 void PatientRecords::UpdatePreference(const v1::UpdatePreferenceRequest& req, const CallContext& ctx,
-                                      Done<v1::Preference> done) {
+                                      WriteDone<v1::Preference> done) {
   UpdateResource(req, req.preference(), req.has_preference(), req.has_update_mask() ? &req.update_mask() : nullptr,
                  req.request_id(), ctx, std::move(done));
 }
 void PatientRecords::RetractPreference(const v1::RetractRequest& req, const CallContext& ctx,
-                                       Done<v1::Preference> done) {
+                                       WriteDone<v1::Preference> done) {
   RetractResource<v1::Preference>(req, ctx, std::move(done));
 }
 absl::StatusOr<v1::ListPreferencesResponse> PatientRecords::ListPreferenceVersions(const v1::ListVersionsRequest& req,
@@ -682,7 +679,7 @@ absl::StatusOr<v1::ListPreferencesResponse> PatientRecords::ListPreferenceVersio
 // ---------------------------------------------------------------- GoalScore
 
 void PatientRecords::CreateGoalScore(const v1::CreateGoalScoreRequest& req, const CallContext& ctx,
-                                     Done<v1::GoalScore> done) {
+                                     WriteDone<v1::GoalScore> done) {
   CreateResource(req, req.parent(), req.goal_score(), req.has_goal_score(), req.request_id(), ctx, std::move(done));
 }
 absl::StatusOr<v1::GoalScore> PatientRecords::GetGoalScore(const v1::GetResourceRequest& req,
@@ -704,12 +701,12 @@ absl::StatusOr<v1::ListGoalScoresResponse> PatientRecords::ListGoalScores(const 
   return resp;
 }
 void PatientRecords::UpdateGoalScore(const v1::UpdateGoalScoreRequest& req, const CallContext& ctx,
-                                     Done<v1::GoalScore> done) {
+                                     WriteDone<v1::GoalScore> done) {
   UpdateResource(req, req.goal_score(), req.has_goal_score(), req.has_update_mask() ? &req.update_mask() : nullptr,
                  req.request_id(), ctx, std::move(done));
 }
 void PatientRecords::RetractGoalScore(const v1::RetractRequest& req, const CallContext& ctx,
-                                      Done<v1::GoalScore> done) {
+                                      WriteDone<v1::GoalScore> done) {
   RetractResource<v1::GoalScore>(req, ctx, std::move(done));
 }
 absl::StatusOr<v1::ListGoalScoresResponse> PatientRecords::ListGoalScoreVersions(const v1::ListVersionsRequest& req,
@@ -790,7 +787,7 @@ absl::StatusOr<v1::Priorities> PatientRecords::GetPriorities(const v1::GetResour
 }
 
 void PatientRecords::UpdatePriorities(const v1::UpdatePrioritiesRequest& req, const CallContext& ctx,
-                                      Done<v1::Priorities> done) {
+                                      WriteDone<v1::Priorities> done) {
   if (!req.has_priorities()) return done(InvalidField("priorities", "required"));
   const v1::Priorities& incoming = req.priorities();
   FieldViolations v;

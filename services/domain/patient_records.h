@@ -23,6 +23,8 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/functional/function_ref.h"
@@ -47,6 +49,44 @@ struct CallContext {
 template <class T>
 using Done = absl::AnyInvocable<void(absl::StatusOr<T>)>;
 
+// The callback of a write of resource type R. The faces answer with different
+// forms of the written version: the gRPC face with the resource message (a
+// callable taking absl::StatusOr<R>), the FHIR face with the stored version
+// (a callable taking absl::StatusOr<storage::Record>: it renders the record
+// with its FHIR-only elements, and would otherwise read back what was just
+// written). Constructed implicitly from either kind of callable, so callers
+// pass their lambda or Done<...> as before.
+template <class R>
+class WriteDone {
+ public:
+  template <class F, class = std::enable_if_t<!std::is_same_v<std::decay_t<F>, WriteDone>>>
+  WriteDone(F&& f) {  // NOLINT(google-explicit-constructor): callers pass lambdas
+    if constexpr (std::is_invocable_v<F&, absl::StatusOr<storage::Record>>) {
+      as_record_ = std::forward<F>(f);
+    } else {
+      static_assert(std::is_invocable_v<F&, absl::StatusOr<R>>,
+                    "a write's callback takes absl::StatusOr<R> or absl::StatusOr<storage::Record>");
+      as_resource_ = std::forward<F>(f);
+    }
+  }
+  WriteDone(WriteDone&&) noexcept = default;
+  WriteDone& operator=(WriteDone&&) noexcept = default;
+
+  // Runs the callback once with the written version (or the error); a stored
+  // resource that does not parse into R is DATA_LOSS.
+  void operator()(absl::StatusOr<storage::Record> written) {
+    if (as_record_) return as_record_(std::move(written));
+    if (!written.ok()) return as_resource_(written.status());
+    R r;
+    if (!r.ParseFromString(written->resource())) return as_resource_(absl::DataLossError("stored resource does not parse"));
+    as_resource_(std::move(r));
+  }
+
+ private:
+  Done<storage::Record> as_record_;
+  Done<R> as_resource_;
+};
+
 struct PatientRecordsOptions {
   std::function<absl::Time()> clock = [] { return absl::Now(); };
 };
@@ -57,43 +97,43 @@ class PatientRecords {
   static absl::StatusOr<std::unique_ptr<PatientRecords>> Create(storage::Store* store,
                                                                 PatientRecordsOptions options = {});
 
-  void CreateWhatMatters(const v1::CreateWhatMattersRequest& req, const CallContext& ctx, Done<v1::WhatMatters> done);
+  void CreateWhatMatters(const v1::CreateWhatMattersRequest& req, const CallContext& ctx, WriteDone<v1::WhatMatters> done);
   absl::StatusOr<v1::WhatMatters> GetWhatMatters(const v1::GetResourceRequest& req, const CallContext& ctx);
   absl::StatusOr<v1::ListWhatMattersResponse> ListWhatMatters(const v1::ListWhatMattersRequest& req,
                                                               const CallContext& ctx);
-  void UpdateWhatMatters(const v1::UpdateWhatMattersRequest& req, const CallContext& ctx, Done<v1::WhatMatters> done);
-  void RetractWhatMatters(const v1::RetractRequest& req, const CallContext& ctx, Done<v1::WhatMatters> done);
+  void UpdateWhatMatters(const v1::UpdateWhatMattersRequest& req, const CallContext& ctx, WriteDone<v1::WhatMatters> done);
+  void RetractWhatMatters(const v1::RetractRequest& req, const CallContext& ctx, WriteDone<v1::WhatMatters> done);
   absl::StatusOr<v1::ListWhatMattersResponse> ListWhatMattersVersions(const v1::ListVersionsRequest& req,
                                                                       const CallContext& ctx);
 
-  void CreateGoal(const v1::CreateGoalRequest& req, const CallContext& ctx, Done<v1::Goal> done);
+  void CreateGoal(const v1::CreateGoalRequest& req, const CallContext& ctx, WriteDone<v1::Goal> done);
   absl::StatusOr<v1::Goal> GetGoal(const v1::GetResourceRequest& req, const CallContext& ctx);
   absl::StatusOr<v1::ListGoalsResponse> ListGoals(const v1::ListGoalsRequest& req, const CallContext& ctx);
-  void UpdateGoal(const v1::UpdateGoalRequest& req, const CallContext& ctx, Done<v1::Goal> done);
-  void RetractGoal(const v1::RetractRequest& req, const CallContext& ctx, Done<v1::Goal> done);
+  void UpdateGoal(const v1::UpdateGoalRequest& req, const CallContext& ctx, WriteDone<v1::Goal> done);
+  void RetractGoal(const v1::RetractRequest& req, const CallContext& ctx, WriteDone<v1::Goal> done);
   absl::StatusOr<v1::ListGoalsResponse> ListGoalVersions(const v1::ListVersionsRequest& req, const CallContext& ctx);
 
-  void CreatePreference(const v1::CreatePreferenceRequest& req, const CallContext& ctx, Done<v1::Preference> done);
+  void CreatePreference(const v1::CreatePreferenceRequest& req, const CallContext& ctx, WriteDone<v1::Preference> done);
   absl::StatusOr<v1::Preference> GetPreference(const v1::GetResourceRequest& req, const CallContext& ctx);
   absl::StatusOr<v1::ListPreferencesResponse> ListPreferences(const v1::ListPreferencesRequest& req,
                                                               const CallContext& ctx);
-  void UpdatePreference(const v1::UpdatePreferenceRequest& req, const CallContext& ctx, Done<v1::Preference> done);
-  void RetractPreference(const v1::RetractRequest& req, const CallContext& ctx, Done<v1::Preference> done);
+  void UpdatePreference(const v1::UpdatePreferenceRequest& req, const CallContext& ctx, WriteDone<v1::Preference> done);
+  void RetractPreference(const v1::RetractRequest& req, const CallContext& ctx, WriteDone<v1::Preference> done);
   absl::StatusOr<v1::ListPreferencesResponse> ListPreferenceVersions(const v1::ListVersionsRequest& req,
                                                                      const CallContext& ctx);
 
-  void CreateGoalScore(const v1::CreateGoalScoreRequest& req, const CallContext& ctx, Done<v1::GoalScore> done);
+  void CreateGoalScore(const v1::CreateGoalScoreRequest& req, const CallContext& ctx, WriteDone<v1::GoalScore> done);
   absl::StatusOr<v1::GoalScore> GetGoalScore(const v1::GetResourceRequest& req, const CallContext& ctx);
   absl::StatusOr<v1::ListGoalScoresResponse> ListGoalScores(const v1::ListGoalScoresRequest& req,
                                                             const CallContext& ctx);
-  void UpdateGoalScore(const v1::UpdateGoalScoreRequest& req, const CallContext& ctx, Done<v1::GoalScore> done);
-  void RetractGoalScore(const v1::RetractRequest& req, const CallContext& ctx, Done<v1::GoalScore> done);
+  void UpdateGoalScore(const v1::UpdateGoalScoreRequest& req, const CallContext& ctx, WriteDone<v1::GoalScore> done);
+  void RetractGoalScore(const v1::RetractRequest& req, const CallContext& ctx, WriteDone<v1::GoalScore> done);
   absl::StatusOr<v1::ListGoalScoresResponse> ListGoalScoreVersions(const v1::ListVersionsRequest& req,
                                                                    const CallContext& ctx);
 
   // Before the first update a patient's priorities exist empty, version 0.
   absl::StatusOr<v1::Priorities> GetPriorities(const v1::GetResourceRequest& req, const CallContext& ctx);
-  void UpdatePriorities(const v1::UpdatePrioritiesRequest& req, const CallContext& ctx, Done<v1::Priorities> done);
+  void UpdatePriorities(const v1::UpdatePrioritiesRequest& req, const CallContext& ctx, WriteDone<v1::Priorities> done);
   absl::StatusOr<v1::ListPrioritiesVersionsResponse> ListPrioritiesVersions(const v1::ListVersionsRequest& req,
                                                                             const CallContext& ctx);
 
@@ -142,13 +182,13 @@ class PatientRecords {
 
   template <class R>
   void CreateResource(const google::protobuf::Message& request, absl::string_view parent, const R& resource,
-                      bool has_resource, absl::string_view request_id, const CallContext& ctx, Done<R> done);
+                      bool has_resource, absl::string_view request_id, const CallContext& ctx, WriteDone<R> done);
   template <class R>
   void UpdateResource(const google::protobuf::Message& request, const R& resource, bool has_resource,
                       const google::protobuf::FieldMask* mask, absl::string_view request_id, const CallContext& ctx,
-                      Done<R> done);
+                      WriteDone<R> done);
   template <class R>
-  void RetractResource(const v1::RetractRequest& req, const CallContext& ctx, Done<R> done);
+  void RetractResource(const v1::RetractRequest& req, const CallContext& ctx, WriteDone<R> done);
   template <class R>
   absl::StatusOr<R> GetResource(const v1::GetResourceRequest& req, const CallContext& ctx);
   template <class R, class Request>

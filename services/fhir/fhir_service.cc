@@ -235,24 +235,9 @@ Headers VersionHeaders(Call& c, absl::string_view type, const Record& r) {
 
 // ---------------------------------------------------------------- domain writes
 
-// What a write produced.
-struct Written {
-  Kind kind = storage::KIND_UNSPECIFIED;
-  std::string patient_id;
-  std::string id;  // stored id ("priorities" for the List)
-  int64_t version = 0;
-};
-using WrittenDone = absl::AnyInvocable<void(absl::StatusOr<Written>)>;
-
-template <class R>
-domain::Done<R> ToWritten(WrittenDone done) {
-  return [done = std::move(done)](absl::StatusOr<R> r) mutable {
-    if (!r.ok()) return done(r.status());
-    auto name = domain::ParseName(r->name(), "name");
-    if (!name.ok()) return done(absl::InternalError("written resource has no name"));
-    done(Written{name->kind, name->patient_id, name->id, r->version()});
-  };
-}
+// A write's answer: the stored version it wrote (or, for a repeated
+// X-Request-Id, the one the first request wrote).
+using WrittenDone = absl::AnyInvocable<void(absl::StatusOr<Record>)>;
 
 void SetRecorder(AnyResource* resource, const v1::Recorder& recorder) {
   std::visit([&](auto& r) { *r.mutable_provenance()->mutable_recorded_by() = recorder; }, *resource);
@@ -269,25 +254,25 @@ void CoreCreate(PatientRecords* core, const std::string& patient, AnyResource re
           req.set_parent(parent);
           *req.mutable_what_matters() = std::move(r);
           req.set_request_id(request_id);
-          core->CreateWhatMatters(req, ctx, ToWritten<R>(std::move(done)));
+          core->CreateWhatMatters(req, ctx, std::move(done));
         } else if constexpr (std::is_same_v<R, v1::Goal>) {
           v1::CreateGoalRequest req;
           req.set_parent(parent);
           *req.mutable_goal() = std::move(r);
           req.set_request_id(request_id);
-          core->CreateGoal(req, ctx, ToWritten<R>(std::move(done)));
+          core->CreateGoal(req, ctx, std::move(done));
         } else if constexpr (std::is_same_v<R, v1::Preference>) {
           v1::CreatePreferenceRequest req;
           req.set_parent(parent);
           *req.mutable_preference() = std::move(r);
           req.set_request_id(request_id);
-          core->CreatePreference(req, ctx, ToWritten<R>(std::move(done)));
+          core->CreatePreference(req, ctx, std::move(done));
         } else if constexpr (std::is_same_v<R, v1::GoalScore>) {
           v1::CreateGoalScoreRequest req;
           req.set_parent(parent);
           *req.mutable_goal_score() = std::move(r);
           req.set_request_id(request_id);
-          core->CreateGoalScore(req, ctx, ToWritten<R>(std::move(done)));
+          core->CreateGoalScore(req, ctx, std::move(done));
         } else {
           // The priorities exist (empty, version 0) before they are first
           // set: creating them is their first update, without an etag.
@@ -296,7 +281,7 @@ void CoreCreate(PatientRecords* core, const std::string& patient, AnyResource re
           r.clear_etag();
           *req.mutable_priorities() = std::move(r);
           req.set_request_id(request_id);
-          core->UpdatePriorities(req, ctx, ToWritten<R>(std::move(done)));
+          core->UpdatePriorities(req, ctx, std::move(done));
         }
       },
       resource);
@@ -319,27 +304,27 @@ void CoreUpdate(PatientRecords* core, const std::string& patient, const std::str
           v1::UpdateWhatMattersRequest req;
           *req.mutable_what_matters() = std::move(r);
           req.set_request_id(request_id);
-          core->UpdateWhatMatters(req, ctx, ToWritten<R>(std::move(done)));
+          core->UpdateWhatMatters(req, ctx, std::move(done));
         } else if constexpr (std::is_same_v<R, v1::Goal>) {
           v1::UpdateGoalRequest req;
           *req.mutable_goal() = std::move(r);
           req.set_request_id(request_id);
-          core->UpdateGoal(req, ctx, ToWritten<R>(std::move(done)));
+          core->UpdateGoal(req, ctx, std::move(done));
         } else if constexpr (std::is_same_v<R, v1::Preference>) {
           v1::UpdatePreferenceRequest req;
           *req.mutable_preference() = std::move(r);
           req.set_request_id(request_id);
-          core->UpdatePreference(req, ctx, ToWritten<R>(std::move(done)));
+          core->UpdatePreference(req, ctx, std::move(done));
         } else if constexpr (std::is_same_v<R, v1::GoalScore>) {
           v1::UpdateGoalScoreRequest req;
           *req.mutable_goal_score() = std::move(r);
           req.set_request_id(request_id);
-          core->UpdateGoalScore(req, ctx, ToWritten<R>(std::move(done)));
+          core->UpdateGoalScore(req, ctx, std::move(done));
         } else {
           v1::UpdatePrioritiesRequest req;
           *req.mutable_priorities() = std::move(r);
           req.set_request_id(request_id);
-          core->UpdatePriorities(req, ctx, ToWritten<R>(std::move(done)));
+          core->UpdatePriorities(req, ctx, std::move(done));
         }
       },
       resource);
@@ -355,13 +340,13 @@ void CoreRetract(PatientRecords* core, Kind kind, const std::string& patient, co
   req.set_request_id(request_id);
   switch (kind) {
     case storage::WHAT_MATTERS:
-      return core->RetractWhatMatters(req, ctx, ToWritten<v1::WhatMatters>(std::move(done)));
+      return core->RetractWhatMatters(req, ctx, std::move(done));
     case storage::GOAL:
-      return core->RetractGoal(req, ctx, ToWritten<v1::Goal>(std::move(done)));
+      return core->RetractGoal(req, ctx, std::move(done));
     case storage::PREFERENCE:
-      return core->RetractPreference(req, ctx, ToWritten<v1::Preference>(std::move(done)));
+      return core->RetractPreference(req, ctx, std::move(done));
     case storage::GOAL_SCORE:
-      return core->RetractGoalScore(req, ctx, ToWritten<v1::GoalScore>(std::move(done)));
+      return core->RetractGoalScore(req, ctx, std::move(done));
     default:
       return done(absl::UnimplementedError("this resource cannot be deleted"));
   }
@@ -454,7 +439,7 @@ class FhirService final : public http::Handler {
   void AttemptUpdate(const CallPtr& c, std::string type, Kind kind, std::string patient, std::string stored_id,
                      AnyResource resource, std::string etag, std::string request_id, int retries);
   // Answers a write with the version it produced (not whatever is current by then).
-  void RespondWritten(const CallPtr& c, absl::string_view type, const absl::StatusOr<Written>& written,
+  void RespondWritten(const CallPtr& c, absl::string_view type, const absl::StatusOr<Record>& written,
                       http::Status success);
   // Body per Prefer: the resource (default), nothing, or an OperationOutcome.
   void RespondResource(Call& c, http::Status status, absl::string_view type, const Record& record, Headers headers,
@@ -495,7 +480,7 @@ class FhirService final : public http::Handler {
 
   // Wraps a write's callback so that it runs on answer_pool_.
   WrittenDone OnAnswerPool(WrittenDone done) {
-    return [this, done = std::move(done)](absl::StatusOr<Written> written) mutable {
+    return [this, done = std::move(done)](absl::StatusOr<Record> written) mutable {
       boost::asio::post(answer_pool_, [done = std::move(done), written = std::move(written)]() mutable {
         done(std::move(written));
       });
@@ -1293,7 +1278,7 @@ void FhirService::DoCreate(const CallPtr& c, std::string type, Incoming incoming
   const bool is_list = incoming.kind == storage::PRIORITIES;
   std::string patient = incoming.patient_id;
   CoreCreate(core_, patient, std::move(incoming.resource), request_id, c->ctx,
-             OnAnswerPool([this, c, type, is_list, patient, hold = std::move(hold)](absl::StatusOr<Written> written) mutable {
+             OnAnswerPool([this, c, type, is_list, patient, hold = std::move(hold)](absl::StatusOr<Record> written) mutable {
                Guarded(c, [&] {
                  // The List existed after all (a race, or a new X-Request-Id):
                  // the domain asks for its etag; FHIR says "exists".
@@ -1313,21 +1298,13 @@ void FhirService::DoCreate(const CallPtr& c, std::string type, Incoming incoming
              }));
 }
 
-void FhirService::RespondWritten(const CallPtr& c, absl::string_view type, const absl::StatusOr<Written>& written,
+void FhirService::RespondWritten(const CallPtr& c, absl::string_view type, const absl::StatusOr<Record>& written,
                                  http::Status success) {
   if (!written.ok()) {
     return ReplyError(*c, FromStatus(written.status(), PrimaryKind(type)));
   }
-  std::optional<Record> record;
-  auto s = core_->ScanStoredVersions(written->kind, written->patient_id, written->id, written->version - 1,
-                                     [&](const Record& r) {
-                                       if (r.version() == written->version) record = r;
-                                       return false;
-                                     });
-  if (!s.ok()) return ReplyError(*c, FromStatus(s, written->kind));
-  if (!record.has_value()) {
-    return ReplyError(*c, FromStatus(absl::InternalError("written version not found"), written->kind));
-  }
+  // The version the write stored, as the store committed it: no read-back.
+  const Record* record = &*written;
   // PUT-as-create of the List answers 201 too.
   if (record->version() == 1) success = http::Status::created;
   AuditTarget(*c, record->patient_id(), FhirId(*record));
@@ -1422,7 +1399,7 @@ void FhirService::AttemptUpdate(const CallPtr& c, std::string type, Kind kind, s
                                 int retries) {
   AnyResource copy = resource;
   CoreUpdate(core_, patient, stored_id, std::move(copy), etag, request_id, c->ctx,
-             OnAnswerPool([=, this, resource = std::move(resource)](absl::StatusOr<Written> written) mutable {
+             OnAnswerPool([=, this, resource = std::move(resource)](absl::StatusOr<Record> written) mutable {
                Guarded(c, [&] {
                  const bool blind = retries > 0;  // no If-Match, not yet a replay probe
                  const absl::StatusCode code = written.ok() ? absl::StatusCode::kOk : written.status().code();
@@ -1477,11 +1454,11 @@ void FhirService::Delete(const CallPtr& c, absl::string_view type, absl::string_
   if (!Authorize(*c, type, auth::kDelete, cur.patient_id())) return;
   if (cur.retracted()) return Reply(*c, http::Status::no_content, std::nullopt, {{bhttp::field::etag, EtagOf(cur.version())}});
   CoreRetract(core_, cur.kind(), cur.patient_id(), cur.id(), etag, recorder, request_id, c->ctx,
-              OnAnswerPool([this, c, kind = cur.kind()](absl::StatusOr<Written> written) {
+              OnAnswerPool([this, c, kind = cur.kind()](absl::StatusOr<Record> written) {
                 Guarded(c, [&] {
                   if (written.ok()) {
                     return Reply(*c, http::Status::no_content, std::nullopt,
-                                 {{bhttp::field::etag, EtagOf(written->version)}});
+                                 {{bhttp::field::etag, EtagOf(written->version())}});
                   }
                   // Deleted by someone else meanwhile: still "deleted".
                   if (written.status().code() == absl::StatusCode::kFailedPrecondition) {

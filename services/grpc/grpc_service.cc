@@ -358,28 +358,28 @@ class WhatMattersServiceImpl final : public RawService {
   template <class Req, class Resp>
   grpc::ServerUnaryReactor* Write(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in, grpc::ByteBuffer* out,
                                   const Access& access,
-                                  void (PatientRecords::*method)(const Req&, const CallContext&, domain::Done<Resp>)) {
+                                  void (PatientRecords::*method)(const Req&, const CallContext&,
+                                                                 domain::WriteDone<Resp>)) {
     auto* reactor = ctx->DefaultReactor();
     std::optional<InflightSlot> slot = Enter(access, reactor);
     if (!slot.has_value()) return reactor;
     Req req;
     storage::AuditRecord audit = StartAudit(*ctx, access);
     if (!Admit(ctx, reactor, access, in, &req, &audit)) return reactor;
-    // Finishes on the store's completion thread once the change is durable or refused.
+    // Finishes on the store's completion thread once the change is durable or
+    // refused. The answer is the stored resource's bytes (a serialized Resp),
+    // sent without parsing and serializing them again.
     (core_->*method)(req, ContextOf(ctx),
                      [core = core_, reactor, out, audit = std::move(audit),
-                      slot = std::move(*slot)](absl::StatusOr<Resp> result) mutable {
+                      slot = std::move(*slot)](absl::StatusOr<storage::Record> written) mutable {
                        slot.Release();
-                       if constexpr (std::is_same_v<Resp, v1::WhatMatters> || std::is_same_v<Resp, v1::Goal> ||
-                                     std::is_same_v<Resp, v1::Preference> || std::is_same_v<Resp, v1::GoalScore>) {
-                         // A create learns its id only now.
-                         if (result.ok() && audit.resource_id().empty()) {
-                           const std::string& name = result->name();
-                           audit.set_resource_id(name.substr(name.rfind('/') + 1));
-                         }
+                       // A create learns its id only now (Priorities have no id of their own).
+                       if (written.ok() && audit.resource_id().empty() && written->kind() != storage::PRIORITIES) {
+                         audit.set_resource_id(written->id());
                        }
-                       RecordAudit(core, &audit, result.status());
-                       FinishWith(reactor, result, out);
+                       RecordAudit(core, &audit, written.status());
+                       if (!written.ok()) return Finish(reactor, written.status());
+                       FinishWith(reactor, absl::StatusOr<std::string>(std::move(*written->mutable_resource())), out);
                      });
     return reactor;
   }

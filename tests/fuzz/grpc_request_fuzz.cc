@@ -252,7 +252,8 @@ void Read(absl::string_view bytes, absl::StatusOr<Resp> (PatientRecords::*method
 }
 
 template <class Req, class Resp>
-void Write(absl::string_view bytes, void (PatientRecords::*method)(const Req&, const CallContext&, Done<Resp>)) {
+void Write(absl::string_view bytes,
+           void (PatientRecords::*method)(const Req&, const CallContext&, wmty::domain::WriteDone<Resp>)) {
   Req req;
   if (!ParseRequest(bytes, &req)) return;
   Answer(Await<Resp>([&](Done<Resp> done) { (world->records.get()->*method)(req, CallContext{}, std::move(done)); }));
