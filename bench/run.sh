@@ -7,7 +7,7 @@
 #   bench/run.sh [--quick] [--records=1000000] [--build_dir=build] [--out=bench/results/<date>-perf]
 #                [--seconds=10] [--concurrency=32] [--write_clients=32] [--http_connections=32]
 #                [--db_dir=DIR] [--block_cache_mb=256] [--memtable_mb=128] [--wmtyd_args="..."]
-#                [--growth [--growth_small=100000] [--growth_large=10000000]]
+#                [--growth [--growth_small=100000] [--growth_large=10000000]] [--repeat=3]
 #
 # 1. Data: wmty_datagen loads ~records/10 synthetic patients (+ 1000 "bench"
 #    patients with exactly 50 records and 20 goals) into --db_dir through the
@@ -30,6 +30,9 @@
 #    through /proc/<pid>/clear_refs) is taken per phase. Each database is
 #    measured only once RocksDB reports no compaction pending (wmtyd's
 #    /metrics; at most 15 min): a database just loaded is still compacting.
+#    Every measurement a target is judged on runs --repeat times (3; 1 with
+#    --quick), each wmtyd run next to its baseline's, and the median run is
+#    reported; the report lists every repetition, so the spread is visible.
 # 4. --growth: the same summary (open loop, one fixed rate) and search (wrk,
 #    fixed connections) p99 at growth_small and growth_large records, and
 #    peak RSS serving the large one under that load (the Memory target).
@@ -66,6 +69,7 @@ quick=0
 growth=0
 growth_small=100000
 growth_large=10000000
+repeat=""
 for arg in "$@"; do
   case "$arg" in
     --quick) quick=1 ;;
@@ -83,7 +87,8 @@ for arg in "$@"; do
     --growth) growth=1 ;;
     --growth_small=*) growth_small="${arg#*=}" ;;
     --growth_large=*) growth_large="${arg#*=}" ;;
-    -h|--help) sed -n '2,47p' "$0"; exit 0 ;;
+    --repeat=*) repeat="${arg#*=}" ;;
+    -h|--help) sed -n '2,50p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -108,7 +113,10 @@ if [ "$quick" -eq 1 ]; then
   conn_sweep="2 32"
   growth_small=10000
   growth_large=20000
+  : "${repeat:=1}"
 fi
+: "${repeat:=3}"
+[[ "$repeat" =~ ^[1-9][0-9]*$ ]] || { echo "--repeat must be a positive integer" >&2; exit 2; }
 sweep_seconds=$(awk -v s="$seconds" 'BEGIN { v = s / 2; if (v < 1) v = 1; print v }')
 [ -d "$build_dir" ] || die "no build directory $build_dir"
 build_dir="$(cd "$build_dir" && pwd)"
@@ -257,6 +265,31 @@ wrkrun() {
 w() { kv "$tmp/$1.out" WRKSTATS "$2"; }
 wrps() { calc "$(w "$1" requests) * 1000000 / $(w "$1" duration_us)" 1; }
 
+stats_lines='\(GRPCLOAD\|WRKSTATS\|RAWDB\)'
+# median NAME KEY LABEL: NAME.1 .. NAME.$repeat are repetitions of one
+# measurement (wmty_grpc_load, wrk or wmty_rawdb output); copies the median
+# one by KEY (qps, p99_us, or rps for wrk's requests/s; the lower middle one
+# of an even count) to NAME.out and notes
+# every repetition's value for the report.
+median() {
+  local name="$1" key="$2" label="$3" r v values="" chosen
+  chosen="$(for r in $(seq 1 "$repeat"); do
+    if [ "$key" = rps ]; then v="$(wrps "$name.$r")"
+    else v="$(kv "$tmp/$name.$r.out" "$stats_lines" "$key")"; fi
+    echo "$v $r"
+  done | sort -g | awk -v m=$(( (repeat + 1) / 2 )) 'NR == m { print $2 }')"
+  cp "$tmp/$name.$chosen.out" "$tmp/$name.out"
+  for r in $(seq 1 "$repeat"); do
+    if [ "$key" = rps ]; then v="$(wrps "$name.$r")"
+    else v="$(kv "$tmp/$name.$r.out" "$stats_lines" "$key")"; fi
+    [ "$key" = p99_us ] && v="$(ms "$v") ms"
+    [ "$r" = "$chosen" ] && v="**$v**"
+    values="${values:+$values, }$v"
+  done
+  case "$key" in qps) key="per second" ;; rps) key="requests/s" ;; p99_us) key="p99" ;; esac
+  printf '| %s | %s | %s |\n' "$label" "$key" "$values" >>"$tmp/repetitions.md"
+}
+
 # ---------------------------------------------------------------- machine
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 cpu_model="$(lscpu 2>/dev/null | sed -nE 's/^Model name: *//p' | head -1)"
@@ -319,20 +352,27 @@ echo_port="$(wait_port_file "$tmp/echo.port" "${pids[-1]}" echo)"
 patients_file="$main_manifest/bench_patients.txt"
 ids_file="$main_manifest/bench_goal_ids.txt"
 
-log "gRPC: echo and summary, closed loop x$concurrency"
-grpc echo_max --target="127.0.0.1:$echo_port" --method=echo --mode=closed --concurrency="$concurrency" \
-  --duration="${seconds}s" --patients_file="$patients_file"
+log "gRPC: echo and summary, closed loop x$concurrency ($repeat times each, alternating)"
 hwm_reset
-grpc summary_max --target="127.0.0.1:$grpc_port" --method=summary --mode=closed --concurrency="$concurrency" \
-  --duration="${seconds}s" --patients_file="$patients_file"
+for r in $(seq 1 "$repeat"); do
+  grpc "echo_max.$r" --target="127.0.0.1:$echo_port" --method=echo --mode=closed --concurrency="$concurrency" \
+    --duration="${seconds}s" --patients_file="$patients_file"
+  grpc "summary_max.$r" --target="127.0.0.1:$grpc_port" --method=summary --mode=closed --concurrency="$concurrency" \
+    --duration="${seconds}s" --patients_file="$patients_file"
+done
 note_rss rss_summary
+median echo_max qps "gRPC echo baseline, closed loop"
+median summary_max qps "gRPC GetPatientSummary, closed loop"
 summary_max="$(g summary_max qps)"
 echo_max="$(g echo_max qps)"
 half_rate="$(calc "$summary_max / 2" 0)"
 [ "$half_rate" -ge 1 ] || half_rate=1
-log "gRPC: summary, open loop at half of max ($half_rate/s)"
-grpc summary_half --target="127.0.0.1:$grpc_port" --method=summary --mode=open --rate="$half_rate" \
-  --duration="${seconds}s" --patients_file="$patients_file"
+log "gRPC: summary, open loop at half of max ($half_rate/s, $repeat times)"
+for r in $(seq 1 "$repeat"); do
+  grpc "summary_half.$r" --target="127.0.0.1:$grpc_port" --method=summary --mode=open --rate="$half_rate" \
+    --duration="${seconds}s" --patients_file="$patients_file"
+done
+median summary_half p99_us "gRPC GetPatientSummary at half of max, open loop"
 
 sweep="$out-sweep.tsv"
 printf 'series\toffered_per_s\tachieved_per_s\tp50_ms\tp99_ms\tp999_ms\terrors\n' >"$sweep"
@@ -370,14 +410,21 @@ pids+=($!)
 baseline_port="$(wait_port_file "$tmp/baseline.port" "${pids[-1]}" baseline)"
 baseline="http://127.0.0.1:$baseline_port"
 
-log "FHIR reads: wrk x$http_connections"
-wrkrun http_baseline "$http_connections" "$seconds" "$baseline" "$tmp/pick.lua" - /
-hwm_reset
-wrkrun fhir_get "$http_connections" "$seconds" "$fhir" "$tmp/pick.lua" "$ids_file" /fhir/Goal/
-note_rss rss_fhir_get
-hwm_reset
-wrkrun fhir_search "$http_connections" "$seconds" "$fhir" "$tmp/pick.lua" "$patients_file" "/fhir/Goal?patient="
-note_rss rss_fhir_search
+log "FHIR reads: wrk x$http_connections ($repeat times each, alternating)"
+rss_fhir_get=0
+rss_fhir_search=0
+for r in $(seq 1 "$repeat"); do
+  wrkrun "http_baseline.$r" "$http_connections" "$seconds" "$baseline" "$tmp/pick.lua" - /
+  hwm_reset
+  wrkrun "fhir_get.$r" "$http_connections" "$seconds" "$fhir" "$tmp/pick.lua" "$ids_file" /fhir/Goal/
+  note_rss rss_now; [ "$rss_now" -gt "$rss_fhir_get" ] && rss_fhir_get=$rss_now
+  hwm_reset
+  wrkrun "fhir_search.$r" "$http_connections" "$seconds" "$fhir" "$tmp/pick.lua" "$patients_file" "/fhir/Goal?patient="
+  note_rss rss_now; [ "$rss_now" -gt "$rss_fhir_search" ] && rss_fhir_search=$rss_now
+done
+median http_baseline rps "bare Beast baseline, wrk"
+median fhir_get rps "FHIR GET Goal/[id], wrk"
+median fhir_search rps "FHIR Goal?patient=X, wrk"
 log "FHIR: connection sweep ($conn_sweep), ${sweep_seconds} s a point"
 for c in $conn_sweep; do
   wrkrun "csweep_base_$c" "$c" "$sweep_seconds" "$baseline" "$tmp/pick.lua" - /
@@ -387,13 +434,16 @@ for c in $conn_sweep; do
 done
 
 # ---------------------------------------------------------------- writes
-log "gRPC CreateGoal, durable, closed loop x$write_clients"
+log "gRPC CreateGoal, durable, closed loop x$write_clients ($repeat times)"
 hwm_reset
 stall_before="$(metric wmty_rocksdb_write_stall_seconds_total)"
-grpc create_max --target="127.0.0.1:$grpc_port" --method=create_goal --mode=closed --concurrency="$write_clients" \
-  --duration="${seconds}s"
+for r in $(seq 1 "$repeat"); do
+  grpc "create_max.$r" --target="127.0.0.1:$grpc_port" --method=create_goal --mode=closed \
+    --concurrency="$write_clients" --duration="${seconds}s"
+done
 note_rss rss_create
 stall_create="$(calc "$(metric wmty_rocksdb_write_stall_seconds_total) - $stall_before" 2)"
+median create_max qps "gRPC CreateGoal, durable, closed loop"
 create_max="$(g create_max qps)"
 log "gRPC CreateGoal: open-loop sweep"
 for f in $sweep_fractions; do
@@ -402,19 +452,27 @@ for f in $sweep_fractions; do
     --duration="${sweep_seconds}s"
   sweep_row "gRPC CreateGoal (durable)" "sweep_create_$f"
 done
-log "FHIR create, durable, wrk x$write_clients"
+log "FHIR create, durable, wrk x$write_clients ($repeat times)"
 hwm_reset
 stall_before="$(metric wmty_rocksdb_write_stall_seconds_total)"
-wrkrun fhir_create "$write_clients" "$seconds" "$fhir/fhir/Goal" "$tmp/create.lua"
+for r in $(seq 1 "$repeat"); do
+  wrkrun "fhir_create.$r" "$write_clients" "$seconds" "$fhir/fhir/Goal" "$tmp/create.lua"
+done
 note_rss rss_fhir_create
 stall_fhir_create="$(calc "$(metric wmty_rocksdb_write_stall_seconds_total) - $stall_before" 2)"
+median fhir_create rps "FHIR POST Goal, durable, wrk"
 [ "$hwm_cumulative" -eq 1 ] && rss_note="(could not reset VmHWM: each figure is the peak since start)" || rss_note=""
 stop_wmtyd
 
-log "raw RocksDB synced WriteBatch, $write_clients writers"
-"$rawdb" --mode=put --db="$tmp/raw-put" --concurrency="$write_clients" --duration="${seconds}s" --warmup="${warmup}s" \
-  --value_bytes="$record_bytes" --block_cache_mb="$block_cache_mb" --memtable_mb="$memtable_mb" \
-  >"$tmp/rawput.out" 2>"$tmp/rawput.err" || die "wmty_rawdb put failed: $(cat "$tmp/rawput.err")"
+log "raw RocksDB synced WriteBatch, $write_clients writers ($repeat times)"
+for r in $(seq 1 "$repeat"); do
+  "$rawdb" --mode=put --db="$tmp/raw-put-$r" --concurrency="$write_clients" --duration="${seconds}s" \
+    --warmup="${warmup}s" --value_bytes="$record_bytes" --block_cache_mb="$block_cache_mb" \
+    --memtable_mb="$memtable_mb" >"$tmp/rawput.$r.out" 2>"$tmp/rawput.err" ||
+    die "wmty_rawdb put failed: $(cat "$tmp/rawput.err")"
+  rm -rf "$tmp/raw-put-$r"
+done
+median rawput qps "raw RocksDB synced WriteBatch"
 raw_put="$(kv "$tmp/rawput.out" RAWDB qps)"
 
 # ---------------------------------------------------------------- 4. growth
@@ -428,11 +486,15 @@ if [ "$growth" -eq 1 ]; then
     start_wmtyd "$gen_dir"
     settle "settle_$size"
     hwm_reset
-    grpc "growth_summary_$size" --target="127.0.0.1:$grpc_port" --method=summary --mode=open --rate="$half_rate" \
-      --duration="${seconds}s" --patients_file="$gen_manifest/bench_patients.txt"
-    wrkrun "growth_search_$size" "$http_connections" "$seconds" "$fhir" "$tmp/pick.lua" \
-      "$gen_manifest/bench_patients.txt" "/fhir/Goal?patient="
+    for r in $(seq 1 "$repeat"); do
+      grpc "growth_summary_$size.$r" --target="127.0.0.1:$grpc_port" --method=summary --mode=open \
+        --rate="$half_rate" --duration="${seconds}s" --patients_file="$gen_manifest/bench_patients.txt"
+      wrkrun "growth_search_$size.$r" "$http_connections" "$seconds" "$fhir" "$tmp/pick.lua" \
+        "$gen_manifest/bench_patients.txt" "/fhir/Goal?patient="
+    done
     note_rss "growth_rss_$size"
+    median "growth_summary_$size" p99_us "growth ($size): summary at $half_rate/s, open loop"
+    median "growth_search_$size" p99_us "growth ($size): Goal?patient=X, wrk"
     stop_wmtyd
   done
 fi
@@ -509,6 +571,7 @@ mode_text="full run"
   echo "## Every measurement"
   echo
   echo "Latency of open-loop runs is measured from each call's scheduled send time (no coordinated omission)."
+  echo "Rows that ran $repeat times show the median run (see Repetitions)."
   echo "Peak RSS: wmtyd's VmHWM during that phase${rss_note:+ $rss_note}."
   echo
   echo "| measurement | load | per second | p50 ms | p99 ms | p99.9 ms | errors | wmtyd peak RSS MiB |"
@@ -536,7 +599,16 @@ mode_text="full run"
   echo "Bulk import: $db_records records in ${import_secs} s through the domain core, WAL unsynced, verified after (wmty_datagen)$import_note."
   echo
   echo "Writes held back by RocksDB (flushes or compactions behind: \`wmty_rocksdb_write_stall_seconds_total\`):"
-  echo "${stall_create} s during the ${seconds} s of gRPC CreateGoal, ${stall_fhir_create} s during FHIR create."
+  echo "${stall_create} s during the $repeat × ${seconds} s of gRPC CreateGoal, ${stall_fhir_create} s during FHIR create."
+  echo
+  echo "## Repetitions"
+  echo
+  echo "Each of these ran $repeat time(s) (wmtyd's runs alternating with their baseline's where both run"
+  echo "together); the median, in bold, is the figure used above."
+  echo
+  echo "| measurement | by | every repetition |"
+  echo "|---|---|---|"
+  cat "$tmp/repetitions.md"
   echo
   echo "## Latency against load"
   echo
@@ -560,7 +632,8 @@ mode_text="full run"
   echo
   echo "## Where the time goes"
   echo
-  echo "TODO(lead): profile of this run (see docs/performance.md, \"Profiling\")."
+  echo "Not profiled by run.sh: [docs/performance.md](../../docs/performance.md) has the profiles, what was"
+  echo "changed because of them and how to profile a run (\"Profiling\")."
 } >"$out.md"
 
 # ---------------------------------------------------------------- plot
@@ -608,6 +681,9 @@ for row in "gRPC GetPatientSummary (50-record patient)" "gRPC RecordGoal, durabl
   "FHIR Goal?patient=X (20 results)" "FHIR create, durable" "Growth" "Bulk import" "Memory"; do
   grep -q "^| $row" "$out.md" || die "$out.md has no row for target: $row"
 done
+expected_reps=$(( 9 + growth * 4 ))
+[ "$(grep -c '^| .* | \*\*' "$tmp/repetitions.md")" -eq "$expected_reps" ] ||
+  die "$out.md: expected $expected_reps repeated measurements, each with its median marked"
 sed -n '/^## Targets/,/^## Every/p' "$out.md" | sed '$d'
 echo "wrote $out.md, $out.png, $sweep"
 if [ "$quick" -eq 0 ] && sed -n '/^## Targets/,/^## Every/p' "$out.md" | grep -q 'FAIL'; then
