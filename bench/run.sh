@@ -342,6 +342,14 @@ record_bytes="$(kv "$tmp/rawget.out" RAWDB value_bytes)"
 # ---------------------------------------------------------------- 3. wmtyd
 log "wmtyd on $main_db"
 start_wmtyd "$main_db"
+# Each run's write phases add ~tens of thousands of versions to the reused
+# database: say how far it has grown past what was generated.
+start_changes="$(sed -n 's/.*"msg":"serving".*"last_sequence":"\([0-9]*\)".*/\1/p' "$tmp/wmtyd.log" | head -1)"
+[ -n "$start_changes" ] || die "wmtyd did not log its last_sequence"
+if [ "$start_changes" -gt $(( db_records * 3 / 2 )) ]; then
+  log "WARNING: $main_db holds $start_changes changes, generated with $db_records: earlier runs' writes" \
+    "grew it; delete it to measure at --records=$records"
+fi
 settle settle_main
 "$grpc_load" --target="127.0.0.1:$grpc_port" --method=summary --probe --patients_file="$main_manifest/bench_patients.txt" \
   --dump_response="$tmp/summary.bin" >"$tmp/probe.out" 2>&1 || die "summary probe failed: $(cat "$tmp/probe.out")"
@@ -550,7 +558,7 @@ mode_text="full run"
   echo
   echo "\`bench/run.sh $*\` — commit $rev, wmtyd built $(date -u -r "$wmtyd" +%Y-%m-%dT%H:%M:%SZ)."
   echo "Database: $db_records records ($((records / 10)) patients with a realistic mix + $bench_patients bench"
-  echo "patients with 50 records), $db_size on disk. Loopback, authentication off, \`--block_cache_mb=$block_cache_mb"
+  echo "patients with 50 records; $start_changes changes in its log at the start, with earlier runs' writes), $db_size on disk. Loopback, authentication off, \`--block_cache_mb=$block_cache_mb"
   echo "--memtable_mb=$memtable_mb\`${wmtyd_args:+ $wmtyd_args}. Method: [docs/performance.md](../../docs/performance.md)."
   echo "Each database was measured once RocksDB had no compaction pending (waited: ${settle_main} s$([ "$growth" -eq 1 ] &&
     echo "; growth ${settle_small} s and ${settle_large} s"); \"+\" means it gave up after ${settle_max} s)."
@@ -682,7 +690,7 @@ for row in "gRPC GetPatientSummary (50-record patient)" "gRPC RecordGoal, durabl
   grep -q "^| $row" "$out.md" || die "$out.md has no row for target: $row"
 done
 expected_reps=$(( 9 + growth * 4 ))
-[ "$(grep -c '^| .* | \*\*' "$tmp/repetitions.md")" -eq "$expected_reps" ] ||
+[ "$(grep -c '^| .*\*\*[0-9.]* *[a-z]*\*\*' "$tmp/repetitions.md")" -eq "$expected_reps" ] ||
   die "$out.md: expected $expected_reps repeated measurements, each with its median marked"
 sed -n '/^## Targets/,/^## Every/p' "$out.md" | sed '$d'
 echo "wrote $out.md, $out.png, $sweep"
