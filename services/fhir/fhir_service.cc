@@ -30,6 +30,7 @@
 #include "common/log.h"
 #include "common/status.h"
 #include "common/text.h"
+#include "common/thread_name.h"
 #include "domain/names.h"
 #include "domain/page_token.h"
 #include "fhir/audit_event.h"
@@ -482,6 +483,8 @@ class FhirService final : public http::Handler {
   WrittenDone OnAnswerPool(WrittenDone done) {
     return [this, done = std::move(done)](absl::StatusOr<Record> written) mutable {
       boost::asio::post(answer_pool_, [done = std::move(done), written = std::move(written)]() mutable {
+        thread_local const bool named = (NameThisThread("wmty-answer"), true);
+        (void)named;
         done(std::move(written));
       });
     };

@@ -71,6 +71,8 @@ struct HttpServerOptions {
   // requests are refused (503) before the handler sees them. 0: no limit.
   int max_inflight = 256;
   int io_threads = 2;
+  // What the I/O threads are called (NameThisThread).
+  std::string thread_name = "wmty-http";
   // TLS (PEM contents, not paths). Empty cert: plaintext. A cert needs its
   // key. With a client CA, clients must present a certificate it signed
   // (mTLS); the CA needs a cert.

@@ -174,6 +174,7 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
     http::HttpServerOptions metrics_options;
     metrics_options.listen = options.metrics_listen;
     metrics_options.io_threads = 1;
+    metrics_options.thread_name = "wmty-metrics";
     metrics_options.max_connections = 16;
     metrics_options.max_inflight = 4;
     metrics_options.max_body_bytes = 1024;

@@ -13,6 +13,7 @@
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
 #include "common/log.h"
+#include "common/thread_name.h"
 
 namespace wmty::storage {
 namespace {
@@ -139,6 +140,7 @@ void Backups::Post(absl::AnyInvocable<void()> job) {
 }
 
 void Backups::BackupLoop() {
+  NameThisThread("wmty-backup");
   const bool scheduled = options_.interval > absl::ZeroDuration();
   absl::Time next = scheduled ? absl::Now() + options_.interval : absl::InfiniteFuture();
   while (true) {

@@ -25,6 +25,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
+#include "common/thread_name.h"
 #include "storage/keys.h"
 
 namespace wmty::storage {
@@ -407,6 +408,7 @@ absl::StatusOr<std::string> Store::GetOrCreateSecret(absl::string_view name) {
 }
 
 void Store::CommitLoop() {
+  NameThisThread("wmty-commit");
   std::vector<Pending> batch;
   std::vector<AuditRecord> audits;
   while (true) {
@@ -491,6 +493,7 @@ void Store::Complete(std::vector<Completion> completions) {
 }
 
 void Store::CompletionLoop() {
+  NameThisThread("wmty-complete");
   std::vector<Completion> run;
   while (true) {
     {

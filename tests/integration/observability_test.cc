@@ -3,9 +3,11 @@
 // counts, store and listener gauges, backup age), the format Prometheus
 // parses, the metrics listener refusing other paths, and the liveness /
 // readiness health services.
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <regex>
+#include <set>
 #include <sstream>
 
 #include <grpcpp/grpcpp.h>
@@ -15,6 +17,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "fhir/http_client.h"
 #include "integration/integration_util.h"
@@ -171,6 +174,31 @@ TEST_F(ObservabilityTest, CountsFhirInteractionsAndStoreGauges) {
   EXPECT_EQ(samples["wmty_rocksdb_writes_delayed"], 0);
   EXPECT_EQ(samples.count("wmty_rocksdb_l0_files"), 1u);
   EXPECT_EQ(samples.count(R"(wmty_build_info{version="0.1.0"})"), 1u);
+}
+
+// top -H, perf and /proc show which of wmtyd's threads does what.
+TEST_F(ObservabilityTest, ThreadsAreNamedForOperatorsAndProfiles) {
+  HttpClient http(server_->http_port());
+  const std::string goal = R"({"resourceType":"Goal","lifecycleStatus":"active",)"
+                           R"("description":{"text":"Read to my grandson"},"subject":{"reference":"Patient/p3"},)"
+                           R"("expressedBy":{"reference":"Patient/p3"}})";
+  // A FHIR write is answered on the answer pool, which names its threads on first use.
+  ASSERT_EQ(http.Post("/fhir/Goal", goal, {{"Content-Type", "application/fhir+json"}}).status, 201);
+  std::multiset<std::string> names;
+  const std::string tasks = "/proc/" + std::to_string(server_->pid()) + "/task";
+  for (const auto& task : std::filesystem::directory_iterator(tasks)) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    names.insert(name);
+  }
+  const std::string all = absl::StrJoin(names, ", ");
+  EXPECT_EQ(names.count("wmty-commit"), 1u) << all;
+  EXPECT_EQ(names.count("wmty-complete"), 1u) << all;
+  EXPECT_EQ(names.count("wmty-http"), 2u) << all;
+  EXPECT_EQ(names.count("wmty-metrics"), 1u) << all;
+  EXPECT_EQ(names.count("wmty-backup"), 1u) << all;
+  EXPECT_GE(names.count("wmty-answer"), 1u) << all;
 }
 
 TEST_F(ObservabilityTest, BackupAgeAppearsOnceABackupExists) {
