@@ -78,7 +78,9 @@ class WriteDone {
     if (as_record_) return as_record_(std::move(written));
     if (!written.ok()) return as_resource_(written.status());
     R r;
-    if (!r.ParseFromString(written->resource())) return as_resource_(absl::DataLossError("stored resource does not parse"));
+    if (!r.ParseFromString(written->resource())) {
+      return as_resource_(absl::DataLossError("stored resource does not parse"));
+    }
     as_resource_(std::move(r));
   }
 
@@ -97,11 +99,13 @@ class PatientRecords {
   static absl::StatusOr<std::unique_ptr<PatientRecords>> Create(storage::Store* store,
                                                                 PatientRecordsOptions options = {});
 
-  void CreateWhatMatters(const v1::CreateWhatMattersRequest& req, const CallContext& ctx, WriteDone<v1::WhatMatters> done);
+  void CreateWhatMatters(const v1::CreateWhatMattersRequest& req, const CallContext& ctx,
+                         WriteDone<v1::WhatMatters> done);
   absl::StatusOr<v1::WhatMatters> GetWhatMatters(const v1::GetResourceRequest& req, const CallContext& ctx);
   absl::StatusOr<v1::ListWhatMattersResponse> ListWhatMatters(const v1::ListWhatMattersRequest& req,
                                                               const CallContext& ctx);
-  void UpdateWhatMatters(const v1::UpdateWhatMattersRequest& req, const CallContext& ctx, WriteDone<v1::WhatMatters> done);
+  void UpdateWhatMatters(const v1::UpdateWhatMattersRequest& req, const CallContext& ctx,
+                         WriteDone<v1::WhatMatters> done);
   void RetractWhatMatters(const v1::RetractRequest& req, const CallContext& ctx, WriteDone<v1::WhatMatters> done);
   absl::StatusOr<v1::ListWhatMattersResponse> ListWhatMattersVersions(const v1::ListVersionsRequest& req,
                                                                       const CallContext& ctx);

@@ -1281,7 +1281,8 @@ void FhirService::DoCreate(const CallPtr& c, std::string type, Incoming incoming
   const bool is_list = incoming.kind == storage::PRIORITIES;
   std::string patient = incoming.patient_id;
   CoreCreate(core_, patient, std::move(incoming.resource), request_id, c->ctx,
-             OnAnswerPool([this, c, type, is_list, patient, hold = std::move(hold)](absl::StatusOr<Record> written) mutable {
+             OnAnswerPool([this, c, type, is_list, patient,
+                           hold = std::move(hold)](absl::StatusOr<Record> written) mutable {
                Guarded(c, [&] {
                  // The List existed after all (a race, or a new X-Request-Id):
                  // the domain asks for its etag; FHIR says "exists".
