@@ -272,16 +272,17 @@ stats_lines='\(GRPCLOAD\|WRKSTATS\|RAWDB\)'
 # of an even count) to NAME.out and notes
 # every repetition's value for the report.
 median() {
-  local name="$1" key="$2" label="$3" r v values="" chosen
-  chosen="$(for r in $(seq 1 "$repeat"); do
-    if [ "$key" = rps ]; then v="$(wrps "$name.$r")"
-    else v="$(kv "$tmp/$name.$r.out" "$stats_lines" "$key")"; fi
-    echo "$v $r"
-  done | sort -g | awk -v m=$(( (repeat + 1) / 2 )) 'NR == m { print $2 }')"
+  local name="$1" key="$2" label="$3" r v chosen values=""
+  local -a by_rep=()
+  for r in $(seq 1 "$repeat"); do
+    if [ "$key" = rps ]; then by_rep[r]="$(wrps "$name.$r")"
+    else by_rep[r]="$(kv "$tmp/$name.$r.out" "$stats_lines" "$key")"; fi
+  done
+  chosen="$(for r in $(seq 1 "$repeat"); do echo "${by_rep[r]} $r"; done |
+    sort -g | awk -v m=$(( (repeat + 1) / 2 )) 'NR == m { print $2 }')"
   cp "$tmp/$name.$chosen.out" "$tmp/$name.out"
   for r in $(seq 1 "$repeat"); do
-    if [ "$key" = rps ]; then v="$(wrps "$name.$r")"
-    else v="$(kv "$tmp/$name.$r.out" "$stats_lines" "$key")"; fi
+    v="${by_rep[r]}"
     [ "$key" = p99_us ] && v="$(ms "$v") ms"
     [ "$r" = "$chosen" ] && v="**$v**"
     values="${values:+$values, }$v"

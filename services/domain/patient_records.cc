@@ -140,13 +140,6 @@ void StampServerFields(R* r, const std::string& patient_id, const std::string& i
 }
 
 template <class R>
-absl::StatusOr<R> FromRecord(const Record& record) {
-  R r;
-  if (!r.ParseFromString(record.resource())) return absl::DataLossError("stored resource does not parse");
-  return r;
-}
-
-template <class R>
 Done<Committed> Deliver(WriteDone<R> done) {
   return [done = std::move(done)](absl::StatusOr<Committed> committed) mutable {
     if (!committed.ok()) return done(committed.status());

@@ -49,6 +49,14 @@ struct CallContext {
 template <class T>
 using Done = absl::AnyInvocable<void(absl::StatusOr<T>)>;
 
+// The resource of a stored version; DATA_LOSS if its bytes do not parse as R.
+template <class R>
+absl::StatusOr<R> FromRecord(const storage::Record& record) {
+  R r;
+  if (!r.ParseFromString(record.resource())) return absl::DataLossError("stored resource does not parse");
+  return r;
+}
+
 // The callback of a write of resource type R. The faces answer with different
 // forms of the written version: the gRPC face with the resource message (a
 // callable taking absl::StatusOr<R>), the FHIR face with the stored version
@@ -77,11 +85,7 @@ class WriteDone {
   void operator()(absl::StatusOr<storage::Record> written) {
     if (as_record_) return as_record_(std::move(written));
     if (!written.ok()) return as_resource_(written.status());
-    R r;
-    if (!r.ParseFromString(written->resource())) {
-      return as_resource_(absl::DataLossError("stored resource does not parse"));
-    }
-    as_resource_(std::move(r));
+    as_resource_(FromRecord<R>(*written));
   }
 
  private:
