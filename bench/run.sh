@@ -363,6 +363,8 @@ ids_file="$main_manifest/bench_goal_ids.txt"
 
 log "gRPC: echo and summary, closed loop x$concurrency ($repeat times each, alternating)"
 hwm_reset
+summary_hits_before="$(metric wmty_summary_cache_hits_total)"
+summary_misses_before="$(metric wmty_summary_cache_misses_total)"
 for r in $(seq 1 "$repeat"); do
   grpc "echo_max.$r" --target="127.0.0.1:$echo_port" --method=echo --mode=closed --concurrency="$concurrency" \
     --duration="${seconds}s" --patients_file="$patients_file"
@@ -382,6 +384,8 @@ for r in $(seq 1 "$repeat"); do
     --duration="${seconds}s" --patients_file="$patients_file"
 done
 median summary_half p99_us "gRPC GetPatientSummary at half of max, open loop"
+summary_hits="$(calc "$(metric wmty_summary_cache_hits_total) - $summary_hits_before" 0)"
+summary_misses="$(calc "$(metric wmty_summary_cache_misses_total) - $summary_misses_before" 0)"
 
 sweep="$out-sweep.tsv"
 printf 'series\toffered_per_s\tachieved_per_s\tp50_ms\tp99_ms\tp999_ms\terrors\n' >"$sweep"
@@ -606,6 +610,11 @@ mode_text="full run"
   fi
   echo
   echo "Bulk import: $db_records records in ${import_secs} s through the domain core, WAL unsynced, verified after (wmty_datagen)$import_note."
+  echo
+  echo "Summaries answered from wmtyd's summary cache during the summary phases above (\`wmty_summary_cache_*\`,"
+  echo "\`--summary_cache_mb\`): ${summary_hits} from memory, ${summary_misses} assembled from the store. Nothing"
+  echo "writes to the bench patients, so after a patient's first read the cache answers; to measure the"
+  echo "assembly from the store, run with \`--wmtyd_args=--summary_cache_mb=0\`."
   echo
   echo "Writes held back by RocksDB (flushes or compactions behind: \`wmty_rocksdb_write_stall_seconds_total\`):"
   echo "${stall_create} s during the $repeat × ${seconds} s of gRPC CreateGoal, ${stall_fhir_create} s during FHIR create."

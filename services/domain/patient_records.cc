@@ -208,7 +208,15 @@ std::string NewResourceId(absl::Time now) {
 }
 
 PatientRecords::PatientRecords(storage::Store* store, PatientRecordsOptions options, std::string page_key)
-    : store_(store), options_(std::move(options)), page_tokens_(std::move(page_key)) {}
+    : store_(store),
+      options_(std::move(options)),
+      page_tokens_(std::move(page_key)),
+      summary_cache_(options_.summary_cache_bytes) {}
+
+SummaryCacheStats PatientRecords::summary_cache_stats() const {
+  return {summary_cache_hits_.load(std::memory_order_relaxed), summary_cache_misses_.load(std::memory_order_relaxed),
+          summary_cache_.charge()};
+}
 
 absl::StatusOr<std::unique_ptr<PatientRecords>> PatientRecords::Create(storage::Store* store,
                                                                        PatientRecordsOptions options) {
@@ -900,6 +908,15 @@ absl::StatusOr<std::string> PatientRecords::GetPatientSummarySerialized(const v1
   auto patient_id = ParseParent(req.parent(), "parent");
   if (!patient_id.ok()) return patient_id.status();
   if (auto s = CheckDeadline(ctx); !s.ok()) return s;
+  // Read before the snapshot is taken: a summary cached under this
+  // generation cannot be missing a write acknowledged before it moved (the
+  // store moves it after the write is visible, before acknowledging it).
+  const uint64_t generation = store_->PatientWriteGeneration(*patient_id);
+  if (auto cached = summary_cache_.Get(*patient_id); cached != nullptr && cached->generation == generation) {
+    summary_cache_hits_.fetch_add(1, std::memory_order_relaxed);
+    return cached->bytes;
+  }
+  summary_cache_misses_.fetch_add(1, std::memory_order_relaxed);
   auto reader = store_->NewReader();  // one snapshot: the summary is consistent
   auto stored_priorities = reader->GetCurrent(storage::PRIORITIES, *patient_id, kPrioritiesId);
   if (!stored_priorities.ok()) return stored_priorities.status();
@@ -948,6 +965,8 @@ absl::StatusOr<std::string> PatientRecords::GetPatientSummarySerialized(const v1
       coded.WriteVarint32(1);
     }
   }
+  const size_t charge = out.size();
+  summary_cache_.Put(*patient_id, std::make_shared<const CachedSummary>(CachedSummary{generation, out}), charge);
   return out;
 }
 

@@ -19,6 +19,8 @@
 #ifndef WMTY_DOMAIN_PATIENT_RECORDS_H_
 #define WMTY_DOMAIN_PATIENT_RECORDS_H_
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -30,6 +32,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/lru_cache.h"
 #include "domain/page_token.h"
 #include "storage/store.h"
 #include "wmty/v1/service.pb.h"
@@ -95,6 +98,17 @@ class WriteDone {
 
 struct PatientRecordsOptions {
   std::function<absl::Time()> clock = [] { return absl::Now(); };
+  // Assembled summaries kept in memory (bytes; 0: none), each until its
+  // patient's next write: a chart opened again is answered without reading
+  // the store (see GetPatientSummarySerialized).
+  size_t summary_cache_bytes = size_t{64} << 20;
+};
+
+// What the summary cache has done since start, for /metrics.
+struct SummaryCacheStats {
+  uint64_t hits = 0;
+  uint64_t misses = 0;  // assembled from the store (absent, or the patient has been written since)
+  size_t bytes = 0;     // kept now
 };
 
 class PatientRecords {
@@ -185,7 +199,16 @@ class PatientRecords {
   // Signs and checks page tokens (same key as the gRPC face's).
   const PageTokenCodec& page_tokens() const { return page_tokens_; }
 
+  SummaryCacheStats summary_cache_stats() const;
+
  private:
+  // An assembled summary and the patient's write generation read before the
+  // snapshot it was assembled from (storage::Store::PatientWriteGeneration).
+  struct CachedSummary {
+    uint64_t generation;
+    std::string bytes;
+  };
+
   PatientRecords(storage::Store* store, PatientRecordsOptions options, std::string page_key);
 
   template <class R>
@@ -213,6 +236,9 @@ class PatientRecords {
   storage::Store* const store_;
   const PatientRecordsOptions options_;
   const PageTokenCodec page_tokens_;
+  common::LruCache<CachedSummary> summary_cache_;  // by patient id
+  std::atomic<uint64_t> summary_cache_hits_{0};
+  std::atomic<uint64_t> summary_cache_misses_{0};
 };
 
 // A new resource id: 26 characters, time-ordered (ULID layout, Crockford

@@ -10,28 +10,13 @@ std::string RenderCache::KeyOf(const storage::Record& record) {
 }
 
 std::shared_ptr<const std::string> RenderCache::Get(const storage::Record& record) {
-  const std::string key = KeyOf(record);
-  absl::MutexLock lock(&mu_);
-  auto it = index_.find(key);
-  if (it == index_.end()) return nullptr;
-  lru_.splice(lru_.begin(), lru_, it->second);
-  return it->second->second;
+  return cache_.Get(KeyOf(record));
 }
 
 void RenderCache::Put(const storage::Record& record, std::shared_ptr<const std::string> json) {
-  if (json == nullptr || json->size() > max_bytes_ / 4) return;
-  std::string key = KeyOf(record);
-  absl::MutexLock lock(&mu_);
-  if (index_.contains(key)) return;
-  bytes_ += json->size() + key.size();
-  lru_.emplace_front(key, std::move(json));
-  index_.emplace(std::move(key), lru_.begin());
-  while (bytes_ > max_bytes_ && !lru_.empty()) {
-    auto& last = lru_.back();
-    bytes_ -= last.second->size() + last.first.size();
-    index_.erase(last.first);
-    lru_.pop_back();
-  }
+  if (json == nullptr) return;
+  const size_t charge = json->size();
+  cache_.Put(KeyOf(record), std::move(json), charge);
 }
 
 }  // namespace wmty::fhir

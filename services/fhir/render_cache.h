@@ -10,34 +10,26 @@
 #ifndef WMTY_FHIR_RENDER_CACHE_H_
 #define WMTY_FHIR_RENDER_CACHE_H_
 
-#include <list>
 #include <memory>
 #include <string>
 
-#include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
-#include "absl/synchronization/mutex.h"
+#include "common/lru_cache.h"
 #include "wmty/storage/record.pb.h"
 
 namespace wmty::fhir {
 
 class RenderCache {
  public:
-  explicit RenderCache(size_t max_bytes) : max_bytes_(max_bytes) {}
+  explicit RenderCache(size_t max_bytes) : cache_(max_bytes) {}
 
   // The cached rendering of this version, or null.
   std::shared_ptr<const std::string> Get(const storage::Record& record);
   void Put(const storage::Record& record, std::shared_ptr<const std::string> json);
 
  private:
-  using Lru = std::list<std::pair<std::string, std::shared_ptr<const std::string>>>;
   static std::string KeyOf(const storage::Record& record);
 
-  const size_t max_bytes_;
-  absl::Mutex mu_;
-  Lru lru_ ABSL_GUARDED_BY(mu_);  // front: most recent
-  absl::flat_hash_map<std::string, Lru::iterator> index_ ABSL_GUARDED_BY(mu_);
-  size_t bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  common::LruCache<std::string> cache_;
 };
 
 }  // namespace wmty::fhir

@@ -35,6 +35,8 @@ ABSL_FLAG(int, max_message_bytes, 4 * 1024 * 1024, "Largest gRPC request accepte
 ABSL_FLAG(bool, reflection, true, "Enable gRPC server reflection");
 ABSL_FLAG(int, block_cache_mb, 256, "RocksDB block cache size in MiB");
 ABSL_FLAG(int, memtable_mb, 128, "Memory for all RocksDB memtables together, in MiB (write buffers; past it they flush)");
+ABSL_FLAG(int, summary_cache_mb, 64,
+          "Assembled patient summaries kept in memory, in MiB, each until the patient's next write (0: none)");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10), "How long in-flight calls may run after SIGTERM");
 ABSL_FLAG(std::string, port_file, "", "If set, write the bound gRPC port here once serving (for tests and tools)");
 ABSL_FLAG(std::string, http_listen, "127.0.0.1:8080",
@@ -195,6 +197,11 @@ int main(int argc, char** argv) {
   options.reflection = absl::GetFlag(FLAGS_reflection);
   options.block_cache_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_block_cache_mb)) << 20;
   options.memtable_budget_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_memtable_mb)) << 20;
+  if (absl::GetFlag(FLAGS_summary_cache_mb) < 0) {
+    wmty::log::Error("startup failed", {{"error", "--summary_cache_mb must be 0 or more"}});
+    return 1;
+  }
+  options.summary_cache_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_summary_cache_mb)) << 20;
   options.http_listen = absl::GetFlag(FLAGS_http_listen);
   const int64_t max_body = absl::GetFlag(FLAGS_http_max_body_bytes);
   if (max_body < 1) {

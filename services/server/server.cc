@@ -79,7 +79,9 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
   auto store = storage::Store::Open(store_options);
   if (!store.ok()) return store.status();
   server->store_ = std::move(*store);
-  auto core = domain::PatientRecords::Create(server->store_.get());
+  domain::PatientRecordsOptions core_options;
+  core_options.summary_cache_bytes = options.summary_cache_bytes;
+  auto core = domain::PatientRecords::Create(server->store_.get(), std::move(core_options));
   if (!core.ok()) return core.status();
   server->core_ = std::move(*core);
   server->service_ = grpc_api::NewWhatMattersService(server->core_.get(), options.verifier, options.max_inflight_rpcs);
@@ -293,6 +295,14 @@ void WmtyServer::CollectMetrics(metrics::Writer& writer) {
   writer.HistogramValue("wmty_wal_sync_duration_seconds",
                         "Time of each group commit's synced write (WAL append and fsync).",
                         store_->synced_write_seconds());
+  const domain::SummaryCacheStats summaries = core_->summary_cache_stats();
+  writer.CounterValue("wmty_summary_cache_hits_total", "Patient summaries answered from memory since start.",
+                      static_cast<double>(summaries.hits));
+  writer.CounterValue("wmty_summary_cache_misses_total",
+                      "Patient summaries assembled from the store since start (not cached, or written since).",
+                      static_cast<double>(summaries.misses));
+  writer.Gauge("wmty_summary_cache_bytes", "Bytes of assembled patient summaries kept in memory (--summary_cache_mb).",
+               static_cast<double>(summaries.bytes));
   std::error_code error;
   const std::filesystem::space_info space = std::filesystem::space(data_dir_, error);
   if (!error) {

@@ -39,6 +39,8 @@ struct ServerOptions {
   size_t block_cache_bytes = size_t{256} << 20;
   // All memtables together (see storage::StoreOptions).
   size_t memtable_budget_bytes = size_t{128} << 20;
+  // Assembled patient summaries kept in memory (domain::PatientRecordsOptions).
+  size_t summary_cache_bytes = size_t{64} << 20;
   // FHIR R4 REST face (HTTP/1.1), base path /fhir. host:port; port 0 picks a
   // free port (see http_port()); empty: no HTTP server.
   std::string http_listen = "127.0.0.1:8080";

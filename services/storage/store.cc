@@ -900,10 +900,27 @@ void Store::CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& a
     last_sequence_ = sequence;
     last_audit_sequence_ = audit_sequence;
   }
+  // The batch is visible to new readers now and acknowledged below: values
+  // cached from an older snapshot of these patients stop being used here.
+  // (After a failed write nothing is visible; moving on is harmless.)
+  for (size_t i = 0; i < batch.size(); ++i) {
+    if (outcomes[i].writes) {
+      patient_generations_[GenerationStripe(batch[i].mutation.patient_id)].fetch_add(1, std::memory_order_release);
+    }
+  }
   std::vector<Completion> completions;
   completions.reserve(batch.size());
   for (size_t i = 0; i < batch.size(); ++i) completions.push_back({std::move(batch[i].done), std::move(outcomes[i].result)});
   Complete(std::move(completions));
+}
+
+size_t Store::GenerationStripe(absl::string_view patient_id) {
+  return std::hash<std::string_view>{}(std::string_view(patient_id.data(), patient_id.size())) &
+         (kGenerationStripes - 1);
+}
+
+uint64_t Store::PatientWriteGeneration(absl::string_view patient_id) const {
+  return patient_generations_[GenerationStripe(patient_id)].load(std::memory_order_acquire);
 }
 
 absl::Status Store::VerifyIntegrity() const {

@@ -17,6 +17,7 @@
 #ifndef WMTY_STORAGE_STORE_H_
 #define WMTY_STORAGE_STORE_H_
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -203,6 +204,14 @@ class Store {
 
   std::unique_ptr<Reader> NewReader() const;
 
+  // A counter that moves on every committed write to this patient (and to the
+  // patients that share its stripe), after the write is visible to readers and
+  // before its callback runs. For caches of what is derived from a patient's
+  // records: read it before taking the Reader the value is derived from, keep
+  // it with the value, and use the value only while it is unchanged. A value
+  // so kept never hides an acknowledged write. Never decreases; lock-free.
+  uint64_t PatientWriteGeneration(absl::string_view patient_id) const;
+
   // Appends an audit record (the store assigns its sequence, and its time if
   // unset). Returns at once: the record is written with the next group
   // commit (audit records alone: at most every 2 ms) and synced within
@@ -314,6 +323,11 @@ class Store {
   std::thread completion_thread_;
   absl::Mutex close_mu_;
   std::shared_ptr<rocksdb::Statistics> statistics_;
+  // PatientWriteGeneration's counters, by hash of the patient id: fixed
+  // memory, and a write makes few other patients' cached values look stale.
+  static constexpr size_t kGenerationStripes = size_t{1} << 14;
+  static size_t GenerationStripe(absl::string_view patient_id);
+  std::unique_ptr<std::atomic<uint64_t>[]> patient_generations_{new std::atomic<uint64_t>[kGenerationStripes]()};
   metrics::Histogram synced_write_seconds_{metrics::LatencyBuckets()};
 };
 

@@ -128,6 +128,11 @@ TEST_F(ObservabilityTest, CountsEveryGrpcCallByMethodAndCode) {
   EXPECT_THAT(text, ::testing::Not(HasSubstr("Evil")));
   EXPECT_THAT(text, ::testing::Not(HasSubstr("Whatever")));
   EXPECT_EQ(samples["wmty_grpc_inflight_rpcs"], 0);
+  // The first summary was assembled from the store, the second (no write
+  // between) answered from memory.
+  EXPECT_EQ(samples["wmty_summary_cache_misses_total"], 1);
+  EXPECT_EQ(samples["wmty_summary_cache_hits_total"], 1);
+  EXPECT_GT(samples["wmty_summary_cache_bytes"], 0);
   // Nothing of a request's content: the patient id never appears.
   EXPECT_THAT(text, ::testing::Not(HasSubstr("p1")));
 }

@@ -361,10 +361,11 @@ export function policyViolations(objects, { flagNames }) {
   }
 
   // Memory: the limit must hold what the flags make resident (docs/operations.md):
-  // block cache + memtables + 64 MiB render cache + ~150 MiB, plus ~160 MiB under overload.
+  // block cache + memtables + summary cache + 64 MiB render cache + ~150 MiB, plus ~160 MiB under overload.
   const cache = Number(flag.get("block_cache_mb") ?? 256);
   const memtable = Number(flag.get("memtable_mb") ?? 128);
-  const needMiB = cache + memtable + 64 + 150 + 160;
+  const summaries = Number(flag.get("summary_cache_mb") ?? 64);
+  const needMiB = cache + memtable + summaries + 64 + 150 + 160;
   const limit = quantityBytes(container.resources?.limits?.memory) / 2 ** 20;
   if (!(limit >= needMiB)) v.push(`memory limit ${limit} MiB < ${needMiB} MiB the flags need`);
   if (limit > 4 * needMiB) v.push(`memory limit ${limit} MiB is far above the ${needMiB} MiB the flags need`);

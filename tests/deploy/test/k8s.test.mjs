@@ -78,6 +78,7 @@ const NEGATIVE = {
   "a key file missing from its Secret": [(o) => { flagsConfigMap(o).data["wmtyd.flags"] += "\n--tls_client_ca_file=/etc/wmty/tls/ca.crt\n"; }, /has no key ca.crt/],
   "a memory limit below what the caches need": [(o, s) => { wmtydContainer(s).resources.limits.memory = "256Mi"; }, /memory limit/],
   "caches grown past the limit": [(o) => { flagsConfigMap(o).data["wmtyd.flags"] += "\n--block_cache_mb=2048\n"; }, /memory limit/],
+  "summary cache grown past the limit": [(o) => { flagsConfigMap(o).data["wmtyd.flags"] += "\n--summary_cache_mb=512\n"; }, /memory limit/],
   "the restore drill writing to the backups": [(o) => { o.find((x) => x.kind === "CronJob").spec.jobTemplate.spec.template.spec.volumes[0].persistentVolumeClaim.readOnly = false; }, /read-write/],
   "a Service exposing the health port": [(o) => { o.find((x) => x.kind === "Service").spec.ports.push({ name: "h", port: 8086, targetPort: "health" }); }, /exposes the health port/],
 };
