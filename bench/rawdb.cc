@@ -31,10 +31,7 @@
 #include <thread>
 #include <vector>
 
-#include <rocksdb/cache.h>
 #include <rocksdb/db.h>
-#include <rocksdb/filter_policy.h>
-#include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
 
@@ -45,6 +42,7 @@
 #include "absl/time/time.h"
 #include "latency_histogram.h"
 #include "storage/keys.h"
+#include "storage/rocksdb_options.h"
 
 ABSL_FLAG(std::string, mode, "get", "get | put");
 ABSL_FLAG(std::string, db, "", "Database directory (put: deleted and created)");
@@ -61,27 +59,15 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr const char* kColumnFamilies[] = {"default", "current", "versions", "ids", "requests", "changes", "audit"};
 
-// The table and column family options of storage::Store::OpenDb.
+// The column family options of storage::Store::OpenDb (the same function)
+// and the DB options that matter for these measurements.
 rocksdb::ColumnFamilyOptions StoreLikeOptions(rocksdb::DBOptions* db_options) {
   const size_t budget = size_t(absl::GetFlag(FLAGS_memtable_mb)) << 20;
   db_options->create_if_missing = true;
   db_options->create_missing_column_families = true;
   db_options->max_background_jobs = 2;
   db_options->write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(budget);
-  rocksdb::BlockBasedTableOptions table;
-  table.block_cache = rocksdb::NewLRUCache(size_t(absl::GetFlag(FLAGS_block_cache_mb)) << 20);
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  table.cache_index_and_filter_blocks = true;
-  table.pin_l0_filter_and_index_blocks_in_cache = true;
-  table.format_version = 5;
-  rocksdb::ColumnFamilyOptions cf;
-  cf.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  cf.compression = rocksdb::kLZ4Compression;
-  cf.level_compaction_dynamic_level_bytes = true;
-  cf.write_buffer_size = std::max<size_t>(budget / 4, size_t{1} << 20);
-  cf.memtable_prefix_bloom_size_ratio = 0.02;
-  cf.memtable_whole_key_filtering = true;
-  return cf;
+  return wmty::storage::StoreColumnFamilyOptions(size_t(absl::GetFlag(FLAGS_block_cache_mb)) << 20, budget);
 }
 
 struct Result {

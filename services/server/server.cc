@@ -280,6 +280,11 @@ void WmtyServer::CollectMetrics(metrics::Writer& writer) {
                       static_cast<double>(stats.block_cache_hits));
   writer.CounterValue("wmty_rocksdb_block_cache_misses_total", "RocksDB block cache misses since start.",
                       static_cast<double>(stats.block_cache_misses));
+  writer.Gauge("wmty_rocksdb_block_cache_bytes", "Bytes in the RocksDB block cache (--block_cache_mb).",
+               static_cast<double>(stats.block_cache_bytes));
+  writer.Gauge("wmty_rocksdb_block_cache_pinned_bytes",
+               "Bytes of the block cache in use or pinned (index and filter tops, level-0 files): not evictable.",
+               static_cast<double>(stats.block_cache_pinned_bytes));
   writer.Gauge("wmty_rocksdb_compaction_pending", "1 when RocksDB has at least one compaction pending.",
                stats.compaction_pending ? 1 : 0);
   writer.Gauge("wmty_rocksdb_pending_compaction_bytes", "RocksDB's estimate of bytes compaction must rewrite.",

@@ -27,6 +27,7 @@
 #include "common/log.h"
 #include "common/thread_name.h"
 #include "storage/keys.h"
+#include "storage/rocksdb_options.h"
 
 namespace wmty::storage {
 namespace {
@@ -265,26 +266,8 @@ absl::Status Store::OpenDb() {
     db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(options_.memtable_budget_bytes);
   }
 
-  rocksdb::BlockBasedTableOptions table;
-  table.block_cache = rocksdb::NewLRUCache(options_.block_cache_bytes);
-  table.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
-  table.cache_index_and_filter_blocks = true;
-  table.pin_l0_filter_and_index_blocks_in_cache = true;
-  table.format_version = 5;
-  rocksdb::ColumnFamilyOptions cf_options;
-  cf_options.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
-  cf_options.compression = rocksdb::kLZ4Compression;
-  cf_options.level_compaction_dynamic_level_bytes = true;
-  // Per family at most a quarter of the shared budget, so that one busy
-  // family (the audit trail, the versions) cannot take all of it.
-  cf_options.write_buffer_size = std::max<size_t>(options_.memtable_budget_bytes / 4, size_t{1} << 20);
-  if (options_.write_buffer_bytes > 0) cf_options.write_buffer_size = options_.write_buffer_bytes;
-  // A whole-key bloom filter on each memtable: the commit thread looks up the
-  // current record and the request id of every change, and for a create both
-  // are absent, which without a filter costs a full skip-list search (about
-  // 14% of the commit thread under durable creates).
-  cf_options.memtable_prefix_bloom_size_ratio = 0.02;
-  cf_options.memtable_whole_key_filtering = true;
+  const rocksdb::ColumnFamilyOptions cf_options =
+      StoreColumnFamilyOptions(options_.block_cache_bytes, options_.memtable_budget_bytes, options_.write_buffer_bytes);
 
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const char* name : kColumnFamilies) descriptors.emplace_back(name, cf_options);
@@ -578,6 +561,11 @@ StoreStats Store::Stats() const {
   }
   if (db_->GetIntProperty(rocksdb::DB::Properties::kActualDelayedWriteRate, &value)) {
     stats.writes_delayed = value > 0;
+  }
+  // The cache is shared by every family: any family's figure is the cache's.
+  if (db_->GetIntProperty(rocksdb::DB::Properties::kBlockCacheUsage, &value)) stats.block_cache_bytes = value;
+  if (db_->GetIntProperty(rocksdb::DB::Properties::kBlockCachePinnedUsage, &value)) {
+    stats.block_cache_pinned_bytes = value;
   }
   for (rocksdb::ColumnFamilyHandle* cf : handles_) {
     std::string files;

@@ -170,6 +170,8 @@ struct StoreStats {
   bool writes_available = true;
   uint64_t block_cache_hits = 0;  // since open
   uint64_t block_cache_misses = 0;
+  uint64_t block_cache_bytes = 0;         // in the block cache now
+  uint64_t block_cache_pinned_bytes = 0;  // of which in use or pinned (cannot be evicted)
   bool compaction_pending = false;
   uint64_t pending_compaction_bytes = 0;  // RocksDB's estimate
   uint64_t live_sst_bytes = 0;

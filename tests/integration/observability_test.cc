@@ -174,6 +174,8 @@ TEST_F(ObservabilityTest, CountsFhirInteractionsAndStoreGauges) {
   EXPECT_EQ(samples["wmty_http_inflight_requests"], 0);
   EXPECT_EQ(samples["wmty_http_shed_total"], 0);
   EXPECT_EQ(samples.count("wmty_rocksdb_block_cache_hits_total"), 1u);
+  EXPECT_EQ(samples.count("wmty_rocksdb_block_cache_bytes"), 1u);
+  EXPECT_EQ(samples.count("wmty_rocksdb_block_cache_pinned_bytes"), 1u);
   EXPECT_EQ(samples.count("wmty_rocksdb_compaction_pending"), 1u);
   EXPECT_EQ(samples["wmty_rocksdb_write_stall_seconds_total"], 0) << "a few writes do not stall";
   EXPECT_EQ(samples["wmty_rocksdb_writes_delayed"], 0);
