@@ -84,7 +84,7 @@ run_tsan() {
   # The gRPC tests are opt-in (WMTY_TSAN_GRPC=1): gRPC's C++ callback code,
   # compiled into our binaries, still draws occasional reports about state
   # that uninstrumented gRPC core hands between its threads (docs/testing.md).
-  local tests=(tests/storage/storage_tests tests/fhir/fhir_service_tests)
+  local tests=(tests/unit/unit_tests tests/storage/storage_tests tests/fhir/fhir_service_tests)
   if [ "${WMTY_TSAN_GRPC:-0}" = 1 ]; then
     tests+=(tests/integration/grpc_api_test tests/integration/crash_test)
   fi
@@ -93,7 +93,8 @@ run_tsan() {
     cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWMTY_SANITIZE=thread -DWMTY_BUILD_BENCH=OFF
   fi
   t0=$(date +%s)
-  cmake --build "$build" -j"$jobs" --target wmtyd wmtyctl storage_tests fhir_service_tests grpc_api_test crash_test
+  cmake --build "$build" -j"$jobs" --target wmtyd wmtyctl unit_tests storage_tests fhir_service_tests grpc_api_test \
+    crash_test
   echo "tsan: build took $(elapsed "$t0")"
   local reports="$build/sanitizer-reports"
   rm -rf "$reports" && mkdir -p "$reports"
@@ -104,7 +105,14 @@ run_tsan() {
   local t
   for t in "${tests[@]}"; do
     echo "== tsan: $(basename "$t")"
-    (cd "$build" && "./$t" "$@") || { echo "!! $(basename "$t") failed"; rc=1; }
+    # Left out (a --gtest_filter argument overrides this): the summary cache's
+    # readers-against-a-writer test. Its readers parse values RocksDB's
+    # iterators pin in the memtable while the commit thread writes the next
+    # ones; RocksDB publishes them with atomics TSan cannot see (uninstrumented),
+    # and the reports have no RocksDB frame to suppress by (docs/testing.md).
+    local skip=""
+    [ "$(basename "$t")" = storage_tests ] && skip="-SummaryCacheTest.ReadersRacingAWriterNeverHideAnAcknowledgedChange"
+    (cd "$build" && GTEST_FILTER="${skip:-*}" "./$t" "$@") || { echo "!! $(basename "$t") failed"; rc=1; }
   done
   echo "tsan: tests took $(elapsed "$t0"); build + tests $(elapsed "$start")"
   check_reports "$reports" || rc=1
