@@ -142,7 +142,10 @@ void StampServerFields(R* r, const std::string& patient_id, const std::string& i
 template <class R>
 Done<Committed> Deliver(WriteDone<R> done) {
   return [done = std::move(done)](absl::StatusOr<Committed> committed) mutable {
-    if (!committed.ok()) return done(committed.status());
+    // Moved, not copied: the status's message is then owned by the callback
+    // alone (it may hand it to another thread) instead of shared by two
+    // threads through a reference count.
+    if (!committed.ok()) return done(std::move(committed).status());
     done(std::move(committed->record));
   };
 }

@@ -87,7 +87,7 @@ class WriteDone {
   // resource that does not parse into R is DATA_LOSS.
   void operator()(absl::StatusOr<storage::Record> written) {
     if (as_record_) return as_record_(std::move(written));
-    if (!written.ok()) return as_resource_(written.status());
+    if (!written.ok()) return as_resource_(std::move(written).status());
     as_resource_(FromRecord<R>(*written));
   }
 
