@@ -2,7 +2,7 @@
 // shards. A bloom filter and an index cover a whole SST file unless they are
 // partitioned, and a block larger than the cache (or its shard) is dropped as
 // soon as it has been used: every lookup then reads the whole filter from
-// disk again. A 1M-record benchmark database grown to 3.9M changes hit this
+// disk again. A 1M-record benchmark database grown past 3M changes hit this
 // (one `ids` file with a 4 MiB filter, 4 MiB shards): FHIR reads fell from
 // 37k to 2.3k/s. With partitioned filters and indexes, repeated lookups of the
 // same few keys are answered from the cache however large the file is.
