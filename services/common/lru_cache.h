@@ -3,8 +3,8 @@
 //
 // Values are immutable and shared: what Get returns stays valid after the
 // entry is replaced or evicted. A value charged more than a quarter of the
-// capacity is not kept, so one large value cannot empty the cache. A capacity
-// of 0 keeps nothing.
+// capacity is not kept (and the key's older value goes), so one large value
+// cannot empty the cache. A capacity of 0 keeps nothing.
 //
 // Thread safety: all methods are safe to call concurrently. One mutex, held
 // for a hash lookup and a list splice; the values are built and used outside it.
@@ -45,9 +45,9 @@ class LruCache {
   void Put(std::string key, std::shared_ptr<const V> value, size_t charge) {
     if (value == nullptr) return;
     charge += key.size();
-    if (charge > max_charge_ / 4) return;
     absl::MutexLock lock(&mu_);
     if (auto it = index_.find(key); it != index_.end()) Remove(it);
+    if (charge > max_charge_ / 4) return;  // what the key held is replaced by nothing
     charge_ += charge;
     lru_.push_front(Entry{key, std::move(value), charge});
     index_.emplace(std::move(key), lru_.begin());

@@ -902,12 +902,12 @@ absl::StatusOr<v1::PatientSummary> PatientRecords::GetPatientSummary(const v1::G
   auto serialized = GetPatientSummarySerialized(req, ctx);
   if (!serialized.ok()) return serialized.status();
   v1::PatientSummary summary;
-  if (!summary.ParseFromString(*serialized)) return absl::DataLossError("a stored resource does not parse");
+  if (!summary.ParseFromString(**serialized)) return absl::DataLossError("a stored resource does not parse");
   return summary;
 }
 
-absl::StatusOr<std::string> PatientRecords::GetPatientSummarySerialized(const v1::GetPatientSummaryRequest& req,
-                                                                        const CallContext& ctx) {
+absl::StatusOr<std::shared_ptr<const std::string>> PatientRecords::GetPatientSummarySerialized(
+    const v1::GetPatientSummaryRequest& req, const CallContext& ctx) {
   auto patient_id = ParseParent(req.parent(), "parent");
   if (!patient_id.ok()) return patient_id.status();
   if (auto s = CheckDeadline(ctx); !s.ok()) return s;
@@ -917,7 +917,7 @@ absl::StatusOr<std::string> PatientRecords::GetPatientSummarySerialized(const v1
   const uint64_t generation = store_->PatientWriteGeneration(*patient_id);
   if (auto cached = summary_cache_.Get(*patient_id); cached != nullptr && cached->generation == generation) {
     summary_cache_hits_.fetch_add(1, std::memory_order_relaxed);
-    return cached->bytes;
+    return std::shared_ptr<const std::string>(cached, &cached->bytes);
   }
   summary_cache_misses_.fetch_add(1, std::memory_order_relaxed);
   auto reader = store_->NewReader();  // one snapshot: the summary is consistent
@@ -968,9 +968,9 @@ absl::StatusOr<std::string> PatientRecords::GetPatientSummarySerialized(const v1
       coded.WriteVarint32(1);
     }
   }
-  const size_t charge = out.size();
-  summary_cache_.Put(*patient_id, std::make_shared<const CachedSummary>(CachedSummary{generation, out}), charge);
-  return out;
+  auto assembled = std::make_shared<const CachedSummary>(CachedSummary{generation, std::move(out)});
+  summary_cache_.Put(*patient_id, assembled, assembled->bytes.size());
+  return std::shared_ptr<const std::string>(assembled, &assembled->bytes);
 }
 
 }  // namespace wmty::domain

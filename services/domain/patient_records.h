@@ -162,9 +162,10 @@ class PatientRecords {
   // The patient summary serialized (a wmty.v1.PatientSummary in wire
   // format), assembled from the stored resource bytes without parsing them:
   // the chart-open path of the gRPC face, where parsing 50 entries only to
-  // serialize them again was most of the work.
-  absl::StatusOr<std::string> GetPatientSummarySerialized(const v1::GetPatientSummaryRequest& req,
-                                                          const CallContext& ctx);
+  // serialize them again was most of the work. Shared with the summary cache
+  // (immutable): a face can send the bytes without copying them.
+  absl::StatusOr<std::shared_ptr<const std::string>> GetPatientSummarySerialized(
+      const v1::GetPatientSummaryRequest& req, const CallContext& ctx);
   // The same summary as a message (parsed from GetPatientSummarySerialized;
   // DATA_LOSS if a stored resource does not parse), for in-process callers.
   absl::StatusOr<v1::PatientSummary> GetPatientSummary(const v1::GetPatientSummaryRequest& req,

@@ -91,10 +91,15 @@ void FinishWith(grpc::ServerUnaryReactor* reactor, const absl::StatusOr<Resp>& r
   auto s = grpc::SerializationTraits<Resp>::Serialize(*result, out, &own);
   reactor->Finish(s);
 }
-// An answer the domain serialized already.
-void FinishWith(grpc::ServerUnaryReactor* reactor, const absl::StatusOr<std::string>& result, grpc::ByteBuffer* out) {
+// An answer the domain serialized already. The slice refers to the bytes
+// (no copy) and holds them until gRPC has sent them.
+void FinishWith(grpc::ServerUnaryReactor* reactor, const absl::StatusOr<std::shared_ptr<const std::string>>& result,
+                grpc::ByteBuffer* out) {
   if (!result.ok()) return Finish(reactor, result.status());
-  grpc::Slice slice(*result);
+  auto* held = new std::shared_ptr<const std::string>(*result);
+  grpc::Slice slice(
+      const_cast<char*>((*held)->data()), (*held)->size(),
+      [](void* p) { delete static_cast<std::shared_ptr<const std::string>*>(p); }, held);
   grpc::ByteBuffer buffer(&slice, 1);
   out->Swap(&buffer);
   reactor->Finish(grpc::Status::OK);
@@ -338,7 +343,8 @@ class WhatMattersServiceImpl final : public RawService {
     core->Audit(std::move(*audit));
   }
 
-  // Resp: a message, or std::string for an answer the domain serialized.
+  // Resp: a message, or std::shared_ptr<const std::string> for an answer the
+  // domain serialized.
   template <class Req, class Resp>
   grpc::ServerUnaryReactor* Read(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in, grpc::ByteBuffer* out,
                                  const Access& access,
@@ -379,7 +385,10 @@ class WhatMattersServiceImpl final : public RawService {
                        }
                        RecordAudit(core, &audit, written.status());
                        if (!written.ok()) return Finish(reactor, written.status());
-                       FinishWith(reactor, absl::StatusOr<std::string>(std::move(*written->mutable_resource())), out);
+                       FinishWith(reactor,
+                                  absl::StatusOr<std::shared_ptr<const std::string>>(
+                                      std::make_shared<const std::string>(std::move(*written->mutable_resource()))),
+                                  out);
                      });
     return reactor;
   }
@@ -435,8 +444,8 @@ class WhatMattersServiceImpl final : public RawService {
   grpc::ServerUnaryReactor* GetPatientSummary(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,
                                               grpc::ByteBuffer* out) override {
     static constexpr Access kAccess{"GetPatientSummary", "", auth::kRead, false, ""};
-    return Read<v1::GetPatientSummaryRequest, std::string>(ctx, in, out, kAccess,
-                                                           &PatientRecords::GetPatientSummarySerialized);
+    return Read<v1::GetPatientSummaryRequest, std::shared_ptr<const std::string>>(
+        ctx, in, out, kAccess, &PatientRecords::GetPatientSummarySerialized);
   }
 
 #undef WMTY_READ

@@ -52,6 +52,12 @@ TEST(LruCacheTest, KeepsNothingLargerThanAQuarterAndNothingAtZeroCapacity) {
   LruCache<std::string> cache(1000);
   cache.Put("big", Value(300), 300);
   EXPECT_EQ(cache.Get("big"), nullptr);
+  // A key's value grown too large replaces the older one by nothing.
+  cache.Put("k", Value(10), 10);
+  ASSERT_NE(cache.Get("k"), nullptr);
+  cache.Put("k", Value(300), 300);
+  EXPECT_EQ(cache.Get("k"), nullptr);
+  EXPECT_EQ(cache.charge(), 0u);
   LruCache<std::string> none(0);
   none.Put("a", Value(1), 1);
   EXPECT_EQ(none.Get("a"), nullptr);
