@@ -280,6 +280,7 @@ void PatientRecords::CreateResource(const google::protobuf::Message& request, ab
   m.kind = T::kKind;
   m.patient_id = patient_id;
   m.id = NewResourceId(now);
+  m.new_id = true;  // a fresh ULID: unique without a lookup (see NewResourceId)
   m.op = storage::Change::CREATE;
   m.request_id = std::string(request_id);
   if (!m.request_id.empty()) m.fingerprint = Fingerprint(request);

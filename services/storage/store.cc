@@ -669,6 +669,58 @@ absl::Status Reader::ScanAudit(uint64_t after_sequence, absl::FunctionRef<bool(c
   return FromRocks(it->status(), "scan audit trail");
 }
 
+// One MultiGet for the whole batch instead of a Get per key: RocksDB shares
+// the per-file work of sorted lookups (most are for absent keys, each checked
+// against the filter of every level), which made the two Gets per change
+// about a tenth of the server's CPU under durable creates. Nothing is
+// written between this read and the batch's loop, which sees the batch's
+// own earlier changes through its overlays first.
+struct Store::BatchLookups {
+  // By index into the batch; empty for a change past its deadline.
+  std::vector<std::string> request_keys;  // only with a request id
+  std::vector<std::string> current_keys;
+  // Index into values/statuses (meaningful only where a lookup was made).
+  std::vector<size_t> request_lookup;
+  std::vector<size_t> current_lookup;
+  std::vector<rocksdb::PinnableSlice> values;
+  std::vector<rocksdb::Status> statuses;
+};
+
+Store::BatchLookups Store::LookUpBatch(const std::vector<Pending>& batch, absl::Time now) const {
+  BatchLookups l;
+  l.request_keys.resize(batch.size());
+  l.current_keys.resize(batch.size());
+  l.request_lookup.assign(batch.size(), 0);
+  l.current_lookup.assign(batch.size(), 0);
+  std::vector<rocksdb::ColumnFamilyHandle*> families;
+  std::vector<rocksdb::Slice> keys;
+  families.reserve(2 * batch.size());
+  keys.reserve(2 * batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Mutation& m = batch[i].mutation;
+    if (now > m.deadline) continue;
+    if (!m.request_id.empty()) {
+      l.request_keys[i] = RequestKey(m.patient_id, m.request_id);
+      l.request_lookup[i] = keys.size();
+      families.push_back(requests_cf_);
+      keys.emplace_back(l.request_keys[i]);  // the vector of keys is not resized again
+    }
+    l.current_keys[i] = CurrentKey(m.patient_id, m.kind, m.id);
+    if (!m.new_id) {
+      l.current_lookup[i] = keys.size();
+      families.push_back(current_cf_);
+      keys.emplace_back(l.current_keys[i]);
+    }
+  }
+  l.values = std::vector<rocksdb::PinnableSlice>(keys.size());
+  l.statuses.resize(keys.size());
+  if (!keys.empty()) {
+    db_->MultiGet(rocksdb::ReadOptions(), keys.size(), families.data(), keys.data(), l.values.data(),
+                  l.statuses.data());
+  }
+  return l;
+}
+
 void Store::CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& audits) {
   bool closing;
   {
@@ -705,6 +757,7 @@ void Store::CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& a
   const uint64_t first_sequence = sequence;
   const absl::Time now = options_.clock();
   rocksdb::ReadOptions ro;
+  const BatchLookups stored_state = LookUpBatch(batch, now);
 
   for (size_t i = 0; i < batch.size(); ++i) {
     Mutation& m = batch[i].mutation;
@@ -714,18 +767,18 @@ void Store::CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& a
       continue;
     }
     // Idempotency: a known request id returns its first result.
-    std::string request_key;
+    const std::string& request_key = stored_state.request_keys[i];
     if (!m.request_id.empty()) {
-      request_key = RequestKey(m.patient_id, m.request_id);
       std::optional<RequestOutcome> known;
       if (auto it = request_overlay.find(request_key); it != request_overlay.end()) {
         known = it->second;
       } else {
-        std::string value;
-        auto s = db_->Get(ro, requests_cf_, request_key, &value);
+        const size_t at = stored_state.request_lookup[i];
+        const rocksdb::Status& s = stored_state.statuses[at];
+        const rocksdb::PinnableSlice& value = stored_state.values[at];
         if (s.ok()) {
           RequestOutcome parsed;
-          if (!parsed.ParseFromString(value)) {
+          if (!parsed.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
             out.result = absl::DataLossError("stored request outcome does not parse");
             continue;
           }
@@ -760,16 +813,17 @@ void Store::CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& a
     }
 
     // Current record (as of the changes already applied in this batch).
-    const std::string current_key = CurrentKey(m.patient_id, m.kind, m.id);
+    const std::string& current_key = stored_state.current_keys[i];
     const Record* current = nullptr;
     Record stored;
     if (auto it = current_overlay.find(current_key); it != current_overlay.end()) {
       current = &outcomes[it->second].result->record;
-    } else {
-      std::string value;
-      auto s = db_->Get(ro, current_cf_, current_key, &value);
+    } else if (!m.new_id) {
+      const size_t at = stored_state.current_lookup[i];
+      const rocksdb::Status& s = stored_state.statuses[at];
+      const rocksdb::PinnableSlice& value = stored_state.values[at];
       if (s.ok()) {
-        if (!stored.ParseFromString(value)) {
+        if (!stored.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
           out.result = absl::DataLossError("stored record does not parse");
           continue;
         }

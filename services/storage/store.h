@@ -109,6 +109,10 @@ struct Mutation {
   std::string fingerprint;
   // Past this the change is not written (DEADLINE_EXCEEDED).
   absl::Time deadline = absl::InfiniteFuture();
+  // The id was made for this change (a create's server-generated id, unique
+  // by construction): no stored record can have it, so the store does not
+  // look one up and `apply` gets nullptr.
+  bool new_id = false;
   // Builds the new version from the current record (nullptr when there is
   // none). Runs on the commit thread; must not block. Sets `next->resource`
   // and may set `retracted` and `fhir_extra_json`; the store sets the
@@ -267,6 +271,10 @@ class Store {
   absl::Status OpenDb();
   void CommitLoop();
   void CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& audits);
+  // The stored request outcomes and current records a batch reads, looked
+  // up together before it is applied (defined in store.cc).
+  struct BatchLookups;
+  BatchLookups LookUpBatch(const std::vector<Pending>& batch, absl::Time now) const;
   struct Completion {
     CommitCallback done;
     absl::StatusOr<Committed> result;
