@@ -25,6 +25,10 @@
 // Output: a human line on stderr and one machine-readable line on stdout:
 //   GRPCLOAD method=.. mode=.. concurrency=.. offered=.. qps=.. ok=.. errors=..
 //            p50_us=.. p99_us=.. p999_us=.. max_us=.. response_bytes=..
+//            client_cpu_us=.. server_cpu_us=..
+// (CPU per call: the CPU this process, and with --server_pid that one,
+// used while recording, over the calls completed in that time; -1: not
+// measured. On a machine shared by both it says where the cores went.)
 // (offered: the rate asked for, 0 in closed mode.) The first few errors are
 // printed on stderr. Exit: 0 when no call failed, 1 otherwise, 2 usage.
 // --probe: one call; prints its response size (and, with --dump_response,
@@ -39,6 +43,7 @@
 #include <mutex>
 #include <random>
 #include <string>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -51,6 +56,7 @@
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "latency_histogram.h"
+#include "process_cpu.h"
 #include "wmty/v1/service.grpc.pb.h"
 
 ABSL_FLAG(std::string, target, "127.0.0.1:50051", "host:port of wmtyd or grpc_echo_server");
@@ -65,6 +71,7 @@ ABSL_FLAG(absl::Duration, warmup, absl::Seconds(1), "Calls sent in this first pe
 ABSL_FLAG(absl::Duration, call_timeout, absl::Seconds(10), "Deadline of each call");
 ABSL_FLAG(std::string, patients_file, "", "summary/echo: patient ids, one a line (default: bench-0)");
 ABSL_FLAG(int, create_patients, 10000, "create_goal: parents p0 .. p<N-1>");
+ABSL_FLAG(int, server_pid, 0, "If set: also report the CPU that process (the server) used per call while recording");
 ABSL_FLAG(bool, probe, false, "One call, print its response size and exit");
 ABSL_FLAG(std::string, dump_response, "", "With --probe: write the serialized response here");
 ABSL_FLAG(int, expect_entries, 50, "With --probe --method=summary: entries the summary must have (0: any)");
@@ -272,6 +279,10 @@ int main(int argc, char** argv) {
   const auto start = Clock::now();
   s.record_from = start + absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_warmup));
   s.record_until = s.record_from + absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_duration));
+  wmty::bench::CpuWindow client_cpu(0, s.record_from, s.record_until);
+  const int server_pid = absl::GetFlag(FLAGS_server_pid);
+  std::optional<wmty::bench::CpuWindow> server_cpu;
+  if (server_pid > 0) server_cpu.emplace(server_pid, s.record_from, s.record_until);
 
   if (open) {
     // The scheduler: call i is due at start + i / rate.
@@ -297,6 +308,12 @@ int main(int argc, char** argv) {
 
   const double window = std::chrono::duration<double>(s.record_until - s.record_from).count();
   const double qps = static_cast<double>(s.ok.load()) / window;
+  client_cpu.Join();
+  if (server_cpu) server_cpu->Join();
+  // CPU per call: each process's CPU while recording over the calls that
+  // completed in that time (-1: not measured).
+  const double client_cpu_us = client_cpu.MicrosPer(s.ok.load());
+  const double server_cpu_us = server_cpu ? server_cpu->MicrosPer(s.ok.load()) : -1;
   auto us = [&](double q) { return static_cast<double>(s.histogram.ValueAt(q)) / 1000.0; };
   std::fprintf(stderr, "%s %s%s: %.0f calls/s, %lld ok, %lld errors, p50 %.0f us, p99 %.0f us, p99.9 %.0f us\n",
                method.c_str(), mode.c_str(),
@@ -305,10 +322,11 @@ int main(int argc, char** argv) {
                us(0.999));
   std::printf(
       "GRPCLOAD method=%s mode=%s concurrency=%d offered=%.0f qps=%.1f ok=%lld errors=%lld p50_us=%.0f p99_us=%.0f "
-      "p999_us=%.0f max_us=%.0f response_bytes=%lld\n",
+      "p999_us=%.0f max_us=%.0f response_bytes=%lld client_cpu_us=%.1f server_cpu_us=%.1f\n",
       method.c_str(), mode.c_str(), open ? 0 : concurrency, open ? rate : 0.0, qps, static_cast<long long>(s.ok.load()),
       static_cast<long long>(s.errors.load()), us(0.5), us(0.99), us(0.999),
-      static_cast<double>(s.histogram.max_nanos()) / 1000.0, static_cast<long long>(s.response_bytes.load()));
+      static_cast<double>(s.histogram.max_nanos()) / 1000.0, static_cast<long long>(s.response_bytes.load()),
+      client_cpu_us, server_cpu_us);
   std::fflush(stdout);
   if (s.outstanding.load() > 0) {
     std::fprintf(stderr, "%lld calls still outstanding\n", static_cast<long long>(s.outstanding.load()));

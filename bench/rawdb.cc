@@ -19,7 +19,8 @@
 //      commit thread does. This is what bench/wmty_bench's raw measurement
 //      does with plain keys, here in the real layout.
 // The first --warmup is not recorded. Output: a human line on stderr and
-//   RAWDB mode=.. concurrency=.. qps=.. ops=.. p50_us=.. p99_us=.. p999_us=.. max_us=.. value_bytes=..
+//   RAWDB mode=.. concurrency=.. qps=.. ops=.. p50_us=.. p99_us=.. p999_us=.. max_us=.. value_bytes=.. cpu_us=..
+// (cpu_us: this process's CPU per op while recording, all threads.)
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -41,6 +42,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "latency_histogram.h"
+#include "process_cpu.h"
 #include "storage/keys.h"
 #include "storage/rocksdb_options.h"
 
@@ -74,6 +76,7 @@ struct Result {
   double qps = 0;
   int64_t ops = 0;
   int64_t errors = 0;
+  double cpu_us = -1;  // this process's CPU per op while recording
 };
 
 // Runs `op` in `threads` threads until the end of warmup + duration; records
@@ -84,6 +87,7 @@ Result Drive(int threads, wmty::bench::LatencyHistogram* hist, Op op) {
   const auto from = start + absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_warmup));
   const auto until = from + absl::ToChronoNanoseconds(absl::GetFlag(FLAGS_duration));
   std::atomic<int64_t> ops{0}, errors{0};
+  wmty::bench::CpuWindow cpu(0, from, until);
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) {
     pool.emplace_back([&, t] {
@@ -102,8 +106,9 @@ Result Drive(int threads, wmty::bench::LatencyHistogram* hist, Op op) {
     });
   }
   for (auto& t : pool) t.join();
+  cpu.Join();
   const double window = std::chrono::duration<double>(until - from).count();
-  return {static_cast<double>(ops.load()) / window, ops.load(), errors.load()};
+  return {static_cast<double>(ops.load()) / window, ops.load(), errors.load(), cpu.MicrosPer(ops.load())};
 }
 
 void Print(const char* mode, int threads, const Result& r, const wmty::bench::LatencyHistogram& h,
@@ -113,9 +118,9 @@ void Print(const char* mode, int threads, const Result& r, const wmty::bench::La
                r.qps, us(0.5), us(0.99), us(0.999), static_cast<long long>(r.errors));
   std::printf(
       "RAWDB mode=%s concurrency=%d qps=%.1f ops=%lld errors=%lld p50_us=%.1f p99_us=%.1f p999_us=%.1f max_us=%.1f "
-      "value_bytes=%zu\n",
+      "value_bytes=%zu cpu_us=%.1f\n",
       mode, threads, r.qps, static_cast<long long>(r.ops), static_cast<long long>(r.errors), us(0.5), us(0.99),
-      us(0.999), static_cast<double>(h.max_nanos()) / 1000.0, value_bytes);
+      us(0.999), static_cast<double>(h.max_nanos()) / 1000.0, value_bytes, r.cpu_us);
 }
 
 int OpenDb(const std::string& path, bool read_only, rocksdb::DB** db,

@@ -452,12 +452,23 @@ hwm_reset
 stall_before="$(metric wmty_rocksdb_write_stall_seconds_total)"
 for r in $(seq 1 "$repeat"); do
   grpc "create_max.$r" --target="127.0.0.1:$grpc_port" --method=create_goal --mode=closed \
-    --concurrency="$write_clients" --duration="${seconds}s"
+    --concurrency="$write_clients" --duration="${seconds}s" --server_pid="$wmtyd_pid"
 done
 note_rss rss_create
 stall_create="$(calc "$(metric wmty_rocksdb_write_stall_seconds_total) - $stall_before" 2)"
 median create_max qps "gRPC CreateGoal, durable, closed loop"
 create_max="$(g create_max qps)"
+create_bytes="$(g create_max response_bytes)"
+# What gRPC alone costs at that rate: an echo server answering as many calls
+# of the same size, open loop (not a target; it says where the cores went).
+"$echo_server" --port=0 --port_file="$tmp/echo_small.port" --response_bytes="$create_bytes" >"$tmp/echo_small.log" 2>&1 &
+pids+=($!)
+echo_small_pid="${pids[-1]}"
+echo_small_port="$(wait_port_file "$tmp/echo_small.port" "$echo_small_pid" echo)"
+log "gRPC echo of ${create_bytes} bytes at the CreateGoal rate ($create_max/s, open loop)"
+grpc echo_at_create_rate --target="127.0.0.1:$echo_small_port" --method=echo --mode=open --rate="$create_max" \
+  --duration="${seconds}s" --patients_file="$patients_file" --server_pid="$echo_small_pid"
+kill -TERM "$echo_small_pid" 2>/dev/null || true
 log "gRPC CreateGoal: open-loop sweep"
 for f in $sweep_fractions; do
   r="$(calc "$create_max * $f" 0)"; [ "$r" -ge 1 ] || r=1
@@ -618,6 +629,26 @@ mode_text="full run"
   echo
   echo "Writes held back by RocksDB (flushes or compactions behind: \`wmty_rocksdb_write_stall_seconds_total\`):"
   echo "${stall_create} s during the $repeat × ${seconds} s of gRPC CreateGoal, ${stall_fhir_create} s during FHIR create."
+  echo
+  echo "## CPU per durable create"
+  echo
+  echo "Both processes share the machine's $(nproc) cores (the raw baseline has no client and no network)."
+  echo "CPU used while recording, over the calls completed in that time (the median run of each):"
+  echo
+  echo "| | server µs/call | load client µs/call | together |"
+  echo "|---|---:|---:|---:|"
+  cpu_row() {
+    local sv cl
+    sv="$(g "$2" server_cpu_us)"; cl="$(g "$2" client_cpu_us)"
+    echo "| $1 | $sv | $cl | $(calc "$sv + $cl" 1) |"
+  }
+  cpu_row "gRPC CreateGoal, durable, closed x$write_clients (${create_max}/s)" create_max
+  cpu_row "gRPC echo of ${create_bytes} bytes, open loop at the same rate" echo_at_create_rate
+  echo "| raw RocksDB synced WriteBatch x$write_clients (${raw_put}/s), one process | $(kv "$tmp/rawput.out" RAWDB cpu_us) | | |"
+  echo
+  echo "At ${create_max}/s the two processes use $(calc "$create_max * ($(g create_max server_cpu_us) + $(g create_max client_cpu_us)) / 1000000" 2) cores."
+  echo "The echo row is what gRPC alone costs at that rate; [docs/performance.md](../../docs/performance.md)"
+  echo "(\"CreateGoal: where the ceiling is\") explains what these figures mean for the 60% target."
   echo
   echo "## Repetitions"
   echo
