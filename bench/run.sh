@@ -27,7 +27,10 @@
 #    and patients) on GET Goal/[id], Goal?patient=X (20 matches) and durable
 #    POST Goal with http_connections connections, plus a connection sweep of
 #    GET Goal/[id] and the bare server. wmtyd's peak RSS (VmHWM, reset
-#    through /proc/<pid>/clear_refs) is taken per phase. Each database is
+#    through /proc/<pid>/clear_refs) is taken per phase.
+#    CreateGoal also reports wmtyd's and the client's CPU per call, next to
+#    an echo server answering as many calls of the create's size (what gRPC
+#    alone costs at that rate) and the raw puts' CPU per op. Each database is
 #    measured only once RocksDB reports no compaction pending (wmtyd's
 #    /metrics; at most 15 min): a database just loaded is still compacting.
 #    Every measurement a target is judged on runs --repeat times (3; 1 with
