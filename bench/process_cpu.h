@@ -42,7 +42,7 @@ inline double ProcessCpuSeconds(int pid) {
 }
 
 // Samples a process's CPU at `from` and at `until` on a thread of its own;
-// Seconds() (after Join()) is the CPU it used in between, or -1.
+// after Join(), MicrosPer(ops) divides the CPU it used in between by ops.
 class CpuWindow {
  public:
   using Clock = std::chrono::steady_clock;
@@ -58,7 +58,6 @@ class CpuWindow {
     if (thread_.joinable()) thread_.join();
   }
   ~CpuWindow() { Join(); }
-  double Seconds() const { return seconds_; }
   // Microseconds of CPU per operation, or -1.
   double MicrosPer(long long ops) const { return seconds_ < 0 || ops <= 0 ? -1 : seconds_ * 1e6 / double(ops); }
 
