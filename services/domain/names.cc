@@ -91,9 +91,9 @@ absl::StatusOr<ResourceName> ParseNameOfKind(absl::string_view name, storage::Ki
   if (!parsed.ok()) return parsed.status();
   if (parsed->kind != kind) {
     return InvalidField(std::string(field), kind == storage::PRIORITIES ? "must be patients/{patient}/priorities"
-                                            : kind == storage::PATIENT
-                                                ? "must be patients/{patient}"
-                                                : absl::StrCat("must be patients/{patient}/", CollectionOf(kind), "/{id}"));
+                                            : kind == storage::PATIENT  ? "must be patients/{patient}"
+                                                                        : absl::StrCat("must be patients/{patient}/",
+                                                                                       CollectionOf(kind), "/{id}"));
   }
   return parsed;
 }

@@ -738,8 +738,8 @@ absl::StatusOr<v1::Patient> PatientRecords::GetPatient(const v1::GetResourceRequ
   return GetResource<v1::Patient>(req, ctx);
 }
 
-absl::StatusOr<v1::ListPatientVersionsResponse> PatientRecords::ListPatientVersions(
-    const v1::ListVersionsRequest& req, const CallContext& ctx) {
+absl::StatusOr<v1::ListPatientVersionsResponse> PatientRecords::ListPatientVersions(const v1::ListVersionsRequest& req,
+                                                                                    const CallContext& ctx) {
   v1::ListPatientVersionsResponse resp;
   auto s = ListVersions<v1::Patient>(req, ctx, resp.mutable_patients(), resp.mutable_next_page_token());
   if (!s.ok()) return s;
@@ -765,9 +765,8 @@ void PatientRecords::UpdatePatient(const v1::UpdatePatientRequest& req, const Ca
   m.request_id = req.request_id();
   if (!m.request_id.empty()) m.fingerprint = Fingerprint(req);
   m.deadline = ctx.deadline;
-  m.apply = [incoming, patient_id = name->patient_id, allow_missing = req.allow_missing(),
-             extra = ctx.fhir_extra_json](const Record* current, const WriteStamp& stamp,
-                                          Record* next) -> absl::Status {
+  m.apply = [incoming, patient_id = name->patient_id, allow_missing = req.allow_missing(), extra = ctx.fhir_extra_json](
+                const Record* current, const WriteStamp& stamp, Record* next) -> absl::Status {
     google::protobuf::Timestamp create_time = ToProto(stamp.time);
     if (current == nullptr) {
       if (!allow_missing) {

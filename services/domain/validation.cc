@@ -182,8 +182,7 @@ void CheckLinks(const google::protobuf::RepeatedPtrField<std::string>& links, ab
     if (name->patient_id != patient_id) {
       v->Add(f, "must belong to the same patient");
     } else if (name->kind == storage::PRIORITIES || name->kind == storage::GOAL_SCORE ||
-               name->kind == storage::PATIENT ||
-               (!allow_any_kind && name->kind != storage::WHAT_MATTERS)) {
+               name->kind == storage::PATIENT || (!allow_any_kind && name->kind != storage::WHAT_MATTERS)) {
       v->Add(f, allow_any_kind ? "must name a whatMatters, goal or preference" : "must name a whatMatters entry");
     } else if (!seen.insert(links[i]).second) {
       v->Add(f, "duplicate");

@@ -1421,9 +1421,9 @@ void FhirService::UpdatePatient(const CallPtr& c, absl::string_view id) {
   if (!ParseBody(*c, "Patient", &doc)) return;
   auto body_id = doc.FindMember("id");
   if (body_id == doc.MemberEnd() || !body_id->value.IsString() || View(body_id->value) != id) {
-    return ReplyError(*c, Bad(body_id == doc.MemberEnd() ? "required" : "invalid",
-                              absl::StrCat("the resource id must equal the id in the URL (", id.substr(0, 64), ")"),
-                              "Patient.id"));
+    return ReplyError(
+        *c, Bad(body_id == doc.MemberEnd() ? "required" : "invalid",
+                absl::StrCat("the resource id must equal the id in the URL (", id.substr(0, 64), ")"), "Patient.id"));
   }
   if (!domain::IsValidId(id)) {
     return ReplyError(*c, Bad("invalid", "a patient id is 1-64 characters of A-Z a-z 0-9 - .", "Patient.id"));
@@ -1433,7 +1433,8 @@ void FhirService::UpdatePatient(const CallPtr& c, absl::string_view id) {
     const absl::string_view header = absl::StripAsciiWhitespace(c->Header(bhttp::field::if_match));
     if (header != "*") {
       const std::optional<int64_t> version = ParseEtagVersion(header);
-      if (!version.has_value()) return ReplyError(*c, Bad("value", "If-Match must be an ETag of this server, e.g. W/\"3\""));
+      if (!version.has_value())
+        return ReplyError(*c, Bad("value", "If-Match must be an ETag of this server, e.g. W/\"3\""));
       etag = EtagOf(*version);
     }
   }
@@ -2153,9 +2154,10 @@ void FhirService::SearchProvenance(const CallPtr& c, const SearchSpec& spec) {
   for (const Criterion& cr : spec.criteria) targets.push_back(&cr);
   const bool impossible = spec.ids.has_value();  // every target value had an unusable type
   if (targets.empty() && !impossible) {
-    return ReplyError(*c, Bad("required",
-                              "Provenance search needs target=Goal/<id>, Observation/<id> or List/<patient id>",
-                              "target"));
+    return ReplyError(
+        *c,
+        Bad("required", "Provenance search needs target=Goal/<id>, Observation/<id>, List/<patient id> or Patient/<id>",
+            "target"));
   }
   // Provenance follows its target: s on the target's type (403 when no
   // scope grants it for any target type named), and targets of another
@@ -2192,7 +2194,7 @@ void FhirService::SearchProvenance(const CallPtr& c, const SearchSpec& spec) {
     for (size_t i = 0; i < refs.size() && found.size() < need; ++i) {
       const ReferenceValue& ref = refs[i];
       if (static_cast<int64_t>(i) < after_index) continue;
-      for (absl::string_view type : {"Goal", "Observation", "List"}) {
+      for (absl::string_view type : {"Goal", "Observation", "List", "Patient"}) {
         if (!ref.type.empty() && ref.type != type) continue;
         if (!MayAtAll(*c, type, auth::kSearch)) continue;
         auto current = FindCurrent(type, ref.id);
@@ -2282,8 +2284,8 @@ void FhirService::Everything(const CallPtr& c, absl::string_view patient) {
   int64_t total = 0;
   bool truncated = false;
   // The Patient itself (who this is) first, for a caller that may read it.
-  const bool with_patient =
-      !c->principal.has_value() || auth::Authorize(*c->principal, "Patient", auth::kRead, patient) == auth::Decision::kAllow;
+  const bool with_patient = !c->principal.has_value() ||
+                            auth::Authorize(*c->principal, "Patient", auth::kRead, patient) == auth::Decision::kAllow;
   for (Kind kind : {storage::PATIENT, storage::PRIORITIES, storage::GOAL, storage::WHAT_MATTERS, storage::PREFERENCE,
                     storage::GOAL_SCORE}) {
     if (kind == storage::PATIENT && !with_patient) continue;

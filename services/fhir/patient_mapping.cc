@@ -23,21 +23,47 @@ constexpr absl::string_view kIdentifierTypeSystem = "http://terminology.hl7.org/
 
 // R4 Patient's elements in definition order (with the _ siblings of its
 // primitives): the output order, and everything an incoming Patient may hold.
-constexpr absl::string_view kPatientElements[] = {
-    "id",          "_id",           "meta",         "implicitRules",   "_implicitRules",
-    "language",    "_language",     "text",         "contained",       "extension",
-    "modifierExtension",            "identifier",   "active",          "_active",
-    "name",        "telecom",       "gender",       "_gender",         "birthDate",
-    "_birthDate",  "deceasedBoolean",               "_deceasedBoolean", "deceasedDateTime",
-    "_deceasedDateTime",            "address",      "maritalStatus",   "multipleBirthBoolean",
-    "_multipleBirthBoolean",        "multipleBirthInteger",            "_multipleBirthInteger",
-    "photo",       "contact",       "communication", "generalPractitioner", "managingOrganization",
-    "link"};
+constexpr absl::string_view kPatientElements[] = {"id",
+                                                  "_id",
+                                                  "meta",
+                                                  "implicitRules",
+                                                  "_implicitRules",
+                                                  "language",
+                                                  "_language",
+                                                  "text",
+                                                  "contained",
+                                                  "extension",
+                                                  "modifierExtension",
+                                                  "identifier",
+                                                  "active",
+                                                  "_active",
+                                                  "name",
+                                                  "telecom",
+                                                  "gender",
+                                                  "_gender",
+                                                  "birthDate",
+                                                  "_birthDate",
+                                                  "deceasedBoolean",
+                                                  "_deceasedBoolean",
+                                                  "deceasedDateTime",
+                                                  "_deceasedDateTime",
+                                                  "address",
+                                                  "maritalStatus",
+                                                  "multipleBirthBoolean",
+                                                  "_multipleBirthBoolean",
+                                                  "multipleBirthInteger",
+                                                  "_multipleBirthInteger",
+                                                  "photo",
+                                                  "contact",
+                                                  "communication",
+                                                  "generalPractitioner",
+                                                  "managingOrganization",
+                                                  "link"};
 constexpr absl::string_view kHumanNameElements[] = {"id",     "extension", "use",     "_use",    "text",
                                                     "_text",  "family",    "_family", "given",   "_given",
                                                     "prefix", "_prefix",   "suffix",  "_suffix", "period"};
-constexpr absl::string_view kIdentifierElements[] = {"id",    "extension", "use",    "_use",   "type",  "system",
-                                                     "_system", "value",   "_value", "period", "assigner"};
+constexpr absl::string_view kIdentifierElements[] = {"id",      "extension", "use",    "_use",   "type",    "system",
+                                                     "_system", "value",     "_value", "period", "assigner"};
 // Never kept: the server owns them.
 constexpr absl::string_view kHeaders[] = {"resourceType", "id", "_id", "meta", "text"};
 
@@ -196,7 +222,8 @@ Value GenerateIdentifier(const v1::Identifier& id, Allocator& a) {
 }
 
 template <class Message>
-bool SameList(const google::protobuf::RepeatedPtrField<Message>& x, const google::protobuf::RepeatedPtrField<Message>& y) {
+bool SameList(const google::protobuf::RepeatedPtrField<Message>& x,
+              const google::protobuf::RepeatedPtrField<Message>& y) {
   if (x.size() != y.size()) return false;
   for (int i = 0; i < x.size(); ++i) {
     if (x[i].SerializeAsString() != y[i].SerializeAsString()) return false;
@@ -233,7 +260,8 @@ void InterpretedElements(const v1::Patient& p, const Value* kept, Value* body, A
     keep("gender");
     keep("_gender");
   } else if (p.gender() != v1::ADMINISTRATIVE_GENDER_UNSPECIFIED) {
-    auto row = std::find_if(std::begin(kGenders), std::end(kGenders), [&](const auto& g) { return g.value == p.gender(); });
+    auto row =
+        std::find_if(std::begin(kGenders), std::end(kGenders), [&](const auto& g) { return g.value == p.gender(); });
     if (row != std::end(kGenders)) json::Set(*body, "gender", Str(row->code, a), a);
   }
   if (kept != nullptr && as_kept.birth_date() == p.birth_date()) {
@@ -258,8 +286,8 @@ Value Narrative(const v1::Patient& p, Allocator& a) {
     absl::StrAppend(&div, "<p><b>Date of birth</b>: ", json::XhtmlEscape(p.birth_date()), "</p>");
   }
   for (const auto& id : p.identifiers()) {
-    absl::StrAppend(&div, "<p><b>", id.type_code().empty() ? "Identifier" : json::XhtmlEscape(id.type_code()),
-                    "</b>: ", json::XhtmlEscape(id.value()), "</p>");
+    const std::string label = id.type_code() == "MR" ? "MRN" : id.type_code().empty() ? "Identifier" : id.type_code();
+    absl::StrAppend(&div, "<p><b>", json::XhtmlEscape(label), "</b>: ", json::XhtmlEscape(id.value()), "</p>");
   }
   div += "</div>";
   Value text(rapidjson::kObjectType);
@@ -314,7 +342,8 @@ absl::Status PatientToFhir(const storage::Record& record, rapidjson::Value* out,
   }
   Value body(rapidjson::kObjectType);
   if (kept != nullptr) {
-    for (auto it = kept->MemberBegin(); it != kept->MemberEnd(); ++it) body.AddMember(Value(it->name, a), Value(it->value, a), a);
+    for (auto it = kept->MemberBegin(); it != kept->MemberEnd(); ++it)
+      body.AddMember(Value(it->name, a), Value(it->value, a), a);
   }
   for (absl::string_view interpreted : {"identifier", "name", "gender", "_gender", "birthDate", "_birthDate"}) {
     json::Remove(body, interpreted);
@@ -346,9 +375,12 @@ absl::Status PatientToFhir(const storage::Record& record, rapidjson::Value* out,
 std::string PatientFhirPath(absl::string_view field) {
   // "patient.names[0].family" -> "Patient.name[0].family"
   static constexpr std::pair<absl::string_view, absl::string_view> kRenames[] = {
-      {"patient.names", "Patient.name"},          {"patient.identifiers", "Patient.identifier"},
-      {"patient.birth_date", "Patient.birthDate"}, {"patient.gender", "Patient.gender"},
-      {"patient.name", "Patient.id"},              {"patient.provenance", "Patient.meta"},
+      {"patient.names", "Patient.name"},
+      {"patient.identifiers", "Patient.identifier"},
+      {"patient.birth_date", "Patient.birthDate"},
+      {"patient.gender", "Patient.gender"},
+      {"patient.name", "Patient.id"},
+      {"patient.provenance", "Patient.meta"},
   };
   for (const auto& [from, to] : kRenames) {
     if (absl::StartsWith(field, from)) {

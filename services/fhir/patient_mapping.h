@@ -20,9 +20,9 @@
 #ifndef WMTY_FHIR_PATIENT_MAPPING_H_
 #define WMTY_FHIR_PATIENT_MAPPING_H_
 
-#include <string>
-
 #include <rapidjson/document.h>
+
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"

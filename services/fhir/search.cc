@@ -98,7 +98,7 @@ constexpr SearchParamDef kPatientParams[] = {
 
 constexpr SearchParamDef kProvenanceParams[] = {
     {"target", "reference", "target", SearchTarget::kReference, "", WMTY_SP("Provenance-target"),
-     "Goal/<id>, Observation/<id> or List/<patient id>, optionally /_history/<n> (required)."},
+     "Goal/<id>, Observation/<id>, List/<patient id> or Patient/<patient id>, optionally /_history/<n> (required)."},
 };
 
 #undef WMTY_SP
@@ -288,8 +288,7 @@ void CollectStrings(const Value& v, std::vector<absl::string_view>* out) {
 // FHIR string search: the text, or one of its words, starts with `lower`.
 bool StringMatches(absl::string_view text, absl::string_view lower) {
   for (size_t start = 0; start < text.size();) {
-    if (text.size() - start >= lower.size() &&
-        absl::EqualsIgnoreCase(text.substr(start, lower.size()), lower)) {
+    if (text.size() - start >= lower.size() && absl::EqualsIgnoreCase(text.substr(start, lower.size()), lower)) {
       return true;
     }
     const size_t space = text.find_first_of(" -'", start);

@@ -35,15 +35,19 @@ using RawService = S::WithRawCallbackMethod_CreateWhatMatters<S::WithRawCallback
                     S::WithRawCallbackMethod_ListGoalVersions<S::WithRawCallbackMethod_CreatePreference<
                         S::WithRawCallbackMethod_GetPreference<S::WithRawCallbackMethod_ListPreferences<
                             S::WithRawCallbackMethod_UpdatePreference<S::WithRawCallbackMethod_RetractPreference<
-                                S::WithRawCallbackMethod_ListPreferenceVersions<S::WithRawCallbackMethod_CreateGoalScore<
-                                S::WithRawCallbackMethod_GetGoalScore<S::WithRawCallbackMethod_ListGoalScores<
-                                S::WithRawCallbackMethod_UpdateGoalScore<S::WithRawCallbackMethod_RetractGoalScore<
-                                S::WithRawCallbackMethod_ListGoalScoreVersions<S::WithRawCallbackMethod_GetPriorities<
-                                    S::WithRawCallbackMethod_UpdatePriorities<
-                                        S::WithRawCallbackMethod_ListPrioritiesVersions<
-                                            S::WithRawCallbackMethod_GetPatient<S::WithRawCallbackMethod_UpdatePatient<
-                                                S::WithRawCallbackMethod_ListPatientVersions<
-                                                    S::WithRawCallbackMethod_GetPatientSummary<S::Service>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>;
+                                S::WithRawCallbackMethod_ListPreferenceVersions<
+                                    S::WithRawCallbackMethod_CreateGoalScore<S::WithRawCallbackMethod_GetGoalScore<
+                                        S::WithRawCallbackMethod_ListGoalScores<S::WithRawCallbackMethod_UpdateGoalScore<
+                                            S::WithRawCallbackMethod_RetractGoalScore<
+                                                S::WithRawCallbackMethod_ListGoalScoreVersions<
+                                                    S::WithRawCallbackMethod_GetPriorities<
+                                                        S::WithRawCallbackMethod_UpdatePriorities<
+                                                            S::WithRawCallbackMethod_ListPrioritiesVersions<
+                                                                S::WithRawCallbackMethod_GetPatient<
+                                                                    S::WithRawCallbackMethod_UpdatePatient<
+                                                                        S::WithRawCallbackMethod_ListPatientVersions<
+                                                                            S::WithRawCallbackMethod_GetPatientSummary<
+                                                                                S::Service>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>;
 
 absl::Status ParseRequest(const grpc::ByteBuffer& in, google::protobuf::Message* request) {
   grpc::Slice slice;
@@ -106,7 +110,6 @@ void FinishWith(grpc::ServerUnaryReactor* reactor, const absl::StatusOr<std::sha
   out->Swap(&buffer);
   reactor->Finish(grpc::Status::OK);
 }
-
 
 // ---------------------------------------------------------------- authorization
 //
@@ -444,7 +447,8 @@ class WhatMattersServiceImpl final : public RawService {
   WMTY_READ(ListPrioritiesVersions, ListVersionsRequest, ListPrioritiesVersionsResponse, "List", auth::kRead, true, "priorities")
 
   WMTY_READ(GetPatient, GetResourceRequest, Patient, "Patient", auth::kRead, true, "patient")
-  WMTY_READ(ListPatientVersions, ListVersionsRequest, ListPatientVersionsResponse, "Patient", auth::kRead, true, "patient")
+  WMTY_READ(ListPatientVersions, ListVersionsRequest, ListPatientVersionsResponse, "Patient", auth::kRead, true,
+            "patient")
   WMTY_WRITE(UpdatePatient, UpdatePatientRequest, Patient, "Patient", auth::kUpdate, "patient")
 
   // The chart-open path: the domain assembles the serialized summary from the

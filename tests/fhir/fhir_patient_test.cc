@@ -5,6 +5,8 @@
 // define, returned with every valid element they came with, and reached only
 // with Patient scopes. gRPC GetPatient / UpdatePatient go through the same
 // domain rule.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <rapidjson/document.h>
 
 #include <algorithm>
@@ -12,9 +14,6 @@
 #include <fstream>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "fhir/http_client.h"
@@ -39,8 +38,7 @@ std::string PatientJson(const std::string& id, const std::string& family = "Sant
       R"("extension":[{"url":"http://hl7.org/fhir/us/core/StructureDefinition/us-core-birthsex","valueCode":"F"}],)",
       R"("identifier":[{"use":"usual","type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/v2-0203",)",
       R"("code":"MR","display":"Medical record number"}]},"system":"urn:oid:2.16.840.1.113883.19.5","value":")", mrn,
-      R"("}],"active":true,)",
-      R"("name":[{"use":"official","family":")", family,
+      R"("}],"active":true,)", R"("name":[{"use":"official","family":")", family,
       R"(","given":["Maria","José"],"period":{"start":"1970-01-01"}}],)",
       R"("telecom":[{"system":"phone","value":"555-0100","use":"home"}],"gender":"female","birthDate":")", birth_date,
       R"(","address":[{"line":["1 Harbour Road"],"city":"Porto","postalCode":"4000"}])", extra, "}");
@@ -159,10 +157,9 @@ TEST_F(FhirPatientTest, RefusesWhatR4PatientDoesNotDefineOrUsCoreRequiresNamingT
   const std::string id = NewId();
   ExpectOutcome(http_->Put("/fhir/Patient/" + id, PatientJson(id, "Santos", "1950-03-14", "448812", R"(,"foo":1)")),
                 400, "Patient.foo");
-  ExpectOutcome(http_->Put("/fhir/Patient/" + id,
-                           absl::StrCat(R"({"resourceType":"Patient","id":")", id,
-                                        R"(","identifier":[{"system":"urn:x","value":"1"}],)"
-                                        R"("name":[{"family":"A","nickname":"B"}]})")),
+  ExpectOutcome(http_->Put("/fhir/Patient/" + id, absl::StrCat(R"({"resourceType":"Patient","id":")", id,
+                                                               R"(","identifier":[{"system":"urn:x","value":"1"}],)"
+                                                               R"("name":[{"family":"A","nickname":"B"}]})")),
                 400, "Patient.name[0].nickname");
   ExpectOutcome(http_->Put("/fhir/Patient/" + id,
                            absl::StrCat(R"({"resourceType":"Patient","id":")", id, R"(","name":[{"family":"A"}]})")),

@@ -1,11 +1,11 @@
 // The Patient (demographics from the hospital's systems) in the domain core:
 // create-or-update with allow_missing, versions, the US Core rules, etags,
 // idempotency, durability, and listing every patient through the id index.
-#include <string>
-#include <vector>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <string>
+#include <vector>
 
 #include "records_fixture.h"
 
@@ -43,7 +43,9 @@ class PatientTest : public RecordsTest {
     req.set_request_id(request_id);
     return Await<v1::Patient>([&](auto done) { records_->UpdatePatient(req, {}, std::move(done)); });
   }
-  absl::StatusOr<v1::Patient> GetPatient(const std::string& id) { return records_->GetPatient(Get("patients/" + id), {}); }
+  absl::StatusOr<v1::Patient> GetPatient(const std::string& id) {
+    return records_->GetPatient(Get("patients/" + id), {});
+  }
 
   // Patient ids ScanStoredCurrent lists after (after_patient, after_id) without a patient.
   std::vector<std::string> ListedPatients(const std::string& after_patient = "", const std::string& after_id = "") {
@@ -111,10 +113,10 @@ TEST_F(PatientTest, RefusesWhatUsCoreDoesNotAllowNamingEveryFieldAndWritesNothin
   p.mutable_provenance()->clear_recorded_by();
   auto refused = Put(p);
   EXPECT_THAT(refused, StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(ViolatedFields(refused.status()),
-              UnorderedElementsAre("patient.names[0].use", "patient.names[0]", "patient.identifiers",
-                                   "patient.birth_date", "patient.gender",
-                                   "patient.provenance.recorded_by.practitioner_id"));
+  EXPECT_THAT(
+      ViolatedFields(refused.status()),
+      UnorderedElementsAre("patient.names[0].use", "patient.names[0]", "patient.identifiers", "patient.birth_date",
+                           "patient.gender", "patient.provenance.recorded_by.practitioner_id"));
 
   v1::Patient nameless = ValidPatient("p1");
   nameless.clear_names();
