@@ -35,19 +35,15 @@ using RawService = S::WithRawCallbackMethod_CreateWhatMatters<S::WithRawCallback
                     S::WithRawCallbackMethod_ListGoalVersions<S::WithRawCallbackMethod_CreatePreference<
                         S::WithRawCallbackMethod_GetPreference<S::WithRawCallbackMethod_ListPreferences<
                             S::WithRawCallbackMethod_UpdatePreference<S::WithRawCallbackMethod_RetractPreference<
-                                S::WithRawCallbackMethod_ListPreferenceVersions<
-                                    S::WithRawCallbackMethod_CreateGoalScore<S::WithRawCallbackMethod_GetGoalScore<
-                                        S::WithRawCallbackMethod_ListGoalScores<S::WithRawCallbackMethod_UpdateGoalScore<
-                                            S::WithRawCallbackMethod_RetractGoalScore<
-                                                S::WithRawCallbackMethod_ListGoalScoreVersions<
-                                                    S::WithRawCallbackMethod_GetPriorities<
-                                                        S::WithRawCallbackMethod_UpdatePriorities<
-                                                            S::WithRawCallbackMethod_ListPrioritiesVersions<
-                                                                S::WithRawCallbackMethod_GetPatient<
-                                                                    S::WithRawCallbackMethod_UpdatePatient<
-                                                                        S::WithRawCallbackMethod_ListPatientVersions<
-                                                                            S::WithRawCallbackMethod_GetPatientSummary<
-                                                                                S::Service>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>;
+                                S::WithRawCallbackMethod_ListPreferenceVersions<S::WithRawCallbackMethod_CreateGoalScore<
+                                S::WithRawCallbackMethod_GetGoalScore<S::WithRawCallbackMethod_ListGoalScores<
+                                S::WithRawCallbackMethod_UpdateGoalScore<S::WithRawCallbackMethod_RetractGoalScore<
+                                S::WithRawCallbackMethod_ListGoalScoreVersions<S::WithRawCallbackMethod_GetPriorities<
+                                    S::WithRawCallbackMethod_UpdatePriorities<
+                                        S::WithRawCallbackMethod_ListPrioritiesVersions<
+                                            S::WithRawCallbackMethod_GetPatient<S::WithRawCallbackMethod_UpdatePatient<
+                                                S::WithRawCallbackMethod_ListPatientVersions<
+                                                    S::WithRawCallbackMethod_GetPatientSummary<S::Service>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>;
 
 absl::Status ParseRequest(const grpc::ByteBuffer& in, google::protobuf::Message* request) {
   grpc::Slice slice;
@@ -110,6 +106,7 @@ void FinishWith(grpc::ServerUnaryReactor* reactor, const absl::StatusOr<std::sha
   out->Swap(&buffer);
   reactor->Finish(grpc::Status::OK);
 }
+
 
 // ---------------------------------------------------------------- authorization
 //
