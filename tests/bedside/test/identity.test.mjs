@@ -72,7 +72,7 @@ test('opening a patient shows who it is, and nothing can be recorded until the n
   const { context, page } = await newPage(browser);
   await signIn(page);
   await search(page, 'santos');
-  await page.getByRole('button', { name: /Maria José Santos/ }).click();
+  await page.locator('.patient-choice', { hasText: 'Maria José Santos' }).click();
 
   // The identity header: name as the heading, date of birth with age, MRN.
   await page.getByRole('heading', { name: 'Maria José Santos' }).waitFor();
@@ -105,7 +105,7 @@ test('opening a patient shows who it is, and nothing can be recorded until the n
   await page.getByRole('button', { name: 'Record', exact: true }).waitFor();
   await page.getByRole('button', { name: 'Change patient' }).click();
   await search(page, 'M-448812');
-  await page.getByRole('button', { name: /Maria José Santos/ }).click();
+  await page.locator('.patient-choice', { hasText: 'Maria José Santos' }).click();
   await page.getByRole('button', { name: 'Yes, this is the patient' }).waitFor();
   assert.equal(await page.getByRole('button', { name: 'Record', exact: true }).isVisible(), false);
   // The recent list names the patient from the record.
@@ -138,7 +138,7 @@ test('an id with no Patient record is blocked and the nurse is told what to do',
   await putPatient(server, pid, { given: ['Lee'], family: 'Chan' });
   await page.getByRole('button', { name: 'Choose another patient' }).click();
   await search(page, pid);
-  await page.getByRole('button', { name: /Lee Chan/ }).click();
+  await page.locator('.patient-choice', { hasText: 'Lee Chan' }).click();
   await page.getByRole('button', { name: 'Yes, this is the patient' }).waitFor();
   assert.deepEqual(page.errors, []);
   await context.close();

@@ -41,7 +41,7 @@ test('records every kind for a new patient and reads them back over FHIR', async
   await putPatient(server, pid, { given: ['Rosa'], family: 'Lindqvist' });
   await page.getByLabel('Find the patient').fill('Lindq');
   await page.getByRole('button', { name: 'Search', exact: true }).click();
-  await page.getByRole('button', { name: /Rosa Lindqvist/ }).click();
+  await page.locator('.patient-choice', { hasText: 'Rosa Lindqvist' }).click();
   await confirmPatient(page, 'Rosa Lindqvist');
   await page.getByText('Nothing recorded yet').waitFor();
 
