@@ -323,5 +323,39 @@ TEST_F(FhirPatientAuthTest, FeedsWriteWithPatientUpdateAndReadersReachOnlyWhatTh
   EXPECT_EQ(StringAt(http_->Get("/fhir/Patient/pa", Bearer(nurse)).Json(), {"meta", "versionId"}), "1");
 }
 
+TEST_F(FhirPatientAuthTest, GrpcPatientMethodsFollowTheSameScopes) {
+  auto client_with = [&](const std::string& token) {
+    client::ClientOptions options;
+    options.target = server_->target();
+    options.bearer_token = token;
+    return client::Client::Connect(options);
+  };
+  v1::UpdatePatientRequest put;
+  put.set_allow_missing(true);
+  v1::Patient& p = *put.mutable_patient();
+  p.set_name("patients/pg");
+  auto* n = p.add_names();
+  n->set_family("Okafor");
+  n->add_given("Ada");
+  auto* mrn = p.add_identifiers();
+  mrn->set_system("urn:oid:2.16.840.1.113883.19.5");
+  mrn->set_value("G-1");
+  p.mutable_provenance()->mutable_recorded_by()->set_practitioner_id("adt-feed");
+  // Reading scopes do not write; the feed's do.
+  EXPECT_THAT(client_with(Token("user/Patient.rs"))->UpdatePatient(put), StatusIs(absl::StatusCode::kPermissionDenied));
+  auto written = client_with(Token("system/Patient.cu"))->UpdatePatient(put);
+  ASSERT_TRUE(written.ok()) << written.status();
+  EXPECT_EQ(written->version(), 1);
+
+  v1::GetResourceRequest get;
+  get.set_name("patients/pg");
+  auto own = client_with(Token("patient/Patient.r", "pg"))->GetPatient(get);
+  ASSERT_TRUE(own.ok()) << own.status();
+  EXPECT_EQ(own->names(0).family(), "Okafor");
+  // Another patient's token: NOT_FOUND, exactly like an unknown patient.
+  EXPECT_THAT(client_with(Token("patient/Patient.r", "pa"))->GetPatient(get), StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(client_with(Token("user/Goal.rs"))->GetPatient(get), StatusIs(absl::StatusCode::kPermissionDenied));
+}
+
 }  // namespace
 }  // namespace wmty::testing
