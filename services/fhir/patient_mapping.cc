@@ -21,49 +21,81 @@ using Allocator = rapidjson::Document::AllocatorType;
 
 constexpr absl::string_view kIdentifierTypeSystem = "http://terminology.hl7.org/CodeSystem/v2-0203";
 
+// The JSON form an element must have (FHIR JSON of its type). Kept elements
+// are checked this far (so wmty never serves back what is not FHIR JSON);
+// their contents below that are not.
+enum class Shape {
+  kString,  // a primitive given as a JSON string (not empty)
+  kBool,
+  kInteger,
+  kObject,    // one complex value (or a primitive's _ sibling)
+  kArray,     // a list of complex values: a non-empty array of objects
+  kStrings,   // a list of primitive strings: a non-empty array of non-empty strings
+  kSiblings,  // the _ sibling of such a list: a non-empty array of objects or nulls
+};
+
+struct Element {
+  absl::string_view name;
+  Shape shape;
+};
+
 // R4 Patient's elements in definition order (with the _ siblings of its
 // primitives): the output order, and everything an incoming Patient may hold.
-constexpr absl::string_view kPatientElements[] = {"id",
-                                                  "_id",
-                                                  "meta",
-                                                  "implicitRules",
-                                                  "_implicitRules",
-                                                  "language",
-                                                  "_language",
-                                                  "text",
-                                                  "contained",
-                                                  "extension",
-                                                  "modifierExtension",
-                                                  "identifier",
-                                                  "active",
-                                                  "_active",
-                                                  "name",
-                                                  "telecom",
-                                                  "gender",
-                                                  "_gender",
-                                                  "birthDate",
-                                                  "_birthDate",
-                                                  "deceasedBoolean",
-                                                  "_deceasedBoolean",
-                                                  "deceasedDateTime",
-                                                  "_deceasedDateTime",
-                                                  "address",
-                                                  "maritalStatus",
-                                                  "multipleBirthBoolean",
-                                                  "_multipleBirthBoolean",
-                                                  "multipleBirthInteger",
-                                                  "_multipleBirthInteger",
-                                                  "photo",
-                                                  "contact",
-                                                  "communication",
-                                                  "generalPractitioner",
-                                                  "managingOrganization",
-                                                  "link"};
-constexpr absl::string_view kHumanNameElements[] = {"id",     "extension", "use",     "_use",    "text",
-                                                    "_text",  "family",    "_family", "given",   "_given",
-                                                    "prefix", "_prefix",   "suffix",  "_suffix", "period"};
-constexpr absl::string_view kIdentifierElements[] = {"id",      "extension", "use",    "_use",   "type",    "system",
-                                                     "_system", "value",     "_value", "period", "assigner"};
+constexpr Element kPatientElements[] = {
+    {"id", Shape::kString},
+    {"_id", Shape::kObject},
+    {"meta", Shape::kObject},
+    {"implicitRules", Shape::kString},
+    {"_implicitRules", Shape::kObject},
+    {"language", Shape::kString},
+    {"_language", Shape::kObject},
+    {"text", Shape::kObject},
+    {"contained", Shape::kArray},
+    {"extension", Shape::kArray},
+    {"modifierExtension", Shape::kArray},
+    {"identifier", Shape::kArray},
+    {"active", Shape::kBool},
+    {"_active", Shape::kObject},
+    {"name", Shape::kArray},
+    {"telecom", Shape::kArray},
+    {"gender", Shape::kString},
+    {"_gender", Shape::kObject},
+    {"birthDate", Shape::kString},
+    {"_birthDate", Shape::kObject},
+    {"deceasedBoolean", Shape::kBool},
+    {"_deceasedBoolean", Shape::kObject},
+    {"deceasedDateTime", Shape::kString},
+    {"_deceasedDateTime", Shape::kObject},
+    {"address", Shape::kArray},
+    {"maritalStatus", Shape::kObject},
+    {"multipleBirthBoolean", Shape::kBool},
+    {"_multipleBirthBoolean", Shape::kObject},
+    {"multipleBirthInteger", Shape::kInteger},
+    {"_multipleBirthInteger", Shape::kObject},
+    {"photo", Shape::kArray},
+    {"contact", Shape::kArray},
+    {"communication", Shape::kArray},
+    {"generalPractitioner", Shape::kArray},
+    {"managingOrganization", Shape::kObject},
+    {"link", Shape::kArray},
+};
+constexpr Element kHumanNameElements[] = {
+    {"id", Shape::kString},       {"extension", Shape::kArray},  {"use", Shape::kString},
+    {"_use", Shape::kObject},     {"text", Shape::kString},      {"_text", Shape::kObject},
+    {"family", Shape::kString},   {"_family", Shape::kObject},   {"given", Shape::kStrings},
+    {"_given", Shape::kSiblings}, {"prefix", Shape::kStrings},   {"_prefix", Shape::kSiblings},
+    {"suffix", Shape::kStrings},  {"_suffix", Shape::kSiblings}, {"period", Shape::kObject},
+};
+constexpr Element kIdentifierElements[] = {
+    {"id", Shape::kString},     {"extension", Shape::kArray}, {"use", Shape::kString},      {"_use", Shape::kObject},
+    {"type", Shape::kObject},   {"system", Shape::kString},   {"_system", Shape::kObject},  {"value", Shape::kString},
+    {"_value", Shape::kObject}, {"period", Shape::kObject},   {"assigner", Shape::kObject},
+};
+// Identifier.type, the one complex value inside them wmty reads.
+constexpr Element kCodeableConceptElements[] = {
+    {"id", Shape::kString},   {"extension", Shape::kArray}, {"coding", Shape::kArray},
+    {"text", Shape::kString}, {"_text", Shape::kObject},
+};
 // Never kept: the server owns them.
 constexpr absl::string_view kHeaders[] = {"resourceType", "id", "_id", "meta", "text"};
 
@@ -73,65 +105,124 @@ constexpr struct {
 } kGenders[] = {
     {"male", v1::MALE}, {"female", v1::FEMALE}, {"other", v1::OTHER_GENDER}, {"unknown", v1::UNKNOWN_GENDER}};
 
+bool IsHeader(absl::string_view name) {
+  return std::find(std::begin(kHeaders), std::end(kHeaders), name) != std::end(kHeaders);
+}
+
 template <size_t N>
-bool IsOneOf(absl::string_view name, const absl::string_view (&set)[N]) {
-  return std::find(std::begin(set), std::end(set), name) != std::end(set);
+const Element* Find(absl::string_view name, const Element (&table)[N]) {
+  for (const Element& e : table) {
+    if (e.name == name) return &e;
+  }
+  return nullptr;
 }
 
 absl::string_view NameOf(const Value::ConstMemberIterator& it) {
   return absl::string_view(it->name.GetString(), it->name.GetStringLength());
 }
 
-// Refuses members of `o` that `allowed` does not define, naming their paths.
+// What is wrong with `v` as `shape` ("" when nothing).
+absl::string_view ShapeError(const Value& v, Shape shape) {
+  auto all = [&](auto ok) { return std::all_of(v.Begin(), v.End(), ok); };
+  switch (shape) {
+    case Shape::kString:
+      return v.IsString() && v.GetStringLength() > 0 ? "" : "must be a non-empty string";
+    case Shape::kBool:
+      return v.IsBool() ? "" : "must be true or false";
+    case Shape::kInteger:
+      return v.IsInt64() ? "" : "must be an integer";
+    case Shape::kObject:
+      return v.IsObject() ? "" : "must be an object";
+    case Shape::kArray:
+      return v.IsArray() && !v.Empty() && all([](const Value& x) { return x.IsObject(); })
+                 ? ""
+                 : "must be a non-empty array of objects";
+    case Shape::kStrings:
+      return v.IsArray() && !v.Empty() && all([](const Value& x) { return x.IsString() && x.GetStringLength() > 0; })
+                 ? ""
+                 : "must be a non-empty array of non-empty strings";
+    case Shape::kSiblings:
+      return v.IsArray() && !v.Empty() && all([](const Value& x) { return x.IsObject() || x.IsNull(); })
+                 ? ""
+                 : "must be a non-empty array of objects or nulls";
+  }
+  return "";
+}
+
+// Refuses members of `o` that `table` does not define, or whose JSON form is
+// not their type's, naming their paths.
 template <size_t N>
-void CheckElements(const Value& o, const absl::string_view (&allowed)[N], absl::string_view path, FieldViolations* v) {
+void CheckElements(const Value& o, const Element (&table)[N], absl::string_view path, FieldViolations* v) {
   for (auto it = o.MemberBegin(); it != o.MemberEnd(); ++it) {
     const absl::string_view name = NameOf(it);
-    if (!IsOneOf(name, allowed)) {
+    const Element* e = Find(name, table);
+    if (e == nullptr) {
       v->Add(absl::StrCat(path, ".", name.substr(0, 64)),
              "not an element of R4 Patient: remove it, or send it as an extension");
+    } else if (absl::string_view error = ShapeError(it->value, e->shape); !error.empty()) {
+      v->Add(absl::StrCat(path, ".", name), std::string(error));
     }
   }
 }
 
-// Appends the strings of array `a` (a FHIR list of strings) to `out`.
-void StringsOf(const Value* a, absl::string_view path, google::protobuf::RepeatedPtrField<std::string>* out,
-               FieldViolations* v) {
-  if (a == nullptr) return;
-  if (!a->IsArray()) return v->Add(std::string(path), "must be an array of strings");
-  for (rapidjson::SizeType i = 0; i < a->Size(); ++i) {
-    if (!(*a)[i].IsString()) {
-      v->Add(absl::StrCat(path, "[", i, "]"), "must be a string");
-    } else {
-      out->Add(std::string(json::StringOf((*a)[i])));
+// Checks the elements of a Patient and, inside the ones wmty interprets
+// (name, identifier), theirs.
+void CheckPatientElements(const Value& resource, FieldViolations* v) {
+  for (auto it = resource.MemberBegin(); it != resource.MemberEnd(); ++it) {
+    const absl::string_view name = NameOf(it);
+    if (name == "modifierExtension" || name == "implicitRules") {
+      v->Add(absl::StrCat("Patient.", name),
+             "not supported: it would change the meaning of the resource in a way this server cannot keep");
+    }
+  }
+  const int before = v->proto().field_violations_size();
+  Value::ConstMemberIterator type = resource.FindMember("resourceType");
+  for (auto it = resource.MemberBegin(); it != resource.MemberEnd(); ++it) {
+    if (it == type || NameOf(it) == "modifierExtension" || NameOf(it) == "implicitRules") continue;
+    const Element* e = Find(NameOf(it), kPatientElements);
+    if (e == nullptr) {
+      v->Add(absl::StrCat("Patient.", NameOf(it).substr(0, 64)),
+             "not an element of R4 Patient: remove it, or send it as an extension");
+    } else if (absl::string_view error = ShapeError(it->value, e->shape); !error.empty()) {
+      v->Add(absl::StrCat("Patient.", NameOf(it)), std::string(error));
+    }
+  }
+  if (v->proto().field_violations_size() != before) return;  // the lists below are not lists
+  if (const Value* names = Member(resource, "name"); names != nullptr) {
+    for (rapidjson::SizeType i = 0; i < names->Size(); ++i) {
+      CheckElements((*names)[i], kHumanNameElements, absl::StrCat("Patient.name[", i, "]"), v);
+    }
+  }
+  if (const Value* ids = Member(resource, "identifier"); ids != nullptr) {
+    for (rapidjson::SizeType i = 0; i < ids->Size(); ++i) {
+      const std::string path = absl::StrCat("Patient.identifier[", i, "]");
+      CheckElements((*ids)[i], kIdentifierElements, path, v);
+      const Value* type = Member((*ids)[i], "type");
+      if (type != nullptr && type->IsObject()) CheckElements(*type, kCodeableConceptElements, path + ".type", v);
     }
   }
 }
 
-// The string member `name`, refusing another JSON type.
-std::string StringElement(const Value& o, absl::string_view name, absl::string_view path, FieldViolations* v) {
-  const Value* m = Member(o, name);
-  if (m == nullptr) return "";
-  if (!m->IsString()) {
-    v->Add(absl::StrCat(path, ".", name), "must be a string");
-    return "";
+// The strings of `a` (a FHIR list of strings; anything else: none).
+void StringsOf(const Value* a, google::protobuf::RepeatedPtrField<std::string>* out) {
+  if (a == nullptr || !a->IsArray()) return;
+  for (const Value& x : a->GetArray()) {
+    if (x.IsString()) out->Add(std::string(json::StringOf(x)));
   }
-  return std::string(json::StringOf(*m));
 }
 
-v1::HumanName NameFrom(const Value& n, absl::string_view path, FieldViolations* v) {
+std::string StringElement(const Value& o, absl::string_view name) {
+  return std::string(StringMember(o, name).value_or(""));
+}
+
+v1::HumanName NameFrom(const Value& n) {
   v1::HumanName out;
-  if (!n.IsObject()) {
-    v->Add(std::string(path), "must be a HumanName object");
-    return out;
-  }
-  CheckElements(n, kHumanNameElements, path, v);
-  out.set_use(StringElement(n, "use", path, v));
-  out.set_text(StringElement(n, "text", path, v));
-  out.set_family(StringElement(n, "family", path, v));
-  StringsOf(Member(n, "given"), absl::StrCat(path, ".given"), out.mutable_given(), v);
-  StringsOf(Member(n, "prefix"), absl::StrCat(path, ".prefix"), out.mutable_prefix(), v);
-  StringsOf(Member(n, "suffix"), absl::StrCat(path, ".suffix"), out.mutable_suffix(), v);
+  out.set_use(StringElement(n, "use"));
+  out.set_text(StringElement(n, "text"));
+  out.set_family(StringElement(n, "family"));
+  StringsOf(Member(n, "given"), out.mutable_given());
+  StringsOf(Member(n, "prefix"), out.mutable_prefix());
+  StringsOf(Member(n, "suffix"), out.mutable_suffix());
   return out;
 }
 
@@ -147,41 +238,25 @@ std::string TypeCodeOf(const Value* type) {
   return "";
 }
 
-v1::Identifier IdentifierFrom(const Value& id, absl::string_view path, FieldViolations* v) {
+v1::Identifier IdentifierFrom(const Value& id) {
   v1::Identifier out;
-  if (!id.IsObject()) {
-    v->Add(std::string(path), "must be an Identifier object");
-    return out;
-  }
-  CheckElements(id, kIdentifierElements, path, v);
-  out.set_system(StringElement(id, "system", path, v));
-  out.set_value(StringElement(id, "value", path, v));
+  out.set_system(StringElement(id, "system"));
+  out.set_value(StringElement(id, "value"));
   out.set_type_code(TypeCodeOf(Member(id, "type")));
   return out;
 }
 
-// Maps the interpreted elements of `resource` into `out`.
+// Maps the interpreted elements of `resource` (whose elements were checked)
+// into `out`; an unknown gender code is a violation.
 void Interpret(const Value& resource, v1::Patient* out, FieldViolations* v) {
-  if (const Value* names = Member(resource, "name"); names != nullptr) {
-    if (!names->IsArray()) {
-      v->Add("Patient.name", "must be an array of HumanName");
-    } else {
-      for (rapidjson::SizeType i = 0; i < names->Size(); ++i) {
-        *out->add_names() = NameFrom((*names)[i], absl::StrCat("Patient.name[", i, "]"), v);
-      }
-    }
+  if (const Value* names = Member(resource, "name"); names != nullptr && names->IsArray()) {
+    for (const Value& n : names->GetArray()) *out->add_names() = NameFrom(n);
   }
-  if (const Value* ids = Member(resource, "identifier"); ids != nullptr) {
-    if (!ids->IsArray()) {
-      v->Add("Patient.identifier", "must be an array of Identifier");
-    } else {
-      for (rapidjson::SizeType i = 0; i < ids->Size(); ++i) {
-        *out->add_identifiers() = IdentifierFrom((*ids)[i], absl::StrCat("Patient.identifier[", i, "]"), v);
-      }
-    }
+  if (const Value* ids = Member(resource, "identifier"); ids != nullptr && ids->IsArray()) {
+    for (const Value& id : ids->GetArray()) *out->add_identifiers() = IdentifierFrom(id);
   }
-  out->set_birth_date(StringElement(resource, "birthDate", "Patient", v));
-  const std::string gender = StringElement(resource, "gender", "Patient", v);
+  out->set_birth_date(StringElement(resource, "birthDate"));
+  const std::string gender = StringElement(resource, "gender");
   if (!gender.empty()) {
     auto row = std::find_if(std::begin(kGenders), std::end(kGenders), [&](const auto& g) { return g.code == gender; });
     if (row == std::end(kGenders)) {
@@ -304,24 +379,15 @@ absl::StatusOr<IncomingPatient> PatientFromFhir(const rapidjson::Value& resource
     return InvalidField("resourceType", "must be Patient");
   }
   FieldViolations v;
-  for (auto it = resource.MemberBegin(); it != resource.MemberEnd(); ++it) {
-    const absl::string_view name = NameOf(it);
-    if (name == "resourceType") continue;
-    if (name == "modifierExtension" || name == "implicitRules") {
-      v.Add(absl::StrCat("Patient.", name),
-            "not supported: it would change the meaning of the resource in a way this server cannot keep");
-    } else if (!IsOneOf(name, kPatientElements)) {
-      v.Add(absl::StrCat("Patient.", name.substr(0, 64)),
-            "not an element of R4 Patient: remove it, or send it as an extension");
-    }
-  }
+  CheckPatientElements(resource, &v);
+  if (!v.empty()) return v.ToStatus();
   IncomingPatient in;
   Interpret(resource, &in.patient, &v);
   if (!v.empty()) return v.ToStatus();
   rapidjson::Document kept;
   kept.SetObject();
   for (auto it = resource.MemberBegin(); it != resource.MemberEnd(); ++it) {
-    if (!IsOneOf(NameOf(it), kHeaders)) {
+    if (!IsHeader(NameOf(it))) {
       kept.AddMember(Value(it->name, kept.GetAllocator()), Value(it->value, kept.GetAllocator()), kept.GetAllocator());
     }
   }
@@ -361,8 +427,9 @@ absl::Status PatientToFhir(const storage::Record& record, rapidjson::Value* out,
   out->AddMember("resourceType", "Patient", a);
   out->AddMember("id", Str(record.patient_id(), a), a);
   out->AddMember("meta", meta, a);
-  for (absl::string_view name : kPatientElements) {
-    if (name == "id" || name == "meta") continue;
+  for (const Element& e : kPatientElements) {
+    const absl::string_view name = e.name;
+    if (name == "id" || name == "_id" || name == "meta") continue;
     if (name == "text") {
       out->AddMember("text", Narrative(p, a), a);
       continue;

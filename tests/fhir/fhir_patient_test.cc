@@ -173,6 +173,24 @@ TEST_F(FhirPatientTest, RefusesWhatR4PatientDoesNotDefineOrUsCoreRequiresNamingT
                                         R"(","identifier":[{"system":"urn:x","value":"1"}],"name":[{"family":"A"}],)"
                                         R"("gender":"f"})")),
                 400, "Patient.gender");
+  // Kept elements must still be FHIR JSON of their type: wmty never serves back what is not.
+  ExpectOutcome(http_->Put("/fhir/Patient/" + id,
+                           PatientJson(id, "Santos", "1950-03-14", "448812", R"(,"maritalStatus":"M","contact":[])")),
+                400, "Patient.maritalStatus");
+  ExpectOutcome(
+      http_->Put("/fhir/Patient/" + id, absl::StrCat(R"({"resourceType":"Patient","id":")", id,
+                                                     R"(","identifier":[{"system":"urn:x","value":"1","type":"MR"}],)"
+                                                     R"("name":[{"family":"A","given":["B",""]}],"active":"yes"})")),
+      400, "Patient.active");
+  ExpectOutcome(
+      http_->Put("/fhir/Patient/" + id, absl::StrCat(R"({"resourceType":"Patient","id":")", id,
+                                                     R"(","identifier":[{"system":"urn:x","value":"1","type":"MR"}],)"
+                                                     R"("name":[{"family":"A","given":["B",""]}]})")),
+      400, "Patient.identifier[0].type");
+  ExpectOutcome(http_->Put("/fhir/Patient/" + id, absl::StrCat(R"({"resourceType":"Patient","id":")", id,
+                                                               R"(","identifier":[{"system":"urn:x","value":"1"}],)"
+                                                               R"("name":[{"family":"A","given":["B",""]}]})")),
+                400, "Patient.name[0].given");
   ExpectOutcome(http_->Put("/fhir/Patient/" + id, PatientJson("someone-else")), 400, "Patient.id");
   ExpectOutcome(http_->Post("/fhir/Patient", PatientJson(id)), 405);
   ExpectOutcome(http_->Delete("/fhir/Patient/" + id), 405);
