@@ -8,7 +8,10 @@
 // communication, ...) is kept verbatim and returned. An element R4 Patient
 // does not define is refused, naming its path ("Patient.foo",
 // "Patient.name[0].foo"); so are modifierExtension and implicitRules (their
-// meaning could not be kept).
+// meaning could not be kept), and an element whose JSON form is not its
+// type's (a string where a CodeableConcept belongs, an empty list or string):
+// what is kept is served back, so it must be FHIR JSON. The contents of kept
+// complex elements (an address's parts) are not checked further.
 //
 // Round trip: the incoming resource (without id, meta and text) is stored as
 // Record.fhir_extra_json. On output each interpreted element is the stored
