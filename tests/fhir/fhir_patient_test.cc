@@ -12,10 +12,12 @@
 #include <algorithm>
 #include <atomic>
 #include <fstream>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "fhir/http_client.h"
 #include "support/test_support.h"
 #include "support/test_tokens.h"
@@ -339,6 +341,27 @@ TEST_F(FhirPatientAuthTest, FeedsWriteWithPatientUpdateAndReadersReachOnlyWhatTh
   ExpectOutcome(http_->Get("/fhir/Patient?name=other", Bearer(own)), 403);
   // Nothing the refused calls carried was written.
   EXPECT_EQ(StringAt(http_->Get("/fhir/Patient/pa", Bearer(nurse)).Json(), {"meta", "versionId"}), "1");
+
+  // The feed's write and the nurse's read are in the audit trail (appended
+  // after the answer: polled).
+  const std::string auditor = Token("system/AuditEvent.rs");
+  auto subtypes = [&]() {
+    std::set<std::string> out;
+    rapidjson::Document d = http_->Get("/fhir/AuditEvent?patient=pa&_count=1000", Bearer(auditor)).Json();
+    if (const rapidjson::Value* entries = JsonAt(d, {"entry"}); entries != nullptr) {
+      for (const auto& e : entries->GetArray()) {
+        if (StringAt(e, {"resource", "outcome"}) == "0") out.insert(StringAt(e, {"resource", "subtype", "0", "code"}));
+      }
+    }
+    return out;
+  };
+  std::set<std::string> seen;
+  for (int attempt = 0; attempt < 100 && !(seen.count("update") && seen.count("read")); ++attempt) {
+    seen = subtypes();
+    if (!(seen.count("update") && seen.count("read"))) absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_TRUE(seen.count("update")) << "the feed's PUT is audited";
+  EXPECT_TRUE(seen.count("read")) << "reading who the patient is is audited";
 }
 
 TEST_F(FhirPatientAuthTest, GrpcPatientMethodsFollowTheSameScopes) {
