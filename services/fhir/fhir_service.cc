@@ -683,7 +683,7 @@ bool FhirService::Authorize(Call& c, absl::string_view type, auth::Permission p,
   const std::string why =
       d == auth::Decision::kOtherPatient
           ? absl::StrCat("the access token's patient scopes do not reach this patient (", PermissionName(p), " on ",
-                         type, "; searches need patient=<the token's patient>)")
+                         type, "; searches need ", type == "Patient" ? "_id" : "patient", "=<the token's patient>)")
           : absl::StrCat("the access token has no scope granting ", PermissionName(p), " on ", type);
   ReplyError(c, MakeRestError(http::Status::forbidden, "forbidden", why),
              {{bhttp::field::www_authenticate, "Bearer realm=\"wmty\", error=\"insufficient_scope\""}});

@@ -338,7 +338,9 @@ TEST_F(FhirPatientAuthTest, FeedsWriteWithPatientUpdateAndReadersReachOnlyWhatTh
   EXPECT_EQ(http_->Get("/fhir/Patient/pa", Bearer(own)).status, 200);
   ExpectOutcome(http_->Get("/fhir/Patient/pb", Bearer(own)), 404);
   EXPECT_THAT(EntryIds(http_->Get("/fhir/Patient?_id=pa", Bearer(own)).Json()), ElementsAre("pa"));
-  ExpectOutcome(http_->Get("/fhir/Patient?name=other", Bearer(own)), 403);
+  HttpResponse wide = http_->Get("/fhir/Patient?name=other", Bearer(own));
+  ExpectOutcome(wide, 403);
+  EXPECT_THAT(wide.body, HasSubstr("searches need _id=<the token's patient>"));
   // Nothing the refused calls carried was written.
   EXPECT_EQ(StringAt(http_->Get("/fhir/Patient/pa", Bearer(nurse)).Json(), {"meta", "versionId"}), "1");
 
