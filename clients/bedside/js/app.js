@@ -137,7 +137,9 @@ function patientCard(who) {
   return [h('span', { class: 'pc-name' }, who.name || `Patient ID ${who.id}`), h('span', { class: 'pc-facts' }, facts)];
 }
 
+let searchSeq = 0;
 async function findPatients(text) {
+  const seq = ++searchSeq;  // only the latest search may show its answer
   const status = $('#results-status');
   const ul = $('#patient-results ul');
   ul.replaceChildren();
@@ -147,10 +149,12 @@ async function findPatients(text) {
   try {
     res = await searchPatients(state.token, text);
   } catch (err) {
+    if (seq !== searchSeq) return;
     if (err instanceof AuthError) return tokenRefused(err.message);
     status.textContent = 'No connection: cannot search now. Try again when the connection is back.';
     return;
   }
+  if (seq !== searchSeq) return;
   if (res.status === 403 && !res.patients.length) {
     status.textContent = 'Your sign-in does not allow looking up patients.';
     return;
