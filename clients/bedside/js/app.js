@@ -931,7 +931,8 @@ function wire() {
     renderOutbox();
     renderSync();
     const c = outbox.forPatient(state.patientId).find((e) => e.state === 'conflict');
-    if (c && state.token && !$('#conflict-dialog').open && !$('#screen-record').hidden) openConflict(c);
+    if (c && state.token && !$('#conflict-dialog').open && !$('#screen-record').hidden
+      && state.identity === 'confirmed') openConflict(c);
   });
   outbox.addEventListener('saved', (ev) => {
     if (ev.detail.entry.patientId !== state.patientId) return;
