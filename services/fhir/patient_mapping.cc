@@ -40,8 +40,10 @@ struct Element {
 };
 
 // R4 Patient's elements in definition order (with the _ siblings of its
-// primitives): the output order, and everything an incoming Patient may hold.
+// primitives, and resourceType): the output order, and everything an
+// incoming Patient may hold.
 constexpr Element kPatientElements[] = {
+    {"resourceType", Shape::kString},
     {"id", Shape::kString},
     {"_id", Shape::kObject},
     {"meta", Shape::kObject},
@@ -168,25 +170,14 @@ void CheckElements(const Value& o, const Element (&table)[N], absl::string_view 
 // Checks the elements of a Patient and, inside the ones wmty interprets
 // (name, identifier), theirs.
 void CheckPatientElements(const Value& resource, FieldViolations* v) {
-  for (auto it = resource.MemberBegin(); it != resource.MemberEnd(); ++it) {
-    const absl::string_view name = NameOf(it);
-    if (name == "modifierExtension" || name == "implicitRules") {
-      v->Add(absl::StrCat("Patient.", name),
+  for (absl::string_view refused : {"modifierExtension", "implicitRules"}) {
+    if (Member(resource, refused) != nullptr) {
+      v->Add(absl::StrCat("Patient.", refused),
              "not supported: it would change the meaning of the resource in a way this server cannot keep");
     }
   }
   const int before = v->proto().field_violations_size();
-  Value::ConstMemberIterator type = resource.FindMember("resourceType");
-  for (auto it = resource.MemberBegin(); it != resource.MemberEnd(); ++it) {
-    if (it == type || NameOf(it) == "modifierExtension" || NameOf(it) == "implicitRules") continue;
-    const Element* e = Find(NameOf(it), kPatientElements);
-    if (e == nullptr) {
-      v->Add(absl::StrCat("Patient.", NameOf(it).substr(0, 64)),
-             "not an element of R4 Patient: remove it, or send it as an extension");
-    } else if (absl::string_view error = ShapeError(it->value, e->shape); !error.empty()) {
-      v->Add(absl::StrCat("Patient.", NameOf(it)), std::string(error));
-    }
-  }
+  CheckElements(resource, kPatientElements, "Patient", v);
   if (v->proto().field_violations_size() != before) return;  // the lists below are not lists
   if (const Value* names = Member(resource, "name"); names != nullptr) {
     for (rapidjson::SizeType i = 0; i < names->Size(); ++i) {
