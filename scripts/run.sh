@@ -31,6 +31,10 @@ Development token (8 h, user/*.cruds):
   export WMTY_TOKEN=$token
 Bedside app (nurses; signs in with this token):
   http://127.0.0.1:8080/bedside/#token=$token
+The app opens only patients the hospital's systems sent to wmty. A demo patient p1, sent as a feed would:
+  curl -X PUT -H "Authorization: Bearer \$WMTY_TOKEN" -H 'Content-Type: application/fhir+json' \\
+    http://127.0.0.1:8080/fhir/Patient/p1 -d '{"resourceType":"Patient","id":"p1","identifier":[{"system":
+    "urn:oid:2.16.840.1.113883.19.5","value":"448812"}],"name":[{"family":"Santos","given":["Maria"]}],"birthDate":"1950-03-14"}'
 Then:
   build-release/clients/cpp/wmtyctl get-patient-summary --parent=patients/p1
   curl -H "Authorization: Bearer \$WMTY_TOKEN" 'http://127.0.0.1:8080/fhir/Goal?patient=p1'

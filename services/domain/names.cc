@@ -32,6 +32,7 @@ std::string FormatParent(absl::string_view patient_id) { return absl::StrCat("pa
 
 std::string FormatName(storage::Kind kind, absl::string_view patient_id, absl::string_view id) {
   if (kind == storage::PRIORITIES) return absl::StrCat("patients/", patient_id, "/priorities");
+  if (kind == storage::PATIENT) return FormatParent(patient_id);
   return absl::StrCat("patients/", patient_id, "/", CollectionOf(kind), "/", id);
 }
 
@@ -50,7 +51,7 @@ absl::StatusOr<std::string> ParseParent(absl::string_view parent, absl::string_v
 absl::StatusOr<ResourceName> ParseName(absl::string_view name, absl::string_view field) {
   if (name.empty()) return InvalidField(std::string(field), "required");
   std::vector<absl::string_view> parts = absl::StrSplit(name, '/');
-  if (parts.size() < 3 || parts[0] != "patients") {
+  if (parts.size() < 2 || parts[0] != "patients") {
     return InvalidField(std::string(field), "must be patients/{patient}/{collection}/{id}");
   }
   if (!IsValidId(parts[1])) {
@@ -58,6 +59,11 @@ absl::StatusOr<ResourceName> ParseName(absl::string_view name, absl::string_view
   }
   ResourceName out;
   out.patient_id = std::string(parts[1]);
+  if (parts.size() == 2) {  // the Patient itself
+    out.kind = storage::PATIENT;
+    out.id = out.patient_id;
+    return out;
+  }
   if (parts.size() == 3 && parts[2] == "priorities") {
     out.kind = storage::PRIORITIES;
     out.id = std::string(kPrioritiesId);
@@ -84,9 +90,10 @@ absl::StatusOr<ResourceName> ParseNameOfKind(absl::string_view name, storage::Ki
   auto parsed = ParseName(name, field);
   if (!parsed.ok()) return parsed.status();
   if (parsed->kind != kind) {
-    return InvalidField(std::string(field), kind == storage::PRIORITIES
-                                                ? "must be patients/{patient}/priorities"
-                                                : absl::StrCat("must be patients/{patient}/", CollectionOf(kind), "/{id}"));
+    return InvalidField(std::string(field), kind == storage::PRIORITIES ? "must be patients/{patient}/priorities"
+                                            : kind == storage::PATIENT  ? "must be patients/{patient}"
+                                                                        : absl::StrCat("must be patients/{patient}/",
+                                                                                       CollectionOf(kind), "/{id}"));
   }
   return parsed;
 }

@@ -1,5 +1,7 @@
 // Resource names (AIP-122):
-//   patients/{patient}                      a patient (the parent of everything)
+//   patients/{patient}                      a patient (the parent of everything), and the
+//                                           Patient resource (its demographics; stored id =
+//                                           the patient id)
 //   patients/{patient}/whatMatters/{id}
 //   patients/{patient}/goals/{id}
 //   patients/{patient}/preferences/{id}
@@ -20,7 +22,7 @@ namespace wmty::domain {
 struct ResourceName {
   storage::Kind kind = storage::KIND_UNSPECIFIED;
   std::string patient_id;
-  std::string id;  // "priorities" for the singleton
+  std::string id;  // "priorities" for the singleton; the patient id for the Patient
 };
 
 inline constexpr absl::string_view kPrioritiesId = "priorities";
@@ -32,7 +34,8 @@ bool IsValidId(absl::string_view id);
 // "patients/{patient}" -> patient id. INVALID_ARGUMENT naming `field` otherwise.
 absl::StatusOr<std::string> ParseParent(absl::string_view parent, absl::string_view field);
 
-// Parses any resource name. INVALID_ARGUMENT naming `field` when malformed.
+// Parses any resource name ("patients/{patient}" is the PATIENT).
+// INVALID_ARGUMENT naming `field` when malformed.
 absl::StatusOr<ResourceName> ParseName(absl::string_view name, absl::string_view field);
 // Same, but the name must be of `kind`.
 absl::StatusOr<ResourceName> ParseNameOfKind(absl::string_view name, storage::Kind kind, absl::string_view field);
@@ -40,7 +43,7 @@ absl::StatusOr<ResourceName> ParseNameOfKind(absl::string_view name, storage::Ki
 std::string FormatName(storage::Kind kind, absl::string_view patient_id, absl::string_view id);
 std::string FormatParent(absl::string_view patient_id);
 
-// "whatMatters", "goals", "preferences", "goalScores", "priorities".
+// "whatMatters", "goals", "preferences", "goalScores", "priorities" ("" for PATIENT).
 absl::string_view CollectionOf(storage::Kind kind);
 
 }  // namespace wmty::domain

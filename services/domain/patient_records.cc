@@ -10,6 +10,7 @@
 #include <map>
 #include <random>
 #include <set>
+#include <tuple>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
@@ -99,6 +100,13 @@ struct Traits<v1::GoalScore> {
 };
 
 template <>
+struct Traits<v1::Patient> {
+  static constexpr storage::Kind kKind = storage::PATIENT;
+  static constexpr absl::string_view kField = "patient";
+  static constexpr absl::string_view kLabel = "patient";
+};
+
+template <>
 struct Traits<v1::Priorities> {
   static constexpr storage::Kind kKind = storage::PRIORITIES;
   static constexpr absl::string_view kField = "priorities";
@@ -133,7 +141,9 @@ void StampServerFields(R* r, const std::string& patient_id, const std::string& i
   *r->mutable_update_time() = ToProto(stamp.time);
   r->set_state(state);
   if (state == v1::ACTIVE) r->clear_retract_reason();
-  if (!r->provenance().has_said_time()) *r->mutable_provenance()->mutable_said_time() = ToProto(stamp.time);
+  if constexpr (!std::is_same_v<R, v1::Patient>) {  // demographics are not said by anyone
+    if (!r->provenance().has_said_time()) *r->mutable_provenance()->mutable_said_time() = ToProto(stamp.time);
+  }
   if constexpr (std::is_same_v<R, v1::GoalScore>) {
     if (!r->has_effective_time()) *r->mutable_effective_time() = ToProto(stamp.time);
   }
@@ -722,6 +732,68 @@ absl::StatusOr<v1::ListGoalScoresResponse> PatientRecords::ListGoalScoreVersions
   return resp;
 }
 
+// ---------------------------------------------------------------- Patient
+
+absl::StatusOr<v1::Patient> PatientRecords::GetPatient(const v1::GetResourceRequest& req, const CallContext& ctx) {
+  return GetResource<v1::Patient>(req, ctx);
+}
+
+absl::StatusOr<v1::ListPatientVersionsResponse> PatientRecords::ListPatientVersions(const v1::ListVersionsRequest& req,
+                                                                                    const CallContext& ctx) {
+  v1::ListPatientVersionsResponse resp;
+  auto s = ListVersions<v1::Patient>(req, ctx, resp.mutable_patients(), resp.mutable_next_page_token());
+  if (!s.ok()) return s;
+  return resp;
+}
+
+void PatientRecords::UpdatePatient(const v1::UpdatePatientRequest& req, const CallContext& ctx,
+                                   WriteDone<v1::Patient> done) {
+  if (!req.has_patient()) return done(InvalidField("patient", "required"));
+  const v1::Patient& incoming = req.patient();
+  auto name = ParseNameOfKind(incoming.name(), storage::PATIENT, "patient.name");
+  if (!name.ok()) return done(name.status());
+  FieldViolations v;
+  CheckPatient(incoming, name->patient_id, "patient", options_.clock(), &v);
+  CheckRequestId(req.request_id(), "request_id", &v);
+  if (!v.empty()) return done(v.ToStatus());
+
+  storage::Mutation m;
+  m.kind = storage::PATIENT;
+  m.patient_id = name->patient_id;
+  m.id = name->patient_id;
+  m.op = storage::Change::UPDATE;
+  m.request_id = req.request_id();
+  if (!m.request_id.empty()) m.fingerprint = Fingerprint(req);
+  m.deadline = ctx.deadline;
+  m.apply = [incoming, patient_id = name->patient_id, allow_missing = req.allow_missing(), extra = ctx.fhir_extra_json](
+                const Record* current, const WriteStamp& stamp, Record* next) -> absl::Status {
+    google::protobuf::Timestamp create_time = ToProto(stamp.time);
+    if (current == nullptr) {
+      if (!allow_missing) {
+        return absl::NotFoundError(absl::StrCat("patient ", incoming.name(), " not found (allow_missing creates it)"));
+      }
+      if (!incoming.etag().empty()) {
+        return absl::AbortedError(absl::StrCat("etag ", incoming.etag(), " is stale: the patient is not known yet"));
+      }
+    } else {
+      auto existing = FromRecord<v1::Patient>(*current);
+      if (!existing.ok()) return existing.status();
+      // A feed sends whole snapshots: the etag is a guard it may add, not a must.
+      if (!incoming.etag().empty() && incoming.etag() != existing->etag()) {
+        return absl::AbortedError(absl::StrCat("etag ", incoming.etag(), " is stale: the patient changed since it ",
+                                               "was read (current etag ", existing->etag(), ")"));
+      }
+      create_time = existing->create_time();
+    }
+    v1::Patient r = incoming;
+    StampServerFields(&r, patient_id, patient_id, stamp, create_time, v1::ACTIVE);
+    next->set_resource(r.SerializeAsString());
+    KeepFhirExtra(extra, current, next);
+    return absl::OkStatus();
+  };
+  store_->Commit(std::move(m), Deliver<v1::Patient>(std::move(done)));
+}
+
 // ---------------------------------------------------------------- Stored versions (FHIR face)
 
 absl::StatusOr<std::optional<storage::Record>> PatientRecords::FindCurrentById(storage::Kind kind,
@@ -752,7 +824,28 @@ absl::Status PatientRecords::ScanStoredCurrent(storage::Kind kind, std::optional
                                                absl::FunctionRef<bool(const storage::Record&)> visit) {
   auto reader = store_->NewReader();
   if (patient_id.has_value()) return reader->ScanCurrent(*patient_id, kind, after_id, visit);
+  if (kind == storage::PATIENT) return ScanPatients(*reader, after_patient, after_id, visit);
   return reader->ScanCurrentAllPatients(kind, after_patient, after_id, visit);
+}
+
+// Every Patient after (after_patient, after_id), through the id index:
+// reading the whole current column family for them would cost as much as the
+// database, this costs as much as the patients.
+absl::Status PatientRecords::ScanPatients(const storage::Reader& reader, absl::string_view after_patient,
+                                          absl::string_view after_id,
+                                          absl::FunctionRef<bool(const storage::Record&)> visit) {
+  absl::Status status;
+  auto scan = reader.ScanIds(storage::PATIENT, after_patient, [&](absl::string_view id, absl::string_view patient) {
+    if (std::tie(patient, id) <= std::tie(after_patient, after_id)) return true;
+    auto record = reader.GetCurrent(storage::PATIENT, patient, id);
+    if (!record.ok()) {
+      status = record.status();
+      return false;
+    }
+    return !record->has_value() || visit(**record);
+  });
+  if (!scan.ok()) return scan;
+  return status;
 }
 
 absl::StatusOr<std::optional<storage::Record>> PatientRecords::FindByChange(uint64_t sequence) {

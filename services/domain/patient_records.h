@@ -159,6 +159,15 @@ class PatientRecords {
   absl::StatusOr<v1::ListPrioritiesVersionsResponse> ListPrioritiesVersions(const v1::ListVersionsRequest& req,
                                                                             const CallContext& ctx);
 
+  // The patient's demographics (name patients/{patient}), written by the
+  // hospital's systems. UpdatePatient replaces them whole; with allow_missing
+  // it creates them (AIP-134 upsert); an etag, when given, must be current.
+  // The Patient is never retracted (a feed corrects it with a new version).
+  absl::StatusOr<v1::Patient> GetPatient(const v1::GetResourceRequest& req, const CallContext& ctx);
+  void UpdatePatient(const v1::UpdatePatientRequest& req, const CallContext& ctx, WriteDone<v1::Patient> done);
+  absl::StatusOr<v1::ListPatientVersionsResponse> ListPatientVersions(const v1::ListVersionsRequest& req,
+                                                                      const CallContext& ctx);
+
   // The patient summary serialized (a wmty.v1.PatientSummary in wire
   // format), assembled from the stored resource bytes without parsing them:
   // the chart-open path of the gRPC face, where parsing 50 entries only to
@@ -182,7 +191,8 @@ class PatientRecords {
                                   int64_t after_version, absl::FunctionRef<bool(const storage::Record&)> visit);
   // Current versions (retracted included) of `kind`: of one patient in id
   // order, or, without a patient, of every patient in (patient, id) order
-  // (a scan of the whole kind: use only where a patient cannot be given).
+  // (a scan of the whole kind: use only where a patient cannot be given; for
+  // PATIENT it reads only the Patient records, through the id index).
   // Starts after (after_patient, after_id).
   absl::Status ScanStoredCurrent(storage::Kind kind, std::optional<std::string> patient_id,
                                  absl::string_view after_patient, absl::string_view after_id,
@@ -230,6 +240,8 @@ class PatientRecords {
   template <class R>
   absl::Status ListVersions(const v1::ListVersionsRequest& req, const CallContext& ctx,
                             google::protobuf::RepeatedPtrField<R>* out, std::string* next_page_token);
+  static absl::Status ScanPatients(const storage::Reader& reader, absl::string_view after_patient,
+                                   absl::string_view after_id, absl::FunctionRef<bool(const storage::Record&)> visit);
   // Each link must name a current (not retracted) resource.
   absl::Status CheckLinksExist(const google::protobuf::RepeatedPtrField<std::string>& links,
                                absl::string_view field);

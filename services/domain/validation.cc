@@ -6,6 +6,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/civil_time.h"
 #include "common/text.h"
 #include "domain/names.h"
 
@@ -181,7 +182,7 @@ void CheckLinks(const google::protobuf::RepeatedPtrField<std::string>& links, ab
     if (name->patient_id != patient_id) {
       v->Add(f, "must belong to the same patient");
     } else if (name->kind == storage::PRIORITIES || name->kind == storage::GOAL_SCORE ||
-               (!allow_any_kind && name->kind != storage::WHAT_MATTERS)) {
+               name->kind == storage::PATIENT || (!allow_any_kind && name->kind != storage::WHAT_MATTERS)) {
       v->Add(f, allow_any_kind ? "must name a whatMatters, goal or preference" : "must name a whatMatters entry");
     } else if (!seen.insert(links[i]).second) {
       v->Add(f, "duplicate");
@@ -338,6 +339,77 @@ void CheckPriorities(const v1::Priorities& r, absl::string_view patient_id, absl
   CheckPatientRef(r.patient(), patient_id, Field(prefix, "patient"), v);
   CheckLinks(r.items(), patient_id, Field(prefix, "items"), true, kMaxPriorityItems, v);
   CheckProvenance(r.provenance(), r.has_provenance(), Field(prefix, "provenance"), now, v);
+}
+
+namespace {
+
+void CheckNameParts(const google::protobuf::RepeatedPtrField<std::string>& parts, absl::string_view field,
+                    FieldViolations* v) {
+  if (parts.size() > kMaxNameParts) v->Add(std::string(field), absl::StrCat("at most ", kMaxNameParts, " entries"));
+  for (int i = 0; i < parts.size(); ++i) CheckShort(parts[i], absl::StrCat(field, "[", i, "]"), true, v);
+}
+
+void CheckHumanName(const v1::HumanName& n, absl::string_view field, FieldViolations* v) {
+  static const auto* kUses =
+      new std::set<std::string>{"", "usual", "official", "temp", "nickname", "anonymous", "old", "maiden"};
+  if (!kUses->count(n.use())) {
+    v->Add(Field(field, "use"), "must be usual, official, temp, nickname, anonymous, old or maiden");
+  }
+  CheckShort(n.text(), Field(field, "text"), false, v);
+  CheckShort(n.family(), Field(field, "family"), false, v);
+  CheckNameParts(n.given(), Field(field, "given"), v);
+  CheckNameParts(n.prefix(), Field(field, "prefix"), v);
+  CheckNameParts(n.suffix(), Field(field, "suffix"), v);
+  if (IsBlank(n.text()) && IsBlank(n.family()) && n.given().empty()) {
+    v->Add(std::string(field), "needs a family name, a given name or the text of the name");
+  }
+}
+
+void CheckIdentifier(const v1::Identifier& id, absl::string_view field, FieldViolations* v) {
+  CheckShort(id.system(), Field(field, "system"), true, v);
+  CheckShort(id.value(), Field(field, "value"), true, v);
+  CheckShort(id.type_code(), Field(field, "type_code"), false, v);
+}
+
+// The UTC day of `now` as YYYYMMDD.
+int DayNumber(absl::Time now) {
+  const absl::CivilDay day = absl::ToCivilDay(now, absl::UTCTimeZone());
+  return static_cast<int>(day.year() * 10000 + day.month() * 100 + day.day());
+}
+
+}  // namespace
+
+void CheckPatient(const v1::Patient& r, absl::string_view patient_id, absl::string_view prefix, absl::Time now,
+                  FieldViolations* v) {
+  CheckPatientRef(r.patient(), patient_id, Field(prefix, "patient"), v);
+  const std::string names = Field(prefix, "names");
+  if (r.names().empty()) v->Add(names, "required: at least one name (US Core)");
+  if (r.names_size() > kMaxPatientNames) v->Add(names, absl::StrCat("at most ", kMaxPatientNames, " entries"));
+  for (int i = 0; i < r.names_size(); ++i) CheckHumanName(r.names(i), absl::StrCat(names, "[", i, "]"), v);
+  const std::string identifiers = Field(prefix, "identifiers");
+  if (r.identifiers().empty()) v->Add(identifiers, "required: at least one identifier, e.g. the MRN (US Core)");
+  if (r.identifiers_size() > kMaxPatientIdentifiers) {
+    v->Add(identifiers, absl::StrCat("at most ", kMaxPatientIdentifiers, " entries"));
+  }
+  for (int i = 0; i < r.identifiers_size(); ++i) {
+    CheckIdentifier(r.identifiers(i), absl::StrCat(identifiers, "[", i, "]"), v);
+  }
+  const std::string birth_date = Field(prefix, "birth_date");
+  if (!r.birth_date().empty()) {
+    if (!IsValidFhirDate(r.birth_date())) {
+      v->Add(birth_date, "must be a FHIR date: YYYY, YYYY-MM or YYYY-MM-DD");
+    } else if (DateRange(r.birth_date()).first > DayNumber(now)) {
+      v->Add(birth_date, "is in the future");
+    }
+  }
+  CheckEnum(r.gender(), v1::AdministrativeGender_IsValid, Field(prefix, "gender"), false, v);
+  const std::string provenance = Field(prefix, "provenance");
+  if (!r.has_provenance()) {
+    v->Add(provenance, "required: who records this (provenance.recorded_by)");
+  } else {
+    CheckRecorder(r.provenance().recorded_by(), r.provenance().has_recorded_by(), Field(provenance, "recorded_by"), v);
+    CheckEnum(r.provenance().channel(), v1::Channel_IsValid, Field(provenance, "channel"), false, v);
+  }
 }
 
 }  // namespace wmty::domain

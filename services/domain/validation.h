@@ -6,7 +6,8 @@
 //   short text (names, roles, relationships, codes, prompt...): 256 bytes
 //   ids (patient, practitioner, encounter): FHIR id rule (names.h)
 //   request_id: 128 bytes; page_size: 0..1000 (0 = 50)
-//   repeated: 20 tags, 100 notes, 100 links, 200 priority items
+//   repeated: 20 tags, 100 notes, 100 links, 200 priority items; Patient: 20 names,
+//     20 identifiers, 10 given names / prefixes / suffixes per name
 // Each function appends violations under `prefix` (e.g. "goal") and writes nothing else.
 #ifndef WMTY_DOMAIN_VALIDATION_H_
 #define WMTY_DOMAIN_VALIDATION_H_
@@ -29,6 +30,10 @@ inline constexpr int kMaxTags = 20;
 inline constexpr int kMaxNotes = 100;
 inline constexpr int kMaxLinks = 100;
 inline constexpr int kMaxPriorityItems = 200;
+// Patient: names and identifiers each, and the parts of one name.
+inline constexpr int kMaxPatientNames = 20;
+inline constexpr int kMaxPatientIdentifiers = 20;
+inline constexpr int kMaxNameParts = 10;
 
 std::string Field(absl::string_view prefix, absl::string_view name);
 
@@ -57,6 +62,12 @@ void CheckGoalScore(const v1::GoalScore& r, absl::string_view patient_id, absl::
                     absl::Time now, FieldViolations* v);
 void CheckPriorities(const v1::Priorities& r, absl::string_view patient_id, absl::string_view prefix,
                      absl::Time now, FieldViolations* v);
+// US Core Patient rules: at least one name with a family name, a given name
+// or text; at least one identifier with system and value; birth_date a FHIR
+// date not after `now`'s day (UTC); gender and name use from their value
+// sets. provenance.recorded_by is required (said_by does not apply).
+void CheckPatient(const v1::Patient& r, absl::string_view patient_id, absl::string_view prefix, absl::Time now,
+                  FieldViolations* v);
 
 }  // namespace wmty::domain
 

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "fhir/mapping_codes.h"
+#include "fhir/patient_mapping.h"
 #include "fhir/rest.h"
 #include "fhir/search.h"
 
@@ -81,6 +82,7 @@ std::vector<absl::string_view> ProfilesOf(absl::string_view type) {
   }
   if (type == "List") return {codes::kAdiPersonalPrioritiesOrganizer};
   if (type == "Provenance") return {codes::kUsCoreProvenance};
+  if (type == "Patient") return {kUsCorePatientProfile};
   return {};
 }
 
@@ -156,7 +158,7 @@ void BuildCapabilityStatement(absl::string_view base, int64_t date_micros, Value
                  "goal-attainment scores (Observation), ranked priorities (List), with full version history "
                  "and the Provenance of every version. Resources declare US Core / PACIO ADI / PCO profiles in "
                  "meta.profile; this server does not claim conformance to any whole implementation guide "
-                 "(it does not serve Patient, and has no SMART authorization yet).",
+                 "(it has no SMART authorization yet). Patient records come from the hospital's systems (PUT).",
                  a);
   out->AddMember("kind", "instance", a);
   Value software(rapidjson::kObjectType);
@@ -260,9 +262,31 @@ void BuildCapabilityStatement(absl::string_view base, int64_t date_micros, Value
   {
     Value r = CommonResource("Patient", a);
     r.AddMember("documentation",
-                "Patients belong to the EHR; only the $everything operation is served (GET), without paging: "
-                "at most 1000 resources of each kind (an OperationOutcome entry says when more exist).",
+                "Who the patient is, as the hospital's systems send it (US Core Patient; id = the EHR's patient "
+                "id): name, birthDate, gender and identifier are interpreted, every other R4 element is kept; "
+                "elements R4 Patient does not define are refused. Created and updated by PUT only (POST and "
+                "DELETE are 405). $everything (GET, no paging) returns the Patient and at most 1000 resources "
+                "of each kind (an OperationOutcome entry says when more exist).",
                 a);
+    r.AddMember("interaction",
+                Interactions({{"read", kRead},
+                              {"vread", kVread},
+                              {"update",
+                               "PUT Patient/<patient id> creates (201) or updates (200) the patient's "
+                               "record. If-Match optional: 412 when stale."},
+                              {"history-instance", kHistory},
+                              {"history-type", kHistory},
+                              {"search-type", kSearch}},
+                             a),
+                a);
+    r.AddMember("versioning", "versioned-update", a);
+    r.AddMember("readHistory", true, a);
+    r.AddMember("updateCreate", true, a);
+    r.AddMember("conditionalRead", "not-match", a);
+    Value rev(rapidjson::kArrayType);
+    rev.PushBack("Provenance:target", a);
+    r.AddMember("searchRevInclude", rev, a);
+    r.AddMember("searchParam", SearchParams("Patient", a), a);
     Value ops(rapidjson::kArrayType);
     Value op(rapidjson::kObjectType);
     op.AddMember("name", "everything", a);

@@ -36,6 +36,7 @@
 #include "fhir/audit_event.h"
 #include "fhir/capability.h"
 #include "fhir/mapping.h"
+#include "fhir/patient_mapping.h"
 #include "fhir/render_cache.h"
 #include "fhir/rest.h"
 #include "fhir/search.h"
@@ -69,13 +70,14 @@ absl::string_view View(const Value& v) { return absl::string_view(v.GetString(),
 
 // ---------------------------------------------------------------- resource types
 
-bool IsStoredType(absl::string_view t) { return t == "Goal" || t == "Observation" || t == "List"; }
+bool IsStoredType(absl::string_view t) { return t == "Goal" || t == "Observation" || t == "List" || t == "Patient"; }
 
 // The stored kinds a FHIR type covers (an Observation is one of three).
 std::vector<Kind> KindsOf(absl::string_view t) {
   if (t == "Goal") return {storage::GOAL};
   if (t == "Observation") return {storage::WHAT_MATTERS, storage::PREFERENCE, storage::GOAL_SCORE};
   if (t == "List") return {storage::PRIORITIES};
+  if (t == "Patient") return {storage::PATIENT};
   return {};
 }
 
@@ -83,6 +85,7 @@ std::vector<Kind> KindsOf(absl::string_view t) {
 Kind PrimaryKind(absl::string_view t) {
   if (t == "Goal") return storage::GOAL;
   if (t == "List") return storage::PRIORITIES;
+  if (t == "Patient") return storage::PATIENT;
   return storage::WHAT_MATTERS;
 }
 
@@ -400,6 +403,8 @@ class FhirService final : public http::Handler {
   void VRead(const CallPtr& c, absl::string_view type, absl::string_view id, absl::string_view vid);
   void Create(const CallPtr& c, absl::string_view type);
   void Update(const CallPtr& c, absl::string_view type, absl::string_view id);
+  // PUT Patient/<id>: create-or-update of the demographics a feed sends.
+  void UpdatePatient(const CallPtr& c, absl::string_view id);
   void Delete(const CallPtr& c, absl::string_view type, absl::string_view id);
   void InstanceHistory(const CallPtr& c, absl::string_view type, absl::string_view id);
   void TypeHistory(const CallPtr& c, absl::string_view type);
@@ -678,7 +683,7 @@ bool FhirService::Authorize(Call& c, absl::string_view type, auth::Permission p,
   const std::string why =
       d == auth::Decision::kOtherPatient
           ? absl::StrCat("the access token's patient scopes do not reach this patient (", PermissionName(p), " on ",
-                         type, "; searches need patient=<the token's patient>)")
+                         type, "; searches need ", type == "Patient" ? "_id" : "patient", "=<the token's patient>)")
           : absl::StrCat("the access token has no scope granting ", PermissionName(p), " on ", type);
   ReplyError(c, MakeRestError(http::Status::forbidden, "forbidden", why),
              {{bhttp::field::www_authenticate, "Bearer realm=\"wmty\", error=\"insufficient_scope\""}});
@@ -729,10 +734,22 @@ void FhirService::Route(const CallPtr& c, absl::string_view path) {
       c->interaction = "everything";
       return get ? Everything(c, seg[1]) : not_allowed("GET");
     }
-    c->interaction = "patient";
-    return ReplyError(*c, MakeRestError(http::Status::not_found, "not-supported",
-                                        "Patient resources belong to the EHR; only Patient/[id]/$everything is "
-                                        "served here"));
+    // The id is the EHR's: a Patient is created by PUT, and corrected, never deleted.
+    if (seg.size() == 1 && method == bhttp::verb::post) {
+      c->interaction = "create";
+      return ReplyError(*c,
+                        MakeRestError(http::Status::method_not_allowed, "not-supported",
+                                      "a Patient's id is the EHR's patient id: send PUT [base]/Patient/<that id>"),
+                        {{bhttp::field::allow, "GET"}});
+    }
+    if (seg.size() == 2 && method == bhttp::verb::delete_) {
+      c->interaction = "delete";
+      return ReplyError(*c,
+                        MakeRestError(http::Status::method_not_allowed, "not-supported",
+                                      "Patient records come from the hospital's systems and are not deleted here: "
+                                      "PUT a corrected version"),
+                        {{bhttp::field::allow, "GET, PUT"}});
+    }
   }
   if (type == "Provenance") {
     if (seg.size() == 1 || (seg.size() == 2 && seg[1] == "_search")) {
@@ -779,8 +796,8 @@ void FhirService::Route(const CallPtr& c, absl::string_view path) {
     c->interaction = "unknown-type";
     return ReplyError(*c, MakeRestError(http::Status::not_found, "not-supported",
                                         absl::StrCat("resource type ", type.substr(0, 64),
-                                                     " is not supported (Goal, Observation, List, Provenance, "
-                                                     "CodeSystem, Patient/[id]/$everything are)")));
+                                                     " is not supported (Goal, Observation, List, Patient, "
+                                                     "Provenance, CodeSystem are)")));
   }
   const bool is_list = type == "List";
   if (seg.size() == 1) {
@@ -820,7 +837,7 @@ void FhirService::Route(const CallPtr& c, absl::string_view path) {
         return Read(c, type, seg[1]);
       case bhttp::verb::put:
         c->interaction = "update";
-        return Update(c, type, seg[1]);
+        return type == "Patient" ? UpdatePatient(c, seg[1]) : Update(c, type, seg[1]);
       case bhttp::verb::delete_:
         c->interaction = "delete";
         if (is_list) {
@@ -1398,6 +1415,48 @@ void FhirService::Update(const CallPtr& c, absl::string_view type, absl::string_
                 std::move(incoming->resource), etag, request_id, if_match.has_value() ? 0 : kBlindUpdateRetries);
 }
 
+void FhirService::UpdatePatient(const CallPtr& c, absl::string_view id) {
+  if (!AuthorizeType(*c, "Patient", auth::kUpdate)) return;
+  Document doc;
+  if (!ParseBody(*c, "Patient", &doc)) return;
+  auto body_id = doc.FindMember("id");
+  if (body_id == doc.MemberEnd() || !body_id->value.IsString() || View(body_id->value) != id) {
+    return ReplyError(
+        *c, Bad(body_id == doc.MemberEnd() ? "required" : "invalid",
+                absl::StrCat("the resource id must equal the id in the URL (", id.substr(0, 64), ")"), "Patient.id"));
+  }
+  if (!domain::IsValidId(id)) {
+    return ReplyError(*c, Bad("invalid", "a patient id is 1-64 characters of A-Z a-z 0-9 - .", "Patient.id"));
+  }
+  std::string etag;
+  if (c->request.find(bhttp::field::if_match) != c->request.end()) {
+    const absl::string_view header = absl::StripAsciiWhitespace(c->Header(bhttp::field::if_match));
+    if (header != "*") {
+      const std::optional<int64_t> version = ParseEtagVersion(header);
+      if (!version.has_value())
+        return ReplyError(*c, Bad("value", "If-Match must be an ETag of this server, e.g. W/\"3\""));
+      etag = EtagOf(*version);
+    }
+  }
+  auto incoming = PatientFromFhir(doc);
+  if (!incoming.ok()) return ReplyError(*c, FromStatus(incoming.status(), storage::PATIENT, true));
+  AuditTarget(*c, id, id);
+  if (!Authorize(*c, "Patient", auth::kUpdate, id)) return;
+  std::string request_id;
+  if (!RequestIdOf(*c, &request_id)) return;
+  v1::UpdatePatientRequest req;
+  *req.mutable_patient() = std::move(incoming->patient);
+  if (!RecorderOf(*c, req.mutable_patient()->mutable_provenance()->mutable_recorded_by())) return;
+  req.mutable_patient()->set_name(domain::FormatParent(id));
+  req.mutable_patient()->set_etag(etag);
+  req.set_allow_missing(true);
+  req.set_request_id(request_id);
+  c->ctx.fhir_extra_json = std::move(incoming->extra_json);
+  core_->UpdatePatient(req, c->ctx, OnAnswerPool([this, c](absl::StatusOr<Record> written) {
+                         Guarded(c, [&] { RespondWritten(c, "Patient", written, http::Status::ok); });
+                       }));
+}
+
 void FhirService::AttemptUpdate(const CallPtr& c, std::string type, Kind kind, std::string patient,
                                 std::string stored_id, AnyResource resource, std::string etag, std::string request_id,
                                 int retries) {
@@ -1522,7 +1581,8 @@ absl::Status FhirService::AddHistoryEntry(Call& c, const Record& r, Value* entri
     entry.AddMember("resource", resource, a);
   }
   const bool created = r.version() == 1 && !r.retracted();
-  const char* method = r.retracted() ? "DELETE" : (created && r.kind() != storage::PRIORITIES ? "POST" : "PUT");
+  const bool put_creates = r.kind() == storage::PRIORITIES || r.kind() == storage::PATIENT;
+  const char* method = r.retracted() ? "DELETE" : (created && !put_creates ? "POST" : "PUT");
   Value request(rapidjson::kObjectType);
   request.AddMember("method", Str(method, a), a);
   request.AddMember("url", Str(std::string(method) == "POST" ? std::string(type) : absl::StrCat(type, "/", fid), a), a);
@@ -2094,9 +2154,10 @@ void FhirService::SearchProvenance(const CallPtr& c, const SearchSpec& spec) {
   for (const Criterion& cr : spec.criteria) targets.push_back(&cr);
   const bool impossible = spec.ids.has_value();  // every target value had an unusable type
   if (targets.empty() && !impossible) {
-    return ReplyError(*c, Bad("required",
-                              "Provenance search needs target=Goal/<id>, Observation/<id> or List/<patient id>",
-                              "target"));
+    return ReplyError(
+        *c,
+        Bad("required", "Provenance search needs target=Goal/<id>, Observation/<id>, List/<patient id> or Patient/<id>",
+            "target"));
   }
   // Provenance follows its target: s on the target's type (403 when no
   // scope grants it for any target type named), and targets of another
@@ -2133,7 +2194,7 @@ void FhirService::SearchProvenance(const CallPtr& c, const SearchSpec& spec) {
     for (size_t i = 0; i < refs.size() && found.size() < need; ++i) {
       const ReferenceValue& ref = refs[i];
       if (static_cast<int64_t>(i) < after_index) continue;
-      for (absl::string_view type : {"Goal", "Observation", "List"}) {
+      for (absl::string_view type : {"Goal", "Observation", "List", "Patient"}) {
         if (!ref.type.empty() && ref.type != type) continue;
         if (!MayAtAll(*c, type, auth::kSearch)) continue;
         auto current = FindCurrent(type, ref.id);
@@ -2222,8 +2283,12 @@ void FhirService::Everything(const CallPtr& c, absl::string_view patient) {
   AddLink(&links, "self", absl::StrCat(c->base, "/Patient/", patient, "/$everything"), a);
   int64_t total = 0;
   bool truncated = false;
-  for (Kind kind : {storage::PRIORITIES, storage::GOAL, storage::WHAT_MATTERS, storage::PREFERENCE,
+  // The Patient itself (who this is) first, for a caller that may read it.
+  const bool with_patient = !c->principal.has_value() ||
+                            auth::Authorize(*c->principal, "Patient", auth::kRead, patient) == auth::Decision::kAllow;
+  for (Kind kind : {storage::PATIENT, storage::PRIORITIES, storage::GOAL, storage::WHAT_MATTERS, storage::PREFERENCE,
                     storage::GOAL_SCORE}) {
+    if (kind == storage::PATIENT && !with_patient) continue;
     int n = 0, scanned = 0;
     absl::Status inner;
     auto s = core_->ScanStoredCurrent(kind, std::string(patient), "", "", [&](const Record& r) {

@@ -150,6 +150,7 @@
 #include "domain/names.h"
 #include "fhir/mapping_codes.h"
 #include "fhir/mapping_json.h"
+#include "fhir/patient_mapping.h"
 
 namespace wmty::fhir {
 
@@ -1573,6 +1574,16 @@ absl::StatusOr<AnyResource> Decode(const storage::Record& record) {
   }
 }
 
+// A Patient version's provenance (who wrote it) in a form ProvenanceOf
+// reads: Patient is not one of the AnyResource kinds.
+absl::StatusOr<AnyResource> PatientAsProvenanceCarrier(const storage::Record& record) {
+  v1::Patient patient;
+  if (!patient.ParseFromString(record.resource())) return absl::DataLossError("stored resource does not parse");
+  v1::Priorities carrier;
+  *carrier.mutable_provenance() = patient.provenance();
+  return AnyResource(std::move(carrier));
+}
+
 std::string FhirIdOf(const storage::Record& record) {
   return record.kind() == storage::PRIORITIES ? record.patient_id() : record.id();
 }
@@ -1694,6 +1705,8 @@ absl::string_view FhirTypeOf(storage::Kind kind) {
       return "Goal";
     case storage::PRIORITIES:
       return "List";
+    case storage::PATIENT:
+      return "Patient";
     default:
       return "Observation";
   }
@@ -1749,6 +1762,7 @@ absl::StatusOr<Incoming> FromFhir(absl::string_view resource_type, const rapidjs
 }
 
 absl::Status ToFhir(const storage::Record& record, rapidjson::Value* out, Allocator& alloc) {
+  if (record.kind() == storage::PATIENT) return PatientToFhir(record, out, alloc);
   auto resource = Decode(record);
   if (!resource.ok()) return resource.status();
   const storage::Kind kind = record.kind();
@@ -1813,7 +1827,7 @@ absl::Status ProvenanceOf(const storage::Record& record, rapidjson::Value* out, 
 
 absl::Status ProvenanceOf(const storage::Record& record, const ProvenanceOptions& options, rapidjson::Value* out,
                           Allocator& a) {
-  auto resource = Decode(record);
+  auto resource = record.kind() == storage::PATIENT ? PatientAsProvenanceCarrier(record) : Decode(record);
   if (!resource.ok()) return resource.status();
   const v1::Provenance& prov = ProvenanceOfRecord(*resource);
   const std::string pid = record.patient_id();
@@ -1975,6 +1989,7 @@ void CodeSystem(rapidjson::Value* out, Allocator& a) {
 }
 
 std::string FhirPathFor(storage::Kind kind, absl::string_view field) {
+  if (kind == storage::PATIENT) return PatientFhirPath(field);
   // Domain paths are "<prefix>.<field path>" (prefix: goal, what_matters,
   // preference, goal_score, priorities); indices become "[i]" for lookup.
   const size_t dot = field.find('.');

@@ -76,9 +76,29 @@ constexpr SearchParamDef kListParams[] = {
      "When the current version was written."},
 };
 
+// A Patient's id is its patient id: _id also confines the search to those
+// patients (see ParseSearch), which is what patient/ scopes check.
+constexpr SearchParamDef kPatientParams[] = {
+    {"name", "string", "name", SearchTarget::kString, "", WMTY_SP("Patient-name"),
+     "Any part of any name (family, given, prefix, suffix, text): starts with, case-insensitive, also on each word."},
+    {"family", "string", "name.family", SearchTarget::kString, "", WMTY_SP("individual-family"),
+     "The family name: starts with, case-insensitive."},
+    {"given", "string", "name.given", SearchTarget::kString, "", WMTY_SP("individual-given"),
+     "A given name: starts with, case-insensitive."},
+    {"birthdate", "date", "birthDate", SearchTarget::kDate, "", WMTY_SP("individual-birthdate"),
+     "Patient.birthDate; 1950-03-14 matches that day, 1950 any day of 1950; prefixes eq ne gt lt ge le sa eb."},
+    {"gender", "token", "gender", SearchTarget::kCode, "http://hl7.org/fhir/administrative-gender",
+     WMTY_SP("individual-gender"), "male | female | other | unknown."},
+    {"identifier", "token", "identifier", SearchTarget::kIdentifier, "", WMTY_SP("Patient-identifier"),
+     "system|value of Patient.identifier (e.g. the MRN), or value alone."},
+    {"_id", "token", "id", SearchTarget::kId, "", WMTY_SP("Resource-id"), "Logical id (the EHR's patient id)."},
+    {"_lastUpdated", "date", "meta.lastUpdated", SearchTarget::kLastUpdated, "", WMTY_SP("Resource-lastUpdated"),
+     "When the current version was written."},
+};
+
 constexpr SearchParamDef kProvenanceParams[] = {
     {"target", "reference", "target", SearchTarget::kReference, "", WMTY_SP("Provenance-target"),
-     "Goal/<id>, Observation/<id> or List/<patient id>, optionally /_history/<n> (required)."},
+     "Goal/<id>, Observation/<id>, List/<patient id> or Patient/<patient id>, optionally /_history/<n> (required)."},
 };
 
 #undef WMTY_SP
@@ -249,6 +269,35 @@ std::optional<DateRange> ElementRange(const Value& v) {
   return std::nullopt;
 }
 
+// Every string in `v` (an element and what it contains), but codes that are
+// not names (HumanName.use) and periods.
+void CollectStrings(const Value& v, std::vector<absl::string_view>* out) {
+  if (v.IsString()) {
+    out->push_back(View(v));
+  } else if (v.IsArray()) {
+    for (const auto& e : v.GetArray()) CollectStrings(e, out);
+  } else if (v.IsObject()) {
+    for (const auto& m : v.GetObject()) {
+      const absl::string_view name = View(m.name);
+      const bool skip = name == "use" || name == "period" || name == "extension" || absl::StartsWith(name, "_");
+      if (!skip) CollectStrings(m.value, out);
+    }
+  }
+}
+
+// FHIR string search: the text, or one of its words, starts with `lower`.
+bool StringMatches(absl::string_view text, absl::string_view lower) {
+  for (size_t start = 0; start < text.size();) {
+    if (text.size() - start >= lower.size() && absl::EqualsIgnoreCase(text.substr(start, lower.size()), lower)) {
+      return true;
+    }
+    const size_t space = text.find_first_of(" -'", start);
+    if (space == absl::string_view::npos) break;
+    start = space + 1;
+  }
+  return false;
+}
+
 bool ReferenceMatches(const ReferenceValue& want, const Value& element) {
   if (!element.IsObject()) return false;
   auto ref = StringMember(element, "reference");
@@ -297,6 +346,16 @@ bool CriterionMatches(const Criterion& c, const Value& resource, int64_t last_up
           if (ReferenceMatches(r, *e)) return true;
         }
         break;
+      case SearchTarget::kString: {
+        std::vector<absl::string_view> texts;
+        CollectStrings(*e, &texts);
+        for (absl::string_view text : texts) {
+          for (const auto& want : c.strings) {
+            if (StringMatches(text, want)) return true;
+          }
+        }
+        break;
+      }
       default:
         break;
     }
@@ -366,6 +425,7 @@ absl::Span<const SearchParamDef> SearchParamsOf(absl::string_view resource_type)
   if (resource_type == "Goal") return kGoalParams;
   if (resource_type == "Observation") return kObservationParams;
   if (resource_type == "List") return kListParams;
+  if (resource_type == "Patient") return kPatientParams;
   if (resource_type == "Provenance") return kProvenanceParams;
   return {};
 }
@@ -609,6 +669,9 @@ absl::StatusOr<SearchSpec> ParseSearch(absl::string_view resource_type, const st
           c.tokens.push_back(std::move(t));
           break;
         }
+        case SearchTarget::kString:
+          c.strings.push_back(absl::AsciiStrToLower(Unescape(raw)));
+          break;
         case SearchTarget::kDate:
         case SearchTarget::kEffective:
         case SearchTarget::kLastUpdated: {
@@ -655,6 +718,7 @@ absl::StatusOr<SearchSpec> ParseSearch(absl::string_view resource_type, const st
     }
   }
   if (!refused.ok()) return refused;
+  if (resource_type == "Patient" && spec.ids.has_value()) spec.patients = spec.ids;  // the id is the patient id
   return spec;
 }
 

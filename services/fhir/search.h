@@ -8,13 +8,18 @@
 //   Observation  patient, subject, code, category, date, focus, identifier,
 //                _id, _lastUpdated
 //   List         patient, subject, code, _id, _lastUpdated
+//   Patient      name, family, given, birthdate, gender, identifier, _id (the
+//                patient id), _lastUpdated
 //   Provenance   target
 // Values: token system|code, |code (no system), system| (any code of the
 // system), code; date with prefixes eq ne gt lt ge le sa eb (ap is not
 // supported) over the implicit range of the value's precision (dates and
 // date-times without a time zone are read as UTC); reference Type/id, id,
 // absolute URL, with an optional /_history/n; a comma means OR, a repeated
-// parameter AND; "\," "\|" "\$" "\\" escape.
+// parameter AND; "\," "\|" "\$" "\\" escape. string (Patient name, family,
+// given): case-insensitive (ASCII letters) "starts with", on a whole part of
+// the name or on any of its words ("san" finds family "Santos" and text
+// "Maria Santos"); no modifiers.
 // Result parameters: _count (0..1000, default 50; larger values are clamped),
 // _sort=_lastUpdated or -_lastUpdated, _summary=count (or false),
 // _revinclude=Provenance:target, _page_token (from a next link); _format and
@@ -70,11 +75,12 @@ enum class SearchTarget {
   kDate,             // date / dateTime / instant
   kEffective,        // Observation.effective[x]: dateTime, instant or Period
   kReference,        // Reference(s): type and id
+  kString,           // the strings in an element (a HumanName's parts): starts with
 };
 
 struct SearchParamDef {
   absl::string_view name;
-  // FHIR SearchParamType: "token", "date" or "reference".
+  // FHIR SearchParamType: "token", "date", "reference" or "string".
   absl::string_view type;
   // Element path from the resource root ('.'-separated; arrays are flattened).
   absl::string_view path;
@@ -132,6 +138,7 @@ struct Criterion {
   std::vector<TokenValue> tokens;
   std::vector<DateValue> dates;
   std::vector<ReferenceValue> refs;
+  std::vector<std::string> strings;  // kString: lower-cased (ASCII)
 };
 
 struct SearchSpec {

@@ -41,7 +41,9 @@ using RawService = S::WithRawCallbackMethod_CreateWhatMatters<S::WithRawCallback
                                 S::WithRawCallbackMethod_ListGoalScoreVersions<S::WithRawCallbackMethod_GetPriorities<
                                     S::WithRawCallbackMethod_UpdatePriorities<
                                         S::WithRawCallbackMethod_ListPrioritiesVersions<
-                                            S::WithRawCallbackMethod_GetPatientSummary<S::Service>>>>>>>>>>>>>>>>>>>>>>>>>>>>;
+                                            S::WithRawCallbackMethod_GetPatient<S::WithRawCallbackMethod_UpdatePatient<
+                                                S::WithRawCallbackMethod_ListPatientVersions<
+                                                    S::WithRawCallbackMethod_GetPatientSummary<S::Service>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>;
 
 absl::Status ParseRequest(const grpc::ByteBuffer& in, google::protobuf::Message* request) {
   grpc::Slice slice;
@@ -112,7 +114,8 @@ void FinishWith(grpc::ServerUnaryReactor* reactor, const absl::StatusOr<std::sha
 // looked at), parse, authorize against the patient the request names, then
 // the domain core. The SMART scope model of the FHIR face guards each RPC:
 //   WhatMatters / Preference / GoalScore -> Observation, Goal -> Goal,
-//   Priorities -> List; Create c, Get / List*Versions r, List s, Update u,
+//   Priorities -> List, Patient -> Patient; Create c, Get / List*Versions r,
+//   List s, Update u (UpdatePatient too, also when it creates, as a FHIR PUT),
 //   Retract d; GetPatientSummary needs r on Goal, Observation and List.
 // A patient/ scope bound to another patient: NOT_FOUND for Get and
 // List*Versions (so ids do not leak), PERMISSION_DENIED otherwise. Page tokens
@@ -154,6 +157,7 @@ Target TargetOf(const v1::UpdateGoalRequest& r) { return {r.goal().name(), "goal
 Target TargetOf(const v1::UpdatePreferenceRequest& r) { return {r.preference().name(), "preference.name", false}; }
 Target TargetOf(const v1::UpdateGoalScoreRequest& r) { return {r.goal_score().name(), "goal_score.name", false}; }
 Target TargetOf(const v1::UpdatePrioritiesRequest& r) { return {r.priorities().name(), "priorities.name", false}; }
+Target TargetOf(const v1::UpdatePatientRequest& r) { return {r.patient().name(), "patient.name", false}; }
 
 char PermissionLetter(auth::Permission p) {
   switch (p) {
@@ -438,6 +442,11 @@ class WhatMattersServiceImpl final : public RawService {
   WMTY_READ(GetPriorities, GetResourceRequest, Priorities, "List", auth::kRead, true, "priorities")
   WMTY_WRITE(UpdatePriorities, UpdatePrioritiesRequest, Priorities, "List", auth::kUpdate, "priorities")
   WMTY_READ(ListPrioritiesVersions, ListVersionsRequest, ListPrioritiesVersionsResponse, "List", auth::kRead, true, "priorities")
+
+  WMTY_READ(GetPatient, GetResourceRequest, Patient, "Patient", auth::kRead, true, "patient")
+  WMTY_READ(ListPatientVersions, ListVersionsRequest, ListPatientVersionsResponse, "Patient", auth::kRead, true,
+            "patient")
+  WMTY_WRITE(UpdatePatient, UpdatePatientRequest, Patient, "Patient", auth::kUpdate, "patient")
 
   // The chart-open path: the domain assembles the serialized summary from the
   // stored bytes (PatientRecords::GetPatientSummarySerialized).

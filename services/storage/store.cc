@@ -206,6 +206,23 @@ absl::StatusOr<std::optional<std::string>> Reader::FindPatient(Kind kind, absl::
   return std::optional<std::string>(std::move(value));
 }
 
+absl::Status Reader::ScanIds(Kind kind, absl::string_view from_id,
+                             absl::FunctionRef<bool(absl::string_view, absl::string_view)> visit) const {
+  const std::string prefix = IdKey(kind, "");
+  std::string upper = prefix;
+  upper.back() = static_cast<char>(static_cast<unsigned char>(upper.back()) + 1);  // kinds are small
+  rocksdb::Slice upper_slice(upper);
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  ro.iterate_upper_bound = &upper_slice;
+  std::unique_ptr<rocksdb::Iterator> it(store_->db_->NewIterator(ro, store_->ids_cf_));
+  for (it->Seek(IdKey(kind, from_id)); it->Valid(); it->Next()) {
+    const absl::string_view id(it->key().data() + prefix.size(), it->key().size() - prefix.size());
+    if (!visit(id, absl::string_view(it->value().data(), it->value().size()))) break;
+  }
+  return FromRocks(it->status(), "scan id index");
+}
+
 absl::Status Reader::ScanChanges(uint64_t after_sequence, absl::FunctionRef<bool(const Change&)> visit) const {
   if (after_sequence == UINT64_MAX) return absl::OkStatus();  // nothing after; + 1 would wrap to 0
   rocksdb::ReadOptions ro;

@@ -156,6 +156,12 @@ class Reader {
                             int64_t after_version, absl::FunctionRef<bool(const Record&)> visit) const;
   // The patient a resource id belongs to (ids are unique per kind).
   absl::StatusOr<std::optional<std::string>> FindPatient(Kind kind, absl::string_view id) const;
+  // Visits the ids of `kind` from `from_id` on (inclusive) in id order with the patient
+  // each belongs to (the id index), until `visit` returns false. Cost grows
+  // with the number of resources of that kind only: for PATIENT (id = patient
+  // id) it lists every patient without reading the other kinds.
+  absl::Status ScanIds(Kind kind, absl::string_view from_id,
+                       absl::FunctionRef<bool(absl::string_view id, absl::string_view patient_id)> visit) const;
   // Visits change-log entries after `after_sequence`, in order.
   absl::Status ScanChanges(uint64_t after_sequence, absl::FunctionRef<bool(const Change&)> visit) const;
   // Visits audit records after `after_sequence`, oldest first.

@@ -265,7 +265,7 @@ TEST_F(FhirAuthTest, BadTokensAre401OnEveryEndpoint) {
   const std::string before = BState();
   Matrix m = MatrixFor("pb", b_, "pb");
   std::vector<Endpoint> all = m.All();
-  all.push_back({"unknown type", "GET", "/fhir/Patient/pb", "", {}});
+  all.push_back({"unknown type", "GET", "/fhir/Practitioner/pb", "", {}});
   all.push_back({"system search", "GET", "/fhir", "", {}});
   all.push_back({"xml", "GET", "/fhir/Goal/" + b_.goal + "?_format=xml", "", {}});
   for (const auto& [name, headers] : bad) {

@@ -679,7 +679,8 @@ TEST_F(FhirServiceTest, EverythingForAPatient) {
   HttpResponse empty = http_->Get("/fhir/Patient/nobody-at-all/$everything");
   ASSERT_EQ(empty.status, 200);
   EXPECT_FALSE(empty.Json().HasMember("entry"));
-  ExpectOutcome(http_->Get("/fhir/Patient/" + patient), 404, "not-supported");
+  // No Patient record was sent for this patient: reading it is an unknown id.
+  ExpectOutcome(http_->Get("/fhir/Patient/" + patient), 404, "not-found");
 }
 
 TEST_F(FhirServiceTest, MetadataListsWhatIsImplemented) {

@@ -317,6 +317,59 @@ TEST(MatchesTest, ObservationEffectiveAndFocus) {
   EXPECT_FALSE(check("code=http://loinc.org|75773-2"));
 }
 
+constexpr absl::string_view kPatient = R"({
+  "resourceType": "Patient", "id": "p1",
+  "identifier": [{"system": "urn:oid:2.16.840.1.113883.19.5", "value": "448812"}],
+  "name": [{"use": "official", "family": "Santos-Lima", "given": ["Maria", "José"], "period": {"start": "1970"}},
+           {"use": "usual", "text": "Bea O'Neill"}],
+  "gender": "female", "birthDate": "1950-03-14"
+})";
+
+bool PatientMatches(absl::string_view query) {
+  auto spec = Parse("Patient", query, true);
+  EXPECT_TRUE(spec.ok()) << query << ": " << spec.status();
+  return spec.ok() && Matches(*spec, Json(kPatient), 0);
+}
+
+TEST(MatchesTest, PatientNamesStartWithTheValueCaseInsensitively) {
+  EXPECT_TRUE(PatientMatches("name=santos"));
+  EXPECT_TRUE(PatientMatches("name=SAN"));
+  EXPECT_TRUE(PatientMatches("name=lima")) << "each word of a hyphenated family name";
+  EXPECT_TRUE(PatientMatches("name=mar"));
+  EXPECT_TRUE(PatientMatches("name=bea"));
+  EXPECT_TRUE(PatientMatches("name=neill")) << "a word of the text after an apostrophe";
+  EXPECT_FALSE(PatientMatches("name=antos")) << "not a substring search";
+  EXPECT_FALSE(PatientMatches("name=official")) << "name.use is not a name";
+  EXPECT_FALSE(PatientMatches("name=1970")) << "nor is a period";
+  EXPECT_TRUE(PatientMatches("family=sant&given=jos"));
+  EXPECT_FALSE(PatientMatches("family=maria"));
+  EXPECT_TRUE(PatientMatches("name=nobody,maria")) << "a comma is OR";
+  EXPECT_FALSE(PatientMatches("name=maria&name=nobody")) << "a repeated parameter is AND";
+}
+
+TEST(MatchesTest, PatientBirthdateIdentifierGender) {
+  EXPECT_TRUE(PatientMatches("birthdate=1950-03-14"));
+  EXPECT_TRUE(PatientMatches("birthdate=1950"));
+  EXPECT_FALSE(PatientMatches("birthdate=1950-03-15"));
+  EXPECT_TRUE(PatientMatches("birthdate=lt1951"));
+  EXPECT_TRUE(PatientMatches("identifier=urn:oid:2.16.840.1.113883.19.5|448812"));
+  EXPECT_TRUE(PatientMatches("identifier=448812"));
+  EXPECT_FALSE(PatientMatches("identifier=44881"));
+  EXPECT_TRUE(PatientMatches("gender=female"));
+  EXPECT_FALSE(PatientMatches("gender=male"));
+}
+
+TEST(ParseSearchTest, APatientsIdIsItsPatientSoIdConfinesThePatients) {
+  auto spec = Parse("Patient", "_id=p2,p1&name=san");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  ASSERT_TRUE(spec->patients.has_value());
+  EXPECT_THAT(*spec->patients, ElementsAre("p1", "p2"));
+  EXPECT_THAT(*spec->ids, ElementsAre("p1", "p2"));
+  spec = Parse("Goal", "_id=g1");
+  ASSERT_TRUE(spec.ok()) << spec.status();
+  EXPECT_FALSE(spec->patients.has_value()) << "only a Patient's id is a patient id";
+}
+
 TEST(SearchParamsTest, TablesCoverTheIssue) {
   auto names = [](absl::string_view type) {
     std::vector<std::string> out;
@@ -330,7 +383,8 @@ TEST(SearchParamsTest, TablesCoverTheIssue) {
                                                              "focus", "identifier", "_id", "_lastUpdated"}));
   EXPECT_THAT(names("List"), ::testing::IsSupersetOf({"patient", "code"}));
   EXPECT_THAT(names("Provenance"), ElementsAre("target"));
-  EXPECT_THAT(names("Patient"), IsEmpty());
+  EXPECT_THAT(names("Patient"), ::testing::IsSupersetOf({"name", "birthdate", "identifier", "_id"}));
+  EXPECT_THAT(names("Practitioner"), IsEmpty());
 }
 
 }  // namespace

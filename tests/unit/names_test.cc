@@ -74,6 +74,7 @@ TEST(ParseNameTest, ParsesEveryKind) {
       {"patients/p1/goals/01J0000000000000000000000A", storage::GOAL, "p1", "01J0000000000000000000000A"},
       {"patients/p-2/preferences/x.y", storage::PREFERENCE, "p-2", "x.y"},
       {"patients/p1/priorities", storage::PRIORITIES, "p1", "priorities"},
+      {"patients/p1", storage::PATIENT, "p1", "p1"},
   };
   for (const auto& c : cases) {
     auto parsed = ParseName(c.name, "name");
@@ -104,7 +105,8 @@ TEST(ParseNameTest, FormatAndParseRoundTrip) {
 
 TEST(ParseNameTest, RefusesMalformedNamesNamingTheField) {
   const std::string cases[] = {"",
-                               "patients/p1",
+                               "patients",
+                               "patients/",
                                "patients/p1/goals",
                                "patients/p1/goals/",
                                "patients/p1/goals/G1/",
@@ -135,6 +137,15 @@ TEST(ParseNameOfKindTest, AcceptsOnlyTheRequestedKind) {
   EXPECT_THAT(wrong, StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(ViolatedFields(wrong.status()), ElementsAre("name"));
   EXPECT_THAT(std::string(wrong.status().message()), ::testing::HasSubstr("whatMatters"));
+
+  // The Patient is its parent's name; it is no goal, and a goal is no Patient.
+  EXPECT_TRUE(ParseNameOfKind("patients/p1", storage::PATIENT, "name").ok());
+  EXPECT_EQ(FormatName(storage::PATIENT, "p1", "p1"), "patients/p1");
+  auto patient_as_goal = ParseNameOfKind("patients/p1", storage::GOAL, "name");
+  EXPECT_THAT(ViolatedFields(patient_as_goal.status()), ElementsAre("name"));
+  auto goal_as_patient = ParseNameOfKind("patients/p1/goals/G1", storage::PATIENT, "patient.name");
+  EXPECT_THAT(ViolatedFields(goal_as_patient.status()), ElementsAre("patient.name"));
+  EXPECT_THAT(std::string(goal_as_patient.status().message()), ::testing::HasSubstr("patients/{patient}"));
 
   auto not_priorities = ParseNameOfKind("patients/p1/preferences/P1", storage::PRIORITIES, "priorities.name");
   EXPECT_THAT(ViolatedFields(not_priorities.status()), ElementsAre("priorities.name"));

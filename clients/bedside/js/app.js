@@ -6,16 +6,22 @@ import {
   speakerOf, textOf, whatMattersResource,
 } from './fhir.js';
 import { Outbox } from './outbox.js';
+import { fetchPatient, identityOf, patientsById, searchPatients } from './patient.js';
 import { $, fmtDate, fmtDateTime, h, show } from './dom.js';
 import { scoreChart } from './chart.js';
 
 const TOKEN_KEY = 'wmty.token';
 const PATIENT_KEY = 'wmty.patient';
 const RECENT_KEY = 'wmty.recentPatients';
+// The patient id the nurse confirmed in this tab (asked again for any other).
+const CONFIRMED_KEY = 'wmty.confirmedPatient';
 
 const state = {
   token: sessionStorage.getItem(TOKEN_KEY) || '',
   patientId: '',
+  // Who the patient is: 'loading' | 'ask' | 'confirmed' | 'unknown' |
+  // 'forbidden' | 'error'. Nothing can be recorded until 'confirmed'.
+  identity: 'loading',
   data: null, // parseEverything()
   order: [], // refs ("Goal/x", "Observation/y") as shown
   view: 'summary',
@@ -85,7 +91,7 @@ async function signIn(token) {
 
 function signOut() {
   outbox.clear();
-  for (const k of [TOKEN_KEY, PATIENT_KEY, RECENT_KEY]) sessionStorage.removeItem(k);
+  for (const k of [TOKEN_KEY, PATIENT_KEY, RECENT_KEY, CONFIRMED_KEY]) sessionStorage.removeItem(k);
   Object.assign(state, { token: '', patientId: '', data: null, order: [], conflict: null, editing: null });
   state.scoreOpen.clear();
   $('#priority-list').replaceChildren();
@@ -105,10 +111,61 @@ function showPatientPicker(message) {
   const recent = recentPatients();
   const ul = $('#recent-patients ul');
   ul.replaceChildren(...recent.map((id) => h('li', null,
-    h('button', { type: 'button', class: 'btn btn-secondary', onclick: () => openPatient(id) }, `Patient ${id}`))));
+    h('button', { type: 'button', class: 'btn btn-secondary', dataset: { patient: id }, onclick: () => openPatient(id) },
+      `Patient ID ${id}`))));
   show($('#recent-patients'), recent.length > 0);
-  $('#patient-id').value = '';
+  show($('#patient-results'), false);
+  $('#patient-query').value = '';
   showScreen('patient');
+  if (recent.length) labelRecent(recent);
+}
+
+// Names the recent patients' buttons from their Patient records.
+async function labelRecent(ids) {
+  let found;
+  try { found = await patientsById(state.token, ids); } catch { return; }
+  for (const button of document.querySelectorAll('#recent-patients button[data-patient]')) {
+    const p = found.get(button.dataset.patient);
+    if (p) button.replaceChildren(...patientCard(identityOf(p)));
+  }
+}
+
+// Name, then date of birth, age and MRN: how a patient is told apart.
+function patientCard(who) {
+  const facts = [who.birthDate && `Born ${fmtDate(who.birthDate)}${who.age ? ` (${who.age})` : ''}`,
+    who.mrn && `MRN ${who.mrn}`].filter(Boolean).join(' · ');
+  return [h('span', { class: 'pc-name' }, who.name || `Patient ID ${who.id}`), h('span', { class: 'pc-facts' }, facts)];
+}
+
+let searchSeq = 0;
+async function findPatients(text) {
+  const seq = ++searchSeq;  // only the latest search may show its answer
+  const status = $('#results-status');
+  const ul = $('#patient-results ul');
+  ul.replaceChildren();
+  status.textContent = 'Searching…';
+  show($('#patient-results'), true);
+  let res;
+  try {
+    res = await searchPatients(state.token, text);
+  } catch (err) {
+    if (seq !== searchSeq) return;
+    if (err instanceof AuthError) return tokenRefused(err.message);
+    status.textContent = 'No connection: cannot search now. Try again when the connection is back.';
+    return;
+  }
+  if (seq !== searchSeq) return;
+  if (res.status === 403 && !res.patients.length) {
+    status.textContent = 'Your sign-in does not allow looking up patients.';
+    return;
+  }
+  ul.replaceChildren(...res.patients.map((p) => h('li', null,
+    h('button', { type: 'button', class: 'btn btn-secondary patient-choice', onclick: () => openPatient(p.id) },
+      ...patientCard(identityOf(p))))));
+  status.textContent = res.patients.length
+    ? `${res.patients.length} patient${res.patients.length === 1 ? '' : 's'} found. Choose one to open.`
+    : `No patient found for “${text}”. Check the spelling, or search by date of birth or MRN. A patient appears `
+      + 'here once the hospital’s systems have sent their record.';
 }
 
 function openPatient(id) {
@@ -119,12 +176,84 @@ function openPatient(id) {
   sessionStorage.setItem(PATIENT_KEY, id);
   const recent = [id, ...recentPatients().filter((x) => x !== id)].slice(0, 5);
   sessionStorage.setItem(RECENT_KEY, JSON.stringify(recent));
-  $('#patient-label').textContent = id;
+  $('#patient-label').textContent = `Patient ID ${id}`;
+  $('#patient-facts').replaceChildren();
+  const confirmed = sessionStorage.getItem(CONFIRMED_KEY) === id;
+  setIdentity(confirmed ? 'confirmed' : 'loading');
   banner('');
   showScreen('record');
   setView('summary', false);
   render();
+  loadIdentity(id, confirmed);
   load();
+}
+
+// --- Who the patient is ------------------------------------------------------
+
+const IDENTITY_TEXT = {
+  loading: ['Checking who this is…', 'Loading the patient’s record from the hospital’s systems.'],
+  ask: ['Is this the patient in front of you?', 'Check the name and date of birth with the patient or on their '
+    + 'wristband before you record anything.'],
+  unknown: ['No patient record for this ID', 'wmty has no record from the hospital’s systems for this ID, so it '
+    + 'cannot show who the patient is. Recording is blocked. Check the ID on the wristband, or search by name, date '
+    + 'of birth or MRN. If the patient was admitted recently, their record may not have arrived yet: ask the ward '
+    + 'clerk or IT to check the admission feed.'],
+  forbidden: ['Cannot show who this is', 'Your sign-in does not allow reading this patient’s record, so recording '
+    + 'is blocked. Ask for access, or choose another patient.'],
+  error: ['Cannot check who this is', 'The patient’s record could not be loaded, so recording is blocked for now.'],
+};
+
+function setIdentity(st, detail = '') {
+  state.identity = st;
+  $('#screen-record').dataset.identity = st;
+  const check = $('#identity-check');
+  show(check, st !== 'confirmed');
+  if (st === 'confirmed') return;
+  const [title, text] = IDENTITY_TEXT[st];
+  $('#identity-check-title').textContent = title;
+  $('#identity-check-text').textContent = detail ? `${text} ${detail}` : text;
+  check.className = `card identity-check${st === 'ask' || st === 'loading' ? '' : ' identity-blocked'}`;
+  show($('#confirm-patient'), st === 'ask');
+  show($('#retry-identity'), st === 'error');
+}
+
+function renderIdentity(who) {
+  $('#patient-label').textContent = who.name || `Patient ID ${who.id}`;
+  const fact = (term, value) => h('div', null, h('dt', null, term), h('dd', null, value));
+  $('#patient-facts').replaceChildren(
+    fact('Date of birth', who.birthDate ? `${fmtDate(who.birthDate)}${who.age ? ` (${who.age})` : ''}` : 'not recorded'),
+    fact('MRN', who.mrn || 'not recorded'),
+    fact('Patient ID', who.id));
+}
+
+async function loadIdentity(id, confirmed) {
+  let res;
+  try {
+    res = await fetchPatient(state.token, id);
+  } catch (err) {
+    if (id !== state.patientId) return;
+    if (err instanceof AuthError) return tokenRefused(err.message);
+    // Offline: a patient confirmed earlier in this tab stays usable (saves wait in the outbox).
+    if (!confirmed) setIdentity('error', 'There is no connection.');
+    return;
+  }
+  if (id !== state.patientId) return;
+  if (res.status === 200) {
+    renderIdentity(identityOf(res.patient));
+    if (!confirmed) setIdentity('ask');
+    return;
+  }
+  sessionStorage.removeItem(CONFIRMED_KEY);
+  if (res.status === 404 || res.status === 410) setIdentity('unknown');
+  else if (res.status === 403) setIdentity('forbidden');
+  else setIdentity('error', `(${res.status}) ${issueText(res.body)}`);
+}
+
+function confirmPatient() {
+  if (state.identity !== 'ask') return;
+  sessionStorage.setItem(CONFIRMED_KEY, state.patientId);
+  setIdentity('confirmed');
+  setView('summary');
 }
 
 function setView(view, focus = true) {
@@ -534,6 +663,7 @@ function localToday() {
 
 function submitRecord(ev) {
   ev.preventDefault();
+  if (state.identity !== 'confirmed') return;  // hidden until confirmed; never saved for an unconfirmed patient
   const f = $('#record-form');
   const err = $('#record-error');
   const fail = (msg, el) => {
@@ -725,19 +855,26 @@ function wire() {
   });
   $('#patient-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
-    const id = $('#patient-id').value.trim();
-    if (!PATIENT_ID.test(id)) {
-      showPatientPicker('A patient ID has 1 to 64 letters, digits, dots or dashes.');
-      $('#patient-id').value = id;
-      $('#patient-id').focus();
+    const text = $('#patient-query').value.trim();
+    if (!text) {
+      showPatientPicker('Type a name, a date of birth, an MRN or a patient ID.');
+      $('#patient-query').focus();
       return;
     }
-    openPatient(id);
+    findPatients(text);
   });
-  $('#change-patient').addEventListener('click', () => {
+  const choosePatient = () => {
     state.patientId = '';
     sessionStorage.removeItem(PATIENT_KEY);
+    sessionStorage.removeItem(CONFIRMED_KEY);
     showPatientPicker();
+  };
+  $('#change-patient').addEventListener('click', choosePatient);
+  $('#wrong-patient').addEventListener('click', choosePatient);
+  $('#confirm-patient').addEventListener('click', confirmPatient);
+  $('#retry-identity').addEventListener('click', () => {
+    setIdentity('loading');
+    loadIdentity(state.patientId, false);
   });
   $('#sign-out').addEventListener('click', () => {
     const n = outbox.entries.length;
@@ -794,7 +931,8 @@ function wire() {
     renderOutbox();
     renderSync();
     const c = outbox.forPatient(state.patientId).find((e) => e.state === 'conflict');
-    if (c && state.token && !$('#conflict-dialog').open && !$('#screen-record').hidden) openConflict(c);
+    if (c && state.token && !$('#conflict-dialog').open && !$('#screen-record').hidden
+      && state.identity === 'confirmed') openConflict(c);
   });
   outbox.addEventListener('saved', (ev) => {
     if (ev.detail.entry.patientId !== state.patientId) return;

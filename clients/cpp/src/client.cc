@@ -107,6 +107,9 @@ WMTY_CLIENT_READ(ListGoalScoreVersions, ListVersionsRequest, ListGoalScoresRespo
 WMTY_CLIENT_READ(GetPriorities, GetResourceRequest, Priorities)
 WMTY_CLIENT_WRITE(UpdatePriorities, UpdatePrioritiesRequest, Priorities)
 WMTY_CLIENT_READ(ListPrioritiesVersions, ListVersionsRequest, ListPrioritiesVersionsResponse)
+WMTY_CLIENT_READ(GetPatient, GetResourceRequest, Patient)
+WMTY_CLIENT_WRITE(UpdatePatient, UpdatePatientRequest, Patient)
+WMTY_CLIENT_READ(ListPatientVersions, ListVersionsRequest, ListPatientVersionsResponse)
 WMTY_CLIENT_READ(GetPatientSummary, GetPatientSummaryRequest, PatientSummary)
 
 }  // namespace wmty::client

@@ -196,6 +196,16 @@ const std::vector<Command>& Commands() {
                    "--priorities.items=patients/p1/whatMatters/01J0000000000000000000000" WMTY_PROV("priorities")),
       WMTY_COMMAND(ListPrioritiesVersions, "List every version of a patient's priorities, oldest first.",
                    "wmtyctl list-priorities-versions --name=patients/p1/priorities"),
+      WMTY_COMMAND(GetPatient, "Get a patient's demographics (name, birth date, identifiers such as the MRN).",
+                   "wmtyctl get-patient --name=patients/p1"),
+      WMTY_COMMAND(UpdatePatient, "Create or replace a patient's demographics, as the hospital's systems send them.",
+                   "wmtyctl update-patient --patient.name=patients/p1 --allow_missing "
+                   "--patient.names='{\"family\":\"Santos\",\"given\":[\"Maria\"]}' "
+                   "--patient.birth_date=1950-03-14 --patient.identifiers='{\"system\":"
+                   "\"urn:oid:2.16.840.1.113883.19.5\",\"value\":\"448812\",\"typeCode\":\"MR\"}' "
+                   "--patient.provenance.recorded_by.practitioner_id=adt-feed"),
+      WMTY_COMMAND(ListPatientVersions, "List every version of a patient's demographics, oldest first.",
+                   "wmtyctl list-patient-versions --name=patients/p1"),
       WMTY_COMMAND(GetPatientSummary, "Everything current for a patient, ordered by their priorities.",
                    "wmtyctl get-patient-summary --parent=patients/p1"),
   };

@@ -38,13 +38,39 @@ export async function newPage(browser, { viewport = TABLET, ...opts } = {}) {
   return { context, page };
 }
 
-// Opens the app the way scripts/run.sh's link does (#token=...) and picks the patient.
-export async function openPatient(page, server, patientId, token = server.token()) {
-  await page.goto(`${server.appUrl}#token=${token}`);
-  await page.getByLabel('Patient ID').fill(patientId);
-  await page.getByRole('button', { name: 'Open' }).click();
-  await page.getByRole('heading', { name: `Patient ${patientId}` }).waitFor();
+// A Patient as the hospital's systems send it (US Core: MRN, official name,
+// birth date). The app shows only what such a record says.
+export const MR_TYPE = { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0203', code: 'MR' }] };
+export function patientBody(patientId, { given = ['Ada'], family = 'Okafor', birthDate = '1950-03-14',
+  mrn = `MRN-${patientId}` } = {}) {
+  return {
+    resourceType: 'Patient', id: patientId,
+    identifier: [{ type: MR_TYPE, system: 'urn:oid:2.16.840.1.113883.19.5', value: mrn }],
+    name: [{ use: 'official', family, given }], gender: 'female', birthDate,
+  };
+}
+
+// Creates (or replaces) the patient's record over FHIR, as a feed does.
+export async function putPatient(server, patientId, opts) {
+  return fhirClient(server).ok('PUT', `/Patient/${patientId}`, patientBody(patientId, opts));
+}
+
+// Answers the identity check (the patient's name is the heading by then).
+export async function confirmPatient(page, name = 'Ada Okafor') {
+  await page.getByRole('heading', { name }).waitFor();
+  await page.getByRole('button', { name: 'Yes, this is the patient' }).click();
   await page.locator('#summary-loading').waitFor({ state: 'hidden' });
+}
+
+// Creates the patient's record, opens the app the way scripts/run.sh's link
+// does (#token=...), finds the patient by id and confirms who it is.
+export async function openPatient(page, server, patientId, token = server.token(), opts = {}) {
+  await putPatient(server, patientId, opts);
+  await page.goto(`${server.appUrl}#token=${token}`);
+  await page.getByLabel('Find the patient').fill(patientId);
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.locator('.patient-choice', { hasText: opts.mrn || `MRN-${patientId}` }).click();
+  await confirmPatient(page, [...(opts.given || ['Ada']), opts.family || 'Okafor'].join(' '));
 }
 
 // Fills in the record form's speaker.

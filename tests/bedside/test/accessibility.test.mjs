@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 
 import { startWmtyd } from '../lib/server.js';
 import {
-  PHONE, assertNoHorizontalOverflow, axe, chooseFamilySpeaker, fhirClient, goalBody, launch, newPage, openPatient,
+  PHONE, assertNoHorizontalOverflow, axe, chooseFamilySpeaker, fhirClient, goalBody, launch, newPage, openPatient, putPatient,
   screenshot, whatMattersBody,
 } from '../lib/browser.js';
 
@@ -27,6 +27,7 @@ after(async () => {
 // A patient with a bit of everything: answers, a goal with scores, a List.
 async function seed(pid) {
   const fhir = fhirClient(server);
+  await putPatient(server, pid);
   const wm = await fhir.ok('POST', '/Observation', whatMattersBody(pid, 'Getting back to my allotment before the frost'));
   const goal = await fhir.ok('POST', '/Goal', goalBody(pid, 'Climb the stairs at home without stopping',
     { target: [{ dueDate: '2027-03-01' }] }));
@@ -56,10 +57,16 @@ test('axe finds no serious or critical violations on any main screen', async () 
   await axe(page, 'sign-in with an error');
   await page.getByLabel('Access token').fill(server.token());
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByLabel('Patient ID').waitFor();
+  await page.getByLabel('Find the patient').waitFor();
   await axe(page, 'patient picker');
-  await page.getByLabel('Patient ID').fill(pid);
-  await page.getByRole('button', { name: 'Open' }).click();
+  await page.getByLabel('Find the patient').fill('okafor');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.locator('.patient-choice', { hasText: `MRN-${pid}` }).waitFor();
+  await axe(page, 'patient picker with results');
+  await page.locator('.patient-choice', { hasText: `MRN-${pid}` }).click();
+  await page.getByRole('button', { name: 'Yes, this is the patient' }).waitFor();
+  await axe(page, 'identity check');
+  await page.getByRole('button', { name: 'Yes, this is the patient' }).click();
   await page.locator('circle.dot').nth(2).waitFor();
   await axe(page, 'summary with priorities and progress chart');
   await page.getByRole('button', { name: 'Record follow-up score' }).click();
@@ -98,7 +105,18 @@ test('phone size: every screen fits the width and passes axe', async () => {
   const { context, page } = await newPage(browser, { viewport: PHONE, isMobile: true, hasTouch: true });
   await page.goto(server.appUrl);
   await assertNoHorizontalOverflow(page, 'sign-in');
-  await openPatient(page, server, pid);
+  await putPatient(server, pid);
+  await page.goto(`${server.appUrl}#token=${server.token()}`);
+  await page.getByLabel('Find the patient').fill(pid);
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.locator('.patient-choice', { hasText: `MRN-${pid}` }).waitFor();
+  await assertNoHorizontalOverflow(page, 'patient picker with results');
+  await page.locator('.patient-choice', { hasText: `MRN-${pid}` }).click();
+  await page.getByRole('button', { name: 'Yes, this is the patient' }).waitFor();
+  await assertNoHorizontalOverflow(page, 'identity check');
+  await axe(page, 'phone identity check');
+  await screenshot(page, 'phone-identity');
+  await page.getByRole('button', { name: 'Yes, this is the patient' }).click();
   await page.locator('circle.dot').nth(2).waitFor();
   await assertNoHorizontalOverflow(page, 'summary');
   await axe(page, 'phone summary');

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 
 import { startWmtyd } from '../lib/server.js';
 import {
-  chooseFamilySpeaker, fhirClient, goalBody, hasCode, launch, newPage, openPatient, outboxEntries, screenshot, waitAllSaved,
+  chooseFamilySpeaker, fhirClient, goalBody, hasCode, launch, newPage, openPatient, outboxEntries, putPatient, confirmPatient, screenshot, waitAllSaved,
   whatMattersBody,
 } from '../lib/browser.js';
 
@@ -38,8 +38,11 @@ test('records every kind for a new patient and reads them back over FHIR', async
   await screenshot(page, 'signin');
   await page.getByLabel('Access token').fill(server.token());
   await page.getByRole('button', { name: 'Sign in' }).click();
-  await page.getByLabel('Patient ID').fill(pid);
-  await page.getByRole('button', { name: 'Open' }).click();
+  await putPatient(server, pid, { given: ['Rosa'], family: 'Lindqvist' });
+  await page.getByLabel('Find the patient').fill('Lindq');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.locator('.patient-choice', { hasText: 'Rosa Lindqvist' }).click();
+  await confirmPatient(page, 'Rosa Lindqvist');
   await page.getByText('Nothing recorded yet').waitFor();
 
   await page.getByRole('button', { name: 'Record', exact: true }).click();
@@ -233,16 +236,22 @@ test('keyboard only: sign in, record, reorder and save without a pointer', async
   const pid = 'keyboard-1';
   const fhir = fhirClient(server);
   const first = await fhir.ok('POST', '/Observation', whatMattersBody(pid, 'Already known: my cat'));
+  await putPatient(server, pid, { given: ['Kit'], family: 'Marlowe' });
   const { context, page } = await newPage(browser);
   await page.goto(server.appUrl);
   await tabTo(page, '#token');
   await page.keyboard.type(server.token());
   await page.keyboard.press('Enter');
-  await page.locator('#patient-id').waitFor();
-  await tabTo(page, '#patient-id');
-  await page.keyboard.type(pid);
+  await page.locator('#patient-query').waitFor();
+  await tabTo(page, '#patient-query');
+  await page.keyboard.type('marlowe');
   await page.keyboard.press('Enter');
-  await page.getByRole('heading', { name: `Patient ${pid}` }).waitFor();
+  await page.locator('.patient-choice').waitFor();
+  await tabTo(page, '.patient-choice');
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'Kit Marlowe' }).waitFor();
+  await tabTo(page, '#confirm-patient');
+  await page.keyboard.press('Enter');
   await tabTo(page, '#tab-record');
   await page.keyboard.press('Enter');
   // Focus lands on the speaker; arrow keys pick "A family member".

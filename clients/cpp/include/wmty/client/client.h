@@ -99,6 +99,12 @@ class Client {
   absl::StatusOr<v1::ListPrioritiesVersionsResponse> ListPrioritiesVersions(const v1::ListVersionsRequest& req,
                                                                             Timeout t = {});
 
+  // The patient's demographics (written by the hospital's systems).
+  absl::StatusOr<v1::Patient> GetPatient(const v1::GetResourceRequest& req, Timeout t = {});
+  absl::StatusOr<v1::Patient> UpdatePatient(v1::UpdatePatientRequest req, Timeout t = {});
+  absl::StatusOr<v1::ListPatientVersionsResponse> ListPatientVersions(const v1::ListVersionsRequest& req,
+                                                                      Timeout t = {});
+
   absl::StatusOr<v1::PatientSummary> GetPatientSummary(const v1::GetPatientSummaryRequest& req, Timeout t = {});
 
   v1::WhatMattersService::Stub* stub() { return stub_.get(); }
