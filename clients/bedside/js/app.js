@@ -1,13 +1,14 @@
 // The bedside app: sign in → patient → what we know (in the patient's
 // priority order) → record → save through the outbox. docs/bedside.md.
 import {
-  AuthError, GAS, PATIENT_ID, PREFERENCE_KINDS, PROMPTS, SCORE_TYPES, forUpdate, goalResource, issueText,
-  listResource, parseEverything, preferenceDetails, preferenceKindOf, preferenceResource, promptOf, request, scoreOf, scoreResource,
-  speakerOf, textOf, whatMattersResource,
+  AuthError, GAS, PATIENT_ID, PREFERENCE_KINDS, PROMPTS, STRUCTURED_KINDS, detailComponents, detailOf, detailSummary,
+  forUpdate, goalResource, issueText, listResource, noteOf, parseEverything, preferenceKindOf, preferenceResource,
+  promptOf, request, scoreOf, scoreResource, speakerOf, textOf, whatMattersResource,
 } from './fhir.js';
 import { Outbox } from './outbox.js';
-import { $, fmtDate, fmtDateTime, h, show } from './dom.js';
+import { $, fmtDate, fmtDateTime, fmtTime, h, show } from './dom.js';
 import { scoreChart } from './chart.js';
+import { structuredEditor } from './prefs.js';
 
 const TOKEN_KEY = 'wmty.token';
 const PATIENT_KEY = 'wmty.patient';
@@ -120,6 +121,8 @@ function openPatient(id) {
   const recent = [id, ...recentPatients().filter((x) => x !== id)].slice(0, 5);
   sessionStorage.setItem(RECENT_KEY, JSON.stringify(recent));
   $('#patient-label').textContent = id;
+  if (id !== state.formPatientId) clearRecordForm();
+  state.formPatientId = id;
   banner('');
   showScreen('record');
   setView('summary', false);
@@ -187,13 +190,24 @@ async function load() {
 
 const refOf = (r) => `${r.resourceType}/${r.id}`;
 
+const isIdentity = (r) => r.resourceType === 'Observation' && Boolean(preferenceKindOf(r).identity);
+
+// What can be ranked: everything but the identity preferences, which say who
+// the patient is and are pinned in "About" instead.
 function allItems() {
   const d = state.data;
-  return d ? [...d.whatMatters, ...d.goals, ...d.preferences] : [];
+  return d ? [...d.whatMatters, ...d.goals, ...d.preferences.filter((r) => !isIdentity(r))] : [];
+}
+
+function identityItems() {
+  const d = state.data;
+  if (!d) return [];
+  const rank = (r) => PREFERENCE_KINDS.findIndex((k) => k.id === preferenceKindOf(r).id);
+  return d.preferences.filter(isIdentity).sort((a, b) => rank(a) - rank(b) || whenOf(a).localeCompare(whenOf(b)));
 }
 
 function itemByRef(ref) {
-  return allItems().find((r) => refOf(r) === ref);
+  return [...allItems(), ...identityItems()].find((r) => refOf(r) === ref);
 }
 
 function whenOf(r) {
@@ -250,52 +264,86 @@ function short(text, n = 40) {
   return text.length > n ? `${text.slice(0, n - 1)}…` : text;
 }
 
+// The coded part of a structured preference, as read back from the server.
+function codedText(r) {
+  if (r.resourceType !== 'Observation' || !STRUCTURED_KINDS.has(preferenceKindOf(r).id)) return '';
+  const d = detailOf(r);
+  return d ? `Coded: ${detailSummary(preferenceKindOf(r).id, d)}` : '';
+}
+
+// What a card says about one record: kind, the words, the coded part, who
+// said it and who recorded which version.
+function itemBody(r, badge) {
+  const ref = refOf(r);
+  const prompt = r.resourceType === 'Observation' ? promptOf(r) : '';
+  const recorder = state.data.recorder.get(`${ref}/_history/${r.meta?.versionId}`);
+  const metaParts = [speakerText(r), fmtDateTime(whenOf(r))];
+  if (recorder) metaParts.push(`recorded by ${recorder}`);
+  metaParts.push(`version ${r.meta?.versionId}`);
+  const coded = codedText(r);
+  return h('div', { class: 'item-body' },
+    h('p', { class: 'item-kind' }, kindText(r), badge ? h('span', { class: 'badge' }, badge) : null),
+    prompt ? h('p', { class: 'item-prompt' }, `Asked: “${prompt}”`) : null,
+    h('blockquote', { class: 'item-text', lang: '' }, textOf(r)),
+    coded ? h('p', { class: 'item-coded' }, coded) : null,
+    h('p', { class: 'meta' }, metaParts.join(' · ')),
+    r.resourceType === 'Goal' ? goalProgress(r) : null);
+}
+
+function itemActions(r) {
+  return [h('button', { type: 'button', class: 'btn btn-secondary', dataset: { action: 'edit' },
+    'aria-label': `Edit: ${short(textOf(r))}`, onclick: () => openEdit(r) }, 'Edit')];
+}
+
+// "About <name>": who the patient is (name to use, pronouns, language, fears),
+// pinned above the priorities and never ranked.
+function renderAbout() {
+  const items = identityItems();
+  const nameToUse = items.find((r) => preferenceKindOf(r).id === 'name-to-use');
+  $('#about-title').textContent = `About ${nameToUse ? textOf(nameToUse) : 'the patient'}`;
+  $('#about-list').replaceChildren(...items.map((r) => h('li', { class: 'item item-about', dataset: { ref: refOf(r) } },
+    itemBody(r), h('div', { class: 'item-actions' }, itemActions(r)))));
+  show($('#about'), items.length > 0);
+}
+
 function renderSummary() {
   const list = $('#priority-list');
   const d = state.data;
   if (!d) {
     list.replaceChildren();
+    show($('#about'), false);
     show($('#summary-empty'), false);
     show($('#order-actions'), false);
     $('#list-version').textContent = '';
     return;
   }
+  renderAbout();
   const ranked = new Set(serverOrder());
   const n = state.order.length;
+  // One item has nothing to be ranked against: no handle, no arrows, no order to save.
+  const rankable = n > 1;
   list.replaceChildren(...state.order.map((ref, i) => {
     const r = itemByRef(ref);
     if (!r) return null;
     const text = textOf(r);
-    const prompt = r.resourceType === 'Observation' ? promptOf(r) : '';
-    const recorder = d.recorder.get(`${ref}/_history/${r.meta?.versionId}`);
-    const metaParts = [speakerText(r), fmtDateTime(whenOf(r))];
-    if (recorder) metaParts.push(`recorded by ${recorder}`);
-    metaParts.push(`version ${r.meta?.versionId}`);
-    const li = h('li', { class: 'item', dataset: { ref, kind: r.resourceType === 'Goal' ? 'goal' : 'observation' } },
-      h('span', { class: 'handle', 'aria-hidden': 'true', title: 'Drag to reorder' }, '⋮⋮'),
+    return h('li', { class: 'item', dataset: { ref, kind: r.resourceType === 'Goal' ? 'goal' : 'observation' } },
+      rankable ? h('span', { class: 'handle', 'aria-hidden': 'true', title: 'Drag to reorder' }, '⋮⋮') : h('span', { class: 'handle-space' }),
       h('span', { class: 'rank', 'aria-hidden': 'true' }, String(i + 1)),
-      h('div', { class: 'item-body' },
-        h('p', { class: 'item-kind' }, kindText(r), ranked.has(ref) ? null : h('span', { class: 'badge' }, 'new, not ranked yet')),
-        prompt ? h('p', { class: 'item-prompt' }, `Asked: “${prompt}”`) : null,
-        h('blockquote', { class: 'item-text', lang: '' }, text),
-        h('p', { class: 'meta' }, metaParts.join(' · ')),
-        r.resourceType === 'Goal' ? goalProgress(r) : null),
+      itemBody(r, ranked.has(ref) || !rankable ? '' : 'new, not ranked yet'),
       h('div', { class: 'item-actions' },
-        h('button', { type: 'button', class: 'btn btn-icon', 'aria-label': `Move up: ${short(text)}`,
-          disabled: i === 0, dataset: { move: 'up' }, onclick: () => move(i, -1, 'up') }, '▲'),
-        h('button', { type: 'button', class: 'btn btn-icon', 'aria-label': `Move down: ${short(text)}`,
-          disabled: i === n - 1, dataset: { move: 'down' }, onclick: () => move(i, 1, 'down') }, '▼'),
-        h('button', { type: 'button', class: 'btn btn-secondary', 'aria-label': `Edit: ${short(text)}`,
-          onclick: () => openEdit(r) }, 'Edit')));
-    return li;
+        rankable ? h('button', { type: 'button', class: 'btn btn-icon', 'aria-label': `Move up: ${short(text)}`,
+          disabled: i === 0, dataset: { move: 'up' }, onclick: () => move(i, -1, 'up') }, '▲') : null,
+        rankable ? h('button', { type: 'button', class: 'btn btn-icon', 'aria-label': `Move down: ${short(text)}`,
+          disabled: i === n - 1, dataset: { move: 'down' }, onclick: () => move(i, 1, 'down') }, '▼') : null,
+        itemActions(r)));
   }));
-  show($('#summary-empty'), n === 0);
-  const dirty = !sameOrder(state.order, serverOrder()) || (n > 0 && !d.list);
-  show($('#order-actions'), dirty);
-  show($('#order-hint'), n > 1);
+  show($('#summary-empty'), n === 0 && identityItems().length === 0);
+  const dirty = !sameOrder(state.order, serverOrder()) || (rankable && !d.list);
+  show($('#order-actions'), rankable && dirty);
+  show($('#order-hint'), rankable);
   $('#list-version').textContent = d.list
     ? `Priority list saved as version ${d.list.meta?.versionId}, ${fmtDateTime(d.list.meta?.lastUpdated)}.`
-    : n ? 'No priority order saved yet.' : '';
+    : rankable ? 'No priority order saved yet.' : '';
 }
 
 function goalProgress(goal) {
@@ -369,10 +417,10 @@ function renderOutbox() {
         'Compare and choose') : null,
       e.state === 'attention' ? h('button', { type: 'button', class: 'btn btn-secondary',
         onclick: () => { outbox.remove(e.id); load(); } }, 'Discard') : null)),
+    // What was saved, in words, and when (local time): no database ids.
     ...saved.map((s) => h('li', { class: 'outbox-item', dataset: { state: 'saved', requestId: s.id } },
-      h('span', { class: 'state state-saved' }, STATE_TEXT.saved),
-      h('span', { class: 'outbox-label' }, s.label),
-      h('span', { class: 'meta' }, `${s.type}${s.resourceId ? ` ${s.resourceId}` : ''}, version ${s.version}`))));
+      h('span', { class: 'state state-saved' }, `${STATE_TEXT.saved} ${fmtTime(s.savedAt)}`),
+      h('span', { class: 'outbox-label' }, s.label))));
   show($('#outbox-panel'), entries.length + saved.length > 0);
   show($('#retry-now'), entries.some((e) => e.state === 'pending'));
 }
@@ -479,12 +527,17 @@ function setupPrompts() {
 }
 
 let prefSeq = 0;
+// One preference in the record form. Structured kinds get their editor
+// (prefs.js); the others get chips that add their words to the text.
 function preferenceRow() {
   const n = ++prefSeq;
   const kindId = `pref-kind-${n}`;
   const textId = `pref-text-${n}`;
   const chips = h('div', { class: 'chips', role: 'group', 'aria-label': 'Common choices' });
   const text = h('input', { id: textId, type: 'text', class: 'pref-text', autocomplete: 'off' });
+  const words = h('div', { class: 'pref-words' },
+    chips, h('label', { for: textId }, 'The preference, in their words (tap choices or type)'), text);
+  const structured = h('div', { class: 'pref-structured' });
   const select = h('select', { id: kindId, class: 'pref-kind' },
     PREFERENCE_KINDS.map((k) => h('option', { value: k.id }, k.label)));
   const syncChips = () => {
@@ -506,7 +559,15 @@ function preferenceRow() {
     show(chips, k.chips.length > 0);
     syncChips();
   };
-  select.addEventListener('change', fillChips);
+  const fillKind = () => {
+    const isStructured = STRUCTURED_KINDS.has(select.value);
+    row.editor = isStructured ? structuredEditor(select.value) : null;
+    structured.replaceChildren(...(isStructured ? [row.editor.el] : []));
+    show(structured, isStructured);
+    show(words, !isStructured);
+    if (!isStructured) fillChips();
+  };
+  select.addEventListener('change', fillKind);
   text.addEventListener('input', syncChips);
   const row = h('div', { class: 'pref-row' },
     h('div', { class: 'pref-head' },
@@ -516,15 +577,43 @@ function preferenceRow() {
         if (!$('#pref-rows').children.length) $('#pref-rows').append(preferenceRow());
         $('#add-pref').focus();
       } }, 'Remove')),
-    chips,
-    h('label', { for: textId }, 'The preference, in their words (tap choices or type)'),
-    text);
-  fillChips();
+    words, structured);
+  fillKind();
   return row;
+}
+
+// A preference row as a record to queue: { entry }, { error, focus } or {} (empty row).
+function preferenceEntry(row, pid, speaker, now) {
+  const kind = row.querySelector('.pref-kind').value;
+  const k = PREFERENCE_KINDS.find((x) => x.id === kind);
+  if (row.editor) {
+    if (row.editor.isEmpty()) return {};
+    const r = row.editor.read();
+    if (r.error) return { error: `${k.label}: ${r.error}`, focus: r.focus };
+    return { entry: { kind: 'create', type: 'Observation', method: 'POST', path: '/Observation',
+      body: preferenceResource(pid, speaker, kind, r.note, now, r.detail), label: `${k.label}: “${short(r.text)}”` } };
+  }
+  const text = row.querySelector('.pref-text').value.trim();
+  if (!text) return {};
+  return { entry: { kind: 'create', type: 'Observation', method: 'POST', path: '/Observation',
+    body: preferenceResource(pid, speaker, kind, text, now), label: `${k.label}: “${short(text)}”` } };
 }
 
 function resetPreferences() {
   $('#pref-rows').replaceChildren(preferenceRow());
+}
+
+// Empties the record form. The speaker stays between saves for the same
+// patient (a daughter usually says several things); it is cleared on Clear
+// and when another patient is opened.
+function clearRecordForm({ keepSpeaker = false } = {}) {
+  const f = $('#record-form');
+  const speaker = [f.speaker.value, f.familyName.value, f.familyRelationship.value];
+  f.reset();
+  if (keepSpeaker) [f.speaker.value, f.familyName.value, f.familyRelationship.value] = speaker;
+  show($('#family-fields'), f.speaker.value === 'family');
+  resetPreferences();
+  show($('#record-error'), false);
 }
 
 function localToday() {
@@ -563,44 +652,51 @@ function submitRecord(ev) {
     return fail('A target date needs a goal. Please write the goal.', f.goal);
   }
   for (const row of $('#pref-rows').children) {
-    const text = row.querySelector('.pref-text').value.trim();
-    if (!text) continue;
-    const kind = row.querySelector('.pref-kind').value;
-    const k = PREFERENCE_KINDS.find((x) => x.id === kind);
-    const detail = preferenceDetails(kind, text);
-    if (detail.error) return fail(`${k.label}: ${detail.error}`, row.querySelector('.chip') || row.querySelector('.pref-text'));
-    out.push({ kind: 'create', type: 'Observation', method: 'POST', path: '/Observation',
-      body: preferenceResource(pid, speaker, kind, text, now), label: `${k.label}: “${short(text)}”` });
+    const p = preferenceEntry(row, pid, speaker, now);
+    if (p.error) return fail(p.error, p.focus);
+    if (p.entry) out.push(p.entry);
   }
   if (!out.length) return fail('Nothing to save yet: write an answer, a goal or a preference.', f.answer);
   show(err, false);
   for (const e of out) queue(e);
-  f.reset();
-  show($('#family-fields'), false);
-  resetPreferences();
+  clearRecordForm({ keepSpeaker: true });
   setView('summary');
   banner(`${out.length} record${out.length === 1 ? '' : 's'} saved to this device and being sent.`, 'info');
 }
 
 // --- Editing and conflicts -------------------------------------------------------
 
+function structuredKindOf(r) {
+  const kind = r.resourceType === 'Observation' && state.data.preferences.includes(r) ? preferenceKindOf(r).id : '';
+  return STRUCTURED_KINDS.has(kind) && detailOf(r) ? kind : '';
+}
+
 function openEdit(r) {
   state.editing = r;
   const isGoal = r.resourceType === 'Goal';
+  const kind = structuredKindOf(r);
   $('#edit-title').textContent = `Edit: ${kindText(r)}`;
   $('#edit-meta').textContent = `${speakerText(r)} · version ${r.meta?.versionId}`;
   $('#edit-text').value = textOf(r);
   show($('#edit-goal-fields'), isGoal);
+  show($('#edit-error'), false);
+  // A structured preference is edited with the same editor as when recorded:
+  // the code changes with the words.
+  state.editor = kind ? structuredEditor(kind, { detail: detailOf(r), note: noteOf(kind, detailOf(r), textOf(r)) }) : null;
+  $('#edit-structured').replaceChildren(...(kind ? [state.editor.el] : []));
+  show($('#edit-structured'), Boolean(kind));
+  show($('#edit-words'), !kind);
   if (isGoal) {
     $('#edit-date').value = /^\d{4}-\d{2}-\d{2}$/.test(r.target?.[0]?.dueDate || '') ? r.target[0].dueDate : '';
     $('#edit-status').value = ['active', 'on-hold', 'completed', 'cancelled'].includes(r.lifecycleStatus)
       ? r.lifecycleStatus : 'active';
   }
   $('#edit-dialog').showModal();
-  $('#edit-text').focus();
+  (kind ? $('#edit-structured input') : $('#edit-text')).focus();
 }
 
-// Applies an edit ({ text, date, status }) to a resource as read.
+// Applies an edit ({ text, date, status } or, for a structured preference,
+// { text, kind, detail }) to a resource as read.
 function applyEdit(resource, edit) {
   const r = forUpdate(resource);
   if (r.resourceType === 'Goal') {
@@ -610,33 +706,50 @@ function applyEdit(resource, edit) {
       .filter((t) => Object.keys(t).length);
     if (r.target && !r.target.length) delete r.target;
     r.lifecycleStatus = edit.status;
-  } else if (r.valueCodeableConcept && typeof r.valueString !== 'string') {
+    return r;
+  }
+  if (r.valueCodeableConcept && typeof r.valueString !== 'string') {
     r.valueCodeableConcept = { ...r.valueCodeableConcept, text: edit.text };
   } else {
     r.valueString = edit.text;
   }
+  if (edit.detail) r.component = detailComponents(edit.kind, edit.detail);
   return r;
 }
 
-function submitEdit(ev) {
-  ev.preventDefault();
-  const r = state.editing;
-  const text = $('#edit-text').value.trim();
-  if (!text) {
-    $('#edit-text').focus();
-    return;
+function editFromDialog(r) {
+  if (state.editor) {
+    const got = state.editor.read();
+    if (got.error) return { error: got.error, focus: got.focus };
+    return { edit: { text: got.text, kind: structuredKindOf(r), detail: got.detail } };
   }
+  const text = $('#edit-text').value.trim();
+  if (!text) return { error: 'Please write it in their words.', focus: $('#edit-text') };
   const edit = { text };
   if (r.resourceType === 'Goal') {
     edit.date = $('#edit-date').value;
     edit.status = $('#edit-status').value;
   }
+  return { edit };
+}
+
+function submitEdit(ev) {
+  ev.preventDefault();
+  const r = state.editing;
+  const { edit, error, focus } = editFromDialog(r);
+  if (error) {
+    $('#edit-error').textContent = error;
+    show($('#edit-error'), true);
+    focus?.focus();
+    return;
+  }
   $('#edit-dialog').close();
   queue({ kind: 'update', type: r.resourceType, method: 'PUT', path: `/${r.resourceType}/${r.id}`,
     body: applyEdit(r, edit), ifMatch: `W/"${r.meta.versionId}"`, edit, resourceId: r.id,
-    label: `Edit: “${short(text)}”` });
+    label: `Edit: “${short(edit.text)}”` });
   state.editing = null;
-  $(`#priority-list li[data-ref="${refOf(r)}"] button:last-child`)?.focus();
+  state.editor = null;
+  $(`li[data-ref="${refOf(r)}"] [data-action=edit]`)?.focus();
 }
 
 function describeOrder(refs, texts) {
@@ -767,12 +880,7 @@ function wire() {
     r.addEventListener('change', () => show($('#family-fields'), $('#record-form').speaker.value === 'family'));
   }
   $('#record-form').addEventListener('submit', submitRecord);
-  $('#clear-form').addEventListener('click', () => {
-    $('#record-form').reset();
-    show($('#family-fields'), false);
-    resetPreferences();
-    show($('#record-error'), false);
-  });
+  $('#clear-form').addEventListener('click', () => clearRecordForm());
   $('#add-pref').addEventListener('click', () => {
     const row = preferenceRow();
     $('#pref-rows').append(row);
@@ -799,7 +907,7 @@ function wire() {
   outbox.addEventListener('saved', (ev) => {
     if (ev.detail.entry.patientId !== state.patientId) return;
     const { saved } = ev.detail;
-    banner(`Saved: ${saved.label} (version ${saved.version}).`, 'ok');
+    banner(`Saved ${fmtTime(saved.savedAt)}: ${saved.label}.`, 'ok');
     load();
   });
   outbox.addEventListener('auth', (ev) => tokenRefused(ev.detail));

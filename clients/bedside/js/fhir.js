@@ -1,5 +1,6 @@
 // The FHIR API (same origin, /fhir) and the FHIR shapes the bedside app reads
 // and writes. Mapping: docs/fhir.md. Nothing here touches the page.
+import { languageLabel } from './languages.js';
 
 // The app is served at <prefix>/bedside/ and the API at <prefix>/fhir.
 export const BASE = `${location.pathname.replace(/\/bedside(\/.*)?$/, '')}/fhir`;
@@ -28,23 +29,24 @@ export const SCORE_TYPES = [
 const GAS_CODES = new Set(['112296-9', '107332-9', '107334-5', '107333-7', '107331-1']);
 
 // Preference kinds: the specific coding (docs/fhir.md), what to call it, and
-// chips of common choices (free text is always allowed too).
+// chips of common choices (free text is always allowed too). The structured
+// kinds (STRUCTURED_KINDS) have their own editor instead of chips; language
+// offers `quick` picks. `identity` kinds say who the patient is (pinned in
+// "About", never ranked among goals).
 export const PREFERENCE_KINDS = [
-  { id: 'name-to-use', system: WMTY, code: 'name-to-use', label: 'Name to use', chips: [] },
-  { id: 'pronouns', system: LOINC, code: '90778-2', label: 'Pronouns', chips: ['she/her', 'he/him', 'they/them'] },
-  { id: 'language', system: LOINC, code: '54899-0', label: 'Language',
-    chips: ['English', 'Spanish', 'Polish', 'Arabic', 'French', 'Portuguese', 'Mandarin', 'Vietnamese',
-      'Needs an interpreter'] },
-  { id: 'communication-channels', system: WMTY, code: 'communication-channels', label: 'How to contact',
-    chips: ['Phone call', 'Text message', 'Email', 'Patient portal', 'Letter', 'In person', 'Video visit'] },
-  { id: 'contact-time-window', system: WMTY, code: 'contact-time-window', label: 'When to contact',
-    chips: ['Mornings', 'Afternoons', 'Evenings', 'Weekdays only'] },
+  { id: 'name-to-use', system: WMTY, code: 'name-to-use', label: 'Name to use', chips: [], identity: true },
+  { id: 'pronouns', system: LOINC, code: '90778-2', label: 'Pronouns', chips: ['she/her', 'he/him', 'they/them'],
+    identity: true },
+  { id: 'language', system: LOINC, code: '54899-0', label: 'Language', chips: [], identity: true,
+    quick: ['en', 'es', 'pl', 'ar', 'fr', 'pt', 'zh', 'vi'] },
+  { id: 'communication-channels', system: WMTY, code: 'communication-channels', label: 'How to contact', chips: [] },
+  { id: 'contact-time-window', system: WMTY, code: 'contact-time-window', label: 'When to contact', chips: [] },
   { id: 'family-involvement', system: WMTY, code: 'family-involvement', label: 'Family involvement',
     chips: ['Involve family in decisions', 'Keep family informed', 'Ask me first', 'Only me'] },
   { id: 'likes', system: LOINC, code: '81360-0', label: 'Likes and joys',
     chips: ['Music', 'Time outdoors', 'Visits from pets', 'Reading', 'A cup of tea'] },
   { id: 'dislikes', system: LOINC, code: '81362-6', label: 'Dislikes and fears',
-    chips: ['Being rushed', 'Loud noise', 'Needles', 'Being alone at night', 'The dark'] },
+    chips: ['Being rushed', 'Loud noise', 'Needles', 'Being alone at night', 'The dark'], identity: true },
   { id: 'spiritual', system: LOINC, code: '81364-2', label: 'Faith and culture',
     chips: ['Chaplain visit', 'Time to pray', 'Dietary rules', 'Same-gender carers'] },
   { id: 'treatment', system: LOINC, code: '75773-2', label: 'Treatment wishes',
@@ -225,54 +227,115 @@ export function goalResource(patientId, speaker, text, targetDate, startDate) {
 }
 
 // Three kinds carry a structured detail the server requires (docs/fhir.md,
-// "Preference details"); it is read from the chips in the text. Returns
-// { components } or { error } (what the nurse should add).
-const LANGUAGES = { english: 'en', spanish: 'es', polish: 'pl', arabic: 'ar', french: 'fr', portuguese: 'pt',
-  mandarin: 'zh', vietnamese: 'vi' };
-const CHANNELS = { 'phone call': 'phone-call', 'text message': 'sms', email: 'email', 'patient portal': 'patient-portal',
-  letter: 'postal-mail', 'in person': 'in-person', 'video visit': 'video-visit' };
-const WINDOWS = { mornings: ['08:00', '12:00'], afternoons: ['12:00', '17:00'], evenings: ['17:00', '20:00'] };
+// "Preference details"). The app keeps the detail apart from the words:
+//   language:               { tag, interpreter }
+//   communication-channels: { channels: ['phone-call', 'sms', ...] } (most preferred first)
+//   contact-time-window:    { start: 'HH:MM', end: 'HH:MM', weekdaysOnly }
+// The stored words (valueString) are always the detail's summary, then the
+// nurse's note after " — ", so text and code cannot disagree.
+export const STRUCTURED_KINDS = new Set(['language', 'communication-channels', 'contact-time-window']);
+export const CHANNELS = [
+  { code: 'phone-call', label: 'Phone call' }, { code: 'sms', label: 'Text message' },
+  { code: 'email', label: 'Email' }, { code: 'patient-portal', label: 'Patient portal' },
+  { code: 'postal-mail', label: 'Letter' }, { code: 'in-person', label: 'In person' },
+  { code: 'video-visit', label: 'Video visit' },
+];
+export const WINDOWS = [
+  { id: 'mornings', label: 'Mornings', start: '08:00', end: '12:00' },
+  { id: 'afternoons', label: 'Afternoons', start: '12:00', end: '17:00' },
+  { id: 'evenings', label: 'Evenings', start: '17:00', end: '20:00' },
+];
+const WEEKDAYS = ['mon', 'tue', 'wed', 'thu', 'fri'];
+const DAYS_SYSTEM = 'http://hl7.org/fhir/days-of-week';
+const BCP47 = 'urn:ietf:bcp:47';
 const ours = (code) => ({ coding: [{ system: WMTY, code }] });
+const NOTE_SEPARATOR = ' — ';
 
-export function preferenceDetails(kindId, text) {
-  const words = text.split(',').map((x) => x.trim().toLowerCase());
-  if (kindId === 'language') {
-    const lang = words.find((w) => LANGUAGES[w]);
-    if (!lang) return { error: 'Choose the language (one of the choices), or record it as an Other preference.' };
-    const c = [{ code: ours('language'), valueCodeableConcept: { coding: [{ system: 'urn:ietf:bcp:47', code: LANGUAGES[lang] }] } }];
-    c.push({ code: ours('interpreter-needed'), valueBoolean: words.includes('needs an interpreter') });
-    return { components: c };
-  }
-  if (kindId === 'communication-channels') {
-    const channels = words.filter((w) => CHANNELS[w]);
-    if (!channels.length) return { error: 'Choose at least one way to contact them (most preferred first).' };
-    return { components: channels.map((w) => ({ code: ours('preferred-channel'), valueCodeableConcept: ours(CHANNELS[w]) })) };
-  }
-  if (kindId === 'contact-time-window') {
-    const wins = words.filter((w) => WINDOWS[w]).map((w) => WINDOWS[w]);
-    if (!wins.length) return { error: 'Choose mornings, afternoons or evenings.' };
-    const start = wins.map((x) => x[0]).sort()[0];
-    const end = wins.map((x) => x[1]).sort().at(-1);
-    const c = [];
-    if (words.includes('weekdays only')) {
-      for (const d of ['mon', 'tue', 'wed', 'thu', 'fri']) {
-        c.push({ code: ours('contact-day'), valueCodeableConcept: { coding: [{ system: 'http://hl7.org/fhir/days-of-week', code: d }] } });
-      }
-    }
-    c.push({ code: ours('contact-start-time'), valueTime: `${start}:00` });
-    c.push({ code: ours('contact-end-time'), valueTime: `${end}:00` });
-    return { components: c };
-  }
-  return { components: [] };
+export function channelLabel(code) {
+  return CHANNELS.find((c) => c.code === code)?.label || code;
 }
 
-export function preferenceResource(patientId, speaker, kindId, text, when) {
+// The readable summary of a detail: what the card shows as coded, and how the
+// stored words begin.
+export function detailSummary(kindId, d) {
+  if (!d) return '';
+  if (kindId === 'language') return `${languageLabel(d.tag)}${d.interpreter ? ', needs an interpreter' : ''}`;
+  if (kindId === 'communication-channels') return d.channels.map(channelLabel).join(', then ');
+  if (kindId === 'contact-time-window') {
+    const named = WINDOWS.filter((w) => w.start >= d.start && w.end <= d.end).map((w) => w.label.toLowerCase());
+    const covers = named.length && WINDOWS.some((w) => w.start === d.start) && WINDOWS.some((w) => w.end === d.end);
+    const words = covers ? `${named.join(' and ').replace(/^./, (c) => c.toUpperCase())}, ` : '';
+    return `${words}${d.start}–${d.end}${d.weekdaysOnly ? ', weekdays only' : ''}`;
+  }
+  return '';
+}
+
+// The words stored for a structured preference.
+export function preferenceText(kindId, detail, note) {
+  const summary = detailSummary(kindId, detail);
+  return note ? `${summary}${NOTE_SEPARATOR}${note}` : summary;
+}
+
+// The nurse's note inside stored words (the part after the summary). Words
+// written elsewhere that do not start with the summary are all note.
+export function noteOf(kindId, detail, text) {
+  const summary = detailSummary(kindId, detail);
+  if (text === summary) return '';
+  if (text.startsWith(summary + NOTE_SEPARATOR)) return text.slice(summary.length + NOTE_SEPARATOR.length);
+  return text;
+}
+
+// The detail as the components the server maps (docs/fhir.md).
+export function detailComponents(kindId, d) {
+  if (kindId === 'language') {
+    return [{ code: ours('language'), valueCodeableConcept: { coding: [{ system: BCP47, code: d.tag }] } },
+      { code: ours('interpreter-needed'), valueBoolean: Boolean(d.interpreter) }];
+  }
+  if (kindId === 'communication-channels') {
+    return d.channels.map((c) => ({ code: ours('preferred-channel'), valueCodeableConcept: ours(c) }));
+  }
+  if (kindId === 'contact-time-window') {
+    const days = d.weekdaysOnly ? WEEKDAYS.map((day) => ({ code: ours('contact-day'),
+      valueCodeableConcept: { coding: [{ system: DAYS_SYSTEM, code: day }] } })) : [];
+    return [...days, { code: ours('contact-start-time'), valueTime: `${d.start}:00` },
+      { code: ours('contact-end-time'), valueTime: `${d.end}:00` }];
+  }
+  return [];
+}
+
+// The detail of a stored preference, read from its components (null when it
+// has none).
+export function detailOf(obs) {
+  const kindId = preferenceKindOf(obs).id;
+  const comps = (c) => (obs.component || []).filter((x) => hasCoding(x.code, WMTY, c));
+  const code = (x) => x?.valueCodeableConcept?.coding?.[0]?.code;
+  if (kindId === 'language') {
+    const lang = code(comps('language')[0]);
+    return lang ? { tag: lang, interpreter: comps('interpreter-needed')[0]?.valueBoolean === true } : null;
+  }
+  if (kindId === 'communication-channels') {
+    const channels = comps('preferred-channel').map(code).filter(Boolean);
+    return channels.length ? { channels } : null;
+  }
+  if (kindId === 'contact-time-window') {
+    const time = (c) => comps(c)[0]?.valueTime?.slice(0, 5);
+    const days = comps('contact-day').map(code);
+    if (!time('contact-start-time') || !time('contact-end-time')) return null;
+    return { start: time('contact-start-time'), end: time('contact-end-time'),
+      weekdaysOnly: days.length === 5 && WEEKDAYS.every((d) => days.includes(d)) };
+  }
+  return null;
+}
+
+// A new preference. `detail` is required for the structured kinds, and then
+// `text` is the nurse's note (the stored words are the summary + the note).
+export function preferenceResource(patientId, speaker, kindId, text, when, detail) {
   const k = PREFERENCE_KINDS.find((x) => x.id === kindId);
   const s = speakerParts(patientId, speaker);
   const coding = k.id === 'treatment' ? [{ system: LOINC, code: '75773-2' }]
     : k.id === 'care-experience' ? [{ system: LOINC, code: '95541-9' }]
       : [{ system: LOINC, code: '95541-9' }, { system: k.system, code: k.code }];
-  const details = preferenceDetails(kindId, text).components || [];
+  const structured = STRUCTURED_KINDS.has(kindId);
   const category = k.id === 'treatment' ? 'treatment-intervention-preference' : 'care-experience-preference';
   return {
     resourceType: 'Observation',
@@ -283,8 +346,8 @@ export function preferenceResource(patientId, speaker, kindId, text, when) {
     subject: { reference: `Patient/${patientId}` },
     effectiveDateTime: when,
     performer: [s.ref],
-    valueString: text,
-    ...(details.length ? { component: details } : {}),
+    valueString: structured ? preferenceText(kindId, detail, text) : text,
+    ...(structured ? { component: detailComponents(kindId, detail) } : {}),
   };
 }
 
