@@ -1,7 +1,7 @@
 // The bedside app: sign in → patient → what we know (in the patient's
 // priority order) → record → save through the outbox. docs/bedside.md.
 import {
-  AuthError, GAS, PATIENT_ID, PREFERENCE_KINDS, PROMPTS, STRUCTURED_KINDS, detailComponents, detailOf, detailSummary,
+  AuthError, GAS, PATIENT_ID, parseHistory, practitionerOf, retractionProvenance, scoreTypeCode, PREFERENCE_KINDS, PROMPTS, STRUCTURED_KINDS, detailComponents, detailOf, detailSummary,
   forUpdate, goalResource, issueText, listResource, noteOf, parseEverything, preferenceKindOf, preferenceResource,
   promptOf, request, scoreOf, scoreResource, speakerOf, textOf, whatMattersResource,
 } from './fhir.js';
@@ -246,6 +246,7 @@ function speakerText(r) {
   const sp = speakerOf(r);
   if (sp.kind === 'patient') return 'Said by the patient';
   if (sp.kind === 'family') return `Said by ${sp.name}${sp.relationship ? ` (${sp.relationship.toLowerCase()})` : ''}`;
+  if (sp.kind === 'practitioner') return `Said by ${sp.name} (clinician)`;
   return 'Speaker not recorded';
 }
 
@@ -291,8 +292,13 @@ function itemBody(r, badge) {
 }
 
 function itemActions(r) {
+  const text = short(textOf(r));
   return [h('button', { type: 'button', class: 'btn btn-secondary', dataset: { action: 'edit' },
-    'aria-label': `Edit: ${short(textOf(r))}`, onclick: () => openEdit(r) }, 'Edit')];
+    'aria-label': `Edit: ${text}`, onclick: () => openEdit(r) }, 'Edit'),
+  h('button', { type: 'button', class: 'btn btn-quiet', dataset: { action: 'history' },
+    'aria-label': `History: ${text}`, onclick: () => openHistory(refOf(r), textOf(r)) }, 'History'),
+  h('button', { type: 'button', class: 'btn btn-quiet', dataset: { action: 'retract' },
+    'aria-label': `Entered in error: ${text}`, onclick: () => openRetract(r) }, 'Entered in error')];
 }
 
 // "About <name>": who the patient is (name to use, pronouns, language, fears),
@@ -362,36 +368,87 @@ function goalProgress(goal) {
       (li.querySelector('.score-form input') || li.querySelector('[aria-expanded]')).focus();
     } }, scores.length ? 'Record follow-up score' : 'Record starting score');
   wrap.append(btn);
-  if (open) wrap.append(scoreForm(goal, scores.length));
+  if (open) wrap.append(scoreForm(goal));
   return wrap;
 }
 
-function scoreForm(goal, count) {
-  const name = `score-${goal.id}`;
-  const typeId = `score-type-${goal.id}`;
+// A radio group as a fieldset: [{ value, label }], nothing chosen.
+function radioGroup(legend, name, options) {
+  return h('fieldset', { class: 'score-question' }, h('legend', null, legend),
+    h('div', { class: 'choice-row' }, options.map((o) => h('label', { class: 'choice' },
+      h('input', { type: 'radio', name, value: o.value }), o.label))));
+}
+
+// Scoring a goal asks three separate questions and preselects nothing (0 is
+// "as expected", i.e. the goal is met, so a default would be an answer):
+// when (baseline or follow-up), who scored it, and the score. The code
+// follows when and who; the performer is who actually scored it.
+function scoreForm(goal) {
+  const id = goal.id;
+  const name = (q) => `${q}-${id}`;
+  const caregiver = h('div', { class: 'grid-2', hidden: true },
+    h('div', null, h('label', { for: `cg-name-${id}` }, 'Caregiver’s name'),
+      h('input', { id: `cg-name-${id}`, type: 'text', autocomplete: 'off' })),
+    h('div', null, h('label', { for: `cg-rel-${id}` }, 'Relationship to the patient'),
+      h('input', { id: `cg-rel-${id}`, type: 'text', autocomplete: 'off', list: 'relationships' })));
+  const error = h('p', { class: 'notice notice-error', role: 'alert', hidden: true });
   const form = h('form', { class: 'score-form', novalidate: true },
+    radioGroup('When is this score?', name('when'), [{ value: 'baseline', label: 'Starting score (baseline)' },
+      { value: 'follow-up', label: 'Follow-up' }]),
+    radioGroup('Who scored it?', name('who'), [{ value: 'patient', label: 'The patient' },
+      { value: 'nurse', label: 'Me (the nurse)' }, { value: 'caregiver', label: 'A caregiver' }]),
+    caregiver,
     h('fieldset', null,
       h('legend', null, 'How is it going, compared with what was expected?'),
       h('div', { class: 'score-options' }, GAS.map((g) => h('label', { class: 'choice' },
-        h('input', { type: 'radio', name, value: String(g.score), checked: g.score === 0 }),
+        h('input', { type: 'radio', name: name('score'), value: String(g.score) }),
         h('span', { class: 'score-num' }, g.score > 0 ? `+${g.score}` : String(g.score)), ` ${g.label}`)))),
-    h('label', { for: typeId }, 'Who scored it'),
-    h('select', { id: typeId }, SCORE_TYPES.map((t, i) => h('option', {
-      value: t.code, selected: count === 0 ? i === 0 : t.code === '107333-7' }, t.label))),
+    error,
     h('div', { class: 'form-actions' },
       h('button', { type: 'submit', class: 'btn btn-primary' }, 'Save score')));
+  const chosen = (q) => form.querySelector(`input[name="${name(q)}"]:checked`)?.value;
+  form.addEventListener('change', () => show(caregiver, chosen('who') === 'caregiver'));
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    const score = Number(form.querySelector(`input[name="${name}"]:checked`).value);
-    const type = form.querySelector('select').value;
-    const body = scoreResource(state.patientId, goal.id, score, type, new Date().toISOString());
-    state.scoreOpen.delete(goal.id);
+    const got = readScoreForm(form, chosen, id);
+    if (got.error) {
+      error.textContent = got.error;
+      show(error, true);
+      (got.focus || form.querySelector(`input[name="${name(got.question)}"]`))?.focus();
+      return;
+    }
+    const body = scoreResource(state.patientId, id, got.score, scoreTypeCode(got.when, got.scorer.kind),
+      new Date().toISOString(), got.scorer);
+    state.scoreOpen.delete(id);
     queue({ kind: 'create', type: 'Observation', method: 'POST', path: '/Observation', body,
-      label: `Score ${score > 0 ? '+' : ''}${score} for “${short(textOf(goal), 30)}”` });
+      label: `Score ${got.score > 0 ? '+' : ''}${got.score} for “${short(textOf(goal), 30)}”` });
     renderSummary();
-    $(`li[data-ref="Goal/${goal.id}"] [aria-expanded]`)?.focus();
+    $(`li[data-ref="Goal/${id}"] [aria-expanded]`)?.focus();
   });
   return form;
+}
+
+// The score form's answers: { when, scorer, score } or { error, question | focus }.
+function readScoreForm(form, chosen, id) {
+  const when = chosen('when');
+  if (!when) return { error: 'Is this the starting score or a follow-up?', question: 'when' };
+  const who = chosen('who');
+  if (!who) return { error: 'Who scored it?', question: 'who' };
+  let scorer = { kind: who };
+  if (who === 'nurse') {
+    const reference = practitionerOf(state.token);
+    if (!reference) return { error: 'Your sign-in does not name you as a practitioner, so the score cannot be saved as yours.', question: 'who' };
+    scorer = { kind: 'nurse', reference };
+  } else if (who === 'caregiver') {
+    const nameEl = form.querySelector(`#cg-name-${id}`);
+    const relEl = form.querySelector(`#cg-rel-${id}`);
+    scorer = { kind: 'caregiver', name: nameEl.value.trim(), relationship: relEl.value.trim() };
+    if (!scorer.name) return { error: 'Please write the caregiver’s name.', focus: nameEl };
+    if (!scorer.relationship) return { error: 'Please write how the caregiver is related to the patient.', focus: relEl };
+  }
+  const score = chosen('score');
+  if (score === undefined) return { error: 'Choose the score.', question: 'score' };
+  return { when, scorer, score: Number(score) };
 }
 
 const STATE_TEXT = {
@@ -420,7 +477,10 @@ function renderOutbox() {
     // What was saved, in words, and when (local time): no database ids.
     ...saved.map((s) => h('li', { class: 'outbox-item', dataset: { state: 'saved', requestId: s.id } },
       h('span', { class: 'state state-saved' }, `${STATE_TEXT.saved} ${fmtTime(s.savedAt)}`),
-      h('span', { class: 'outbox-label' }, s.label))));
+      h('span', { class: 'outbox-label' }, s.label),
+      // A retracted record is gone from the views; its history stays reachable here.
+      s.kind === 'retract' ? h('button', { type: 'button', class: 'btn btn-quiet', 'aria-label': `History: ${s.label}`,
+        onclick: () => openHistory(s.ref, s.label) }, 'History') : null)));
   show($('#outbox-panel'), entries.length + saved.length > 0);
   show($('#retry-now'), entries.some((e) => e.state === 'pending'));
 }
@@ -752,6 +812,72 @@ function submitEdit(ev) {
   $(`li[data-ref="${refOf(r)}"] [data-action=edit]`)?.focus();
 }
 
+// --- Entered in error and history ------------------------------------------------
+
+function openRetract(r) {
+  state.retracting = r;
+  $('#retract-text').textContent = textOf(r);
+  $('#retract-meta').textContent = `${kindText(r)} · ${speakerText(r)} · version ${r.meta?.versionId}`;
+  $('#retract-reason').value = '';
+  show($('#retract-error'), false);
+  $('#retract-dialog').showModal();
+  $('#retract-reason').focus();
+}
+
+// DELETE with If-Match of the version the nurse saw, and the reason (and her
+// as author) in X-Provenance: the server keeps both in the deletion's Provenance.
+function submitRetract(ev) {
+  ev.preventDefault();
+  const r = state.retracting;
+  const reason = $('#retract-reason').value.trim();
+  const fail = (msg) => {
+    $('#retract-error').textContent = msg;
+    show($('#retract-error'), true);
+    $('#retract-reason').focus();
+  };
+  if (!reason) return fail('Please say why it is wrong: the reason is kept in its history.');
+  const practitioner = practitionerOf(state.token);
+  if (!practitioner) return fail('Your sign-in does not name you as a practitioner, so it cannot be marked by you.');
+  $('#retract-dialog').close();
+  state.retracting = null;
+  queue({ kind: 'retract', type: r.resourceType, method: 'DELETE', path: `/${r.resourceType}/${r.id}`,
+    ifMatch: `W/"${r.meta.versionId}"`, headers: { 'X-Provenance': retractionProvenance(practitioner, reason) },
+    ref: refOf(r), label: `Entered in error: “${short(textOf(r))}”` });
+  $('#summary-title').focus();
+}
+
+const ACTION_TEXT = { recorded: 'Recorded', changed: 'Changed', retracted: 'Marked entered in error' };
+
+// Every version of one record with who and when, and a retraction with its reason.
+async function openHistory(ref, text) {
+  $('#history-title').textContent = `History: ${short(text, 60)}`;
+  $('#history-list').replaceChildren();
+  $('#history-status').textContent = 'Loading…';
+  if (!$('#history-dialog').open) $('#history-dialog').showModal();
+  $('#history-close').focus();
+  let hist;
+  let prov;
+  try {
+    [hist, prov] = await Promise.all([request(state.token, 'GET', `/${ref}/_history`),
+      request(state.token, 'GET', `/Provenance?target=${encodeURIComponent(ref)}&_count=100`)]);
+  } catch (err) {
+    if (err instanceof AuthError) return tokenRefused(err.message);
+    $('#history-status').textContent = 'No connection: the history cannot be loaded now.';
+    return;
+  }
+  if (hist.status !== 200) {
+    $('#history-status').textContent = `Could not load the history (${hist.status}): ${issueText(hist.body)}`;
+    return;
+  }
+  const versions = parseHistory(hist.body, prov.status === 200 ? prov.body : null);
+  $('#history-status').textContent = `${versions.length} version${versions.length === 1 ? '' : 's'}, newest first.`;
+  $('#history-list').replaceChildren(...versions.map((v) => h('li', { class: 'history-item', dataset: { action: v.action } },
+    h('p', { class: 'item-kind' }, `Version ${v.version} · ${ACTION_TEXT[v.action]}`),
+    v.text ? h('blockquote', { class: 'item-text' }, v.text) : null,
+    v.reason ? h('p', { class: 'history-reason' }, `Reason: “${v.reason}”`) : null,
+    h('p', { class: 'meta' }, [fmtDateTime(v.when), v.who ? `by ${v.who}` : ''].filter(Boolean).join(' · ')))));
+}
+
 function describeOrder(refs, texts) {
   return h('ol', { class: 'compare-order' }, refs.map((ref) => h('li', null, texts.get(ref) || ref)));
 }
@@ -887,6 +1013,9 @@ function wire() {
     row.querySelector('select').focus();
   });
   $('#edit-form').addEventListener('submit', submitEdit);
+  $('#retract-form').addEventListener('submit', submitRetract);
+  $('#retract-cancel').addEventListener('click', () => $('#retract-dialog').close());
+  $('#history-close').addEventListener('click', () => $('#history-dialog').close());
   $('#edit-cancel').addEventListener('click', () => $('#edit-dialog').close());
   $('#keep-mine').addEventListener('click', () => resolveConflict(true));
   $('#keep-theirs').addEventListener('click', () => resolveConflict(false));

@@ -19,13 +19,14 @@ export const GAS = [
   { score: -1, code: 'LA34483-0', label: 'Less than expected' },
   { score: -2, code: 'LA34484-8', label: 'Much less than expected' },
 ];
-// GAS score types: LOINC code by who scored.
-export const SCORE_TYPES = [
-  { code: '112296-9', label: 'Baseline' },
-  { code: '107334-5', label: 'Patient follow-up' },
-  { code: '107333-7', label: 'Nurse / practitioner follow-up' },
-  { code: '107331-1', label: 'Caregiver follow-up' },
-];
+// GAS score type (LOINC): the baseline, or a follow-up by who scored it
+// (mapping.cc section 2; PCO 1.0.0 binds 112296-9 to the baseline).
+export const BASELINE_CODE = '112296-9';
+const FOLLOW_UP_CODES = { patient: '107334-5', nurse: '107333-7', caregiver: '107331-1' };
+
+export function scoreTypeCode(when, scorer) {
+  return when === 'baseline' ? BASELINE_CODE : FOLLOW_UP_CODES[scorer];
+}
 const GAS_CODES = new Set(['112296-9', '107332-9', '107334-5', '107333-7', '107331-1']);
 
 // Preference kinds: the specific coding (docs/fhir.md), what to call it, and
@@ -99,6 +100,20 @@ export function issueText(outcome) {
 
 export const PATIENT_ID = /^[A-Za-z0-9.-]{1,64}$/;
 
+// The signed-in user as a FHIR reference ("Practitioner/rn-17"), from the
+// token's fhirUser claim; '' when the token names no Practitioner. Only read
+// for display and to say who scored: the server checks the token.
+export function practitionerOf(token) {
+  try {
+    const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
+    const claims = JSON.parse(atob(part + '='.repeat((4 - (part.length % 4)) % 4)));
+    const who = claims.fhirUser || claims.sub || '';
+    return /^Practitioner\/[A-Za-z0-9.-]{1,64}$/.test(who) ? who : '';
+  } catch {
+    return '';
+  }
+}
+
 // --- Reading -------------------------------------------------------------
 
 function hasCoding(concept, system, code) {
@@ -141,12 +156,15 @@ export function promptOf(obs) {
   return c?.valueString || '';
 }
 
-// Who said it: { kind: 'patient' | 'family' | 'unknown', name, relationship }.
+// Who said it: { kind: 'patient' | 'family' | 'practitioner' | 'unknown', name, relationship }.
 export function speakerOf(r) {
   const ref = r.resourceType === 'Goal' ? r.expressedBy
     : r.resourceType === 'List' ? r.source : (r.performer || [])[0];
   if (!ref?.reference) return { kind: 'unknown' };
   if (ref.reference.startsWith('Patient/')) return { kind: 'patient' };
+  if (ref.reference.startsWith('Practitioner/')) {
+    return { kind: 'practitioner', name: ref.display || ref.reference.slice('Practitioner/'.length) };
+  }
   if (ref.reference.startsWith('#')) {
     const p = (r.contained || []).find((c) => `#${c.id}` === ref.reference);
     const name = p?.name?.[0]?.text || [p?.name?.[0]?.given?.join(' '), p?.name?.[0]?.family].filter(Boolean).join(' ')
@@ -351,18 +369,23 @@ export function preferenceResource(patientId, speaker, kindId, text, when, detai
   };
 }
 
-export function scoreResource(patientId, goalId, score, typeCode, when, note) {
+// A goal-attainment score. `scorer` is who actually scored it:
+// { kind: 'patient' } | { kind: 'nurse', reference: 'Practitioner/<id>' } |
+// { kind: 'caregiver', name, relationship } (a contained RelatedPerson).
+export function scoreResource(patientId, goalId, score, typeCode, when, scorer, note) {
   const a = GAS.find((g) => g.score === score);
+  const s = scorer.kind === 'nurse' ? { ref: { reference: scorer.reference } }
+    : speakerParts(patientId, scorer.kind === 'caregiver' ? { ...scorer, kind: 'family' } : { kind: 'patient' });
   const r = {
     resourceType: 'Observation',
+    ...(s.contained ? { contained: s.contained } : {}),
     status: 'final',
     category: [{ coding: [{ system: OBS_CATEGORY, code: 'survey' }] }],
     code: { coding: [{ system: LOINC, code: typeCode }] },
     subject: { reference: `Patient/${patientId}` },
     focus: [{ reference: `Goal/${goalId}` }],
     effectiveDateTime: when,
-    // The patient whose goal it is (the score type says who scored it).
-    performer: [{ reference: `Patient/${patientId}` }],
+    performer: [s.ref],
     valueCodeableConcept: { coding: [{ system: LOINC, code: a.code }] },
   };
   if (note) r.note = [{ text: note }];
@@ -393,3 +416,51 @@ export function forUpdate(resource) {
   delete r.text;
   return r;
 }
+
+// The X-Provenance header of a retraction: the nurse as author and the
+// reason in her words. JSON with every non-ASCII character escaped (\uXXXX),
+// since header values are bytes and the reason may be in any language.
+export function retractionProvenance(practitioner, reason) {
+  const p = {
+    resourceType: 'Provenance',
+    agent: [{ type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type',
+      code: 'author' }] }, who: { reference: practitioner } }],
+    reason: [{ text: reason }],
+  };
+  return JSON.stringify(p).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+function authorOf(prov) {
+  const a = (prov.agent || []).find((x) => (x.type?.coding || []).some((c) => c.code === 'author')) || prov.agent?.[0];
+  return a?.who?.display || a?.who?.reference?.replace(/^Practitioner\//, '') || '';
+}
+
+// One record's versions, newest first, from its _history Bundle and its
+// Provenance search: [{ version, action: 'recorded' | 'changed' |
+// 'retracted', when, who, reason, text }].
+export function parseHistory(history, provenances) {
+  const byVersion = new Map();
+  for (const e of provenances?.entry || []) {
+    const p = e.resource;
+    if (p?.resourceType !== 'Provenance') continue;
+    for (const t of p.target || []) {
+      const m = /\/_history\/([^/]+)$/.exec(t.reference || '');
+      if (m) byVersion.set(m[1], p);
+    }
+  }
+  return (history?.entry || []).map((e) => {
+    const method = e.request?.method;
+    const version = e.resource?.meta?.versionId || /\/_history\/([^/]+)$/.exec(e.response?.location || e.fullUrl || '')?.[1]
+      || versionOf(e.response?.etag) || '';
+    const prov = byVersion.get(version);
+    return {
+      version,
+      action: method === 'DELETE' ? 'retracted' : method === 'POST' ? 'recorded' : 'changed',
+      when: e.resource?.meta?.lastUpdated || e.response?.lastModified || prov?.recorded || '',
+      who: prov ? authorOf(prov) : '',
+      reason: prov?.reason?.[0]?.text || prov?.reason?.[0]?.coding?.[0]?.display || '',
+      text: e.resource ? textOf(e.resource) : '',
+    };
+  });
+}
+
