@@ -389,7 +389,7 @@ function scoreForm(goal) {
   const caregiver = h('div', { class: 'grid-2', hidden: true },
     h('div', null, h('label', { for: `cg-name-${id}` }, 'Caregiver’s name'),
       h('input', { id: `cg-name-${id}`, type: 'text', autocomplete: 'off' })),
-    h('div', null, h('label', { for: `cg-rel-${id}` }, 'Relationship to the patient'),
+    h('div', null, h('label', { for: `cg-rel-${id}` }, 'How the caregiver is related'),
       h('input', { id: `cg-rel-${id}`, type: 'text', autocomplete: 'off', list: 'relationships' })));
   const error = h('p', { class: 'notice notice-error', role: 'alert', hidden: true });
   const form = h('form', { class: 'score-form', novalidate: true },

@@ -170,7 +170,7 @@ test('goal progress: chart, and scores whose code and performer follow when and 
     await form.getByLabel(who).check();
     if (caregiver) {
       await form.getByLabel('Caregiver’s name').fill(caregiver[0]);
-      await form.getByLabel('Relationship to the patient').fill(caregiver[1]);
+      await form.getByLabel('How the caregiver is related').fill(caregiver[1]);
     }
     await form.getByRole('radio', { name: answer }).check();
     await form.getByRole('button', { name: 'Save score' }).click();
@@ -347,6 +347,64 @@ test('keyboard only: sign in, record, reorder and save without a pointer', async
   const order = all.list.entry.map((e) => e.item.reference);
   assert.equal(order.length, 2);
   assert.equal(order[1], `Observation/${first.id}`, 'the first item moved down one place');
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test('the speaker stays between saves for the same patient and is reset for another patient', async () => {
+  const fhir = fhirClient(server);
+  const { context, page } = await newPage(browser);
+  await openPatient(page, server, 'speaker-1');
+  await page.getByRole('button', { name: 'Record', exact: true }).click();
+  await chooseFamilySpeaker(page, 'Maria Garcia', 'Daughter');
+  await page.getByLabel('Their answer, in their own words').fill('First: her garden');
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  await waitAllSaved(page, 1);
+  await page.getByRole('button', { name: 'Record', exact: true }).click();
+  assert.equal(await page.getByLabel('A family member').isChecked(), true, 'still the daughter speaking');
+  assert.equal(await page.getByLabel('Their name').inputValue(), 'Maria Garcia');
+  assert.equal(await page.getByLabel('Relationship to the patient').inputValue(), 'Daughter');
+  assert.equal(await page.getByLabel('Their answer, in their own words').inputValue(), '', 'the words are cleared');
+  await page.getByLabel('Their answer, in their own words').fill('Second: her grandchildren');
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  await waitAllSaved(page, 2);
+  const stored = (await fhir.everything('speaker-1')).observations;
+  assert.equal(stored.length, 2);
+  for (const o of stored) assert.deepEqual(speakerOf(o, o.performer[0]), { name: 'Maria Garcia', relationship: 'Daughter' });
+
+  // Another patient: nobody carried over.
+  await page.getByRole('button', { name: 'Change patient' }).click();
+  await page.getByLabel('Patient ID').fill('speaker-2');
+  await page.getByRole('button', { name: 'Open' }).click();
+  await page.locator('#summary-loading').waitFor({ state: 'hidden' });
+  await page.getByRole('button', { name: 'Record', exact: true }).click();
+  assert.equal(await page.getByLabel('The patient', { exact: true }).isChecked(), true);
+  assert.equal(await page.getByLabel('Their name').inputValue(), '');
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test('a single item has nothing to rank: no arrows, no handle, no order to save', async () => {
+  const pid = 'single-1';
+  const fhir = fhirClient(server);
+  const { context, page } = await newPage(browser);
+  await openPatient(page, server, pid);
+  await page.getByRole('button', { name: 'Record', exact: true }).click();
+  await page.getByLabel('Their answer, in their own words').fill('Only this');
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  await waitAllSaved(page, 1);
+  const items = page.locator('#priority-list > li');
+  await items.first().waitFor();
+  assert.equal(await items.locator('[data-move], .handle').count(), 0, 'no arrows or handle for one item');
+  assert.ok(await page.getByRole('button', { name: 'Save priority order' }).isHidden());
+  assert.ok(await page.locator('#order-hint').isHidden());
+  // A second item: now there is something to rank.
+  await fhir.ok('POST', '/Goal', goalBody(pid, 'And this'));
+  await page.getByRole('button', { name: 'Refresh' }).click();
+  await items.nth(1).waitFor();
+  assert.equal(await items.locator('[data-move]').count(), 4);
+  assert.equal(await items.locator('.handle').count(), 2);
+  assert.ok(await page.getByRole('button', { name: 'Save priority order' }).isVisible());
   assert.deepEqual(page.errors, []);
   await context.close();
 });
