@@ -90,10 +90,11 @@
 // Retracted versions: Goal.lifecycleStatus, Observation.status and List.status are
 //   "entered-in-error".
 // Provenance (ProvenanceOf): target = <Type>/<id>/_history/<version>; recorded = update time;
-//   occurredDateTime = said_time; activity v3-DataOperation CREATE (version 1), UPDATE, DELETE
-//   (retracted); agent author (provenance-participant-type) = Practitioner/<recorded_by.practitioner_id>
-//   with display_name, role as agent.role text and onBehalfOf (ProvenanceOptions); agent informant =
-//   the speaker (Patient, or a contained RelatedPerson "#speaker").
+//   occurredDateTime = said_time; reason[0].text = retract_reason (a deletion's, when given);
+//   activity v3-DataOperation CREATE (version 1), UPDATE, DELETE (retracted); agent author
+//   (provenance-participant-type) = Practitioner/<recorded_by.practitioner_id> with display_name,
+//   role as agent.role text and onBehalfOf (ProvenanceOptions); agent informant = the speaker
+//   (Patient, or a contained RelatedPerson "#speaker").
 // Not mapped from FHIR: recorded_by and channel (the caller sets them); Goal has no FHIR element for
 //   said_time or encounter (their Provenance shows said_time as occurredDateTime).
 //
@@ -1581,6 +1582,10 @@ const v1::Provenance& ProvenanceOfRecord(const AnyResource& r) {
   return std::visit([](const auto& m) -> const v1::Provenance& { return m.provenance(); }, r);
 }
 
+const std::string& RetractReasonOfResource(const AnyResource& r) {
+  return std::visit([](const auto& m) -> const std::string& { return m.retract_reason(); }, r);
+}
+
 std::vector<absl::string_view> ProfilesOf(storage::Kind kind, const AnyResource& r, const Value& resource) {
   switch (kind) {
     case storage::GOAL: {
@@ -1807,6 +1812,13 @@ absl::Status ToFhir(const storage::Record& record, rapidjson::Value* out, Alloca
 
 std::string ProvenanceId(const storage::Record& record) { return absl::StrCat("s", record.sequence()); }
 
+absl::StatusOr<std::string> RetractReasonOf(const storage::Record& record) {
+  if (!record.retracted()) return std::string();
+  auto resource = Decode(record);
+  if (!resource.ok()) return resource.status();
+  return RetractReasonOfResource(*resource);
+}
+
 absl::Status ProvenanceOf(const storage::Record& record, rapidjson::Value* out, Allocator& alloc) {
   return ProvenanceOf(record, ProvenanceOptions(), out, alloc);
 }
@@ -1849,6 +1861,11 @@ absl::Status ProvenanceOf(const storage::Record& record, const ProvenanceOptions
   out->AddMember("target", Array1(json::Reference(target, "", a), a), a);
   if (prov.has_said_time()) out->AddMember("occurredDateTime", Str(json::FormatDateTime(prov.said_time()), a), a);
   out->AddMember("recorded", Str(recorded, a), a);
+  if (const std::string& why = RetractReasonOfResource(*resource); record.retracted() && !why.empty()) {
+    Value reason(rapidjson::kObjectType);
+    reason.AddMember("text", Str(why, a), a);
+    out->AddMember("reason", Array1(std::move(reason), a), a);
+  }
   out->AddMember("activity", json::Concept(json::Coding(codes::kDataOperation, op, op_display, a), a), a);
 
   Value agents(rapidjson::kArrayType);

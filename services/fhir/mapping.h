@@ -99,6 +99,9 @@ absl::Status ProvenanceOf(const storage::Record& record, rapidjson::Value* out, 
 absl::Status ProvenanceOf(const storage::Record& record, const ProvenanceOptions& options, rapidjson::Value* out,
                           Allocator& alloc);
 std::string ProvenanceId(const storage::Record& record);
+// Why a retracted version was retracted ("" when not retracted or no reason
+// was given); DATA_LOSS if the stored resource does not parse.
+absl::StatusOr<std::string> RetractReasonOf(const storage::Record& record);
 
 // Our CodeSystem resource (all concepts, with definitions).
 void CodeSystem(rapidjson::Value* out, Allocator& alloc);

@@ -11,7 +11,7 @@
 // the same kind: what a client reading and re-sending it would do. A refusal
 // is mapped to the OperationOutcome the face would answer with.
 // A body whose resourceType is "Provenance" is read as the X-Provenance
-// header instead (RecorderFromXProvenance), the other JSON the face parses.
+// header instead (ParseXProvenance), the other JSON the face parses.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -158,7 +158,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::optional<absl::string_view> type = fhir::json::StringMember(doc, "resourceType");
   if (!type.has_value()) return 0;
   if (*type == "Provenance") {
-    (void)fhir::RecorderFromXProvenance(body);
+    (void)fhir::ParseXProvenance(body);
     return 0;
   }
   FuzzResource(doc, *type);
