@@ -458,7 +458,8 @@ export function parseHistory(history, provenances) {
       action: method === 'DELETE' ? 'retracted' : method === 'POST' ? 'recorded' : 'changed',
       when: e.resource?.meta?.lastUpdated || e.response?.lastModified || prov?.recorded || '',
       who: prov ? authorOf(prov) : '',
-      reason: prov?.reason?.[0]?.text || prov?.reason?.[0]?.coding?.[0]?.display || '',
+      // The deletion's Provenance has the reason; so does its history entry's outcome.
+      reason: prov?.reason?.[0]?.text || e.response?.outcome?.issue?.[0]?.details?.text || '',
       text: e.resource ? textOf(e.resource) : '',
     };
   });
