@@ -1,9 +1,10 @@
 // The bedside app: sign in → patient → what we know (in the patient's
 // priority order) → record → save through the outbox. docs/bedside.md.
 import {
-  AuthError, GAS, PATIENT_ID, parseHistory, practitionerOf, retractionProvenance, scoreTypeCode, PREFERENCE_KINDS, PROMPTS, STRUCTURED_KINDS, detailComponents, detailOf, detailSummary,
-  forUpdate, goalResource, issueText, listResource, noteOf, parseEverything, preferenceKindOf, preferenceResource,
-  promptOf, request, scoreOf, scoreResource, speakerOf, textOf, whatMattersResource,
+  AuthError, GAS, PATIENT_ID, PREFERENCE_KINDS, PROMPTS, STRUCTURED_KINDS, detailComponents, detailOf, detailSummary,
+  forUpdate, goalResource, issueText, listResource, noteOf, parseEverything, parseHistory, practitionerOf,
+  preferenceKindOf, preferenceResource, promptOf, request, retractionProvenance, scoreOf, scoreResource, scoreTypeCode,
+  speakerOf, textOf, whatMattersResource,
 } from './fhir.js';
 import { Outbox } from './outbox.js';
 import { $, fmtDate, fmtDateTime, fmtTime, h, show } from './dom.js';
@@ -333,7 +334,8 @@ function renderSummary() {
     if (!r) return null;
     const text = textOf(r);
     return h('li', { class: 'item', dataset: { ref, kind: r.resourceType === 'Goal' ? 'goal' : 'observation' } },
-      rankable ? h('span', { class: 'handle', 'aria-hidden': 'true', title: 'Drag to reorder' }, '⋮⋮') : h('span', { class: 'handle-space' }),
+      rankable ? h('span', { class: 'handle', 'aria-hidden': 'true', title: 'Drag to reorder' }, '⋮⋮')
+        : h('span', { class: 'handle-space' }),
       h('span', { class: 'rank', 'aria-hidden': 'true' }, String(i + 1)),
       itemBody(r, ranked.has(ref) || !rankable ? '' : 'new, not ranked yet'),
       h('div', { class: 'item-actions' },

@@ -187,13 +187,13 @@ test('goal progress: chart, and scores whose code and performer follow when and 
   const byCode = (code) => scores.filter((o) => hasCode(o, LOINC, code)).sort((a, b) => a.effectiveDateTime.localeCompare(b.effectiveDateTime)).at(-1);
   const nurse = byCode('107333-7');
   assert.equal(nurse.valueCodeableConcept.coding[0].code, 'LA34480-6');
-  assert.deepEqual(nurse.performer, [{ reference: 'Practitioner/dev' }], 'the nurse from the token’s fhirUser');
+  assert.deepEqual(nurse.performer.map((p) => p.reference), ['Practitioner/dev'], 'the nurse from the token’s fhirUser');
   const carer = byCode('107331-1');
   assert.equal(carer.valueCodeableConcept.coding[0].code, 'LA34481-4');
   assert.deepEqual(speakerOf(carer, carer.performer[0]), { name: 'Maria Garcia', relationship: 'Daughter' });
   const own = byCode('107334-5');
   assert.equal(own.valueCodeableConcept.coding[0].code, 'LA34483-0');
-  assert.deepEqual(own.performer, [{ reference: `Patient/${pid}` }]);
+  assert.deepEqual(own.performer.map((p) => p.reference), [`Patient/${pid}`]);
   // The gRPC face has the same score types and scores.
   const grpc = (await wmtyctl(server, 'list-goal-scores', [`--parent=patients/${pid}`])).goal_scores;
   const grpcOf = (o) => grpc.find((g) => g.name.endsWith(`/${o.id}`));
@@ -213,7 +213,7 @@ test('goal progress: chart, and scores whose code and performer follow when and 
   await waitAllSaved(page);
   const [baseline] = (await fhir.get(`/Observation?focus=Goal/${goal2.id}`)).body.entry.map((e) => e.resource);
   assert.ok(hasCode(baseline, LOINC, '112296-9'), 'the baseline code');
-  assert.deepEqual(baseline.performer, [{ reference: 'Practitioner/dev' }]);
+  assert.deepEqual(baseline.performer.map((p) => p.reference), ['Practitioner/dev']);
   assert.deepEqual(page.errors, []);
   await context.close();
 });
