@@ -113,6 +113,9 @@ struct Call {
   // appended to `audit_sink` when the request is answered (see Reply).
   std::optional<storage::AuditRecord> audit;
   PatientRecords* audit_sink = nullptr;
+  // Elements R4 does not define that a create or update dropped
+  // (--fhir_unknown_elements=drop): answered as warnings.
+  std::vector<std::string> dropped_elements;
   std::atomic<bool> responded{false};
 
   absl::string_view Header(bhttp::field f) const {
@@ -935,9 +938,16 @@ class SplicingWriter : public rapidjson::Writer<rapidjson::StringBuffer> {
   }
 };
 void WriteRawObject(SplicingWriter& w, absl::string_view json) { w.RawObject(json); }
-template <class Writer>
-void WriteRawObject(Writer& w, absl::string_view json) {
-  w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
+// _pretty=true: the compact rendering is parsed again so that the resource is
+// indented like the rest (spliced raw, it stayed on one line).
+void WriteRawObject(rapidjson::PrettyWriter<rapidjson::StringBuffer>& w, absl::string_view json) {
+  Document d;
+  d.Parse(json.data(), json.size());
+  if (d.HasParseError()) {  // cannot happen (our own rendering): spliced as when compact
+    w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
+    return;
+  }
+  d.Accept(w);
 }
 
 // Writes `head` (a Bundle without entries) and `entries`, splicing each
@@ -988,6 +998,20 @@ std::string SerializeBundle(const Value& head, const std::vector<RawEntry>& entr
 
 void FhirService::RespondResource(Call& c, http::Status status, absl::string_view type, const Record& record,
                                   Headers headers, absl::string_view what) {
+  if (!c.dropped_elements.empty()) {
+    // Whatever Prefer asks: the client must learn what was not stored.
+    std::vector<Issue> issues = {
+        Issue{"information", "informational",
+              absl::StrCat(what, " ", type, "/", FhirId(record), " version ", record.version()), ""}};
+    for (const std::string& path : c.dropped_elements) {
+      issues.push_back(Issue{"warning", "structure",
+                             absl::StrCat(path, ": ", kUnknownElement, " of FHIR R4 ", type, ", dropped: not stored"),
+                             path});
+    }
+    Document d;
+    BuildOperationOutcome(issues, &d, d.GetAllocator());
+    return ReplyJson(c, status, d, headers);
+  }
   switch (c.prefer.return_pref) {
     case Prefer::Return::kMinimal:
       return Reply(c, status, std::nullopt, headers);
@@ -1208,8 +1232,9 @@ void FhirService::Create(const CallPtr& c, absl::string_view type) {
   if (!AuthorizeType(*c, type, auth::kCreate)) return;
   Document doc;
   if (!ParseBody(*c, type, &doc)) return;
-  auto incoming = FromFhir(type, doc);
+  auto incoming = FromFhir(type, doc, options_.unknown_elements);
   if (!incoming.ok()) return ReplyError(*c, FromStatus(incoming.status(), PrimaryKind(type), true));
+  c->dropped_elements = std::move(incoming->dropped_elements);
   // c for the patient the body names, before anything is looked up.
   AuditTarget(*c, incoming->patient_id);
   if (!Authorize(*c, type, auth::kCreate, incoming->patient_id)) return;
@@ -1357,8 +1382,9 @@ void FhirService::Update(const CallPtr& c, absl::string_view type, absl::string_
       }
     }
   }
-  auto incoming = FromFhir(type, doc);
+  auto incoming = FromFhir(type, doc, options_.unknown_elements);
   if (!incoming.ok()) return ReplyError(*c, FromStatus(incoming.status(), PrimaryKind(type), true));
+  c->dropped_elements = std::move(incoming->dropped_elements);
   // u for the patient the body names (and below, for the stored one).
   AuditTarget(*c, incoming->patient_id, id);
   if (!Authorize(*c, type, auth::kUpdate, incoming->patient_id)) return;

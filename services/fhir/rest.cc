@@ -71,7 +71,9 @@ RestError FromStatus(const absl::Status& status, storage::Kind kind, bool fields
       const google::rpc::BadRequest bad = GetFieldViolations(status);  // kept alive for the loop
       for (const auto& v : bad.field_violations()) {
         Issue issue;
-        issue.code = absl::StartsWith(v.description(), "required") ? "required" : "value";
+        issue.code = absl::StartsWith(v.description(), "required")        ? "required"
+                     : absl::StartsWith(v.description(), kUnknownElement) ? "structure"
+                                                                          : "value";
         issue.expression = fields_are_fhir_paths ? v.field() : FhirPathFor(kind, v.field());
         issue.diagnostics = absl::StrCat(issue.expression, ": ", v.description());
         e.issues.push_back(std::move(issue));
