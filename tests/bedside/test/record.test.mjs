@@ -199,6 +199,12 @@ test('goal progress: chart, and scores whose code and performer follow when and 
   const grpcOf = (o) => grpc.find((g) => g.name.endsWith(`/${o.id}`));
   assert.deepEqual([nurse, carer, own].map((o) => [grpcOf(o).score_type, grpcOf(o).score ?? 0]),
     [['PRACTITIONER_FOLLOW_UP', 1], ['CAREGIVER_FOLLOW_UP', 0], ['PATIENT_FOLLOW_UP', -1]]);
+  // ... and who scored each (the speaker model's PRACTITIONER, RELATED_PERSON, PATIENT).
+  const saidBy = (o) => grpcOf(o).provenance.said_by;
+  assert.deepEqual([saidBy(nurse).kind, saidBy(nurse).practitioner_id], ['PRACTITIONER', 'dev']);
+  assert.deepEqual([saidBy(carer).kind, saidBy(carer).name, saidBy(carer).relationship],
+    ['RELATED_PERSON', 'Maria Garcia', 'Daughter']);
+  assert.equal(saidBy(own).kind, 'PATIENT');
 
   // A new goal's baseline scored by the nurse: the baseline code, the nurse as performer.
   const goal2 = await fhir.ok('POST', '/Goal', goalBody(pid, 'Sleep through the night'));
