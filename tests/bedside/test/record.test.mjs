@@ -147,6 +147,7 @@ test('goal progress: chart, and scores whose code and performer follow when and 
   await item.getByRole('button', { name: 'Record follow-up score' }).click();
   const form = item.locator('.score-form');
   assert.equal(await form.locator('input[type=radio]:checked').count(), 0, 'nothing preselected');
+  await screenshot(page, 'summary', { fullPage: true });
   await form.getByRole('button', { name: 'Save score' }).click();
   await form.getByText('Is this the starting score or a follow-up?').waitFor();
   await form.getByLabel('Follow-up').check();
@@ -157,7 +158,6 @@ test('goal progress: chart, and scores whose code and performer follow when and 
   await form.getByText('Choose the score.').waitFor();
   assert.equal((await fhir.get(`/Observation?focus=Goal/${goal.id}`)).body.entry.length, 2, 'nothing saved meanwhile');
   await form.getByRole('radio', { name: /\+1 Better than expected/ }).check();
-  await screenshot(page, 'summary', { fullPage: true });
   await form.getByRole('button', { name: 'Save score' }).click();
   await waitAllSaved(page, 1);
   await item.locator('circle.dot').nth(2).waitFor();
