@@ -107,8 +107,9 @@ export function practitionerOf(token) {
   try {
     const part = token.split('.')[1].replace(/-/g, '+').replace(/_/g, '/');
     const claims = JSON.parse(atob(part + '='.repeat((4 - (part.length % 4)) % 4)));
-    const who = claims.fhirUser || claims.sub || '';
-    return /^Practitioner\/[A-Za-z0-9.-]{1,64}$/.test(who) ? who : '';
+    // fhirUser may be relative or absolute (SMART: a URL ending in Practitioner/<id>).
+    const m = /(?:^|\/)(Practitioner\/[A-Za-z0-9.-]{1,64})$/.exec(claims.fhirUser || claims.sub || '');
+    return m ? m[1] : '';
   } catch {
     return '';
   }
