@@ -1,7 +1,7 @@
 // The bedside app: sign in → patient → what we know (in the patient's
 // priority order) → record → save through the outbox. docs/bedside.md.
 import {
-  AuthError, GAS, PATIENT_ID, PREFERENCE_KINDS, PROMPTS, STRUCTURED_KINDS, detailComponents, detailOf, detailSummary,
+  AuthError, BASELINE_CODE, GAS, PATIENT_ID, PREFERENCE_KINDS, PROMPTS, STRUCTURED_KINDS, detailComponents, detailOf, detailSummary,
   forUpdate, goalResource, issueText, listResource, noteOf, parseEverything, parseHistory, practitionerOf,
   preferenceKindOf, preferenceResource, promptOf, request, retractionProvenance, scoreOf, scoreResource, scoreTypeCode,
   speakerOf, textOf, whatMattersResource,
@@ -359,7 +359,8 @@ function goalProgress(goal) {
     .map((o) => ({ time: o.effectiveDateTime || o.meta?.lastUpdated, score: scoreOf(o) }));
   const wrap = h('div', { class: 'progress' },
     h('p', { class: 'progress-title' }, 'Progress'),
-    scoreChart(scores, `Progress on “${short(textOf(goal))}”`));
+    scoreChart(scores, `Progress on “${short(textOf(goal))}”`),
+    scoreList(goal));
   const open = state.scoreOpen.has(goal.id);
   const btn = h('button', { type: 'button', class: 'btn btn-secondary', 'aria-expanded': String(open),
     onclick: () => {
@@ -372,6 +373,34 @@ function goalProgress(goal) {
   wrap.append(btn);
   if (open) wrap.append(scoreForm(goal));
   return wrap;
+}
+
+// A score in words: "+1 Better than expected · follow-up · scored by Maria Garcia (daughter)".
+function scoreText(o) {
+  const n = scoreOf(o);
+  const answer = GAS.find((g) => g.score === n);
+  const baseline = (o.code?.coding || []).some((c) => c.code === BASELINE_CODE || c.code === '107332-9');
+  const by = speakerText(o).replace(/^Said by/, 'scored by').replace(/^Speaker not recorded$/, 'scorer not stated');
+  return [`${n > 0 ? '+' : ''}${n} ${answer ? answer.label : ''}`.trim(), baseline ? 'starting score' : 'follow-up', by]
+    .join(' · ');
+}
+
+// Each score of a goal, folded away, with its history and "entered in error"
+// (a wrong score is fixed where it was made, like any other record).
+function scoreList(goal) {
+  const mine = state.data.scores.filter((o) => (o.focus || []).some((f) => f.reference === `Goal/${goal.id}`))
+    .sort((a, b) => whenOf(b).localeCompare(whenOf(a)));
+  if (!mine.length) return null;
+  return h('details', { class: 'score-list', dataset: { goal: goal.id } },
+    h('summary', null, `Each score (${mine.length})`),
+    h('ul', null, mine.map((o) => h('li', { class: 'score-item', dataset: { ref: refOf(o) } },
+      h('p', null, scoreText(o)),
+      h('p', { class: 'meta' }, `${fmtDateTime(whenOf(o))} · version ${o.meta?.versionId}`),
+      h('div', { class: 'score-actions' },
+        h('button', { type: 'button', class: 'btn btn-quiet', 'aria-label': `History: score ${scoreText(o)}`,
+          onclick: () => openHistory(refOf(o), `score ${scoreText(o)}`) }, 'History'),
+        h('button', { type: 'button', class: 'btn btn-quiet', 'aria-label': `Entered in error: score ${scoreText(o)}`,
+          onclick: () => openRetract(o) }, 'Entered in error'))))));
 }
 
 // A radio group as a fieldset: [{ value, label }], nothing chosen.
@@ -816,10 +845,13 @@ function submitEdit(ev) {
 
 // --- Entered in error and history ------------------------------------------------
 
+const isScore = (r) => state.data.scores.includes(r);
+
 function openRetract(r) {
   state.retracting = r;
-  $('#retract-text').textContent = textOf(r);
-  $('#retract-meta').textContent = `${kindText(r)} · ${speakerText(r)} · version ${r.meta?.versionId}`;
+  $('#retract-text').textContent = isScore(r) ? `Score ${scoreText(r)}` : textOf(r);
+  $('#retract-meta').textContent = isScore(r) ? `version ${r.meta?.versionId}`
+    : `${kindText(r)} · ${speakerText(r)} · version ${r.meta?.versionId}`;
   $('#retract-reason').value = '';
   show($('#retract-error'), false);
   $('#retract-dialog').showModal();
@@ -844,7 +876,7 @@ function submitRetract(ev) {
   state.retracting = null;
   queue({ kind: 'retract', type: r.resourceType, method: 'DELETE', path: `/${r.resourceType}/${r.id}`,
     ifMatch: `W/"${r.meta.versionId}"`, headers: { 'X-Provenance': retractionProvenance(practitioner, reason) },
-    ref: refOf(r), label: `Entered in error: “${short(textOf(r))}”` });
+    ref: refOf(r), label: `Entered in error: “${short(isScore(r) ? `score ${scoreText(r)}` : textOf(r))}”` });
   $('#summary-title').focus();
 }
 

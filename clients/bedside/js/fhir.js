@@ -436,6 +436,13 @@ function authorOf(prov) {
   return a?.who?.display || a?.who?.reference?.replace(/^Practitioner\//, '') || '';
 }
 
+// What a version said: the words, or for a goal score the score.
+function wordsOf(r) {
+  if (r.resourceType !== 'Observation' || observationKind(r) !== 'score') return textOf(r);
+  const n = scoreOf(r);
+  return `${n > 0 ? '+' : ''}${n} ${GAS.find((g) => g.score === n)?.label || ''}`.trim();
+}
+
 // One record's versions, newest first, from its _history Bundle and its
 // Provenance search: [{ version, action: 'recorded' | 'changed' |
 // 'retracted', when, who, reason, text }].
@@ -461,7 +468,7 @@ export function parseHistory(history, provenances) {
       who: prov ? authorOf(prov) : '',
       // The deletion's Provenance has the reason; so does its history entry's outcome.
       reason: prov?.reason?.[0]?.text || e.response?.outcome?.issue?.[0]?.details?.text || '',
-      text: e.resource ? textOf(e.resource) : '',
+      text: e.resource ? wordsOf(e.resource) : '',
     };
   });
 }

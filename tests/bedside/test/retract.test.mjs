@@ -100,3 +100,42 @@ test('entered in error never overrides a newer version someone else saved', asyn
   assert.deepEqual(page.errors, []);
   await context.close();
 });
+
+test('a wrong goal score is marked entered in error from its goal: the chart loses the point', async () => {
+  const pid = 'retract-3';
+  const fhir = fhirClient(server);
+  const goal = await fhir.ok('POST', '/Goal', goalBody(pid, 'Eat breakfast sitting up'));
+  const score = (code, answer, when) => fhir.ok('POST', '/Observation', {
+    resourceType: 'Observation', status: 'final', code: { coding: [{ system: 'http://loinc.org', code }] },
+    subject: { reference: `Patient/${pid}` }, focus: [{ reference: `Goal/${goal.id}` }], effectiveDateTime: when,
+    performer: [{ reference: `Patient/${pid}` }],
+    valueCodeableConcept: { coding: [{ system: 'http://loinc.org', code: answer }] } });
+  await score('112296-9', 'LA34484-8', '2026-11-02T10:00:00Z'); // -2 baseline
+  const wrong = await score('107334-5', 'LA34479-8', '2026-11-09T10:00:00Z'); // +2, meant for another goal
+  const { context, page } = await newPage(browser);
+  await openPatient(page, server, pid);
+  const item = page.locator(`li[data-ref="Goal/${goal.id}"]`);
+  await item.locator('circle.dot').nth(1).waitFor();
+  await item.getByText('Each score (2)').click();
+  await axe(page, 'a goal’s scores listed');
+  await item.getByRole('button', { name: 'Entered in error: score +2 Much better than expected · follow-up · scored by the patient' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Mark as entered in error?' });
+  assert.equal(await dialog.locator('#retract-text').textContent(),
+    'Score +2 Much better than expected · follow-up · scored by the patient');
+  await dialog.getByLabel('Why is it wrong? (required)').fill('Scored on the wrong goal');
+  await dialog.getByRole('button', { name: 'Mark as entered in error' }).click();
+  await waitAllSaved(page, 1);
+  await page.waitForFunction((ref) => document.querySelectorAll(`li[data-ref="${ref}"] circle.dot`).length === 1,
+    `Goal/${goal.id}`);
+  assert.equal((await fhir.get(`/Observation/${wrong.id}`)).status, 410);
+  const grpc = await wmtyctl(server, 'get-goal-score', [`--name=patients/${pid}/goalScores/${wrong.id}`]);
+  assert.deepEqual([grpc.state, grpc.retract_reason], ['RETRACTED', 'Scored on the wrong goal']);
+  await page.locator('#outbox-list').getByRole('button', { name: /^History: Entered in error/ }).click();
+  const history = page.getByRole('dialog', { name: /^History/ });
+  await history.getByText('2 versions, newest first.').waitFor();
+  assert.equal(await history.locator('.history-item').nth(0).locator('.history-reason').textContent(),
+    'Reason: “Scored on the wrong goal”');
+  assert.equal(await history.locator('.history-item').nth(1).locator('.item-text').textContent(), '+2 Much better than expected');
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
