@@ -871,7 +871,6 @@ function submitRetract(ev) {
   };
   if (!reason) return fail('Please say why it is wrong: the reason is kept in its history.');
   const practitioner = practitionerOf(state.token);
-  if (!practitioner) return fail('Your sign-in does not name you as a practitioner, so it cannot be marked by you.');
   $('#retract-dialog').close();
   state.retracting = null;
   queue({ kind: 'retract', type: r.resourceType, method: 'DELETE', path: `/${r.resourceType}/${r.id}`,

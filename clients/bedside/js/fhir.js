@@ -418,14 +418,16 @@ export function forUpdate(resource) {
   return r;
 }
 
-// The X-Provenance header of a retraction: the nurse as author and the
-// reason in her words. JSON with every non-ASCII character escaped (\uXXXX),
-// since header values are bytes and the reason may be in any language.
+// The X-Provenance header of a retraction: the reason in the nurse's words,
+// and her as author when the token names her Practitioner (else the server
+// takes the recorder from the token). JSON with every non-ASCII character
+// escaped (\uXXXX): header values are bytes, the reason may be in any language.
 export function retractionProvenance(practitioner, reason) {
   const p = {
     resourceType: 'Provenance',
-    agent: [{ type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type',
-      code: 'author' }] }, who: { reference: practitioner } }],
+    ...(practitioner ? { agent: [{ type: { coding: [{
+      system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'author' }] },
+    who: { reference: practitioner } }] } : {}),
     reason: [{ text: reason }],
   };
   return JSON.stringify(p).replace(/[\u007f-\uffff]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);

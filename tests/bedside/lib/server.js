@@ -41,7 +41,7 @@ async function grpcPort(file, server) {
   throw new Error(`wmtyd wrote no gRPC port file\n${server.log()}`);
 }
 
-// Returns { origin, appUrl, baseUrl, grpcTarget, token(scope?), stop() }.
+// Returns { origin, appUrl, baseUrl, grpcTarget, token(scope?, ttl?, subject?), stop() }.
 export async function startWmtyd() {
   const keyDir = mkdtempSync(join(tmpdir(), 'wmty-bedside-key-'));
   const secret = join(keyDir, 'hs256.secret');
@@ -65,8 +65,10 @@ export async function startWmtyd() {
     throw err;
   }
   const origin = `http://127.0.0.1:${server.port}`;
-  const token = (scope = 'user/*.cruds', ttl = '1h') => execFileSync(devtokenPath(), [
+  // subject: sub and fhirUser (wmty_devtoken's default is Practitioner/dev).
+  const token = (scope = 'user/*.cruds', ttl = '1h', subject = undefined) => execFileSync(devtokenPath(), [
     `--secret_file=${secret}`, `--issuer=${ISSUER}`, `--audience=${AUDIENCE}`, `--scope=${scope}`, `--ttl=${ttl}`,
+    ...(subject ? [`--subject=${subject}`] : []),
   ], { encoding: 'utf8' }).trim();
   return {
     origin,

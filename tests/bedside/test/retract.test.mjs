@@ -139,3 +139,21 @@ test('a wrong goal score is marked entered in error from its goal: the chart los
   assert.deepEqual(page.errors, []);
   await context.close();
 });
+
+test('a sign-in that names no Practitioner still retracts with its reason (the server records the token’s user)', async () => {
+  const pid = 'retract-4';
+  const fhir = fhirClient(server);
+  const wm = await fhir.ok('POST', '/Observation', whatMattersBody(pid, 'Tea at four'));
+  const { context, page } = await newPage(browser);
+  await openPatient(page, server, pid, server.token('user/*.cruds', '1h', 'nurse-9'));
+  await page.getByRole('button', { name: 'Entered in error: Tea at four' }).click();
+  await page.getByLabel('Why is it wrong? (required)').fill('Duplicate of yesterday’s entry');
+  await page.getByRole('button', { name: 'Mark as entered in error' }).click();
+  await waitAllSaved(page, 1);
+  assert.equal((await fhir.get(`/Observation/${wm.id}`)).status, 410);
+  const provs = (await fhir.get(`/Provenance?target=Observation/${wm.id}`)).body.entry.map((e) => e.resource);
+  const deletion = provs.find((p) => p.target.some((t) => t.reference.endsWith('/_history/2')));
+  assert.equal(deletion.reason?.[0]?.text, 'Duplicate of yesterday’s entry');
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
