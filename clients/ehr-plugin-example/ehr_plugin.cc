@@ -40,12 +40,23 @@ absl::Time ToTime(const google::protobuf::Timestamp& ts) {
   return absl::FromUnixSeconds(ts.seconds()) + absl::Nanoseconds(ts.nanos());
 }
 
+// Who said it; "not stated" when the source did not say (never assume the patient).
+std::string SpeakerText(const v1::Speaker& s) {
+  switch (s.kind()) {
+    case v1::Speaker::PATIENT:
+      return "the patient";
+    case v1::Speaker::RELATED_PERSON:
+      return absl::StrCat(s.name(), " (", s.relationship(), ")");
+    case v1::Speaker::PRACTITIONER:
+      return s.name().empty() ? s.practitioner_id() : absl::StrCat(s.name(), " (", s.practitioner_id(), ")");
+    default:
+      return "not stated";
+  }
+}
+
 // "said by the patient on 2026-11-20 14:03 UTC; recorded by Ana Ruiz, RN (nurse-17)"
 std::string ProvenanceLine(const v1::Provenance& p) {
-  const v1::Speaker& s = p.said_by();
-  std::string who =
-      s.kind() == v1::Speaker::RELATED_PERSON ? absl::StrCat(s.name(), " (", s.relationship(), ")") : "the patient";
-  std::string line = absl::StrCat("said by ", who);
+  std::string line = absl::StrCat("said by ", SpeakerText(p.said_by()));
   if (p.has_said_time()) absl::StrAppend(&line, " on ", CardTime(ToTime(p.said_time())));
   const v1::Recorder& r = p.recorded_by();
   std::string recorder = r.display_name().empty() ? r.practitioner_id()

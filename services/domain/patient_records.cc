@@ -143,6 +143,7 @@ void StampServerFields(R* r, const std::string& patient_id, const std::string& i
   if (state == v1::ACTIVE) r->clear_retract_reason();
   if constexpr (!std::is_same_v<R, v1::Patient>) {  // demographics are not said by anyone
     if (!r->provenance().has_said_time()) *r->mutable_provenance()->mutable_said_time() = ToProto(stamp.time);
+    *r->mutable_provenance()->mutable_said_by() = SpeakerOrNotStated(r->provenance().said_by());
   }
   if constexpr (std::is_same_v<R, v1::GoalScore>) {
     if (!r->has_effective_time()) *r->mutable_effective_time() = ToProto(stamp.time);

@@ -140,6 +140,49 @@ void CheckRecorder(const v1::Recorder& r, bool has, absl::string_view prefix, Fi
   CheckShort(r.role(), Field(prefix, "role"), false, v);
 }
 
+void CheckSpeaker(const v1::Speaker& s, absl::string_view prefix, FieldViolations* v) {
+  using K = v1::Speaker;
+  const std::string kind = Field(prefix, "kind");
+  if (!K::Kind_IsValid(s.kind())) {
+    v->Add(kind, absl::StrCat("unknown enum value ", s.kind()));
+    return;
+  }
+  const bool has_details = !s.name().empty() || !s.relationship().empty() || !s.practitioner_id().empty();
+  if (s.kind() == K::KIND_UNSPECIFIED) {
+    // Absent means "not stated" (SpeakerOrNotStated); details without a kind
+    // are a mistake we cannot guess the meaning of.
+    if (has_details) v->Add(kind, absl::StrCat("required with name, relationship or practitioner_id: ", kSpeakerKinds));
+    return;
+  }
+  if (s.kind() == K::NOT_STATED) {
+    if (has_details) v->Add(kind, "NOT_STATED takes no name, relationship or practitioner_id");
+    return;
+  }
+  const bool related = s.kind() == K::RELATED_PERSON;
+  const bool practitioner = s.kind() == K::PRACTITIONER;
+  CheckShort(s.name(), Field(prefix, "name"), related, v);
+  if (related) {
+    CheckShort(s.relationship(), Field(prefix, "relationship"), true, v);
+  } else if (!s.relationship().empty()) {
+    v->Add(Field(prefix, "relationship"), "only for RELATED_PERSON");
+  }
+  const std::string practitioner_id = Field(prefix, "practitioner_id");
+  if (practitioner && s.practitioner_id().empty()) {
+    v->Add(practitioner_id, "required for PRACTITIONER: the practitioner's id in the EHR");
+  } else if (practitioner) {
+    CheckOptionalId(s.practitioner_id(), practitioner_id, v);
+  } else if (!s.practitioner_id().empty()) {
+    v->Add(practitioner_id, "only for PRACTITIONER");
+  }
+}
+
+v1::Speaker SpeakerOrNotStated(const v1::Speaker& s) {
+  if (s.kind() != v1::Speaker::KIND_UNSPECIFIED) return s;
+  v1::Speaker not_stated;
+  not_stated.set_kind(v1::Speaker::NOT_STATED);
+  return not_stated;
+}
+
 void CheckProvenance(const v1::Provenance& p, bool has, absl::string_view prefix, absl::Time now,
                      FieldViolations* v) {
   if (!has) {
@@ -147,11 +190,7 @@ void CheckProvenance(const v1::Provenance& p, bool has, absl::string_view prefix
     return;
   }
   CheckRecorder(p.recorded_by(), p.has_recorded_by(), Field(prefix, "recorded_by"), v);
-  const std::string said_by = Field(prefix, "said_by");
-  CheckEnum(p.said_by().kind(), v1::Speaker::Kind_IsValid, Field(said_by, "kind"), true, v);
-  CheckShort(p.said_by().name(), Field(said_by, "name"), p.said_by().kind() == v1::Speaker::RELATED_PERSON, v);
-  CheckShort(p.said_by().relationship(), Field(said_by, "relationship"),
-             p.said_by().kind() == v1::Speaker::RELATED_PERSON, v);
+  CheckSpeaker(p.said_by(), Field(prefix, "said_by"), v);
   if (p.has_said_time()) CheckTimestamp(p.said_time(), Field(prefix, "said_time"), now, v);
   CheckOptionalId(p.encounter_id(), Field(prefix, "encounter_id"), v);
   CheckEnum(p.channel(), v1::Channel_IsValid, Field(prefix, "channel"), false, v);

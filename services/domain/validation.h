@@ -8,6 +8,7 @@
 //   request_id: 128 bytes; page_size: 0..1000 (0 = 50)
 //   repeated: 20 tags, 100 notes, 100 links, 200 priority items; Patient: 20 names,
 //     20 identifiers, 10 given names / prefixes / suffixes per name
+//   said_by: see CheckSpeaker; absent means NOT_STATED (SpeakerOrNotStated)
 // Each function appends violations under `prefix` (e.g. "goal") and writes nothing else.
 #ifndef WMTY_DOMAIN_VALIDATION_H_
 #define WMTY_DOMAIN_VALIDATION_H_
@@ -50,6 +51,18 @@ void CheckPatientRef(const v1::PatientRef& ref, absl::string_view patient_id, ab
 void CheckProvenance(const v1::Provenance& p, bool has, absl::string_view prefix, absl::Time now,
                      FieldViolations* v);
 void CheckRecorder(const v1::Recorder& r, bool has, absl::string_view prefix, FieldViolations* v);
+
+// Who said it (provenance.said_by). PATIENT: nothing else needed;
+// RELATED_PERSON: name and relationship; PRACTITIONER: practitioner_id (FHIR
+// id rule), name optional; NOT_STATED: nothing else. KIND_UNSPECIFIED with no
+// other field is valid and means NOT_STATED (SpeakerOrNotStated).
+void CheckSpeaker(const v1::Speaker& s, absl::string_view prefix, FieldViolations* v);
+inline constexpr absl::string_view kSpeakerKinds = "PATIENT, RELATED_PERSON, PRACTITIONER or NOT_STATED";
+
+// The speaker to store: `s`, or NOT_STATED when no kind was given (an absent
+// said_by). The one place that decides it, for every face: the server never
+// assumes the patient said something.
+v1::Speaker SpeakerOrNotStated(const v1::Speaker& s);
 
 // Whole resources as they would be stored (after merging an update).
 void CheckWhatMatters(const v1::WhatMatters& r, absl::string_view patient_id, absl::string_view prefix,

@@ -116,6 +116,9 @@ struct Call {
   // appended to `audit_sink` when the request is answered (see Reply).
   std::optional<storage::AuditRecord> audit;
   PatientRecords* audit_sink = nullptr;
+  // Elements R4 does not define that a create or update dropped
+  // (--fhir_unknown_elements=drop): answered as warnings.
+  std::vector<std::string> dropped_elements;
   std::atomic<bool> responded{false};
 
   absl::string_view Header(bhttp::field f) const {
@@ -335,11 +338,12 @@ void CoreUpdate(PatientRecords* core, const std::string& patient, const std::str
 }
 
 void CoreRetract(PatientRecords* core, Kind kind, const std::string& patient, const std::string& id,
-                 const std::string& etag, const v1::Recorder& recorder, const std::string& request_id,
-                 const CallContext& ctx, WrittenDone done) {
+                 const std::string& etag, const v1::Recorder& recorder, const std::string& reason,
+                 const std::string& request_id, const CallContext& ctx, WrittenDone done) {
   v1::RetractRequest req;
   req.set_name(domain::FormatName(kind, patient, id));
   req.set_etag(etag);
+  req.set_reason(reason);
   *req.mutable_retracted_by() = recorder;
   req.set_request_id(request_id);
   switch (kind) {
@@ -437,7 +441,9 @@ class FhirService final : public http::Handler {
   absl::StatusOr<std::optional<Record>> FindVersion(const Record& current, int64_t version);
   bool ParseBody(Call& c, absl::string_view type, Document* doc);
   bool RequestIdOf(Call& c, std::string* out);
-  bool RecorderOf(Call& c, v1::Recorder* out);
+  // Who records the write; `reason` (DELETE only; null elsewhere) receives
+  // X-Provenance's reason[0].text. False (answered 400) if X-Provenance is bad.
+  bool RecorderOf(Call& c, v1::Recorder* out, std::string* reason = nullptr);
   bool ResolvePriorityItems(Call& c, const std::string& patient, const std::vector<std::string>& refs,
                             v1::Priorities* priorities);
   void DoCreate(const CallPtr& c, std::string type, Incoming incoming, std::string request_id,
@@ -949,9 +955,16 @@ class SplicingWriter : public rapidjson::Writer<rapidjson::StringBuffer> {
   }
 };
 void WriteRawObject(SplicingWriter& w, absl::string_view json) { w.RawObject(json); }
-template <class Writer>
-void WriteRawObject(Writer& w, absl::string_view json) {
-  w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
+// _pretty=true: the compact rendering is parsed again so that the resource is
+// indented like the rest (spliced raw, it stayed on one line).
+void WriteRawObject(rapidjson::PrettyWriter<rapidjson::StringBuffer>& w, absl::string_view json) {
+  Document d;
+  d.Parse(json.data(), json.size());
+  if (d.HasParseError()) {  // cannot happen (our own rendering): spliced as when compact
+    w.RawValue(json.data(), json.size(), rapidjson::kObjectType);
+    return;
+  }
+  d.Accept(w);
 }
 
 // Writes `head` (a Bundle without entries) and `entries`, splicing each
@@ -1002,6 +1015,20 @@ std::string SerializeBundle(const Value& head, const std::vector<RawEntry>& entr
 
 void FhirService::RespondResource(Call& c, http::Status status, absl::string_view type, const Record& record,
                                   Headers headers, absl::string_view what) {
+  if (!c.dropped_elements.empty()) {
+    // Whatever Prefer asks: the client must learn what was not stored.
+    std::vector<Issue> issues = {
+        Issue{"information", "informational",
+              absl::StrCat(what, " ", type, "/", FhirId(record), " version ", record.version()), ""}};
+    for (const std::string& path : c.dropped_elements) {
+      issues.push_back(Issue{"warning", "structure",
+                             absl::StrCat(path, ": ", kUnknownElement, " of FHIR R4 ", type, ", dropped: not stored"),
+                             path});
+    }
+    Document d;
+    BuildOperationOutcome(issues, &d, d.GetAllocator());
+    return ReplyJson(c, status, d, headers);
+  }
   switch (c.prefer.return_pref) {
     case Prefer::Return::kMinimal:
       return Reply(c, status, std::nullopt, headers);
@@ -1140,30 +1167,41 @@ bool FhirService::RequestIdOf(Call& c, std::string* out) {
   return true;
 }
 
-bool FhirService::RecorderOf(Call& c, v1::Recorder* out) {
-  if (!c.HasHeader("X-Provenance")) {
-    // The caller's token says who writes: fhirUser "Practitioner/<id>", else
-    // a subject that is itself an id. Without either (or without
-    // authentication) the write is recorded as unattributed. The audit trail
-    // always has the token's subject.
-    std::string who;
-    if (c.principal.has_value()) {
-      absl::string_view user = c.principal->fhir_user;
-      if (absl::ConsumePrefix(&user, "Practitioner/") && domain::IsValidId(user)) {
-        who = std::string(user);
-      } else if (domain::IsValidId(c.principal->subject)) {
-        who = c.principal->subject;
-      }
+bool FhirService::RecorderOf(Call& c, v1::Recorder* out, std::string* reason) {
+  std::optional<XProvenance> stated;
+  if (c.HasHeader("X-Provenance")) {
+    auto parsed = ParseXProvenance(c.Header("X-Provenance"));
+    if (!parsed.ok()) {
+      ReplyError(c, Bad("invalid", std::string(parsed.status().message())));
+      return false;
     }
-    out->set_practitioner_id(who.empty() ? std::string(kUnattributedPractitioner) : who);
+    if (!parsed->reason.empty() && reason == nullptr) {
+      // Never drop what a user typed: only a deletion keeps a reason.
+      ReplyError(c, Bad("invalid", "X-Provenance reason[0].text is kept only on DELETE (why it is retracted)",
+                        "Provenance.reason[0].text"));
+      return false;
+    }
+    stated = std::move(*parsed);
+  }
+  if (reason != nullptr && stated.has_value()) *reason = stated->reason;
+  if (stated.has_value() && stated->author.has_value()) {
+    *out = std::move(*stated->author);
     return true;
   }
-  auto recorder = RecorderFromXProvenance(c.Header("X-Provenance"));
-  if (!recorder.ok()) {
-    ReplyError(c, Bad("invalid", std::string(recorder.status().message())));
-    return false;
+  // The caller's token says who writes: fhirUser "Practitioner/<id>", else
+  // a subject that is itself an id. Without either (or without
+  // authentication) the write is recorded as unattributed. The audit trail
+  // always has the token's subject.
+  std::string who;
+  if (c.principal.has_value()) {
+    absl::string_view user = c.principal->fhir_user;
+    if (absl::ConsumePrefix(&user, "Practitioner/") && domain::IsValidId(user)) {
+      who = std::string(user);
+    } else if (domain::IsValidId(c.principal->subject)) {
+      who = c.principal->subject;
+    }
   }
-  *out = std::move(*recorder);
+  out->set_practitioner_id(who.empty() ? std::string(kUnattributedPractitioner) : who);
   return true;
 }
 
@@ -1211,8 +1249,9 @@ void FhirService::Create(const CallPtr& c, absl::string_view type) {
   if (!AuthorizeType(*c, type, auth::kCreate)) return;
   Document doc;
   if (!ParseBody(*c, type, &doc)) return;
-  auto incoming = FromFhir(type, doc);
+  auto incoming = FromFhir(type, doc, options_.unknown_elements);
   if (!incoming.ok()) return ReplyError(*c, FromStatus(incoming.status(), PrimaryKind(type), true));
+  c->dropped_elements = std::move(incoming->dropped_elements);
   // c for the patient the body names, before anything is looked up.
   AuditTarget(*c, incoming->patient_id);
   if (!Authorize(*c, type, auth::kCreate, incoming->patient_id)) return;
@@ -1360,8 +1399,9 @@ void FhirService::Update(const CallPtr& c, absl::string_view type, absl::string_
       }
     }
   }
-  auto incoming = FromFhir(type, doc);
+  auto incoming = FromFhir(type, doc, options_.unknown_elements);
   if (!incoming.ok()) return ReplyError(*c, FromStatus(incoming.status(), PrimaryKind(type), true));
+  c->dropped_elements = std::move(incoming->dropped_elements);
   // u for the patient the body names (and below, for the stored one).
   AuditTarget(*c, incoming->patient_id, id);
   if (!Authorize(*c, type, auth::kUpdate, incoming->patient_id)) return;
@@ -1507,7 +1547,8 @@ void FhirService::Delete(const CallPtr& c, absl::string_view type, absl::string_
   std::string request_id;
   if (!RequestIdOf(*c, &request_id)) return;
   v1::Recorder recorder;
-  if (!RecorderOf(*c, &recorder)) return;
+  std::string reason;
+  if (!RecorderOf(*c, &recorder, &reason)) return;
   auto current = FindCurrent(type, id);
   if (!current.ok()) return ReplyError(*c, FromStatus(current.status(), PrimaryKind(type)));
   // FHIR: deleting what does not exist, or is already deleted, is 204 too.
@@ -1516,7 +1557,7 @@ void FhirService::Delete(const CallPtr& c, absl::string_view type, absl::string_
   AuditTarget(*c, cur.patient_id(), id);
   if (!Authorize(*c, type, auth::kDelete, cur.patient_id())) return;
   if (cur.retracted()) return Reply(*c, http::Status::no_content, std::nullopt, {{bhttp::field::etag, EtagOf(cur.version())}});
-  CoreRetract(core_, cur.kind(), cur.patient_id(), cur.id(), etag, recorder, request_id, c->ctx,
+  CoreRetract(core_, cur.kind(), cur.patient_id(), cur.id(), etag, recorder, reason, request_id, c->ctx,
               OnAnswerPool([this, c, kind = cur.kind()](absl::StatusOr<Record> written) {
                 Guarded(c, [&] {
                   if (written.ok()) {
@@ -1568,6 +1609,24 @@ absl::StatusOr<HistoryParams> ParseHistoryParams(const std::vector<QueryParam>& 
   return h;
 }
 
+// A deletion's reason in its history entry (response.outcome): the entry has
+// no resource, and history readers should not need a Provenance per entry.
+Value RetractionOutcome(const std::string& reason, Alloc& a) {
+  Value issue(rapidjson::kObjectType);
+  issue.AddMember("severity", "information", a);
+  issue.AddMember("code", "deleted", a);
+  Value details(rapidjson::kObjectType);
+  details.AddMember("text", Str(reason, a), a);
+  issue.AddMember("details", details, a);
+  issue.AddMember("diagnostics", "entered in error (retracted); details.text is the reason given", a);
+  Value outcome(rapidjson::kObjectType);
+  outcome.AddMember("resourceType", "OperationOutcome", a);
+  Value issues(rapidjson::kArrayType);
+  issues.PushBack(issue, a);
+  outcome.AddMember("issue", issues, a);
+  return outcome;
+}
+
 }  // namespace
 
 absl::Status FhirService::AddHistoryEntry(Call& c, const Record& r, Value* entries, Alloc& a) {
@@ -1594,6 +1653,11 @@ absl::Status FhirService::AddHistoryEntry(Call& c, const Record& r, Value* entri
   }
   response.AddMember("etag", Str(EtagOf(r.version()), a), a);
   response.AddMember("lastModified", Str(FhirInstant(r.update_time_micros()), a), a);
+  if (r.retracted()) {
+    auto reason = RetractReasonOf(r);
+    if (!reason.ok()) return reason.status();
+    if (!reason->empty()) response.AddMember("outcome", RetractionOutcome(*reason, a), a);
+  }
   entry.AddMember("response", response, a);
   entries->PushBack(entry, a);
   return absl::OkStatus();

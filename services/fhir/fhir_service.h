@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "auth/token_verifier.h"
 #include "domain/patient_records.h"
+#include "fhir/mapping.h"
 #include "http/http_server.h"
 
 namespace wmty::fhir {
@@ -35,6 +36,10 @@ struct FhirServiceOptions {
   // every request but metadata and CodeSystem needs a bearer token whose
   // scopes allow the interaction for the patient concerned.
   std::shared_ptr<const auth::TokenVerifier> verifier;
+  // Elements FHIR R4 does not define in a created or updated resource:
+  // refused (400 + OperationOutcome naming each), or dropped (not stored; the
+  // 201/200 answers an OperationOutcome with a warning per element).
+  UnknownElementPolicy unknown_elements = UnknownElementPolicy::kRefuse;
 };
 
 std::unique_ptr<http::Handler> NewFhirService(domain::PatientRecords* core, FhirServiceOptions options);

@@ -27,10 +27,14 @@
 // Common: subject.reference "Patient/<id>" <-> patient id (required on input,
 //   FHIR id rule; relative reference only); subject.identifier.system/value
 //   <-> patient.identifier_system/value.
-// Who said it (provenance.said_by) is Goal.expressedBy, Observation.performer
-//   and List.source:
+// Who said it (provenance.said_by; for a GoalScore, who scored it) is
+//   Goal.expressedBy, Observation.performer and List.source. Of several performers, the first
+//   patient or related person is the speaker, else the first practitioner:
+//     NOT_STATED     <-> the element absent (never the patient by default: the domain stores an
+//                        absent said_by as NOT_STATED, domain::SpeakerOrNotStated)
 //     PATIENT        <-> {"reference": "Patient/<subject id>"}  (another patient is refused; Goal.expressedBy
 //                        repeats subject exactly, identifier included)
+//     PRACTITIONER   <-> {"reference": "Practitioner/<practitioner_id>", "display": name}
 //     RELATED_PERSON  -> {"reference": "#speaker", "display": name} plus a contained
 //                        RelatedPerson {id "speaker", patient, name[0].text = name,
 //                        relationship[0].text = relationship}
@@ -38,15 +42,20 @@
 //                        given + family; relationship: relationship[0].text, else its first
 //                        coding's display, else code), or "RelatedPerson/<id>" (name = display;
 //                        no relationship, which the domain then requires: use a contained one).
-//   Other performers (e.g. a Practitioner) are not mapped (kept, see 3). List.source
-//   only allows Patient: a related person's priorities carry no source (their
-//   Provenance names the informant).
+//   References FHIR allows there that the model cannot hold (a PractitionerRole, an Organization
+//   or CareTeam performer, a Device source, a reference with only a display or identifier) are
+//   kept (see 3) and the speaker is NOT_STATED. Goal.expressedBy of another type is refused.
+//   R4 List.source allows Practitioner, PractitionerRole, Patient and Device: a RelatedPerson
+//   source is refused, and a related person's priorities carry no source (their Provenance
+//   names the informant).
 // Goal:
-//   description.text <-> description (required)     lifecycleStatus <-> lifecycle_status (goal-status;
-//   achievementStatus (goal-achievement) <-> ...     "entered-in-error" refused: retract with DELETE)
-//   priority (goal-priority) <-> priority            category: LOINC 87528-6 <-> PERSONAL_HEALTH_GOAL,
-//   startDate <-> start_date                           goal-category dietary|safety|behavioral|nursing|
-//   target[0].dueDate <-> target_date                  physiotherapy <-> the others; other codings ignored
+//   description.text <-> description (required; a goal coded only, as US Core allows: description =
+//     the first coding's display, else its code; the codings are kept, so it comes back as it came)
+//   lifecycleStatus <-> lifecycle_status (goal-status; "entered-in-error" refused: retract with DELETE)
+//   achievementStatus (goal-achievement) <-> achievement_status; priority (goal-priority) <-> priority
+//   category: LOINC 87528-6 <-> PERSONAL_HEALTH_GOAL, goal-category dietary|safety|behavioral|nursing|
+//     physiotherapy <-> the others; other codings ignored
+//   startDate <-> start_date; target[0].dueDate <-> target_date
 //   note[i] <-> notes[i]: text, authorString (input: also authorReference -> its display, else the id after
 //     the last '/'), time
 //   addresses "Observation/<id>" <-> what_matters "patients/<pid>/whatMatters/<id>" (other addresses kept)
@@ -90,10 +99,14 @@
 // Retracted versions: Goal.lifecycleStatus, Observation.status and List.status are
 //   "entered-in-error".
 // Provenance (ProvenanceOf): target = <Type>/<id>/_history/<version>; recorded = update time;
-//   occurredDateTime = said_time; activity v3-DataOperation CREATE (version 1), UPDATE, DELETE
-//   (retracted); agent author (provenance-participant-type) = Practitioner/<recorded_by.practitioner_id>
-//   with display_name, role as agent.role text and onBehalfOf (ProvenanceOptions); agent informant =
-//   the speaker (Patient, or a contained RelatedPerson "#speaker").
+//   occurredDateTime = said_time; reason[0].text = retract_reason (a deletion's, when given);
+//   activity v3-DataOperation CREATE (version 1), UPDATE, DELETE (retracted); agent author
+//   (provenance-participant-type) = Practitioner/<recorded_by.practitioner_id> with display_name,
+//   role as agent.role text and onBehalfOf (ProvenanceOptions); agent informant = the speaker
+//   (Patient, a contained RelatedPerson "#speaker", or Practitioner/<id> with onBehalfOf as for the
+//   author); no informant when NOT_STATED.
+// Narrative: every resource's text also says who said it ("Said by", "Scored by" for a
+//   GoalScore): the patient, name (relationship), name (practitioner id), or "not stated".
 // Not mapped from FHIR: recorded_by and channel (the caller sets them); Goal has no FHIR element for
 //   said_time or encounter (their Provenance shows said_time as occurredDateTime).
 //
@@ -104,6 +117,13 @@
 // primitive-extension sibling and its other choice types ("startDate",
 // "_startDate", "startCodeableConcept" are one group; "entry" and
 // "emptyReason" are one group). On input:
+//   * first, every member name, at the top and inside every element below it,
+//     is checked against FHIR R4 (elements.h: the element tables of Goal,
+//     Observation, List, a contained RelatedPerson or Practitioner, and the
+//     datatypes inside them). One R4 does not define ("foo", "subject.foo",
+//     "component[0].bar") is refused with its path (UnknownElementPolicy
+//     kRefuse, the default), or dropped before mapping (kDrop, wmtyd's
+//     --fhir_unknown_elements=drop): it is never kept, so never served;
 //   * a member that belongs to no group (extension, identifier, basedOn,
 //     derivedFrom, ...) is kept verbatim in extra_json;
 //   * a group is kept verbatim (all its members as given) when what we would
@@ -122,7 +142,8 @@
 // (e.g. new categories) is generated from the model instead, losing that
 // element's FHIR-only parts; the other groups stay as they came. Contained
 // resources no longer referenced are dropped (dom-3). Members that belong to
-// no group are added as they came. Output elements are in R4 order. JSON
+// no group are added as they came; elements R4 does not define (kept by
+// versions stored before they were refused) are left out. Output elements are in R4 order. JSON
 // numbers go through RapidJSON (double), so 1.50 comes back as 1.5.
 //
 // ============================================================================
@@ -148,6 +169,7 @@
 #include "absl/strings/strip.h"
 #include "common/status.h"
 #include "domain/names.h"
+#include "fhir/elements.h"
 #include "fhir/mapping_codes.h"
 #include "fhir/mapping_json.h"
 #include "fhir/patient_mapping.h"
@@ -384,14 +406,26 @@ class Parser {
   }
 
   // A reference to who said it. Returns false when `ref` names neither the
-  // patient nor a related person (the caller decides whether that is an error).
+  // patient, a related person nor a practitioner (the caller decides whether
+  // that is an error, see NamesTypeOf).
   bool Speaker(const Value& ref, absl::string_view path, v1::Speaker* out) {
     auto r = StringMember(ref, "reference");
     if (!r) return false;
+    if (absl::StartsWith(*r, "Practitioner/")) {
+      auto id = RefId(*r, "Practitioner");
+      if (!id) {
+        Fail(path, "must be Practitioner/<id> (id: 1-64 characters of A-Z a-z 0-9 - .)");
+        return true;
+      }
+      out->set_kind(v1::Speaker::PRACTITIONER);
+      out->set_practitioner_id(*id);
+      out->set_name(std::string(StringMember(ref, "display").value_or("")));
+      return true;
+    }
     if (absl::StartsWith(*r, "Patient/")) {
       auto id = RefId(*r, "Patient");
       if (!id || *id != patient_id_) {
-        Fail(path, "a patient who said it must be the subject patient");
+        Fail(path, "a patient who said it must be the subject patient (Patient/<subject id>)");
         return true;
       }
       out->set_kind(v1::Speaker::PATIENT);
@@ -415,6 +449,30 @@ class Parser {
       return true;
     }
     return false;
+  }
+
+  // Whether `ref` is a reference the model does not map but FHIR allows here:
+  // one without a literal reference (display or identifier only), or one to
+  // a resource of one of `types` (also a contained one). Such a reference is
+  // kept as given (section 3) and the speaker is not stated.
+  bool NamesTypeOf(const Value& ref, std::initializer_list<absl::string_view> types) const {
+    auto r = StringMember(ref, "reference");
+    if (!r) return ref.IsObject();
+    absl::string_view type;
+    if (absl::StartsWith(*r, "#")) {
+      const Value* contained = Contained(r->substr(1));
+      if (contained == nullptr) return false;
+      type = StringMember(*contained, "resourceType").value_or("");
+    } else {
+      absl::string_view path = *r;
+      const size_t history = path.find("/_history/");
+      if (history != absl::string_view::npos) path = path.substr(0, history);
+      const size_t last = path.rfind('/');
+      if (last == absl::string_view::npos) return false;
+      path = path.substr(0, last);
+      type = path.substr(path.rfind('/') + 1);
+    }
+    return std::find(types.begin(), types.end(), type) != types.end();
   }
 
   const Value* Contained(absl::string_view id) const {
@@ -512,6 +570,21 @@ v1::Provenance* ProvenanceOfAny(AnyResource& r) {
   return std::visit([](auto& m) { return m.mutable_provenance(); }, r);
 }
 
+// What the model stores as a Goal's description: description.text, else (a
+// goal coded only, as US Core allows) the first coding's display, else its
+// code. The codings themselves are kept (section 3) and returned as they came.
+std::optional<std::string> GoalDescription(const Value* description) {
+  if (description == nullptr) return std::nullopt;
+  if (auto text = StringMember(*description, "text")) return std::string(*text);
+  for (const Value* c : Parser::Codings(description)) {
+    if (auto display = StringMember(*c, "display"); display && !display->empty()) return std::string(*display);
+  }
+  for (const Value* c : Parser::Codings(description)) {
+    if (auto code = StringMember(*c, "code"); code && !code->empty()) return std::string(*code);
+  }
+  return std::nullopt;
+}
+
 void ParseGoal(Parser& p, Parsed* out) {
   v1::Goal g;
   const Value& j = p.json();
@@ -526,7 +599,9 @@ void ParseGoal(Parser& p, Parsed* out) {
       p.Fail("lifecycleStatus", absl::StrCat("unknown goal-status code \"", *status, "\""));
     }
   } else {
-    p.Fail("lifecycleStatus", "required");
+    p.Fail("lifecycleStatus",
+           "required: a goal-status code (proposed, planned, accepted, active, on-hold, completed, cancelled or "
+           "rejected)");
   }
   if (auto v = p.Bound("achievementStatus", codes::kGoalAchievement, codes::kGoalAchievementCodes)) {
     g.set_achievement_status(static_cast<v1::GoalAchievementStatus>(*v));
@@ -554,12 +629,12 @@ void ParseGoal(Parser& p, Parsed* out) {
       }
     }
   }
-  const Value* description = Member(j, "description");
-  auto text = description != nullptr ? StringMember(*description, "text") : std::nullopt;
-  if (text) {
-    g.set_description(std::string(*text));
+  if (auto description = GoalDescription(Member(j, "description"))) {
+    g.set_description(*description);
   } else {
-    p.Fail("description.text", "required: the goal in the patient's own words");
+    p.Fail("description.text",
+           "required: the goal in the patient's own words (description.text), or a coded goal "
+           "(description.coding with a display or code)");
   }
   if (auto start = StringMember(j, "startDate")) g.set_start_date(std::string(*start));
   if (const Value* targets = Member(j, "target"); targets != nullptr && targets->IsArray()) {
@@ -571,10 +646,12 @@ void ParseGoal(Parser& p, Parsed* out) {
     }
   }
   if (const Value* by = Member(j, "expressedBy")) {
-    if (!p.Speaker(*by, "expressedBy", g.mutable_provenance()->mutable_said_by())) {
-      p.Fail(
-          "expressedBy",
-          "must be the patient (Patient/<id>) or a related person (a contained RelatedPerson or RelatedPerson/<id>)");
+    if (!p.Speaker(*by, "expressedBy", g.mutable_provenance()->mutable_said_by()) &&
+        !p.NamesTypeOf(*by, {"PractitionerRole"})) {
+      p.Fail("expressedBy",
+             "must be the patient (Patient/<id>), a related person (a contained RelatedPerson or "
+             "RelatedPerson/<id>), a practitioner (Practitioner/<id>) or a PractitionerRole; or leave expressedBy "
+             "out when the source did not say who expressed the goal");
     }
   }
   if (const Value* addresses = Member(j, "addresses"); addresses != nullptr && addresses->IsArray()) {
@@ -597,7 +674,7 @@ void ParseGoal(Parser& p, Parsed* out) {
       if (auto t = StringMember(n, "text")) {
         note->set_text(std::string(*t));
       } else {
-        p.Fail(absl::StrCat(path, ".text"), "required");
+        p.Fail(absl::StrCat(path, ".text"), "required: the note's text (leave out a note without text)");
       }
       if (auto author = StringMember(n, "authorString")) {
         note->set_author(std::string(*author));
@@ -789,12 +866,13 @@ void ParseObservation(Parser& p, Parsed* out) {
       p.Fail("status", "must be final, amended or corrected");
     }
   } else {
-    p.Fail("status", "required");
+    p.Fail("status", "required: final (amended and corrected are accepted too)");
   }
   const Value* code = Member(j, "code");
   ObservationKind kind = KindOfObservation(code);
   if (kind.kind == storage::KIND_UNSPECIFIED) {
-    p.Fail("code", code == nullptr ? "required"
+    p.Fail("code", code == nullptr ? "required: LOINC 95541-9 or 75773-2 (preferences), a goal-attainment scaling "
+                                     "score code, or our what-matters code"
                                    : "not one of ours: LOINC 95541-9 or 75773-2 (preferences), a goal-attainment "
                                      "scaling score code, or our what-matters code");
     out->kind = storage::KIND_UNSPECIFIED;
@@ -810,14 +888,19 @@ void ParseObservation(Parser& p, Parsed* out) {
   } else if (const Value* period = Member(j, "effectivePeriod"); period != nullptr && Member(*period, "start")) {
     has_effective = p.DateTime(*period, "start", "effectivePeriod.start", &effective);
   }
+  // The patient or a related person listed as a performer said it; a
+  // practitioner only when no one else is listed (the recording nurse is
+  // often listed next to the patient).
   v1::Speaker said_by;
   if (const Value* performers = Member(j, "performer"); performers != nullptr && performers->IsArray()) {
     for (rapidjson::SizeType i = 0; i < performers->Size(); ++i) {
       v1::Speaker s;
-      if (p.Speaker((*performers)[i], absl::StrCat("performer[", i, "]"), &s)) {
+      if (!p.Speaker((*performers)[i], absl::StrCat("performer[", i, "]"), &s)) continue;
+      if (s.kind() != v1::Speaker::PRACTITIONER) {
         said_by = s;
         break;
       }
+      if (said_by.kind() == v1::Speaker::KIND_UNSPECIFIED) said_by = s;
     }
   }
   std::string encounter;
@@ -925,11 +1008,17 @@ void ParseList(Parser& p, Parsed* out) {
       p.Fail("status", "must be current");
     }
   } else {
-    p.Fail("status", "required");
+    p.Fail("status", "required: current");
   }
   if (const Value* source = Member(j, "source")) {
-    if (!p.Speaker(*source, "source", pr.mutable_provenance()->mutable_said_by())) {
-      p.Fail("source", "must be the patient (Patient/<id>)");
+    // R4 List.source: Practitioner | PractitionerRole | Patient | Device.
+    const bool related = p.NamesTypeOf(*source, {"RelatedPerson"}) && StringMember(*source, "reference");
+    if (related || (!p.Speaker(*source, "source", pr.mutable_provenance()->mutable_said_by()) &&
+                    !p.NamesTypeOf(*source, {"PractitionerRole", "Device"}))) {
+      p.Fail("source",
+             "must be the patient (Patient/<id>), a practitioner (Practitioner/<id>), a PractitionerRole or a "
+             "Device (FHIR R4 allows no RelatedPerson here); leave source out when the source did not say who "
+             "ranked the list");
     }
   }
   if (const Value* e = Member(j, "encounter")) {
@@ -994,13 +1083,15 @@ Value Subject(const v1::PatientRef& patient, absl::string_view pid, json::Alloca
   return s;
 }
 
-// Reference to who said it, or null when not known.
+// Reference to who said it, or null when not stated.
 Value SpeakerRef(const v1::Speaker& s, absl::string_view pid, json::Allocator& a) {
   switch (s.kind()) {
     case v1::Speaker::PATIENT:
       return json::Reference(absl::StrCat("Patient/", pid), "", a);
     case v1::Speaker::RELATED_PERSON:
       return json::Reference(absl::StrCat("#", kSpeakerId), s.name(), a);
+    case v1::Speaker::PRACTITIONER:
+      return json::Reference(absl::StrCat("Practitioner/", s.practitioner_id()), s.name(), a);
     default:
       return Value();
   }
@@ -1321,8 +1412,11 @@ void GeneratePriorities(const v1::Priorities& pr, const GenContext& ctx, const s
                   a);
   body->AddMember("subject", Subject(pr.patient(), ctx.patient_id, a), a);
   AddEncounter(prov, body, a);
-  if (prov.said_by().kind() == v1::Speaker::PATIENT) {
-    body->AddMember("source", json::Reference(absl::StrCat("Patient/", ctx.patient_id), "", a), a);
+  // R4 List.source allows no RelatedPerson: a related person's ranking has
+  // no source (its Provenance names the informant).
+  if (prov.said_by().kind() != v1::Speaker::RELATED_PERSON) {
+    Value source = SpeakerRef(prov.said_by(), ctx.patient_id, a);
+    if (!source.IsNull()) body->AddMember("source", source, a);
   }
   body->AddMember("orderedBy", json::Concept(json::Coding(codes::kListOrder, "priority", "Sorted by Priority", a), a),
                   a);
@@ -1592,6 +1686,10 @@ const v1::Provenance& ProvenanceOfRecord(const AnyResource& r) {
   return std::visit([](const auto& m) -> const v1::Provenance& { return m.provenance(); }, r);
 }
 
+const std::string& RetractReasonOfResource(const AnyResource& r) {
+  return std::visit([](const auto& m) -> const std::string& { return m.retract_reason(); }, r);
+}
+
 std::vector<absl::string_view> ProfilesOf(storage::Kind kind, const AnyResource& r, const Value& resource) {
   switch (kind) {
     case storage::GOAL: {
@@ -1638,6 +1736,21 @@ Value Narrative(const std::string& xhtml_body, json::Allocator& a) {
 
 std::string Para(absl::string_view label, absl::string_view value) {
   return absl::StrCat("<p><b>", json::XhtmlEscape(label), "</b>: ", json::XhtmlEscape(value), "</p>");
+}
+
+// Who said it, for people: "not stated" when the source did not say.
+std::string SpeakerText(const v1::Speaker& s) {
+  switch (s.kind()) {
+    case v1::Speaker::PATIENT:
+      return "the patient";
+    case v1::Speaker::RELATED_PERSON:
+      return absl::StrCat(s.name(), " (", s.relationship(), ")");
+    case v1::Speaker::PRACTITIONER:
+      return s.name().empty() ? absl::StrCat("practitioner ", s.practitioner_id())
+                              : absl::StrCat(s.name(), " (practitioner ", s.practitioner_id(), ")");
+    default:
+      return "not stated";
+  }
 }
 
 std::string NarrativeOf(storage::Kind kind, const AnyResource& r, const Value& resource, bool retracted) {
@@ -1691,6 +1804,7 @@ std::string NarrativeOf(storage::Kind kind, const AnyResource& r, const Value& r
     default:
       break;
   }
+  out += Para(kind == storage::GOAL_SCORE ? "Scored by" : "Said by", SpeakerText(ProvenanceOfRecord(r).said_by()));
   return out;
 }
 
@@ -1712,14 +1826,10 @@ absl::string_view FhirTypeOf(storage::Kind kind) {
   }
 }
 
-absl::StatusOr<Incoming> FromFhir(absl::string_view resource_type, const rapidjson::Value& resource) {
-  if (KindOfType(resource_type) == storage::KIND_UNSPECIFIED) {
-    return InvalidField("resourceType", "not supported here: Goal, Observation or List");
-  }
-  if (!resource.IsObject()) return InvalidField("resourceType", "the body must be a JSON object (a FHIR resource)");
-  if (StringMember(resource, "resourceType").value_or("") != resource_type) {
-    return InvalidField("resourceType", absl::StrCat("must be ", resource_type));
-  }
+namespace {
+
+// FromFhir of a resource whose type is checked and whose elements are all R4's.
+absl::StatusOr<Incoming> MapResource(absl::string_view resource_type, const rapidjson::Value& resource) {
   FieldViolations v;
   for (absl::string_view refused : {"modifierExtension", "implicitRules"}) {
     if (Member(resource, refused) != nullptr) {
@@ -1758,6 +1868,37 @@ absl::StatusOr<Incoming> FromFhir(absl::string_view resource_type, const rapidjs
   }
   if (!extra.ObjectEmpty()) in.extra_json = json::Serialize(extra);
   in.resource = std::move(parsed.resource);
+  return in;
+}
+
+}  // namespace
+
+absl::StatusOr<Incoming> FromFhir(absl::string_view resource_type, const rapidjson::Value& resource,
+                                  UnknownElementPolicy policy) {
+  if (KindOfType(resource_type) == storage::KIND_UNSPECIFIED) {
+    return InvalidField("resourceType", "not supported here: Goal, Observation or List");
+  }
+  if (!resource.IsObject()) return InvalidField("resourceType", "the body must be a JSON object (a FHIR resource)");
+  if (StringMember(resource, "resourceType").value_or("") != resource_type) {
+    return InvalidField("resourceType", absl::StrCat("must be ", resource_type));
+  }
+  // Section 3: an element R4 does not define is never kept.
+  const std::vector<UnknownElement> unknown = UnknownElements(resource_type, resource);
+  if (unknown.empty()) return MapResource(resource_type, resource);
+  if (policy == UnknownElementPolicy::kRefuse) {
+    FieldViolations v;
+    for (const UnknownElement& u : unknown) {
+      v.Add(u.path, absl::StrCat(kUnknownElement, " of FHIR R4 ", resource_type,
+                                 ": remove it, or send what it means as an extension"));
+    }
+    return v.ToStatus();
+  }
+  rapidjson::Document cleaned;
+  cleaned.CopyFrom(resource, cleaned.GetAllocator());
+  RemoveElements(unknown, cleaned);
+  auto in = MapResource(resource_type, cleaned);
+  if (!in.ok()) return in;
+  for (const UnknownElement& u : unknown) in->dropped_elements.push_back(u.path);
   return in;
 }
 
@@ -1805,6 +1946,9 @@ absl::Status ToFhir(const storage::Record& record, rapidjson::Value* out, Alloca
   if (record.retracted()) {
     json::Set(*out, kind == storage::GOAL ? "lifecycleStatus" : "status", Str("entered-in-error", alloc), alloc);
   }
+  // Versions stored before unknown elements were refused may keep some:
+  // they are not emitted (only kept elements can hold them).
+  if (extra != nullptr) RemoveElements(UnknownElements(FhirTypeOf(kind), *out), *out);
   PruneContained(*out);
   SortElements(kind, *out, alloc);
 
@@ -1820,6 +1964,23 @@ absl::Status ToFhir(const storage::Record& record, rapidjson::Value* out, Alloca
 }
 
 std::string ProvenanceId(const storage::Record& record) { return absl::StrCat("s", record.sequence()); }
+
+absl::StatusOr<std::string> RetractReasonOf(const storage::Record& record) {
+  if (!record.retracted()) return std::string();
+  auto resource = Decode(record);
+  if (!resource.ok()) return resource.status();
+  return RetractReasonOfResource(*resource);
+}
+
+namespace {
+// The organization a practitioner agent acts for (ProvenanceOptions).
+Value OrganizationOf(const ProvenanceOptions& options, Allocator& a) {
+  Value org(rapidjson::kObjectType);
+  if (!options.organization_reference.empty()) org.AddMember("reference", Str(options.organization_reference, a), a);
+  if (!options.organization_display.empty()) org.AddMember("display", Str(options.organization_display, a), a);
+  return org;
+}
+}  // namespace
 
 absl::Status ProvenanceOf(const storage::Record& record, rapidjson::Value* out, Allocator& alloc) {
   return ProvenanceOf(record, ProvenanceOptions(), out, alloc);
@@ -1863,6 +2024,11 @@ absl::Status ProvenanceOf(const storage::Record& record, const ProvenanceOptions
   out->AddMember("target", Array1(json::Reference(target, "", a), a), a);
   if (prov.has_said_time()) out->AddMember("occurredDateTime", Str(json::FormatDateTime(prov.said_time()), a), a);
   out->AddMember("recorded", Str(recorded, a), a);
+  if (const std::string& why = RetractReasonOfResource(*resource); record.retracted() && !why.empty()) {
+    Value reason(rapidjson::kObjectType);
+    reason.AddMember("text", Str(why, a), a);
+    out->AddMember("reason", Array1(std::move(reason), a), a);
+  }
   out->AddMember("activity", json::Concept(json::Coding(codes::kDataOperation, op, op_display, a), a), a);
 
   Value agents(rapidjson::kArrayType);
@@ -1893,7 +2059,15 @@ absl::Status ProvenanceOf(const storage::Record& record, const ProvenanceOptions
     agents.PushBack(author, a);
   }
   Value who = SpeakerRef(speaker, pid, a);
-  if (!who.IsNull()) agents.PushBack(agent("informant", "Informant", std::move(who)), a);
+  if (!who.IsNull()) {
+    Value informant = agent("informant", "Informant", std::move(who));
+    // US Core provenance-1: onBehalfOf when who is a Practitioner.
+    if (speaker.kind() == v1::Speaker::PRACTITIONER) {
+      Value on_behalf_of = OrganizationOf(options, a);
+      if (!on_behalf_of.ObjectEmpty()) informant.AddMember("onBehalfOf", on_behalf_of, a);
+    }
+    agents.PushBack(informant, a);
+  }
   if (agents.Empty()) {
     // Provenance.agent is 1..*: name the recorder even when unknown.
     Value unknown(rapidjson::kObjectType);

@@ -18,9 +18,10 @@
 // FHIR ids: a resource's FHIR id is its wmty id (a ULID); the List of a
 // patient's priorities has the patient id as its id; a Provenance has id
 // "s<sequence>" (the change-log sequence of the version it describes).
-// Elements the wmty.v1 model does not have are kept verbatim in
+// R4 elements the wmty.v1 model does not have are kept verbatim in
 // Record.fhir_extra_json and merged back on output, so they survive a round
-// trip unchanged.
+// trip unchanged; elements R4 does not define are refused (or dropped), never
+// kept, and never emitted.
 //
 // Thread safety: pure functions.
 #ifndef WMTY_FHIR_MAPPING_H_
@@ -70,13 +71,24 @@ struct Incoming {
   // items with domain::FormatName(kind, patient_id, id), in this order.
   // A reference it cannot resolve is a violation on "List.entry[i].item".
   std::vector<std::string> list_item_refs;
+  // UnknownElementPolicy::kDrop only: the FHIR paths of the elements R4 does
+  // not define that were dropped (not mapped, not kept), for a warning.
+  std::vector<std::string> dropped_elements;
 };
+
+// What FromFhir does with an element FHIR R4 does not define (elements.h),
+// e.g. "foo" or "subject.foo": refuse the resource (a violation per element,
+// the description starting with kUnknownElement), or drop the element and
+// map the rest (Incoming::dropped_elements).
+enum class UnknownElementPolicy { kRefuse, kDrop };
+inline constexpr absl::string_view kUnknownElement = "unknown element";
 
 // Maps a parsed FHIR resource of type `resource_type` ("Goal", "Observation",
 // "List"). INVALID_ARGUMENT with field violations whose fields are FHIR
-// element paths (e.g. "Goal.lifecycleStatus") when it is not one of ours or
-// breaks a required binding.
-absl::StatusOr<Incoming> FromFhir(absl::string_view resource_type, const rapidjson::Value& json);
+// element paths (e.g. "Goal.lifecycleStatus") when it is not one of ours,
+// breaks a required binding, or (kRefuse) has elements R4 does not define.
+absl::StatusOr<Incoming> FromFhir(absl::string_view resource_type, const rapidjson::Value& json,
+                                  UnknownElementPolicy unknown = UnknownElementPolicy::kRefuse);
 
 // The FHIR resource type a stored kind maps to ("Goal", "Observation", "List").
 absl::string_view FhirTypeOf(storage::Kind kind);
@@ -99,6 +111,9 @@ absl::Status ProvenanceOf(const storage::Record& record, rapidjson::Value* out, 
 absl::Status ProvenanceOf(const storage::Record& record, const ProvenanceOptions& options, rapidjson::Value* out,
                           Allocator& alloc);
 std::string ProvenanceId(const storage::Record& record);
+// Why a retracted version was retracted ("" when not retracted or no reason
+// was given); DATA_LOSS if the stored resource does not parse.
+absl::StatusOr<std::string> RetractReasonOf(const storage::Record& record);
 
 // Our CodeSystem resource (all concepts, with definitions).
 void CodeSystem(rapidjson::Value* out, Allocator& alloc);

@@ -71,7 +71,9 @@ RestError FromStatus(const absl::Status& status, storage::Kind kind, bool fields
       const google::rpc::BadRequest bad = GetFieldViolations(status);  // kept alive for the loop
       for (const auto& v : bad.field_violations()) {
         Issue issue;
-        issue.code = absl::StartsWith(v.description(), "required") ? "required" : "value";
+        issue.code = absl::StartsWith(v.description(), "required")        ? "required"
+                     : absl::StartsWith(v.description(), kUnknownElement) ? "structure"
+                                                                          : "value";
         issue.expression = fields_are_fhir_paths ? v.field() : FhirPathFor(kind, v.field());
         issue.diagnostics = absl::StrCat(issue.expression, ": ", v.description());
         e.issues.push_back(std::move(issue));
@@ -258,47 +260,55 @@ std::string FhirInstant(int64_t unix_micros) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E6SZ", absl::FromUnixMicros(unix_micros), absl::UTCTimeZone());
 }
 
-absl::StatusOr<v1::Recorder> RecorderFromXProvenance(absl::string_view header) {
-  rapidjson::Document doc;
-  doc.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(header.data(), header.size());
-  if (doc.HasParseError() || !doc.IsObject()) {
-    return absl::InvalidArgumentError("X-Provenance is not a JSON object (a Provenance resource)");
+namespace {
+
+absl::string_view StringMember(const rapidjson::Value& object, const char* name) {
+  auto m = object.FindMember(name);
+  if (m == object.MemberEnd() || !m->value.IsString()) return {};
+  return absl::string_view(m->value.GetString(), m->value.GetStringLength());
+}
+
+bool IsAuthorAgent(const rapidjson::Value& agent) {
+  auto type = agent.FindMember("type");
+  if (type == agent.MemberEnd() || !type->value.IsObject()) return false;
+  auto codings = type->value.FindMember("coding");
+  if (codings == type->value.MemberEnd() || !codings->value.IsArray()) return false;
+  for (const auto& c : codings->value.GetArray()) {
+    if (c.IsObject() && StringMember(c, "code") == "author") return true;
   }
-  if (auto s = CheckJsonShape(doc, 32); !s.ok()) return absl::InvalidArgumentError(absl::StrCat("X-Provenance: ", s.message()));
-  auto rt = doc.FindMember("resourceType");
-  if (rt == doc.MemberEnd() || !rt->value.IsString() || absl::string_view(rt->value.GetString()) != "Provenance") {
-    return absl::InvalidArgumentError("X-Provenance must be a Provenance resource (resourceType \"Provenance\")");
+  return false;
+}
+
+// The agent's role as text: role[0].text, else its first coding's display or code.
+std::string RoleOf(const rapidjson::Value& agent) {
+  auto roles = agent.FindMember("role");
+  if (roles == agent.MemberEnd() || !roles->value.IsArray() || roles->value.Empty() || !roles->value[0].IsObject()) {
+    return "";
   }
-  auto agents = doc.FindMember("agent");
-  if (agents == doc.MemberEnd() || !agents->value.IsArray() || agents->value.Empty()) {
-    return absl::InvalidArgumentError("X-Provenance needs an agent (the author, who = Practitioner/<id>)");
+  const rapidjson::Value& role = roles->value[0];
+  if (role.HasMember("text")) return std::string(StringMember(role, "text"));
+  auto codings = role.FindMember("coding");
+  if (codings == role.MemberEnd() || !codings->value.IsArray() || codings->value.Empty() ||
+      !codings->value[0].IsObject()) {
+    return "";
   }
-  // The author agent, or (when no agent is typed author) the first agent.
+  absl::string_view display = StringMember(codings->value[0], "display");
+  return std::string(display.empty() ? StringMember(codings->value[0], "code") : display);
+}
+
+// The author agent (typed "author", else the first agent) as a recorder.
+absl::StatusOr<v1::Recorder> AuthorOf(const rapidjson::Value& agents) {
   const rapidjson::Value* chosen = nullptr;
-  for (const auto& agent : agents->value.GetArray()) {
+  for (const auto& agent : agents.GetArray()) {
     if (!agent.IsObject()) return absl::InvalidArgumentError("X-Provenance: agent entries must be objects");
-    auto type = agent.FindMember("type");
-    if (type == agent.MemberEnd() || !type->value.IsObject()) continue;
-    auto codings = type->value.FindMember("coding");
-    if (codings == type->value.MemberEnd() || !codings->value.IsArray()) continue;
-    for (const auto& c : codings->value.GetArray()) {
-      if (!c.IsObject()) continue;
-      auto code = c.FindMember("code");
-      if (code != c.MemberEnd() && code->value.IsString() && absl::string_view(code->value.GetString()) == "author") {
-        chosen = &agent;
-      }
-    }
-    if (chosen != nullptr) break;
+    if (chosen == nullptr && IsAuthorAgent(agent)) chosen = &agent;
   }
-  if (chosen == nullptr) chosen = &agents->value[0];
+  if (chosen == nullptr) chosen = &agents[0];
   auto who = chosen->FindMember("who");
   if (who == chosen->MemberEnd() || !who->value.IsObject()) {
     return absl::InvalidArgumentError("X-Provenance: the author agent needs who.reference = Practitioner/<id>");
   }
-  auto ref = who->value.FindMember("reference");
-  absl::string_view reference = ref != who->value.MemberEnd() && ref->value.IsString()
-                                    ? absl::string_view(ref->value.GetString(), ref->value.GetStringLength())
-                                    : absl::string_view();
+  const absl::string_view reference = StringMember(who->value, "reference");
   // Relative or absolute: take the last "Practitioner/<id>" pair.
   const size_t pos = reference.rfind("Practitioner/");
   if (pos == absl::string_view::npos || (pos > 0 && reference[pos - 1] != '/')) {
@@ -311,30 +321,48 @@ absl::StatusOr<v1::Recorder> RecorderFromXProvenance(absl::string_view header) {
   }
   v1::Recorder recorder;
   recorder.set_practitioner_id(std::string(id));
-  auto display = who->value.FindMember("display");
-  if (display != who->value.MemberEnd() && display->value.IsString()) {
-    recorder.set_display_name(std::string(display->value.GetString(), display->value.GetStringLength()));
-  }
-  auto roles = chosen->FindMember("role");
-  if (roles != chosen->MemberEnd() && roles->value.IsArray() && !roles->value.Empty() && roles->value[0].IsObject()) {
-    const rapidjson::Value& role = roles->value[0];
-    auto text = role.FindMember("text");
-    if (text != role.MemberEnd() && text->value.IsString()) {
-      recorder.set_role(std::string(text->value.GetString(), text->value.GetStringLength()));
-    } else if (auto codings = role.FindMember("coding");
-               codings != role.MemberEnd() && codings->value.IsArray() && !codings->value.Empty() &&
-               codings->value[0].IsObject()) {
-      const rapidjson::Value& c = codings->value[0];
-      for (const char* key : {"display", "code"}) {
-        auto m = c.FindMember(key);
-        if (m != c.MemberEnd() && m->value.IsString()) {
-          recorder.set_role(std::string(m->value.GetString(), m->value.GetStringLength()));
-          break;
-        }
-      }
-    }
-  }
+  recorder.set_display_name(std::string(StringMember(who->value, "display")));
+  recorder.set_role(RoleOf(*chosen));
   return recorder;
+}
+
+}  // namespace
+
+absl::StatusOr<XProvenance> ParseXProvenance(absl::string_view header) {
+  rapidjson::Document doc;
+  doc.Parse<rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag>(header.data(), header.size());
+  if (doc.HasParseError() || !doc.IsObject()) {
+    return absl::InvalidArgumentError("X-Provenance is not a JSON object (a Provenance resource)");
+  }
+  if (auto s = CheckJsonShape(doc, 32); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("X-Provenance: ", s.message()));
+  }
+  if (StringMember(doc, "resourceType") != "Provenance") {
+    return absl::InvalidArgumentError("X-Provenance must be a Provenance resource (resourceType \"Provenance\")");
+  }
+  XProvenance out;
+  auto agents = doc.FindMember("agent");
+  if (agents != doc.MemberEnd()) {
+    if (!agents->value.IsArray() || agents->value.Empty()) {
+      return absl::InvalidArgumentError(
+          "X-Provenance: agent must be a non-empty array (the author, who = Practitioner/<id>)");
+    }
+    auto author = AuthorOf(agents->value);
+    if (!author.ok()) return author.status();
+    out.author = std::move(*author);
+  }
+  auto reasons = doc.FindMember("reason");
+  if (reasons != doc.MemberEnd()) {
+    if (!reasons->value.IsArray() || (!reasons->value.Empty() && !reasons->value[0].IsObject())) {
+      return absl::InvalidArgumentError("X-Provenance: reason must be an array of CodeableConcepts");
+    }
+    if (!reasons->value.Empty()) out.reason = std::string(StringMember(reasons->value[0], "text"));
+  }
+  if (!out.author.has_value() && out.reason.empty()) {
+    return absl::InvalidArgumentError(
+        "X-Provenance says nothing: it needs an author agent (who = Practitioner/<id>) or, on DELETE, reason[0].text");
+  }
+  return out;
 }
 
 absl::Status CheckJsonShape(const rapidjson::Value& value, int max_depth) {

@@ -109,13 +109,20 @@ Prefer ParsePrefer(absl::string_view header);
 std::string HttpDate(int64_t unix_micros);
 std::string FhirInstant(int64_t unix_micros);
 
-// Who recorded a write, from the X-Provenance header (FHIR http.html
-// "Provenance"): a Provenance resource as JSON whose agent of type "author"
-// (or, without types, the first agent) has who.reference "Practitioner/<id>";
-// who.display becomes the display name and the agent's role (text, or first
-// coding's display or code) the role. INVALID_ARGUMENT (safe to show) if the
-// header is not such a Provenance.
-absl::StatusOr<v1::Recorder> RecorderFromXProvenance(absl::string_view header);
+// What a write's X-Provenance header says (FHIR http.html "Provenance": a
+// Provenance resource as JSON).
+struct XProvenance {
+  // The agent of type "author" (or, without types, the first agent), whose
+  // who.reference is "Practitioner/<id>" (relative or absolute); who.display
+  // becomes the display name and the agent's role (text, or first coding's
+  // display or code) the role. nullopt when the Provenance has no agent.
+  std::optional<v1::Recorder> author;
+  // reason[0].text: why a DELETE retracts the resource. Codings are ignored.
+  std::string reason;
+};
+// INVALID_ARGUMENT (safe to show) if the header is not such a Provenance, or
+// has neither an author agent nor a reason text.
+absl::StatusOr<XProvenance> ParseXProvenance(absl::string_view header);
 
 // Until authentication lands, writes without X-Provenance are recorded as by
 // this practitioner id.

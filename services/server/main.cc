@@ -49,6 +49,9 @@ ABSL_FLAG(bool, bedside, true, "Serve the bedside app (compiled in) at /bedside/
 ABSL_FLAG(std::string, bedside_dir, "",
           "Serve the bedside app from this directory instead of the compiled-in copy (development: edit and reload)");
 ABSL_FLAG(absl::Duration, fhir_request_timeout, absl::Seconds(30), "Deadline of each FHIR request");
+ABSL_FLAG(std::string, fhir_unknown_elements, "refuse",
+          "Elements FHIR R4 does not define in a created or updated resource: refuse (400 naming each) or drop "
+          "(not stored; the answer is an OperationOutcome with a warning per element)");
 ABSL_FLAG(int, max_inflight_rpcs, 1024,
           "Most wmty.v1 gRPC calls in progress at once; past it calls get RESOURCE_EXHAUSTED at once (0: no limit)");
 ABSL_FLAG(int, max_queued_changes, 10000,
@@ -211,6 +214,12 @@ int main(int argc, char** argv) {
   options.http_max_body_bytes = static_cast<size_t>(max_body);
   options.fhir_base_url = absl::GetFlag(FLAGS_fhir_base_url);
   options.fhir_request_timeout = absl::GetFlag(FLAGS_fhir_request_timeout);
+  const std::string unknown_elements = absl::GetFlag(FLAGS_fhir_unknown_elements);
+  if (unknown_elements != "refuse" && unknown_elements != "drop") {
+    wmty::log::Error("startup failed", {{"error", "--fhir_unknown_elements must be refuse or drop"}});
+    return 1;
+  }
+  options.fhir_drop_unknown_elements = unknown_elements == "drop";
   options.bedside = absl::GetFlag(FLAGS_bedside);
   options.bedside_dir = absl::GetFlag(FLAGS_bedside_dir);
   options.max_inflight_rpcs = absl::GetFlag(FLAGS_max_inflight_rpcs);

@@ -142,6 +142,8 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
     fhir_options.base_url = options.fhir_base_url;
     fhir_options.request_timeout = options.fhir_request_timeout;
     fhir_options.verifier = options.verifier;
+    fhir_options.unknown_elements =
+        options.fhir_drop_unknown_elements ? fhir::UnknownElementPolicy::kDrop : fhir::UnknownElementPolicy::kRefuse;
     server->fhir_ = fhir::NewFhirService(server->core_.get(), std::move(fhir_options));
     http::HttpServerOptions http_options;
     http_options.listen = options.http_listen;

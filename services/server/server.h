@@ -51,6 +51,9 @@ struct ServerOptions {
   std::string fhir_base_url;
   // Deadline of each FHIR request.
   absl::Duration fhir_request_timeout = absl::Seconds(30);
+  // Drop (not stored, warned about) rather than refuse elements FHIR R4 does
+  // not define (--fhir_unknown_elements).
+  bool fhir_drop_unknown_elements = false;
   // The bedside app (clients/bedside) at /bedside/ on the HTTP listener:
   // the files compiled into the binary, or, with bedside_dir, the files in
   // that directory read on every request (development).

@@ -495,6 +495,49 @@ TEST_F(FhirServiceTest, DeleteSemantics) {
   EXPECT_THAT(EntryIds(http_->Get("/fhir/Goal?patient=" + patient).Json()), IsEmpty());
 }
 
+// The bedside's "entered in error": the reason rides in X-Provenance
+// (reason[0].text) and shows in the domain, the deletion's Provenance and the
+// instance history.
+TEST_F(FhirServiceTest, DeleteKeepsTheRetractionReason) {
+  const std::string patient = NewPatient();
+  const std::string id = CreateGoalFhir(patient);
+  // JSON escapes carry non-ASCII words in a header (browsers send Latin-1 only).
+  const std::string why = R"({"resourceType":"Provenance","reason":[{"text":"Wrong patient \u00e9 chart"}]})";
+  // A reason is a deletion's only: elsewhere it would be dropped, so it is refused.
+  std::string b = GoalJson(patient, "changed");
+  b.insert(1, "\"id\":\"" + id + "\",");
+  ExpectOutcome(http_->Put("/fhir/Goal/" + id, b, {{"X-Provenance", why}}), 400, "invalid");
+  const std::string too_long =
+      absl::StrCat(R"({"resourceType":"Provenance","reason":[{"text":")", std::string(1100, 'x'), R"("}]})");
+  ExpectOutcome(http_->Delete("/fhir/Goal/" + id, {{"X-Provenance", too_long}}), 400, "");
+  ASSERT_EQ(http_->Get("/fhir/Goal/" + id).status, 200);  // refused: nothing changed
+
+  HttpResponse del = http_->Delete("/fhir/Goal/" + id, {{"If-Match", "W/\"1\""}, {"X-Provenance", why}});
+  ASSERT_EQ(del.status, 204) << del.Describe();
+  v1::GetResourceRequest get;
+  get.set_name(absl::StrCat("patients/", patient, "/goals/", id));
+  auto goal = grpc_->GetGoal(get);
+  ASSERT_TRUE(goal.ok()) << goal.status();
+  EXPECT_EQ(goal->retract_reason(), "Wrong patient \xC3\xA9 chart");
+
+  HttpResponse prov = http_->Get("/fhir/Provenance?target=Goal/" + id + "/_history/2");
+  ASSERT_EQ(prov.status, 200) << prov.Describe();
+  rapidjson::Document p = prov.Json();
+  EXPECT_EQ(StringAt(p, {"entry", "0", "resource", "activity", "coding", "0", "code"}), "DELETE");
+  EXPECT_EQ(StringAt(p, {"entry", "0", "resource", "reason", "0", "text"}), "Wrong patient \xC3\xA9 chart");
+  HttpResponse first = http_->Get("/fhir/Provenance?target=Goal/" + id + "/_history/1");
+  EXPECT_FALSE(first.Json()["entry"][0]["resource"].HasMember("reason")) << first.Describe();
+
+  HttpResponse history = http_->Get("/fhir/Goal/" + id + "/_history");
+  ASSERT_EQ(history.status, 200) << history.Describe();
+  rapidjson::Document h = history.Json();
+  EXPECT_EQ(StringAt(h, {"entry", "0", "request", "method"}), "DELETE");
+  EXPECT_EQ(StringAt(h, {"entry", "0", "response", "outcome", "resourceType"}), "OperationOutcome");
+  EXPECT_EQ(StringAt(h, {"entry", "0", "response", "outcome", "issue", "0", "details", "text"}),
+            "Wrong patient \xC3\xA9 chart");
+  EXPECT_FALSE(h["entry"][1]["response"].HasMember("outcome"));
+}
+
 TEST_F(FhirServiceTest, InstanceHistoryNewestFirstWithDeletes) {
   const std::string patient = NewPatient();
   const std::string id = CreateGoalFhir(patient, "v1");

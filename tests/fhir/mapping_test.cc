@@ -18,7 +18,9 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_replace.h"
 #include "common/status.h"
+#include "fhir/elements.h"
 #include "fhir/mapping_codes.h"
 #include "fhir/mapping_json.h"
 #include "support/test_support.h"
@@ -150,7 +152,8 @@ void ExpectValidShape(const rapidjson::Value& r) {
     EXPECT_NE(StringAt(r, "/mode"), "<absent>");
   } else if (type == "Goal") {
     EXPECT_NE(StringAt(r, "/lifecycleStatus"), "<absent>");
-    EXPECT_NE(StringAt(r, "/description/text"), "<absent>");
+    // The patient's words, or (a goal coded only) the codings as they came.
+    EXPECT_TRUE(StringAt(r, "/description/text") != "<absent>" || At(r, "/description/coding/0") != nullptr);
   }
   // Every contained resource is referenced (dom-3), every local reference resolves.
   std::vector<std::string> contained_ids;
@@ -515,7 +518,7 @@ TEST(GoalFromFhir, RefusalsNameTheFhirPath) {
                                             R"(, "modifierExtension": [{"url": "http://x", "valueBoolean": true}])"))),
               ElementsAre("Goal.modifierExtension"));
   EXPECT_THAT(RefusedFields("Goal", goal(absl::StrCat(R"("lifecycleStatus": "active", )", description, ", ", subject,
-                                                      R"(, "expressedBy": {"reference": "Practitioner/d1"})"))),
+                                                      R"(, "expressedBy": {"reference": "Organization/o1"})"))),
               ElementsAre("Goal.expressedBy"));
   EXPECT_THAT(RefusedFields("Goal", goal(absl::StrCat(R"("lifecycleStatus": "active", )", description, ", ", subject,
                                                       R"(, "expressedBy": {"reference": "Patient/other"})"))),
@@ -1061,7 +1064,7 @@ TEST(PrioritiesFromFhir, RefusalsNameTheFhirPath) {
               R"(, "entry": [{"item": {"reference": "Goal/g-1"}}, {"item": {"reference": "Condition/c-1"}}]})")),
       ElementsAre("List.entry[1].item"));
   EXPECT_THAT(RefusedFields("List", absl::StrCat(R"({"resourceType": "List", "status": "current", )", subject, ", ",
-                                                 code, R"(, "source": {"reference": "Practitioner/d-1"}})")),
+                                                 code, R"(, "source": {"reference": "RelatedPerson/r-1"}})")),
               ElementsAre("List.source"));
 }
 
@@ -1070,6 +1073,271 @@ TEST(PrioritiesToFhir, RetractedIsEnteredInError) {
   *pr.mutable_provenance() = Nurse();
   rapidjson::Document d = ToJson(MakeRecord(storage::PRIORITIES, pr, "priorities", 2, "", /*retracted=*/true));
   EXPECT_EQ(StringAt(d, "/status"), "entered-in-error");
+}
+
+// ---- Who said it: not stated, a practitioner
+
+// Drops the member `name` from a JSON object text.
+std::string Without(const std::string& text, const char* name) {
+  rapidjson::Document d = Parse(text);
+  json::Remove(d, name);
+  return Str(d);
+}
+
+// What the domain stores for an absent speaker (domain::SpeakerOrNotStated).
+template <class R>
+R NotStated(R r) {
+  r.mutable_provenance()->mutable_said_by()->set_kind(v1::Speaker::NOT_STATED);
+  return r;
+}
+
+TEST(SpeakerFromFhir, AbsentExpressedByPerformerOrSourceIsNotStated) {
+  Incoming goal = MustFromFhir(Without(kPlainGoal, "expressedBy"));
+  EXPECT_EQ(std::get<v1::Goal>(goal.resource).provenance().said_by().kind(), v1::Speaker::KIND_UNSPECIFIED);
+  EXPECT_EQ(goal.extra_json, "");
+  Incoming wm = MustFromFhir(Without(kWhatMatters, "performer"));
+  EXPECT_EQ(std::get<v1::WhatMatters>(wm.resource).provenance().said_by().kind(), v1::Speaker::KIND_UNSPECIFIED);
+  EXPECT_EQ(wm.extra_json, "");
+  Incoming list = MustFromFhir(R"json({
+    "resourceType": "List", "status": "current", "mode": "working",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "81340-2"}]},
+    "subject": {"reference": "Patient/pat-1"}, "entry": [{"item": {"reference": "Goal/g-1"}}]
+  })json");
+  EXPECT_EQ(std::get<v1::Priorities>(list.resource).provenance().said_by().kind(), v1::Speaker::KIND_UNSPECIFIED);
+}
+
+TEST(SpeakerToFhir, NotStatedHasNoSpeakerElementAndSaysSoInTheNarrative) {
+  v1::Goal g = ::wmty::testing::ValidGoal();
+  *g.mutable_provenance() = Nurse(v1::Speaker::NOT_STATED);
+  rapidjson::Document goal = ToJson(MakeRecord(storage::GOAL, g, "g-1"));
+  EXPECT_EQ(At(goal, "/expressedBy"), nullptr);
+  EXPECT_THAT(StringAt(goal, "/text/div"), HasSubstr("<b>Said by</b>: not stated"));
+  // Not stated is not the patient: no ADI PersonalGoal (expressedBy = subject).
+  EXPECT_THAT(Profiles(goal), ElementsAre(std::string(codes::kUsCoreGoal)));
+
+  v1::WhatMatters wm = ::wmty::testing::ValidWhatMatters();
+  *wm.mutable_provenance() = Nurse(v1::Speaker::NOT_STATED);
+  rapidjson::Document obs = ToJson(MakeRecord(storage::WHAT_MATTERS, wm, "wm-1"));
+  EXPECT_EQ(At(obs, "/performer"), nullptr);
+  EXPECT_THAT(StringAt(obs, "/text/div"), HasSubstr("not stated"));
+
+  v1::Priorities pr;
+  *pr.mutable_provenance() = Nurse(v1::Speaker::NOT_STATED);
+  rapidjson::Document list = ToJson(MakeRecord(storage::PRIORITIES, pr, "priorities"));
+  EXPECT_EQ(At(list, "/source"), nullptr);
+
+  rapidjson::Document prov;
+  ASSERT_TRUE(ProvenanceOf(MakeRecord(storage::GOAL, g, "g-1"), &prov, prov.GetAllocator()).ok());
+  ASSERT_EQ(At(prov, "/agent")->Size(), 1u);  // the author only: no informant is invented
+  EXPECT_EQ(StringAt(prov, "/agent/0/type/coding/0/code"), "author");
+}
+
+TEST(SpeakerRoundTrip, APractitionerOnEveryResourceType) {
+  Incoming goal = MustFromFhir(absl::StrReplaceAll(
+      kPlainGoal, {{R"("expressedBy": {"reference": "Patient/pat-1"})",
+                    R"("expressedBy": {"reference": "Practitioner/md-4", "display": "Dr. Lee"})"}}));
+  const v1::Speaker& by = std::get<v1::Goal>(goal.resource).provenance().said_by();
+  EXPECT_EQ(by.kind(), v1::Speaker::PRACTITIONER);
+  EXPECT_EQ(by.practitioner_id(), "md-4");
+  EXPECT_EQ(by.name(), "Dr. Lee");
+  EXPECT_EQ(goal.extra_json, "");
+  rapidjson::Document g =
+      ToJson(MakeRecord(storage::GOAL, AsStored(std::get<v1::Goal>(goal.resource), storage::GOAL, "g-1"), "g-1"));
+  EXPECT_EQ(StringAt(g, "/expressedBy/reference"), "Practitioner/md-4");
+  EXPECT_EQ(StringAt(g, "/expressedBy/display"), "Dr. Lee");
+  EXPECT_THAT(StringAt(g, "/text/div"), HasSubstr("Dr. Lee (practitioner md-4)"));
+
+  // The practitioner who scored a goal is the score's performer.
+  Incoming score = MustFromFhir(R"json({
+    "resourceType": "Observation", "status": "final", "subject": {"reference": "Patient/pat-1"},
+    "code": {"coding": [{"system": "http://loinc.org", "code": "107333-7"}]}, "focus": [{"reference": "Goal/g-1"}],
+    "performer": [{"reference": "Practitioner/md-4"}],
+    "valueCodeableConcept": {"coding": [{"system": "http://loinc.org", "code": "LA34481-4"}]}
+  })json");
+  EXPECT_EQ(std::get<v1::GoalScore>(score.resource).provenance().said_by().kind(), v1::Speaker::PRACTITIONER);
+  EXPECT_THAT(score.extra_json, Not(HasSubstr("performer")));  // mapped exactly: not kept
+  rapidjson::Document sc = ToJson(MakeRecord(
+      storage::GOAL_SCORE, AsStored(std::get<v1::GoalScore>(score.resource), storage::GOAL_SCORE, "sc-1"), "sc-1"));
+  EXPECT_EQ(Str(*At(sc, "/performer")), R"([{"reference":"Practitioner/md-4"}])");
+  EXPECT_THAT(StringAt(sc, "/text/div"), HasSubstr("<b>Scored by</b>: practitioner md-4"));
+
+  // R4 List.source allows a Practitioner.
+  Incoming list = MustFromFhir(R"json({
+    "resourceType": "List", "status": "current", "mode": "working",
+    "code": {"coding": [{"system": "http://loinc.org", "code": "81340-2"}]},
+    "subject": {"reference": "Patient/pat-1"}, "source": {"reference": "Practitioner/md-4"}
+  })json");
+  EXPECT_EQ(std::get<v1::Priorities>(list.resource).provenance().said_by().practitioner_id(), "md-4");
+  rapidjson::Document l = ToJson(
+      MakeRecord(storage::PRIORITIES,
+                 AsStored(std::get<v1::Priorities>(list.resource), storage::PRIORITIES, "priorities"), "priorities"));
+  EXPECT_EQ(StringAt(l, "/source/reference"), "Practitioner/md-4");
+}
+
+TEST(SpeakerFromFhir, ThePatientOrARelatedPersonOutranksAListedPractitioner) {
+  Incoming in = MustFromFhir(absl::StrReplaceAll(
+      kWhatMatters, {{R"("performer": [{"reference": "Patient/pat-1"}])",
+                      R"("performer": [{"reference": "Practitioner/nurse-17"}, {"reference": "Patient/pat-1"}])"}}));
+  EXPECT_EQ(std::get<v1::WhatMatters>(in.resource).provenance().said_by().kind(), v1::Speaker::PATIENT);
+}
+
+TEST(SpeakerFromFhir, ReferencesTheModelCannotHoldAreKeptAndTheSpeakerIsNotStated) {
+  const std::string text = absl::StrReplaceAll(
+      kWhatMatters, {{R"("performer": [{"reference": "Patient/pat-1"}])",
+                      R"("performer": [{"reference": "Organization/hosp-1", "display": "General Hospital"}])"}});
+  Incoming in = MustFromFhir(text);
+  const auto& wm = std::get<v1::WhatMatters>(in.resource);
+  EXPECT_EQ(wm.provenance().said_by().kind(), v1::Speaker::KIND_UNSPECIFIED);
+  rapidjson::Document out = ToJson(MakeRecord(
+      storage::WHAT_MATTERS, NotStated(AsStored(wm, storage::WHAT_MATTERS, "wm-1")), "wm-1", 1, in.extra_json));
+  EXPECT_TRUE(*At(Parse(text), "/performer") == *At(out, "/performer")) << Str(out);
+
+  Incoming role =
+      MustFromFhir(absl::StrReplaceAll(kPlainGoal, {{R"("expressedBy": {"reference": "Patient/pat-1"})",
+                                                     R"("expressedBy": {"reference": "PractitionerRole/pr-1"})"}}));
+  EXPECT_EQ(std::get<v1::Goal>(role.resource).provenance().said_by().kind(), v1::Speaker::KIND_UNSPECIFIED);
+  EXPECT_THAT(role.extra_json, HasSubstr("PractitionerRole/pr-1"));
+}
+
+TEST(Provenance, APractitionerInformantActsOnBehalfOfTheOrganization) {
+  v1::GoalScore s;
+  s.set_goal("patients/pat-1/goals/g-1");
+  s.set_score_type(v1::PRACTITIONER_FOLLOW_UP);
+  *s.mutable_provenance() = Nurse(v1::Speaker::PRACTITIONER);
+  s.mutable_provenance()->mutable_said_by()->set_practitioner_id("md-4");
+  rapidjson::Document d;
+  ASSERT_TRUE(ProvenanceOf(MakeRecord(storage::GOAL_SCORE, s, "sc-1"), &d, d.GetAllocator()).ok());
+  ExpectValidShape(d);
+  EXPECT_EQ(StringAt(d, "/agent/1/type/coding/0/code"), "informant");
+  EXPECT_EQ(StringAt(d, "/agent/1/who/reference"), "Practitioner/md-4");
+  EXPECT_NE(StringAt(d, "/agent/1/onBehalfOf/display"), "<absent>");  // US Core provenance-1
+}
+
+// ---- US Core payloads from other systems
+
+// A US Core Goal (shaped as US Core's examples) coded only, without expressedBy.
+std::string CodedGoal(const std::string& coding) {
+  return absl::StrCat(R"json({
+    "resourceType": "Goal", "meta": {"profile": ["http://hl7.org/fhir/us/core/StructureDefinition/us-core-goal"]},
+    "lifecycleStatus": "active", "description": {"coding": [)json",
+                      coding, R"json(]},
+    "subject": {"reference": "Patient/pat-1", "display": "Amy Shaw"},
+    "target": [{"dueDate": "2027-04-05"}]
+  })json");
+}
+
+TEST(GoalFromFhir, ACodedOnlyDescriptionIsAcceptedAndComesBackAsItCame) {
+  const std::string text =
+      CodedGoal(R"({"system": "http://snomed.info/sct", "code": "289169006", "display": "Able to walk"})");
+  Incoming in = MustFromFhir(text);
+  const auto& g = std::get<v1::Goal>(in.resource);
+  EXPECT_EQ(g.description(), "Able to walk");                                 // the coding's display
+  EXPECT_EQ(g.provenance().said_by().kind(), v1::Speaker::KIND_UNSPECIFIED);  // no expressedBy: not stated
+  rapidjson::Document out =
+      ToJson(MakeRecord(storage::GOAL, NotStated(AsStored(g, storage::GOAL, "g-1")), "g-1", 1, in.extra_json));
+  EXPECT_TRUE(*At(Parse(text), "/description") == *At(out, "/description")) << Str(out);
+  EXPECT_EQ(At(out, "/description/text"), nullptr);
+  EXPECT_THAT(StringAt(out, "/text/div"), HasSubstr("Able to walk"));
+
+  // No display: the code is what the domain stores.
+  Incoming code_only = MustFromFhir(CodedGoal(R"({"system": "http://snomed.info/sct", "code": "289169006"})"));
+  EXPECT_EQ(std::get<v1::Goal>(code_only.resource).description(), "289169006");
+}
+
+TEST(GoalFromFhir, ADescriptionWithNeitherTextNorACodeIsRefusedSayingWhatToSend) {
+  rapidjson::Document d = Parse(R"json({
+    "resourceType": "Goal", "lifecycleStatus": "active", "subject": {"reference": "Patient/pat-1"},
+    "description": {"coding": [{"system": "http://snomed.info/sct"}]}
+  })json");
+  absl::StatusOr<Incoming> in = FromFhir("Goal", d);
+  ASSERT_THAT(in, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ViolatedFields(in.status()), ElementsAre("Goal.description.text"));
+  EXPECT_THAT(in.status().ToString(), HasSubstr("description.coding with a display or code"));
+}
+
+// ---- Elements FHIR R4 does not define
+
+std::vector<std::string> UnknownPaths(const std::string& type, const std::string& text) {
+  std::vector<std::string> out;
+  for (const UnknownElement& u : UnknownElements(type, Parse(text))) out.push_back(u.path);
+  return out;
+}
+
+TEST(UnknownElements, AreRefusedWithTheirPathAtAnyDepth) {
+  const std::string goal = absl::StrReplaceAll(
+      kPlainGoal,
+      {{R"("lifecycleStatus": "active",)", R"("lifecycleStatus": "active", "foo": 1,)"},
+       {R"("subject": {"reference": "Patient/pat-1"})", R"("subject": {"reference": "Patient/pat-1", "foo": true})"},
+       {R"("target": [{"dueDate": "2027-06-15"}])", R"("target": [{"dueDate": "2027-06-15", "bar": "x"}])"}});
+  EXPECT_THAT(RefusedFields("Goal", goal), ElementsAre("Goal.foo", "Goal.subject.foo", "Goal.target[0].bar"));
+
+  const std::string obs = absl::StrReplaceAll(
+      kWhatMatters, {{R"("valueString": "What matters most to you today?")",
+                      R"("valueString": "What matters most to you today?", "bar": 1)"},
+                     {R"("effectiveDateTime": "2026-11-23T15:00:00Z",)",
+                      R"("effectiveDateTime": "2026-11-23T15:00:00Z", "_effectiveDateTime": {"foo": 1},)"}});
+  EXPECT_THAT(RefusedFields("Observation", obs),
+              ElementsAre("Observation._effectiveDateTime.foo", "Observation.component[0].bar"));
+  rapidjson::Document d = Parse(obs);
+  absl::StatusOr<Incoming> in = FromFhir("Observation", d);
+  EXPECT_THAT(in.status().ToString(), HasSubstr("unknown element of FHIR R4 Observation"));
+}
+
+TEST(UnknownElements, CoverContainedResourcesExtensionsAndPrimitiveSiblings) {
+  EXPECT_THAT(UnknownPaths("Goal", R"json({"resourceType": "Goal",
+    "contained": [{"resourceType": "RelatedPerson", "id": "rp", "name": [{"text": "Rosa", "nick": "R"}], "hobby": 1},
+                  {"resourceType": "Device", "id": "d", "whatever": 1}],
+    "extension": [{"url": "http://x", "valueString": "ok", "colour": "red"},
+                  {"url": "http://y", "extension": [{"url": "a", "valueCoding": {"anything": 1}, "b": 2}]}],
+    "_subject": {"extension": []},
+    "_startDate": {"id": "s", "extension": [{"url": "http://z", "valueBoolean": true}], "foo": 1}})json"),
+              ElementsAre("Goal.contained[0].name[0].nick", "Goal.contained[0].hobby", "Goal.extension[0].colour",
+                          "Goal.extension[1].extension[0].b", "Goal._subject", "Goal._startDate.foo"));
+}
+
+TEST(UnknownElements, EveryR4ElementWeDoNotMapIsAcceptedAndKept) {
+  const std::string text = R"json({
+    "resourceType": "Observation", "id": "x", "meta": {"versionId": "9", "tag": [{"code": "t"}]}, "language": "en",
+    "identifier": [{"system": "urn:ietf:rfc:3986", "value": "urn:uuid:1", "period": {"start": "2026-01-01"}}],
+    "basedOn": [{"reference": "CarePlan/cp-1"}], "partOf": [{"reference": "Procedure/p-1"}],
+    "status": "final", "_status": {"extension": [{"url": "http://x", "valueString": "y"}]},
+    "code": {"coding": [{"system": "http://loinc.org", "code": "95541-9", "userSelected": true}]},
+    "subject": {"reference": "Patient/pat-1", "type": "Patient", "identifier": {"value": "MRN-1"}},
+    "issued": "2026-11-23T15:00:00Z",
+    "valueString": "Quiet at night",
+    "interpretation": [{"text": "n/a"}], "bodySite": {"text": "n/a"}, "method": {"text": "asked"},
+    "referenceRange": [{"text": "n/a", "age": {"low": {"value": 1}}}],
+    "hasMember": [{"reference": "Observation/o-2"}], "derivedFrom": [{"reference": "QuestionnaireResponse/q"}],
+    "note": [{"authorReference": {"reference": "Practitioner/nurse-17"}, "text": "asked twice"}]
+  })json";
+  EXPECT_THAT(UnknownPaths("Observation", text), IsEmpty());
+  Incoming in = MustFromFhir(text);
+  EXPECT_THAT(in.extra_json, HasSubstr("CarePlan/cp-1"));
+  EXPECT_THAT(in.extra_json, HasSubstr("referenceRange"));
+}
+
+TEST(UnknownElements, DropPolicyMapsTheRestAndNamesWhatItDropped) {
+  const std::string text = absl::StrReplaceAll(
+      kPlainGoal,
+      {{R"("lifecycleStatus": "active",)", R"("lifecycleStatus": "active", "foo": 1,)"},
+       {R"("subject": {"reference": "Patient/pat-1"})", R"("subject": {"reference": "Patient/pat-1", "foo": true})"}});
+  rapidjson::Document d = Parse(text);
+  absl::StatusOr<Incoming> in = FromFhir("Goal", d, UnknownElementPolicy::kDrop);
+  ASSERT_TRUE(in.ok()) << in.status();
+  EXPECT_THAT(in->dropped_elements, ElementsAre("Goal.foo", "Goal.subject.foo"));
+  EXPECT_EQ(in->extra_json, "");  // nothing kept: the rest is exactly what we generate
+  EXPECT_EQ(std::get<v1::Goal>(in->resource).description(), "Walk my daughter down the aisle in June");
+}
+
+TEST(UnknownElements, KeptByAnOlderVersionAreNotEmitted) {
+  v1::Goal g = ::wmty::testing::ValidGoal();
+  *g.mutable_provenance() = Nurse();
+  rapidjson::Document out =
+      ToJson(MakeRecord(storage::GOAL, g, "g-1", 1,
+                        R"({"foo": 1, "identifier": [{"value": "id-1", "bar": 2}], "statusDate": "2026-01-02"})"));
+  EXPECT_EQ(At(out, "/foo"), nullptr);
+  EXPECT_EQ(Str(*At(out, "/identifier")), R"([{"value":"id-1"}])");
+  EXPECT_EQ(StringAt(out, "/statusDate"), "2026-01-02");
 }
 
 // ---- Provenance

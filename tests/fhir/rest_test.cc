@@ -133,30 +133,50 @@ TEST(DatesTest, HttpDateAndInstant) {
 }
 
 TEST(XProvenanceTest, TakesTheAuthorAgent) {
-  auto r = RecorderFromXProvenance(R"({"resourceType":"Provenance","agent":[
+  auto x = ParseXProvenance(R"({"resourceType":"Provenance","agent":[
       {"type":{"coding":[{"code":"informant"}]},"who":{"reference":"RelatedPerson/r1"}},
       {"type":{"coding":[{"system":"http://terminology.hl7.org/CodeSystem/provenance-participant-type",
                           "code":"author"}]},
        "who":{"reference":"Practitioner/rn-17","display":"Ana Ruiz"},"role":[{"text":"RN"}]}]})");
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->practitioner_id(), "rn-17");
-  EXPECT_EQ(r->display_name(), "Ana Ruiz");
-  EXPECT_EQ(r->role(), "RN");
-  r = RecorderFromXProvenance(
-      R"({"resourceType":"Provenance","agent":[{"who":{"reference":"https://ehr.example/fhir/Practitioner/d1"}}]})");
-  ASSERT_TRUE(r.ok()) << r.status();
-  EXPECT_EQ(r->practitioner_id(), "d1");
+  ASSERT_TRUE(x.ok()) << x.status();
+  ASSERT_TRUE(x->author.has_value());
+  EXPECT_EQ(x->author->practitioner_id(), "rn-17");
+  EXPECT_EQ(x->author->display_name(), "Ana Ruiz");
+  EXPECT_EQ(x->author->role(), "RN");
+  EXPECT_EQ(x->reason, "");
+  x = ParseXProvenance(
+      R"({"resourceType":"Provenance","agent":[{"who":{"reference":"https://ehr.example/fhir/Practitioner/d1"},
+          "role":[{"coding":[{"code":"RN","display":"Registered nurse"}]}]}]})");
+  ASSERT_TRUE(x.ok()) << x.status();
+  EXPECT_EQ(x->author->practitioner_id(), "d1");
+  EXPECT_EQ(x->author->role(), "Registered nurse");
+}
+
+TEST(XProvenanceTest, TakesTheReasonTextWithOrWithoutAnAgent) {
+  auto x = ParseXProvenance(
+      R"({"resourceType":"Provenance","reason":[{"coding":[{"code":"TREAT"}],"text":"Wrong patient's chart"}]})");
+  ASSERT_TRUE(x.ok()) << x.status();
+  EXPECT_FALSE(x->author.has_value());
+  EXPECT_EQ(x->reason, "Wrong patient's chart");
+  x = ParseXProvenance(R"({"resourceType":"Provenance","reason":[{"text":"Duplicate"}],
+                           "agent":[{"who":{"reference":"Practitioner/rn-17"}}]})");
+  ASSERT_TRUE(x.ok()) << x.status();
+  EXPECT_EQ(x->author->practitioner_id(), "rn-17");
+  EXPECT_EQ(x->reason, "Duplicate");
 }
 
 TEST(XProvenanceTest, RefusesWhatIsNotAnAuthoredProvenance) {
   for (absl::string_view bad :
        {"", "not json", "[]", R"({"resourceType":"Goal"})", R"({"resourceType":"Provenance"})",
         R"({"resourceType":"Provenance","agent":[]})",
+        R"({"resourceType":"Provenance","reason":[{"coding":[{"code":"TREAT"}]}]})",
+        R"({"resourceType":"Provenance","reason":"typed as a string"})",
+        R"({"resourceType":"Provenance","reason":["typed as a string"]})",
         R"({"resourceType":"Provenance","agent":[{"who":{"reference":"Patient/p1"}}]})",
         R"({"resourceType":"Provenance","agent":[{"who":{"reference":"Practitioner/has space"}}]})",
         R"({"resourceType":"Provenance","agent":[{"who":{"reference":"XPractitioner/a"}}]})",
         R"({"resourceType":"Provenance","agent":[7]})"}) {
-    EXPECT_THAT(RecorderFromXProvenance(bad), StatusIs(absl::StatusCode::kInvalidArgument)) << bad;
+    EXPECT_THAT(ParseXProvenance(bad), StatusIs(absl::StatusCode::kInvalidArgument)) << bad;
   }
 }
 

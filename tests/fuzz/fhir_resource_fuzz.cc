@@ -9,9 +9,11 @@
 // stamped as the store would (name, version, etag, times), rendered back with
 // ToFhir and ProvenanceOf, and the rendered JSON must map again (FromFhir) to
 // the same kind: what a client reading and re-sending it would do. A refusal
-// is mapped to the OperationOutcome the face would answer with.
+// is mapped to the OperationOutcome the face would answer with; a body refused
+// is also mapped as --fhir_unknown_elements=drop would, and nothing rendered
+// may hold an element FHIR R4 does not define.
 // A body whose resourceType is "Provenance" is read as the X-Provenance
-// header instead (RecorderFromXProvenance), the other JSON the face parses.
+// header instead (ParseXProvenance), the other JSON the face parses.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -26,6 +28,7 @@
 #include "common/status.h"
 #include "domain/names.h"
 #include "domain/validation.h"
+#include "fhir/elements.h"
 #include "fhir/mapping.h"
 #include "fhir/mapping_json.h"
 #include "fhir/rest.h"
@@ -76,6 +79,7 @@ void Stamp(R* r, storage::Kind kind, const std::string& patient, const std::stri
   *r->mutable_update_time() = now;
   r->set_state(v1::ACTIVE);
   if (!r->provenance().has_said_time()) *r->mutable_provenance()->mutable_said_time() = now;
+  *r->mutable_provenance()->mutable_said_by() = domain::SpeakerOrNotStated(r->provenance().said_by());
   if constexpr (std::is_same_v<R, v1::GoalScore>) {
     if (!r->has_effective_time()) *r->mutable_effective_time() = now;
   }
@@ -83,7 +87,12 @@ void Stamp(R* r, storage::Kind kind, const std::string& patient, const std::stri
 
 void FuzzResource(const rapidjson::Document& doc, absl::string_view type) {
   absl::StatusOr<fhir::Incoming> incoming = fhir::FromFhir(type, doc);
-  if (!incoming.ok()) return RenderRefusal(incoming.status(), PrimaryKind(type));
+  if (!incoming.ok()) {
+    RenderRefusal(incoming.status(), PrimaryKind(type));
+    // --fhir_unknown_elements=drop: what it maps must be free of them.
+    incoming = fhir::FromFhir(type, doc, fhir::UnknownElementPolicy::kDrop);
+    if (!incoming.ok()) return RenderRefusal(incoming.status(), PrimaryKind(type));
+  }
 
   // The recorder comes from the token or X-Provenance, never from the body.
   std::visit([](auto& r) { r.mutable_provenance()->mutable_recorded_by()->set_practitioner_id("fuzz-nurse"); },
@@ -127,6 +136,8 @@ void FuzzResource(const rapidjson::Document& doc, absl::string_view type) {
   rapidjson::Document provenance;
   WMTY_FUZZ_CHECK(fhir::ProvenanceOf(record, &provenance, provenance.GetAllocator()).ok(),
                   "ProvenanceOf refused an accepted resource");
+  WMTY_FUZZ_CHECK(fhir::UnknownElements(fhir::FhirTypeOf(incoming->kind), out).empty(),
+                  "ToFhir emitted an element FHIR R4 does not define");
   const std::string text = fhir::json::Serialize(out);
   (void)fhir::json::Serialize(provenance);
 
@@ -158,7 +169,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::optional<absl::string_view> type = fhir::json::StringMember(doc, "resourceType");
   if (!type.has_value()) return 0;
   if (*type == "Provenance") {
-    (void)fhir::RecorderFromXProvenance(body);
+    (void)fhir::ParseXProvenance(body);
     return 0;
   }
   FuzzResource(doc, *type);

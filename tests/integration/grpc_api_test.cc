@@ -823,6 +823,64 @@ TEST_F(GrpcApiTest, UnknownSpeakerKindRejected) {
   EXPECT_EQ(StopAndCountWrites(), 0);
 }
 
+// An absent said_by is stored and returned as NOT_STATED, on create and on
+// update: the server never assumes the patient said it.
+TEST_F(GrpcApiTest, AbsentSpeakerIsStoredAsNotStated) {
+  v1::Goal goal = ValidGoal();
+  goal.mutable_provenance()->clear_said_by();
+  const v1::Goal created = CreateGoal(goal);
+  EXPECT_EQ(created.provenance().said_by().kind(), v1::Speaker::NOT_STATED);
+  EXPECT_EQ(GetGoal(created.name()).provenance().said_by().kind(), v1::Speaker::NOT_STATED);
+
+  v1::UpdateGoalRequest update;
+  update.mutable_goal()->set_name(created.name());
+  update.mutable_goal()->set_etag(created.etag());
+  update.mutable_goal()->set_lifecycle_status(v1::COMPLETED);
+  *update.mutable_goal()->mutable_provenance() = NurseProvenance();
+  update.mutable_goal()->mutable_provenance()->mutable_said_by()->set_kind(v1::Speaker::KIND_UNSPECIFIED);
+  update.mutable_update_mask()->add_paths("lifecycle_status");
+  auto v2 = client_->UpdateGoal(update);
+  ASSERT_TRUE(v2.ok()) << v2.status();
+  EXPECT_EQ(v2->provenance().said_by().kind(), v1::Speaker::NOT_STATED);
+}
+
+// A practitioner who scored a goal is the score's speaker, with their id.
+TEST_F(GrpcApiTest, PractitionerSpeakerIsKept) {
+  const v1::Goal goal = CreateGoal();
+  v1::CreateGoalScoreRequest req;
+  req.set_parent(kParent);
+  req.mutable_goal_score()->set_goal(goal.name());
+  req.mutable_goal_score()->set_score_type(v1::PRACTITIONER_FOLLOW_UP);
+  req.mutable_goal_score()->set_score(1);
+  *req.mutable_goal_score()->mutable_provenance() = NurseProvenance();
+  v1::Speaker* by = req.mutable_goal_score()->mutable_provenance()->mutable_said_by();
+  by->set_kind(v1::Speaker::PRACTITIONER);
+  by->set_name("Dr. Lee");
+  auto missing_id = client_->CreateGoalScore(req);
+  EXPECT_THAT(missing_id, StatusIs(Code::kInvalidArgument));
+  EXPECT_THAT(ViolatedFields(missing_id.status()), Contains("goal_score.provenance.said_by.practitioner_id"));
+
+  by->set_practitioner_id("md-4");
+  auto score = client_->CreateGoalScore(req);
+  ASSERT_TRUE(score.ok()) << score.status();
+  EXPECT_EQ(score->provenance().said_by().kind(), v1::Speaker::PRACTITIONER);
+  EXPECT_EQ(score->provenance().said_by().practitioner_id(), "md-4");
+  EXPECT_EQ(score->provenance().said_by().name(), "Dr. Lee");
+}
+
+TEST_F(GrpcApiTest, SpeakerDetailsWithoutKindRejected) {
+  v1::CreateGoalRequest req;
+  req.set_parent(kParent);
+  *req.mutable_goal() = ValidGoal();
+  req.mutable_goal()->mutable_provenance()->mutable_said_by()->set_kind(v1::Speaker::KIND_UNSPECIFIED);
+  req.mutable_goal()->mutable_provenance()->mutable_said_by()->set_name("Rosa");
+  auto r = client_->CreateGoal(req);
+  EXPECT_THAT(r, StatusIs(Code::kInvalidArgument));
+  EXPECT_THAT(ViolatedFields(r.status()), Contains("goal.provenance.said_by.kind"));
+  ExpectNothingStored(kParent);
+  EXPECT_EQ(StopAndCountWrites(), 0);
+}
+
 TEST_F(GrpcApiTest, UnknownEnumInListFilterRejected) {
   v1::ListGoalsRequest req;
   req.set_parent(kParent);

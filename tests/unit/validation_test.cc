@@ -313,10 +313,6 @@ TEST(EnumValidationTest, RequiredEnumsMustBeSet) {
   p.set_kind(v1::PREFERENCE_KIND_UNSPECIFIED);
   // The channel ranking is then also "only for COMMUNICATION_CHANNELS".
   EXPECT_THAT(PreferenceFields(p), ElementsAre("preference.kind", "preference.channel_ranking"));
-
-  v1::WhatMatters w = ValidWhatMatters();
-  w.mutable_provenance()->mutable_said_by()->set_kind(v1::Speaker::KIND_UNSPECIFIED);
-  EXPECT_THAT(WhatMattersFields(w), ElementsAre("what_matters.provenance.said_by.kind"));
 }
 
 TEST(EnumValidationTest, OptionalEnumsMayBeUnspecified) {
@@ -388,6 +384,54 @@ TEST(ProvenanceValidationTest, PatientSpeakerNeedsNoName) {
   g.mutable_provenance()->mutable_said_by()->set_kind(v1::Speaker::PATIENT);
   g.mutable_provenance()->mutable_said_by()->clear_name();
   EXPECT_THAT(GoalFields(g), IsEmpty());
+}
+
+TEST(ProvenanceValidationTest, AbsentSpeakerIsValidAndMeansNotStated) {
+  v1::Goal g = ValidGoal();
+  g.mutable_provenance()->clear_said_by();
+  EXPECT_THAT(GoalFields(g), IsEmpty());
+  EXPECT_EQ(SpeakerOrNotStated(g.provenance().said_by()).kind(), v1::Speaker::NOT_STATED);
+  g.mutable_provenance()->mutable_said_by()->set_kind(v1::Speaker::PATIENT);
+  EXPECT_EQ(SpeakerOrNotStated(g.provenance().said_by()).kind(), v1::Speaker::PATIENT);
+}
+
+TEST(ProvenanceValidationTest, SpeakerDetailsNeedAKind) {
+  v1::Goal g = ValidGoal();
+  auto* said_by = g.mutable_provenance()->mutable_said_by();
+  said_by->set_kind(v1::Speaker::KIND_UNSPECIFIED);
+  said_by->set_relationship("daughter");
+  EXPECT_THAT(GoalFields(g), ElementsAre("goal.provenance.said_by.kind"));
+}
+
+TEST(ProvenanceValidationTest, NotStatedSpeakerTakesNoDetails) {
+  v1::Goal g = ValidGoal();
+  auto* said_by = g.mutable_provenance()->mutable_said_by();
+  said_by->set_kind(v1::Speaker::NOT_STATED);
+  EXPECT_THAT(GoalFields(g), IsEmpty());
+  said_by->set_name("Rosa Diaz");
+  EXPECT_THAT(GoalFields(g), ElementsAre("goal.provenance.said_by.kind"));
+}
+
+TEST(ProvenanceValidationTest, PractitionerSpeakerNeedsAnId) {
+  v1::Goal g = ValidGoal();
+  auto* said_by = g.mutable_provenance()->mutable_said_by();
+  said_by->set_kind(v1::Speaker::PRACTITIONER);
+  EXPECT_THAT(GoalFields(g), ElementsAre("goal.provenance.said_by.practitioner_id"));
+  said_by->set_practitioner_id("md/4");
+  EXPECT_THAT(GoalFields(g), ElementsAre("goal.provenance.said_by.practitioner_id"));
+  said_by->set_practitioner_id("md-4");
+  EXPECT_THAT(GoalFields(g), IsEmpty());
+  said_by->set_name("Dr. Lee");
+  EXPECT_THAT(GoalFields(g), IsEmpty());
+  said_by->set_relationship("doctor");
+  EXPECT_THAT(GoalFields(g), ElementsAre("goal.provenance.said_by.relationship"));
+}
+
+TEST(ProvenanceValidationTest, PractitionerIdOnlyForPractitioners) {
+  v1::Goal g = ValidGoal();
+  g.mutable_provenance()->mutable_said_by()->set_kind(v1::Speaker::PATIENT);
+  g.mutable_provenance()->mutable_said_by()->set_practitioner_id("md-4");
+  EXPECT_THAT(GoalFields(g), ElementsAre("goal.provenance.said_by.practitioner_id"));
 }
 
 TEST(ProvenanceValidationTest, SaidTimeMayNotBeMoreThanFiveMinutesAhead) {

@@ -1,14 +1,16 @@
 // The bedside app: sign in → patient → what we know (in the patient's
 // priority order) → record → save through the outbox. docs/bedside.md.
 import {
-  AuthError, GAS, PATIENT_ID, PREFERENCE_KINDS, PROMPTS, SCORE_TYPES, forUpdate, goalResource, issueText,
-  listResource, parseEverything, preferenceDetails, preferenceKindOf, preferenceResource, promptOf, request, scoreOf, scoreResource,
+  AuthError, BASELINE_CODE, GAS, PATIENT_ID, PREFERENCE_KINDS, PROMPTS, STRUCTURED_KINDS, detailComponents, detailOf, detailSummary,
+  forUpdate, goalResource, issueText, listResource, noteOf, parseEverything, parseHistory, practitionerOf,
+  preferenceKindOf, preferenceResource, promptOf, request, retractionProvenance, scoreOf, scoreResource, scoreTypeCode,
   speakerOf, textOf, whatMattersResource,
 } from './fhir.js';
 import { Outbox } from './outbox.js';
 import { fetchPatient, identityOf, patientsById, searchPatients } from './patient.js';
-import { $, fmtDate, fmtDateTime, h, show } from './dom.js';
+import { $, fmtDate, fmtDateTime, fmtTime, h, show } from './dom.js';
 import { scoreChart } from './chart.js';
+import { structuredEditor } from './prefs.js';
 
 const TOKEN_KEY = 'wmty.token';
 const PATIENT_KEY = 'wmty.patient';
@@ -180,6 +182,8 @@ function openPatient(id) {
   $('#patient-facts').replaceChildren();
   const confirmed = sessionStorage.getItem(CONFIRMED_KEY) === id;
   setIdentity(confirmed ? 'confirmed' : 'loading');
+  if (id !== state.formPatientId) clearRecordForm();
+  state.formPatientId = id;
   banner('');
   showScreen('record');
   setView('summary', false);
@@ -316,13 +320,24 @@ async function load() {
 
 const refOf = (r) => `${r.resourceType}/${r.id}`;
 
+const isIdentity = (r) => r.resourceType === 'Observation' && Boolean(preferenceKindOf(r).identity);
+
+// What can be ranked: everything but the identity preferences, which say who
+// the patient is and are pinned in "About" instead.
 function allItems() {
   const d = state.data;
-  return d ? [...d.whatMatters, ...d.goals, ...d.preferences] : [];
+  return d ? [...d.whatMatters, ...d.goals, ...d.preferences.filter((r) => !isIdentity(r))] : [];
+}
+
+function identityItems() {
+  const d = state.data;
+  if (!d) return [];
+  const rank = (r) => PREFERENCE_KINDS.findIndex((k) => k.id === preferenceKindOf(r).id);
+  return d.preferences.filter(isIdentity).sort((a, b) => rank(a) - rank(b) || whenOf(a).localeCompare(whenOf(b)));
 }
 
 function itemByRef(ref) {
-  return allItems().find((r) => refOf(r) === ref);
+  return [...allItems(), ...identityItems()].find((r) => refOf(r) === ref);
 }
 
 function whenOf(r) {
@@ -361,6 +376,7 @@ function speakerText(r) {
   const sp = speakerOf(r);
   if (sp.kind === 'patient') return 'Said by the patient';
   if (sp.kind === 'family') return `Said by ${sp.name}${sp.relationship ? ` (${sp.relationship.toLowerCase()})` : ''}`;
+  if (sp.kind === 'practitioner') return `Said by ${sp.name} (clinician)`;
   return 'Speaker not recorded';
 }
 
@@ -379,52 +395,92 @@ function short(text, n = 40) {
   return text.length > n ? `${text.slice(0, n - 1)}…` : text;
 }
 
+// The coded part of a structured preference, as read back from the server.
+function codedText(r) {
+  if (r.resourceType !== 'Observation' || !STRUCTURED_KINDS.has(preferenceKindOf(r).id)) return '';
+  const d = detailOf(r);
+  return d ? `Coded: ${detailSummary(preferenceKindOf(r).id, d)}` : '';
+}
+
+// What a card says about one record: kind, the words, the coded part, who
+// said it and who recorded which version.
+function itemBody(r, badge) {
+  const ref = refOf(r);
+  const prompt = r.resourceType === 'Observation' ? promptOf(r) : '';
+  const recorder = state.data.recorder.get(`${ref}/_history/${r.meta?.versionId}`);
+  const metaParts = [speakerText(r), fmtDateTime(whenOf(r))];
+  if (recorder) metaParts.push(`recorded by ${recorder}`);
+  metaParts.push(`version ${r.meta?.versionId}`);
+  const coded = codedText(r);
+  return h('div', { class: 'item-body' },
+    h('p', { class: 'item-kind' }, kindText(r), badge ? h('span', { class: 'badge' }, badge) : null),
+    prompt ? h('p', { class: 'item-prompt' }, `Asked: “${prompt}”`) : null,
+    h('blockquote', { class: 'item-text', lang: '' }, textOf(r)),
+    coded ? h('p', { class: 'item-coded' }, coded) : null,
+    h('p', { class: 'meta' }, metaParts.join(' · ')),
+    r.resourceType === 'Goal' ? goalProgress(r) : null);
+}
+
+function itemActions(r) {
+  const text = short(textOf(r));
+  return [h('button', { type: 'button', class: 'btn btn-secondary', dataset: { action: 'edit' },
+    'aria-label': `Edit: ${text}`, onclick: () => openEdit(r) }, 'Edit'),
+  h('button', { type: 'button', class: 'btn btn-quiet', dataset: { action: 'history' },
+    'aria-label': `History: ${text}`, onclick: () => openHistory(refOf(r), textOf(r)) }, 'History'),
+  h('button', { type: 'button', class: 'btn btn-quiet', dataset: { action: 'retract' },
+    'aria-label': `Entered in error: ${text}`, onclick: () => openRetract(r) }, 'Entered in error')];
+}
+
+// "About <name>": who the patient is (name to use, pronouns, language, fears),
+// pinned above the priorities and never ranked.
+function renderAbout() {
+  const items = identityItems();
+  const nameToUse = items.find((r) => preferenceKindOf(r).id === 'name-to-use');
+  $('#about-title').textContent = `About ${nameToUse ? textOf(nameToUse) : 'the patient'}`;
+  $('#about-list').replaceChildren(...items.map((r) => h('li', { class: 'item item-about', dataset: { ref: refOf(r) } },
+    itemBody(r), h('div', { class: 'item-actions' }, itemActions(r)))));
+  show($('#about'), items.length > 0);
+}
+
 function renderSummary() {
   const list = $('#priority-list');
   const d = state.data;
   if (!d) {
     list.replaceChildren();
+    show($('#about'), false);
     show($('#summary-empty'), false);
     show($('#order-actions'), false);
     $('#list-version').textContent = '';
     return;
   }
+  renderAbout();
   const ranked = new Set(serverOrder());
   const n = state.order.length;
+  // One item has nothing to be ranked against: no handle, no arrows, no order to save.
+  const rankable = n > 1;
   list.replaceChildren(...state.order.map((ref, i) => {
     const r = itemByRef(ref);
     if (!r) return null;
     const text = textOf(r);
-    const prompt = r.resourceType === 'Observation' ? promptOf(r) : '';
-    const recorder = d.recorder.get(`${ref}/_history/${r.meta?.versionId}`);
-    const metaParts = [speakerText(r), fmtDateTime(whenOf(r))];
-    if (recorder) metaParts.push(`recorded by ${recorder}`);
-    metaParts.push(`version ${r.meta?.versionId}`);
-    const li = h('li', { class: 'item', dataset: { ref, kind: r.resourceType === 'Goal' ? 'goal' : 'observation' } },
-      h('span', { class: 'handle', 'aria-hidden': 'true', title: 'Drag to reorder' }, '⋮⋮'),
+    return h('li', { class: 'item', dataset: { ref, kind: r.resourceType === 'Goal' ? 'goal' : 'observation' } },
+      rankable ? h('span', { class: 'handle', 'aria-hidden': 'true', title: 'Drag to reorder' }, '⋮⋮')
+        : h('span', { class: 'handle-space' }),
       h('span', { class: 'rank', 'aria-hidden': 'true' }, String(i + 1)),
-      h('div', { class: 'item-body' },
-        h('p', { class: 'item-kind' }, kindText(r), ranked.has(ref) ? null : h('span', { class: 'badge' }, 'new, not ranked yet')),
-        prompt ? h('p', { class: 'item-prompt' }, `Asked: “${prompt}”`) : null,
-        h('blockquote', { class: 'item-text', lang: '' }, text),
-        h('p', { class: 'meta' }, metaParts.join(' · ')),
-        r.resourceType === 'Goal' ? goalProgress(r) : null),
+      itemBody(r, ranked.has(ref) || !rankable ? '' : 'new, not ranked yet'),
       h('div', { class: 'item-actions' },
-        h('button', { type: 'button', class: 'btn btn-icon', 'aria-label': `Move up: ${short(text)}`,
-          disabled: i === 0, dataset: { move: 'up' }, onclick: () => move(i, -1, 'up') }, '▲'),
-        h('button', { type: 'button', class: 'btn btn-icon', 'aria-label': `Move down: ${short(text)}`,
-          disabled: i === n - 1, dataset: { move: 'down' }, onclick: () => move(i, 1, 'down') }, '▼'),
-        h('button', { type: 'button', class: 'btn btn-secondary', 'aria-label': `Edit: ${short(text)}`,
-          onclick: () => openEdit(r) }, 'Edit')));
-    return li;
+        rankable ? h('button', { type: 'button', class: 'btn btn-icon', 'aria-label': `Move up: ${short(text)}`,
+          disabled: i === 0, dataset: { move: 'up' }, onclick: () => move(i, -1, 'up') }, '▲') : null,
+        rankable ? h('button', { type: 'button', class: 'btn btn-icon', 'aria-label': `Move down: ${short(text)}`,
+          disabled: i === n - 1, dataset: { move: 'down' }, onclick: () => move(i, 1, 'down') }, '▼') : null,
+        itemActions(r)));
   }));
-  show($('#summary-empty'), n === 0);
-  const dirty = !sameOrder(state.order, serverOrder()) || (n > 0 && !d.list);
-  show($('#order-actions'), dirty);
-  show($('#order-hint'), n > 1);
+  show($('#summary-empty'), n === 0 && identityItems().length === 0);
+  const dirty = !sameOrder(state.order, serverOrder()) || (rankable && !d.list);
+  show($('#order-actions'), rankable && dirty);
+  show($('#order-hint'), rankable);
   $('#list-version').textContent = d.list
     ? `Priority list saved as version ${d.list.meta?.versionId}, ${fmtDateTime(d.list.meta?.lastUpdated)}.`
-    : n ? 'No priority order saved yet.' : '';
+    : rankable ? 'No priority order saved yet.' : '';
 }
 
 function goalProgress(goal) {
@@ -432,7 +488,8 @@ function goalProgress(goal) {
     .map((o) => ({ time: o.effectiveDateTime || o.meta?.lastUpdated, score: scoreOf(o) }));
   const wrap = h('div', { class: 'progress' },
     h('p', { class: 'progress-title' }, 'Progress'),
-    scoreChart(scores, `Progress on “${short(textOf(goal))}”`));
+    scoreChart(scores, `Progress on “${short(textOf(goal))}”`),
+    scoreList(goal));
   const open = state.scoreOpen.has(goal.id);
   const btn = h('button', { type: 'button', class: 'btn btn-secondary', 'aria-expanded': String(open),
     onclick: () => {
@@ -443,36 +500,115 @@ function goalProgress(goal) {
       (li.querySelector('.score-form input') || li.querySelector('[aria-expanded]')).focus();
     } }, scores.length ? 'Record follow-up score' : 'Record starting score');
   wrap.append(btn);
-  if (open) wrap.append(scoreForm(goal, scores.length));
+  if (open) wrap.append(scoreForm(goal));
   return wrap;
 }
 
-function scoreForm(goal, count) {
-  const name = `score-${goal.id}`;
-  const typeId = `score-type-${goal.id}`;
+// A score in words: "+1 Better than expected · follow-up · scored by Maria Garcia (daughter)".
+function scoreText(o) {
+  const n = scoreOf(o);
+  const answer = GAS.find((g) => g.score === n);
+  const baseline = (o.code?.coding || []).some((c) => c.code === BASELINE_CODE || c.code === '107332-9');
+  const by = speakerText(o).replace(/^Said by/, 'scored by').replace(/^Speaker not recorded$/, 'scorer not stated');
+  return [`${n > 0 ? '+' : ''}${n} ${answer ? answer.label : ''}`.trim(), baseline ? 'starting score' : 'follow-up', by]
+    .join(' · ');
+}
+
+// Each score of a goal, folded away, with its history and "entered in error"
+// (a wrong score is fixed where it was made, like any other record).
+function scoreList(goal) {
+  const mine = state.data.scores.filter((o) => (o.focus || []).some((f) => f.reference === `Goal/${goal.id}`))
+    .sort((a, b) => whenOf(b).localeCompare(whenOf(a)));
+  if (!mine.length) return null;
+  return h('details', { class: 'score-list', dataset: { goal: goal.id } },
+    h('summary', null, `Each score (${mine.length})`),
+    h('ul', null, mine.map((o) => h('li', { class: 'score-item', dataset: { ref: refOf(o) } },
+      h('p', null, scoreText(o)),
+      h('p', { class: 'meta' }, `${fmtDateTime(whenOf(o))} · version ${o.meta?.versionId}`),
+      h('div', { class: 'score-actions' },
+        h('button', { type: 'button', class: 'btn btn-quiet', 'aria-label': `History: score ${scoreText(o)}`,
+          onclick: () => openHistory(refOf(o), `score ${scoreText(o)}`) }, 'History'),
+        h('button', { type: 'button', class: 'btn btn-quiet', 'aria-label': `Entered in error: score ${scoreText(o)}`,
+          onclick: () => openRetract(o) }, 'Entered in error'))))));
+}
+
+// A radio group as a fieldset: [{ value, label }], nothing chosen.
+function radioGroup(legend, name, options) {
+  return h('fieldset', { class: 'score-question' }, h('legend', null, legend),
+    h('div', { class: 'choice-row' }, options.map((o) => h('label', { class: 'choice' },
+      h('input', { type: 'radio', name, value: o.value }), o.label))));
+}
+
+// Scoring a goal asks three separate questions and preselects nothing (0 is
+// "as expected", i.e. the goal is met, so a default would be an answer):
+// when (baseline or follow-up), who scored it, and the score. The code
+// follows when and who; the performer is who actually scored it.
+function scoreForm(goal) {
+  const id = goal.id;
+  const name = (q) => `${q}-${id}`;
+  const caregiver = h('div', { class: 'grid-2', hidden: true },
+    h('div', null, h('label', { for: `cg-name-${id}` }, 'Caregiver’s name'),
+      h('input', { id: `cg-name-${id}`, type: 'text', autocomplete: 'off' })),
+    h('div', null, h('label', { for: `cg-rel-${id}` }, 'How the caregiver is related'),
+      h('input', { id: `cg-rel-${id}`, type: 'text', autocomplete: 'off', list: 'relationships' })));
+  const error = h('p', { class: 'notice notice-error', role: 'alert', hidden: true });
   const form = h('form', { class: 'score-form', novalidate: true },
+    radioGroup('When is this score?', name('when'), [{ value: 'baseline', label: 'Starting score (baseline)' },
+      { value: 'follow-up', label: 'Follow-up' }]),
+    radioGroup('Who scored it?', name('who'), [{ value: 'patient', label: 'The patient' },
+      { value: 'nurse', label: 'Me (the nurse)' }, { value: 'caregiver', label: 'A caregiver' }]),
+    caregiver,
     h('fieldset', null,
       h('legend', null, 'How is it going, compared with what was expected?'),
       h('div', { class: 'score-options' }, GAS.map((g) => h('label', { class: 'choice' },
-        h('input', { type: 'radio', name, value: String(g.score), checked: g.score === 0 }),
+        h('input', { type: 'radio', name: name('score'), value: String(g.score) }),
         h('span', { class: 'score-num' }, g.score > 0 ? `+${g.score}` : String(g.score)), ` ${g.label}`)))),
-    h('label', { for: typeId }, 'Who scored it'),
-    h('select', { id: typeId }, SCORE_TYPES.map((t, i) => h('option', {
-      value: t.code, selected: count === 0 ? i === 0 : t.code === '107333-7' }, t.label))),
+    error,
     h('div', { class: 'form-actions' },
       h('button', { type: 'submit', class: 'btn btn-primary' }, 'Save score')));
+  const chosen = (q) => form.querySelector(`input[name="${name(q)}"]:checked`)?.value;
+  form.addEventListener('change', () => show(caregiver, chosen('who') === 'caregiver'));
   form.addEventListener('submit', (ev) => {
     ev.preventDefault();
-    const score = Number(form.querySelector(`input[name="${name}"]:checked`).value);
-    const type = form.querySelector('select').value;
-    const body = scoreResource(state.patientId, goal.id, score, type, new Date().toISOString());
-    state.scoreOpen.delete(goal.id);
+    const got = readScoreForm(form, chosen, id);
+    if (got.error) {
+      error.textContent = got.error;
+      show(error, true);
+      (got.focus || form.querySelector(`input[name="${name(got.question)}"]`))?.focus();
+      return;
+    }
+    const body = scoreResource(state.patientId, id, got.score, scoreTypeCode(got.when, got.scorer.kind),
+      new Date().toISOString(), got.scorer);
+    state.scoreOpen.delete(id);
     queue({ kind: 'create', type: 'Observation', method: 'POST', path: '/Observation', body,
-      label: `Score ${score > 0 ? '+' : ''}${score} for “${short(textOf(goal), 30)}”` });
+      label: `Score ${got.score > 0 ? '+' : ''}${got.score} for “${short(textOf(goal), 30)}”` });
     renderSummary();
-    $(`li[data-ref="Goal/${goal.id}"] [aria-expanded]`)?.focus();
+    $(`li[data-ref="Goal/${id}"] [aria-expanded]`)?.focus();
   });
   return form;
+}
+
+// The score form's answers: { when, scorer, score } or { error, question | focus }.
+function readScoreForm(form, chosen, id) {
+  const when = chosen('when');
+  if (!when) return { error: 'Is this the starting score or a follow-up?', question: 'when' };
+  const who = chosen('who');
+  if (!who) return { error: 'Who scored it?', question: 'who' };
+  let scorer = { kind: who };
+  if (who === 'nurse') {
+    const reference = practitionerOf(state.token);
+    if (!reference) return { error: 'Your sign-in does not name you as a practitioner, so the score cannot be saved as yours.', question: 'who' };
+    scorer = { kind: 'nurse', reference };
+  } else if (who === 'caregiver') {
+    const nameEl = form.querySelector(`#cg-name-${id}`);
+    const relEl = form.querySelector(`#cg-rel-${id}`);
+    scorer = { kind: 'caregiver', name: nameEl.value.trim(), relationship: relEl.value.trim() };
+    if (!scorer.name) return { error: 'Please write the caregiver’s name.', focus: nameEl };
+    if (!scorer.relationship) return { error: 'Please write how the caregiver is related to the patient.', focus: relEl };
+  }
+  const score = chosen('score');
+  if (score === undefined) return { error: 'Choose the score.', question: 'score' };
+  return { when, scorer, score: Number(score) };
 }
 
 const STATE_TEXT = {
@@ -498,10 +634,13 @@ function renderOutbox() {
         'Compare and choose') : null,
       e.state === 'attention' ? h('button', { type: 'button', class: 'btn btn-secondary',
         onclick: () => { outbox.remove(e.id); load(); } }, 'Discard') : null)),
+    // What was saved, in words, and when (local time): no database ids.
     ...saved.map((s) => h('li', { class: 'outbox-item', dataset: { state: 'saved', requestId: s.id } },
-      h('span', { class: 'state state-saved' }, STATE_TEXT.saved),
+      h('span', { class: 'state state-saved' }, `${STATE_TEXT.saved} ${fmtTime(s.savedAt)}`),
       h('span', { class: 'outbox-label' }, s.label),
-      h('span', { class: 'meta' }, `${s.type}${s.resourceId ? ` ${s.resourceId}` : ''}, version ${s.version}`))));
+      // A retracted record is gone from the views; its history stays reachable here.
+      s.kind === 'retract' ? h('button', { type: 'button', class: 'btn btn-quiet', 'aria-label': `History: ${s.label}`,
+        onclick: () => openHistory(s.ref, s.label) }, 'History') : null)));
   show($('#outbox-panel'), entries.length + saved.length > 0);
   show($('#retry-now'), entries.some((e) => e.state === 'pending'));
 }
@@ -608,12 +747,17 @@ function setupPrompts() {
 }
 
 let prefSeq = 0;
+// One preference in the record form. Structured kinds get their editor
+// (prefs.js); the others get chips that add their words to the text.
 function preferenceRow() {
   const n = ++prefSeq;
   const kindId = `pref-kind-${n}`;
   const textId = `pref-text-${n}`;
   const chips = h('div', { class: 'chips', role: 'group', 'aria-label': 'Common choices' });
   const text = h('input', { id: textId, type: 'text', class: 'pref-text', autocomplete: 'off' });
+  const words = h('div', { class: 'pref-words' },
+    chips, h('label', { for: textId }, 'The preference, in their words (tap choices or type)'), text);
+  const structured = h('div', { class: 'pref-structured' });
   const select = h('select', { id: kindId, class: 'pref-kind' },
     PREFERENCE_KINDS.map((k) => h('option', { value: k.id }, k.label)));
   const syncChips = () => {
@@ -635,7 +779,15 @@ function preferenceRow() {
     show(chips, k.chips.length > 0);
     syncChips();
   };
-  select.addEventListener('change', fillChips);
+  const fillKind = () => {
+    const isStructured = STRUCTURED_KINDS.has(select.value);
+    row.editor = isStructured ? structuredEditor(select.value) : null;
+    structured.replaceChildren(...(isStructured ? [row.editor.el] : []));
+    show(structured, isStructured);
+    show(words, !isStructured);
+    if (!isStructured) fillChips();
+  };
+  select.addEventListener('change', fillKind);
   text.addEventListener('input', syncChips);
   const row = h('div', { class: 'pref-row' },
     h('div', { class: 'pref-head' },
@@ -645,15 +797,43 @@ function preferenceRow() {
         if (!$('#pref-rows').children.length) $('#pref-rows').append(preferenceRow());
         $('#add-pref').focus();
       } }, 'Remove')),
-    chips,
-    h('label', { for: textId }, 'The preference, in their words (tap choices or type)'),
-    text);
-  fillChips();
+    words, structured);
+  fillKind();
   return row;
+}
+
+// A preference row as a record to queue: { entry }, { error, focus } or {} (empty row).
+function preferenceEntry(row, pid, speaker, now) {
+  const kind = row.querySelector('.pref-kind').value;
+  const k = PREFERENCE_KINDS.find((x) => x.id === kind);
+  if (row.editor) {
+    if (row.editor.isEmpty()) return {};
+    const r = row.editor.read();
+    if (r.error) return { error: `${k.label}: ${r.error}`, focus: r.focus };
+    return { entry: { kind: 'create', type: 'Observation', method: 'POST', path: '/Observation',
+      body: preferenceResource(pid, speaker, kind, r.note, now, r.detail), label: `${k.label}: “${short(r.text)}”` } };
+  }
+  const text = row.querySelector('.pref-text').value.trim();
+  if (!text) return {};
+  return { entry: { kind: 'create', type: 'Observation', method: 'POST', path: '/Observation',
+    body: preferenceResource(pid, speaker, kind, text, now), label: `${k.label}: “${short(text)}”` } };
 }
 
 function resetPreferences() {
   $('#pref-rows').replaceChildren(preferenceRow());
+}
+
+// Empties the record form. The speaker stays between saves for the same
+// patient (a daughter usually says several things); it is cleared on Clear
+// and when another patient is opened.
+function clearRecordForm({ keepSpeaker = false } = {}) {
+  const f = $('#record-form');
+  const speaker = [f.speaker.value, f.familyName.value, f.familyRelationship.value];
+  f.reset();
+  if (keepSpeaker) [f.speaker.value, f.familyName.value, f.familyRelationship.value] = speaker;
+  show($('#family-fields'), f.speaker.value === 'family');
+  resetPreferences();
+  show($('#record-error'), false);
 }
 
 function localToday() {
@@ -693,44 +873,51 @@ function submitRecord(ev) {
     return fail('A target date needs a goal. Please write the goal.', f.goal);
   }
   for (const row of $('#pref-rows').children) {
-    const text = row.querySelector('.pref-text').value.trim();
-    if (!text) continue;
-    const kind = row.querySelector('.pref-kind').value;
-    const k = PREFERENCE_KINDS.find((x) => x.id === kind);
-    const detail = preferenceDetails(kind, text);
-    if (detail.error) return fail(`${k.label}: ${detail.error}`, row.querySelector('.chip') || row.querySelector('.pref-text'));
-    out.push({ kind: 'create', type: 'Observation', method: 'POST', path: '/Observation',
-      body: preferenceResource(pid, speaker, kind, text, now), label: `${k.label}: “${short(text)}”` });
+    const p = preferenceEntry(row, pid, speaker, now);
+    if (p.error) return fail(p.error, p.focus);
+    if (p.entry) out.push(p.entry);
   }
   if (!out.length) return fail('Nothing to save yet: write an answer, a goal or a preference.', f.answer);
   show(err, false);
   for (const e of out) queue(e);
-  f.reset();
-  show($('#family-fields'), false);
-  resetPreferences();
+  clearRecordForm({ keepSpeaker: true });
   setView('summary');
   banner(`${out.length} record${out.length === 1 ? '' : 's'} saved to this device and being sent.`, 'info');
 }
 
 // --- Editing and conflicts -------------------------------------------------------
 
+function structuredKindOf(r) {
+  const kind = r.resourceType === 'Observation' && state.data.preferences.includes(r) ? preferenceKindOf(r).id : '';
+  return STRUCTURED_KINDS.has(kind) && detailOf(r) ? kind : '';
+}
+
 function openEdit(r) {
   state.editing = r;
   const isGoal = r.resourceType === 'Goal';
+  const kind = structuredKindOf(r);
   $('#edit-title').textContent = `Edit: ${kindText(r)}`;
   $('#edit-meta').textContent = `${speakerText(r)} · version ${r.meta?.versionId}`;
   $('#edit-text').value = textOf(r);
   show($('#edit-goal-fields'), isGoal);
+  show($('#edit-error'), false);
+  // A structured preference is edited with the same editor as when recorded:
+  // the code changes with the words.
+  state.editor = kind ? structuredEditor(kind, { detail: detailOf(r), note: noteOf(kind, detailOf(r), textOf(r)) }) : null;
+  $('#edit-structured').replaceChildren(...(kind ? [state.editor.el] : []));
+  show($('#edit-structured'), Boolean(kind));
+  show($('#edit-words'), !kind);
   if (isGoal) {
     $('#edit-date').value = /^\d{4}-\d{2}-\d{2}$/.test(r.target?.[0]?.dueDate || '') ? r.target[0].dueDate : '';
     $('#edit-status').value = ['active', 'on-hold', 'completed', 'cancelled'].includes(r.lifecycleStatus)
       ? r.lifecycleStatus : 'active';
   }
   $('#edit-dialog').showModal();
-  $('#edit-text').focus();
+  (kind ? $('#edit-structured input') : $('#edit-text')).focus();
 }
 
-// Applies an edit ({ text, date, status }) to a resource as read.
+// Applies an edit ({ text, date, status } or, for a structured preference,
+// { text, kind, detail }) to a resource as read.
 function applyEdit(resource, edit) {
   const r = forUpdate(resource);
   if (r.resourceType === 'Goal') {
@@ -740,33 +927,118 @@ function applyEdit(resource, edit) {
       .filter((t) => Object.keys(t).length);
     if (r.target && !r.target.length) delete r.target;
     r.lifecycleStatus = edit.status;
-  } else if (r.valueCodeableConcept && typeof r.valueString !== 'string') {
+    return r;
+  }
+  if (r.valueCodeableConcept && typeof r.valueString !== 'string') {
     r.valueCodeableConcept = { ...r.valueCodeableConcept, text: edit.text };
   } else {
     r.valueString = edit.text;
   }
+  if (edit.detail) r.component = detailComponents(edit.kind, edit.detail);
   return r;
 }
 
-function submitEdit(ev) {
-  ev.preventDefault();
-  const r = state.editing;
-  const text = $('#edit-text').value.trim();
-  if (!text) {
-    $('#edit-text').focus();
-    return;
+function editFromDialog(r) {
+  if (state.editor) {
+    const got = state.editor.read();
+    if (got.error) return { error: got.error, focus: got.focus };
+    return { edit: { text: got.text, kind: structuredKindOf(r), detail: got.detail } };
   }
+  const text = $('#edit-text').value.trim();
+  if (!text) return { error: 'Please write it in their words.', focus: $('#edit-text') };
   const edit = { text };
   if (r.resourceType === 'Goal') {
     edit.date = $('#edit-date').value;
     edit.status = $('#edit-status').value;
   }
+  return { edit };
+}
+
+function submitEdit(ev) {
+  ev.preventDefault();
+  const r = state.editing;
+  const { edit, error, focus } = editFromDialog(r);
+  if (error) {
+    $('#edit-error').textContent = error;
+    show($('#edit-error'), true);
+    focus?.focus();
+    return;
+  }
   $('#edit-dialog').close();
   queue({ kind: 'update', type: r.resourceType, method: 'PUT', path: `/${r.resourceType}/${r.id}`,
     body: applyEdit(r, edit), ifMatch: `W/"${r.meta.versionId}"`, edit, resourceId: r.id,
-    label: `Edit: “${short(text)}”` });
+    label: `Edit: “${short(edit.text)}”` });
   state.editing = null;
-  $(`#priority-list li[data-ref="${refOf(r)}"] button:last-child`)?.focus();
+  state.editor = null;
+  $(`li[data-ref="${refOf(r)}"] [data-action=edit]`)?.focus();
+}
+
+// --- Entered in error and history ------------------------------------------------
+
+const isScore = (r) => state.data.scores.includes(r);
+
+function openRetract(r) {
+  state.retracting = r;
+  $('#retract-text').textContent = isScore(r) ? `Score ${scoreText(r)}` : textOf(r);
+  $('#retract-meta').textContent = isScore(r) ? `version ${r.meta?.versionId}`
+    : `${kindText(r)} · ${speakerText(r)} · version ${r.meta?.versionId}`;
+  $('#retract-reason').value = '';
+  show($('#retract-error'), false);
+  $('#retract-dialog').showModal();
+  $('#retract-reason').focus();
+}
+
+// DELETE with If-Match of the version the nurse saw, and the reason (and her
+// as author) in X-Provenance: the server keeps both in the deletion's Provenance.
+function submitRetract(ev) {
+  ev.preventDefault();
+  const r = state.retracting;
+  const reason = $('#retract-reason').value.trim();
+  const fail = (msg) => {
+    $('#retract-error').textContent = msg;
+    show($('#retract-error'), true);
+    $('#retract-reason').focus();
+  };
+  if (!reason) return fail('Please say why it is wrong: the reason is kept in its history.');
+  const practitioner = practitionerOf(state.token);
+  $('#retract-dialog').close();
+  state.retracting = null;
+  queue({ kind: 'retract', type: r.resourceType, method: 'DELETE', path: `/${r.resourceType}/${r.id}`,
+    ifMatch: `W/"${r.meta.versionId}"`, headers: { 'X-Provenance': retractionProvenance(practitioner, reason) },
+    ref: refOf(r), label: `Entered in error: “${short(isScore(r) ? `score ${scoreText(r)}` : textOf(r))}”` });
+  $('#summary-title').focus();
+}
+
+const ACTION_TEXT = { recorded: 'Recorded', changed: 'Changed', retracted: 'Marked entered in error' };
+
+// Every version of one record with who and when, and a retraction with its reason.
+async function openHistory(ref, text) {
+  $('#history-title').textContent = `History: ${short(text, 60)}`;
+  $('#history-list').replaceChildren();
+  $('#history-status').textContent = 'Loading…';
+  if (!$('#history-dialog').open) $('#history-dialog').showModal();
+  $('#history-close').focus();
+  let hist;
+  let prov;
+  try {
+    [hist, prov] = await Promise.all([request(state.token, 'GET', `/${ref}/_history`),
+      request(state.token, 'GET', `/Provenance?target=${encodeURIComponent(ref)}&_count=100`)]);
+  } catch (err) {
+    if (err instanceof AuthError) return tokenRefused(err.message);
+    $('#history-status').textContent = 'No connection: the history cannot be loaded now.';
+    return;
+  }
+  if (hist.status !== 200) {
+    $('#history-status').textContent = `Could not load the history (${hist.status}): ${issueText(hist.body)}`;
+    return;
+  }
+  const versions = parseHistory(hist.body, prov.status === 200 ? prov.body : null);
+  $('#history-status').textContent = `${versions.length} version${versions.length === 1 ? '' : 's'}, newest first.`;
+  $('#history-list').replaceChildren(...versions.map((v) => h('li', { class: 'history-item', dataset: { action: v.action } },
+    h('p', { class: 'item-kind' }, `Version ${v.version} · ${ACTION_TEXT[v.action]}`),
+    v.text ? h('blockquote', { class: 'item-text' }, v.text) : null,
+    v.reason ? h('p', { class: 'history-reason' }, `Reason: “${v.reason}”`) : null,
+    h('p', { class: 'meta' }, [fmtDateTime(v.when), v.who ? `by ${v.who}` : ''].filter(Boolean).join(' · ')))));
 }
 
 function describeOrder(refs, texts) {
@@ -904,18 +1176,16 @@ function wire() {
     r.addEventListener('change', () => show($('#family-fields'), $('#record-form').speaker.value === 'family'));
   }
   $('#record-form').addEventListener('submit', submitRecord);
-  $('#clear-form').addEventListener('click', () => {
-    $('#record-form').reset();
-    show($('#family-fields'), false);
-    resetPreferences();
-    show($('#record-error'), false);
-  });
+  $('#clear-form').addEventListener('click', () => clearRecordForm());
   $('#add-pref').addEventListener('click', () => {
     const row = preferenceRow();
     $('#pref-rows').append(row);
     row.querySelector('select').focus();
   });
   $('#edit-form').addEventListener('submit', submitEdit);
+  $('#retract-form').addEventListener('submit', submitRetract);
+  $('#retract-cancel').addEventListener('click', () => $('#retract-dialog').close());
+  $('#history-close').addEventListener('click', () => $('#history-dialog').close());
   $('#edit-cancel').addEventListener('click', () => $('#edit-dialog').close());
   $('#keep-mine').addEventListener('click', () => resolveConflict(true));
   $('#keep-theirs').addEventListener('click', () => resolveConflict(false));
@@ -937,7 +1207,7 @@ function wire() {
   outbox.addEventListener('saved', (ev) => {
     if (ev.detail.entry.patientId !== state.patientId) return;
     const { saved } = ev.detail;
-    banner(`Saved: ${saved.label} (version ${saved.version}).`, 'ok');
+    banner(`Saved ${fmtTime(saved.savedAt)}: ${saved.label}.`, 'ok');
     load();
   });
   outbox.addEventListener('auth', (ev) => tokenRefused(ev.detail));

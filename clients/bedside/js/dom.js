@@ -55,3 +55,11 @@ export function fmtShort(iso) {
   const d = new Date(iso);
   return Number.isNaN(d.getTime()) ? '' : SHORT.format(d);
 }
+
+const TIME = new Intl.DateTimeFormat(undefined, { hour: '2-digit', minute: '2-digit' });
+
+// "15:50" in the device's time zone.
+export function fmtTime(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? '' : TIME.format(d);
+}

@@ -69,7 +69,8 @@ export class Outbox extends EventTarget {
   }
 
   // Queues a write and starts sending. `entry`: { patientId, kind, type,
-  // method, path, body (object), ifMatch, label, extra }. Returns the entry.
+  // method, path, body (object; none for DELETE), ifMatch, headers (more
+  // request headers, e.g. X-Provenance), label, extra }. Returns the entry.
   add(entry) {
     const e = {
       id: newRequestId(),
@@ -150,7 +151,7 @@ export class Outbox extends EventTarget {
     e.attempts += 1;
     this.#store();
     this.#changed();
-    const headers = { 'X-Request-Id': e.id };
+    const headers = { 'X-Request-Id': e.id, ...(e.headers || {}) };
     if (e.ifMatch) headers['If-Match'] = e.ifMatch;
     let res;
     try {
@@ -167,11 +168,11 @@ export class Outbox extends EventTarget {
       }
       return this.#retryLater(e, 'No connection');
     }
-    if (res.status === 200 || res.status === 201) {
+    if (res.status === 200 || res.status === 201 || res.status === 204) {
       this.entries = this.entries.filter((x) => x.id !== e.id);
       this.#store();
       const saved = { id: e.id, patientId: e.patientId, label: e.label, kind: e.kind, type: e.type,
-        resourceId: res.body?.id, version: res.version, savedAt: new Date().toISOString() };
+        resourceId: res.body?.id, ref: e.ref, version: res.version, savedAt: new Date().toISOString() };
       this.recent.unshift(saved);
       this.recent = this.recent.slice(0, 20);
       this.dispatchEvent(new CustomEvent('saved', { detail: { entry: e, saved, resource: res.body } }));
@@ -184,7 +185,12 @@ export class Outbox extends EventTarget {
     // 412: the version we edited is no longer current. 409 on the first POST
     // of a List: someone else made the patient's List first. Both are a
     // conflict the nurse resolves; nothing is overwritten.
-    if (res.status === 412 || (res.status === 409 && e.type === 'List' && e.method === 'POST')) {
+    if (res.status === 412 && e.method === 'DELETE') {
+      // Marking entered in error is a decision about the version seen: a
+      // newer one must be looked at first, so there is nothing to merge.
+      e.state = 'attention';
+      e.error = 'Someone else changed it after you looked. Check the new version, then mark it again if it is still wrong';
+    } else if (res.status === 412 || (res.status === 409 && e.type === 'List' && e.method === 'POST')) {
       e.state = 'conflict';
       e.error = 'Someone else changed this first';
     } else {

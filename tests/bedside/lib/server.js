@@ -7,7 +7,7 @@
 // The app is the copy compiled into wmtyd (what ships), unless
 // WMTY_BEDSIDE_DIR is set (serve clients/bedside from disk while developing).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -32,13 +32,22 @@ export function devtokenPath() {
   throw new Error('wmty_devtoken not found: set WMTY_DEVTOKEN=/path/to/wmty_devtoken (ctest sets it)');
 }
 
-// Returns { origin, appUrl, baseUrl, token(scope?), stop() }.
+// wmtyd writes the gRPC port file last (after the HTTP one the launcher waits for).
+async function grpcPort(file, server) {
+  for (let i = 0; i < 600; i++) {
+    if (existsSync(file)) return readFileSync(file, 'utf8').trim();
+    await new Promise((res) => { setTimeout(res, 50); });
+  }
+  throw new Error(`wmtyd wrote no gRPC port file\n${server.log()}`);
+}
+
+// Returns { origin, appUrl, baseUrl, grpcTarget, token(scope?, ttl?, subject?), stop() }.
 export async function startWmtyd() {
   const keyDir = mkdtempSync(join(tmpdir(), 'wmty-bedside-key-'));
   const secret = join(keyDir, 'hs256.secret');
   writeFileSync(secret, randomBytes(48).toString('base64'), { mode: 0o600 });
   const extraArgs = ['--auth_disabled=false', `--auth_hs256_secret_file=${secret}`, `--auth_issuer=${ISSUER}`,
-    `--auth_audience=${AUDIENCE}`];
+    `--auth_audience=${AUDIENCE}`, `--port_file=${join(keyDir, 'grpc.port')}`];
   if (process.env.WMTY_BEDSIDE_DIR) extraArgs.push(`--bedside_dir=${resolve(process.env.WMTY_BEDSIDE_DIR)}`);
   let server;
   try {
@@ -47,14 +56,26 @@ export async function startWmtyd() {
     rmSync(keyDir, { recursive: true, force: true });
     throw err;
   }
+  let grpcTarget;
+  try {
+    grpcTarget = `127.0.0.1:${await grpcPort(join(keyDir, 'grpc.port'), server)}`;
+  } catch (err) {
+    await server.stop();
+    rmSync(keyDir, { recursive: true, force: true });
+    throw err;
+  }
   const origin = `http://127.0.0.1:${server.port}`;
-  const token = (scope = 'user/*.cruds', ttl = '1h') => execFileSync(devtokenPath(), [
+  // subject: sub and fhirUser (wmty_devtoken's default is Practitioner/dev).
+  const token = (scope = 'user/*.cruds', ttl = '1h', subject = undefined) => execFileSync(devtokenPath(), [
     `--secret_file=${secret}`, `--issuer=${ISSUER}`, `--audience=${AUDIENCE}`, `--scope=${scope}`, `--ttl=${ttl}`,
+    ...(subject ? [`--subject=${subject}`] : []),
   ], { encoding: 'utf8' }).trim();
   return {
     origin,
     appUrl: `${origin}/bedside/`,
     baseUrl: server.baseUrl,
+    // The gRPC face of the same server (wmtyctl --target).
+    grpcTarget,
     token,
     log: server.log,
     async stop() {

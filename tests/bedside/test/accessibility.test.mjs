@@ -78,6 +78,14 @@ test('axe finds no serious or critical violations on any main screen', async () 
   await page.getByLabel('Kind of preference').selectOption({ label: 'Dislikes and fears' });
   await page.getByRole('button', { name: 'Loud noise' }).click();
   await axe(page, 'record form');
+  await page.getByRole('button', { name: 'Add another preference' }).click();
+  await page.locator('.pref-row').nth(1).getByLabel('Kind of preference').selectOption({ label: 'Language' });
+  await page.getByLabel('Language', { exact: true }).fill('Tagalog');
+  await page.getByLabel('Needs an interpreter').check();
+  await page.getByRole('button', { name: 'Add another preference' }).click();
+  await page.locator('.pref-row').nth(2).getByLabel('Kind of preference').selectOption({ label: 'How to contact' });
+  await page.locator('.pref-row').nth(2).getByRole('button', { name: 'Text message' }).click();
+  await axe(page, 'record form with the language picker and contact channels');
   await page.getByRole('button', { name: 'Clear' }).click();
   await page.getByLabel('A family member').check();
   await page.getByRole('button', { name: 'Save', exact: true }).click();

@@ -5,6 +5,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { startWmtyd } from '../lib/server.js';
+import { wmtyctl } from '../lib/grpc.js';
 import {
   chooseFamilySpeaker, fhirClient, goalBody, hasCode, launch, newPage, openPatient, outboxEntries, putPatient, confirmPatient, screenshot, waitAllSaved,
   whatMattersBody,
@@ -56,8 +57,8 @@ test('records every kind for a new patient and reads them back over FHIR', async
   const rows = page.locator('.pref-row');
   await rows.nth(0).getByLabel('Kind of preference').selectOption({ label: 'Language' });
   await rows.nth(0).getByRole('button', { name: 'Spanish' }).click();
-  await rows.nth(0).getByRole('button', { name: 'Needs an interpreter' }).click();
-  assert.equal(await rows.nth(0).getByRole('button', { name: 'Spanish' }).getAttribute('aria-pressed'), 'true');
+  await rows.nth(0).getByLabel('Needs an interpreter').check();
+  assert.equal(await rows.nth(0).getByLabel('Language', { exact: true }).inputValue(), 'Spanish (es)');
   await page.getByRole('button', { name: 'Add another preference' }).click();
   await rows.nth(1).getByLabel('Kind of preference').selectOption({ label: 'Likes and joys' });
   await rows.nth(1).getByRole('button', { name: 'Music' }).click();
@@ -71,8 +72,11 @@ test('records every kind for a new patient and reads them back over FHIR', async
   await waitAllSaved(page, 5).catch(async (err) => {
     throw new Error(`${err.message}\noutbox: ${JSON.stringify(await outboxEntries(page))}`);
   });
-  await page.locator('#priority-list > li').nth(4).waitFor();
-  assert.equal(await page.locator('#priority-list > li').count(), 5);
+  // Language and name to use say who the patient is: pinned in About, not ranked.
+  await page.locator('#priority-list > li').nth(2).waitFor();
+  await page.locator('#about-list > li').nth(1).waitFor();
+  assert.equal(await page.locator('#priority-list > li').count(), 3);
+  assert.equal(await page.locator('#about-title').textContent(), 'About Dolores, not Mrs Garcia');
   await page.locator('#priority-list').getByText('Said by Maria Garcia (daughter)').first().waitFor();
 
   // Put the goal first and save the priorities.
@@ -108,7 +112,7 @@ test('records every kind for a new patient and reads them back over FHIR', async
     assert.deepEqual(speakerOf(found[0], found[0].performer[0]), { name: 'Maria Garcia', relationship: 'Daughter' });
     return found[0].valueString;
   };
-  assert.equal(pref(LOINC, '54899-0'), 'Spanish, Needs an interpreter');
+  assert.equal(pref(LOINC, '54899-0'), 'Spanish (es), needs an interpreter');
   const language = all.observations.find((o) => hasCode(o, LOINC, '54899-0'));
   assert.deepEqual(language.component.map((c) => [c.code.coding[0].code, c.valueCodeableConcept?.coding[0].code ?? c.valueBoolean]),
     [['language', 'es'], ['interpreter-needed', true]]);
@@ -122,7 +126,7 @@ test('records every kind for a new patient and reads them back over FHIR', async
   await context.close();
 });
 
-test('shows goal progress as a chart and records a follow-up score', async () => {
+test('goal progress: chart, and scores whose code and performer follow when and who scored (nothing preselected)', async () => {
   const pid = 'progress-1';
   const fhir = fhirClient(server);
   const goal = await fhir.ok('POST', '/Goal', goalBody(pid, 'Walk to the garden on my own'));
@@ -142,20 +146,83 @@ test('shows goal progress as a chart and records a follow-up score', async () =>
   assert.equal(await item.locator('circle.dot').count(), 2);
   assert.match(await item.locator('svg').getAttribute('aria-label'), /2 scores, latest -1/);
 
+  // Nothing preselected: when, who and the score are separate questions, all unanswered.
   await item.getByRole('button', { name: 'Record follow-up score' }).click();
-  await item.getByRole('radio', { name: /\+1 Better than expected/ }).check();
-  await item.getByLabel('Who scored it').selectOption({ label: 'Patient follow-up' });
+  const form = item.locator('.score-form');
+  assert.equal(await form.locator('input[type=radio]:checked').count(), 0, 'nothing preselected');
   await screenshot(page, 'summary', { fullPage: true });
-  await item.getByRole('button', { name: 'Save score' }).click();
+  await form.getByRole('button', { name: 'Save score' }).click();
+  await form.getByText('Is this the starting score or a follow-up?').waitFor();
+  await form.getByLabel('Follow-up').check();
+  await form.getByRole('button', { name: 'Save score' }).click();
+  await form.getByText('Who scored it?', { exact: true }).last().waitFor();
+  await form.getByLabel('Me (the nurse)').check();
+  await form.getByRole('button', { name: 'Save score' }).click();
+  await form.getByText('Choose the score.').waitFor();
+  assert.equal((await fhir.get(`/Observation?focus=Goal/${goal.id}`)).body.entry.length, 2, 'nothing saved meanwhile');
+  await form.getByRole('radio', { name: /\+1 Better than expected/ }).check();
+  await form.getByRole('button', { name: 'Save score' }).click();
   await waitAllSaved(page, 1);
   await item.locator('circle.dot').nth(2).waitFor();
   assert.match(await item.locator('svg').getAttribute('aria-label'), /3 scores, latest \+1/);
 
+  // A caregiver's follow-up, then the patient's own.
+  const scoreAs = async (who, answer, caregiver) => {
+    await item.getByRole('button', { name: 'Record follow-up score' }).click();
+    await form.getByLabel('Follow-up').check();
+    await form.getByLabel(who).check();
+    if (caregiver) {
+      await form.getByLabel('Caregiver’s name').fill(caregiver[0]);
+      await form.getByLabel('How the caregiver is related').fill(caregiver[1]);
+    }
+    await form.getByRole('radio', { name: answer }).check();
+    await form.getByRole('button', { name: 'Save score' }).click();
+  };
+  await scoreAs('A caregiver', /^0 As expected/, ['Maria Garcia', 'Daughter']);
+  await item.locator('circle.dot').nth(3).waitFor();
+  await scoreAs('The patient', /^-1 Less than expected/);
+  await item.locator('circle.dot').nth(4).waitFor();
+  await waitAllSaved(page);
+
+  // Each stored score: the code follows when and who; the performer is who scored it.
   const scores = (await fhir.get(`/Observation?focus=Goal/${goal.id}`)).body.entry.map((e) => e.resource);
-  assert.equal(scores.length, 3);
-  const latest = scores.find((o) => hasCode(o, LOINC, '107334-5'));
-  assert.equal(latest.valueCodeableConcept.coding[0].code, 'LA34480-6');
-  assert.ok(latest.effectiveDateTime);
+  assert.equal(scores.length, 5);
+  const byCode = (code) => scores.filter((o) => hasCode(o, LOINC, code)).sort((a, b) => a.effectiveDateTime.localeCompare(b.effectiveDateTime)).at(-1);
+  const nurse = byCode('107333-7');
+  assert.equal(nurse.valueCodeableConcept.coding[0].code, 'LA34480-6');
+  assert.deepEqual(nurse.performer.map((p) => p.reference), ['Practitioner/dev'], 'the nurse from the token’s fhirUser');
+  const carer = byCode('107331-1');
+  assert.equal(carer.valueCodeableConcept.coding[0].code, 'LA34481-4');
+  assert.deepEqual(speakerOf(carer, carer.performer[0]), { name: 'Maria Garcia', relationship: 'Daughter' });
+  const own = byCode('107334-5');
+  assert.equal(own.valueCodeableConcept.coding[0].code, 'LA34483-0');
+  assert.deepEqual(own.performer.map((p) => p.reference), [`Patient/${pid}`]);
+  // The gRPC face has the same score types and scores.
+  const grpc = (await wmtyctl(server, 'list-goal-scores', [`--parent=patients/${pid}`])).goal_scores;
+  const grpcOf = (o) => grpc.find((g) => g.name.endsWith(`/${o.id}`));
+  assert.deepEqual([nurse, carer, own].map((o) => [grpcOf(o).score_type, grpcOf(o).score ?? 0]),
+    [['PRACTITIONER_FOLLOW_UP', 1], ['CAREGIVER_FOLLOW_UP', 0], ['PATIENT_FOLLOW_UP', -1]]);
+  // ... and who scored each (the speaker model's PRACTITIONER, RELATED_PERSON, PATIENT).
+  const saidBy = (o) => grpcOf(o).provenance.said_by;
+  assert.deepEqual([saidBy(nurse).kind, saidBy(nurse).practitioner_id], ['PRACTITIONER', 'dev']);
+  assert.deepEqual([saidBy(carer).kind, saidBy(carer).name, saidBy(carer).relationship],
+    ['RELATED_PERSON', 'Maria Garcia', 'Daughter']);
+  assert.equal(saidBy(own).kind, 'PATIENT');
+
+  // A new goal's baseline scored by the nurse: the baseline code, the nurse as performer.
+  const goal2 = await fhir.ok('POST', '/Goal', goalBody(pid, 'Sleep through the night'));
+  await page.getByRole('button', { name: 'Refresh' }).click();
+  const item2 = page.locator(`#priority-list > li[data-ref="Goal/${goal2.id}"]`);
+  await item2.getByRole('button', { name: 'Record starting score' }).click();
+  await item2.getByLabel('Starting score (baseline)').check();
+  await item2.getByLabel('Me (the nurse)').check();
+  await item2.getByRole('radio', { name: /^-2 Much less than expected/ }).check();
+  await item2.getByRole('button', { name: 'Save score' }).click();
+  await item2.locator('circle.dot').first().waitFor();
+  await waitAllSaved(page);
+  const [baseline] = (await fhir.get(`/Observation?focus=Goal/${goal2.id}`)).body.entry.map((e) => e.resource);
+  assert.ok(hasCode(baseline, LOINC, '112296-9'), 'the baseline code');
+  assert.deepEqual(baseline.performer.map((p) => p.reference), ['Practitioner/dev']);
   assert.deepEqual(page.errors, []);
   await context.close();
 });
@@ -276,7 +343,9 @@ test('keyboard only: sign in, record, reorder and save without a pointer', async
   await waitAllSaved(page, 2);
 
   // Move the new answer above the one already known, by keyboard, and save.
-  await page.locator('#priority-list > li').nth(2).waitFor();
+  // (The pronouns are pinned in About, not ranked.)
+  await page.locator('#priority-list > li').nth(1).waitFor();
+  await page.locator('#about-list > li').waitFor();
   await tabTo(page, 'button[data-move=down]');
   await page.keyboard.press('Enter'); // the first item moves down; focus stays on its button
   await tabTo(page, '#save-order');
@@ -291,8 +360,66 @@ test('keyboard only: sign in, record, reorder and save without a pointer', async
   const pronouns = all.observations.find((o) => hasCode(o, LOINC, '90778-2'));
   assert.equal(pronouns.valueString, 'they/them');
   const order = all.list.entry.map((e) => e.item.reference);
-  assert.equal(order.length, 3);
+  assert.equal(order.length, 2);
   assert.equal(order[1], `Observation/${first.id}`, 'the first item moved down one place');
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test('the speaker stays between saves for the same patient and is reset for another patient', async () => {
+  const fhir = fhirClient(server);
+  const { context, page } = await newPage(browser);
+  await openPatient(page, server, 'speaker-1');
+  await page.getByRole('button', { name: 'Record', exact: true }).click();
+  await chooseFamilySpeaker(page, 'Maria Garcia', 'Daughter');
+  await page.getByLabel('Their answer, in their own words').fill('First: her garden');
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  await waitAllSaved(page, 1);
+  await page.getByRole('button', { name: 'Record', exact: true }).click();
+  assert.equal(await page.getByLabel('A family member').isChecked(), true, 'still the daughter speaking');
+  assert.equal(await page.getByLabel('Their name').inputValue(), 'Maria Garcia');
+  assert.equal(await page.getByLabel('Relationship to the patient').inputValue(), 'Daughter');
+  assert.equal(await page.getByLabel('Their answer, in their own words').inputValue(), '', 'the words are cleared');
+  await page.getByLabel('Their answer, in their own words').fill('Second: her grandchildren');
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  await waitAllSaved(page, 2);
+  const stored = (await fhir.everything('speaker-1')).observations;
+  assert.equal(stored.length, 2);
+  for (const o of stored) assert.deepEqual(speakerOf(o, o.performer[0]), { name: 'Maria Garcia', relationship: 'Daughter' });
+
+  // Another patient: nobody carried over.
+  await page.getByRole('button', { name: 'Change patient' }).click();
+  await page.getByLabel('Patient ID').fill('speaker-2');
+  await page.getByRole('button', { name: 'Open' }).click();
+  await page.locator('#summary-loading').waitFor({ state: 'hidden' });
+  await page.getByRole('button', { name: 'Record', exact: true }).click();
+  assert.equal(await page.getByLabel('The patient', { exact: true }).isChecked(), true);
+  assert.equal(await page.getByLabel('Their name').inputValue(), '');
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test('a single item has nothing to rank: no arrows, no handle, no order to save', async () => {
+  const pid = 'single-1';
+  const fhir = fhirClient(server);
+  const { context, page } = await newPage(browser);
+  await openPatient(page, server, pid);
+  await page.getByRole('button', { name: 'Record', exact: true }).click();
+  await page.getByLabel('Their answer, in their own words').fill('Only this');
+  await page.getByRole('button', { name: 'Save', exact: true }).click();
+  await waitAllSaved(page, 1);
+  const items = page.locator('#priority-list > li');
+  await items.first().waitFor();
+  assert.equal(await items.locator('[data-move], .handle').count(), 0, 'no arrows or handle for one item');
+  assert.ok(await page.getByRole('button', { name: 'Save priority order' }).isHidden());
+  assert.ok(await page.locator('#order-hint').isHidden());
+  // A second item: now there is something to rank.
+  await fhir.ok('POST', '/Goal', goalBody(pid, 'And this'));
+  await page.getByRole('button', { name: 'Refresh' }).click();
+  await items.nth(1).waitFor();
+  assert.equal(await items.locator('[data-move]').count(), 4);
+  assert.equal(await items.locator('.handle').count(), 2);
+  assert.ok(await page.getByRole('button', { name: 'Save priority order' }).isVisible());
   assert.deepEqual(page.errors, []);
   await context.close();
 });

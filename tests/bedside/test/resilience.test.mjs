@@ -148,7 +148,7 @@ test('offline: the save is kept on the device, shown pending, then saved once', 
   await context.close();
 });
 
-test('lost answer: the server wrote, the reply never came; the retry records nothing twice', async () => {
+test('lost answer: the server wrote, the reply never came; the retry records nothing twice; the log says when, in words', async () => {
   const pid = 'offline-2';
   const fhir = fhirClient(server);
   const { context, page } = await newPage(browser);
@@ -164,13 +164,21 @@ test('lost answer: the server wrote, the reply never came; the retry records not
       await route.continue();
     }
   });
+  // The page runs in UTC (newPage), so its local time is this.
+  const hhmm = () => new Date().toLocaleTimeString('en-GB', { timeZone: 'UTC', hour: '2-digit', minute: '2-digit' });
+  const before = hhmm();
   await recordAnswer(page, 'Lost reply: keep the window open');
   await waitAllSaved(page, 1);
   assert.ok(seen.length >= 2, 'it was retried');
   assert.ok(seen.every((id) => id === seen[0]), `the same X-Request-Id every time: ${seen.join(', ')}`);
   assert.equal(await countAnswers(fhir, pid, 'Lost reply: keep the window open'), 1, 'exactly one resource');
+  // The save log says what was saved, in words, and when (local time): no database ids.
   const saved = page.locator('#outbox-list [data-state=saved]');
-  assert.match(await saved.textContent(), /version 1/);
+  const [stored] = (await fhir.get(`/Observation?patient=${pid}`)).body.entry.map((e) => e.resource);
+  assert.equal(stored.meta.versionId, '1');
+  const [, shownTime] = /^Saved (\d\d:\d\d)What matters: “Lost reply: keep the window open”$/.exec(await saved.textContent()) || [];
+  assert.ok([before, hhmm()].includes(shownTime), `the local time of the save (${shownTime}, between ${before} and now)`);
+  assert.ok(!(await page.locator('#outbox-panel').textContent()).includes(stored.id), 'no database id shown');
   assert.deepEqual(page.errors, []);
   await context.close();
 });
