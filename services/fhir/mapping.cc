@@ -142,8 +142,9 @@
 // element's FHIR-only parts; the other groups stay as they came. Contained
 // resources no longer referenced are dropped (dom-3). Members that belong to
 // no group are added as they came; elements R4 does not define (kept by
-// versions stored before they were refused) are left out. Output elements are in R4 order. JSON
-// numbers go through RapidJSON (double), so 1.50 comes back as 1.5.
+// versions stored before they were refused) are left out. Output elements
+// are in R4 order. JSON numbers go through RapidJSON (double), so 1.50 comes
+// back as 1.5.
 //
 // ============================================================================
 // 4. Errors
