@@ -1463,6 +1463,7 @@ TEST(FhirPathFor, MapsDomainFieldsToFhirPaths) {
   EXPECT_EQ(FhirPathFor(storage::GOAL, "goal.notes[3].time"), "Goal.note[3].time");
   EXPECT_EQ(FhirPathFor(storage::GOAL, "goal.what_matters[1]"), "Goal.addresses");
   EXPECT_EQ(FhirPathFor(storage::GOAL, "goal.provenance.said_by.relationship"), "Goal.expressedBy");
+  EXPECT_EQ(FhirPathFor(storage::GOAL_SCORE, "goal_score.provenance.said_by.practitioner_id"), "Observation.performer");
   EXPECT_EQ(FhirPathFor(storage::WHAT_MATTERS, "what_matters.statement"), "Observation.valueString");
   EXPECT_EQ(FhirPathFor(storage::WHAT_MATTERS, "what_matters.provenance.said_by.kind"), "Observation.performer");
   EXPECT_EQ(FhirPathFor(storage::WHAT_MATTERS, "what_matters.provenance.said_time"), "Observation.effectiveDateTime");
