@@ -56,8 +56,8 @@ struct Incoming {
   // The mapped resource; names, versions and provenance.recorded_by are left
   // for the caller (provenance.said_by comes from expressedBy/performer).
   AnyResource resource;
-  // JSON object of the elements not mapped (never id, meta, text, or mapped
-  // elements); "" when there are none. It also holds, verbatim, the original
+  // JSON object of the R4 elements not mapped (never id, meta, text, mapped
+  // elements, or elements R4 does not define); "" when there are none. It also holds, verbatim, the original
   // of every mapped element that carries more than the model keeps (extra
   // codings, extensions, display, ...): ToFhir re-emits such an original as
   // long as it still maps to what the model holds (see mapping.cc). Store it
