@@ -1340,6 +1340,36 @@ TEST(UnknownElements, KeptByAnOlderVersionAreNotEmitted) {
   EXPECT_EQ(StringAt(out, "/statusDate"), "2026-01-02");
 }
 
+// Shaped as the Multiple Chronic Conditions care plan IG's example goals: a
+// clinician's goal with a measured target and addresses beyond ours.
+TEST(GoalFromFhir, AClinicianGoalWithAMeasuredTargetIsAcceptedAndKept) {
+  const std::string text = R"json({
+    "resourceType": "Goal", "lifecycleStatus": "active",
+    "achievementStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/goal-achievement",
+                                      "code": "in-progress", "display": "In Progress"}], "text": "In Progress"},
+    "priority": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/goal-priority",
+                             "code": "high-priority", "display": "High Priority"}], "text": "high"},
+    "description": {"text": "Keep a carb consistent diet consuming 45-60 gms of carbohydrates per meal"},
+    "subject": {"reference": "Patient/pat-1"}, "startDate": "2021-05-19",
+    "target": [{"measure": {"coding": [{"system": "http://loinc.org", "code": "2339-0"}]},
+                "detailQuantity": {"value": 180, "comparator": "<", "unit": "mg/dl",
+                                   "system": "http://unitsofmeasure.org", "code": "mg/dL"},
+                "dueDate": "2021-11-19"}],
+    "expressedBy": {"reference": "Practitioner/P0522-Practitioner-JohnSmith"},
+    "addresses": [{"reference": "Condition/P0522-mcc-cond-sdoh-nutrition"}],
+    "note": [{"text": "Betsy has been keeping a food diary."}]
+  })json";
+  EXPECT_THAT(UnknownPaths("Goal", text), IsEmpty());
+  Incoming in = MustFromFhir(text);
+  const auto& g = std::get<v1::Goal>(in.resource);
+  EXPECT_EQ(g.provenance().said_by().kind(), v1::Speaker::PRACTITIONER);
+  EXPECT_EQ(g.provenance().said_by().practitioner_id(), "P0522-Practitioner-JohnSmith");
+  EXPECT_EQ(g.target_date(), "2021-11-19");
+  rapidjson::Document out =
+      ToJson(MakeRecord(storage::GOAL, AsStored(g, storage::GOAL, "g-1"), "g-1", 1, in.extra_json));
+  ExpectElementsKept(Parse(text), out);
+}
+
 // ---- Provenance
 
 TEST(Provenance, DescribesTheVersionWhoRecordedAndWhoSaidIt) {
