@@ -71,8 +71,10 @@ struct Incoming {
   // items with domain::FormatName(kind, patient_id, id), in this order.
   // A reference it cannot resolve is a violation on "List.entry[i].item".
   std::vector<std::string> list_item_refs;
-  // UnknownElementPolicy::kDrop only: the FHIR paths of the elements R4 does
-  // not define that were dropped (not mapped, not kept), for a warning.
+  // UnknownElementPolicy::kDrop only: how many elements R4 does not define
+  // were dropped (not mapped, not kept), and the FHIR paths of the first
+  // kMaxUnknownElementsListed of them, for warnings.
+  size_t dropped_count = 0;
   std::vector<std::string> dropped_elements;
 };
 
@@ -82,6 +84,10 @@ struct Incoming {
 // map the rest (Incoming::dropped_elements).
 enum class UnknownElementPolicy { kRefuse, kDrop };
 inline constexpr absl::string_view kUnknownElement = "unknown element";
+// At most this many are named, one violation (or warning) each; the rest are
+// counted in one more, so a body of many small unknown members does not get
+// a many times larger answer.
+inline constexpr size_t kMaxUnknownElementsListed = 50;
 
 // Maps a parsed FHIR resource of type `resource_type` ("Goal", "Observation",
 // "List"). INVALID_ARGUMENT with field violations whose fields are FHIR

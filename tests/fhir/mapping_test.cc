@@ -1329,6 +1329,22 @@ TEST(UnknownElements, DropPolicyMapsTheRestAndNamesWhatItDropped) {
   EXPECT_EQ(std::get<v1::Goal>(in->resource).description(), "Walk my daughter down the aisle in June");
 }
 
+TEST(UnknownElements, AtMostFiftyAreNamedTheRestCounted) {
+  std::string members;
+  for (int i = 0; i < 60; ++i) absl::StrAppend(&members, "\"x", i, "\": 1, ");
+  const std::string text = absl::StrReplaceAll(
+      kPlainGoal, {{R"("lifecycleStatus": "active",)", absl::StrCat(members, R"("lifecycleStatus": "active",)")}});
+  std::vector<std::string> fields = RefusedFields("Goal", text);
+  ASSERT_EQ(fields.size(), kMaxUnknownElementsListed + 1);
+  EXPECT_EQ(fields.front(), "Goal.x0");
+  EXPECT_EQ(fields.back(), "Goal");  // "unknown elements: 10 more ..."
+  rapidjson::Document d = Parse(text);
+  absl::StatusOr<Incoming> dropped = FromFhir("Goal", d, UnknownElementPolicy::kDrop);
+  ASSERT_TRUE(dropped.ok()) << dropped.status();
+  EXPECT_EQ(dropped->dropped_count, 60u);
+  EXPECT_EQ(dropped->dropped_elements.size(), kMaxUnknownElementsListed);
+}
+
 TEST(UnknownElements, KeptByAnOlderVersionAreNotEmitted) {
   v1::Goal g = ::wmty::testing::ValidGoal();
   *g.mutable_provenance() = Nurse();
