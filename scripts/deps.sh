@@ -13,6 +13,8 @@ WMTY_PACKAGES=(
   rapidjson-dev
   # bench/json_choice_bench (the JSON library measurement) and bench/fhir_bench.sh
   nlohmann-json3-dev libsimdjson-dev wrk curl
+  # tests/docs: the documentation's curl examples read ids from answers with jq
+  jq
   # bench/run.sh: the latency-vs-load plot (PNG)
   gnuplot-nox
   # scripts/fuzz.sh: libFuzzer comes with clang 14 (libclang_rt.fuzzer in
