@@ -181,7 +181,10 @@ void BuildCapabilityStatement(absl::string_view base, int64_t date_micros, Value
   rest.AddMember("documentation",
                  "JSON only (XML is 406 Not Acceptable / 415 Unsupported Media Type). _pretty=true pretty-prints. "
                  "Every error is an OperationOutcome. Patient/[id]/$everything returns every current resource of "
-                 "the patient with its Provenance.",
+                 "the patient with its Provenance. Elements FHIR R4 does not define are refused (400, the issue "
+                 "naming each path), or dropped with a warning when the server is configured so; R4 elements not "
+                 "mapped are kept. Goal.expressedBy, Observation.performer and List.source may be absent: who said "
+                 "it is then recorded as not stated.",
                  a);
   Value security(rapidjson::kObjectType);
   security.AddMember("cors", false, a);

@@ -117,7 +117,9 @@ struct Call {
   std::optional<storage::AuditRecord> audit;
   PatientRecords* audit_sink = nullptr;
   // Elements R4 does not define that a create or update dropped
-  // (--fhir_unknown_elements=drop): answered as warnings.
+  // (--fhir_unknown_elements=drop): answered as warnings (Incoming's
+  // dropped_count and dropped_elements).
+  size_t dropped_count = 0;
   std::vector<std::string> dropped_elements;
   std::atomic<bool> responded{false};
 
@@ -1013,20 +1015,32 @@ std::string SerializeBundle(const Value& head, const std::vector<RawEntry>& entr
   return std::string(buffer.GetString(), buffer.GetSize());
 }
 
+// What a write that dropped elements R4 does not define answers
+// (--fhir_unknown_elements=drop): what was written, and a warning per element.
+std::vector<Issue> DroppedIssues(const Call& c, absl::string_view type, std::string written) {
+  std::vector<Issue> issues = {Issue{"information", "informational", std::move(written), ""}};
+  for (const std::string& path : c.dropped_elements) {
+    issues.push_back(Issue{"warning", "structure",
+                           absl::StrCat(path, ": ", kUnknownElement, " of FHIR R4 ", type, ", dropped: not stored"),
+                           path});
+  }
+  if (c.dropped_count > c.dropped_elements.size()) {
+    issues.push_back(Issue{"warning", "structure",
+                           absl::StrCat(c.dropped_count - c.dropped_elements.size(), " more ", kUnknownElement,
+                                        "s of FHIR R4 ", type, " dropped (not listed): not stored"),
+                           std::string(type)});
+  }
+  return issues;
+}
+
 void FhirService::RespondResource(Call& c, http::Status status, absl::string_view type, const Record& record,
                                   Headers headers, absl::string_view what) {
-  if (!c.dropped_elements.empty()) {
+  if (c.dropped_count > 0) {
     // Whatever Prefer asks: the client must learn what was not stored.
-    std::vector<Issue> issues = {
-        Issue{"information", "informational",
-              absl::StrCat(what, " ", type, "/", FhirId(record), " version ", record.version()), ""}};
-    for (const std::string& path : c.dropped_elements) {
-      issues.push_back(Issue{"warning", "structure",
-                             absl::StrCat(path, ": ", kUnknownElement, " of FHIR R4 ", type, ", dropped: not stored"),
-                             path});
-    }
     Document d;
-    BuildOperationOutcome(issues, &d, d.GetAllocator());
+    BuildOperationOutcome(
+        DroppedIssues(c, type, absl::StrCat(what, " ", type, "/", FhirId(record), " version ", record.version())), &d,
+        d.GetAllocator());
     return ReplyJson(c, status, d, headers);
   }
   switch (c.prefer.return_pref) {
@@ -1251,6 +1265,7 @@ void FhirService::Create(const CallPtr& c, absl::string_view type) {
   if (!ParseBody(*c, type, &doc)) return;
   auto incoming = FromFhir(type, doc, options_.unknown_elements);
   if (!incoming.ok()) return ReplyError(*c, FromStatus(incoming.status(), PrimaryKind(type), true));
+  c->dropped_count = incoming->dropped_count;
   c->dropped_elements = std::move(incoming->dropped_elements);
   // c for the patient the body names, before anything is looked up.
   AuditTarget(*c, incoming->patient_id);
@@ -1401,6 +1416,7 @@ void FhirService::Update(const CallPtr& c, absl::string_view type, absl::string_
   }
   auto incoming = FromFhir(type, doc, options_.unknown_elements);
   if (!incoming.ok()) return ReplyError(*c, FromStatus(incoming.status(), PrimaryKind(type), true));
+  c->dropped_count = incoming->dropped_count;
   c->dropped_elements = std::move(incoming->dropped_elements);
   // u for the patient the body names (and below, for the stored one).
   AuditTarget(*c, incoming->patient_id, id);

@@ -143,8 +143,9 @@
 // element's FHIR-only parts; the other groups stay as they came. Contained
 // resources no longer referenced are dropped (dom-3). Members that belong to
 // no group are added as they came; elements R4 does not define (kept by
-// versions stored before they were refused) are left out. Output elements are in R4 order. JSON
-// numbers go through RapidJSON (double), so 1.50 comes back as 1.5.
+// versions stored before they were refused) are left out. Output elements
+// are in R4 order. JSON numbers go through RapidJSON (double), so 1.50 comes
+// back as 1.5.
 //
 // ============================================================================
 // 4. Errors
@@ -1885,11 +1886,16 @@ absl::StatusOr<Incoming> FromFhir(absl::string_view resource_type, const rapidjs
   // Section 3: an element R4 does not define is never kept.
   const std::vector<UnknownElement> unknown = UnknownElements(resource_type, resource);
   if (unknown.empty()) return MapResource(resource_type, resource);
+  const size_t listed = std::min(unknown.size(), kMaxUnknownElementsListed);
   if (policy == UnknownElementPolicy::kRefuse) {
     FieldViolations v;
-    for (const UnknownElement& u : unknown) {
-      v.Add(u.path, absl::StrCat(kUnknownElement, " of FHIR R4 ", resource_type,
-                                 ": remove it, or send what it means as an extension"));
+    for (size_t i = 0; i < listed; ++i) {
+      v.Add(unknown[i].path, absl::StrCat(kUnknownElement, " of FHIR R4 ", resource_type,
+                                          ": remove it, or send what it means as an extension"));
+    }
+    if (unknown.size() > listed) {
+      v.Add(std::string(resource_type), absl::StrCat(kUnknownElement, "s: ", unknown.size() - listed,
+                                                     " more that FHIR R4 does not define (not listed)"));
     }
     return v.ToStatus();
   }
@@ -1898,7 +1904,8 @@ absl::StatusOr<Incoming> FromFhir(absl::string_view resource_type, const rapidjs
   RemoveElements(unknown, cleaned);
   auto in = MapResource(resource_type, cleaned);
   if (!in.ok()) return in;
-  for (const UnknownElement& u : unknown) in->dropped_elements.push_back(u.path);
+  in->dropped_count = unknown.size();
+  for (size_t i = 0; i < listed; ++i) in->dropped_elements.push_back(unknown[i].path);
   return in;
 }
 

@@ -56,8 +56,8 @@ struct Incoming {
   // The mapped resource; names, versions and provenance.recorded_by are left
   // for the caller (provenance.said_by comes from expressedBy/performer).
   AnyResource resource;
-  // JSON object of the elements not mapped (never id, meta, text, or mapped
-  // elements); "" when there are none. It also holds, verbatim, the original
+  // JSON object of the R4 elements not mapped (never id, meta, text, mapped
+  // elements, or elements R4 does not define); "" when there are none. It also holds, verbatim, the original
   // of every mapped element that carries more than the model keeps (extra
   // codings, extensions, display, ...): ToFhir re-emits such an original as
   // long as it still maps to what the model holds (see mapping.cc). Store it
@@ -71,8 +71,10 @@ struct Incoming {
   // items with domain::FormatName(kind, patient_id, id), in this order.
   // A reference it cannot resolve is a violation on "List.entry[i].item".
   std::vector<std::string> list_item_refs;
-  // UnknownElementPolicy::kDrop only: the FHIR paths of the elements R4 does
-  // not define that were dropped (not mapped, not kept), for a warning.
+  // UnknownElementPolicy::kDrop only: how many elements R4 does not define
+  // were dropped (not mapped, not kept), and the FHIR paths of the first
+  // kMaxUnknownElementsListed of them, for warnings.
+  size_t dropped_count = 0;
   std::vector<std::string> dropped_elements;
 };
 
@@ -82,6 +84,10 @@ struct Incoming {
 // map the rest (Incoming::dropped_elements).
 enum class UnknownElementPolicy { kRefuse, kDrop };
 inline constexpr absl::string_view kUnknownElement = "unknown element";
+// At most this many are named, one violation (or warning) each; the rest are
+// counted in one more, so a body of many small unknown members does not get
+// a many times larger answer.
+inline constexpr size_t kMaxUnknownElementsListed = 50;
 
 // Maps a parsed FHIR resource of type `resource_type` ("Goal", "Observation",
 // "List"). INVALID_ARGUMENT with field violations whose fields are FHIR

@@ -303,5 +303,18 @@ TEST_F(FhirInputTest, PrettyIndentsTheResourcesOfABundleToo) {
   EXPECT_TRUE(*JsonAt(a, {"entry", "0", "resource"}) == *JsonAt(b, {"entry", "0", "resource"}));
 }
 
+TEST_F(FhirInputTest, PrettyIndentsEveryOtherAnswerToo) {
+  const std::string patient = NewPatient();
+  const std::string id = Create("Goal", UsCoreGoal(patient));
+  HttpResponse read = http_->Get("/fhir/Goal/" + id + "?_pretty=true");
+  EXPECT_THAT(read.body, HasSubstr("{\n  \"resourceType\": \"Goal\",\n")) << read.body;
+  for (const std::string& bundle :
+       {"/fhir/Goal/" + id + "/_history?_pretty=true", "/fhir/Patient/" + patient + "/$everything?_pretty=true"}) {
+    HttpResponse r = http_->Get(bundle);
+    ASSERT_EQ(r.status, 200) << r.Describe();
+    EXPECT_THAT(r.body, HasSubstr("\"resource\": {\n        \"resourceType\": \"Goal\",\n")) << bundle;
+  }
+}
+
 }  // namespace
 }  // namespace wmty::testing

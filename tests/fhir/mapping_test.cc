@@ -1329,6 +1329,22 @@ TEST(UnknownElements, DropPolicyMapsTheRestAndNamesWhatItDropped) {
   EXPECT_EQ(std::get<v1::Goal>(in->resource).description(), "Walk my daughter down the aisle in June");
 }
 
+TEST(UnknownElements, AtMostFiftyAreNamedTheRestCounted) {
+  std::string members;
+  for (int i = 0; i < 60; ++i) absl::StrAppend(&members, "\"x", i, "\": 1, ");
+  const std::string text = absl::StrReplaceAll(
+      kPlainGoal, {{R"("lifecycleStatus": "active",)", absl::StrCat(members, R"("lifecycleStatus": "active",)")}});
+  std::vector<std::string> fields = RefusedFields("Goal", text);
+  ASSERT_EQ(fields.size(), kMaxUnknownElementsListed + 1);
+  EXPECT_EQ(fields.front(), "Goal.x0");
+  EXPECT_EQ(fields.back(), "Goal");  // "unknown elements: 10 more ..."
+  rapidjson::Document d = Parse(text);
+  absl::StatusOr<Incoming> dropped = FromFhir("Goal", d, UnknownElementPolicy::kDrop);
+  ASSERT_TRUE(dropped.ok()) << dropped.status();
+  EXPECT_EQ(dropped->dropped_count, 60u);
+  EXPECT_EQ(dropped->dropped_elements.size(), kMaxUnknownElementsListed);
+}
+
 TEST(UnknownElements, KeptByAnOlderVersionAreNotEmitted) {
   v1::Goal g = ::wmty::testing::ValidGoal();
   *g.mutable_provenance() = Nurse();
@@ -1338,6 +1354,36 @@ TEST(UnknownElements, KeptByAnOlderVersionAreNotEmitted) {
   EXPECT_EQ(At(out, "/foo"), nullptr);
   EXPECT_EQ(Str(*At(out, "/identifier")), R"([{"value":"id-1"}])");
   EXPECT_EQ(StringAt(out, "/statusDate"), "2026-01-02");
+}
+
+// Shaped as the Multiple Chronic Conditions care plan IG's example goals: a
+// clinician's goal with a measured target and addresses beyond ours.
+TEST(GoalFromFhir, AClinicianGoalWithAMeasuredTargetIsAcceptedAndKept) {
+  const std::string text = R"json({
+    "resourceType": "Goal", "lifecycleStatus": "active",
+    "achievementStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/goal-achievement",
+                                      "code": "in-progress", "display": "In Progress"}], "text": "In Progress"},
+    "priority": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/goal-priority",
+                             "code": "high-priority", "display": "High Priority"}], "text": "high"},
+    "description": {"text": "Keep a carb consistent diet consuming 45-60 gms of carbohydrates per meal"},
+    "subject": {"reference": "Patient/pat-1"}, "startDate": "2021-05-19",
+    "target": [{"measure": {"coding": [{"system": "http://loinc.org", "code": "2339-0"}]},
+                "detailQuantity": {"value": 180, "comparator": "<", "unit": "mg/dl",
+                                   "system": "http://unitsofmeasure.org", "code": "mg/dL"},
+                "dueDate": "2021-11-19"}],
+    "expressedBy": {"reference": "Practitioner/P0522-Practitioner-JohnSmith"},
+    "addresses": [{"reference": "Condition/P0522-mcc-cond-sdoh-nutrition"}],
+    "note": [{"text": "Betsy has been keeping a food diary."}]
+  })json";
+  EXPECT_THAT(UnknownPaths("Goal", text), IsEmpty());
+  Incoming in = MustFromFhir(text);
+  const auto& g = std::get<v1::Goal>(in.resource);
+  EXPECT_EQ(g.provenance().said_by().kind(), v1::Speaker::PRACTITIONER);
+  EXPECT_EQ(g.provenance().said_by().practitioner_id(), "P0522-Practitioner-JohnSmith");
+  EXPECT_EQ(g.target_date(), "2021-11-19");
+  rapidjson::Document out =
+      ToJson(MakeRecord(storage::GOAL, AsStored(g, storage::GOAL, "g-1"), "g-1", 1, in.extra_json));
+  ExpectElementsKept(Parse(text), out);
 }
 
 // ---- Provenance
@@ -1463,6 +1509,7 @@ TEST(FhirPathFor, MapsDomainFieldsToFhirPaths) {
   EXPECT_EQ(FhirPathFor(storage::GOAL, "goal.notes[3].time"), "Goal.note[3].time");
   EXPECT_EQ(FhirPathFor(storage::GOAL, "goal.what_matters[1]"), "Goal.addresses");
   EXPECT_EQ(FhirPathFor(storage::GOAL, "goal.provenance.said_by.relationship"), "Goal.expressedBy");
+  EXPECT_EQ(FhirPathFor(storage::GOAL_SCORE, "goal_score.provenance.said_by.practitioner_id"), "Observation.performer");
   EXPECT_EQ(FhirPathFor(storage::WHAT_MATTERS, "what_matters.statement"), "Observation.valueString");
   EXPECT_EQ(FhirPathFor(storage::WHAT_MATTERS, "what_matters.provenance.said_by.kind"), "Observation.performer");
   EXPECT_EQ(FhirPathFor(storage::WHAT_MATTERS, "what_matters.provenance.said_time"), "Observation.effectiveDateTime");

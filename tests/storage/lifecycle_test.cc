@@ -189,5 +189,25 @@ TEST_F(ReadTest, WhatMattersAndPreferencesRoundTripVerbatim) {
   EXPECT_THAT(got_pref->channel_ranking().channels(), ElementsAre(v1::SMS, v1::PHONE_CALL));
 }
 
+// domain::SpeakerOrNotStated: who said it is never assumed, whatever the
+// write (a create, the priorities) and after a reopen.
+TEST_F(ReadTest, AnAbsentSpeakerIsStoredAsNotStated) {
+  v1::WhatMatters w = ValidWhatMatters();
+  w.mutable_provenance()->clear_said_by();
+  auto created = CreateWhatMatters("p1", w);
+  ASSERT_TRUE(created.ok()) << created.status();
+  EXPECT_EQ(created->provenance().said_by().kind(), v1::Speaker::NOT_STATED);
+  v1::Priorities p = Priorities("p1", {created->name()});
+  p.mutable_provenance()->clear_said_by();
+  auto priorities = UpdatePriorities(p);
+  ASSERT_TRUE(priorities.ok()) << priorities.status();
+  EXPECT_EQ(priorities->provenance().said_by().kind(), v1::Speaker::NOT_STATED);
+
+  Reopen();
+  auto got = records_->GetWhatMatters(Get(created->name()), {});
+  ASSERT_TRUE(got.ok()) << got.status();
+  EXPECT_EQ(got->provenance().said_by().kind(), v1::Speaker::NOT_STATED);
+}
+
 }  // namespace
 }  // namespace wmty::testing
