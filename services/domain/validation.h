@@ -45,6 +45,8 @@ void CheckPatientRef(const v1::PatientRef& ref, absl::string_view patient_id, ab
 void CheckProvenance(const v1::Provenance& p, bool has, absl::string_view prefix, absl::Time now,
                      FieldViolations* v);
 void CheckRecorder(const v1::Recorder& r, bool has, absl::string_view prefix, FieldViolations* v);
+// A stated on_behalf_of (Provenance, RetractRequest): a practitioner id is required.
+void CheckOnBehalfOf(const v1::Recorder& r, absl::string_view prefix, FieldViolations* v);
 
 // Whole resources as they would be stored (after merging an update).
 void CheckWhatMatters(const v1::WhatMatters& r, absl::string_view patient_id, absl::string_view prefix,

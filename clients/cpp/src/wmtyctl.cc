@@ -117,8 +117,9 @@ Command MakeCommand(const char* method, const char* summary, const char* example
 #define WMTY_COMMAND(Method, summary, example) MakeCommand(#Method, summary, example, &Client::Method)
 
 // Shown in the examples: the provenance every create and update requires.
-#define WMTY_PROV(prefix) \
-  " --" prefix ".provenance.recorded_by.practitioner_id=nurse-1 --" prefix ".provenance.said_by.kind=PATIENT"
+// Who recorded it is the token's user (set by the server); only who said it
+// is given.
+#define WMTY_PROV(prefix) " --" prefix ".provenance.said_by.kind=PATIENT"
 
 const std::vector<Command>& Commands() {
   static const auto* commands = new std::vector<Command>{
@@ -136,7 +137,7 @@ const std::vector<Command>& Commands() {
                    "--what_matters.prompt=\"What matters most this week?\"" WMTY_PROV("what_matters")),
       WMTY_COMMAND(RetractWhatMatters, "Mark a what-matters entry entered-in-error.",
                    "wmtyctl retract-what-matters --name=patients/p1/whatMatters/01J0000000000000000000000 "
-                   "--reason=\"Wrong patient\" --retracted_by.practitioner_id=nurse-1"),
+                   "--reason=\"Wrong patient\""),
       WMTY_COMMAND(ListWhatMattersVersions, "List every version of a what-matters entry, oldest first.",
                    "wmtyctl list-what-matters-versions --name=patients/p1/whatMatters/01J0000000000000000000000"),
       WMTY_COMMAND(CreateGoal, "Record a patient-stated goal.",
@@ -153,7 +154,7 @@ const std::vector<Command>& Commands() {
                    "--goal.priority=HIGH_PRIORITY" WMTY_PROV("goal")),
       WMTY_COMMAND(RetractGoal, "Mark a goal entered-in-error.",
                    "wmtyctl retract-goal --name=patients/p1/goals/01J0000000000000000000000 "
-                   "--reason=\"Duplicate entry\" --retracted_by.practitioner_id=nurse-1"),
+                   "--reason=\"Duplicate entry\""),
       WMTY_COMMAND(ListGoalVersions, "List every version of a goal, oldest first.",
                    "wmtyctl list-goal-versions --name=patients/p1/goals/01J0000000000000000000000"),
       WMTY_COMMAND(CreatePreference, "Record a typed preference.",
@@ -170,7 +171,7 @@ const std::vector<Command>& Commands() {
                    "--preference.value_text=\"Call after 5pm\"" WMTY_PROV("preference")),
       WMTY_COMMAND(RetractPreference, "Mark a preference entered-in-error.",
                    "wmtyctl retract-preference --name=patients/p1/preferences/01J0000000000000000000000 "
-                   "--retracted_by.practitioner_id=nurse-1"),
+                   "--reason=\"Entered for the wrong patient\""),
       WMTY_COMMAND(ListPreferenceVersions, "List every version of a preference, oldest first.",
                    "wmtyctl list-preference-versions --name=patients/p1/preferences/01J0000000000000000000000"),
       WMTY_COMMAND(CreateGoalScore, "Record a goal-attainment score (-2..+2) for a goal.",
@@ -186,7 +187,7 @@ const std::vector<Command>& Commands() {
                    "--goal_score.etag='W/\"1\"' --update_mask=score --goal_score.score=2" WMTY_PROV("goal_score")),
       WMTY_COMMAND(RetractGoalScore, "Mark a goal score entered-in-error.",
                    "wmtyctl retract-goal-score --name=patients/p1/goalScores/01J0000000000000000000000 "
-                   "--retracted_by.practitioner_id=nurse-1"),
+                   "--reason=\"Scored the wrong goal\""),
       WMTY_COMMAND(ListGoalScoreVersions, "List every version of a goal score, oldest first.",
                    "wmtyctl list-goal-score-versions --name=patients/p1/goalScores/01J0000000000000000000000"),
       WMTY_COMMAND(GetPriorities, "Get a patient's ranked priorities (version 0 until first set).",
