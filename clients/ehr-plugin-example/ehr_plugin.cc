@@ -54,15 +54,22 @@ std::string SpeakerText(const v1::Speaker& s) {
   }
 }
 
-// "said by the patient on 2026-11-20 14:03 UTC; recorded by Ana Ruiz, RN (nurse-17)"
+// "Ana Ruiz, RN (rn-17)", or the bare id without a display name.
+std::string RecorderText(const v1::Recorder& r) {
+  if (r.display_name().empty()) return r.practitioner_id();
+  return absl::StrCat(r.display_name(), r.role().empty() ? "" : ", ", r.role(), " (", r.practitioner_id(), ")");
+}
+
+// "said by the patient on 2026-11-20 14:03 UTC; recorded by Ana Ruiz, RN (rn-17)", and
+// "...; recorded by rn-17 via ehr-plugin" when a client recorded it on a user's behalf.
 std::string ProvenanceLine(const v1::Provenance& p) {
   std::string line = absl::StrCat("said by ", SpeakerText(p.said_by()));
   if (p.has_said_time()) absl::StrAppend(&line, " on ", CardTime(ToTime(p.said_time())));
-  const v1::Recorder& r = p.recorded_by();
-  std::string recorder = r.display_name().empty() ? r.practitioner_id()
-                                                  : absl::StrCat(r.display_name(), r.role().empty() ? "" : ", ",
-                                                                 r.role(), " (", r.practitioner_id(), ")");
-  absl::StrAppend(&line, "; recorded by ", recorder);
+  if (p.has_on_behalf_of()) {
+    absl::StrAppend(&line, "; recorded by ", RecorderText(p.on_behalf_of()), " via ", RecorderText(p.recorded_by()));
+  } else {
+    absl::StrAppend(&line, "; recorded by ", RecorderText(p.recorded_by()));
+  }
   return line;
 }
 
@@ -231,9 +238,10 @@ v1::CreatePreferenceRequest BuildPreferenceRequest(const PreferenceInput& in) {
   v1::Preference* p = req.mutable_preference();
   p->set_kind(in.kind);
   p->set_value_text(in.text);
-  // Provenance is required on every write: who typed it, who said it, where.
+  // Provenance is required on every write: who said it, where, and for whom
+  // the plugin records it. Who recorded it the server takes from the token.
   v1::Provenance* prov = p->mutable_provenance();
-  prov->mutable_recorded_by()->set_practitioner_id(in.recorded_by);
+  if (!in.on_behalf_of.empty()) prov->mutable_on_behalf_of()->set_practitioner_id(in.on_behalf_of);
   if (in.said_by_name.empty() && in.said_by_relationship.empty()) {
     prov->mutable_said_by()->set_kind(v1::Speaker::PATIENT);
   } else {

@@ -69,8 +69,11 @@ struct PreferenceInput {
   std::string patient;
   v1::PreferenceKind kind = v1::PREFERENCE_KIND_UNSPECIFIED;
   std::string text;  // the preference in the speaker's own words
-  // Who is signed in to the EHR and typed it (required by the API).
-  std::string recorded_by;
+  // Who is signed in to the EHR and typed it, when the plugin calls with a
+  // token of its own (a system token): the write is then recorded by the
+  // plugin on behalf of this practitioner. Empty: the token's user alone
+  // (wmty always records the token's user as the recorder).
+  std::string on_behalf_of;
   // Who said it: empty name = the patient; otherwise a family member or other
   // related person, whose relationship is then required too.
   std::string said_by_name;

@@ -4,7 +4,7 @@
 //
 //   ehr-plugin-example chart-open --patient=p1 [--deadline=500ms]
 //   ehr-plugin-example record-preference --patient=p1 --kind=care_experience_preference
-//       --text="Knock and wait before coming in" --recorded_by=rn-17
+//       --text="Knock and wait before coming in" [--on_behalf_of=rn-17]
 //       [--said_by_name="Maria Lopez" --said_by_relationship=daughter] [--request_id=...]
 //   ehr-plugin-example follow --patient=p1 [--interval=10s] [--max_updates=N] [--exit_after=D]
 //
@@ -51,7 +51,9 @@ ABSL_FLAG(absl::Duration, deadline, absl::Milliseconds(500),
 ABSL_FLAG(absl::Duration, write_deadline, absl::Seconds(5), "Deadline of record-preference, retries included");
 ABSL_FLAG(std::string, kind, "", "record-preference: kind, e.g. care_experience_preference, likes_and_joys");
 ABSL_FLAG(std::string, text, "", "record-preference: the preference in the speaker's own words");
-ABSL_FLAG(std::string, recorded_by, "", "record-preference: the signed-in clinician's EHR practitioner id (required)");
+ABSL_FLAG(std::string, on_behalf_of, "",
+          "record-preference: the signed-in clinician's EHR practitioner id, when the plugin's token is its own "
+          "(a system token); wmty records the token's user as the recorder and this clinician as on whose behalf");
 ABSL_FLAG(std::string, said_by_name, "", "record-preference: a family member who said it (empty: the patient)");
 ABSL_FLAG(std::string, said_by_relationship, "", "record-preference: that person's relationship, e.g. daughter");
 ABSL_FLAG(std::string, encounter, "", "record-preference: the EHR encounter id (optional)");
@@ -69,7 +71,7 @@ constexpr char kUsage[] =
     "what an EHR plugin does with wmty (see docs/integration.md).\n"
     "  ehr-plugin-example chart-open --patient=p1 [--deadline=500ms]\n"
     "  ehr-plugin-example record-preference --patient=p1 --kind=care_experience_preference --text=\"...\"\n"
-    "      --recorded_by=rn-17 [--said_by_name=\"Maria Lopez\" --said_by_relationship=daughter]\n"
+    "      [--on_behalf_of=rn-17] [--said_by_name=\"Maria Lopez\" --said_by_relationship=daughter]\n"
     "  ehr-plugin-example follow --patient=p1 [--interval=10s] [--max_updates=1] [--exit_after=1h]\n"
     "Token: --token_file or $WMTY_TOKEN. Server: --target or $WMTY_TARGET. Exit: 0 ok, 1 usage,\n"
     "2 refused by the server, 3 what-matters unavailable (degraded).";
@@ -177,8 +179,7 @@ int RecordPreferenceCommand(const std::string& patient) {
     return UsageError("unknown --kind '" + absl::GetFlag(FLAGS_kind) + "' (one of " + KindNames() + ")");
   }
   in.text = absl::GetFlag(FLAGS_text);
-  in.recorded_by = absl::GetFlag(FLAGS_recorded_by);
-  if (in.recorded_by.empty()) return UsageError("record-preference needs --recorded_by (the clinician's id)");
+  in.on_behalf_of = absl::GetFlag(FLAGS_on_behalf_of);
   in.said_by_name = absl::GetFlag(FLAGS_said_by_name);
   in.said_by_relationship = absl::GetFlag(FLAGS_said_by_relationship);
   in.encounter_id = absl::GetFlag(FLAGS_encounter);

@@ -17,6 +17,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/status.h"
 #include "domain/names.h"
+#include "domain/recorder.h"
 #include "domain/validation.h"
 
 namespace wmty::domain {
@@ -165,6 +166,14 @@ std::string Fingerprint(const google::protobuf::Message& request) {
   return Sha256(absl::StrCat(request.GetDescriptor()->full_name(), "\n", DeterministicBytes(request)));
 }
 
+// The recorder rule (recorder.h) on a resource's provenance. A resource
+// without provenance is left to validation ("required").
+template <class R>
+absl::Status ApplyRecorderRule(const CallContext& ctx, absl::string_view field, R* resource, FieldViolations* v) {
+  if (!resource->has_provenance()) return absl::OkStatus();
+  return domain::ApplyRecorderRule(ctx.principal, Field(field, "provenance"), resource->mutable_provenance(), v);
+}
+
 absl::Status CheckDeadline(const CallContext& ctx) {
   if (absl::Now() > ctx.deadline) return absl::DeadlineExceededError("deadline exceeded");
   return absl::OkStatus();
@@ -271,10 +280,12 @@ void PatientRecords::CreateResource(const google::protobuf::Message& request, ab
     const google::rpc::BadRequest bad = GetFieldViolations(parsed.status());  // kept alive for the loop
     for (const auto& fv : bad.field_violations()) v.Add(fv.field(), fv.description());
   }
+  R stated = resource;  // with the recorder the rule decides
   if (!has_resource) {
     v.Add(std::string(T::kField), "required");
   } else {
-    T::Check(resource, patient_id, T::kField, now, &v);
+    if (auto s = ApplyRecorderRule(ctx, T::kField, &stated, &v); !s.ok()) return done(s);
+    T::Check(stated, patient_id, T::kField, now, &v);
   }
   CheckRequestId(request_id, "request_id", &v);
   if (!v.empty()) return done(v.ToStatus());
@@ -296,7 +307,7 @@ void PatientRecords::CreateResource(const google::protobuf::Message& request, ab
   m.request_id = std::string(request_id);
   if (!m.request_id.empty()) m.fingerprint = Fingerprint(request);
   m.deadline = ctx.deadline;
-  m.apply = [r = resource, patient_id, id = m.id, extra = ctx.fhir_extra_json](
+  m.apply = [r = std::move(stated), patient_id, id = m.id, extra = ctx.fhir_extra_json](
                 const Record* current, const WriteStamp& stamp, Record* next) mutable -> absl::Status {
     if (current != nullptr) return absl::AbortedError("generated id collided; retry");
     StampServerFields(&r, patient_id, id, stamp, ToProto(stamp.time), v1::ACTIVE);
@@ -330,7 +341,9 @@ void PatientRecords::UpdateResource(const google::protobuf::Message& request, co
       }
     }
   }
-  CheckProvenance(resource.provenance(), resource.has_provenance(), Field(field, "provenance"), options_.clock(), &v);
+  R stated = resource;  // with the recorder the rule decides
+  if (auto s = ApplyRecorderRule(ctx, T::kField, &stated, &v); !s.ok()) return done(s);
+  CheckProvenance(stated.provenance(), stated.has_provenance(), Field(field, "provenance"), options_.clock(), &v);
   CheckRequestId(request_id, "request_id", &v);
   if (!v.empty()) return done(v.ToStatus());
   if constexpr (std::is_same_v<R, v1::Goal>) {
@@ -351,7 +364,7 @@ void PatientRecords::UpdateResource(const google::protobuf::Message& request, co
   m.deadline = ctx.deadline;
   std::optional<FieldMask> mask_copy;
   if (mask != nullptr) mask_copy = *mask;
-  m.apply = [incoming = resource, mask_copy, rn = *name, clock = options_.clock, extra = ctx.fhir_extra_json](
+  m.apply = [incoming = std::move(stated), mask_copy, rn = *name, clock = options_.clock, extra = ctx.fhir_extra_json](
                 const Record* current, const WriteStamp& stamp, Record* next) -> absl::Status {
     if (current == nullptr) return absl::NotFoundError(NotFoundMessage(T::kLabel, incoming.name()));
     if (current->retracted()) {
@@ -395,7 +408,10 @@ void PatientRecords::RetractResource(const v1::RetractRequest& req, const CallCo
     for (const auto& fv : bad.field_violations()) v.Add(fv.field(), fv.description());
   }
   CheckText(req.reason(), "reason", false, 1024, &v);
-  CheckRecorder(req.retracted_by(), req.has_retracted_by(), "retracted_by", &v);
+  v1::RetractRequest stated = req;  // with the recorder the rule decides
+  if (auto s = domain::ApplyRecorderRule(ctx.principal, &stated, &v); !s.ok()) return done(s);
+  CheckRecorder(stated.retracted_by(), stated.has_retracted_by(), "retracted_by", &v);
+  if (stated.has_on_behalf_of()) CheckOnBehalfOf(stated.on_behalf_of(), "on_behalf_of", &v);
   CheckRequestId(req.request_id(), "request_id", &v);
   if (!v.empty()) return done(v.ToStatus());
 
@@ -407,7 +423,8 @@ void PatientRecords::RetractResource(const v1::RetractRequest& req, const CallCo
   m.request_id = req.request_id();
   if (!m.request_id.empty()) m.fingerprint = Fingerprint(req);
   m.deadline = ctx.deadline;
-  m.apply = [req, rn = *name](const Record* current, const WriteStamp& stamp, Record* next) -> absl::Status {
+  m.apply = [req = std::move(stated), rn = *name](const Record* current, const WriteStamp& stamp,
+                                                  Record* next) -> absl::Status {
     if (current == nullptr) return absl::NotFoundError(NotFoundMessage(T::kLabel, req.name()));
     if (current->retracted()) return absl::FailedPreconditionError(absl::StrCat(T::kLabel, " is already retracted"));
     auto r = FromRecord<R>(*current);
@@ -418,6 +435,11 @@ void PatientRecords::RetractResource(const v1::RetractRequest& req, const CallCo
     r->set_retract_reason(req.reason());
     auto* provenance = r->mutable_provenance();
     *provenance->mutable_recorded_by() = req.retracted_by();
+    if (req.has_on_behalf_of()) {
+      *provenance->mutable_on_behalf_of() = req.on_behalf_of();
+    } else {
+      provenance->clear_on_behalf_of();  // the retraction's, not the last change's
+    }
     provenance->clear_said_time();
     StampServerFields(&*r, rn.patient_id, rn.id, stamp, r->create_time(), v1::RETRACTED);
     r->set_retract_reason(req.reason());
@@ -892,7 +914,9 @@ void PatientRecords::UpdatePriorities(const v1::UpdatePrioritiesRequest& req, co
   FieldViolations v;
   auto name = ParseNameOfKind(incoming.name(), storage::PRIORITIES, "priorities.name");
   if (!name.ok()) return done(name.status());
-  CheckPriorities(incoming, name->patient_id, "priorities", options_.clock(), &v);
+  v1::Priorities stated = incoming;  // with the recorder the rule decides
+  if (auto s = ApplyRecorderRule(ctx, "priorities", &stated, &v); !s.ok()) return done(s);
+  CheckPriorities(stated, name->patient_id, "priorities", options_.clock(), &v);
   CheckRequestId(req.request_id(), "request_id", &v);
   if (!v.empty()) return done(v.ToStatus());
   if (auto s = CheckLinksExist(incoming.items(), "priorities.items"); !s.ok()) return done(s);
@@ -905,8 +929,8 @@ void PatientRecords::UpdatePriorities(const v1::UpdatePrioritiesRequest& req, co
   m.request_id = req.request_id();
   if (!m.request_id.empty()) m.fingerprint = Fingerprint(req);
   m.deadline = ctx.deadline;
-  m.apply = [incoming, rn = *name, extra = ctx.fhir_extra_json](const Record* current, const WriteStamp& stamp,
-                                                               Record* next) -> absl::Status {
+  m.apply = [incoming = std::move(stated), rn = *name, extra = ctx.fhir_extra_json](
+                const Record* current, const WriteStamp& stamp, Record* next) -> absl::Status {
     google::protobuf::Timestamp create_time = ToProto(stamp.time);
     if (current == nullptr) {
       if (!incoming.etag().empty()) {

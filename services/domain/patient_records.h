@@ -32,6 +32,7 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "auth/scopes.h"
 #include "common/lru_cache.h"
 #include "domain/page_token.h"
 #include "storage/store.h"
@@ -47,6 +48,10 @@ struct CallContext {
   // wmty.v1 model does not have (a JSON object), stored with the new version.
   // When unset, a write keeps those of the previous version.
   std::optional<std::string> fhir_extra_json;
+  // The authenticated caller, who records every write (the recorder rule,
+  // domain/recorder.h); null when authentication is disabled. Read only
+  // while the call is validated, before the write method returns.
+  const auth::Principal* principal = nullptr;
 };
 
 template <class T>

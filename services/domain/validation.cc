@@ -132,7 +132,18 @@ void CheckPatientRef(const v1::PatientRef& ref, absl::string_view patient_id, ab
 
 void CheckRecorder(const v1::Recorder& r, bool has, absl::string_view prefix, FieldViolations* v) {
   if (!has || r.practitioner_id().empty()) {
-    v->Add(Field(prefix, "practitioner_id"), "required: who records this");
+    v->Add(Field(prefix, "practitioner_id"),
+           "required: who records this (set by the server from the token when authentication is on)");
+  } else {
+    CheckOptionalId(r.practitioner_id(), Field(prefix, "practitioner_id"), v);
+  }
+  CheckShort(r.display_name(), Field(prefix, "display_name"), false, v);
+  CheckShort(r.role(), Field(prefix, "role"), false, v);
+}
+
+void CheckOnBehalfOf(const v1::Recorder& r, absl::string_view prefix, FieldViolations* v) {
+  if (r.practitioner_id().empty()) {
+    v->Add(Field(prefix, "practitioner_id"), "required: for whom it is recorded (or leave on_behalf_of out)");
   } else {
     CheckOptionalId(r.practitioner_id(), Field(prefix, "practitioner_id"), v);
   }
@@ -190,6 +201,7 @@ void CheckProvenance(const v1::Provenance& p, bool has, absl::string_view prefix
     return;
   }
   CheckRecorder(p.recorded_by(), p.has_recorded_by(), Field(prefix, "recorded_by"), v);
+  if (p.has_on_behalf_of()) CheckOnBehalfOf(p.on_behalf_of(), Field(prefix, "on_behalf_of"), v);
   CheckSpeaker(p.said_by(), Field(prefix, "said_by"), v);
   if (p.has_said_time()) CheckTimestamp(p.said_time(), Field(prefix, "said_time"), now, v);
   CheckOptionalId(p.encounter_id(), Field(prefix, "encounter_id"), v);

@@ -51,6 +51,8 @@ void CheckPatientRef(const v1::PatientRef& ref, absl::string_view patient_id, ab
 void CheckProvenance(const v1::Provenance& p, bool has, absl::string_view prefix, absl::Time now,
                      FieldViolations* v);
 void CheckRecorder(const v1::Recorder& r, bool has, absl::string_view prefix, FieldViolations* v);
+// A stated on_behalf_of (Provenance, RetractRequest): a practitioner id is required.
+void CheckOnBehalfOf(const v1::Recorder& r, absl::string_view prefix, FieldViolations* v);
 
 // Who said it (provenance.said_by). PATIENT: nothing else needed;
 // RELATED_PERSON: name and relationship; PRACTITIONER: practitioner_id (FHIR

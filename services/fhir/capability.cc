@@ -55,9 +55,9 @@ constexpr absl::string_view kVread = "A deleted version is 410 Gone.";
 constexpr absl::string_view kCreate =
     "201 with Location [base]/<type>/<id>/_history/1 and ETag. Prefer: return=minimal|representation|"
     "OperationOutcome. X-Request-Id makes a retry return the first result instead of writing twice. "
-    "If-None-Exist: conditional create (unknown parameters in it are refused). X-Provenance (a Provenance "
-    "resource whose author agent's who is Practitioner/<id>) names who recorded it; without it the write is "
-    "recorded as by practitioner \"unattributed\".";
+    "If-None-Exist: conditional create (unknown parameters in it are refused). The write is recorded by the "
+    "token's user (fhirUser Practitioner/<id>, else sub); X-Provenance (a Provenance resource whose author "
+    "agent's who is Practitioner/<id>) names on whose behalf.";
 constexpr absl::string_view kUpdate =
     "The body's id must equal the URL id (else 400). If-Match W/\"<versionId>\": 412 when stale. Without "
     "If-Match the update is made against the current version. Updating a deleted resource is 409 (it cannot "
@@ -190,7 +190,7 @@ void BuildCapabilityStatement(absl::string_view base, int64_t date_micros, Value
   security.AddMember("cors", false, a);
   security.AddMember("description",
                      "No authentication yet: deploy behind an authenticating gateway. Who recorded a write is "
-                     "taken from the X-Provenance header, else recorded as \"unattributed\".",
+                     "the token's user; the X-Provenance author is on whose behalf.",
                      a);
   rest.AddMember("security", security, a);
 

@@ -248,8 +248,20 @@ Headers VersionHeaders(Call& c, absl::string_view type, const Record& r) {
 // X-Request-Id, the one the first request wrote).
 using WrittenDone = absl::AnyInvocable<void(absl::StatusOr<Record>)>;
 
-void SetRecorder(AnyResource* resource, const v1::Recorder& recorder) {
-  std::visit([&](auto& r) { *r.mutable_provenance()->mutable_recorded_by() = recorder; }, *resource);
+// Who a write is recorded by and for (see FhirService::RecorderOf).
+struct WriteAgents {
+  v1::Recorder recorded_by;  // empty with authentication: the domain sets the caller
+  std::optional<v1::Recorder> on_behalf_of;
+};
+
+void SetRecorder(AnyResource* resource, const WriteAgents& agents) {
+  std::visit(
+      [&](auto& r) {
+        v1::Provenance* p = r.mutable_provenance();
+        *p->mutable_recorded_by() = agents.recorded_by;
+        if (agents.on_behalf_of.has_value()) *p->mutable_on_behalf_of() = *agents.on_behalf_of;
+      },
+      *resource);
 }
 
 void CoreCreate(PatientRecords* core, const std::string& patient, AnyResource resource, const std::string& request_id,
@@ -340,13 +352,14 @@ void CoreUpdate(PatientRecords* core, const std::string& patient, const std::str
 }
 
 void CoreRetract(PatientRecords* core, Kind kind, const std::string& patient, const std::string& id,
-                 const std::string& etag, const v1::Recorder& recorder, const std::string& reason,
+                 const std::string& etag, const WriteAgents& agents, const std::string& reason,
                  const std::string& request_id, const CallContext& ctx, WrittenDone done) {
   v1::RetractRequest req;
   req.set_name(domain::FormatName(kind, patient, id));
   req.set_etag(etag);
   req.set_reason(reason);
-  *req.mutable_retracted_by() = recorder;
+  *req.mutable_retracted_by() = agents.recorded_by;
+  if (agents.on_behalf_of.has_value()) *req.mutable_on_behalf_of() = *agents.on_behalf_of;
   req.set_request_id(request_id);
   switch (kind) {
     case storage::WHAT_MATTERS:
@@ -443,9 +456,13 @@ class FhirService final : public http::Handler {
   absl::StatusOr<std::optional<Record>> FindVersion(const Record& current, int64_t version);
   bool ParseBody(Call& c, absl::string_view type, Document* doc);
   bool RequestIdOf(Call& c, std::string* out);
-  // Who records the write; `reason` (DELETE only; null elsewhere) receives
-  // X-Provenance's reason[0].text. False (answered 400) if X-Provenance is bad.
-  bool RecorderOf(Call& c, v1::Recorder* out, std::string* reason = nullptr);
+  // Who records the write and for whom (the recorder rule,
+  // domain/recorder.h). With authentication the domain records the caller,
+  // and X-Provenance's author agent, when sent, is on_behalf_of; without
+  // (development) the author, else "unattributed", is the recorder.
+  // `reason` (DELETE only; null elsewhere) receives X-Provenance's
+  // reason[0].text. False (answered 400) if X-Provenance is bad.
+  bool RecorderOf(Call& c, WriteAgents* out, std::string* reason = nullptr);
   bool ResolvePriorityItems(Call& c, const std::string& patient, const std::vector<std::string>& refs,
                             v1::Priorities* priorities);
   void DoCreate(const CallPtr& c, std::string type, Incoming incoming, std::string request_id,
@@ -648,6 +665,7 @@ bool FhirService::Authenticate(Call& c) {
     return refuse(absl::StrCat("invalid access token: ", principal.status().message()), true);
   }
   c.principal = std::move(*principal);
+  c.ctx.principal = &*c.principal;  // the recorder of this request's writes
   return true;
 }
 
@@ -1181,7 +1199,7 @@ bool FhirService::RequestIdOf(Call& c, std::string* out) {
   return true;
 }
 
-bool FhirService::RecorderOf(Call& c, v1::Recorder* out, std::string* reason) {
+bool FhirService::RecorderOf(Call& c, WriteAgents* out, std::string* reason) {
   std::optional<XProvenance> stated;
   if (c.HasHeader("X-Provenance")) {
     auto parsed = ParseXProvenance(c.Header("X-Provenance"));
@@ -1198,24 +1216,14 @@ bool FhirService::RecorderOf(Call& c, v1::Recorder* out, std::string* reason) {
     stated = std::move(*parsed);
   }
   if (reason != nullptr && stated.has_value()) *reason = stated->reason;
-  if (stated.has_value() && stated->author.has_value()) {
-    *out = std::move(*stated->author);
-    return true;
-  }
-  // The caller's token says who writes: fhirUser "Practitioner/<id>", else
-  // a subject that is itself an id. Without either (or without
-  // authentication) the write is recorded as unattributed. The audit trail
-  // always has the token's subject.
-  std::string who;
+  std::optional<v1::Recorder> author = stated.has_value() ? std::move(stated->author) : std::nullopt;
   if (c.principal.has_value()) {
-    absl::string_view user = c.principal->fhir_user;
-    if (absl::ConsumePrefix(&user, "Practitioner/") && domain::IsValidId(user)) {
-      who = std::string(user);
-    } else if (domain::IsValidId(c.principal->subject)) {
-      who = c.principal->subject;
-    }
+    out->on_behalf_of = std::move(author);
+  } else if (author.has_value()) {
+    out->recorded_by = std::move(*author);
+  } else {
+    out->recorded_by.set_practitioner_id(std::string(kUnattributedPractitioner));
   }
-  out->set_practitioner_id(who.empty() ? std::string(kUnattributedPractitioner) : who);
   return true;
 }
 
@@ -1272,9 +1280,9 @@ void FhirService::Create(const CallPtr& c, absl::string_view type) {
   if (!Authorize(*c, type, auth::kCreate, incoming->patient_id)) return;
   std::string request_id;
   if (!RequestIdOf(*c, &request_id)) return;
-  v1::Recorder recorder;
-  if (!RecorderOf(*c, &recorder)) return;
-  SetRecorder(&incoming->resource, recorder);
+  WriteAgents agents;
+  if (!RecorderOf(*c, &agents)) return;
+  SetRecorder(&incoming->resource, agents);
   if (incoming->kind == storage::PRIORITIES) {
     auto existing = core_->FindCurrentById(storage::PRIORITIES, incoming->patient_id);
     if (!existing.ok()) return ReplyError(*c, FromStatus(existing.status(), storage::PRIORITIES));
@@ -1423,9 +1431,9 @@ void FhirService::Update(const CallPtr& c, absl::string_view type, absl::string_
   if (!Authorize(*c, type, auth::kUpdate, incoming->patient_id)) return;
   std::string request_id;
   if (!RequestIdOf(*c, &request_id)) return;
-  v1::Recorder recorder;
-  if (!RecorderOf(*c, &recorder)) return;
-  SetRecorder(&incoming->resource, recorder);
+  WriteAgents agents;
+  if (!RecorderOf(*c, &agents)) return;
+  SetRecorder(&incoming->resource, agents);
   const bool is_list = incoming->kind == storage::PRIORITIES;
   if (is_list && incoming->patient_id != id) {
     return ReplyError(*c, Bad("invalid", "a priorities List's id is its patient's id: subject must be Patient/<id>",
@@ -1562,9 +1570,9 @@ void FhirService::Delete(const CallPtr& c, absl::string_view type, absl::string_
   }
   std::string request_id;
   if (!RequestIdOf(*c, &request_id)) return;
-  v1::Recorder recorder;
+  WriteAgents agents;
   std::string reason;
-  if (!RecorderOf(*c, &recorder, &reason)) return;
+  if (!RecorderOf(*c, &agents, &reason)) return;
   auto current = FindCurrent(type, id);
   if (!current.ok()) return ReplyError(*c, FromStatus(current.status(), PrimaryKind(type)));
   // FHIR: deleting what does not exist, or is already deleted, is 204 too.
@@ -1573,7 +1581,7 @@ void FhirService::Delete(const CallPtr& c, absl::string_view type, absl::string_
   AuditTarget(*c, cur.patient_id(), id);
   if (!Authorize(*c, type, auth::kDelete, cur.patient_id())) return;
   if (cur.retracted()) return Reply(*c, http::Status::no_content, std::nullopt, {{bhttp::field::etag, EtagOf(cur.version())}});
-  CoreRetract(core_, cur.kind(), cur.patient_id(), cur.id(), etag, recorder, reason, request_id, c->ctx,
+  CoreRetract(core_, cur.kind(), cur.patient_id(), cur.id(), etag, agents, reason, request_id, c->ctx,
               OnAnswerPool([this, c, kind = cur.kind()](absl::StatusOr<Record> written) {
                 Guarded(c, [&] {
                   if (written.ok()) {

@@ -102,9 +102,11 @@
 //   occurredDateTime = said_time; reason[0].text = retract_reason (a deletion's, when given);
 //   activity v3-DataOperation CREATE (version 1), UPDATE, DELETE (retracted); agent author
 //   (provenance-participant-type) = Practitioner/<recorded_by.practitioner_id> with display_name,
-//   role as agent.role text and onBehalfOf (ProvenanceOptions); agent informant = the speaker
-//   (Patient, a contained RelatedPerson "#speaker", or Practitioner/<id> with onBehalfOf as for the
-//   author); no informant when NOT_STATED.
+//   role as agent.role text and onBehalfOf (ProvenanceOptions); when recorded on behalf of someone
+//   (provenance.on_behalf_of), that user is the author and recorded_by (the authenticated caller)
+//   an agent of type enterer, both as above (US Core types onBehalfOf as an Organization, so the
+//   user cannot go there); agent informant = the speaker (Patient, a contained RelatedPerson
+//   "#speaker", or Practitioner/<id> with onBehalfOf as for the author); no informant when NOT_STATED.
 // Narrative: every resource's text also says who said it ("Said by", "Scored by" for a
 //   GoalScore): the patient, name (relationship), name (practitioner id), or "not stated".
 // Not mapped from FHIR: recorded_by and channel (the caller sets them); Goal has no FHIR element for
@@ -2045,15 +2047,15 @@ absl::Status ProvenanceOf(const storage::Record& record, const ProvenanceOptions
     ag.AddMember("who", who, a);
     return ag;
   };
-  const v1::Recorder& recorder = prov.recorded_by();
-  if (!recorder.practitioner_id().empty() && domain::IsValidId(recorder.practitioner_id())) {
-    Value author =
-        agent("author", "Author",
-              json::Reference(absl::StrCat("Practitioner/", recorder.practitioner_id()), recorder.display_name(), a));
-    if (!recorder.role().empty()) {
+  // A practitioner agent; US Core requires onBehalfOf (an Organization) when
+  // who is a Practitioner.
+  auto practitioner = [&](absl::string_view type, absl::string_view display, const v1::Recorder& r) {
+    Value ag =
+        agent(type, display, json::Reference(absl::StrCat("Practitioner/", r.practitioner_id()), r.display_name(), a));
+    if (!r.role().empty()) {
       Value role(rapidjson::kObjectType);
-      role.AddMember("text", Str(recorder.role(), a), a);
-      author.AddMember("role", Array1(std::move(role), a), a);
+      role.AddMember("text", Str(r.role(), a), a);
+      ag.AddMember("role", Array1(std::move(role), a), a);
     }
     Value on_behalf_of(rapidjson::kObjectType);
     if (!options.organization_reference.empty()) {
@@ -2062,8 +2064,20 @@ absl::Status ProvenanceOf(const storage::Record& record, const ProvenanceOptions
     if (!options.organization_display.empty()) {
       on_behalf_of.AddMember("display", Str(options.organization_display, a), a);
     }
-    if (!on_behalf_of.ObjectEmpty()) author.AddMember("onBehalfOf", on_behalf_of, a);
-    agents.PushBack(author, a);
+    if (!on_behalf_of.ObjectEmpty()) ag.AddMember("onBehalfOf", on_behalf_of, a);
+    return ag;
+  };
+  const auto named = [](const v1::Recorder& r) {
+    return !r.practitioner_id().empty() && domain::IsValidId(r.practitioner_id());
+  };
+  // Recorded for a named user: that user is the author (responsible for
+  // what was recorded), the authenticated caller who recorded it the enterer.
+  const bool for_someone = prov.has_on_behalf_of() && named(prov.on_behalf_of());
+  if (for_someone) agents.PushBack(practitioner("author", "Author", prov.on_behalf_of()), a);
+  if (named(prov.recorded_by())) {
+    agents.PushBack(for_someone ? practitioner("enterer", "Enterer", prov.recorded_by())
+                                : practitioner("author", "Author", prov.recorded_by()),
+                    a);
   }
   Value who = SpeakerRef(speaker, pid, a);
   if (!who.IsNull()) {
@@ -2205,6 +2219,7 @@ std::string FhirPathFor(storage::Kind kind, absl::string_view field) {
       {"provenance.encounter_id", type + ".encounter"},
       // Set by the server, not by the FHIR resource: no better name.
       {"provenance.recorded_by", ""},
+      {"provenance.on_behalf_of", ""},  // from the X-Provenance header
       {"provenance.channel", ""},
       {"provenance.said_time", ""},
   };

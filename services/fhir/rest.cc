@@ -122,6 +122,10 @@ RestError FromStatus(const absl::Status& status, storage::Kind kind, bool fields
     }
     case absl::StatusCode::kUnimplemented:
       return MakeRestError(http::Status::not_implemented, "not-supported", message);
+    case absl::StatusCode::kPermissionDenied:
+      // The domain's refusals of the caller (e.g. a token that names no
+      // recorder may not write); the message is safe to show.
+      return MakeRestError(http::Status::forbidden, "forbidden", message);
     default:
       // Messages of the remaining codes come from storage or the mapping and
       // are not shown (nor logged by the caller beyond the code).

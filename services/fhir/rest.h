@@ -62,7 +62,8 @@ inline constexpr int kUnavailableRetryAfterSeconds = 5;
 //     (e.g. disk full), both with Retry-After;
 //   RESOURCE_EXHAUSTED 503 throttled with Retry-After (the server is
 //     overloaded, e.g. its commit queue is full; nothing was written);
-//   UNIMPLEMENTED 501 not-supported; anything else 500 exception.
+//   UNIMPLEMENTED 501 not-supported; PERMISSION_DENIED 403 forbidden (e.g. a
+//   token naming no recorder writes); anything else 500 exception.
 RestError FromStatus(const absl::Status& status, storage::Kind kind, bool fields_are_fhir_paths = false);
 
 // The OperationOutcome resource for `issues` (into `out`, an object).
@@ -124,8 +125,8 @@ struct XProvenance {
 // has neither an author agent nor a reason text.
 absl::StatusOr<XProvenance> ParseXProvenance(absl::string_view header);
 
-// Until authentication lands, writes without X-Provenance are recorded as by
-// this practitioner id.
+// With authentication disabled (development only), writes without an
+// X-Provenance author are recorded as by this practitioner id.
 inline constexpr absl::string_view kUnattributedPractitioner = "unattributed";
 
 // Checks a parsed request body: nesting at most `max_depth` deep, no object

@@ -301,20 +301,22 @@ class WhatMattersServiceImpl final : public RawService {
   }
 
   // Authenticates, parses and authorizes; false (with the reactor finished)
-  // if the call must not go on.
+  // if the call must not go on. `principal` receives the caller (unset when
+  // authentication is disabled).
   template <class Req>
   bool Admit(grpc::CallbackServerContext* ctx, grpc::ServerUnaryReactor* reactor, const Access& access,
-             const grpc::ByteBuffer* in, Req* req, storage::AuditRecord* audit) {
-    std::optional<absl::StatusOr<auth::Principal>> principal;
+             const grpc::ByteBuffer* in, Req* req, storage::AuditRecord* audit,
+             std::optional<auth::Principal>* principal) {
     if (verifier_ != nullptr) {
-      principal.emplace(Authenticate(*ctx));
-      if (!principal->ok()) {
-        LogRefusal(access, principal->status());
-        Refuse(reactor, principal->status(), audit);
+      absl::StatusOr<auth::Principal> authenticated = Authenticate(*ctx);
+      if (!authenticated.ok()) {
+        LogRefusal(access, authenticated.status());
+        Refuse(reactor, authenticated.status(), audit);
         return false;
       }
-      audit->set_agent((*principal)->subject);
-      audit->set_client_id((*principal)->client_id);
+      audit->set_agent(authenticated->subject);
+      audit->set_client_id(authenticated->client_id);
+      principal->emplace(*std::move(authenticated));
     }
     if (auto s = ParseRequest(*in, req); !s.ok()) {
       Refuse(reactor, s, audit);
@@ -326,7 +328,7 @@ class WhatMattersServiceImpl final : public RawService {
       audit->set_patient_id(*subject.patient);
       audit->set_resource_id(subject.resource_id);
     }
-    if (principal.has_value()) {
+    if (principal->has_value()) {
       if (auto s = Check(**principal, access, target, subject.patient); !s.ok()) {
         LogRefusal(access, s);
         Refuse(reactor, s, audit);
@@ -358,7 +360,8 @@ class WhatMattersServiceImpl final : public RawService {
     if (!slot.has_value()) return reactor;
     Req req;
     storage::AuditRecord audit = StartAudit(*ctx, access);
-    if (!Admit(ctx, reactor, access, in, &req, &audit)) return reactor;
+    std::optional<auth::Principal> principal;
+    if (!Admit(ctx, reactor, access, in, &req, &audit, &principal)) return reactor;
     auto result = (core_->*method)(req, ContextOf(ctx));
     RecordAudit(core_, &audit, result.status());
     FinishWith(reactor, result, out);
@@ -375,11 +378,16 @@ class WhatMattersServiceImpl final : public RawService {
     if (!slot.has_value()) return reactor;
     Req req;
     storage::AuditRecord audit = StartAudit(*ctx, access);
-    if (!Admit(ctx, reactor, access, in, &req, &audit)) return reactor;
+    std::optional<auth::Principal> principal;
+    if (!Admit(ctx, reactor, access, in, &req, &audit, &principal)) return reactor;
+    // The caller records the write (domain/recorder.h); the domain reads it
+    // only before the method returns.
+    CallContext call = ContextOf(ctx);
+    if (principal.has_value()) call.principal = &*principal;
     // Finishes on the store's completion thread once the change is durable or
     // refused. The answer is the stored resource's bytes (a serialized Resp),
     // sent without parsing and serializing them again.
-    (core_->*method)(req, ContextOf(ctx),
+    (core_->*method)(req, call,
                      [core = core_, reactor, out, audit = std::move(audit),
                       slot = std::move(*slot)](absl::StatusOr<storage::Record> written) mutable {
                        slot.Release();

@@ -1,13 +1,21 @@
 #include "server/observability.h"
 
 #include <grpcpp/grpcpp.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
 #include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/random/random.h"
@@ -62,7 +70,78 @@ bool IsServerError(absl::StatusCode code) {
          code == absl::StatusCode::kDataLoss || code == absl::StatusCode::kUnknown;
 }
 
+std::optional<std::string> ReadFile(const char* path) {
+  std::ifstream in(path);
+  if (!in) return std::nullopt;
+  std::ostringstream buf;
+  buf << in.rdbuf();
+  return buf.str();
+}
+
+// The fields of /proc/self/stat after "(comm)" (which may hold spaces and
+// parentheses): fields[0] is the state, field 3 of proc(5), so proc(5)'s
+// field n is fields[n - 3].
+std::vector<std::string> ProcSelfStatFields() {
+  auto stat = ReadFile("/proc/self/stat");
+  if (!stat.has_value()) return {};
+  const size_t paren = stat->rfind(')');
+  if (paren == std::string::npos) return {};
+  return absl::StrSplit(absl::string_view(*stat).substr(paren + 1), ' ', absl::SkipWhitespace());
+}
+
+std::optional<double> StatField(const std::vector<std::string>& fields, size_t n) {
+  double v = 0;
+  if (n < 3 || n - 3 >= fields.size() || !absl::SimpleAtod(fields[n - 3], &v)) return std::nullopt;
+  return v;
+}
+
+// Boot time in Unix seconds ("btime" of /proc/stat).
+std::optional<double> BootTimeSeconds() {
+  auto stat = ReadFile("/proc/stat");
+  if (!stat.has_value()) return std::nullopt;
+  for (absl::string_view line : absl::StrSplit(*stat, '\n')) {
+    double v = 0;
+    if (absl::ConsumePrefix(&line, "btime ") && absl::SimpleAtod(line, &v)) return v;
+  }
+  return std::nullopt;
+}
+
+std::optional<double> OpenFds() {
+  std::error_code ec;
+  double n = 0;
+  for (std::filesystem::directory_iterator it("/proc/self/fd", ec), end; !ec && it != end; it.increment(ec)) ++n;
+  if (ec) return std::nullopt;
+  return n - 1;  // less the descriptor the listing itself holds open
+}
+
 }  // namespace
+
+void CollectProcessMetrics(metrics::Writer& writer) {
+  const std::vector<std::string> stat = ProcSelfStatFields();
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
+  // proc(5): 14 utime, 15 stime, 22 starttime (clock ticks); 23 vsize (bytes); 24 rss (pages).
+  if (auto user = StatField(stat, 14), sys = StatField(stat, 15); user && sys && ticks > 0) {
+    writer.CounterValue("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.",
+                        (*user + *sys) / ticks);
+  }
+  if (auto rss = StatField(stat, 24); rss && page > 0) {
+    writer.Gauge("process_resident_memory_bytes", "Resident memory size in bytes.", *rss * page);
+  }
+  if (auto vsize = StatField(stat, 23); vsize) {
+    writer.Gauge("process_virtual_memory_bytes", "Virtual memory size in bytes.", *vsize);
+  }
+  if (auto fds = OpenFds(); fds) writer.Gauge("process_open_fds", "Number of open file descriptors.", *fds);
+  if (rlimit limit{}; getrlimit(RLIMIT_NOFILE, &limit) == 0) {
+    writer.Gauge("process_max_fds", "Maximum number of open file descriptors.", static_cast<double>(limit.rlim_cur));
+  }
+  if (auto start = StatField(stat, 22), boot = BootTimeSeconds(); start && boot && ticks > 0) {
+    // Whole seconds: the text format prints 9 significant digits, which would
+    // round a fractional Unix time to tens of seconds.
+    writer.Gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.",
+                 std::floor(*boot + *start / ticks));
+  }
+}
 
 std::string CorrelationId(absl::string_view traceparent) {
   // version "-" trace-id "-" parent-id "-" flags; an all-zero trace id is invalid.

@@ -6,6 +6,8 @@
 //   HttpMetrics      an http::Handler in front of the others: requests,
 //                    status codes and latency per FHIR interaction.
 //   MetricsEndpoint  the handler of the metrics listener (--metrics_listen).
+//   CollectProcessMetrics  the standard Prometheus process_* gauges and
+//                    counters, read from /proc at scrape time.
 //
 // Each request gets a correlation id: the trace id of a W3C `traceparent`
 // header (HTTP) or metadata entry (gRPC) when the caller sent a valid one,
@@ -47,6 +49,14 @@ struct HttpInteraction {
 };
 // Classifies a request by method and target (query ignored).
 HttpInteraction ClassifyHttp(absl::string_view method, absl::string_view target);
+
+// Writes the standard Prometheus process metrics of this process (the names
+// every Prometheus client library uses, so stock dashboards work):
+// process_cpu_seconds_total, process_resident_memory_bytes,
+// process_virtual_memory_bytes, process_open_fds, process_max_fds and
+// process_start_time_seconds. Read from /proc/self and getrlimit at each
+// call; a value that cannot be read is left out (never reported as 0).
+void CollectProcessMetrics(metrics::Writer& writer);
 
 // The trace id (32 lower-case hex digits) of a valid W3C traceparent value,
 // else a new random 32-hex-digit id.

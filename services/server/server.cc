@@ -173,6 +173,7 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
   }
   server->data_dir_ = options.data_dir;
   server->registry_.AddCollector([raw = server.get()](metrics::Writer& writer) { raw->CollectMetrics(writer); });
+  server->registry_.AddCollector(CollectProcessMetrics);
   if (!options.metrics_listen.empty()) {
     server->metrics_endpoint_ = std::make_unique<MetricsEndpoint>(&server->registry_);
     http::HttpServerOptions metrics_options;

@@ -435,6 +435,78 @@ TEST_F(FhirAuthTest, MissingPermissionIs403) {
   EXPECT_EQ(BState(), before) << "a refused request wrote";
 }
 
+// ---------------------------------------------------------------- the recorder rule
+
+// The agents of the Provenance of `target`'s version `version`, as
+// "type who [display]" strings in order.
+std::vector<std::string> AgentsOf(HttpClient& http, const std::string& token, const std::string& target, int version) {
+  HttpResponse r = http.Get(absl::StrCat("/fhir/Provenance?target=", target, "/_history/", version), Bearer(token));
+  EXPECT_EQ(r.status, 200) << r.Describe();
+  rapidjson::Document d = r.Json();
+  std::vector<std::string> out;
+  if (!d.IsObject() || !d.HasMember("entry") || d["entry"].Empty()) return out;
+  for (const auto& agent : d["entry"][0]["resource"]["agent"].GetArray()) {
+    std::string line =
+        absl::StrCat(StringAt(agent, {"type", "coding", "0", "code"}), " ", StringAt(agent, {"who", "reference"}));
+    if (agent["who"].HasMember("display")) absl::StrAppend(&line, " [", StringAt(agent, {"who", "display"}), "]");
+    if (StringAt(agent, {"who", "reference"}).rfind("Practitioner/", 0) == 0) {
+      EXPECT_TRUE(agent.HasMember("onBehalfOf")) << "US Core: a Practitioner agent has onBehalfOf: " << r.body;
+    }
+    out.push_back(line);
+  }
+  return out;
+}
+
+constexpr char kForRn17[] =
+    R"({"resourceType":"Provenance","agent":[{"type":{"coding":[{"system":)"
+    R"("http://terminology.hl7.org/CodeSystem/provenance-participant-type","code":"author"}]},)"
+    R"("who":{"reference":"Practitioner/rn-17","display":"Ana Ruiz"},"role":[{"text":"RN"}]}]})";
+
+// Who recorded a write is the token's user; X-Provenance's author is whom it
+// was recorded for, shown as the author with the caller as the enterer.
+TEST_F(FhirAuthTest, TheTokensUserRecordsAndXProvenanceNamesForWhom) {
+  const std::string plugin = SignToken({.scope = "system/*.cruds", .sub = "ehr-plugin"});
+  HttpResponse created =
+      http_->Post("/fhir/Goal", GoalJson("pa", "for the nurse"), Bearer(plugin, {{"X-Provenance", kForRn17}}));
+  ASSERT_EQ(created.status, 201) << created.Describe();
+  const std::string goal = "Goal/" + StringAt(created.Json(), {"id"});
+  EXPECT_THAT(AgentsOf(*http_, system_, goal, 1),
+              ::testing::ElementsAre("author Practitioner/rn-17 [Ana Ruiz]", "enterer Practitioner/ehr-plugin",
+                                     "informant Patient/pa"));
+
+  // The nurse's own token naming herself: one author, the display she gave.
+  HttpResponse own =
+      http_->Post("/fhir/Goal", GoalJson("pa", "by the nurse"), Bearer(a_all_, {{"X-Provenance", kForRn17}}));
+  ASSERT_EQ(own.status, 201) << own.Describe();
+  EXPECT_THAT(AgentsOf(*http_, system_, "Goal/" + StringAt(own.Json(), {"id"}), 1),
+              ::testing::ElementsAre("author Practitioner/rn-17 [Ana Ruiz]", "informant Patient/pa"));
+
+  // A token for dev, claiming rn-17 as the author, is still recorded as dev.
+  const std::string dev = SignToken({.scope = "user/*.cruds", .sub = "Practitioner/dev"});
+  const std::string ref = goal.substr(5);
+  HttpResponse put =
+      http_->Put("/fhir/" + goal, GoalJson("pa", "changed by dev", ref), Bearer(dev, {{"X-Provenance", kForRn17}}));
+  ASSERT_EQ(put.status, 200) << put.Describe();
+  EXPECT_THAT(AgentsOf(*http_, system_, goal, 2),
+              ::testing::ElementsAre("author Practitioner/rn-17 [Ana Ruiz]", "enterer Practitioner/dev",
+                                     "informant Patient/pa"));
+
+  // A deletion for someone, with a reason.
+  const std::string why = R"({"resourceType":"Provenance","reason":[{"text":"Entered on the wrong chart"}],)"
+                          R"("agent":[{"who":{"reference":"Practitioner/md-4"}}]})";
+  ASSERT_EQ(http_->Delete("/fhir/" + goal, Bearer(plugin, {{"X-Provenance", why}})).status, 204);
+  EXPECT_THAT(
+      AgentsOf(*http_, system_, goal, 3),
+      ::testing::ElementsAre("author Practitioner/md-4", "enterer Practitioner/ehr-plugin", "informant Patient/pa"));
+
+  // A token that names no recorder (no fhirUser, a sub that is no id) reads but does not write.
+  const std::string nobody = SignToken({.scope = "user/*.cruds", .sub = "auth0|5f1c"});
+  HttpResponse refused = http_->Post("/fhir/Goal", GoalJson("pa", "by nobody"), Bearer(nobody));
+  EXPECT_EQ(refused.status, 403) << refused.Describe();
+  EXPECT_THAT(refused.body, HasSubstr("fhirUser"));
+  EXPECT_EQ(http_->Get("/fhir/Goal/" + a_.goal, Bearer(nobody)).status, 200);
+}
+
 TEST_F(FhirAuthTest, LogHasNoTokensOrPatientText) {
   // Make some refused and allowed traffic, then read the log.
   http_->Get("/fhir/Goal/" + b_.goal, Bearer(a_all_));

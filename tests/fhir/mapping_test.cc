@@ -1403,13 +1403,57 @@ TEST(Provenance, DescribesTheVersionWhoRecordedAndWhoSaidIt) {
   EXPECT_EQ(StringAt(d, "/occurredDateTime"), "2026-11-23T16:06:40Z");
   EXPECT_EQ(StringAt(d, "/activity/coding/0/code"), "CREATE");
   EXPECT_EQ(StringAt(d, "/agent/0/type/coding/0/code"), "author");
-  EXPECT_EQ(StringAt(d, "/agent/0/who/reference"), "Practitioner/nurse-17");
+  EXPECT_EQ(StringAt(d, "/agent/0/who/reference"), "Practitioner/rn-17");
   EXPECT_EQ(StringAt(d, "/agent/0/who/display"), "Ana Ruiz");
   EXPECT_EQ(StringAt(d, "/agent/0/role/0/text"), "RN");
   EXPECT_NE(StringAt(d, "/agent/0/onBehalfOf/display"), "<absent>");
   EXPECT_EQ(StringAt(d, "/agent/1/type/coding/0/code"), "informant");
   EXPECT_EQ(StringAt(d, "/agent/1/who/reference"), "Patient/pat-1");
   EXPECT_EQ(ProvenanceId(MakeRecord(storage::GOAL, g, "g-1")), "s42");
+}
+
+// Recorded by a client for a named user: the user is the author, the
+// authenticated caller the enterer; both Practitioners with the Organization
+// US Core requires as onBehalfOf.
+TEST(Provenance, RecordedOnBehalfOfSomeoneHasAuthorAndEnterer) {
+  v1::Goal g = ::wmty::testing::ValidGoal();
+  *g.mutable_provenance() = Nurse();
+  g.mutable_provenance()->mutable_recorded_by()->set_practitioner_id("ehr-plugin");
+  g.mutable_provenance()->mutable_recorded_by()->clear_display_name();
+  g.mutable_provenance()->mutable_recorded_by()->clear_role();
+  g.mutable_provenance()->mutable_on_behalf_of()->set_practitioner_id("rn-17");
+  g.mutable_provenance()->mutable_on_behalf_of()->set_display_name("Ana Ruiz");
+  rapidjson::Document d;
+  ASSERT_TRUE(ProvenanceOf(MakeRecord(storage::GOAL, g, "g-1", 1), &d, d.GetAllocator()).ok());
+  ExpectValidShape(d);
+  EXPECT_EQ(StringAt(d, "/agent/0/type/coding/0/code"), "author");
+  EXPECT_EQ(StringAt(d, "/agent/0/who/reference"), "Practitioner/rn-17");
+  EXPECT_EQ(StringAt(d, "/agent/0/who/display"), "Ana Ruiz");
+  EXPECT_NE(StringAt(d, "/agent/0/onBehalfOf/display"), "<absent>");
+  EXPECT_EQ(StringAt(d, "/agent/1/type/coding/0/code"), "enterer");
+  EXPECT_EQ(StringAt(d, "/agent/1/type/coding/0/system"),
+            "http://terminology.hl7.org/CodeSystem/provenance-participant-type");
+  EXPECT_EQ(StringAt(d, "/agent/1/who/reference"), "Practitioner/ehr-plugin");
+  EXPECT_NE(StringAt(d, "/agent/1/onBehalfOf/display"), "<absent>");
+  EXPECT_EQ(StringAt(d, "/agent/2/type/coding/0/code"), "informant");
+  EXPECT_EQ(StringAt(d, "/agent/3/type/coding/0/code"), "<absent>");
+}
+
+TEST(Provenance, ADeletionShowsItsReason) {
+  v1::Goal g = ::wmty::testing::ValidGoal();
+  *g.mutable_provenance() = Nurse();
+  g.set_retract_reason("Recorded on the wrong patient");
+  rapidjson::Document d;
+  ASSERT_TRUE(ProvenanceOf(MakeRecord(storage::GOAL, g, "g-1", 2, "", /*retracted=*/true), &d, d.GetAllocator()).ok());
+  ExpectValidShape(d);
+  EXPECT_EQ(StringAt(d, "/activity/coding/0/code"), "DELETE");
+  EXPECT_EQ(StringAt(d, "/reason/0/text"), "Recorded on the wrong patient");
+  EXPECT_EQ(RetractReasonOf(MakeRecord(storage::GOAL, g, "g-1", 2, "", true)).value_or("?"),
+            "Recorded on the wrong patient");
+  // Not retracted: no reason, whatever the field holds.
+  rapidjson::Document live;
+  ASSERT_TRUE(ProvenanceOf(MakeRecord(storage::GOAL, g, "g-1", 1), &live, live.GetAllocator()).ok());
+  EXPECT_EQ(StringAt(live, "/reason/0/text"), "<absent>");
 }
 
 TEST(Provenance, ActivityFollowsTheVersionAndARelatedPersonIsContained) {

@@ -152,7 +152,8 @@ class EhrPluginTest : public ::testing::Test {
                                                                 "--auth_issuer=wmty-dev", "--auth_audience=wmty"});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = server->release();
-    token_ = new std::string(Mint({"--scope=user/*.cruds"}));
+    // The signed-in clinician's own token (SMART user launch): writes are recorded by rn-17.
+    token_ = new std::string(Mint({"--scope=user/*.cruds", "--subject=Practitioner/rn-17"}));
   }
   static void TearDownTestSuite() {
     delete server_;
@@ -226,13 +227,13 @@ TEST_F(EhrPluginTest, ChartOpenOnEmptyPatientShowsEmptyCard) {
 
 TEST_F(EhrPluginTest, RecordPreferenceThenChartOpenShowsItWithWhoSaidIt) {
   Result by_daughter = Run({"record-preference", "--patient=rec-1", "--kind=care_experience_preference",
-                            "--text=Knock and wait before coming in", "--recorded_by=rn-17",
-                            "--said_by_name=Maria Lopez", "--said_by_relationship=daughter", "--encounter=enc-9"});
+                            "--text=Knock and wait before coming in", "--said_by_name=Maria Lopez",
+                            "--said_by_relationship=daughter", "--encounter=enc-9"});
   ASSERT_EQ(by_daughter.exit_code, 0) << by_daughter.err;
   EXPECT_THAT(by_daughter.out, StartsWith("recorded patients/rec-1/preferences/"));
   // Kind in kebab case too; no speaker flags: the patient said it.
-  Result by_patient = Run({"record-preference", "--patient=rec-1", "--kind=likes-and-joys", "--text=Jazz on the radio",
-                           "--recorded_by=rn-17"});
+  Result by_patient =
+      Run({"record-preference", "--patient=rec-1", "--kind=likes-and-joys", "--text=Jazz on the radio"});
   ASSERT_EQ(by_patient.exit_code, 0) << by_patient.err;
 
   // Stored with full provenance.
@@ -259,6 +260,25 @@ TEST_F(EhrPluginTest, RecordPreferenceThenChartOpenShowsItWithWhoSaidIt) {
   EXPECT_THAT(card.out, HasSubstr("Likes and joys: \"Jazz on the radio\""));
   EXPECT_THAT(card.out, HasSubstr("said by the patient on "));
   EXPECT_THAT(card.out, HasSubstr("recorded by rn-17"));
+}
+
+// A plugin with a system token of its own records for the clinician signed in
+// to the EHR: wmty records the plugin (the token) and keeps the clinician as
+// on whose behalf, and the card shows both.
+TEST_F(EhrPluginTest, SystemTokenRecordsOnBehalfOfTheSignedInClinician) {
+  const std::string plugin = Mint({"--scope=system/*.cruds", "--subject=ehr-plugin"});
+  Result r =
+      Run({"record-preference", "--patient=obo-1", "--kind=pronouns", "--text=they/them", "--on_behalf_of=rn-17"},
+          Env(plugin));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const v1::PatientSummary summary = Summary("obo-1");
+  ASSERT_EQ(summary.preferences_size(), 1);
+  const v1::Provenance& p = summary.preferences(0).provenance();
+  EXPECT_EQ(p.recorded_by().practitioner_id(), "ehr-plugin");
+  EXPECT_EQ(p.on_behalf_of().practitioner_id(), "rn-17");
+  Result card = Run({"chart-open", "--patient=obo-1", "--deadline=30s"});
+  ASSERT_EQ(card.exit_code, 0) << card.err;
+  EXPECT_THAT(card.out, HasSubstr("recorded by rn-17 via ehr-plugin"));
 }
 
 TEST_F(EhrPluginTest, ChartOpenFollowsThePatientsPriorityOrder) {
@@ -295,12 +315,12 @@ TEST_F(EhrPluginTest, ChartOpenFollowsThePatientsPriorityOrder) {
   EXPECT_LT(first, third) << r.out;
   EXPECT_THAT(r.out, HasSubstr("#2  \"Walk down the aisle with her\""));
   EXPECT_THAT(r.out, HasSubstr("active, in progress, high priority; target 2027-06-15"));
-  EXPECT_THAT(r.out, HasSubstr("recorded by Ana Ruiz, RN (nurse-17)"));
+  EXPECT_THAT(r.out, HasSubstr("recorded by Ana Ruiz, RN (rn-17)"));
 }
 
 TEST_F(EhrPluginTest, RetryWithTheSameRequestIdWritesOnce) {
-  const std::vector<std::string> args = {"record-preference", "--patient=idem-1",    "--kind=pronouns",
-                                         "--text=she/her",    "--recorded_by=rn-17", "--request_id=ehr-event-4711"};
+  const std::vector<std::string> args = {"record-preference", "--patient=idem-1", "--kind=pronouns", "--text=she/her",
+                                         "--request_id=ehr-event-4711"};
   Result first = Run(args);
   ASSERT_EQ(first.exit_code, 0) << first.err;
   Result again = Run(args);
@@ -437,13 +457,9 @@ TEST_F(EhrPluginTest, TokenFromFileOrEnvironmentAndRefusals) {
   const std::string p1_only =
       Mint({"--scope=patient/Goal.r patient/Observation.cr patient/List.r", "--patient=auth-1"});
   EXPECT_EQ(Run({"chart-open", "--patient=auth-1", "--deadline=30s"}, Env(p1_only)).exit_code, 0);
-  Result recorded =
-      Run({"record-preference", "--patient=auth-1", "--kind=name_to_use", "--text=Bea", "--recorded_by=rn-17"},
-          Env(p1_only));
+  Result recorded = Run({"record-preference", "--patient=auth-1", "--kind=name_to_use", "--text=Bea"}, Env(p1_only));
   EXPECT_EQ(recorded.exit_code, 0) << recorded.err;
-  Result elsewhere =
-      Run({"record-preference", "--patient=auth-2", "--kind=name_to_use", "--text=Bea", "--recorded_by=rn-17"},
-          Env(p1_only));
+  Result elsewhere = Run({"record-preference", "--patient=auth-2", "--kind=name_to_use", "--text=Bea"}, Env(p1_only));
   EXPECT_EQ(elsewhere.exit_code, 2);
   EXPECT_THAT(elsewhere.err, HasSubstr("PERMISSION_DENIED"));
   Result other = Run({"chart-open", "--patient=auth-2", "--deadline=30s"}, Env(p1_only));
@@ -472,23 +488,19 @@ TEST_F(EhrPluginTest, BadArgumentsGetAClearError) {
       {{"chart-open", "--patient=bad-1", "--token_file=/nonexistent/token"}, 1, "cannot read --token_file"},
       {{"chart-open", "--patient=bad-1", "--tls_cert_file=c.pem"}, 1, "need --tls_ca_file"},
       {{"follow", "--patient=bad-1", "--interval=0s"}, 1, "--interval must be positive"},
-      {{"record-preference", "--patient=bad-1", "--text=x", "--recorded_by=rn-17"}, 1, "needs --kind"},
-      {{"record-preference", "--patient=bad-1", "--kind=hobbies", "--text=x", "--recorded_by=rn-17"},
+      {{"record-preference", "--patient=bad-1", "--text=x"}, 1, "needs --kind"},
+      {{"record-preference", "--patient=bad-1", "--kind=hobbies", "--text=x"},
        1,
        "unknown --kind 'hobbies' (one of care_experience_preference,"},
-      {{"record-preference", "--patient=bad-1", "--kind=pronouns", "--text=x"}, 1, "needs --recorded_by"},
       // Checked by the server: field violations, exit 2.
       {{"chart-open", "--patient=bad 1", "--deadline=30s"}, 2, "INVALID_ARGUMENT: parent: "},
-      {{"record-preference", "--patient=bad-1", "--kind=likes_and_joys", "--text=Cards", "--recorded_by=rn-17",
-        "--said_by_name=Bob"},
+      {{"record-preference", "--patient=bad-1", "--kind=likes_and_joys", "--text=Cards", "--said_by_name=Bob"},
        2,
        "  preference.provenance.said_by.relationship: "},
-      {{"record-preference", "--patient=bad-1", "--kind=language", "--text=Spanish", "--recorded_by=rn-17"},
+      {{"record-preference", "--patient=bad-1", "--kind=language", "--text=Spanish"}, 2, "  preference.language: "},
+      {{"record-preference", "--patient=bad-1", "--kind=likes_and_joys", "--text=Cards", "--on_behalf_of=rn 17"},
        2,
-       "  preference.language: "},
-      {{"record-preference", "--patient=bad-1", "--kind=likes_and_joys", "--text=Cards", "--recorded_by=rn 17"},
-       2,
-       "  preference.provenance.recorded_by.practitioner_id: "},
+       "  preference.provenance.on_behalf_of.practitioner_id: "},
   };
   for (const Case& c : cases) {
     Result r = Run(c.args);

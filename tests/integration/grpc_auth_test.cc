@@ -230,8 +230,7 @@ class GrpcAuthTest : public ::testing::Test {
       auto r = std::make_unique<v1::RetractRequest>();
       r->set_name(name_of());
       r->set_etag(Etag(get_of(), name_of()));
-      r->set_reason("entered in error");
-      r->mutable_retracted_by()->set_practitioner_id("nurse-17");
+      r->set_reason("entered in error");  // retracted_by: the caller, set by the server
       return r;
     }
     if (m == "CreateWhatMatters") {
@@ -610,6 +609,144 @@ TEST_F(GrpcAuthTest, SystemAndUserScopesWorkAcrossPatients) {
       EXPECT_EQ(r.status.code(), Code::kPermissionDenied) << rpc.method << ": " << r.status;
     }
   }
+}
+
+// ---------------------------------------------------------------- the recorder rule
+//
+// Who recorded a write is the authenticated caller, never what the request
+// body says (domain/recorder.h); a client acting for someone names them in
+// on_behalf_of, and both are kept.
+
+// The description of the field violation on `field`, or "" if none.
+std::string ViolationOn(const absl::Status& status, const std::string& field) {
+  const google::rpc::BadRequest bad = GetFieldViolations(status);
+  for (const auto& v : bad.field_violations()) {
+    if (v.field() == field) return v.description();
+  }
+  return "";
+}
+
+TEST_F(GrpcAuthTest, TheRecorderIsTheCallerNeverTheRequestBody) {
+  const std::string dev = SignToken({.scope = "user/*.cruds", .sub = "Practitioner/dev"});
+  v1::CreateGoalRequest create;
+  create.set_parent(std::string("patients/") + kA);
+  *create.mutable_goal() = ValidGoal("Walk to the chapel");
+  create.mutable_goal()->mutable_provenance()->mutable_recorded_by()->set_practitioner_id("rn-17");
+  // A token for dev cannot record as rn-17: refused, with the way to say it.
+  CallResult as_other = Call("CreateGoal", create, dev);
+  EXPECT_EQ(as_other.status.code(), Code::kInvalidArgument) << as_other.status;
+  const std::string why = ViolationOn(as_other.status, "goal.provenance.recorded_by.practitioner_id");
+  EXPECT_THAT(why, ::testing::HasSubstr("(dev)"));
+  EXPECT_THAT(why, ::testing::HasSubstr("goal.provenance.on_behalf_of"));
+  v1::ListGoalsRequest list;
+  list.set_parent(create.parent());
+  EXPECT_EQ(SystemCall<v1::ListGoalsResponse>("ListGoals", list).goals_size(), 1) << "nothing written";
+
+  // Left empty: the caller, with the display name and role the request gave.
+  create.mutable_goal()->mutable_provenance()->mutable_recorded_by()->clear_practitioner_id();
+  CallResult created = Call("CreateGoal", create, dev);
+  ASSERT_TRUE(created.status.ok()) << created.status;
+  v1::Goal goal;
+  ASSERT_TRUE(goal.ParseFromString(created.response));
+  EXPECT_EQ(goal.provenance().recorded_by().practitioner_id(), "dev");
+  EXPECT_EQ(goal.provenance().recorded_by().display_name(), "Ana Ruiz");
+  EXPECT_FALSE(goal.provenance().has_on_behalf_of());
+
+  // An update and a retraction follow the same rule.
+  v1::UpdateGoalRequest update;
+  *update.mutable_goal() = goal;
+  update.mutable_goal()->set_description("Walk to the chapel and back");
+  update.mutable_goal()->mutable_provenance()->mutable_recorded_by()->set_practitioner_id("rn-17");
+  CallResult updated = Call("UpdateGoal", update, dev);
+  EXPECT_EQ(updated.status.code(), Code::kInvalidArgument);
+  EXPECT_NE(ViolationOn(updated.status, "goal.provenance.recorded_by.practitioner_id"), "");
+  v1::RetractRequest retract;
+  retract.set_name(goal.name());
+  retract.mutable_retracted_by()->set_practitioner_id("rn-17");
+  CallResult retracted = Call("RetractGoal", retract, dev);
+  EXPECT_EQ(retracted.status.code(), Code::kInvalidArgument);
+  EXPECT_THAT(ViolationOn(retracted.status, "retracted_by.practitioner_id"), ::testing::HasSubstr("on_behalf_of"));
+  v1::GetResourceRequest get;
+  get.set_name(goal.name());
+  EXPECT_EQ(SystemCall<v1::Goal>("GetGoal", get).version(), 1) << "nothing written";
+  v1::UpdatePrioritiesRequest priorities;
+  priorities.mutable_priorities()->set_name(std::string("patients/") + kA + "/priorities");
+  priorities.mutable_priorities()->set_etag(Etag("GetPriorities", priorities.priorities().name()));
+  *priorities.mutable_priorities()->mutable_provenance() = NurseProvenance();  // names rn-17
+  EXPECT_EQ(Call("UpdatePriorities", priorities, dev).status.code(), Code::kInvalidArgument);
+
+  // fhirUser (absolute, as SMART servers send it) wins over sub.
+  const std::string md = SignToken(
+      {.scope = "user/*.cruds", .sub = "auth0|5f1c", .fhir_user = "https://ehr.example/fhir/Practitioner/md-4"});
+  create.clear_request_id();
+  CallResult by_md = Call("CreateGoal", create, md);
+  ASSERT_TRUE(by_md.status.ok()) << by_md.status;
+  ASSERT_TRUE(goal.ParseFromString(by_md.response));
+  EXPECT_EQ(goal.provenance().recorded_by().practitioner_id(), "md-4");
+  // A token that names no recorder reads but does not write.
+  const std::string nobody = SignToken({.scope = "user/*.cruds", .sub = "auth0|5f1c"});
+  EXPECT_EQ(Call("CreateGoal", create, nobody).status.code(), Code::kPermissionDenied);
+  EXPECT_TRUE(Call("GetGoal", get, nobody).status.ok());
+}
+
+TEST_F(GrpcAuthTest, OnBehalfOfIsKeptNextToTheCaller) {
+  // An EHR plugin's system token, recording for the clinician signed in to the EHR.
+  const std::string plugin = SignToken({.scope = "system/*.cruds", .sub = "ehr-plugin"});
+  v1::CreatePreferenceRequest create;
+  create.set_parent(std::string("patients/") + kA);
+  *create.mutable_preference() = ValidPreference();
+  v1::Provenance* p = create.mutable_preference()->mutable_provenance();
+  p->clear_recorded_by();
+  p->mutable_on_behalf_of()->set_practitioner_id("rn-17");
+  p->mutable_on_behalf_of()->set_display_name("Ana Ruiz");
+  p->mutable_on_behalf_of()->set_role("RN");
+  CallResult created = Call("CreatePreference", create, plugin);
+  ASSERT_TRUE(created.status.ok()) << created.status;
+  v1::Preference pref;
+  ASSERT_TRUE(pref.ParseFromString(created.response));
+  EXPECT_EQ(pref.provenance().recorded_by().practitioner_id(), "ehr-plugin");
+  EXPECT_EQ(pref.provenance().on_behalf_of().practitioner_id(), "rn-17");
+  EXPECT_EQ(pref.provenance().on_behalf_of().display_name(), "Ana Ruiz");
+  v1::GetResourceRequest get;
+  get.set_name(pref.name());
+  const v1::Preference stored = SystemCall<v1::Preference>("GetPreference", get);
+  EXPECT_EQ(stored.provenance().recorded_by().practitioner_id(), "ehr-plugin");
+  EXPECT_EQ(stored.provenance().on_behalf_of().practitioner_id(), "rn-17");
+
+  // on_behalf_of needs an id; naming the caller itself adds nothing and is dropped.
+  p->mutable_on_behalf_of()->clear_practitioner_id();
+  create.clear_request_id();
+  CallResult no_id = Call("CreatePreference", create, plugin);
+  EXPECT_EQ(no_id.status.code(), Code::kInvalidArgument);
+  EXPECT_NE(ViolationOn(no_id.status, "preference.provenance.on_behalf_of.practitioner_id"), "");
+  p->mutable_on_behalf_of()->set_practitioner_id("ehr-plugin");
+  CallResult self = Call("CreatePreference", create, plugin);
+  ASSERT_TRUE(self.status.ok()) << self.status;
+  ASSERT_TRUE(pref.ParseFromString(self.response));
+  EXPECT_FALSE(pref.provenance().has_on_behalf_of());
+  EXPECT_EQ(pref.provenance().recorded_by().display_name(), "Ana Ruiz");
+
+  // A retraction for the clinician: the retracted version says both, and not
+  // the on_behalf_of of the version before.
+  v1::RetractRequest retract;
+  retract.set_name(stored.name());
+  retract.set_reason("wrong patient");
+  CallResult retracted = Call("RetractPreference", retract, plugin);
+  ASSERT_TRUE(retracted.status.ok()) << retracted.status;
+  ASSERT_TRUE(pref.ParseFromString(retracted.response));
+  EXPECT_EQ(pref.state(), v1::RETRACTED);
+  EXPECT_EQ(pref.provenance().recorded_by().practitioner_id(), "ehr-plugin");
+  EXPECT_FALSE(pref.provenance().has_on_behalf_of());
+  create.clear_request_id();
+  p->mutable_on_behalf_of()->set_practitioner_id("rn-17");
+  ASSERT_TRUE(pref.ParseFromString(Call("CreatePreference", create, plugin).response));
+  retract.set_name(pref.name());
+  retract.mutable_on_behalf_of()->set_practitioner_id("md-4");
+  retracted = Call("RetractPreference", retract, plugin);
+  ASSERT_TRUE(retracted.status.ok()) << retracted.status;
+  ASSERT_TRUE(pref.ParseFromString(retracted.response));
+  EXPECT_EQ(pref.provenance().recorded_by().practitioner_id(), "ehr-plugin");
+  EXPECT_EQ(pref.provenance().on_behalf_of().practitioner_id(), "md-4");
 }
 
 TEST_F(GrpcAuthTest, MalformedNamesAreInvalidArgumentAfterAuthentication) {

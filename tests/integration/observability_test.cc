@@ -3,8 +3,12 @@
 // counts, store and listener gauges, backup age), the format Prometheus
 // parses, the metrics listener refusing other paths, and the liveness /
 // readiness health services.
+#include <unistd.h>
+
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <regex>
 #include <set>
@@ -181,6 +185,87 @@ TEST_F(ObservabilityTest, CountsFhirInteractionsAndStoreGauges) {
   EXPECT_EQ(samples["wmty_rocksdb_writes_delayed"], 0);
   EXPECT_EQ(samples.count("wmty_rocksdb_l0_files"), 1u);
   EXPECT_EQ(samples.count(R"(wmty_build_info{version="0.1.0"})"), 1u);
+}
+
+// wmtyd's own /proc/<pid>/stat fields as proc(5) numbers them (n >= 3).
+std::vector<std::string> StatFieldsOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> fields = absl::StrSplit(stat.substr(stat.rfind(')') + 2), ' ', absl::SkipEmpty());
+  fields.insert(fields.begin(), 3, "");  // fields[n] is field n
+  return fields;
+}
+
+double StatField(const std::vector<std::string>& fields, size_t n) {
+  double v = -1;
+  EXPECT_TRUE(n < fields.size() && absl::SimpleAtod(fields[n], &v)) << "proc(5) field " << n;
+  return v;
+}
+
+// The soft "Max open files" limit of /proc/<pid>/limits.
+double MaxOpenFilesOf(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/limits");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!absl::StartsWith(line, "Max open files")) continue;
+    std::vector<std::string> parts = absl::StrSplit(line.substr(14), ' ', absl::SkipEmpty());
+    double v = -1;
+    if (!parts.empty() && absl::SimpleAtod(parts[0], &v)) return v;
+  }
+  return -1;
+}
+
+// The standard process_* metrics every Prometheus client exports, checked
+// against what the kernel says about the wmtyd process itself.
+TEST_F(ObservabilityTest, StandardProcessMetricsDescribeTheServerProcess) {
+  const pid_t pid = server_->pid();
+  const double ticks = static_cast<double>(sysconf(_SC_CLK_TCK));
+  const double page = static_cast<double>(sysconf(_SC_PAGESIZE));
+  const std::vector<std::string> before = StatFieldsOf(pid);
+  const std::string text = Scrape();
+  ExpectValidExposition(text);
+  for (const char* type : {"# TYPE process_cpu_seconds_total counter", "# TYPE process_resident_memory_bytes gauge",
+                           "# TYPE process_virtual_memory_bytes gauge", "# TYPE process_open_fds gauge",
+                           "# TYPE process_max_fds gauge", "# TYPE process_start_time_seconds gauge"}) {
+    EXPECT_THAT(text, HasSubstr(type));
+  }
+  auto samples = ParseSamples(text);
+  const std::vector<std::string> stat = StatFieldsOf(pid);  // read after the scrape
+
+  // CPU: between what the kernel had counted before the scrape and after it.
+  EXPECT_GE(samples["process_cpu_seconds_total"], (StatField(before, 14) + StatField(before, 15)) / ticks);
+  EXPECT_LE(samples["process_cpu_seconds_total"], (StatField(stat, 14) + StatField(stat, 15)) / ticks);
+
+  // Start time: boot time + starttime ticks, the same computation as ps(1).
+  std::ifstream proc_stat("/proc/stat");
+  std::string line;
+  double boot = 0;
+  while (std::getline(proc_stat, line)) {
+    if (absl::StartsWith(line, "btime ")) {
+      ASSERT_TRUE(absl::SimpleAtod(line.substr(6), &boot));
+    }
+  }
+  EXPECT_EQ(samples["process_start_time_seconds"], std::floor(boot + StatField(stat, 22) / ticks));
+  EXPECT_LE(samples["process_start_time_seconds"], static_cast<double>(absl::ToUnixSeconds(absl::Now())) + 1);
+
+  // Memory: the same sources; RSS moves a little between two reads.
+  const double rss_after = StatField(stat, 24) * page;
+  EXPECT_GT(samples["process_resident_memory_bytes"], 1 << 20);
+  EXPECT_GT(samples["process_resident_memory_bytes"], rss_after / 2);
+  EXPECT_LT(samples["process_resident_memory_bytes"], rss_after * 2);
+  EXPECT_GE(samples["process_virtual_memory_bytes"], samples["process_resident_memory_bytes"]);
+
+  // Descriptors: RocksDB files, listeners and this scrape's connection are open.
+  size_t fds_after = 0;
+  for ([[maybe_unused]] const auto& fd : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) {
+    ++fds_after;
+  }
+  EXPECT_GT(samples["process_open_fds"], 5);
+  EXPECT_NEAR(samples["process_open_fds"], static_cast<double>(fds_after), 3);
+  EXPECT_EQ(samples["process_max_fds"], MaxOpenFilesOf(pid));
+
+  // A counter: later scrapes never go back.
+  EXPECT_GE(ParseSamples(Scrape())["process_cpu_seconds_total"], samples["process_cpu_seconds_total"]);
 }
 
 // top -H, perf and /proc show which of wmtyd's threads does what.

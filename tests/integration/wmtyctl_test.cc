@@ -292,6 +292,45 @@ TEST_F(WmtyctlTest, InvalidRequestPrintsFieldViolations) {
   EXPECT_THAT(missing.output, HasSubstr("NOT_FOUND"));
 }
 
+// The readable output shows the patient's words as stored: no quotes and no
+// escapes that would read as part of them.
+TEST_F(WmtyctlTest, ReadableOutputShowsTextAsStored) {
+  const std::string words = "Being home in time for my granddaughter's \"big day\"\nand dancing\tall night";
+  const auto created = ParseJson<v1::WhatMatters>(
+      Json(Concat({"create-what-matters", "--parent=patients/p-text", "--what_matters.statement=" + words},
+                  Provenance("what_matters"))));
+  ASSERT_EQ(created.statement(), words);
+  CtlResult text = Text({"get-what-matters", "--name=" + created.name()});
+  ASSERT_EQ(text.exit_code, 0) << text.output;
+  EXPECT_THAT(
+      text.output,
+      HasSubstr("  statement: Being home in time for my granddaughter's \"big day\"\n    and dancing\tall night\n"));
+  EXPECT_THAT(text.output, Not(HasSubstr("\\'")));
+  EXPECT_THAT(text.output, Not(HasSubstr("\\\"")));
+  EXPECT_THAT(text.output, Not(HasSubstr("\\n")));
+}
+
+TEST(WmtyctlUsageTest, HelpHidesOutputOnlyFields) {
+  CtlResult create = RunCtl({"create-goal", "--help"});
+  ASSERT_EQ(create.exit_code, 0) << create.output;
+  EXPECT_THAT(create.output, HasSubstr("--goal.description"));
+  for (const char* output_only : {"--goal.name ", "--goal.etag ", "--goal.version ", "--goal.create_time ",
+                                  "--goal.update_time ", "--goal.state ", "--goal.retract_reason "}) {
+    EXPECT_THAT(create.output, Not(HasSubstr(output_only))) << output_only;
+  }
+  // An update names the version it changes: name and etag are input there.
+  CtlResult update = RunCtl({"update-goal", "--help"});
+  EXPECT_THAT(update.output, HasSubstr("--goal.name "));
+  EXPECT_THAT(update.output, HasSubstr("--goal.etag "));
+  EXPECT_THAT(update.output, Not(HasSubstr("--goal.version ")));
+  EXPECT_THAT(update.output, Not(HasSubstr("--goal.state ")));
+  EXPECT_THAT(RunCtl({"update-priorities", "--help"}).output, Not(HasSubstr("--priorities.create_time ")));
+  // Setting one is a usage error rather than silently ignored by the server.
+  CtlResult set = RunCtl({"create-goal", "--goal.version=3"});
+  EXPECT_EQ(set.exit_code, 2);
+  EXPECT_THAT(set.output, HasSubstr("--goal.version is output only"));
+}
+
 TEST(WmtyctlUsageTest, UnknownCommandIsAUsageError) {
   CtlResult r = RunCtl({"frobnicate-goal"});
   EXPECT_EQ(r.exit_code, 2);

@@ -157,7 +157,9 @@ int RunCommand(const std::vector<std::string>& argv, std::string* output) {
 
 v1::Provenance NurseProvenance() {
   v1::Provenance p;
-  p.mutable_recorded_by()->set_practitioner_id("nurse-17");
+  // The practitioner the test tokens name (TestClaims.sub): with authentication
+  // on, a request may name only its caller as the recorder.
+  p.mutable_recorded_by()->set_practitioner_id("rn-17");
   p.mutable_recorded_by()->set_display_name("Ana Ruiz");
   p.mutable_recorded_by()->set_role("RN");
   p.mutable_said_by()->set_kind(v1::Speaker::PATIENT);

@@ -36,10 +36,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "absl/time/time.h"
@@ -116,8 +117,9 @@ Command MakeCommand(const char* method, const char* summary, const char* example
 #define WMTY_COMMAND(Method, summary, example) MakeCommand(#Method, summary, example, &Client::Method)
 
 // Shown in the examples: the provenance every create and update requires.
-#define WMTY_PROV(prefix) \
-  " --" prefix ".provenance.recorded_by.practitioner_id=nurse-1 --" prefix ".provenance.said_by.kind=PATIENT"
+// Who recorded it is the token's user (set by the server); only who said it
+// is given.
+#define WMTY_PROV(prefix) " --" prefix ".provenance.said_by.kind=PATIENT"
 
 const std::vector<Command>& Commands() {
   static const auto* commands = new std::vector<Command>{
@@ -135,7 +137,7 @@ const std::vector<Command>& Commands() {
                    "--what_matters.prompt=\"What matters most this week?\"" WMTY_PROV("what_matters")),
       WMTY_COMMAND(RetractWhatMatters, "Mark a what-matters entry entered-in-error.",
                    "wmtyctl retract-what-matters --name=patients/p1/whatMatters/01J0000000000000000000000 "
-                   "--reason=\"Wrong patient\" --retracted_by.practitioner_id=nurse-1"),
+                   "--reason=\"Wrong patient\""),
       WMTY_COMMAND(ListWhatMattersVersions, "List every version of a what-matters entry, oldest first.",
                    "wmtyctl list-what-matters-versions --name=patients/p1/whatMatters/01J0000000000000000000000"),
       WMTY_COMMAND(CreateGoal, "Record a patient-stated goal.",
@@ -152,7 +154,7 @@ const std::vector<Command>& Commands() {
                    "--goal.priority=HIGH_PRIORITY" WMTY_PROV("goal")),
       WMTY_COMMAND(RetractGoal, "Mark a goal entered-in-error.",
                    "wmtyctl retract-goal --name=patients/p1/goals/01J0000000000000000000000 "
-                   "--reason=\"Duplicate entry\" --retracted_by.practitioner_id=nurse-1"),
+                   "--reason=\"Duplicate entry\""),
       WMTY_COMMAND(ListGoalVersions, "List every version of a goal, oldest first.",
                    "wmtyctl list-goal-versions --name=patients/p1/goals/01J0000000000000000000000"),
       WMTY_COMMAND(CreatePreference, "Record a typed preference.",
@@ -169,7 +171,7 @@ const std::vector<Command>& Commands() {
                    "--preference.value_text=\"Call after 5pm\"" WMTY_PROV("preference")),
       WMTY_COMMAND(RetractPreference, "Mark a preference entered-in-error.",
                    "wmtyctl retract-preference --name=patients/p1/preferences/01J0000000000000000000000 "
-                   "--retracted_by.practitioner_id=nurse-1"),
+                   "--reason=\"Entered for the wrong patient\""),
       WMTY_COMMAND(ListPreferenceVersions, "List every version of a preference, oldest first.",
                    "wmtyctl list-preference-versions --name=patients/p1/preferences/01J0000000000000000000000"),
       WMTY_COMMAND(CreateGoalScore, "Record a goal-attainment score (-2..+2) for a goal.",
@@ -185,7 +187,7 @@ const std::vector<Command>& Commands() {
                    "--goal_score.etag='W/\"1\"' --update_mask=score --goal_score.score=2" WMTY_PROV("goal_score")),
       WMTY_COMMAND(RetractGoalScore, "Mark a goal score entered-in-error.",
                    "wmtyctl retract-goal-score --name=patients/p1/goalScores/01J0000000000000000000000 "
-                   "--retracted_by.practitioner_id=nurse-1"),
+                   "--reason=\"Scored the wrong goal\""),
       WMTY_COMMAND(ListGoalScoreVersions, "List every version of a goal score, oldest first.",
                    "wmtyctl list-goal-score-versions --name=patients/p1/goalScores/01J0000000000000000000000"),
       WMTY_COMMAND(GetPriorities, "Get a patient's ranked priorities (version 0 until first set).",
@@ -237,8 +239,29 @@ bool HasSubPaths(const FieldDescriptor* f) {
   return f->cpp_type() == FieldDescriptor::CPPTYPE_MESSAGE && !f->is_repeated() && !IsStringLike(f->message_type());
 }
 
+bool IsResource(const Descriptor* d) {
+  return d->FindFieldByName("name") != nullptr && d->FindFieldByName("version") != nullptr &&
+         d->FindFieldByName("etag") != nullptr;
+}
+
+// Fields the server sets and ignores on input: those the resources mark
+// "Output only" in proto/wmty/v1/resources.proto. A resource's name and etag
+// are input only where they identify the version changed (updates); in a
+// create they are output only too.
+bool IsOutputOnly(const FieldDescriptor* f, bool in_create) {
+  if (!IsResource(f->containing_type())) return false;
+  static constexpr absl::string_view kAlways[] = {"version", "create_time", "update_time", "state", "retract_reason"};
+  for (absl::string_view name : kAlways) {
+    if (f->name() == name) return true;
+  }
+  return in_create && (f->name() == "name" || f->name() == "etag");
+}
+
+bool IsCreate(const MethodDescriptor* rpc) { return absl::StartsWith(rpc->name(), "Create"); }
+
 // The chain of fields a dotted path names, e.g. "goal.provenance.said_by.kind".
-absl::StatusOr<std::vector<const FieldDescriptor*>> ResolvePath(const Descriptor* root, absl::string_view path) {
+absl::StatusOr<std::vector<const FieldDescriptor*>> ResolvePath(const Descriptor* root, absl::string_view path,
+                                                                bool in_create) {
   std::vector<const FieldDescriptor*> chain;
   const Descriptor* d = root;
   for (absl::string_view part : absl::StrSplit(path, '.')) {
@@ -249,6 +272,9 @@ absl::StatusOr<std::vector<const FieldDescriptor*>> ResolvePath(const Descriptor
     const FieldDescriptor* f = d->FindFieldByName(std::string(part));
     if (f == nullptr) {
       return UsageError(absl::StrCat("unknown field --", path, ": ", d->full_name(), " has no field '", part, "'"));
+    }
+    if (IsOutputOnly(f, in_create)) {
+      return UsageError(absl::StrCat("--", path, " is output only: the server sets it"));
     }
     chain.push_back(f);
     d = HasSubPaths(f) ? f->message_type() : nullptr;
@@ -396,14 +422,16 @@ std::string TypeName(const FieldDescriptor* f) {
   return type;
 }
 
-// Every settable path under `d` with its type, in field order.
-void ListPaths(const Descriptor* d, const std::string& prefix, int depth,
+// Every settable path under `d` with its type, in field order (output-only
+// fields left out).
+void ListPaths(const Descriptor* d, const std::string& prefix, int depth, bool in_create,
                std::vector<std::pair<std::string, std::string>>* out) {
   for (int i = 0; i < d->field_count(); ++i) {
     const FieldDescriptor* f = d->field(i);
+    if (IsOutputOnly(f, in_create)) continue;
     const std::string path = prefix + f->name();
     if (HasSubPaths(f) && depth < 8) {  // the depth bound only guards against recursive messages
-      ListPaths(f->message_type(), path + ".", depth + 1, out);
+      ListPaths(f->message_type(), path + ".", depth + 1, in_create, out);
     } else {
       out->emplace_back(path, TypeName(f));
     }
@@ -534,7 +562,7 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args) {
       return UsageError(
           absl::StrCat("unknown flag --", name, inv.help_command ? "" : " (field flags go after the command)"));
     } else {
-      auto chain = ResolvePath(inv.command->rpc->input_type(), name);
+      auto chain = ResolvePath(inv.command->rpc->input_type(), name, IsCreate(inv.command->rpc));
       if (!chain.ok()) {
         return UsageError(
             absl::StrCat(chain.status().message(), " (run 'wmtyctl ", inv.command->name, " --help' for the fields)"));
@@ -577,7 +605,31 @@ absl::StatusOr<std::unique_ptr<Message>> BuildRequest(const Invocation& inv) {
 
 // ---------------------------------------------------------------- output
 
-std::string Quote(const std::string& s) { return absl::StrCat("\"", absl::Utf8SafeCEscape(s), "\""); }
+// Text as stored: no quotes and no escapes, which would read as part of the
+// patient's words. Control characters other than line breaks and tabs (the
+// server never stores them), and a CR not followed by LF, are shown as \xNN,
+// so text cannot drive the terminal. Line breaks stay; RenderMessage indents
+// the lines after them.
+std::string AsStored(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    const auto u = static_cast<unsigned char>(c);
+    const bool line_break = c == '\n' || (c == '\r' && i + 1 < s.size() && s[i + 1] == '\n');
+    if ((u < 0x20 && !line_break && c != '\t') || u == 0x7f) {
+      absl::StrAppend(&out, absl::StrFormat("\\x%02x", u));
+    } else {
+      out.push_back(c);
+    }
+  }
+  return out;
+}
+
+// `text` with every line after the first indented by `pad` plus two spaces.
+std::string IndentLines(const std::string& text, const std::string& pad) {
+  return absl::StrReplaceAll(text, {{"\n", absl::StrCat("\n", pad, "  ")}});
+}
 
 // One value of a field (element `i` if repeated) as text, or "" for a message
 // that is not string-like (printed as a block by the caller).
@@ -586,7 +638,7 @@ std::string ValueText(const Message& m, const FieldDescriptor* f, int i) {
   const bool rep = f->is_repeated();
   switch (f->cpp_type()) {
     case FieldDescriptor::CPPTYPE_STRING:
-      return Quote(rep ? r->GetRepeatedString(m, f, i) : r->GetString(m, f));
+      return AsStored(rep ? r->GetRepeatedString(m, f, i) : r->GetString(m, f));
     case FieldDescriptor::CPPTYPE_BOOL:
       return (rep ? r->GetRepeatedBool(m, f, i) : r->GetBool(m, f)) ? "true" : "false";
     case FieldDescriptor::CPPTYPE_INT32:
@@ -616,11 +668,6 @@ std::string ValueText(const Message& m, const FieldDescriptor* f, int i) {
     }
   }
   return "";
-}
-
-bool IsResource(const Descriptor* d) {
-  return d->FindFieldByName("name") != nullptr && d->FindFieldByName("version") != nullptr &&
-         d->FindFieldByName("etag") != nullptr;
 }
 
 void RenderMessage(const Message& m, int indent, std::string* out);
@@ -660,7 +707,7 @@ void RenderMessage(const Message& m, int indent, std::string* out) {
         if (n == 0) continue;
         std::vector<std::string> items;
         for (int i = 0; i < n; ++i) items.push_back(ValueText(m, f, i));
-        absl::StrAppend(out, pad, f->name(), ": [", absl::StrJoin(items, ", "), "]\n");
+        absl::StrAppend(out, pad, f->name(), ": [", IndentLines(absl::StrJoin(items, ", "), pad), "]\n");
       } else if (IsResource(f->message_type())) {
         absl::StrAppend(out, pad, f->name(), ": ", n, n == 1 ? " item\n" : " items\n");
         for (int i = 0; i < n; ++i) RenderResource(r->GetRepeatedMessage(m, f, i), indent + 2, out);
@@ -672,7 +719,7 @@ void RenderMessage(const Message& m, int indent, std::string* out) {
       }
     } else if (r->HasField(m, f)) {
       if (!is_message) {
-        absl::StrAppend(out, pad, f->name(), ": ", ValueText(m, f, -1), "\n");
+        absl::StrAppend(out, pad, f->name(), ": ", IndentLines(ValueText(m, f, -1), pad), "\n");
       } else if (IsResource(f->message_type())) {
         RenderResource(r->GetMessage(m, f), indent, out);
       } else {
@@ -740,7 +787,7 @@ void PrintCommandHelp(const Command& c) {
       "request_id unless --request_id is given):\n",
       c.rpc->input_type()->full_name().c_str());
   std::vector<std::pair<std::string, std::string>> paths;
-  ListPaths(c.rpc->input_type(), "", 0, &paths);
+  ListPaths(c.rpc->input_type(), "", 0, IsCreate(c.rpc), &paths);
   size_t width = 0;
   for (const auto& [path, type] : paths) width = std::max(width, path.size());
   for (const auto& [path, type] : paths) {

@@ -94,6 +94,26 @@ describe('Provenance', () => {
     assert.ok(includes(obs.body).some((p) => targets(p, 'Observation', wm.id)), 'no Provenance for the Observation');
   });
 
+  it('a DELETE with an X-Provenance reason: the deletion\'s Provenance and history entry carry it (valid R4)', async () => {
+    const [d] = await createAll(ctx.fhir, [goal(patient)]);
+    const why = 'Recorded on the wrong patient';
+    const del = await ctx.fhir.request('DELETE', `Goal/${d.id}`, {
+      headers: { 'X-Provenance': JSON.stringify({ resourceType: 'Provenance', reason: [{ text: why }] }) },
+    });
+    assertStatus(del, 204);
+    const s = await ctx.fhir.search('Provenance', { target: `Goal/${d.id}/_history/2` });
+    assertStatus(s, 200);
+    const deletion = matches(s.body)[0];
+    assert.equal(deletion?.activity?.coding?.[0]?.code, 'DELETE', JSON.stringify(deletion));
+    assert.equal(deletion.reason?.[0]?.text, why);
+    const h = await ctx.fhir.history('Goal', d.id);
+    assertStatus(h, 200);
+    const entry = h.body.entry[0];
+    assert.equal(entry.request.method, 'DELETE');
+    assert.equal(entry.response.outcome?.resourceType, 'OperationOutcome');
+    assert.equal(entry.response.outcome.issue[0].details.text, why);
+  });
+
   it('a write without X-Provenance is still recorded (unattributed) and still has a Provenance', async () => {
     const r = await ctx.fhir.create(goal(patient));
     assertStatus(r, 201);
