@@ -73,6 +73,39 @@ struct JwtDeleter {
   void operator()(jwt_t* jwt) const { jwt_free(jwt); }
 };
 
+// Keys given once (a secret, a JWKS file): nothing to refresh.
+class FixedKeys : public KeySource {
+ public:
+  explicit FixedKeys(KeySet keys) : keys_(std::make_shared<const KeySet>(std::move(keys))) {}
+  std::shared_ptr<const KeySet> Current() const override { return keys_; }
+
+ private:
+  const std::shared_ptr<const KeySet> keys_;
+};
+
+// Why a token matched no key: none of `keys` is for its alg and kid, or the
+// signature did not verify with those that are.
+enum class KeyMatch { kNoKey, kBadSignature, kVerified };
+
+// The token decoded with the first key of `keys` that verifies it.
+KeyMatch DecodeWithKeys(const KeySet& keys, const std::string& token, absl::string_view alg, absl::string_view kid,
+                        std::unique_ptr<jwt_t, JwtDeleter>* jwt) {
+  bool known_key = false;
+  for (const SigningKey& key : keys) {
+    if (key.alg != alg || (!kid.empty() && !key.kid.empty() && key.kid != kid)) continue;
+    known_key = true;
+    jwt_t* decoded = nullptr;
+    if (jwt_decode(&decoded, token.c_str(), reinterpret_cast<const unsigned char*>(key.material.data()),
+                   static_cast<int>(key.material.size())) == 0 &&
+        decoded != nullptr && jwt_get_alg(decoded) == AlgOf(key.alg)) {
+      jwt->reset(decoded);
+      return KeyMatch::kVerified;
+    }
+    if (decoded != nullptr) jwt_free(decoded);
+  }
+  return known_key ? KeyMatch::kBadSignature : KeyMatch::kNoKey;
+}
+
 }  // namespace
 
 absl::StatusOr<TokenVerifier::Key> KeyFromJwk(absl::string_view jwk_json) {
@@ -129,8 +162,9 @@ absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::FromHs256Secret(st
   if (options.issuer.empty() || options.audience.empty()) {
     return absl::InvalidArgumentError("issuer and audience are required");
   }
-  std::vector<Key> keys{Key{"", "HS256", std::move(secret)}};
-  return std::unique_ptr<TokenVerifier>(new TokenVerifier(std::move(keys), std::move(options)));
+  KeySet keys{SigningKey{"", "HS256", std::move(secret)}};
+  return std::unique_ptr<TokenVerifier>(
+      new TokenVerifier(std::make_shared<FixedKeys>(std::move(keys)), std::move(options)));
 }
 
 absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::FromJwks(absl::string_view jwks_json,
@@ -138,12 +172,28 @@ absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::FromJwks(absl::str
   if (options.issuer.empty() || options.audience.empty()) {
     return absl::InvalidArgumentError("issuer and audience are required");
   }
+  absl::StatusOr<KeySet> keys = KeysFromJwks(jwks_json);
+  if (!keys.ok()) return keys.status();
+  return std::unique_ptr<TokenVerifier>(
+      new TokenVerifier(std::make_shared<FixedKeys>(std::move(*keys)), std::move(options)));
+}
+
+absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::FromKeySource(std::shared_ptr<KeySource> source,
+                                                                            VerifierOptions options) {
+  if (options.issuer.empty() || options.audience.empty()) {
+    return absl::InvalidArgumentError("issuer and audience are required");
+  }
+  if (source == nullptr) return absl::InvalidArgumentError("no key source");
+  return std::unique_ptr<TokenVerifier>(new TokenVerifier(std::move(source), std::move(options)));
+}
+
+absl::StatusOr<KeySet> KeysFromJwks(absl::string_view jwks_json) {
   rapidjson::Document doc;
   doc.Parse(jwks_json.data(), jwks_json.size());
   if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("keys") || !doc["keys"].IsArray()) {
     return absl::InvalidArgumentError("JWKS must be a JSON object with a \"keys\" array");
   }
-  std::vector<Key> keys;
+  KeySet keys;
   for (rapidjson::SizeType i = 0; i < doc["keys"].Size(); ++i) {
     const auto& jwk = doc["keys"][i];
     if (jwk.IsObject() && StringMember(jwk, "use") == "enc") continue;  // encryption keys do not sign
@@ -155,7 +205,7 @@ absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::FromJwks(absl::str
     keys.push_back(std::move(*key));
   }
   if (keys.empty()) return absl::InvalidArgumentError("JWKS has no signing keys");
-  return std::unique_ptr<TokenVerifier>(new TokenVerifier(std::move(keys), std::move(options)));
+  return keys;
 }
 
 struct TokenVerifier::Cache {
@@ -169,7 +219,7 @@ struct TokenVerifier::Cache {
   absl::flat_hash_map<std::string, Entry> entries ABSL_GUARDED_BY(mu);
 };
 
-TokenVerifier::TokenVerifier(std::vector<Key> keys, VerifierOptions options)
+TokenVerifier::TokenVerifier(std::shared_ptr<KeySource> keys, VerifierOptions options)
     : keys_(std::move(keys)), options_(std::move(options)), cache_(std::make_unique<Cache>()) {}
 
 TokenVerifier::~TokenVerifier() = default;
@@ -213,21 +263,15 @@ absl::StatusOr<Principal> TokenVerifier::VerifyUncached(absl::string_view token,
 
   const std::string token_str(token);
   std::unique_ptr<jwt_t, JwtDeleter> jwt;
-  bool known_key = false;
-  for (const Key& key : keys_) {
-    if (key.alg != alg || (!kid.empty() && !key.kid.empty() && key.kid != kid)) continue;
-    known_key = true;
-    jwt_t* decoded = nullptr;
-    if (jwt_decode(&decoded, token_str.c_str(), reinterpret_cast<const unsigned char*>(key.material.data()),
-                   static_cast<int>(key.material.size())) == 0 &&
-        decoded != nullptr && jwt_get_alg(decoded) == AlgOf(key.alg)) {
-      jwt.reset(decoded);
-      break;
+  KeyMatch match = DecodeWithKeys(*keys_->Current(), token_str, alg, kid, &jwt);
+  if (match == KeyMatch::kNoKey && !kid.empty()) {
+    // Perhaps the authorization server rotated its keys since we last looked.
+    if (std::shared_ptr<const KeySet> fresh = keys_->RefreshForUnknownKid(kid); fresh != nullptr) {
+      match = DecodeWithKeys(*fresh, token_str, alg, kid, &jwt);
     }
-    if (decoded != nullptr) jwt_free(decoded);
   }
-  if (!known_key) return Unauthenticated("no key for the token's algorithm or key id");
-  if (jwt == nullptr) return Unauthenticated("token signature is not valid");
+  if (match == KeyMatch::kNoKey) return Unauthenticated("no key for the token's algorithm or key id");
+  if (match == KeyMatch::kBadSignature) return Unauthenticated("token signature is not valid");
 
   const absl::Time now = options_.clock();
   errno = 0;

@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "auth/token_verifier.h"
 #include "domain/patient_records.h"
+#include "fhir/smart_configuration.h"
 #include "http/http_server.h"
 
 namespace wmty::fhir {
@@ -35,6 +36,8 @@ struct FhirServiceOptions {
   // every request but metadata and CodeSystem needs a bearer token whose
   // scopes allow the interaction for the patient concerned.
   std::shared_ptr<const auth::TokenVerifier> verifier;
+  // The authorization server the CapabilityStatement's security names.
+  SmartConfiguration smart;
 };
 
 std::unique_ptr<http::Handler> NewFhirService(domain::PatientRecords* core, FhirServiceOptions options);
