@@ -51,8 +51,7 @@ absl::Status CheckUrl(const std::string& url) {
 // The URL without its query and fragment, for log lines.
 std::string LoggableUrl(const std::string& url) {
   const web::uri uri(url);
-  return absl::StrCat(uri.scheme(), "://", uri.host(), uri.port() > 0 ? absl::StrCat(":", uri.port()) : "",
-                      uri.path());
+  return absl::StrCat(uri.scheme(), "://", uri.host(), uri.port() > 0 ? absl::StrCat(":", uri.port()) : "", uri.path());
 }
 
 // GET `url`; the body of a 200, else why not.
@@ -132,8 +131,7 @@ std::shared_ptr<const KeySet> RemoteJwks::RefreshForUnknownKid(absl::string_view
   // Someone may have fetched while we waited for the lock.
   if (std::shared_ptr<const KeySet> now = Current(); now != before) return now;
   if (absl::Now() - last_attempt_ < options_.min_refresh_interval) return nullptr;
-  log::Info("a token names an unknown key id: fetching the JWKS again",
-            {{"kid_length", std::to_string(kid.size())}});
+  log::Info("a token names an unknown key id: fetching the JWKS again", {{"kid_length", std::to_string(kid.size())}});
   if (!FetchLocked().ok()) return nullptr;
   return Current();
 }

@@ -70,8 +70,7 @@ void BuildSmartConfiguration(const SmartConfiguration& config, Value* out, Alloc
   if (!config.revocation_endpoint.empty()) {
     out->AddMember("revocation_endpoint", Str(config.revocation_endpoint, a), a);
   }
-  out->AddMember("grant_types_supported", Strings({"authorization_code", "refresh_token", "client_credentials"}, a),
-                 a);
+  out->AddMember("grant_types_supported", Strings({"authorization_code", "refresh_token", "client_credentials"}, a), a);
   Value scopes(rapidjson::kArrayType);
   for (const char* scope : kSmartScopesSupported) scopes.PushBack(rapidjson::StringRef(scope), a);
   out->AddMember("scopes_supported", scopes, a);
@@ -79,8 +78,8 @@ void BuildSmartConfiguration(const SmartConfiguration& config, Value* out, Alloc
   out->AddMember("code_challenge_methods_supported", Strings({"S256"}, a), a);
   out->AddMember("capabilities",
                  Strings({"launch-ehr", "launch-standalone", "client-public", "context-ehr-patient",
-                          "context-standalone-patient", "permission-offline", "permission-online",
-                          "permission-patient", "permission-user", "permission-v2", "sso-openid-connect"},
+                          "context-standalone-patient", "permission-offline", "permission-online", "permission-patient",
+                          "permission-user", "permission-v2", "sso-openid-connect"},
                          a),
                  a);
 }
@@ -96,11 +95,10 @@ void SmartConfigurationHandler::Handle(http::Request request, http::Respond resp
     return;
   }
   if (request.method() != beast_http::verb::get && request.method() != beast_http::verb::head) {
-    http::Response response =
-        JsonResponse(request, http::Status::method_not_allowed,
-                     OutcomeJson(MakeRestError(http::Status::method_not_allowed, "not-supported",
-                                               "only GET is supported here")),
-                     "application/fhir+json; charset=utf-8");
+    http::Response response = JsonResponse(
+        request, http::Status::method_not_allowed,
+        OutcomeJson(MakeRestError(http::Status::method_not_allowed, "not-supported", "only GET is supported here")),
+        "application/fhir+json; charset=utf-8");
     response.set(beast_http::field::allow, "GET, HEAD");
     respond(std::move(response));
     return;
@@ -116,8 +114,8 @@ void SmartConfigurationHandler::Handle(http::Request request, http::Respond resp
   respond(JsonResponse(request, http::Status::ok, document_, "application/json"));
 }
 
-http::Response SmartConfigurationHandler::MakeError(http::Status status, const std::string& message,
-                                                    unsigned version, bool keep_alive) {
+http::Response SmartConfigurationHandler::MakeError(http::Status status, const std::string& message, unsigned version,
+                                                    bool keep_alive) {
   return next_->MakeError(status, message, version, keep_alive);
 }
 

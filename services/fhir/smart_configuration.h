@@ -16,9 +16,9 @@
 #ifndef WMTY_FHIR_SMART_CONFIGURATION_H_
 #define WMTY_FHIR_SMART_CONFIGURATION_H_
 
-#include <string>
-
 #include <rapidjson/document.h>
+
+#include <string>
 
 #include "http/http_server.h"
 
@@ -35,11 +35,23 @@ struct SmartConfiguration {
 };
 
 // The scopes wmtyd understands (auth/scopes.h), as advertised.
-inline constexpr const char* kSmartScopesSupported[] = {
-    "openid", "fhirUser", "launch", "launch/patient", "offline_access", "online_access",
-    "patient/Goal.cruds", "patient/Observation.cruds", "patient/List.cruds", "patient/Provenance.rs",
-    "patient/*.cruds", "user/Goal.cruds", "user/Observation.cruds", "user/List.cruds", "user/Provenance.rs",
-    "user/*.cruds", "system/*.cruds"};
+inline constexpr const char* kSmartScopesSupported[] = {"openid",
+                                                        "fhirUser",
+                                                        "launch",
+                                                        "launch/patient",
+                                                        "offline_access",
+                                                        "online_access",
+                                                        "patient/Goal.cruds",
+                                                        "patient/Observation.cruds",
+                                                        "patient/List.cruds",
+                                                        "patient/Provenance.rs",
+                                                        "patient/*.cruds",
+                                                        "user/Goal.cruds",
+                                                        "user/Observation.cruds",
+                                                        "user/List.cruds",
+                                                        "user/Provenance.rs",
+                                                        "user/*.cruds",
+                                                        "system/*.cruds"};
 
 // The smart-configuration document of an enabled configuration.
 void BuildSmartConfiguration(const SmartConfiguration& config, rapidjson::Value* out,
@@ -53,8 +65,7 @@ class SmartConfigurationHandler : public http::Handler {
   SmartConfigurationHandler(SmartConfiguration config, http::Handler* next);
 
   void Handle(http::Request request, http::Respond respond) override;
-  http::Response MakeError(http::Status status, const std::string& message, unsigned version,
-                           bool keep_alive) override;
+  http::Response MakeError(http::Status status, const std::string& message, unsigned version, bool keep_alive) override;
 
  private:
   const SmartConfiguration config_;
