@@ -8,15 +8,16 @@
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
+
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "absl/synchronization/mutex.h"
 
 namespace wmty::auth {
 namespace {
@@ -156,7 +157,7 @@ absl::StatusOr<TokenVerifier::Key> KeyFromJwk(absl::string_view jwk_json) {
 }
 
 absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::FromHs256Secret(std::string secret,
-                                                                              VerifierOptions options) {
+                                                                               VerifierOptions options) {
   if (secret.size() < 32) return absl::InvalidArgumentError("HS256 secret must be at least 32 bytes");
   if (options.issuer.empty() || options.audience.empty()) {
     return absl::InvalidArgumentError("issuer and audience are required");

@@ -35,8 +35,7 @@ ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:50051", "gRPC listen address host
 ABSL_FLAG(int, max_message_bytes, 4 * 1024 * 1024, "Largest gRPC request accepted, in bytes");
 ABSL_FLAG(bool, reflection, true, "Enable gRPC server reflection");
 ABSL_FLAG(int, block_cache_mb, 256, "RocksDB block cache size in MiB");
-ABSL_FLAG(int, memtable_mb, 128,
-          "Memory for all RocksDB memtables together, in MiB (write buffers; past it they flush)");
+ABSL_FLAG(int, memtable_mb, 128, "Memory for all RocksDB memtables together, in MiB (write buffers; past it they flush)");
 ABSL_FLAG(int, summary_cache_mb, 64,
           "Assembled patient summaries kept in memory, in MiB, each until the patient's next write (0: none)");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10), "How long in-flight calls may run after SIGTERM");
@@ -61,8 +60,7 @@ ABSL_FLAG(int, http_max_inflight, 256,
           "Most HTTP requests being handled at once; past it requests get 503 + Retry-After (0: no limit)");
 ABSL_FLAG(absl::Duration, http_read_timeout, absl::Seconds(30),
           "Time to read one whole HTTP request, and to wait idle on a kept-alive connection, before it is closed");
-ABSL_FLAG(std::string, auth_jwks_file, "",
-          "JWKS file with the public keys that sign bearer tokens (RS256/ES256/ES384)");
+ABSL_FLAG(std::string, auth_jwks_file, "", "JWKS file with the public keys that sign bearer tokens (RS256/ES256/ES384)");
 ABSL_FLAG(std::string, auth_jwks_url, "",
           "URL of the authorization server's JWKS (https://, or http:// to loopback); fetched at startup, every "
           "--auth_jwks_refresh, and when a token names an unknown kid (at most every --auth_jwks_min_refresh)");
@@ -128,9 +126,9 @@ std::string AllocatorName() {
 // JSON logger; they name fields, never values.
 void ProtobufLog(google::protobuf::LogLevel level, const char* filename, int line, const std::string& message) {
   using wmty::log::Level;
-  Level l = level >= google::protobuf::LOGLEVEL_ERROR     ? Level::kError
+  Level l = level >= google::protobuf::LOGLEVEL_ERROR ? Level::kError
             : level == google::protobuf::LOGLEVEL_WARNING ? Level::kWarning
-                                                          : Level::kInfo;
+                                                         : Level::kInfo;
   wmty::log::Write(l, "protobuf", {{"detail", message}});
 }
 
@@ -253,9 +251,8 @@ int main(int argc, char** argv) {
   options.http_read_timeout = absl::GetFlag(FLAGS_http_read_timeout);
   if (options.max_inflight_rpcs < 0 || options.max_queued_changes < 0 || options.http_max_connections < 0 ||
       options.http_max_inflight < 0 || options.http_read_timeout <= absl::ZeroDuration()) {
-    wmty::log::Error("startup failed", {{"error",
-                                         "overload limits must not be negative, and --http_read_timeout "
-                                         "must be positive"}});
+    wmty::log::Error("startup failed", {{"error", "overload limits must not be negative, and --http_read_timeout "
+                                                  "must be positive"}});
     return 1;
   }
 

@@ -103,8 +103,7 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
       bedside_site = web::StaticSite::Embedded();
     } else {
       auto from_dir = web::StaticSite::FromDirectory(options.bedside_dir);
-      if (!from_dir.ok())
-        return absl::InvalidArgumentError(absl::StrCat("--bedside_dir: ", from_dir.status().message()));
+      if (!from_dir.ok()) return absl::InvalidArgumentError(absl::StrCat("--bedside_dir: ", from_dir.status().message()));
       bedside_site = std::move(*from_dir);
     }
   }
@@ -277,10 +276,8 @@ void WmtyServer::CollectMetrics(metrics::Writer& writer) {
   const storage::StoreStats stats = store_->Stats();
   writer.Gauge("wmty_commit_queue_depth", "Writes waiting for the commit thread.",
                static_cast<double>(stats.queued_changes));
-  writer.Gauge("wmty_store_healthy",
-               "1 while writes work; 0 after a failed write (disk full, I/O error) until "
-               "the store recovers.",
-               stats.writes_available ? 1 : 0);
+  writer.Gauge("wmty_store_healthy", "1 while writes work; 0 after a failed write (disk full, I/O error) until "
+                                     "the store recovers.", stats.writes_available ? 1 : 0);
   writer.CounterValue("wmty_rocksdb_block_cache_hits_total", "RocksDB block cache hits since start.",
                       static_cast<double>(stats.block_cache_hits));
   writer.CounterValue("wmty_rocksdb_block_cache_misses_total", "RocksDB block cache misses since start.",
