@@ -12,18 +12,18 @@
 #ifndef WMTY_SERVER_SERVER_H_
 #define WMTY_SERVER_SERVER_H_
 
-#include <grpcpp/generic/async_generic_service.h>
-#include <grpcpp/grpcpp.h>
-
 #include <memory>
 #include <string>
+
+#include <grpcpp/generic/async_generic_service.h>
+#include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "auth/token_verifier.h"
-#include "common/metrics.h"
 #include "domain/patient_records.h"
 #include "fhir/smart_configuration.h"
+#include "common/metrics.h"
 #include "http/http_server.h"
 #include "server/observability.h"
 #include "storage/backup.h"
