@@ -157,8 +157,9 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
     http_options.tls_client_ca_pem = options.grpc_tls_client_ca_pem;
     http::Handler* handler = server->smart_.get();
     if (bedside_site != nullptr) {
-      server->web_ =
-          std::make_unique<web::StaticSiteHandler>(std::move(bedside_site), "/bedside", server->smart_.get());
+      server->web_ = std::make_unique<web::StaticSiteHandler>(
+          std::move(bedside_site), "/bedside", server->smart_.get(),
+          web::ContentSecurityPolicyConnectingTo({options.smart.token_endpoint, options.smart.revocation_endpoint}));
       handler = server->web_.get();
     }
     server->http_metrics_ = std::make_unique<HttpMetrics>(&server->registry_, handler, options.access_log);

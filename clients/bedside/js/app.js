@@ -8,6 +8,7 @@ import {
 import { Outbox } from './outbox.js';
 import { $, fmtDate, fmtDateTime, h, show } from './dom.js';
 import { scoreChart } from './chart.js';
+import * as smart from './smart.js';
 
 const TOKEN_KEY = 'wmty.token';
 const PATIENT_KEY = 'wmty.patient';
@@ -22,6 +23,7 @@ const state = {
   conflict: null, // { entry, theirs, version }
   editing: null, // the resource in the edit dialog
   scoreOpen: new Set(), // goal ids whose score form is open
+  smart: null, // the authorization server (smart-configuration), or null: development sign-in
 };
 
 const outbox = new Outbox(() => state.token);
@@ -50,12 +52,24 @@ function showSignin(message, kind = 'error') {
   m.className = `notice notice-${kind}`;
   show(m, Boolean(message));
   $('#token').value = '';
+  show($('#smart-signin'), Boolean(state.smart));
+  show($('#signin-form'), !state.smart);
   showScreen('signin');
   renderSync();
 }
 
-// A refused token: back to sign-in; unsent saves stay on the device.
-function tokenRefused(reason) {
+// A refused token: a SMART session gets a new one with its refresh token and
+// carries on; otherwise back to sign-in, and unsent saves stay on the device.
+async function tokenRefused(reason) {
+  const refused = state.token;
+  const fresh = await smart.refreshNow();
+  if (fresh && fresh !== refused) {
+    state.token = fresh;
+    outbox.retryNow();
+    if (state.patientId && !state.data) load();
+    return;
+  }
+  smart.signOut();
   state.token = '';
   sessionStorage.removeItem(TOKEN_KEY);
   outbox.pause();
@@ -84,6 +98,7 @@ async function signIn(token) {
 }
 
 function signOut() {
+  smart.signOut();
   outbox.clear();
   for (const k of [TOKEN_KEY, PATIENT_KEY, RECENT_KEY]) sessionStorage.removeItem(k);
   Object.assign(state, { token: '', patientId: '', data: null, order: [], conflict: null, editing: null });
@@ -712,7 +727,22 @@ function resolveConflict(keepMine) {
 
 // --- Wiring --------------------------------------------------------------------
 
+// Signed in through the authorization server (SMART): the launch context's
+// patient opens directly; without one, the last patient or the picker.
+function smartSignedIn(session) {
+  state.token = session.token;
+  outbox.retryNow();
+  if (session.patient && PATIENT_ID.test(session.patient)) return openPatient(session.patient);
+  const last = sessionStorage.getItem(PATIENT_KEY);
+  if (last && PATIENT_ID.test(last)) return openPatient(last);
+  return showPatientPicker();
+}
+
 function wire() {
+  $('#smart-signin-button').addEventListener('click', () => {
+    smart.standaloneLaunch().catch((err) => showSignin(`Sign-in could not start: ${err.message}`));
+  });
+  smart.onToken((token) => { state.token = token; });
   $('#signin-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const token = $('#token').value.trim();
@@ -822,7 +852,7 @@ function takeTokenFromHash() {
   return token;
 }
 
-function start() {
+async function start() {
   wire();
   // The link opened in a tab that already shows the app.
   globalThis.addEventListener('hashchange', () => {
@@ -831,6 +861,15 @@ function start() {
   });
   const fromLink = takeTokenFromHash();
   if (fromLink) return signIn(fromLink);
+  state.smart = await smart.discover();
+  if (!state.token && smart.pending()) {
+    try {
+      return smartSignedIn(await smart.finish());
+    } catch (err) {
+      smart.signOut();
+      return showSignin(`Sign-in did not complete: ${err.message}`);
+    }
+  }
   if (!state.token) return showSignin();
   outbox.process();
   const last = sessionStorage.getItem(PATIENT_KEY);
