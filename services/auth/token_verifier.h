@@ -1,8 +1,9 @@
 // TokenVerifier: checks bearer JWTs and turns them into a Principal.
 //
-// Signatures are checked by libjwt (OpenSSL underneath): HS256 with a shared
-// secret (development, tests), RS256 / ES256 / ES384 with public keys from a
-// JWKS document (production). The token's `alg` must be the algorithm of the
+// Signatures are checked with OpenSSL: HS256 with a shared secret
+// (development, tests), RS256 / ES256 / ES384 with public keys from a JWKS
+// document or URL (production). The header's `typ` is not checked (access
+// tokens say "JWT", "at+jwt" per RFC 9068, or something else). The token's `alg` must be the algorithm of the
 // key it is checked with, so "none" and algorithm confusion (an HS256 token
 // "signed" with a public key) are refused. Then: `exp` is required, `exp` and
 // `nbf` are checked with a small clock skew, `iss` must equal the configured

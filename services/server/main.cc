@@ -70,6 +70,9 @@ ABSL_FLAG(absl::Duration, auth_jwks_min_refresh, absl::Minutes(1),
 ABSL_FLAG(absl::Duration, auth_jwks_timeout, absl::Seconds(5), "Timeout of one fetch of --auth_jwks_url");
 ABSL_FLAG(absl::Duration, auth_jwks_startup_wait, absl::Seconds(30),
           "How long startup retries --auth_jwks_url before wmtyd gives up and exits");
+ABSL_FLAG(absl::Duration, auth_clock_skew, absl::Seconds(60),
+          "How far a token's exp and nbf may be off this server's clock (clock differences with the authorization "
+          "server)");
 ABSL_FLAG(std::string, smart_authorization_endpoint, "",
           "The authorization server's authorize URL, published in [base]/.well-known/smart-configuration and the "
           "CapabilityStatement (with --smart_token_endpoint); empty: no SMART App Launch");
@@ -172,6 +175,10 @@ absl::StatusOr<std::shared_ptr<const wmty::auth::TokenVerifier>> LoadVerifier() 
   wmty::auth::VerifierOptions verifier_options;
   verifier_options.issuer = absl::GetFlag(FLAGS_auth_issuer);
   verifier_options.audience = absl::GetFlag(FLAGS_auth_audience);
+  verifier_options.clock_skew = absl::GetFlag(FLAGS_auth_clock_skew);
+  if (verifier_options.clock_skew < absl::ZeroDuration() || verifier_options.clock_skew > absl::Minutes(10)) {
+    return absl::InvalidArgumentError("--auth_clock_skew must be between 0s and 10m");
+  }
   absl::StatusOr<std::unique_ptr<wmty::auth::TokenVerifier>> verifier;
   if (!jwks_url.empty()) {
     if (verifier_options.issuer.empty() || verifier_options.audience.empty()) {
