@@ -94,6 +94,9 @@ function session() {
 export async function finish() {
   configure();
   client = await FHIR.oauth2.ready();
+  // fhirclient took code and state out of the address; the authorization
+  // server's iss (RFC 9207) goes too.
+  if (location.search) history.replaceState(null, '', location.pathname);
   if (!client.state.tokenResponse?.access_token) throw new Error('the authorization server sent no access token');
   scheduleRefresh();
   return session();
