@@ -739,9 +739,8 @@ function smartSignedIn(session) {
 }
 
 function wire() {
-  $('#smart-signin-button').addEventListener('click', () => {
-    smart.standaloneLaunch().catch((err) => showSignin(`Sign-in could not start: ${err.message}`));
-  });
+  // Standalone launch, on a page of its own (launch.html).
+  $('#smart-signin-button').addEventListener('click', () => location.assign('launch.html'));
   smart.onToken((token) => { state.token = token; });
   $('#signin-form').addEventListener('submit', (ev) => {
     ev.preventDefault();

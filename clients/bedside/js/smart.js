@@ -6,7 +6,7 @@
 //                      ([base]/.well-known/smart-configuration); null: no, the
 //                      app offers its development sign-in instead
 //   ehrLaunch()        launch.html?iss=…&launch=…: the EHR started the app
-//   standaloneLaunch() "Sign in with your organization"
+//   standaloneLaunch() launch.html: "Sign in with your organization"
 //   finish()           back on /bedside/ from the authorization server (or a
 //                      reload with a session): the session, or an error
 //   refreshNow()       a new access token with the refresh token, if any

@@ -118,7 +118,10 @@ export async function startAuthServer({ accessTokenTTL = 3600, refreshTokens = t
       },
     });
     provider.proxy = false;
-    // SMART: the token response names the launch patient next to the token.
+    // SMART's token response: the launch patient next to the token, and
+    // `scope` naming everything granted. (With resource indicators
+    // oidc-provider lists only the resource's scopes there; SMART clients
+    // such as fhirclient refresh only when offline_access is listed.)
     provider.use(async (ctx, next) => {
       await next();
       if (ctx.oidc?.route !== 'token' || ctx.status !== 200 || !ctx.body?.access_token) return;
@@ -126,6 +129,9 @@ export async function startAuthServer({ accessTokenTTL = 3600, refreshTokens = t
       if (grantType in tokenRequests) tokenRequests[grantType] += 1;
       const claims = JSON.parse(Buffer.from(ctx.body.access_token.split('.')[1], 'base64url').toString());
       if (claims.patient) ctx.body.patient = claims.patient;
+      if (ctx.body.refresh_token && !/\boffline_access\b/.test(ctx.body.scope || '')) {
+        ctx.body.scope = `${ctx.body.scope || ''} offline_access`.trim();
+      }
     });
     handler = provider.callback();
   };
