@@ -192,8 +192,10 @@ test('without a refresh token an expired session goes back to sign-in and keeps 
   assert.equal(waiting.length, 1, 'the save waits in the outbox');
   assert.equal((await tokens(page)).access, null, 'the expired token is forgotten');
 
-  // Signing in again (the authorization server remembers the nurse) sends it.
+  // Signing in again sends it. The authorization server remembers the nurse
+  // (no login) and asks only to consent to the standalone launch's scopes.
   await page.getByRole('button', { name: 'Sign in with your organization' }).click();
+  await page.getByRole('button', { name: 'Continue' }).click();
   await page.getByRole('heading', { name: 'Patient norefresh-1' }).waitFor();
   await waitAllSaved(page);
   const now = (await tokens(page)).access;
