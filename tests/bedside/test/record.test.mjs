@@ -235,6 +235,8 @@ test('keyboard only: sign in, record, reorder and save without a pointer', async
   const first = await fhir.ok('POST', '/Observation', whatMattersBody(pid, 'Already known: my cat'));
   const { context, page } = await newPage(browser);
   await page.goto(server.appUrl);
+  // The sign-in screen appears once the app has asked the server how to sign in.
+  await page.locator('#token').waitFor();
   await tabTo(page, '#token');
   await page.keyboard.type(server.token());
   await page.keyboard.press('Enter');
