@@ -15,7 +15,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { AUDIENCE, startSmartStack } from '../lib/authserver.js';
-import { launch, newPage, outboxEntries, waitAllSaved } from '../lib/browser.js';
+import { axe, launch, newPage, outboxEntries, waitAllSaved } from '../lib/browser.js';
 
 let browser;
 const stacks = [];
@@ -132,6 +132,11 @@ test('standalone launch: sign in with the organization, then pick the patient', 
   await page.getByRole('button', { name: 'Sign in with your organization' }).waitFor();
   assert.equal(await page.getByLabel('Access token').isVisible(), false);
   assert.equal(await page.getByText('Development sign-in').isVisible(), false);
+  await axe(page, 'SMART sign-in');
+  // The page may reach the token endpoint (code exchange, refresh), nothing else off-origin.
+  const csp = (await page.request.get(s.wmtyd.appUrl)).headers()['content-security-policy'];
+  assert.match(csp, new RegExp(`connect-src 'self' ${s.auth.issuer.replace(/[.]/g, '\\.')};`));
+  assert.match(csp, /script-src 'self';/);
   await page.getByRole('button', { name: 'Sign in with your organization' }).click();
   await logInAtAuthorizationServer(page, 'rn-7');
   // No patient in the launch context: the app's picker.
@@ -230,6 +235,7 @@ test('launch.html refuses a launch naming another server', async () => {
   await page.goto(`${s.wmtyd.appUrl}launch.html?iss=${encodeURIComponent('https://evil.example/fhir')}&launch=x`);
   await page.getByRole('heading', { name: 'Could not start' }).waitFor();
   assert.match(await page.locator('#launch-message').textContent(), /works with .* only/);
+  await axe(page, 'launch error');
   assert.equal(new URL(page.url()).origin, s.wmtyd.origin, 'no redirect anywhere');
   await context.close();
 });
