@@ -65,6 +65,22 @@ TEST(StaticSitePaths, ContentTypes) {
 
 // Every file of clients/bedside (as the build embedded it) is served byte for
 // byte with the right type, and nothing else is.
+// The SMART sign-in exchanges codes and refreshes tokens at the token
+// endpoint from the browser: connect-src gains exactly those origins.
+TEST(StaticSitePaths, ContentSecurityPolicyConnectsToTheTokenEndpointOnly) {
+  EXPECT_EQ(web::ContentSecurityPolicyConnectingTo({}), web::kContentSecurityPolicy);
+  EXPECT_EQ(web::ContentSecurityPolicyConnectingTo({"", "not a url", "javascript:alert(1)"}),
+            web::kContentSecurityPolicy);
+  const std::string csp = web::ContentSecurityPolicyConnectingTo(
+      {"https://idp.example.org:8443/oauth2/token?x=1", "https://idp.example.org:8443/oauth2/revoke",
+       "https://other.example/revoke"});
+  EXPECT_THAT(csp, HasSubstr("connect-src 'self' https://idp.example.org:8443 https://other.example;"));
+  EXPECT_THAT(csp, HasSubstr("script-src 'self';"));
+  // Nothing that could end the directive or add another one.
+  EXPECT_EQ(web::ContentSecurityPolicyConnectingTo({"https://a.example; script-src *"}),
+            web::kContentSecurityPolicy);
+}
+
 TEST(BedsideServing, ServesEveryCompiledInFileByteForByte) {
   TempDir dir;
   auto server = ServerProcess::Start(dir.path() + "/db");
