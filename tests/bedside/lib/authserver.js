@@ -14,7 +14,9 @@
 //  - its own interaction pages (devInteractions: a login form taking any
 //    login, then a consent page), which the tests fill in with playwright.
 // Refresh tokens are issued unless { refreshTokens: false }; access tokens
-// live accessTokenTTL seconds.
+// live accessTokenTTL seconds; { standalonePatient } is the patient this
+// server "picks" for a standalone launch asking for launch/patient (a real
+// one would show a patient picker of its own).
 //
 // startSmartStack() starts it with wmtyd pointed at it. wmtyd fetches the
 // JWKS before it binds its port, and the client's redirect URI needs that
@@ -47,7 +49,7 @@ function publicJwks(key) {
 // Returns { issuer, jwksUrl, authorizationEndpoint, tokenEndpoint,
 // configure({ redirectUri }), newLaunch(patient),
 // tokenRequests: { authorization_code, refresh_token }, stop() }.
-export async function startAuthServer({ accessTokenTTL = 3600, refreshTokens = true } = {}) {
+export async function startAuthServer({ accessTokenTTL = 3600, refreshTokens = true, standalonePatient } = {}) {
   const key = signingKey();
   let handler = null; // the provider's, once configured
   const http = createServer((req, res) => {
@@ -108,8 +110,9 @@ export async function startAuthServer({ accessTokenTTL = 3600, refreshTokens = t
       loadExistingGrant: async (ctx) => {
         const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session.grantIdFor(ctx.oidc.client.clientId);
         if (!grantId) return undefined;
-        const launch = ctx.oidc.params.launch;
-        contextByGrant.set(grantId, { patient: launch ? launches.get(launch) : undefined });
+        const { launch, scope = '' } = ctx.oidc.params;
+        const standalone = /(^| )launch\/patient( |$)/.test(scope) ? standalonePatient : undefined;
+        contextByGrant.set(grantId, { patient: launch ? launches.get(launch) : standalone });
         return ctx.oidc.provider.Grant.find(grantId);
       },
       extraTokenClaims: async (_ctx, token) => {

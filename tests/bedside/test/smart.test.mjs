@@ -5,7 +5,8 @@
 //  - EHR launch: launch.html?iss&launch -> log in -> the launch patient opens
 //    -> record -> wmtyd stored it with the recorder = the token's fhirUser;
 //  - standalone launch: "Sign in with your organization" -> no patient in the
-//    launch context -> the app's patient picker;
+//    launch context -> the app's patient picker; or the authorization server
+//    picks one (launch/patient) -> it opens directly;
 //  - an access token that expires mid-session is refreshed (refresh token)
 //    and the save lands; without a refresh token the nurse is sent back to
 //    sign in, the save waits in the outbox and is sent after signing in;
@@ -150,6 +151,17 @@ test('standalone launch: sign in with the organization, then pick the patient', 
   assert.equal(claimsOf(t.access).patient, undefined);
   const saved = await storedAnswer(s, t.access, 'standalone-1', text);
   assert.ok(saved?.provenance.agent.some((a) => a.who?.reference === 'Practitioner/rn-7'));
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
+test('standalone launch where the authorization server picks the patient: it opens directly', async () => {
+  const s = await stack({ standalonePatient: 'picked-by-idp' });
+  const { context, page } = await newPage(browser);
+  await page.goto(`${s.wmtyd.appUrl}launch.html`);
+  await logInAtAuthorizationServer(page, 'rn-8');
+  await page.getByRole('heading', { name: 'Patient picked-by-idp' }).waitFor();
+  assert.equal(claimsOf((await tokens(page)).access).patient, 'picked-by-idp');
   assert.deepEqual(page.errors, []);
   await context.close();
 });
