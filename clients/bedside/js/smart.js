@@ -10,7 +10,8 @@
 //   finish()           back on /bedside/ from the authorization server (or a
 //                      reload with a session): the session, or an error
 //   refreshNow()       a new access token with the refresh token, if any
-//   signOut()          forget every token
+//   signOut()          forget every token (and revoke the refresh token at
+//                      the revocation endpoint, when the server names one)
 //
 // Both launches are the authorization code flow with PKCE (S256); fhirclient
 // keeps its state (and the tokens) in this tab's sessionStorage, nowhere else.
@@ -31,6 +32,7 @@ const STANDALONE_SCOPE = 'launch/patient openid fhirUser offline_access user/*.c
 const REFRESH_AHEAD_S = 60;
 
 let client = null; // fhirclient's Client once signed in
+let revocationEndpoint = ''; // from discover()
 let refreshTimer = 0;
 let tokenListener = () => {};
 
@@ -51,7 +53,9 @@ export async function discover() {
     const res = await fetch(`${BASE}/.well-known/smart-configuration`, { cache: 'no-store', credentials: 'omit' });
     if (!res.ok) return null;
     const conf = await res.json();
-    return conf.authorization_endpoint && conf.token_endpoint ? conf : null;
+    if (!conf.authorization_endpoint || !conf.token_endpoint) return null;
+    revocationEndpoint = conf.revocation_endpoint || '';
+    return conf;
   } catch {
     return null;
   }
@@ -126,8 +130,21 @@ export async function refreshNow() {
   return token;
 }
 
+// RFC 7009, as a public client; best effort (signing out never waits on it).
+function revoke(token) {
+  if (!revocationEndpoint || !token) return;
+  fetch(revocationEndpoint, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ token, token_type_hint: 'refresh_token', client_id: CLIENT_ID }),
+    credentials: 'omit',
+    keepalive: true,
+  }).catch(() => {});
+}
+
 export function signOut() {
   clearTimeout(refreshTimer);
+  revoke(client?.state.tokenResponse?.refresh_token);
   client = null;
   // fhirclient's state: SMART_KEY names the entry holding the tokens.
   const key = sessionStorage.getItem('SMART_KEY');

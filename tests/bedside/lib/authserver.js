@@ -47,11 +47,12 @@ function publicJwks(key) {
 }
 
 // Returns { issuer, jwksUrl, authorizationEndpoint, tokenEndpoint,
-// configure({ redirectUri }), newLaunch(patient),
+// configure({ redirectUri }), newLaunch(patient), refreshTokenActive(value),
 // tokenRequests: { authorization_code, refresh_token }, stop() }.
 export async function startAuthServer({ accessTokenTTL = 3600, refreshTokens = true, standalonePatient } = {}) {
   const key = signingKey();
   let handler = null; // the provider's, once configured
+  let provider = null;
   const http = createServer((req, res) => {
     if (handler) return handler(req, res);
     if (req.url === '/jwks') {
@@ -68,7 +69,7 @@ export async function startAuthServer({ accessTokenTTL = 3600, refreshTokens = t
   const tokenRequests = { authorization_code: 0, refresh_token: 0 };
 
   const configure = ({ redirectUri }) => {
-    const provider = new Provider(issuer, {
+    provider = new Provider(issuer, {
       clients: [{
         client_id: CLIENT_ID,
         token_endpoint_auth_method: 'none',
@@ -91,6 +92,7 @@ export async function startAuthServer({ accessTokenTTL = 3600, refreshTokens = t
       pkce: { required: () => true },
       features: {
         devInteractions: { enabled: true },
+      revocation: { enabled: true },
         resourceIndicators: {
           enabled: true,
           defaultResource: () => AUDIENCE,
@@ -145,7 +147,13 @@ export async function startAuthServer({ accessTokenTTL = 3600, refreshTokens = t
     jwksUrl: `${issuer}/jwks`,
     authorizationEndpoint: `${issuer}/auth`,
     tokenEndpoint: `${issuer}/token`,
+    revocationEndpoint: `${issuer}/token/revocation`,
     tokenRequests,
+    // Whether the refresh token `value` still works (looked up, not used).
+    async refreshTokenActive(value) {
+      const token = await provider.RefreshToken.find(value);
+      return Boolean(token && !token.isExpired && !token.consumed);
+    },
     newLaunch(patient) {
       const launch = randomBytes(8).toString('hex');
       launches.set(launch, patient);
@@ -170,7 +178,8 @@ export async function startSmartStack(options = {}) {
   const auth = await startAuthServer(options);
   const extraArgs = ['--auth_disabled=false', `--auth_jwks_url=${auth.jwksUrl}`, `--auth_issuer=${auth.issuer}`,
     `--auth_audience=${AUDIENCE}`, `--smart_authorization_endpoint=${auth.authorizationEndpoint}`,
-    `--smart_token_endpoint=${auth.tokenEndpoint}`, '--auth_clock_skew=0s'];
+    `--smart_token_endpoint=${auth.tokenEndpoint}`, `--smart_revocation_endpoint=${auth.revocationEndpoint}`,
+    '--auth_clock_skew=0s'];
   if (process.env.WMTY_BEDSIDE_DIR) extraArgs.push(`--bedside_dir=${resolve(process.env.WMTY_BEDSIDE_DIR)}`);
   let server;
   try {

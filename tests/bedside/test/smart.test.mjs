@@ -221,12 +221,13 @@ test('without a refresh token an expired session goes back to sign-in and keeps 
   await context.close();
 });
 
-test('sign-out forgets the tokens, and a reload stays signed out', async () => {
+test('sign-out forgets the tokens and revokes the refresh token; a reload stays signed out', async () => {
   const s = await stack();
   const { context, page } = await newPage(browser);
   await openEhrLaunch(page, s, 'signout-1', 'rn-42');
   const before = await tokens(page);
   assert.ok(before.access);
+  assert.equal(await s.auth.refreshTokenActive(before.refresh), true, 'signing in made a live refresh token');
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.getByRole('button', { name: 'Sign in with your organization' }).waitFor();
   const afterSignOut = await tokens(page);
@@ -234,6 +235,13 @@ test('sign-out forgets the tokens, and a reload stays signed out', async () => {
   assert.ok(!afterSignOut.session.includes(before.access) && !afterSignOut.session.includes(before.refresh),
     'no token left in sessionStorage');
   assert.ok(!afterSignOut.local.includes(before.access));
+  // The refresh token was revoked at the authorization server (the app does
+  // not wait for it: poll without using the token).
+  const deadline = Date.now() + 30000;
+  while (await s.auth.refreshTokenActive(before.refresh) && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  assert.equal(await s.auth.refreshTokenActive(before.refresh), false, 'the refresh token was revoked');
   await page.reload();
   await page.getByRole('button', { name: 'Sign in with your organization' }).waitFor();
   assert.equal(await page.locator('#screen-record').isVisible(), false);
