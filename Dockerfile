@@ -20,8 +20,8 @@ ARG DEBIAN=debian:12.11-slim
 
 FROM ${DEBIAN} AS build
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-# The packages of scripts/deps.sh (WMTY_PACKAGES) that building wmtyd and wmtyctl needs; the test
-# tools, benchmarks and fuzzing toolchain stay out (-DWMTY_BUILD_TESTS=OFF -DWMTY_BUILD_BENCH=OFF).
+# The packages of scripts/deps.sh (WMTY_PACKAGES; Node.js from WMTY_NODE_PACKAGES for the app's npm
+# package) that building wmtyd and wmtyctl needs; the test tools, benchmarks and fuzzing toolchain stay out (-DWMTY_BUILD_TESTS=OFF -DWMTY_BUILD_BENCH=OFF).
 # Versions are not pinned: Debian stable only takes security and point-release fixes, and the
 # runtime stage must get the same library versions as the build (both come from the same archive).
 RUN apt-get update \
@@ -29,7 +29,7 @@ RUN apt-get update \
       build-essential cmake ninja-build pkg-config \
       libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler \
       libabsl-dev librocksdb-dev libcpprest-dev libboost-dev libssl-dev libjwt-dev \
-      libjemalloc-dev rapidjson-dev \
+      libjemalloc-dev rapidjson-dev nodejs npm \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY CMakeLists.txt ./
@@ -37,7 +37,9 @@ COPY cmake/ cmake/
 COPY proto/ proto/
 COPY services/ services/
 COPY clients/ clients/
-RUN cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DWMTY_BUILD_TESTS=OFF -DWMTY_BUILD_BENCH=OFF \
+# The bedside app's fhirclient (clients/bedside/package-lock.json), whose browser build wmtyd embeds.
+RUN npm ci --prefix clients/bedside --no-audit --no-fund \
+ && cmake -S . -B /build -G Ninja -DCMAKE_BUILD_TYPE=Release -DWMTY_BUILD_TESTS=OFF -DWMTY_BUILD_BENCH=OFF \
  && cmake --build /build -j"$(nproc)" --target wmtyd wmtyctl \
  && install -D -m 0755 /build/services/server/wmtyd /out/usr/local/bin/wmtyd \
  && install -D -m 0755 /build/clients/cpp/wmtyctl /out/usr/local/bin/wmtyctl
@@ -46,19 +48,19 @@ FROM ${DEBIAN} AS runtime
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 # Exactly the packages ldd asks for that debian:12-slim lacks (tests/deploy checks it both ways).
 # libc6, libgcc-s1, libstdc++6, zlib1g, libzstd1, liblz4-1 and libbz2-1.0 are needed too and are
-# already in debian:12-slim (apt depends on them). No ca-certificates: wmtyd makes no outgoing TLS
-# connections (the JWKS and the TLS certificate are files).
+# already in debian:12-slim (apt depends on them). Plus ca-certificates, which no library asks for:
+# the system trust store that --auth_jwks_url's https fetches check the authorization server against.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
+      ca-certificates \
       libabsl20220623 \
-      libb64-0d \
+      libbrotli1 \
       libc-ares2 \
+      libcpprest2.10 \
       libgflags2.2 \
       libgrpc++1.51 \
       libgrpc29 \
-      libjansson4 \
       libjemalloc2 \
-      libjwt0 \
       libprotobuf32 \
       libre2-9 \
       librocksdb7.8 \

@@ -62,12 +62,28 @@ wmty_build() {
   cmake --build "$build_dir" -j"$(nproc)"
 }
 
-# Node.js and the conformance suite's npm packages (tests/conformance), from
-# its package-lock.json with `npm ci`, when node_modules is missing or older
-# than the lock file.
-wmty_install_conformance_deps() {
+# `npm ci` in $1 when its node_modules is missing or older than its lock file.
+wmty_npm_ci() {
+  local dir="$1" root
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
+     [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+    echo "Installing npm packages (npm ci in ${dir#"$root"/})"
+    (cd "$dir" && npm ci --no-audit --no-fund)
+  fi
+}
+
+# Node.js (Debian's, when node or npm is missing) and the bedside app's npm
+# package (clients/bedside: fhirclient, whose browser build the wmtyd build
+# embeds), so building wmtyd works on a fresh machine.
+wmty_install_app_deps() {
   local root
   root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  wmty_install_node
+  wmty_npm_ci "$root/clients/bedside"
+}
+
+wmty_install_node() {
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     echo "Installing Node.js: ${WMTY_NODE_PACKAGES[*]}"
     local sudo=""
@@ -76,14 +92,20 @@ wmty_install_conformance_deps() {
     $sudo apt-get update -qq
     $sudo apt-get install -y -qq --no-install-recommends "${WMTY_NODE_PACKAGES[@]}"
   fi
+}
+
+# Node.js and the npm packages of the app and the test suites, from each
+# package-lock.json with `npm ci`, when node_modules is missing or older than
+# the lock file.
+wmty_install_conformance_deps() {
+  local root
+  root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+  wmty_install_node
   local dir
+  # clients/bedside: fhirclient, embedded into wmtyd by the build.
   # tests/deploy: the Dockerfile and k8s/ checks (kubernetes-models, dockerfile-utils, yaml).
-  # tests/bedside: the bedside app's browser tests (playwright-core, axe-core).
-  for dir in "$root/tests/conformance" "$root/tests/deploy" "$root/tests/bedside"; do
-    if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
-       [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
-      echo "Installing npm packages (npm ci in ${dir#"$root"/})"
-      (cd "$dir" && npm ci --no-audit --no-fund)
-    fi
+  # tests/bedside: the bedside app's browser tests (playwright-core, axe-core, oidc-provider).
+  for dir in "$root/clients/bedside" "$root/tests/conformance" "$root/tests/deploy" "$root/tests/bedside"; do
+    wmty_npm_ci "$dir"
   done
 }

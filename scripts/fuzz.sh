@@ -55,6 +55,7 @@ dict_of() {
 # shellcheck source=deps.sh
 source "$root/scripts/deps.sh"
 wmty_install_deps  # includes clang and libclang-rt-14-dev (libFuzzer)
+wmty_install_app_deps  # the bedside app's fhirclient, embedded by the build
 
 build="${WMTY_FUZZ_BUILD_DIR:-$root/build-fuzz}"
 if [ ! -f "$build/build.ninja" ]; then

@@ -6,13 +6,15 @@
 #
 # Authentication is on: the first run makes a local development key
 # (.wmty-dev/hs256.secret) and every run prints a ready-to-use token (8 h,
-# user/*.cruds). Production uses --auth_jwks_file from your authorization
-# server instead (docs/security.md). Extra arguments go to wmtyd.
+# user/*.cruds), and the bedside app offers its "Development sign-in".
+# Production uses --auth_jwks_url and the --smart_* flags of your
+# authorization server instead (docs/security.md). Extra arguments go to wmtyd.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # shellcheck source=deps.sh
 source "$root/scripts/deps.sh"
 wmty_install_deps
+wmty_install_app_deps
 wmty_build "$root/build-release" Release -DWMTY_BUILD_TESTS=OFF -DWMTY_BUILD_BENCH=OFF
 cd "$root"
 

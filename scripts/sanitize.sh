@@ -37,6 +37,7 @@ jobs="${WMTY_SANITIZE_JOBS:-$(nproc)}"
 # shellcheck source=deps.sh
 source "$root/scripts/deps.sh"
 wmty_install_deps
+wmty_install_app_deps  # the bedside app's fhirclient, embedded by the build
 
 elapsed() { local s=$(($(date +%s) - $1)); printf '%dm%02ds' $((s / 60)) $((s % 60)); }
 

@@ -1,23 +1,23 @@
 #include "auth/token_verifier.h"
 
-#include <errno.h>
-#include <jwt.h>
 #include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/ec.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
-
 #include <rapidjson/document.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/escaping.h"
-#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/synchronization/mutex.h"
 
 namespace wmty::auth {
 namespace {
@@ -61,17 +61,101 @@ absl::StatusOr<std::string> PemFromParams(const char* type, OSSL_PARAM_BLD* bld)
   return pem;
 }
 
-jwt_alg_t AlgOf(absl::string_view alg) {
-  if (alg == "HS256") return JWT_ALG_HS256;
-  if (alg == "RS256") return JWT_ALG_RS256;
-  if (alg == "ES256") return JWT_ALG_ES256;
-  if (alg == "ES384") return JWT_ALG_ES384;
-  return JWT_ALG_INVAL;
+bool IsSupportedAlg(absl::string_view alg) {
+  return alg == "HS256" || alg == "RS256" || alg == "ES256" || alg == "ES384";
 }
 
-struct JwtDeleter {
-  void operator()(jwt_t* jwt) const { jwt_free(jwt); }
+// HS256: the HMAC-SHA256 of `input` with the secret, compared in constant time.
+bool HmacValid(const std::string& secret, absl::string_view input, absl::string_view signature) {
+  unsigned char mac[EVP_MAX_MD_SIZE];
+  unsigned int mac_len = 0;
+  if (HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+           reinterpret_cast<const unsigned char*>(input.data()), input.size(), mac, &mac_len) == nullptr) {
+    return false;
+  }
+  return signature.size() == mac_len && CRYPTO_memcmp(mac, signature.data(), mac_len) == 0;
+}
+
+// ES256/ES384 signatures are R || S (RFC 7518 3.4); OpenSSL verifies DER.
+std::optional<std::string> EcdsaDer(absl::string_view raw, size_t half) {
+  if (raw.size() != 2 * half) return std::nullopt;
+  ECDSA_SIG* sig = ECDSA_SIG_new();
+  BIGNUM* r = BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(half), nullptr);
+  BIGNUM* s = BN_bin2bn(reinterpret_cast<const unsigned char*>(raw.data() + half), static_cast<int>(half), nullptr);
+  std::optional<std::string> der;
+  if (sig != nullptr && r != nullptr && s != nullptr && ECDSA_SIG_set0(sig, r, s) == 1) {
+    r = s = nullptr;  // owned by sig now
+    unsigned char* out = nullptr;
+    const int len = i2d_ECDSA_SIG(sig, &out);
+    if (len > 0) der = std::string(reinterpret_cast<char*>(out), static_cast<size_t>(len));
+    OPENSSL_free(out);
+  }
+  BN_free(r);
+  BN_free(s);
+  ECDSA_SIG_free(sig);
+  return der;
+}
+
+// RS256/ES256/ES384 with the PEM public key.
+bool PublicKeySignatureValid(const SigningKey& key, absl::string_view input, absl::string_view signature) {
+  std::string sig(signature);
+  const EVP_MD* md = key.alg == "ES384" ? EVP_sha384() : EVP_sha256();
+  if (key.alg != "RS256") {
+    auto der = EcdsaDer(signature, key.alg == "ES384" ? 48 : 32);
+    if (!der.has_value()) return false;
+    sig = std::move(*der);
+  }
+  BIO* bio = BIO_new_mem_buf(key.material.data(), static_cast<int>(key.material.size()));
+  EVP_PKEY* pkey = bio != nullptr ? PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr) : nullptr;
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  const bool ok = pkey != nullptr && ctx != nullptr && EVP_DigestVerifyInit(ctx, nullptr, md, nullptr, pkey) == 1 &&
+                  EVP_DigestVerify(ctx, reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),
+                                   reinterpret_cast<const unsigned char*>(input.data()), input.size()) == 1;
+  EVP_MD_CTX_free(ctx);
+  EVP_PKEY_free(pkey);
+  BIO_free(bio);
+  return ok;
+}
+
+bool SignatureValid(const SigningKey& key, absl::string_view input, absl::string_view signature) {
+  if (key.alg == "HS256") return HmacValid(key.material, input, signature);
+  return PublicKeySignatureValid(key, input, signature);
+}
+
+// Keys given once (a secret, a JWKS file): nothing to refresh.
+class FixedKeys : public KeySource {
+ public:
+  explicit FixedKeys(KeySet keys) : keys_(std::make_shared<const KeySet>(std::move(keys))) {}
+  std::shared_ptr<const KeySet> Current() const override { return keys_; }
+
+ private:
+  const std::shared_ptr<const KeySet> keys_;
 };
+
+// Why a token matched no key: none of `keys` is for its alg and kid, or the
+// signature did not verify with those that are.
+enum class KeyMatch { kNoKey, kBadSignature, kVerified };
+
+// Whether a key of `keys` for the token's alg (and kid) signed `input`
+// ("<header>.<payload>"). The header's typ is not checked: access tokens
+// say "JWT", "at+jwt" (RFC 9068) or something else again.
+KeyMatch CheckSignature(const KeySet& keys, absl::string_view input, absl::string_view signature, absl::string_view alg,
+                        absl::string_view kid) {
+  bool known_key = false;
+  for (const SigningKey& key : keys) {
+    if (key.alg != alg || (!kid.empty() && !key.kid.empty() && key.kid != kid)) continue;
+    known_key = true;
+    if (SignatureValid(key, input, signature)) return KeyMatch::kVerified;
+  }
+  return known_key ? KeyMatch::kBadSignature : KeyMatch::kNoKey;
+}
+
+// A numeric claim in whole seconds; nullopt if absent or not a number.
+std::optional<int64_t> SecondsClaim(const rapidjson::Value& claims, const char* name) {
+  auto it = claims.FindMember(name);
+  if (it == claims.MemberEnd() || !it->value.IsNumber()) return std::nullopt;
+  return static_cast<int64_t>(it->value.GetDouble());
+}
 
 }  // namespace
 
@@ -116,7 +200,7 @@ absl::StatusOr<TokenVerifier::Key> KeyFromJwk(absl::string_view jwk_json) {
   }
   OSSL_PARAM_BLD_free(bld);
   if (!pem.ok()) return pem.status();
-  if (AlgOf(key.alg) == JWT_ALG_INVAL || key.alg == "HS256") {
+  if (!IsSupportedAlg(key.alg) || key.alg == "HS256") {
     return absl::InvalidArgumentError(absl::StrCat("unsupported JWK alg ", key.alg));
   }
   key.material = std::move(*pem);
@@ -129,8 +213,9 @@ absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::FromHs256Secret(st
   if (options.issuer.empty() || options.audience.empty()) {
     return absl::InvalidArgumentError("issuer and audience are required");
   }
-  std::vector<Key> keys{Key{"", "HS256", std::move(secret)}};
-  return std::unique_ptr<TokenVerifier>(new TokenVerifier(std::move(keys), std::move(options)));
+  KeySet keys{SigningKey{"", "HS256", std::move(secret)}};
+  return std::unique_ptr<TokenVerifier>(
+      new TokenVerifier(std::make_shared<FixedKeys>(std::move(keys)), std::move(options)));
 }
 
 absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::FromJwks(absl::string_view jwks_json,
@@ -138,12 +223,28 @@ absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::FromJwks(absl::str
   if (options.issuer.empty() || options.audience.empty()) {
     return absl::InvalidArgumentError("issuer and audience are required");
   }
+  absl::StatusOr<KeySet> keys = KeysFromJwks(jwks_json);
+  if (!keys.ok()) return keys.status();
+  return std::unique_ptr<TokenVerifier>(
+      new TokenVerifier(std::make_shared<FixedKeys>(std::move(*keys)), std::move(options)));
+}
+
+absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::FromKeySource(std::shared_ptr<KeySource> source,
+                                                                            VerifierOptions options) {
+  if (options.issuer.empty() || options.audience.empty()) {
+    return absl::InvalidArgumentError("issuer and audience are required");
+  }
+  if (source == nullptr) return absl::InvalidArgumentError("no key source");
+  return std::unique_ptr<TokenVerifier>(new TokenVerifier(std::move(source), std::move(options)));
+}
+
+absl::StatusOr<KeySet> KeysFromJwks(absl::string_view jwks_json) {
   rapidjson::Document doc;
   doc.Parse(jwks_json.data(), jwks_json.size());
   if (doc.HasParseError() || !doc.IsObject() || !doc.HasMember("keys") || !doc["keys"].IsArray()) {
     return absl::InvalidArgumentError("JWKS must be a JSON object with a \"keys\" array");
   }
-  std::vector<Key> keys;
+  KeySet keys;
   for (rapidjson::SizeType i = 0; i < doc["keys"].Size(); ++i) {
     const auto& jwk = doc["keys"][i];
     if (jwk.IsObject() && StringMember(jwk, "use") == "enc") continue;  // encryption keys do not sign
@@ -155,7 +256,7 @@ absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::FromJwks(absl::str
     keys.push_back(std::move(*key));
   }
   if (keys.empty()) return absl::InvalidArgumentError("JWKS has no signing keys");
-  return std::unique_ptr<TokenVerifier>(new TokenVerifier(std::move(keys), std::move(options)));
+  return keys;
 }
 
 struct TokenVerifier::Cache {
@@ -169,7 +270,7 @@ struct TokenVerifier::Cache {
   absl::flat_hash_map<std::string, Entry> entries ABSL_GUARDED_BY(mu);
 };
 
-TokenVerifier::TokenVerifier(std::vector<Key> keys, VerifierOptions options)
+TokenVerifier::TokenVerifier(std::shared_ptr<KeySource> keys, VerifierOptions options)
     : keys_(std::move(keys)), options_(std::move(options)), cache_(std::make_unique<Cache>()) {}
 
 TokenVerifier::~TokenVerifier() = default;
@@ -209,50 +310,45 @@ absl::StatusOr<Principal> TokenVerifier::VerifyUncached(absl::string_view token,
   if (header.HasParseError() || !header.IsObject()) return Unauthenticated("malformed token header");
   const std::string alg = StringMember(header, "alg");
   const std::string kid = StringMember(header, "kid");
-  if (AlgOf(alg) == JWT_ALG_INVAL) return Unauthenticated("unsupported token algorithm");
+  if (!IsSupportedAlg(alg)) return Unauthenticated("unsupported token algorithm");
 
-  const std::string token_str(token);
-  std::unique_ptr<jwt_t, JwtDeleter> jwt;
-  bool known_key = false;
-  for (const Key& key : keys_) {
-    if (key.alg != alg || (!kid.empty() && !key.kid.empty() && key.kid != kid)) continue;
-    known_key = true;
-    jwt_t* decoded = nullptr;
-    if (jwt_decode(&decoded, token_str.c_str(), reinterpret_cast<const unsigned char*>(key.material.data()),
-                   static_cast<int>(key.material.size())) == 0 &&
-        decoded != nullptr && jwt_get_alg(decoded) == AlgOf(key.alg)) {
-      jwt.reset(decoded);
-      break;
+  const absl::string_view input(token.data(), parts[0].size() + 1 + parts[1].size());
+  auto signature = Base64UrlDecode(parts[2]);
+  if (!signature.has_value()) return Unauthenticated("malformed token signature");
+  KeyMatch match = CheckSignature(*keys_->Current(), input, *signature, alg, kid);
+  if (match == KeyMatch::kNoKey && !kid.empty()) {
+    // Perhaps the authorization server rotated its keys since we last looked.
+    if (std::shared_ptr<const KeySet> fresh = keys_->RefreshForUnknownKid(kid); fresh != nullptr) {
+      match = CheckSignature(*fresh, input, *signature, alg, kid);
     }
-    if (decoded != nullptr) jwt_free(decoded);
   }
-  if (!known_key) return Unauthenticated("no key for the token's algorithm or key id");
-  if (jwt == nullptr) return Unauthenticated("token signature is not valid");
+  if (match == KeyMatch::kNoKey) return Unauthenticated("no key for the token's algorithm or key id");
+  if (match == KeyMatch::kBadSignature) return Unauthenticated("token signature is not valid");
 
-  const absl::Time now = options_.clock();
-  errno = 0;
-  const long exp = jwt_get_grant_int(jwt.get(), "exp");
-  if (errno == ENOENT || exp <= 0) return Unauthenticated("token has no exp");
-  if (absl::FromUnixSeconds(exp) + options_.clock_skew < now) return Unauthenticated("token expired");
-  *expires = absl::FromUnixSeconds(exp);
-  *not_before = absl::InfinitePast();
-  errno = 0;
-  const long nbf = jwt_get_grant_int(jwt.get(), "nbf");
-  if (errno != ENOENT && nbf > 0) {
-    if (absl::FromUnixSeconds(nbf) - options_.clock_skew > now) return Unauthenticated("token not yet valid");
-    *not_before = absl::FromUnixSeconds(nbf);
+  auto payload_json = Base64UrlDecode(parts[1]);
+  rapidjson::Document claims;
+  if (payload_json.has_value()) claims.Parse(payload_json->data(), payload_json->size());
+  if (!payload_json.has_value() || claims.HasParseError() || !claims.IsObject()) {
+    return Unauthenticated("malformed token claims");
   }
-  const char* iss = jwt_get_grant(jwt.get(), "iss");
-  if (iss == nullptr || options_.issuer != iss) return Unauthenticated("token issuer is not trusted");
+  const absl::Time now = options_.clock();
+  const std::optional<int64_t> exp = SecondsClaim(claims, "exp");
+  if (!exp.has_value() || *exp <= 0) return Unauthenticated("token has no exp");
+  if (absl::FromUnixSeconds(*exp) + options_.clock_skew < now) return Unauthenticated("token expired");
+  *expires = absl::FromUnixSeconds(*exp);
+  *not_before = absl::InfinitePast();
+  if (const std::optional<int64_t> nbf = SecondsClaim(claims, "nbf"); nbf.has_value() && *nbf > 0) {
+    if (absl::FromUnixSeconds(*nbf) - options_.clock_skew > now) return Unauthenticated("token not yet valid");
+    *not_before = absl::FromUnixSeconds(*nbf);
+  }
+  const std::string iss = StringMember(claims, "iss");
+  if (iss.empty() || options_.issuer != iss) return Unauthenticated("token issuer is not trusted");
   bool audience_ok = false;
-  if (const char* aud = jwt_get_grant(jwt.get(), "aud"); aud != nullptr) {
-    audience_ok = options_.audience == aud;
-  } else if (char* aud_json = jwt_get_grants_json(jwt.get(), "aud"); aud_json != nullptr) {
-    rapidjson::Document aud_doc;
-    aud_doc.Parse(aud_json);
-    free(aud_json);
-    if (!aud_doc.HasParseError() && aud_doc.IsArray()) {
-      for (const auto& a : aud_doc.GetArray()) {
+  if (auto aud = claims.FindMember("aud"); aud != claims.MemberEnd()) {
+    if (aud->value.IsString()) {
+      audience_ok = options_.audience == aud->value.GetString();
+    } else if (aud->value.IsArray()) {
+      for (const auto& a : aud->value.GetArray()) {
         if (a.IsString() && options_.audience == a.GetString()) audience_ok = true;
       }
     }
@@ -261,16 +357,12 @@ absl::StatusOr<Principal> TokenVerifier::VerifyUncached(absl::string_view token,
 
   Principal principal;
   principal.issuer = iss;
-  auto grant = [&](const char* name) {
-    const char* v = jwt_get_grant(jwt.get(), name);
-    return v != nullptr ? std::string(v) : std::string();
-  };
-  principal.subject = grant("sub");
-  principal.client_id = grant("client_id");
-  principal.fhir_user = grant("fhirUser");
-  if (std::string patient = grant("patient"); !patient.empty()) principal.patient = patient;
-  std::string scope = grant("scope");
-  if (scope.empty()) scope = grant("scp");
+  principal.subject = StringMember(claims, "sub");
+  principal.client_id = StringMember(claims, "client_id");
+  principal.fhir_user = StringMember(claims, "fhirUser");
+  if (std::string patient = StringMember(claims, "patient"); !patient.empty()) principal.patient = patient;
+  std::string scope = StringMember(claims, "scope");
+  if (scope.empty()) scope = StringMember(claims, "scp");
   principal.scopes = ParseScopes(scope);
   principal.admin = HasScope(scope, kAdminScope);
   return principal;

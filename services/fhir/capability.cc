@@ -141,9 +141,60 @@ Value ClinicalResource(absl::string_view type, bool deletable, absl::string_view
   return r;
 }
 
+// rest.security: SMART on FHIR bearer tokens, and where to get them.
+Value Security(const SmartConfiguration& smart, Alloc& a) {
+  Value security(rapidjson::kObjectType);
+  security.AddMember("cors", false, a);
+  Value coding(rapidjson::kObjectType);
+  coding.AddMember("system", "http://terminology.hl7.org/CodeSystem/restful-security-service", a);
+  coding.AddMember("code", "SMART-on-FHIR", a);
+  coding.AddMember("display", "SMART-on-FHIR", a);
+  Value codings(rapidjson::kArrayType);
+  codings.PushBack(coding, a);
+  Value service(rapidjson::kObjectType);
+  service.AddMember("coding", codings, a);
+  Value services(rapidjson::kArrayType);
+  services.PushBack(service, a);
+  security.AddMember("service", services, a);
+  if (smart.enabled()) {
+    Value uris(rapidjson::kArrayType);
+    auto add_uri = [&](const char* name, const std::string& url) {
+      if (url.empty()) return;
+      Value ext(rapidjson::kObjectType);
+      ext.AddMember("url", rapidjson::StringRef(name), a);
+      ext.AddMember("valueUri", Value(url.c_str(), static_cast<rapidjson::SizeType>(url.size()), a), a);
+      uris.PushBack(ext, a);
+    };
+    add_uri("authorize", smart.authorization_endpoint);
+    add_uri("token", smart.token_endpoint);
+    add_uri("revoke", smart.revocation_endpoint);
+    Value oauth(rapidjson::kObjectType);
+    oauth.AddMember("url", "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris", a);
+    oauth.AddMember("extension", uris, a);
+    Value extensions(rapidjson::kArrayType);
+    extensions.PushBack(oauth, a);
+    security.AddMember("extension", extensions, a);
+  }
+  security.AddMember(
+      "description",
+      rapidjson::StringRef(
+          smart.enabled()
+              ? "Every request but metadata, CodeSystem and .well-known/smart-configuration needs an OAuth 2 "
+                "bearer token (JWT) from the authorization server named here (SMART App Launch 2: EHR and "
+                "standalone launch, PKCE S256); SMART v2 scopes decide what it may read and write. Who recorded "
+                "a write is the token's user; an X-Provenance author says on whose behalf."
+              : "Every request but metadata and CodeSystem needs an OAuth 2 bearer token (JWT) from the "
+                "configured issuer; SMART v2 scopes decide what it may read and write. This deployment "
+                "names no authorization server for SMART App Launch. Who recorded a write is the token's user; "
+                "an X-Provenance author says on whose behalf."),
+      a);
+  return security;
+}
+
 }  // namespace
 
-void BuildCapabilityStatement(absl::string_view base, int64_t date_micros, Value* out, Alloc& a) {
+void BuildCapabilityStatement(absl::string_view base, int64_t date_micros, const SmartConfiguration& smart, Value* out,
+                              Alloc& a) {
   out->SetObject();
   out->AddMember("resourceType", "CapabilityStatement", a);
   out->AddMember("id", "wmty", a);
@@ -158,7 +209,7 @@ void BuildCapabilityStatement(absl::string_view base, int64_t date_micros, Value
                  "goal-attainment scores (Observation), ranked priorities (List), with full version history "
                  "and the Provenance of every version. Resources declare US Core / PACIO ADI / PCO profiles in "
                  "meta.profile; this server does not claim conformance to any whole implementation guide "
-                 "(it has no SMART authorization yet). Patient records come from the hospital's systems (PUT).",
+                 "(it has no Patient matching of its own: Patient records come from the hospital's systems, PUT).",
                  a);
   out->AddMember("kind", "instance", a);
   Value software(rapidjson::kObjectType);
@@ -186,13 +237,7 @@ void BuildCapabilityStatement(absl::string_view base, int64_t date_micros, Value
                  "mapped are kept. Goal.expressedBy, Observation.performer and List.source may be absent: who said "
                  "it is then recorded as not stated.",
                  a);
-  Value security(rapidjson::kObjectType);
-  security.AddMember("cors", false, a);
-  security.AddMember("description",
-                     "No authentication yet: deploy behind an authenticating gateway. Who recorded a write is "
-                     "the token's user; the X-Provenance author is on whose behalf.",
-                     a);
-  rest.AddMember("security", security, a);
+  rest.AddMember("security", Security(smart, a), a);
 
   Value resources(rapidjson::kArrayType);
   resources.PushBack(ClinicalResource("Goal", true, "Patient-stated goals.", a), a);

@@ -894,7 +894,7 @@ void FhirService::Route(const CallPtr& c, absl::string_view path) {
 
 void FhirService::Metadata(const CallPtr& c) {
   Document d;
-  BuildCapabilityStatement(c->base, started_micros_, &d, d.GetAllocator());
+  BuildCapabilityStatement(c->base, started_micros_, options_.smart, &d, d.GetAllocator());
   ReplyJson(*c, http::Status::ok, d);
 }
 

@@ -22,6 +22,7 @@
 #include "auth/token_verifier.h"
 #include "domain/patient_records.h"
 #include "fhir/mapping.h"
+#include "fhir/smart_configuration.h"
 #include "http/http_server.h"
 
 namespace wmty::fhir {
@@ -40,6 +41,8 @@ struct FhirServiceOptions {
   // refused (400 + OperationOutcome naming each), or dropped (not stored; the
   // 201/200 answers an OperationOutcome with a warning per element).
   UnknownElementPolicy unknown_elements = UnknownElementPolicy::kRefuse;
+  // The authorization server the CapabilityStatement's security names.
+  SmartConfiguration smart;
 };
 
 std::unique_ptr<http::Handler> NewFhirService(domain::PatientRecords* core, FhirServiceOptions options);

@@ -25,8 +25,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "common/log.h"
+#include "auth/remote_jwks.h"
 #include "auth/token_verifier.h"
+#include "common/log.h"
 #include "server/server.h"
 
 ABSL_FLAG(std::string, data_dir, "./data", "Directory of the embedded RocksDB database");
@@ -63,6 +64,24 @@ ABSL_FLAG(int, http_max_inflight, 256,
 ABSL_FLAG(absl::Duration, http_read_timeout, absl::Seconds(30),
           "Time to read one whole HTTP request, and to wait idle on a kept-alive connection, before it is closed");
 ABSL_FLAG(std::string, auth_jwks_file, "", "JWKS file with the public keys that sign bearer tokens (RS256/ES256/ES384)");
+ABSL_FLAG(std::string, auth_jwks_url, "",
+          "URL of the authorization server's JWKS (https://, or http:// to loopback); fetched at startup, every "
+          "--auth_jwks_refresh, and when a token names an unknown kid (at most every --auth_jwks_min_refresh)");
+ABSL_FLAG(absl::Duration, auth_jwks_refresh, absl::Minutes(10), "How often the keys at --auth_jwks_url are fetched");
+ABSL_FLAG(absl::Duration, auth_jwks_min_refresh, absl::Minutes(1),
+          "Least time between two fetches of --auth_jwks_url caused by tokens naming an unknown kid");
+ABSL_FLAG(absl::Duration, auth_jwks_timeout, absl::Seconds(5), "Timeout of one fetch of --auth_jwks_url");
+ABSL_FLAG(absl::Duration, auth_jwks_startup_wait, absl::Seconds(30),
+          "How long startup retries --auth_jwks_url before wmtyd gives up and exits");
+ABSL_FLAG(absl::Duration, auth_clock_skew, absl::Seconds(60),
+          "How far a token's exp and nbf may be off this server's clock (clock differences with the authorization "
+          "server)");
+ABSL_FLAG(std::string, smart_authorization_endpoint, "",
+          "The authorization server's authorize URL, published in [base]/.well-known/smart-configuration and the "
+          "CapabilityStatement (with --smart_token_endpoint); empty: no SMART App Launch");
+ABSL_FLAG(std::string, smart_token_endpoint, "",
+          "The authorization server's token URL (see --smart_authorization_endpoint)");
+ABSL_FLAG(std::string, smart_revocation_endpoint, "", "The authorization server's token revocation URL (optional)");
 ABSL_FLAG(std::string, auth_hs256_secret_file, "",
           "File holding an HS256 secret (32+ bytes) for bearer tokens: development and tests");
 ABSL_FLAG(std::string, auth_issuer, "", "Required `iss` of bearer tokens");
@@ -142,23 +161,42 @@ absl::StatusOr<std::string> ReadSmallFile(const std::string& path) {
 // The token verifier the flags ask for; null with --auth_disabled.
 absl::StatusOr<std::shared_ptr<const wmty::auth::TokenVerifier>> LoadVerifier() {
   const std::string jwks = absl::GetFlag(FLAGS_auth_jwks_file);
+  const std::string jwks_url = absl::GetFlag(FLAGS_auth_jwks_url);
   const std::string secret = absl::GetFlag(FLAGS_auth_hs256_secret_file);
+  const int key_flags = !jwks.empty() + !jwks_url.empty() + !secret.empty();
   if (absl::GetFlag(FLAGS_auth_disabled)) {
-    if (!jwks.empty() || !secret.empty()) {
+    if (key_flags != 0) {
       return absl::InvalidArgumentError("--auth_disabled cannot be combined with authentication keys");
     }
     return std::shared_ptr<const wmty::auth::TokenVerifier>();
   }
-  if (jwks.empty() == secret.empty()) {
+  if (key_flags != 1) {
     return absl::InvalidArgumentError(
-        "authentication is on: give --auth_jwks_file or --auth_hs256_secret_file (one), with --auth_issuer and "
-        "--auth_audience; or --auth_disabled on loopback (scripts/run.sh makes a development key)");
+        "authentication is on: give one of --auth_jwks_url, --auth_jwks_file or --auth_hs256_secret_file, with "
+        "--auth_issuer and --auth_audience; or --auth_disabled on loopback (scripts/run.sh makes a development key)");
   }
   wmty::auth::VerifierOptions verifier_options;
   verifier_options.issuer = absl::GetFlag(FLAGS_auth_issuer);
   verifier_options.audience = absl::GetFlag(FLAGS_auth_audience);
+  verifier_options.clock_skew = absl::GetFlag(FLAGS_auth_clock_skew);
+  if (verifier_options.clock_skew < absl::ZeroDuration() || verifier_options.clock_skew > absl::Minutes(10)) {
+    return absl::InvalidArgumentError("--auth_clock_skew must be between 0s and 10m");
+  }
   absl::StatusOr<std::unique_ptr<wmty::auth::TokenVerifier>> verifier;
-  if (!jwks.empty()) {
+  if (!jwks_url.empty()) {
+    if (verifier_options.issuer.empty() || verifier_options.audience.empty()) {
+      return absl::InvalidArgumentError("--auth_jwks_url needs --auth_issuer and --auth_audience");
+    }
+    wmty::auth::RemoteJwksOptions remote;
+    remote.url = jwks_url;
+    remote.refresh_interval = absl::GetFlag(FLAGS_auth_jwks_refresh);
+    remote.min_refresh_interval = absl::GetFlag(FLAGS_auth_jwks_min_refresh);
+    remote.fetch_timeout = absl::GetFlag(FLAGS_auth_jwks_timeout);
+    remote.startup_wait = absl::GetFlag(FLAGS_auth_jwks_startup_wait);
+    auto source = wmty::auth::RemoteJwks::Start(std::move(remote));
+    if (!source.ok()) return source.status();
+    verifier = wmty::auth::TokenVerifier::FromKeySource(std::move(*source), verifier_options);
+  } else if (!jwks.empty()) {
     auto data = ReadSmallFile(jwks);
     if (!data.ok()) return data.status();
     verifier = wmty::auth::TokenVerifier::FromJwks(*data, verifier_options);
@@ -254,6 +292,16 @@ int main(int argc, char** argv) {
     return 1;
   }
   options.verifier = std::move(*verifier);
+  options.smart.issuer = absl::GetFlag(FLAGS_auth_issuer);
+  options.smart.jwks_uri = absl::GetFlag(FLAGS_auth_jwks_url);
+  options.smart.authorization_endpoint = absl::GetFlag(FLAGS_smart_authorization_endpoint);
+  options.smart.token_endpoint = absl::GetFlag(FLAGS_smart_token_endpoint);
+  options.smart.revocation_endpoint = absl::GetFlag(FLAGS_smart_revocation_endpoint);
+  if (options.smart.authorization_endpoint.empty() != options.smart.token_endpoint.empty()) {
+    wmty::log::Error("startup failed",
+                     {{"error", "--smart_authorization_endpoint and --smart_token_endpoint go together"}});
+    return 1;
+  }
   options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
   options.access_log = absl::GetFlag(FLAGS_access_log);
   options.health_listen = absl::GetFlag(FLAGS_health_listen);

@@ -144,7 +144,9 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
     fhir_options.verifier = options.verifier;
     fhir_options.unknown_elements =
         options.fhir_drop_unknown_elements ? fhir::UnknownElementPolicy::kDrop : fhir::UnknownElementPolicy::kRefuse;
+    fhir_options.smart = options.smart;
     server->fhir_ = fhir::NewFhirService(server->core_.get(), std::move(fhir_options));
+    server->smart_ = std::make_unique<fhir::SmartConfigurationHandler>(options.smart, server->fhir_.get());
     http::HttpServerOptions http_options;
     http_options.listen = options.http_listen;
     http_options.max_body_bytes = options.http_max_body_bytes;
@@ -155,10 +157,11 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
     http_options.tls_cert_pem = options.grpc_tls_cert_pem;
     http_options.tls_key_pem = options.grpc_tls_key_pem;
     http_options.tls_client_ca_pem = options.grpc_tls_client_ca_pem;
-    http::Handler* handler = server->fhir_.get();
+    http::Handler* handler = server->smart_.get();
     if (bedside_site != nullptr) {
-      server->web_ =
-          std::make_unique<web::StaticSiteHandler>(std::move(bedside_site), "/bedside", server->fhir_.get());
+      server->web_ = std::make_unique<web::StaticSiteHandler>(
+          std::move(bedside_site), "/bedside", server->smart_.get(),
+          web::ContentSecurityPolicyConnectingTo({options.smart.token_endpoint, options.smart.revocation_endpoint}));
       handler = server->web_.get();
     }
     server->http_metrics_ = std::make_unique<HttpMetrics>(&server->registry_, handler, options.access_log);

@@ -22,6 +22,7 @@
 #include "absl/time/time.h"
 #include "auth/token_verifier.h"
 #include "domain/patient_records.h"
+#include "fhir/smart_configuration.h"
 #include "common/metrics.h"
 #include "http/http_server.h"
 #include "server/observability.h"
@@ -86,6 +87,9 @@ struct ServerOptions {
   // Checks bearer tokens on both faces. Null: authentication disabled, which
   // Start() refuses unless every listener is on loopback.
   std::shared_ptr<const auth::TokenVerifier> verifier;
+  // The authorization server SMART apps sign in with, published at
+  // /fhir/.well-known/smart-configuration and in the CapabilityStatement.
+  fhir::SmartConfiguration smart;
   // Test hook, not a flag: the RocksDB environment of the store (e.g. one on
   // a fault-injecting file system). Null: the default.
   std::shared_ptr<rocksdb::Env> storage_env;
@@ -160,6 +164,9 @@ class WmtyServer {
   // Destroyed before the core and the store (declared after them); the FHIR
   // handler outlives the HTTP server that calls it.
   std::unique_ptr<http::Handler> fhir_;
+  // /fhir/.well-known/smart-configuration in front of fhir_. Destroyed
+  // before fhir_.
+  std::unique_ptr<http::Handler> smart_;
   // What the HTTP server calls: the bedside app in front of fhir_ (or fhir_
   // itself without it). Destroyed before fhir_.
   std::unique_ptr<http::Handler> web_;

@@ -2,6 +2,7 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -11,6 +12,7 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "web/embedded_assets.h"
 
@@ -37,17 +39,18 @@ StaticFile MakeFile(std::string path, std::string content) {
   return file;
 }
 
-void SetCommonHeaders(http::Response& response) {
-  response.set("Content-Security-Policy", kContentSecurityPolicy);
+void SetCommonHeaders(http::Response& response, absl::string_view csp) {
+  response.set("Content-Security-Policy", boost::beast::string_view(csp.data(), csp.size()));
   response.set("X-Content-Type-Options", "nosniff");
   response.set("Referrer-Policy", "no-referrer");
   response.set("X-Frame-Options", "DENY");
   response.set(beast_http::field::cache_control, "no-cache");
 }
 
-http::Response PlainResponse(const http::Request& request, http::Status status, absl::string_view text) {
+http::Response PlainResponse(const http::Request& request, http::Status status, absl::string_view text,
+                             absl::string_view csp) {
   http::Response response(status, request.version());
-  SetCommonHeaders(response);
+  SetCommonHeaders(response, csp);
   response.set(beast_http::field::content_type, "text/plain; charset=utf-8");
   response.keep_alive(request.keep_alive());
   if (request.method() != beast_http::verb::head) response.body() = std::string(text);
@@ -55,8 +58,8 @@ http::Response PlainResponse(const http::Request& request, http::Status status, 
   return response;
 }
 
-http::Response Redirect(const http::Request& request, const std::string& location) {
-  http::Response response = PlainResponse(request, http::Status::moved_permanently, "");
+http::Response Redirect(const http::Request& request, const std::string& location, absl::string_view csp) {
+  http::Response response = PlainResponse(request, http::Status::moved_permanently, "", csp);
   response.set(beast_http::field::location, location);
   return response;
 }
@@ -149,8 +152,29 @@ std::optional<StaticFile> StaticSite::Find(absl::string_view relative_path) cons
   return MakeFile(std::string(relative_path), std::move(content).str());
 }
 
-StaticSiteHandler::StaticSiteHandler(std::unique_ptr<StaticSite> site, std::string prefix, http::Handler* next)
-    : site_(std::move(site)), prefix_(std::move(prefix)), next_(next) {}
+StaticSiteHandler::StaticSiteHandler(std::unique_ptr<StaticSite> site, std::string prefix, http::Handler* next,
+                                     std::string content_security_policy)
+    : site_(std::move(site)), prefix_(std::move(prefix)), next_(next), csp_(std::move(content_security_policy)) {}
+
+std::string ContentSecurityPolicyConnectingTo(const std::vector<std::string>& urls) {
+  std::vector<std::string> origins;
+  for (const std::string& url : urls) {
+    // scheme://authority, up to the path; anything else is not an origin.
+    const size_t scheme_end = url.find("://");
+    if (scheme_end == std::string::npos) continue;
+    const std::string scheme = url.substr(0, scheme_end);
+    if (scheme != "https" && scheme != "http") continue;
+    const size_t path = url.find_first_of("/?#", scheme_end + 3);
+    std::string origin = url.substr(0, path);
+    if (origin.size() == scheme_end + 3 || origin.find_first_of(" ;,'\"") != std::string::npos) continue;
+    if (std::find(origins.begin(), origins.end(), origin) == origins.end()) origins.push_back(std::move(origin));
+  }
+  if (origins.empty()) return kContentSecurityPolicy;
+  std::string policy = kContentSecurityPolicy;
+  const std::string connect = "connect-src 'self'";
+  policy.insert(policy.find(connect) + connect.size(), absl::StrCat(" ", absl::StrJoin(origins, " ")));
+  return policy;
+}
 
 void StaticSiteHandler::Handle(http::Request request, http::Respond respond) {
   const absl::string_view target(request.target().data(), request.target().size());
@@ -161,34 +185,34 @@ void StaticSiteHandler::Handle(http::Request request, http::Respond respond) {
     return;
   }
   if (request.method() != beast_http::verb::get && request.method() != beast_http::verb::head) {
-    http::Response response = PlainResponse(request, http::Status::method_not_allowed, "Method not allowed\n");
+    http::Response response = PlainResponse(request, http::Status::method_not_allowed, "Method not allowed\n", csp_);
     response.set(beast_http::field::allow, "GET, HEAD");
     respond(std::move(response));
     return;
   }
   if (path == "/" || path == prefix_) {
-    respond(Redirect(request, prefix_ + "/"));
+    respond(Redirect(request, prefix_ + "/", csp_));
     return;
   }
   absl::string_view relative = path.substr(prefix_.size() + 1);
   if (relative.empty()) relative = "index.html";
   std::optional<StaticFile> file = site_->Find(relative);
   if (!file.has_value()) {
-    respond(PlainResponse(request, http::Status::not_found, "Not found\n"));
+    respond(PlainResponse(request, http::Status::not_found, "Not found\n", csp_));
     return;
   }
   const auto if_none_match = request.find(beast_http::field::if_none_match);
   if (if_none_match != request.end() &&
       IfNoneMatchHits(absl::string_view(if_none_match->value().data(), if_none_match->value().size()), file->etag)) {
     http::Response response(http::Status::not_modified, request.version());
-    SetCommonHeaders(response);
+    SetCommonHeaders(response, csp_);
     response.set(beast_http::field::etag, file->etag);
     response.keep_alive(request.keep_alive());
     respond(std::move(response));
     return;
   }
   http::Response response(http::Status::ok, request.version());
-  SetCommonHeaders(response);
+  SetCommonHeaders(response, csp_);
   response.set(beast_http::field::content_type, file->content_type);
   response.set(beast_http::field::etag, file->etag);
   response.keep_alive(request.keep_alive());

@@ -23,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -68,12 +69,20 @@ std::string ContentTypeFor(absl::string_view path);
 // Whether `path` is a plain relative path (see StaticSite::Find).
 bool IsPlainRelativePath(absl::string_view path);
 
+// kContentSecurityPolicy, also letting the app connect to the origins of
+// `urls` (the authorization server's token endpoint: the SMART sign-in
+// exchanges its code and refreshes tokens there from the browser). URLs that
+// are not http(s) are ignored.
+std::string ContentSecurityPolicyConnectingTo(const std::vector<std::string>& urls);
+
 // Serves `site` under `prefix` ("/bedside": "/bedside" redirects to
-// "/bedside/", "/bedside/" is index.html) and redirects "/" there; anything
-// else goes to `next`, which must outlive this handler.
+// "/bedside/", "/bedside/" is index.html) and redirects "/" there, with
+// `content_security_policy` on every answer; anything else goes to `next`,
+// which must outlive this handler.
 class StaticSiteHandler : public http::Handler {
  public:
-  StaticSiteHandler(std::unique_ptr<StaticSite> site, std::string prefix, http::Handler* next);
+  StaticSiteHandler(std::unique_ptr<StaticSite> site, std::string prefix, http::Handler* next,
+                    std::string content_security_policy = kContentSecurityPolicy);
 
   void Handle(http::Request request, http::Respond respond) override;
   http::Response MakeError(http::Status status, const std::string& message, unsigned version,
@@ -83,6 +92,7 @@ class StaticSiteHandler : public http::Handler {
   std::unique_ptr<StaticSite> site_;
   std::string prefix_;
   http::Handler* next_;
+  std::string csp_;
 };
 
 }  // namespace wmty::web

@@ -215,3 +215,51 @@ TEST(TokenVerifierTest, ATamperedCopyOfARememberedTokenIsStillRefused) {
 
 }  // namespace
 }  // namespace wmty::auth
+
+namespace wmty::auth {
+namespace {
+
+// Signs `header_json`.`payload_json` with an RSA private key (PEM), RS256.
+std::string SignRs256(const std::string& header_json, const std::string& payload_json, const std::string& pem) {
+  const std::string input = absl::StrCat(Base64Url(header_json), ".", Base64Url(payload_json));
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  size_t len = 0;
+  EVP_DigestSignInit(ctx, nullptr, EVP_sha256(), nullptr, key);
+  EVP_DigestSign(ctx, nullptr, &len, reinterpret_cast<const unsigned char*>(input.data()), input.size());
+  std::string sig(len, '\0');
+  EVP_DigestSign(ctx, reinterpret_cast<unsigned char*>(sig.data()), &len,
+                 reinterpret_cast<const unsigned char*>(input.data()), input.size());
+  sig.resize(len);
+  EVP_MD_CTX_free(ctx);
+  EVP_PKEY_free(key);
+  BIO_free(bio);
+  return absl::StrCat(input, ".", Base64Url(sig));
+}
+
+// RFC 9068 access tokens (oidc-provider, Auth0, ...) say typ "at+jwt" and
+// Keycloak's say "Bearer": the signature and claims decide, not typ.
+TEST(TokenVerifierTest, AcceptsAccessTokensWhateverTheirTyp) {
+  const KeyPair rsa = NewRsa("at-1");
+  auto verifier = TokenVerifier::FromJwks(absl::StrCat(R"({"keys":[)", rsa.jwk, "]}"), Options());
+  ASSERT_TRUE(verifier.ok()) << verifier.status();
+  const long exp = absl::ToUnixSeconds(absl::Now()) + 300;
+  const std::string payload =
+      absl::StrCat(R"({"iss":")", kTestIssuer, R"(","aud":[")", kTestAudience, R"("],"sub":"rn-17","exp":)", exp,
+                   R"(,"scope":"patient/*.cruds","patient":"p9","fhirUser":"Practitioner/rn-17"})");
+  for (const char* typ : {"at+jwt", "JWT", "Bearer"}) {
+    const std::string token =
+        SignRs256(absl::StrCat(R"({"alg":"RS256","typ":")", typ, R"(","kid":"at-1"})"), payload, rsa.private_pem);
+    auto principal = (*verifier)->Verify(token);
+    ASSERT_TRUE(principal.ok()) << typ << ": " << principal.status();
+    EXPECT_EQ(principal->patient, "p9");
+    EXPECT_EQ(principal->fhir_user, "Practitioner/rn-17");
+  }
+  // Still signed: the same header over another payload is refused.
+  const std::string good = SignRs256(R"({"alg":"RS256","typ":"at+jwt","kid":"at-1"})", payload, rsa.private_pem);
+  EXPECT_THAT((*verifier)->Verify(TamperPayload(good)), StatusIs(absl::StatusCode::kUnauthenticated));
+}
+
+}  // namespace
+}  // namespace wmty::auth

@@ -65,6 +65,22 @@ TEST(StaticSitePaths, ContentTypes) {
 
 // Every file of clients/bedside (as the build embedded it) is served byte for
 // byte with the right type, and nothing else is.
+// The SMART sign-in exchanges codes and refreshes tokens at the token
+// endpoint from the browser: connect-src gains exactly those origins.
+TEST(StaticSitePaths, ContentSecurityPolicyConnectsToTheTokenEndpointOnly) {
+  EXPECT_EQ(web::ContentSecurityPolicyConnectingTo({}), web::kContentSecurityPolicy);
+  EXPECT_EQ(web::ContentSecurityPolicyConnectingTo({"", "not a url", "javascript:alert(1)"}),
+            web::kContentSecurityPolicy);
+  const std::string csp = web::ContentSecurityPolicyConnectingTo(
+      {"https://idp.example.org:8443/oauth2/token?x=1", "https://idp.example.org:8443/oauth2/revoke",
+       "https://other.example/revoke"});
+  EXPECT_THAT(csp, HasSubstr("connect-src 'self' https://idp.example.org:8443 https://other.example;"));
+  EXPECT_THAT(csp, HasSubstr("script-src 'self';"));
+  // Nothing that could end the directive or add another one.
+  EXPECT_EQ(web::ContentSecurityPolicyConnectingTo({"https://a.example; script-src *"}),
+            web::kContentSecurityPolicy);
+}
+
 TEST(BedsideServing, ServesEveryCompiledInFileByteForByte) {
   TempDir dir;
   auto server = ServerProcess::Start(dir.path() + "/db");
@@ -74,10 +90,18 @@ TEST(BedsideServing, ServesEveryCompiledInFileByteForByte) {
   const fs::path source(WMTY_BEDSIDE_SOURCE_DIR);
   ASSERT_TRUE(fs::exists(source / "index.html")) << "the bedside app has an index.html";
   int served = 0;
-  for (const auto& entry : fs::recursive_directory_iterator(source)) {
-    if (!entry.is_regular_file()) continue;
-    const std::string relative = fs::relative(entry.path(), source).generic_string();
-    if (relative == "README.md" || entry.path().filename().string().front() == '.') continue;
+  for (auto it = fs::recursive_directory_iterator(source); it != fs::recursive_directory_iterator(); ++it) {
+    const std::string relative = fs::relative(it->path(), source).generic_string();
+    if (relative == "node_modules") {  // npm's tree: only the one browser build (below) is the app's
+      it.disable_recursion_pending();
+      continue;
+    }
+    if (!it->is_regular_file()) continue;
+    if (relative == "README.md" || relative == "package.json" || relative == "package-lock.json" ||
+        it->path().filename().string().front() == '.') {
+      continue;
+    }
+    const auto& entry = *it;
     HttpResponse r = http.Get("/bedside/" + relative);
     ASSERT_EQ(r.status, 200) << relative << " " << r.Describe();
     EXPECT_EQ(r.body, ReadFile(entry.path())) << relative << ": the build embeds the current file";
@@ -86,6 +110,15 @@ TEST(BedsideServing, ServesEveryCompiledInFileByteForByte) {
     ++served;
   }
   EXPECT_GE(served, 2);
+  // fhirclient's browser build, from npm (clients/bedside/package-lock.json).
+  const std::string fhirclient = "node_modules/fhirclient/build/fhir-client.pure.min.js";
+  HttpResponse lib = http.Get("/bedside/" + fhirclient);
+  ASSERT_EQ(lib.status, 200) << lib.Describe();
+  EXPECT_EQ(lib.body, ReadFile(source / fhirclient));
+  EXPECT_EQ(lib.Header("content-type"), web::ContentTypeFor(fhirclient));
+  // The rest of node_modules and the npm manifests are not part of the app.
+  EXPECT_EQ(http.Get("/bedside/package.json").status, 404);
+  EXPECT_EQ(http.Get("/bedside/node_modules/fhirclient/package.json").status, 404);
 
   HttpResponse index = http.Get("/bedside/");
   ASSERT_EQ(index.status, 200) << index.Describe();

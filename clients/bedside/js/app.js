@@ -11,6 +11,7 @@ import { fetchPatient, identityOf, patientsById, searchPatients } from './patien
 import { $, fmtDate, fmtDateTime, fmtTime, h, show } from './dom.js';
 import { scoreChart } from './chart.js';
 import { structuredEditor } from './prefs.js';
+import * as smart from './smart.js';
 
 const TOKEN_KEY = 'wmty.token';
 const PATIENT_KEY = 'wmty.patient';
@@ -30,6 +31,7 @@ const state = {
   conflict: null, // { entry, theirs, version }
   editing: null, // the resource in the edit dialog
   scoreOpen: new Set(), // goal ids whose score form is open
+  smart: null, // the authorization server (smart-configuration), or null: development sign-in
 };
 
 const outbox = new Outbox(() => state.token);
@@ -58,12 +60,24 @@ function showSignin(message, kind = 'error') {
   m.className = `notice notice-${kind}`;
   show(m, Boolean(message));
   $('#token').value = '';
+  show($('#smart-signin'), Boolean(state.smart));
+  show($('#signin-form'), !state.smart);
   showScreen('signin');
   renderSync();
 }
 
-// A refused token: back to sign-in; unsent saves stay on the device.
-function tokenRefused(reason) {
+// A refused token: a SMART session gets a new one with its refresh token and
+// carries on; otherwise back to sign-in, and unsent saves stay on the device.
+async function tokenRefused(reason) {
+  const refused = state.token;
+  const fresh = await smart.refreshNow();
+  if (fresh && fresh !== refused) {
+    state.token = fresh;
+    outbox.retryNow();
+    if (state.patientId && !state.data) load();
+    return;
+  }
+  smart.signOut();
   state.token = '';
   sessionStorage.removeItem(TOKEN_KEY);
   outbox.pause();
@@ -92,6 +106,7 @@ async function signIn(token) {
 }
 
 function signOut() {
+  smart.signOut();
   outbox.clear();
   for (const k of [TOKEN_KEY, PATIENT_KEY, RECENT_KEY, CONFIRMED_KEY]) sessionStorage.removeItem(k);
   Object.assign(state, { token: '', patientId: '', data: null, order: [], conflict: null, editing: null });
@@ -1114,7 +1129,21 @@ function resolveConflict(keepMine) {
 
 // --- Wiring --------------------------------------------------------------------
 
+// Signed in through the authorization server (SMART): the launch context's
+// patient opens directly; without one, the last patient or the picker.
+function smartSignedIn(session) {
+  state.token = session.token;
+  outbox.retryNow();
+  if (session.patient && PATIENT_ID.test(session.patient)) return openPatient(session.patient);
+  const last = sessionStorage.getItem(PATIENT_KEY);
+  if (last && PATIENT_ID.test(last)) return openPatient(last);
+  return showPatientPicker();
+}
+
 function wire() {
+  // Standalone launch, on a page of its own (launch.html).
+  $('#smart-signin-button').addEventListener('click', () => location.assign('launch.html'));
+  smart.onToken((token) => { state.token = token; });
   $('#signin-form').addEventListener('submit', (ev) => {
     ev.preventDefault();
     const token = $('#token').value.trim();
@@ -1230,7 +1259,7 @@ function takeTokenFromHash() {
   return token;
 }
 
-function start() {
+async function start() {
   wire();
   // The link opened in a tab that already shows the app.
   globalThis.addEventListener('hashchange', () => {
@@ -1239,6 +1268,15 @@ function start() {
   });
   const fromLink = takeTokenFromHash();
   if (fromLink) return signIn(fromLink);
+  state.smart = await smart.discover();
+  if (!state.token && smart.pending()) {
+    try {
+      return smartSignedIn(await smart.finish());
+    } catch (err) {
+      smart.signOut();
+      return showSignin(`Sign-in did not complete: ${err.message}`);
+    }
+  }
   if (!state.token) return showSignin();
   outbox.process();
   const last = sessionStorage.getItem(PATIENT_KEY);

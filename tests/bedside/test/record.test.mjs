@@ -306,6 +306,8 @@ test('keyboard only: sign in, record, reorder and save without a pointer', async
   await putPatient(server, pid, { given: ['Kit'], family: 'Marlowe' });
   const { context, page } = await newPage(browser);
   await page.goto(server.appUrl);
+  // The sign-in screen appears once the app has asked the server how to sign in.
+  await page.locator('#token').waitFor();
   await tabTo(page, '#token');
   await page.keyboard.type(server.token());
   await page.keyboard.press('Enter');

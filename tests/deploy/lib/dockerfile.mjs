@@ -199,6 +199,8 @@ export function packageList(file) {
 // WMTY_PACKAGES of scripts/deps.sh.
 export function depsShPackages(repoRoot) {
   const text = fs.readFileSync(path.join(repoRoot, "scripts/deps.sh"), "utf8");
-  const body = /WMTY_PACKAGES=\(([\s\S]*?)\n\)/.exec(text)?.[1] ?? "";
+  // WMTY_PACKAGES, and WMTY_NODE_PACKAGES (Node.js: npm ci of the bedside app's fhirclient).
+  const body = (/WMTY_PACKAGES=\(([\s\S]*?)\n\)/.exec(text)?.[1] ?? "") + " " +
+    (/WMTY_NODE_PACKAGES=\(([^)]*)\)/.exec(text)?.[1] ?? "");
   return new Set(body.split("\n").map((l) => l.replace(/#.*/, "")).join(" ").split(/\s+/).filter(Boolean));
 }

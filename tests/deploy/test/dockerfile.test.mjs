@@ -17,7 +17,8 @@ const binaries = [
 const slim = packageList(path.join(repoRoot, "tests/deploy/debian-12-slim.packages"));
 
 function expectedRuntime() {
-  const needed = new Set();
+  // Not a library: the trust store wmtyd's https JWKS fetches (--auth_jwks_url) verify against.
+  const needed = new Set(["ca-certificates"]);
   for (const b of binaries) for (const p of lddPackages(b)) needed.add(p);
   return [...needed].filter((p) => !slim.has(p)).sort();
 }
