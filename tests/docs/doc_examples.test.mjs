@@ -6,13 +6,18 @@
 // or ehr-plugin-example (also as $ex). A block that cannot run here (it needs
 // Kubernetes, Docker, or starts its own server) says so in its info string:
 // ```sh no-run: <reason>. The reason is required and the list of such blocks
-// is printed, so nothing is left out silently.
+// is printed, so nothing is left out silently. Output shown to the reader goes
+// in ```text. An example in an INDENTED code block (4 spaces) would never be
+// run, so a line of one that starts with one of those commands fails the test
+// "no example hides in an indented code block": fence it.
 //
 // How: one fresh wmtyd per document (authentication on, the HS256 key that
-// scripts/run.sh uses, issuer wmty-dev, audience wmty), and the document's
-// blocks run in order in one bash (`set -eo pipefail`), so a variable set in
-// one block is seen by the next, as it is for a reader. Before running, the
-// text is rewritten only where a reader's machine differs from the test's:
+// scripts/run.sh uses, in .wmty-dev/hs256.secret of the working directory,
+// issuer wmty-dev, audience wmty; --backup_dir set, for the admin examples),
+// and the document's blocks run in order in one bash (`set -eo pipefail`), so
+// a variable set in one block is seen by the next, as it is for a reader.
+// Before running, the text is rewritten only where a reader's machine differs
+// from the test's:
 //   127.0.0.1:8080 / :50051 / :9464   -> the test server's HTTP / gRPC / metrics ports
 //   build-release/, build/            -> the build tree under test
 //   `export NAME=...` (a placeholder)  -> removed; the test supplies NAME
@@ -37,6 +42,8 @@ import { startServer, wmtydPath } from '../conformance/lib/server.js';
 const here = dirname(fileURLToPath(import.meta.url));
 const repoRoot = resolve(here, '../..');
 const EXAMPLE = /(^|[\s;&|(`])(curl|wmtyctl|\$ctl|wmty_devtoken|ehr-plugin-example|\$ex)\s/m;
+// A line that starts an example command (after an optional `$ ` prompt).
+const COMMAND = /^(\$\s+)?(curl|wmtyctl|\$ctl|wmty_devtoken|ehr-plugin-example|\$ex)(\s|$)/;
 const SUPPLIED = new Set(['WMTY_TOKEN', 'WMTY_TARGET']);
 
 // The build tree wmtyd comes from (build/services/server/wmtyd -> build).
@@ -64,6 +71,36 @@ export function fencedBlocks(text) {
     blocks.push({ info: open[1].trim(), body: body.join('\n'), line: start + 1 });
   }
   return blocks;
+}
+
+// Lines of indented code blocks (4 or more spaces, begun after a blank line,
+// outside fenced blocks) that start an example command: { line, text }. Such
+// an example is invisible to the runner above.
+export function indentedExamples(text) {
+  const found = [];
+  const lines = text.split('\n');
+  let fenced = false;
+  let inBlock = false;
+  for (let i = 0; i < lines.length; i++) {
+    const line = lines[i];
+    if (fenced) {
+      if (/^\s*```\s*$/.test(line)) fenced = false;
+      continue;
+    }
+    if (/^\s*```/.test(line)) {
+      fenced = true;
+      inBlock = false;
+      continue;
+    }
+    if (/^\s*$/.test(line)) continue; // a blank line neither begins nor ends an indented block
+    if (/^ {4,}\S/.test(line) && (inBlock || i === 0 || /^\s*$/.test(lines[i - 1]))) {
+      inBlock = true;
+      if (COMMAND.test(line.trim())) found.push({ line: i + 1, text: line.trim() });
+    } else {
+      inBlock = false;
+    }
+  }
+  return found;
 }
 
 function isShell(info) {
@@ -116,7 +153,7 @@ async function startDocServer(workDir) {
   const server = await startServer({
     extraArgs: ['--auth_disabled=false', `--auth_hs256_secret_file=${secret}`, '--auth_issuer=wmty-dev',
       '--auth_audience=wmty', `--port_file=${grpcPortFile}`, '--metrics_listen=127.0.0.1:0',
-      `--metrics_port_file=${join(workDir, 'metrics.port')}`],
+      `--metrics_port_file=${join(workDir, 'metrics.port')}`, `--backup_dir=${join(workDir, 'backups')}`],
   });
   // The HTTP port file comes first; the others follow once each listener serves.
   const readPort = async (f) => {
@@ -162,6 +199,17 @@ test('every example block that is not run says why', () => {
     console.log(`not run: ${n.file}:${n.line} (${n.reason})`);
   }
   assert.ok(documents.length > 0, 'no runnable examples found');
+});
+
+test('no example hides in an indented code block', () => {
+  const hidden = [];
+  for (const file of docFiles()) {
+    for (const h of indentedExamples(readFileSync(join(repoRoot, file), 'utf8'))) {
+      hidden.push(`${file}:${h.line}: ${h.text}`);
+    }
+  }
+  assert.deepEqual(hidden, [], 'these examples are in indented code blocks, which this test does not run: ' +
+    'fence each as ```sh (runnable as written), ```sh no-run: <reason>, or ```text (output)');
 });
 
 for (const doc of documents) {
