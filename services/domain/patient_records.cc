@@ -772,10 +772,14 @@ absl::StatusOr<v1::ListPatientVersionsResponse> PatientRecords::ListPatientVersi
 void PatientRecords::UpdatePatient(const v1::UpdatePatientRequest& req, const CallContext& ctx,
                                    WriteDone<v1::Patient> done) {
   if (!req.has_patient()) return done(InvalidField("patient", "required"));
-  const v1::Patient& incoming = req.patient();
+  // The recorder rule as for every write; a Patient's provenance holds only
+  // who recorded it, so a request without one is the caller's.
+  v1::Patient incoming = req.patient();
+  incoming.mutable_provenance();
   auto name = ParseNameOfKind(incoming.name(), storage::PATIENT, "patient.name");
   if (!name.ok()) return done(name.status());
   FieldViolations v;
+  if (auto s = ApplyRecorderRule(ctx, "patient", &incoming, &v); !s.ok()) return done(s);
   CheckPatient(incoming, name->patient_id, "patient", options_.clock(), &v);
   CheckRequestId(req.request_id(), "request_id", &v);
   if (!v.empty()) return done(v.ToStatus());

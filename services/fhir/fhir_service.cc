@@ -1510,7 +1510,11 @@ void FhirService::UpdatePatient(const CallPtr& c, absl::string_view id) {
   if (!RequestIdOf(*c, &request_id)) return;
   v1::UpdatePatientRequest req;
   *req.mutable_patient() = std::move(incoming->patient);
-  if (!RecorderOf(*c, req.mutable_patient()->mutable_provenance()->mutable_recorded_by())) return;
+  WriteAgents agents;
+  if (!RecorderOf(*c, &agents)) return;
+  v1::Provenance* provenance = req.mutable_patient()->mutable_provenance();
+  *provenance->mutable_recorded_by() = std::move(agents.recorded_by);
+  if (agents.on_behalf_of.has_value()) *provenance->mutable_on_behalf_of() = std::move(*agents.on_behalf_of);
   req.mutable_patient()->set_name(domain::FormatParent(id));
   req.mutable_patient()->set_etag(etag);
   req.set_allow_missing(true);

@@ -383,12 +383,20 @@ TEST_F(FhirPatientAuthTest, GrpcPatientMethodsFollowTheSameScopes) {
   auto* mrn = p.add_identifiers();
   mrn->set_system("urn:oid:2.16.840.1.113883.19.5");
   mrn->set_value("G-1");
-  p.mutable_provenance()->mutable_recorded_by()->set_practitioner_id("adt-feed");
   // Reading scopes do not write; the feed's do.
   EXPECT_THAT(client_with(Token("user/Patient.rs"))->UpdatePatient(put), StatusIs(absl::StatusCode::kPermissionDenied));
-  auto written = client_with(Token("system/Patient.cu"))->UpdatePatient(put);
+  const std::string feed = SignToken({.scope = "system/Patient.cu", .sub = "adt-feed"});
+  // Who sends a Patient is the caller, as for every write: a request naming
+  // someone else is refused, one naming nobody is recorded as the caller.
+  v1::UpdatePatientRequest claimed = put;
+  claimed.mutable_patient()->mutable_provenance()->mutable_recorded_by()->set_practitioner_id("rn-99");
+  auto refused = client_with(feed)->UpdatePatient(claimed);
+  EXPECT_THAT(refused, StatusIs(absl::StatusCode::kInvalidArgument));
+  EXPECT_THAT(ViolatedFields(refused.status()), ElementsAre("patient.provenance.recorded_by.practitioner_id"));
+  auto written = client_with(feed)->UpdatePatient(put);
   ASSERT_TRUE(written.ok()) << written.status();
   EXPECT_EQ(written->version(), 1);
+  EXPECT_EQ(written->provenance().recorded_by().practitioner_id(), "adt-feed");
 
   v1::GetResourceRequest get;
   get.set_name("patients/pg");
