@@ -23,12 +23,13 @@
 // port: so the server answers /jwks (the same key) before the provider,
 // which is made once wmtyd's port is known.
 import { createServer } from 'node:http';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import { resolve } from 'node:path';
 
 import Provider from 'oidc-provider';
 
 import { startServer } from '../../conformance/lib/server.js';
+import { patientBody } from './browser.js';
 
 export const CLIENT_ID = 'wmty-bedside';
 // The resource (and access token audience) wmtyd is started with.
@@ -154,6 +155,16 @@ export async function startAuthServer({ accessTokenTTL = 3600, refreshTokens = t
       const token = await provider.RefreshToken.find(value);
       return Boolean(token && !token.isExpired && !token.consumed);
     },
+    // A token of the hospital's Patient feed (the interface engine's own
+    // client, here signed with the same key): wmtyd accepts it as any other.
+    feedToken(scope = 'system/Patient.cu') {
+      const part = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+      const now = Math.floor(Date.now() / 1000);
+      const signed = `${part({ alg: 'RS256', typ: 'JWT', kid: key.kid })}.${part({
+        iss: issuer, aud: AUDIENCE, sub: 'adt-feed', scope, iat: now, exp: now + 600 })}`;
+      const privateKey = createPrivateKey({ key, format: 'jwk' });
+      return `${signed}.${sign('sha256', Buffer.from(signed), privateKey).toString('base64url')}`;
+    },
     newLaunch(patient) {
       const launch = randomBytes(8).toString('hex');
       launches.set(launch, patient);
@@ -193,6 +204,16 @@ export async function startSmartStack(options = {}) {
   return {
     auth,
     wmtyd: { origin, appUrl: `${origin}/bedside/`, baseUrl: server.baseUrl, log: server.log },
+    // The patient's record, sent as the hospital's feed does (the app opens
+    // only patients whose record it can show the nurse).
+    async putPatient(patientId) {
+      const res = await fetch(`${server.baseUrl}/Patient/${patientId}`, {
+        method: 'PUT',
+        headers: { Authorization: `Bearer ${auth.feedToken()}`, 'Content-Type': 'application/fhir+json' },
+        body: JSON.stringify(patientBody(patientId)),
+      });
+      if (res.status !== 201 && res.status !== 200) throw new Error(`PUT Patient/${patientId}: ${res.status}`);
+    },
     async stop() {
       const exit = await server.stop();
       await auth.stop();

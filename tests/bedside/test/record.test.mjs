@@ -390,10 +390,12 @@ test('the speaker stays between saves for the same patient and is reset for anot
   for (const o of stored) assert.deepEqual(speakerOf(o, o.performer[0]), { name: 'Maria Garcia', relationship: 'Daughter' });
 
   // Another patient: nobody carried over.
+  await putPatient(server, 'speaker-2', { given: ['Lin'], family: 'Chen' });
   await page.getByRole('button', { name: 'Change patient' }).click();
-  await page.getByLabel('Patient ID').fill('speaker-2');
-  await page.getByRole('button', { name: 'Open' }).click();
-  await page.locator('#summary-loading').waitFor({ state: 'hidden' });
+  await page.getByLabel('Find the patient').fill('speaker-2');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.locator('.patient-choice', { hasText: 'MRN-speaker-2' }).click();
+  await confirmPatient(page, 'Lin Chen');
   await page.getByRole('button', { name: 'Record', exact: true }).click();
   assert.equal(await page.getByLabel('The patient', { exact: true }).isChecked(), true);
   assert.equal(await page.getByLabel('Their name').inputValue(), '');

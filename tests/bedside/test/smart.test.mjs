@@ -16,7 +16,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { AUDIENCE, startSmartStack } from '../lib/authserver.js';
-import { axe, launch, newPage, outboxEntries, waitAllSaved } from '../lib/browser.js';
+import { axe, confirmPatient, launch, newPage, outboxEntries, waitAllSaved } from '../lib/browser.js';
 
 let browser;
 const stacks = [];
@@ -90,11 +90,12 @@ async function storedAnswer(s, token, pid, text) {
 }
 
 async function openEhrLaunch(page, s, patient, login) {
+  await s.putPatient(patient);
   const launchId = s.auth.newLaunch(patient);
   await page.goto(`${s.wmtyd.appUrl}launch.html?iss=${encodeURIComponent(s.wmtyd.baseUrl)}&launch=${launchId}`);
   await logInAtAuthorizationServer(page, login);
-  await page.getByRole('heading', { name: `Patient ${patient}` }).waitFor();
-  await page.locator('#summary-loading').waitFor({ state: 'hidden' });
+  // The launch names the patient; the nurse still confirms who it is.
+  await confirmPatient(page);
 }
 
 test('EHR launch: the launch patient opens, and the save is stored with the nurse as recorder', async () => {
@@ -127,6 +128,7 @@ test('EHR launch: the launch patient opens, and the save is stored with the nurs
 
 test('standalone launch: sign in with the organization, then pick the patient', async () => {
   const s = await stack();
+  await s.putPatient('standalone-1');
   const { context, page } = await newPage(browser);
   await page.goto(s.wmtyd.appUrl);
   // A server with an authorization server offers only the real sign-in.
@@ -141,9 +143,10 @@ test('standalone launch: sign in with the organization, then pick the patient', 
   await page.getByRole('button', { name: 'Sign in with your organization' }).click();
   await logInAtAuthorizationServer(page, 'rn-7');
   // No patient in the launch context: the app's picker.
-  await page.getByLabel('Patient ID').fill('standalone-1');
-  await page.getByRole('button', { name: 'Open' }).click();
-  await page.getByRole('heading', { name: 'Patient standalone-1' }).waitFor();
+  await page.getByLabel('Find the patient').fill('standalone-1');
+  await page.getByRole('button', { name: 'Search', exact: true }).click();
+  await page.locator('.patient-choice', { hasText: 'MRN-standalone-1' }).click();
+  await confirmPatient(page);
   const text = 'Seeing the sea once more';
   await recordAnswer(page, text);
   await waitAllSaved(page, 1);
@@ -157,10 +160,12 @@ test('standalone launch: sign in with the organization, then pick the patient', 
 
 test('standalone launch where the authorization server picks the patient: it opens directly', async () => {
   const s = await stack({ standalonePatient: 'picked-by-idp' });
+  await s.putPatient('picked-by-idp');
   const { context, page } = await newPage(browser);
   await page.goto(`${s.wmtyd.appUrl}launch.html`);
   await logInAtAuthorizationServer(page, 'rn-8');
-  await page.getByRole('heading', { name: 'Patient picked-by-idp' }).waitFor();
+  await confirmPatient(page);
+  assert.match(await page.locator('#patient-facts').textContent(), /MRN-picked-by-idp/);
   assert.equal(claimsOf((await tokens(page)).access).patient, 'picked-by-idp');
   assert.deepEqual(page.errors, []);
   await context.close();
@@ -213,7 +218,7 @@ test('without a refresh token an expired session goes back to sign-in and keeps 
   // (no login) and asks only to consent to the standalone launch's scopes.
   await page.getByRole('button', { name: 'Sign in with your organization' }).click();
   await page.getByRole('button', { name: 'Continue' }).click();
-  await page.getByRole('heading', { name: 'Patient norefresh-1' }).waitFor();
+  await page.getByRole('heading', { name: 'Ada Okafor' }).waitFor();
   await waitAllSaved(page);
   const now = (await tokens(page)).access;
   assert.ok(await storedAnswer(s, now, 'norefresh-1', text), 'wmtyd stored the answer');
