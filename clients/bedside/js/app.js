@@ -392,7 +392,7 @@ function speakerText(r) {
   if (sp.kind === 'patient') return 'Said by the patient';
   if (sp.kind === 'family') return `Said by ${sp.name}${sp.relationship ? ` (${sp.relationship.toLowerCase()})` : ''}`;
   if (sp.kind === 'practitioner') return `Said by ${sp.name} (clinician)`;
-  return 'Speaker not recorded';
+  return 'Said by: not stated';
 }
 
 function kindText(r) {
@@ -524,7 +524,7 @@ function scoreText(o) {
   const n = scoreOf(o);
   const answer = GAS.find((g) => g.score === n);
   const baseline = (o.code?.coding || []).some((c) => c.code === BASELINE_CODE || c.code === '107332-9');
-  const by = speakerText(o).replace(/^Said by/, 'scored by').replace(/^Speaker not recorded$/, 'scorer not stated');
+  const by = speakerText(o).replace(/^Said by/, 'scored by');
   return [`${n > 0 ? '+' : ''}${n} ${answer ? answer.label : ''}`.trim(), baseline ? 'starting score' : 'follow-up', by]
     .join(' · ');
 }

@@ -177,6 +177,17 @@ export function speakerOf(r) {
 }
 
 // Everything about one patient, from Patient/<id>/$everything.
+// Who recorded a version, from its Provenance: the author, and the enterer
+// when a system recorded it on the author's behalf ("Rita Okafor (entered by
+// ehr-plugin)"); docs/security.md "Who recorded a write".
+function recorderOf(provenance) {
+  const agentOf = (code) => (provenance.agent || []).find((a) => (a.type?.coding || []).some((c) => c.code === code));
+  const name = (a) => a?.who?.display || a?.who?.reference?.replace(/^Practitioner\//, '') || '';
+  const author = name(agentOf('author') || provenance.agent?.[0]);
+  const enterer = name(agentOf('enterer'));
+  return enterer && enterer !== author ? `${author} (entered by ${enterer})` : author;
+}
+
 export function parseEverything(bundle) {
   const out = { list: null, goals: [], whatMatters: [], preferences: [], scores: [], recorder: new Map() };
   for (const e of bundle?.entry || []) {
@@ -190,8 +201,7 @@ export function parseEverything(bundle) {
       else if (k === 'score') out.scores.push(r);
       else out.preferences.push(r);
     } else if (r.resourceType === 'Provenance') {
-      const author = (r.agent || []).find((a) => (a.type?.coding || []).some((c) => c.code === 'author')) || r.agent?.[0];
-      const who = author?.who?.display || author?.who?.reference?.replace(/^Practitioner\//, '') || '';
+      const who = recorderOf(r);
       for (const t of r.target || []) {
         if (t.reference) out.recorder.set(t.reference, who);
       }

@@ -403,6 +403,26 @@ test('the speaker stays between saves for the same patient and is reset for anot
   await context.close();
 });
 
+test('a record another system sent: who said it is shown as not stated, and who recorded it for whom', async () => {
+  const pid = 'from-ehr-1';
+  await putPatient(server, pid);
+  // An EHR plugin's own token, recording for a named clinician (X-Provenance),
+  // a US Core Goal without expressedBy (the speaker not stated).
+  const plugin = fhirClient(server, server.token('user/*.cruds', '1h', 'Practitioner/ehr-plugin'));
+  const forRita = JSON.stringify({ resourceType: 'Provenance', agent: [{
+    type: { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type', code: 'author' }] },
+    who: { reference: 'Practitioner/rn-17', display: 'Rita Okafor' } }] });
+  const { expressedBy, ...goal } = goalBody(pid, 'Be home for the harvest');
+  await plugin.ok('POST', '/Goal', goal, { 'X-Provenance': forRita });
+  const { context, page } = await newPage(browser);
+  await openPatient(page, server, pid);
+  const meta = await page.locator('.item-body', { hasText: 'Be home for the harvest' }).locator(':scope > .meta').textContent();
+  assert.match(meta, /Said by: not stated/);
+  assert.match(meta, /recorded by Rita Okafor \(entered by ehr-plugin\)/);
+  assert.deepEqual(page.errors, []);
+  await context.close();
+});
+
 test('a single item has nothing to rank: no arrows, no handle, no order to save', async () => {
   const pid = 'single-1';
   const fhir = fhirClient(server);
