@@ -166,11 +166,13 @@ std::string Fingerprint(const google::protobuf::Message& request) {
   return Sha256(absl::StrCat(request.GetDescriptor()->full_name(), "\n", DeterministicBytes(request)));
 }
 
-// The recorder rule (recorder.h) on a resource's provenance. A resource
-// without provenance is left to validation ("required").
+// The recorder rule (recorder.h) on a resource's provenance. With
+// authentication a resource may come without provenance: the recorder is the
+// caller and an absent speaker is NOT_STATED, so nothing is left to state.
+// Without it (no principal) validation requires provenance ("required").
 template <class R>
 absl::Status ApplyRecorderRule(const CallContext& ctx, absl::string_view field, R* resource, FieldViolations* v) {
-  if (!resource->has_provenance()) return absl::OkStatus();
+  if (ctx.principal == nullptr && !resource->has_provenance()) return absl::OkStatus();
   return domain::ApplyRecorderRule(ctx.principal, Field(field, "provenance"), resource->mutable_provenance(), v);
 }
 
@@ -772,10 +774,7 @@ absl::StatusOr<v1::ListPatientVersionsResponse> PatientRecords::ListPatientVersi
 void PatientRecords::UpdatePatient(const v1::UpdatePatientRequest& req, const CallContext& ctx,
                                    WriteDone<v1::Patient> done) {
   if (!req.has_patient()) return done(InvalidField("patient", "required"));
-  // The recorder rule as for every write; a Patient's provenance holds only
-  // who recorded it, so a request without one is the caller's.
-  v1::Patient incoming = req.patient();
-  incoming.mutable_provenance();
+  v1::Patient incoming = req.patient();  // the recorder rule decides its recorder
   auto name = ParseNameOfKind(incoming.name(), storage::PATIENT, "patient.name");
   if (!name.ok()) return done(name.status());
   FieldViolations v;

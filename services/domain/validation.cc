@@ -197,7 +197,7 @@ v1::Speaker SpeakerOrNotStated(const v1::Speaker& s) {
 void CheckProvenance(const v1::Provenance& p, bool has, absl::string_view prefix, absl::Time now,
                      FieldViolations* v) {
   if (!has) {
-    v->Add(std::string(prefix), "required: who recorded it and who said it");
+    v->Add(std::string(prefix), "required without authentication: who recorded it (recorded_by)");
     return;
   }
   CheckRecorder(p.recorded_by(), p.has_recorded_by(), Field(prefix, "recorded_by"), v);

@@ -689,6 +689,20 @@ TEST_F(GrpcAuthTest, TheRecorderIsTheCallerNeverTheRequestBody) {
   EXPECT_TRUE(Call("GetGoal", get, nobody).status.ok());
 }
 
+TEST_F(GrpcAuthTest, AWriteWithoutProvenanceIsTheCallersAndSaidByNotStated) {
+  const std::string dev = SignToken({.scope = "user/*.cruds", .sub = "Practitioner/dev"});
+  v1::CreateGoalRequest create;
+  create.set_parent(std::string("patients/") + kA);
+  *create.mutable_goal() = ValidGoal("Sleep through the night");
+  create.mutable_goal()->clear_provenance();
+  CallResult created = Call("CreateGoal", create, dev);
+  ASSERT_TRUE(created.status.ok()) << created.status;
+  v1::Goal goal;
+  ASSERT_TRUE(goal.ParseFromString(created.response));
+  EXPECT_EQ(goal.provenance().recorded_by().practitioner_id(), "dev") << "nothing to state: the caller records";
+  EXPECT_EQ(goal.provenance().said_by().kind(), v1::Speaker::NOT_STATED) << "never assumed to be the patient";
+}
+
 TEST_F(GrpcAuthTest, OnBehalfOfIsKeptNextToTheCaller) {
   // An EHR plugin's system token, recording for the clinician signed in to the EHR.
   const std::string plugin = SignToken({.scope = "system/*.cruds", .sub = "ehr-plugin"});
