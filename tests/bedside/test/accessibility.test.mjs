@@ -107,6 +107,15 @@ test('axe finds no serious or critical violations on any main screen', async () 
   await context.close();
 });
 
+
+// Touch targets: every visible button, chip and field at least 44 px tall
+// (WCAG 2.5.5 / platform guidance); radio and chip labels carry the target.
+function smallTouchTargets(page) {
+  return page.evaluate(() => [...document.querySelectorAll('button, .chip, .choice, input, select, textarea')]
+    .filter((el) => el.getClientRects().length && !el.closest('.choice, .chip-radio') && el.getBoundingClientRect().height < 44)
+    .map((el) => `${el.tagName} ${el.id || el.textContent.trim().slice(0, 20)}`));
+}
+
 test('phone size: every screen fits the width and passes axe', async () => {
   const pid = 'phone-1';
   await seed(pid);
@@ -119,6 +128,7 @@ test('phone size: every screen fits the width and passes axe', async () => {
   await page.getByRole('button', { name: 'Search', exact: true }).click();
   await page.locator('.patient-choice', { hasText: `MRN-${pid}` }).waitFor();
   await assertNoHorizontalOverflow(page, 'patient picker with results');
+  assert.deepEqual(await smallTouchTargets(page), [], 'touch targets under 44 px on the patient picker');
   await page.locator('.patient-choice', { hasText: `MRN-${pid}` }).click();
   await page.getByRole('button', { name: 'Yes, this is the patient' }).waitFor();
   await assertNoHorizontalOverflow(page, 'identity check');
@@ -135,10 +145,6 @@ test('phone size: every screen fits the width and passes axe', async () => {
   await assertNoHorizontalOverflow(page, 'record form');
   await axe(page, 'phone record form');
   await screenshot(page, 'phone-record');
-  // Touch targets: every button and chip at least 44 px tall (WCAG 2.5.5 / platform guidance).
-  const small = await page.evaluate(() => [...document.querySelectorAll('button, .chip, .choice, input, select, textarea')]
-    .filter((el) => el.getClientRects().length && !el.closest('.choice, .chip-radio') && el.getBoundingClientRect().height < 44)
-    .map((el) => `${el.tagName} ${el.id || el.textContent.trim().slice(0, 20)}`));
-  assert.deepEqual(small, [], 'touch targets under 44 px');
+  assert.deepEqual(await smallTouchTargets(page), [], 'touch targets under 44 px on the record form');
   await context.close();
 });
