@@ -23,6 +23,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/time/time.h"
 #include "fhir/http_client.h"
+#include "fhir/server_suite.h"
 #include "support/test_support.h"
 
 namespace wmty::testing {
@@ -50,24 +51,10 @@ std::string PostBytes(absl::string_view target, absl::string_view body, absl::st
                       extra_headers, "Content-Length: ", body.size(), "\r\n\r\n", body);
 }
 
-class AdversarialHttpTest : public ::testing::Test {
+class AdversarialHttpTest : public RealServerSuite {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    auto server = ServerProcess::Start(dir_->path() + "/db");
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = server->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-    delete dir_;
-  }
-
   void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    http_ = std::make_unique<HttpClient>(server_->http_port());
-    grpc_ = server_->NewClient();
+    RealServerSuite::SetUp();
     mark_ = ChangeLogMark();
   }
 
@@ -154,16 +141,9 @@ class AdversarialHttpTest : public ::testing::Test {
     EXPECT_EQ(r.status, status) << what << "\n" << r.Describe();
   }
 
-  static TempDir* dir_;
-  static ServerProcess* server_;
-  std::unique_ptr<HttpClient> http_;
-  std::unique_ptr<client::Client> grpc_;
   std::string mark_;
   std::vector<std::string> attacked_patients_;
 };
-
-TempDir* AdversarialHttpTest::dir_ = nullptr;
-ServerProcess* AdversarialHttpTest::server_ = nullptr;
 
 // ---------------------------------------------------------------- JSON bodies
 

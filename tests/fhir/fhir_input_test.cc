@@ -16,6 +16,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "fhir/http_client.h"
+#include "fhir/server_suite.h"
 #include "support/test_support.h"
 
 namespace wmty::testing {
@@ -57,25 +58,8 @@ std::string UsCoreCareExperiencePreference(const std::string& patient) {
     "valueString": "I would like the television volume kept low at night"})");
 }
 
-class FhirInputTest : public ::testing::Test {
+class FhirInputTest : public RealServerSuite {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    auto server = ServerProcess::Start(dir_->path() + "/db");
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = server->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-    delete dir_;
-  }
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    http_ = std::make_unique<HttpClient>(server_->http_port());
-    grpc_ = server_->NewClient();
-  }
-
   static std::string NewPatient() {
     static std::atomic<int> n{0};
     return absl::StrCat("in-", ::testing::UnitTest::GetInstance()->current_test_info()->name(), "-", ++n);
@@ -104,15 +88,7 @@ class FhirInputTest : public ::testing::Test {
     EXPECT_TRUE(goals.ok()) << goals.status();
     return goals.ok() ? goals->goals_size() : -1;
   }
-
-  static TempDir* dir_;
-  static ServerProcess* server_;
-  std::unique_ptr<HttpClient> http_;
-  std::unique_ptr<client::Client> grpc_;
 };
-
-TempDir* FhirInputTest::dir_ = nullptr;
-ServerProcess* FhirInputTest::server_ = nullptr;
 
 // ---------------------------------------------------------------- not stated
 

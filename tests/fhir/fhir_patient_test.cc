@@ -19,6 +19,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "fhir/http_client.h"
+#include "fhir/server_suite.h"
 #include "support/test_support.h"
 #include "support/test_tokens.h"
 
@@ -62,23 +63,8 @@ void ExpectOutcome(const HttpResponse& r, int status, const std::string& express
   }
 }
 
-class FhirPatientTest : public ::testing::Test {
+class FhirPatientTest : public RealServerSuite {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    auto server = ServerProcess::Start(dir_->path() + "/db");
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = server->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-    delete dir_;
-  }
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    http_ = std::make_unique<HttpClient>(server_->http_port());
-  }
   // A patient id no other test uses (FHIR ids are at most 64 characters).
   static std::string NewId() {
     static std::atomic<int> n{0};
@@ -90,14 +76,7 @@ class FhirPatientTest : public ::testing::Test {
     EXPECT_EQ(r.status, 200) << r.Describe();
     return EntryIds(r.Json());
   }
-
-  static TempDir* dir_;
-  static ServerProcess* server_;
-  std::unique_ptr<HttpClient> http_;
 };
-
-TempDir* FhirPatientTest::dir_ = nullptr;
-ServerProcess* FhirPatientTest::server_ = nullptr;
 
 TEST_F(FhirPatientTest, PutCreatesThenUpdatesAndReadReturnsEveryElementItCameWith) {
   const std::string id = NewId();

@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
 #include "fhir/http_client.h"
+#include "fhir/server_suite.h"
 #include "support/test_support.h"
 
 namespace wmty::testing {
@@ -58,25 +59,8 @@ void ExpectOutcome(const HttpResponse& r, int status, const std::string& code) {
   }
 }
 
-class FhirServiceTest : public ::testing::Test {
+class FhirServiceTest : public RealServerSuite {
  protected:
-  static void SetUpTestSuite() {
-    dir_ = new TempDir();
-    auto server = ServerProcess::Start(dir_->path() + "/db");
-    ASSERT_TRUE(server.ok()) << server.status();
-    server_ = server->release();
-  }
-  static void TearDownTestSuite() {
-    delete server_;
-    server_ = nullptr;
-    delete dir_;
-  }
-  void SetUp() override {
-    ASSERT_NE(server_, nullptr);
-    http_ = std::make_unique<HttpClient>(server_->http_port());
-    grpc_ = server_->NewClient();
-  }
-
   // A patient id no other test uses.
   static std::string NewPatient() {
     static std::atomic<int> n{0};
@@ -99,15 +83,7 @@ class FhirServiceTest : public ::testing::Test {
     EXPECT_EQ(r.status, 201) << r.Describe();
     return StringAt(r.Json(), {"id"});
   }
-
-  static TempDir* dir_;
-  static ServerProcess* server_;
-  std::unique_ptr<HttpClient> http_;
-  std::unique_ptr<client::Client> grpc_;
 };
-
-TempDir* FhirServiceTest::dir_ = nullptr;
-ServerProcess* FhirServiceTest::server_ = nullptr;
 
 // ---------------------------------------------------------------- the two faces agree
 
