@@ -234,6 +234,30 @@ RestError Bad(std::string code, std::string diagnostics, std::string expression 
   return MakeRestError(http::Status::bad_request, std::move(code), std::move(diagnostics), std::move(expression));
 }
 
+// The version an If-Match header names into `version` (nullopt when there
+// is none, or "*": any version). False, answered 400, when it is not an ETag
+// of this server.
+bool IfMatchOf(Call& c, std::optional<int64_t>* version) {
+  version->reset();
+  if (c.request.find(bhttp::field::if_match) == c.request.end()) return true;
+  const absl::string_view header = absl::StripAsciiWhitespace(c.Header(bhttp::field::if_match));
+  if (header == "*") return true;
+  *version = ParseEtagVersion(header);
+  if (version->has_value()) return true;
+  ReplyError(c, Bad("value", "If-Match must be an ETag of this server, e.g. W/\"3\""));
+  return false;
+}
+
+// PUT's body names the id of its URL. False, answered 400, otherwise.
+bool BodyIdIsUrlId(Call& c, const Document& doc, absl::string_view type, absl::string_view id) {
+  auto body_id = doc.FindMember("id");
+  if (body_id != doc.MemberEnd() && body_id->value.IsString() && View(body_id->value) == id) return true;
+  ReplyError(c, Bad(body_id == doc.MemberEnd() ? "required" : "invalid",
+                    absl::StrCat("the resource id must equal the id in the URL (", id.substr(0, 64), ")"),
+                    absl::StrCat(type, ".id")));
+  return false;
+}
+
 // Version and time headers of a stored version.
 Headers VersionHeaders(Call& c, absl::string_view type, const Record& r) {
   return {{bhttp::field::etag, EtagOf(r.version())},
@@ -254,14 +278,13 @@ struct WriteAgents {
   std::optional<v1::Recorder> on_behalf_of;
 };
 
+void SetAgents(const WriteAgents& agents, v1::Provenance* p) {
+  *p->mutable_recorded_by() = agents.recorded_by;
+  if (agents.on_behalf_of.has_value()) *p->mutable_on_behalf_of() = *agents.on_behalf_of;
+}
+
 void SetRecorder(AnyResource* resource, const WriteAgents& agents) {
-  std::visit(
-      [&](auto& r) {
-        v1::Provenance* p = r.mutable_provenance();
-        *p->mutable_recorded_by() = agents.recorded_by;
-        if (agents.on_behalf_of.has_value()) *p->mutable_on_behalf_of() = *agents.on_behalf_of;
-      },
-      *resource);
+  std::visit([&](auto& r) { SetAgents(agents, r.mutable_provenance()); }, *resource);
 }
 
 void CoreCreate(PatientRecords* core, const std::string& patient, AnyResource resource, const std::string& request_id,
@@ -1406,22 +1429,9 @@ void FhirService::Update(const CallPtr& c, absl::string_view type, absl::string_
   if (!AuthorizeType(*c, type, auth::kUpdate)) return;
   Document doc;
   if (!ParseBody(*c, type, &doc)) return;
-  auto body_id = doc.FindMember("id");
-  if (body_id == doc.MemberEnd() || !body_id->value.IsString() || View(body_id->value) != id) {
-    return ReplyError(*c, Bad(body_id == doc.MemberEnd() ? "required" : "invalid",
-                              absl::StrCat("the resource id must equal the id in the URL (", id.substr(0, 64), ")"),
-                              absl::StrCat(type, ".id")));
-  }
+  if (!BodyIdIsUrlId(*c, doc, type, id)) return;
   std::optional<int64_t> if_match;
-  if (c->request.find(bhttp::field::if_match) != c->request.end()) {
-    const absl::string_view header = absl::StripAsciiWhitespace(c->Header(bhttp::field::if_match));
-    if (header != "*") {
-      if_match = ParseEtagVersion(header);
-      if (!if_match.has_value()) {
-        return ReplyError(*c, Bad("value", "If-Match must be an ETag of this server, e.g. W/\"3\""));
-      }
-    }
-  }
+  if (!IfMatchOf(*c, &if_match)) return;
   auto incoming = FromFhir(type, doc, options_.unknown_elements);
   if (!incoming.ok()) return ReplyError(*c, FromStatus(incoming.status(), PrimaryKind(type), true));
   c->dropped_count = incoming->dropped_count;
@@ -1483,25 +1493,12 @@ void FhirService::UpdatePatient(const CallPtr& c, absl::string_view id) {
   if (!AuthorizeType(*c, "Patient", auth::kUpdate)) return;
   Document doc;
   if (!ParseBody(*c, "Patient", &doc)) return;
-  auto body_id = doc.FindMember("id");
-  if (body_id == doc.MemberEnd() || !body_id->value.IsString() || View(body_id->value) != id) {
-    return ReplyError(
-        *c, Bad(body_id == doc.MemberEnd() ? "required" : "invalid",
-                absl::StrCat("the resource id must equal the id in the URL (", id.substr(0, 64), ")"), "Patient.id"));
-  }
+  if (!BodyIdIsUrlId(*c, doc, "Patient", id)) return;
   if (!domain::IsValidId(id)) {
     return ReplyError(*c, Bad("invalid", "a patient id is 1-64 characters of A-Z a-z 0-9 - .", "Patient.id"));
   }
-  std::string etag;
-  if (c->request.find(bhttp::field::if_match) != c->request.end()) {
-    const absl::string_view header = absl::StripAsciiWhitespace(c->Header(bhttp::field::if_match));
-    if (header != "*") {
-      const std::optional<int64_t> version = ParseEtagVersion(header);
-      if (!version.has_value())
-        return ReplyError(*c, Bad("value", "If-Match must be an ETag of this server, e.g. W/\"3\""));
-      etag = EtagOf(*version);
-    }
-  }
+  std::optional<int64_t> if_match;
+  if (!IfMatchOf(*c, &if_match)) return;
   auto incoming = PatientFromFhir(doc);
   if (!incoming.ok()) return ReplyError(*c, FromStatus(incoming.status(), storage::PATIENT, true));
   AuditTarget(*c, id, id);
@@ -1512,11 +1509,9 @@ void FhirService::UpdatePatient(const CallPtr& c, absl::string_view id) {
   *req.mutable_patient() = std::move(incoming->patient);
   WriteAgents agents;
   if (!RecorderOf(*c, &agents)) return;
-  v1::Provenance* provenance = req.mutable_patient()->mutable_provenance();
-  *provenance->mutable_recorded_by() = std::move(agents.recorded_by);
-  if (agents.on_behalf_of.has_value()) *provenance->mutable_on_behalf_of() = std::move(*agents.on_behalf_of);
+  SetAgents(agents, req.mutable_patient()->mutable_provenance());
   req.mutable_patient()->set_name(domain::FormatParent(id));
-  req.mutable_patient()->set_etag(etag);
+  req.mutable_patient()->set_etag(if_match.has_value() ? EtagOf(*if_match) : std::string());
   req.set_allow_missing(true);
   req.set_request_id(request_id);
   c->ctx.fhir_extra_json = std::move(incoming->extra_json);
@@ -1563,15 +1558,9 @@ void FhirService::AttemptUpdate(const CallPtr& c, std::string type, Kind kind, s
 
 void FhirService::Delete(const CallPtr& c, absl::string_view type, absl::string_view id) {
   if (!AuthorizeType(*c, type, auth::kDelete)) return;
-  std::string etag;
-  if (c->request.find(bhttp::field::if_match) != c->request.end()) {
-    const absl::string_view header = absl::StripAsciiWhitespace(c->Header(bhttp::field::if_match));
-    if (header != "*") {
-      auto v = ParseEtagVersion(header);
-      if (!v.has_value()) return ReplyError(*c, Bad("value", "If-Match must be an ETag of this server, e.g. W/\"3\""));
-      etag = EtagOf(*v);
-    }
-  }
+  std::optional<int64_t> if_match;
+  if (!IfMatchOf(*c, &if_match)) return;
+  const std::string etag = if_match.has_value() ? EtagOf(*if_match) : std::string();
   std::string request_id;
   if (!RequestIdOf(*c, &request_id)) return;
   WriteAgents agents;
