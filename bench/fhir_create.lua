@@ -26,6 +26,11 @@ function init(args)
     ["Accept"] = "application/fhir+json",
     ["X-Provenance"] = provenance,
   }
+  -- Headers given to wrk with -H (bench/run.sh: the bearer token) go on
+  -- every request too: wrk.format uses wrk.headers only when given none.
+  for name, value in pairs(wrk.headers) do
+    if headers[name] == nil then headers[name] = value end
+  end
   for i = 0, 31 do
     requests[#requests + 1] = wrk.format("POST", nil, headers, goal("bench-load-" .. i))
   end

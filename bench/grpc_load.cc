@@ -19,8 +19,10 @@
 //           delayed (no coordinated omission). At most --max_outstanding calls
 //           are in flight; the scheduler waits past that, and the wait counts
 //           in the latency. --concurrency is ignored.
-// Calls are spread over --channels connections. The first --warmup is not
-// recorded. Latency goes into a log-linear histogram (1.6% resolution).
+// Calls are spread over --channels connections. With --token_file each call
+// carries `authorization: Bearer <token>` metadata, as wmty::client sends it
+// (wmtyd with authentication on). The first --warmup is not recorded. Latency goes into a log-linear histogram (1.6%
+// resolution).
 //
 // Output: a human line on stderr and one machine-readable line on stdout:
 //   GRPCLOAD method=.. mode=.. concurrency=.. offered=.. qps=.. ok=.. errors=..
@@ -34,6 +36,8 @@
 // --probe: one call; prints its response size (and, with --dump_response,
 // saves the serialized response); for summary it also checks the entries
 // (--expect_entries, default 50).
+#include <grpcpp/grpcpp.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -41,13 +45,11 @@
 #include <fstream>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <string>
-#include <optional>
 #include <thread>
 #include <vector>
-
-#include <grpcpp/grpcpp.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -71,6 +73,8 @@ ABSL_FLAG(absl::Duration, warmup, absl::Seconds(1), "Calls sent in this first pe
 ABSL_FLAG(absl::Duration, call_timeout, absl::Seconds(10), "Deadline of each call");
 ABSL_FLAG(std::string, patients_file, "", "summary/echo: patient ids, one a line (default: bench-0)");
 ABSL_FLAG(int, create_patients, 10000, "create_goal: parents p0 .. p<N-1>");
+ABSL_FLAG(std::string, token_file, "",
+          "A file holding a bearer token (a JWT): sent on every call as `authorization: Bearer <token>`");
 ABSL_FLAG(int, server_pid, 0, "If set: also report the CPU that process (the server) used per call while recording");
 ABSL_FLAG(bool, probe, false, "One call, print its response size and exit");
 ABSL_FLAG(std::string, dump_response, "", "With --probe: write the serialized response here");
@@ -89,6 +93,7 @@ struct Shared {
   std::vector<std::string> patients;
   int create_patients = 1;
   absl::Duration call_timeout;
+  std::string authorization;  // "Bearer <token>", or empty: no metadata
   bench::LatencyHistogram histogram;
   std::atomic<int64_t> ok{0}, errors{0}, outstanding{0}, sent{0};
   std::atomic<int64_t> response_bytes{0};
@@ -134,8 +139,9 @@ struct Call {
         shared->histogram.Record(std::chrono::duration_cast<std::chrono::nanoseconds>(now - scheduled).count());
         shared->ok.fetch_add(1, std::memory_order_relaxed);
       }
-      shared->response_bytes.store(static_cast<int64_t>(
-          shared->method == Method::kCreateGoal ? goal.ByteSizeLong() : summary.ByteSizeLong()), std::memory_order_relaxed);
+      shared->response_bytes.store(
+          static_cast<int64_t>(shared->method == Method::kCreateGoal ? goal.ByteSizeLong() : summary.ByteSizeLong()),
+          std::memory_order_relaxed);
     } else {
       shared->errors.fetch_add(1, std::memory_order_relaxed);
       std::lock_guard<std::mutex> lock(shared->print_mu);
@@ -159,6 +165,7 @@ void Send(Shared* s, Clock::time_point scheduled, std::function<void()> next) {
   call->scheduled = scheduled;
   call->next = std::move(next);
   call->ctx.set_deadline(std::chrono::system_clock::now() + absl::ToChronoNanoseconds(s->call_timeout));
+  if (!s->authorization.empty()) call->ctx.AddMetadata("authorization", s->authorization);
   const uint64_t n = static_cast<uint64_t>(s->sent.fetch_add(1, std::memory_order_relaxed));
   auto* stub = s->stubs[n % s->stubs.size()].get();
   s->outstanding.fetch_add(1, std::memory_order_relaxed);
@@ -166,8 +173,7 @@ void Send(Shared* s, Clock::time_point scheduled, std::function<void()> next) {
     call->goal_req.set_parent(absl::StrCat("patients/p", tl_rng() % static_cast<uint64_t>(s->create_patients)));
     *call->goal_req.mutable_goal() = LoadGoal(n);
     call->goal_req.set_request_id(absl::StrFormat("%016x%016x", tl_rng(), tl_rng()));
-    stub->async()->CreateGoal(&call->ctx, &call->goal_req, &call->goal,
-                              [call](grpc::Status st) { call->Done(st); });
+    stub->async()->CreateGoal(&call->ctx, &call->goal_req, &call->goal, [call](grpc::Status st) { call->Done(st); });
   } else {
     call->summary_req.set_parent(absl::StrCat("patients/", s->patients[tl_rng() % s->patients.size()]));
     stub->async()->GetPatientSummary(&call->ctx, &call->summary_req, &call->summary,
@@ -184,6 +190,7 @@ void ClosedSlot(Shared* s) {
 int Probe(Shared* s) {
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  if (!s->authorization.empty()) ctx.AddMetadata("authorization", s->authorization);
   std::string bytes;
   grpc::Status st;
   int entries = -1;
@@ -264,6 +271,17 @@ int main(int argc, char** argv) {
     s.patients.push_back("bench-0");
   }
 
+  if (!absl::GetFlag(FLAGS_token_file).empty()) {
+    std::ifstream in(absl::GetFlag(FLAGS_token_file));
+    std::string token;
+    in >> token;  // one JWT: no spaces; a trailing newline is dropped
+    if (token.empty()) {
+      std::fprintf(stderr, "no token in %s\n", absl::GetFlag(FLAGS_token_file).c_str());
+      return 2;
+    }
+    s.authorization = "Bearer " + token;
+  }
+
   int channels = absl::GetFlag(FLAGS_channels);
   if (channels <= 0) channels = open ? 8 : std::min(concurrency, 32);
   for (int i = 0; i < channels; ++i) {
@@ -315,11 +333,10 @@ int main(int argc, char** argv) {
   const double client_cpu_us = client_cpu.MicrosPer(s.ok.load());
   const double server_cpu_us = server_cpu ? server_cpu->MicrosPer(s.ok.load()) : -1;
   auto us = [&](double q) { return static_cast<double>(s.histogram.ValueAt(q)) / 1000.0; };
-  std::fprintf(stderr, "%s %s%s: %.0f calls/s, %lld ok, %lld errors, p50 %.0f us, p99 %.0f us, p99.9 %.0f us\n",
-               method.c_str(), mode.c_str(),
-               open ? absl::StrFormat(" at %.0f/s", rate).c_str() : absl::StrFormat(" x%d", concurrency).c_str(), qps,
-               static_cast<long long>(s.ok.load()), static_cast<long long>(s.errors.load()), us(0.5), us(0.99),
-               us(0.999));
+  std::fprintf(
+      stderr, "%s %s%s: %.0f calls/s, %lld ok, %lld errors, p50 %.0f us, p99 %.0f us, p99.9 %.0f us\n", method.c_str(),
+      mode.c_str(), open ? absl::StrFormat(" at %.0f/s", rate).c_str() : absl::StrFormat(" x%d", concurrency).c_str(),
+      qps, static_cast<long long>(s.ok.load()), static_cast<long long>(s.errors.load()), us(0.5), us(0.99), us(0.999));
   std::printf(
       "GRPCLOAD method=%s mode=%s concurrency=%d offered=%.0f qps=%.1f ok=%lld errors=%lld p50_us=%.0f p99_us=%.0f "
       "p999_us=%.0f max_us=%.0f response_bytes=%lld client_cpu_us=%.1f server_cpu_us=%.1f\n",

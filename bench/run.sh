@@ -8,6 +8,7 @@
 #                [--seconds=10] [--concurrency=32] [--write_clients=32] [--http_connections=32]
 #                [--db_dir=DIR] [--block_cache_mb=256] [--memtable_mb=128] [--wmtyd_args="..."]
 #                [--growth [--growth_small=100000] [--growth_large=10000000]] [--repeat=3]
+#                [--auth=on|off]
 #
 # 1. Data: wmty_datagen loads ~records/10 synthetic patients (+ 1000 "bench"
 #    patients with exactly 50 records and 20 goals) into --db_dir through the
@@ -19,7 +20,14 @@
 #    (--mode=put, write_clients writers); grpc_echo_server answering the very
 #    bytes of a real 50-entry summary; http_baseline_server answering a fixed
 #    body the size of a FHIR Goal.
-# 3. wmtyd on the database (--auth_disabled, loopback, ports picked by the OS):
+# 3. wmtyd on the database (loopback, ports picked by the OS) with
+#    authentication on, as production runs it: bench/bench_auth.sh makes an
+#    RS256 key, wmtyd reads its public half (--auth_jwks_file) and every
+#    client sends one token signed with it (scope system/*.cruds, as an EHR
+#    backend has) on every request: gRPC `authorization` metadata, wrk and
+#    curl an `Authorization: Bearer` header (the baselines get it too, so the
+#    client does the same work against both). --auth=off: --auth_disabled,
+#    no tokens.
 #    gRPC GetPatientSummary of random bench patients, closed loop at
 #    `concurrency` (max) and open loop at half of that (the p99 target); a
 #    sweep of open-loop rates (10%..100% of max) for summary, echo and
@@ -48,7 +56,8 @@
 # --quick: ~2k patients, 1 s per measurement, 3 sweep points; < 2 minutes;
 # keeps the harness from rotting (ctest bench_run_quick). Its numbers mean
 # nothing (the report says so); without --out it writes under $TMPDIR.
-# Needs wrk, curl and gnuplot (Debian: wrk, curl, gnuplot-nox).
+# Needs wrk, curl and gnuplot (Debian: wrk, curl, gnuplot-nox); with
+# authentication on, openssl and xxd.
 # Exit: 0 ok; 1 a failure (tool, server, errors, missing output); 2 usage;
 # 3 (full runs only) a target was missed.
 # note_rss and eval set rss_* and growth_* variables.
@@ -73,6 +82,7 @@ growth=0
 growth_small=100000
 growth_large=10000000
 repeat=""
+auth=on
 for arg in "$@"; do
   case "$arg" in
     --quick) quick=1 ;;
@@ -91,7 +101,8 @@ for arg in "$@"; do
     --growth_small=*) growth_small="${arg#*=}" ;;
     --growth_large=*) growth_large="${arg#*=}" ;;
     --repeat=*) repeat="${arg#*=}" ;;
-    -h|--help) sed -n '2,50p' "$0"; exit 0 ;;
+    --auth=on|--auth=off) auth="${arg#*=}" ;;
+    -h|--help) sed -n '2,58p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -133,7 +144,9 @@ http_baseline="$build_dir/bench/http_baseline_server"
 for bin in "$wmtyd" "$datagen" "$grpc_load" "$echo_server" "$rawdb" "$http_baseline"; do
   [ -x "$bin" ] || die "$bin is not built (cmake --build $build_dir --target wmty_perf_harness)"
 done
-for tool in wrk curl gnuplot; do
+tools="wrk curl gnuplot"
+[ "$auth" = on ] && tools="$tools openssl xxd"
+for tool in $tools; do
   command -v "$tool" >/dev/null || die "$tool is not installed (Debian: apt-get install $([ "$tool" = gnuplot ] && echo gnuplot-nox || echo "$tool"))"
 done
 
@@ -153,6 +166,21 @@ if [ -z "$db_dir" ]; then
   if [ "$quick" -eq 1 ]; then db_dir="$tmp/db"; else db_dir="${TMPDIR:-/tmp}/wmty-perf"; fi
 fi
 mkdir -p "$db_dir"
+# Authentication (see 3. above): the flags wmtyd gets, and the token every
+# client sends (the gRPC client reads it from a file; wrk and curl take the
+# header).
+if [ "$auth" = on ]; then
+  "$root/bench/bench_auth.sh" "$tmp/auth" || die "bench/bench_auth.sh failed"
+  auth_flags=(--auth_jwks_file="$tmp/auth/jwks.json" --auth_issuer=wmty-bench --auth_audience=wmty)
+  token_args=(--token_file="$tmp/auth/token")
+  auth_header=(-H "Authorization: Bearer $(cat "$tmp/auth/token")")
+  auth_text="authentication on (RS256 token from a JWKS file, scope system/*.cruds, sent on every request)"
+else
+  auth_flags=(--auth_disabled)
+  token_args=()
+  auth_header=()
+  auth_text="authentication off (--auth=off: --auth_disabled, no tokens)"
+fi
 pids=()
 wmtyd_pid=""
 cleanup() {
@@ -187,7 +215,7 @@ wait_port_file() {
 start_wmtyd() {  # DB_DIR
   rm -f "$tmp/grpc.port" "$tmp/http.port" "$tmp/metrics.port"
   # shellcheck disable=SC2086  # wmtyd_args: extra flags, split on purpose
-  "$wmtyd" --data_dir="$1" --grpc_listen=127.0.0.1:0 --http_listen=127.0.0.1:0 --auth_disabled \
+  "$wmtyd" --data_dir="$1" --grpc_listen=127.0.0.1:0 --http_listen=127.0.0.1:0 "${auth_flags[@]}" \
     --block_cache_mb="$block_cache_mb" --memtable_mb="$memtable_mb" \
     --metrics_listen=127.0.0.1:0 --metrics_port_file="$tmp/metrics.port" \
     --port_file="$tmp/grpc.port" --http_port_file="$tmp/http.port" $wmtyd_args >"$tmp/wmtyd.log" 2>&1 &
@@ -239,7 +267,7 @@ note_rss() {  # VAR: sets VAR to this phase's peak RSS (MiB)
 # grpc NAME ARGS...: runs wmty_grpc_load; its GRPCLOAD line goes to $tmp/NAME.out.
 grpc() {
   local name="$1"; shift
-  "$grpc_load" --warmup="${warmup}s" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" || true
+  "$grpc_load" --warmup="${warmup}s" "${token_args[@]}" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" || true
   grep -q '^GRPCLOAD ' "$tmp/$name.out" || die "wmty_grpc_load $name failed: $(tail -5 "$tmp/$name.err")"
   sed -n '1,3p' "$tmp/$name.err" | grep -v '^call failed' >&2 || true
   # The first failed calls with their codes (the report counts them all).
@@ -254,7 +282,7 @@ wrkrun() {
   local name="$1" conns="$2" secs="$3" url="$4" script="$5"; shift 5
   local threads=$http_threads
   [ "$conns" -lt "$threads" ] && threads=$conns
-  wrk -t"$threads" -c"$conns" -d"${secs}s" --timeout 10s -s "$script" "$url" -- "$@" >"$tmp/$name.out" 2>&1 ||
+  wrk -t"$threads" -c"$conns" -d"${secs}s" --timeout 10s "${auth_header[@]}" -s "$script" "$url" -- "$@" >"$tmp/$name.out" 2>&1 ||
     die "wrk $name failed: $(cat "$tmp/$name.out")"
   grep -q '^WRKSTATS ' "$tmp/$name.out" || die "wrk $name: no statistics: $(cat "$tmp/$name.out")"
   local requests non2xx errors
@@ -272,8 +300,8 @@ stats_lines='\(GRPCLOAD\|WRKSTATS\|RAWDB\)'
 # median NAME KEY LABEL: NAME.1 .. NAME.$repeat are repetitions of one
 # measurement (wmty_grpc_load, wrk or wmty_rawdb output); copies the median
 # one by KEY (qps, p99_us, or rps for wrk's requests/s; the lower middle one
-# of an even count) to NAME.out and notes
-# every repetition's value for the report.
+# of an even count) to NAME.out and notes every repetition's value, with its
+# p99 and p99.9, for the report.
 median() {
   local name="$1" key="$2" label="$3" r v chosen values=""
   local -a by_rep=()
@@ -288,6 +316,7 @@ median() {
     v="${by_rep[r]}"
     [ "$key" = p99_us ] && v="$(ms "$v") ms"
     [ "$r" = "$chosen" ] && v="**$v**"
+    v="$v (p99 $(ms "$(kv "$tmp/$name.$r.out" "$stats_lines" p99_us)"), p99.9 $(ms "$(kv "$tmp/$name.$r.out" "$stats_lines" p999_us)") ms)"
     values="${values:+$values, }$v"
   done
   case "$key" in qps) key="per second" ;; rps) key="requests/s" ;; p99_us) key="p99" ;; esac
@@ -355,7 +384,7 @@ if [ "$start_changes" -gt $(( db_records * 3 / 2 )) ]; then
     "grew it; delete it to measure at --records=$records"
 fi
 settle settle_main
-"$grpc_load" --target="127.0.0.1:$grpc_port" --method=summary --probe --patients_file="$main_manifest/bench_patients.txt" \
+"$grpc_load" "${token_args[@]}" --target="127.0.0.1:$grpc_port" --method=summary --probe --patients_file="$main_manifest/bench_patients.txt" \
   --dump_response="$tmp/summary.bin" >"$tmp/probe.out" 2>&1 || die "summary probe failed: $(cat "$tmp/probe.out")"
 summary_bytes="$(kv "$tmp/probe.out" PROBE response_bytes)"
 "$echo_server" --port=0 --port_file="$tmp/echo.port" --response_file="$tmp/summary.bin" >"$tmp/echo.log" 2>&1 &
@@ -415,8 +444,8 @@ done
 
 # ---------------------------------------------------------------- FHIR reads
 goal_id="$(head -1 "$ids_file")"
-goal_bytes="$(curl -sf -o /dev/null -w '%{size_download}' "$fhir/fhir/Goal/$goal_id")" || die "GET Goal/$goal_id failed"
-search_body="$(curl -sf "$fhir/fhir/Goal?patient=$(head -1 "$patients_file")")" || die "Goal?patient= failed"
+goal_bytes="$(curl -sf "${auth_header[@]}" -o /dev/null -w '%{size_download}' "$fhir/fhir/Goal/$goal_id")" || die "GET Goal/$goal_id failed"
+search_body="$(curl -sf "${auth_header[@]}" "$fhir/fhir/Goal?patient=$(head -1 "$patients_file")")" || die "Goal?patient= failed"
 search_matches="$(grep -o '"mode": *"match"' <<<"$search_body" | wc -l)"
 [ "$search_matches" -eq 20 ] || die "Goal?patient=$(head -1 "$patients_file") matched $search_matches, expected 20"
 search_bytes=${#search_body}
@@ -577,20 +606,22 @@ mode_text="full run"
   echo
   echo "\`bench/run.sh $*\` — commit $rev, wmtyd built $(date -u -r "$wmtyd" +%Y-%m-%dT%H:%M:%SZ)."
   echo "Database: $db_records records ($((records / 10)) patients with a realistic mix + $bench_patients bench"
-  echo "patients with 50 records; $start_changes changes in its log at the start, with earlier runs' writes), $db_size on disk. Loopback, authentication off, \`--block_cache_mb=$block_cache_mb"
+  echo "patients with 50 records; $start_changes changes in its log at the start, with earlier runs' writes), $db_size on disk. Loopback, $auth_text, \`--block_cache_mb=$block_cache_mb"
   echo "--memtable_mb=$memtable_mb\`${wmtyd_args:+ $wmtyd_args}. Method: [docs/performance.md](../../docs/performance.md)."
   echo "Each database was measured once RocksDB had no compaction pending (waited: ${settle_main} s$([ "$growth" -eq 1 ] &&
     echo "; growth ${settle_small} s and ${settle_large} s"); \"+\" means it gave up after ${settle_max} s)."
   echo
   echo "## Targets"
   echo
+  # tail_of TOOL NAME: "p99 / p99.9 A / B ms" of a grpc (g) or wrk (w) result.
+  tail_of() { echo "p99 / p99.9 $(ms "$("$1" "$2" p99_us)") / $(ms "$("$1" "$2" p999_us)") ms"; }
   echo "| target | goal | measured | status |"
   echo "|---|---|---|---|"
-  echo "| gRPC GetPatientSummary (50-record patient) | ≥ 50% of echo-server QPS; p99 ≤ 2 ms at half of max load | ${summary_max}/s = **${r_summary}%** of echo (${echo_max}/s), x$concurrency; p99 **$(ms "$summary_half_p99") ms** at $half_rate/s | $v_summary |"
-  echo "| gRPC RecordGoal, durable, $write_clients clients | ≥ 60% of raw RocksDB synced-WriteBatch throughput | ${create_max}/s = **${r_create}%** of raw (${raw_put}/s) | $v_create |"
-  echo "| FHIR GET Goal/[id] | ≥ 40% of the bare Beast server's requests/s | ${rps_get}/s = **${r_get}%** of bare (${rps_base}/s), x$http_connections | $v_get |"
-  echo "| FHIR Goal?patient=X (20 results) | ≥ 20% of the bare Beast server's requests/s | ${rps_search}/s = **${r_search}%** of bare | $v_search |"
-  echo "| FHIR create, durable, $write_clients connections | ≥ 50% of raw RocksDB synced-WriteBatch throughput | ${rps_fcreate}/s = **${r_fcreate}%** of raw | $v_fcreate |"
+  echo "| gRPC GetPatientSummary (50-record patient) | ≥ 50% of echo-server QPS; p99 ≤ 2 ms at half of max load | ${summary_max}/s = **${r_summary}%** of echo (${echo_max}/s), x$concurrency; p99 **$(ms "$summary_half_p99") ms** (p99.9 $(ms "$(g summary_half p999_us)") ms) at $half_rate/s | $v_summary |"
+  echo "| gRPC RecordGoal, durable, $write_clients clients | ≥ 60% of raw RocksDB synced-WriteBatch throughput | ${create_max}/s = **${r_create}%** of raw (${raw_put}/s); $(tail_of g create_max) | $v_create |"
+  echo "| FHIR GET Goal/[id] | ≥ 40% of the bare Beast server's requests/s | ${rps_get}/s = **${r_get}%** of bare (${rps_base}/s), x$http_connections; $(tail_of w fhir_get) (bare server: $(tail_of w http_baseline)) | $v_get |"
+  echo "| FHIR Goal?patient=X (20 results) | ≥ 20% of the bare Beast server's requests/s | ${rps_search}/s = **${r_search}%** of bare; $(tail_of w fhir_search) | $v_search |"
+  echo "| FHIR create, durable, $write_clients connections | ≥ 50% of raw RocksDB synced-WriteBatch throughput | ${rps_fcreate}/s = **${r_fcreate}%** of raw; $(tail_of w fhir_create) | $v_fcreate |"
   echo "| Growth | p99 of summary and search at 10M records ≤ 1.5 × p99 at 100k | $growth_value | $v_growth |"
   echo "| Bulk import | ≥ 50k records/s | **${import_rate} records/s** ($db_records in ${import_secs} s)$import_note | $v_import |"
   echo "| Memory | peak RSS ≤ 1 GiB serving the 10M-record DB under load | $mem_value | $v_mem |"
@@ -658,7 +689,7 @@ mode_text="full run"
   echo "Each of these ran $repeat time(s) (wmtyd's runs alternating with their baseline's where both run"
   echo "together); the median, in bold, is the figure used above."
   echo
-  echo "| measurement | by | every repetition |"
+  echo "| measurement | by | every repetition (with its p99 and p99.9) |"
   echo "|---|---|---|"
   cat "$tmp/repetitions.md"
   echo
