@@ -345,7 +345,8 @@ median() {
 # ---------------------------------------------------------------- machine
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$(cat /proc/sys/kernel/sched_autogroup_enabled 2>/dev/null)" = 1 ]; then
-  autogroup_text="autogroup on (CPU shared between sessions first); this run's: $(cat /proc/self/autogroup 2>/dev/null)$([ "$cpu_first" -eq 1 ] && echo " (--cpu_first)")"
+  autogroup_text="autogroup on (CPU shared between sessions first); this run's: $(cat /proc/self/autogroup 2>/dev/null)"
+  [ "$cpu_first" -eq 1 ] && autogroup_text="$autogroup_text (--cpu_first)"
 else
   autogroup_text="autogroup off (nice alone decides)"
 fi
