@@ -112,7 +112,7 @@ for arg in "$@"; do
     --repeat=*) repeat="${arg#*=}" ;;
     --auth=on|--auth=off) auth="${arg#*=}" ;;
     --cpu_first) cpu_first=1 ;;
-    -h|--help) sed -n '2,66p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,70p' "$0"; exit 0 ;;
     *) echo "unknown argument: $arg (see --help)" >&2; exit 2 ;;
   esac
 done
