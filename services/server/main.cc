@@ -12,12 +12,12 @@
 #include <jemalloc/jemalloc.h>
 #endif
 
+#include <google/protobuf/stubs/logging.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
-
-#include <google/protobuf/stubs/logging.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
@@ -35,7 +35,8 @@ ABSL_FLAG(std::string, grpc_listen, "127.0.0.1:50051", "gRPC listen address host
 ABSL_FLAG(int, max_message_bytes, 4 * 1024 * 1024, "Largest gRPC request accepted, in bytes");
 ABSL_FLAG(bool, reflection, true, "Enable gRPC server reflection");
 ABSL_FLAG(int, block_cache_mb, 256, "RocksDB block cache size in MiB");
-ABSL_FLAG(int, memtable_mb, 128, "Memory for all RocksDB memtables together, in MiB (write buffers; past it they flush)");
+ABSL_FLAG(int, memtable_mb, 128,
+          "Memory for all RocksDB memtables together, in MiB (write buffers; past it they flush)");
 ABSL_FLAG(int, summary_cache_mb, 64,
           "Assembled patient summaries kept in memory, in MiB, each until the patient's next write (0: none)");
 ABSL_FLAG(absl::Duration, shutdown_grace, absl::Seconds(10), "How long in-flight calls may run after SIGTERM");
@@ -63,7 +64,8 @@ ABSL_FLAG(int, http_max_inflight, 256,
           "Most HTTP requests being handled at once; past it requests get 503 + Retry-After (0: no limit)");
 ABSL_FLAG(absl::Duration, http_read_timeout, absl::Seconds(30),
           "Time to read one whole HTTP request, and to wait idle on a kept-alive connection, before it is closed");
-ABSL_FLAG(std::string, auth_jwks_file, "", "JWKS file with the public keys that sign bearer tokens (RS256/ES256/ES384)");
+ABSL_FLAG(std::string, auth_jwks_file, "",
+          "JWKS file with the public keys that sign bearer tokens (RS256/ES256/ES384)");
 ABSL_FLAG(std::string, auth_jwks_url, "",
           "URL of the authorization server's JWKS (https://, or http:// to loopback); fetched at startup, every "
           "--auth_jwks_refresh, and when a token names an unknown kid (at most every --auth_jwks_min_refresh)");
@@ -132,9 +134,9 @@ std::string AllocatorName() {
 // JSON logger; they name fields, never values.
 void ProtobufLog(google::protobuf::LogLevel level, const char* filename, int line, const std::string& message) {
   using wmty::log::Level;
-  Level l = level >= google::protobuf::LOGLEVEL_ERROR ? Level::kError
+  Level l = level >= google::protobuf::LOGLEVEL_ERROR     ? Level::kError
             : level == google::protobuf::LOGLEVEL_WARNING ? Level::kWarning
-                                                         : Level::kInfo;
+                                                          : Level::kInfo;
   wmty::log::Write(l, "protobuf", {{"detail", message}});
 }
 
@@ -210,6 +212,111 @@ absl::StatusOr<std::shared_ptr<const wmty::auth::TokenVerifier>> LoadVerifier() 
   return std::shared_ptr<const wmty::auth::TokenVerifier>(std::move(*verifier));
 }
 
+// The flags of the store, the listeners and the FHIR face.
+absl::Status ReadServingFlags(wmty::server::ServerOptions* options) {
+  options->data_dir = absl::GetFlag(FLAGS_data_dir);
+  options->grpc_listen = absl::GetFlag(FLAGS_grpc_listen);
+  options->max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
+  options->reflection = absl::GetFlag(FLAGS_reflection);
+  options->block_cache_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_block_cache_mb)) << 20;
+  options->memtable_budget_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_memtable_mb)) << 20;
+  if (absl::GetFlag(FLAGS_summary_cache_mb) < 0)
+    return absl::InvalidArgumentError("--summary_cache_mb must be 0 or more");
+  options->summary_cache_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_summary_cache_mb)) << 20;
+  options->http_listen = absl::GetFlag(FLAGS_http_listen);
+  const int64_t max_body = absl::GetFlag(FLAGS_http_max_body_bytes);
+  if (max_body < 1) return absl::InvalidArgumentError("--http_max_body_bytes must be positive");
+  options->http_max_body_bytes = static_cast<size_t>(max_body);
+  options->fhir_base_url = absl::GetFlag(FLAGS_fhir_base_url);
+  options->fhir_request_timeout = absl::GetFlag(FLAGS_fhir_request_timeout);
+  const std::string unknown_elements = absl::GetFlag(FLAGS_fhir_unknown_elements);
+  if (unknown_elements != "refuse" && unknown_elements != "drop") {
+    return absl::InvalidArgumentError("--fhir_unknown_elements must be refuse or drop");
+  }
+  options->fhir_drop_unknown_elements = unknown_elements == "drop";
+  options->bedside = absl::GetFlag(FLAGS_bedside);
+  options->bedside_dir = absl::GetFlag(FLAGS_bedside_dir);
+  return absl::OkStatus();
+}
+
+absl::Status ReadOverloadFlags(wmty::server::ServerOptions* options) {
+  options->max_inflight_rpcs = absl::GetFlag(FLAGS_max_inflight_rpcs);
+  options->max_queued_changes = absl::GetFlag(FLAGS_max_queued_changes);
+  options->http_max_connections = absl::GetFlag(FLAGS_http_max_connections);
+  options->http_max_inflight = absl::GetFlag(FLAGS_http_max_inflight);
+  options->http_read_timeout = absl::GetFlag(FLAGS_http_read_timeout);
+  if (options->max_inflight_rpcs < 0 || options->max_queued_changes < 0 || options->http_max_connections < 0 ||
+      options->http_max_inflight < 0 || options->http_read_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("overload limits must not be negative, and --http_read_timeout must be positive");
+  }
+  return absl::OkStatus();
+}
+
+// TLS, authentication and SMART App Launch.
+absl::Status ReadSecurityFlags(wmty::server::ServerOptions* options) {
+  const std::pair<std::string, std::string*> tls_files[] = {
+      {absl::GetFlag(FLAGS_tls_cert_file), &options->tls_cert_pem},
+      {absl::GetFlag(FLAGS_tls_key_file), &options->tls_key_pem},
+      {absl::GetFlag(FLAGS_tls_client_ca_file), &options->tls_client_ca_pem}};
+  for (const auto& [path, pem] : tls_files) {
+    if (path.empty()) continue;
+    auto data = ReadSmallFile(path);
+    if (!data.ok()) return data.status();
+    *pem = std::move(*data);
+  }
+  options->allow_plaintext = absl::GetFlag(FLAGS_allow_plaintext);
+  auto verifier = LoadVerifier();
+  if (!verifier.ok()) return verifier.status();
+  options->verifier = std::move(*verifier);
+  options->smart.issuer = absl::GetFlag(FLAGS_auth_issuer);
+  options->smart.jwks_uri = absl::GetFlag(FLAGS_auth_jwks_url);
+  options->smart.authorization_endpoint = absl::GetFlag(FLAGS_smart_authorization_endpoint);
+  options->smart.token_endpoint = absl::GetFlag(FLAGS_smart_token_endpoint);
+  options->smart.revocation_endpoint = absl::GetFlag(FLAGS_smart_revocation_endpoint);
+  if (options->smart.authorization_endpoint.empty() != options->smart.token_endpoint.empty()) {
+    return absl::InvalidArgumentError("--smart_authorization_endpoint and --smart_token_endpoint go together");
+  }
+  return absl::OkStatus();
+}
+
+// Metrics, health, the access log and backups.
+absl::Status ReadOperationsFlags(wmty::server::ServerOptions* options) {
+  options->metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
+  options->access_log = absl::GetFlag(FLAGS_access_log);
+  options->health_listen = absl::GetFlag(FLAGS_health_listen);
+  options->backup_dir = absl::GetFlag(FLAGS_backup_dir);
+  options->backup_keep = absl::GetFlag(FLAGS_backup_keep);
+  options->backup_interval = absl::GetFlag(FLAGS_backup_interval);
+  if (options->backup_dir.empty() && options->backup_interval > absl::ZeroDuration()) {
+    return absl::InvalidArgumentError("--backup_interval needs --backup_dir");
+  }
+  return absl::OkStatus();
+}
+
+// The server options the flags ask for; an error names the flag at fault.
+absl::StatusOr<wmty::server::ServerOptions> OptionsFromFlags() {
+  wmty::server::ServerOptions options;
+  for (auto read : {ReadServingFlags, ReadOverloadFlags, ReadSecurityFlags, ReadOperationsFlags}) {
+    if (auto s = read(&options); !s.ok()) return s;
+  }
+  return options;
+}
+
+// The HTTP, metrics and health port files first: a tool waiting for the gRPC
+// one finds all. False (logged) when one cannot be written.
+bool WritePortFiles(const wmty::server::WmtyServer& server) {
+  const std::pair<std::string, int> port_files[] = {{absl::GetFlag(FLAGS_health_port_file), server.health_port()},
+                                                    {absl::GetFlag(FLAGS_metrics_port_file), server.metrics_port()},
+                                                    {absl::GetFlag(FLAGS_http_port_file), server.http_port()},
+                                                    {absl::GetFlag(FLAGS_port_file), server.grpc_port()}};
+  for (const auto& [path, port] : port_files) {
+    if (path.empty() || WritePortFile(path, port)) continue;
+    wmty::log::Error("cannot write port file", {{"path", path}});
+    return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -231,114 +338,17 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  wmty::server::ServerOptions options;
-  options.data_dir = absl::GetFlag(FLAGS_data_dir);
-  options.grpc_listen = absl::GetFlag(FLAGS_grpc_listen);
-  options.max_message_bytes = absl::GetFlag(FLAGS_max_message_bytes);
-  options.reflection = absl::GetFlag(FLAGS_reflection);
-  options.block_cache_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_block_cache_mb)) << 20;
-  options.memtable_budget_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_memtable_mb)) << 20;
-  if (absl::GetFlag(FLAGS_summary_cache_mb) < 0) {
-    wmty::log::Error("startup failed", {{"error", "--summary_cache_mb must be 0 or more"}});
+  auto options = OptionsFromFlags();
+  if (!options.ok()) {
+    wmty::log::Error("startup failed", {{"error", options.status().ToString()}});
     return 1;
   }
-  options.summary_cache_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_summary_cache_mb)) << 20;
-  options.http_listen = absl::GetFlag(FLAGS_http_listen);
-  const int64_t max_body = absl::GetFlag(FLAGS_http_max_body_bytes);
-  if (max_body < 1) {
-    wmty::log::Error("startup failed", {{"error", "--http_max_body_bytes must be positive"}});
-    return 1;
-  }
-  options.http_max_body_bytes = static_cast<size_t>(max_body);
-  options.fhir_base_url = absl::GetFlag(FLAGS_fhir_base_url);
-  options.fhir_request_timeout = absl::GetFlag(FLAGS_fhir_request_timeout);
-  const std::string unknown_elements = absl::GetFlag(FLAGS_fhir_unknown_elements);
-  if (unknown_elements != "refuse" && unknown_elements != "drop") {
-    wmty::log::Error("startup failed", {{"error", "--fhir_unknown_elements must be refuse or drop"}});
-    return 1;
-  }
-  options.fhir_drop_unknown_elements = unknown_elements == "drop";
-  options.bedside = absl::GetFlag(FLAGS_bedside);
-  options.bedside_dir = absl::GetFlag(FLAGS_bedside_dir);
-  options.max_inflight_rpcs = absl::GetFlag(FLAGS_max_inflight_rpcs);
-  options.max_queued_changes = absl::GetFlag(FLAGS_max_queued_changes);
-  options.http_max_connections = absl::GetFlag(FLAGS_http_max_connections);
-  options.http_max_inflight = absl::GetFlag(FLAGS_http_max_inflight);
-  options.http_read_timeout = absl::GetFlag(FLAGS_http_read_timeout);
-  if (options.max_inflight_rpcs < 0 || options.max_queued_changes < 0 || options.http_max_connections < 0 ||
-      options.http_max_inflight < 0 || options.http_read_timeout <= absl::ZeroDuration()) {
-    wmty::log::Error("startup failed", {{"error", "overload limits must not be negative, and --http_read_timeout "
-                                                  "must be positive"}});
-    return 1;
-  }
-
-  const std::pair<std::string, std::string*> tls_files[] = {
-      {absl::GetFlag(FLAGS_tls_cert_file), &options.grpc_tls_cert_pem},
-      {absl::GetFlag(FLAGS_tls_key_file), &options.grpc_tls_key_pem},
-      {absl::GetFlag(FLAGS_tls_client_ca_file), &options.grpc_tls_client_ca_pem}};
-  for (const auto& [path, pem] : tls_files) {
-    if (path.empty()) continue;
-    auto data = ReadSmallFile(path);
-    if (!data.ok()) {
-      wmty::log::Error("startup failed", {{"error", data.status().ToString()}});
-      return 1;
-    }
-    *pem = std::move(*data);
-  }
-  options.allow_plaintext = absl::GetFlag(FLAGS_allow_plaintext);
-  auto verifier = LoadVerifier();
-  if (!verifier.ok()) {
-    wmty::log::Error("startup failed", {{"error", verifier.status().ToString()}});
-    return 1;
-  }
-  options.verifier = std::move(*verifier);
-  options.smart.issuer = absl::GetFlag(FLAGS_auth_issuer);
-  options.smart.jwks_uri = absl::GetFlag(FLAGS_auth_jwks_url);
-  options.smart.authorization_endpoint = absl::GetFlag(FLAGS_smart_authorization_endpoint);
-  options.smart.token_endpoint = absl::GetFlag(FLAGS_smart_token_endpoint);
-  options.smart.revocation_endpoint = absl::GetFlag(FLAGS_smart_revocation_endpoint);
-  if (options.smart.authorization_endpoint.empty() != options.smart.token_endpoint.empty()) {
-    wmty::log::Error("startup failed",
-                     {{"error", "--smart_authorization_endpoint and --smart_token_endpoint go together"}});
-    return 1;
-  }
-  options.metrics_listen = absl::GetFlag(FLAGS_metrics_listen);
-  options.access_log = absl::GetFlag(FLAGS_access_log);
-  options.health_listen = absl::GetFlag(FLAGS_health_listen);
-  options.backup_dir = absl::GetFlag(FLAGS_backup_dir);
-  options.backup_keep = absl::GetFlag(FLAGS_backup_keep);
-  options.backup_interval = absl::GetFlag(FLAGS_backup_interval);
-  if (options.backup_dir.empty() && options.backup_interval > absl::ZeroDuration()) {
-    wmty::log::Error("startup failed", {{"error", "--backup_interval needs --backup_dir"}});
-    return 1;
-  }
-
-  auto server = wmty::server::WmtyServer::Start(options);
+  auto server = wmty::server::WmtyServer::Start(*options);
   if (!server.ok()) {
     wmty::log::Error("startup failed", {{"error", server.status().ToString()}});
     return 1;
   }
-  // The HTTP and metrics port files first: a tool waiting for the gRPC one finds all.
-  const std::string health_port_file = absl::GetFlag(FLAGS_health_port_file);
-  if (!health_port_file.empty() && !WritePortFile(health_port_file, (*server)->health_port())) {
-    wmty::log::Error("cannot write port file", {{"path", health_port_file}});
-    return 1;
-  }
-  const std::string metrics_port_file = absl::GetFlag(FLAGS_metrics_port_file);
-  if (!metrics_port_file.empty() && !WritePortFile(metrics_port_file, (*server)->metrics_port())) {
-    wmty::log::Error("cannot write port file", {{"path", metrics_port_file}});
-    return 1;
-  }
-  const std::string http_port_file = absl::GetFlag(FLAGS_http_port_file);
-  if (!http_port_file.empty() && !WritePortFile(http_port_file, (*server)->http_port())) {
-    wmty::log::Error("cannot write port file", {{"path", http_port_file}});
-    return 1;
-  }
-  const std::string port_file = absl::GetFlag(FLAGS_port_file);
-  if (!port_file.empty() && !WritePortFile(port_file, (*server)->grpc_port())) {
-    wmty::log::Error("cannot write port file", {{"path", port_file}});
-    return 1;
-  }
+  if (!WritePortFiles(**server)) return 1;
 
   int received = 0;
   sigwait(&signals, &received);

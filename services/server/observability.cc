@@ -1,3 +1,5 @@
+// Request metrics, correlation ids and the access log of both faces, the
+// /metrics endpoint and the process gauges (observability.h).
 #include "server/observability.h"
 
 #include <grpcpp/grpcpp.h>
@@ -13,14 +15,14 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/random/random.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "absl/random/random.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
 #include "google/protobuf/descriptor.h"
@@ -34,9 +36,8 @@ using grpc::experimental::InterceptionHookPoints;
 // "/pkg.Service/Method" of every method of the services wmtyd registers.
 const absl::flat_hash_set<std::string>& KnownGrpcPaths() {
   static const auto* paths = [] {
-    auto* set = new absl::flat_hash_set<std::string>{
-        "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch",
-        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"};
+    auto* set = new absl::flat_hash_set<std::string>{"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch",
+                                                     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"};
     for (const char* service : {"wmty.v1.WhatMattersService", "wmty.admin.v1.AdminService"}) {
       const auto* descriptor = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
       if (descriptor == nullptr) continue;
@@ -278,9 +279,8 @@ HttpMetrics::HttpMetrics(metrics::Registry* registry, http::Handler* next, bool 
       access_log_(access_log) {}
 
 void HttpMetrics::Handle(http::Request request, http::Respond respond) {
-  HttpInteraction kind = ClassifyHttp(
-      absl::string_view(request.method_string().data(), request.method_string().size()),
-      absl::string_view(request.target().data(), request.target().size()));
+  HttpInteraction kind = ClassifyHttp(absl::string_view(request.method_string().data(), request.method_string().size()),
+                                      absl::string_view(request.target().data(), request.target().size()));
   const auto traceparent = request.find("traceparent");
   std::string id = CorrelationId(traceparent == request.end()
                                      ? absl::string_view()

@@ -1,3 +1,6 @@
+// WmtyServer (server.h): Start's steps (check options, open the store, start
+// gRPC, HTTP and observability, with one unwinding path), the drain on
+// Shutdown, and the store and listener figures of /metrics.
 #include "server/server.h"
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
@@ -8,6 +11,7 @@
 #include <filesystem>
 #include <thread>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/notification.h"
@@ -43,178 +47,74 @@ bool IsLoopback(absl::string_view listen) {
   return host == "localhost" || host == "::1" || absl::StartsWith(host, "127.");
 }
 
-}  // namespace
+bool EveryListenerOnLoopback(const ServerOptions& options) {
+  return IsLoopback(options.grpc_listen) && (options.http_listen.empty() || IsLoopback(options.http_listen));
+}
 
-absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOptions& options) {
+// Refuses option sets that would expose patient data: no authentication off
+// loopback, half-configured TLS, plaintext off loopback. Checked before
+// anything opens or listens.
+absl::Status ValidateOptions(const ServerOptions& options) {
   if (options.verifier == nullptr) {
     // Without authentication, PHI may only be reachable from this machine.
-    if (!IsLoopback(options.grpc_listen) || (!options.http_listen.empty() && !IsLoopback(options.http_listen))) {
+    if (!EveryListenerOnLoopback(options)) {
       return absl::FailedPreconditionError(
           "authentication can only be disabled when every listener is on loopback (127.0.0.1, ::1, localhost)");
     }
     log::Warning("authentication is disabled: every caller on this machine can read and write all patients");
   }
-  const bool grpc_tls = !options.grpc_tls_cert_pem.empty();
-  if (grpc_tls == options.grpc_tls_key_pem.empty()) {
+  const bool tls = !options.tls_cert_pem.empty();
+  if (tls == options.tls_key_pem.empty()) {
     return absl::InvalidArgumentError("a TLS certificate needs its private key, and a key its certificate");
   }
-  if (!options.grpc_tls_client_ca_pem.empty() && !grpc_tls) {
+  if (!options.tls_client_ca_pem.empty() && !tls) {
     return absl::InvalidArgumentError("client certificate verification (mTLS) needs TLS");
   }
   // The TLS options cover both listeners: with TLS configured neither is
   // plaintext; without, off-loopback listeners need allow_plaintext.
-  if (!options.allow_plaintext && !grpc_tls &&
-      (!IsLoopback(options.grpc_listen) || (!options.http_listen.empty() && !IsLoopback(options.http_listen)))) {
+  if (!options.allow_plaintext && !tls && !EveryListenerOnLoopback(options)) {
     return absl::FailedPreconditionError(
         "plaintext listeners are only allowed on loopback: configure TLS, or --allow_plaintext behind a "
         "TLS-terminating proxy");
   }
+  return absl::OkStatus();
+}
+
+// The bedside app's files (null when it is not served), checked before
+// anything listens.
+absl::StatusOr<std::unique_ptr<web::StaticSite>> LoadBedside(const ServerOptions& options) {
+  if (options.http_listen.empty() || !options.bedside) return nullptr;
+  if (options.bedside_dir.empty()) return web::StaticSite::Embedded();
+  auto from_dir = web::StaticSite::FromDirectory(options.bedside_dir);
+  if (!from_dir.ok()) return absl::InvalidArgumentError(absl::StrCat("--bedside_dir: ", from_dir.status().message()));
+  return std::move(*from_dir);
+}
+
+std::shared_ptr<grpc::ServerCredentials> GrpcCredentials(const ServerOptions& options) {
+  if (options.tls_cert_pem.empty()) return grpc::InsecureServerCredentials();
+  grpc::SslServerCredentialsOptions ssl(options.tls_client_ca_pem.empty()
+                                            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  ssl.pem_root_certs = options.tls_client_ca_pem;
+  ssl.pem_key_cert_pairs.push_back({options.tls_key_pem, options.tls_cert_pem});
+  return grpc::SslServerCredentials(ssl);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOptions& options) {
+  if (auto s = ValidateOptions(options); !s.ok()) return s;
+  auto bedside_site = LoadBedside(options);
+  if (!bedside_site.ok()) return bedside_site.status();
   std::unique_ptr<WmtyServer> server(new WmtyServer());
-  storage::StoreOptions store_options;
-  store_options.path = options.data_dir;
-  store_options.block_cache_bytes = options.block_cache_bytes;
-  store_options.memtable_budget_bytes = options.memtable_budget_bytes;
-  store_options.env = options.storage_env;
-  store_options.max_queued_changes = options.max_queued_changes;
-  auto store = storage::Store::Open(store_options);
-  if (!store.ok()) return store.status();
-  server->store_ = std::move(*store);
-  domain::PatientRecordsOptions core_options;
-  core_options.summary_cache_bytes = options.summary_cache_bytes;
-  auto core = domain::PatientRecords::Create(server->store_.get(), std::move(core_options));
-  if (!core.ok()) return core.status();
-  server->core_ = std::move(*core);
-  server->service_ = grpc_api::NewWhatMattersService(server->core_.get(), options.verifier, options.max_inflight_rpcs);
-  if (!options.backup_dir.empty()) {
-    storage::BackupOptions backup_options;
-    backup_options.dir = options.backup_dir;
-    backup_options.keep = options.backup_keep;
-    backup_options.interval = options.backup_interval;
-    auto backups = storage::Backups::Open(server->store_.get(), std::move(backup_options));
-    if (!backups.ok()) return backups.status();
-    server->backups_ = std::move(*backups);
-  }
-  server->admin_service_ = grpc_api::NewAdminService(server->core_.get(), server->backups_.get(), options.verifier);
-
-  // The bedside app's files, checked before anything listens.
-  std::unique_ptr<web::StaticSite> bedside_site;
-  if (!options.http_listen.empty() && options.bedside) {
-    if (options.bedside_dir.empty()) {
-      bedside_site = web::StaticSite::Embedded();
-    } else {
-      auto from_dir = web::StaticSite::FromDirectory(options.bedside_dir);
-      if (!from_dir.ok()) return absl::InvalidArgumentError(absl::StrCat("--bedside_dir: ", from_dir.status().message()));
-      bedside_site = std::move(*from_dir);
-    }
-  }
-
-  grpc::EnableDefaultHealthCheckService(true);
-  if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
-  grpc::ServerBuilder builder;
-  if (!options.reflection) builder.SetOption(std::make_unique<WithoutReflection>());
-  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
-  if (grpc_tls) {
-    grpc::SslServerCredentialsOptions ssl(options.grpc_tls_client_ca_pem.empty()
-                                              ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-                                              : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
-    ssl.pem_root_certs = options.grpc_tls_client_ca_pem;
-    ssl.pem_key_cert_pairs.push_back({options.grpc_tls_key_pem, options.grpc_tls_cert_pem});
-    credentials = grpc::SslServerCredentials(ssl);
-  }
-  builder.AddListeningPort(options.grpc_listen, credentials, &server->grpc_port_);
-  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
-  builder.SetMaxSendMessageSize(std::max(options.max_message_bytes, 64 * 1024 * 1024));
-  builder.RegisterService(server->service_.get());
-  builder.RegisterService(server->admin_service_.get());
-  {
-    auto grpc_metrics = std::make_unique<GrpcMetrics>(&server->registry_, options.access_log);
-    server->grpc_metrics_ = grpc_metrics.get();
-    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
-    interceptors.push_back(std::move(grpc_metrics));
-    builder.experimental().SetInterceptorCreators(std::move(interceptors));
-  }
-  server->server_ = builder.BuildAndStart();
-  if (server->server_ == nullptr || server->grpc_port_ == 0) {
-    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.grpc_listen));
-  }
-  if (!options.http_listen.empty()) {
-    fhir::FhirServiceOptions fhir_options;
-    fhir_options.base_url = options.fhir_base_url;
-    fhir_options.request_timeout = options.fhir_request_timeout;
-    fhir_options.verifier = options.verifier;
-    fhir_options.unknown_elements =
-        options.fhir_drop_unknown_elements ? fhir::UnknownElementPolicy::kDrop : fhir::UnknownElementPolicy::kRefuse;
-    fhir_options.smart = options.smart;
-    server->fhir_ = fhir::NewFhirService(server->core_.get(), std::move(fhir_options));
-    server->smart_ = std::make_unique<fhir::SmartConfigurationHandler>(options.smart, server->fhir_.get());
-    http::HttpServerOptions http_options;
-    http_options.listen = options.http_listen;
-    http_options.max_body_bytes = options.http_max_body_bytes;
-    http_options.io_threads = options.http_io_threads;
-    http_options.max_connections = options.http_max_connections;
-    http_options.max_inflight = options.http_max_inflight;
-    http_options.read_timeout = options.http_read_timeout;
-    http_options.tls_cert_pem = options.grpc_tls_cert_pem;
-    http_options.tls_key_pem = options.grpc_tls_key_pem;
-    http_options.tls_client_ca_pem = options.grpc_tls_client_ca_pem;
-    http::Handler* handler = server->smart_.get();
-    if (bedside_site != nullptr) {
-      server->web_ = std::make_unique<web::StaticSiteHandler>(
-          std::move(bedside_site), "/bedside", server->smart_.get(),
-          web::ContentSecurityPolicyConnectingTo({options.smart.token_endpoint, options.smart.revocation_endpoint}));
-      handler = server->web_.get();
-    }
-    server->http_metrics_ = std::make_unique<HttpMetrics>(&server->registry_, handler, options.access_log);
-    auto http = http::HttpServer::Start(http_options, server->http_metrics_.get());
-    if (!http.ok()) {
-      server->server_->Shutdown();
-      server->server_->Wait();
-      server->server_.reset();
-      return http.status();
-    }
-    server->http_ = std::move(*http);
-  }
-  server->data_dir_ = options.data_dir;
-  server->registry_.AddCollector([raw = server.get()](metrics::Writer& writer) { raw->CollectMetrics(writer); });
-  server->registry_.AddCollector(CollectProcessMetrics);
-  if (!options.metrics_listen.empty()) {
-    server->metrics_endpoint_ = std::make_unique<MetricsEndpoint>(&server->registry_);
-    http::HttpServerOptions metrics_options;
-    metrics_options.listen = options.metrics_listen;
-    metrics_options.io_threads = 1;
-    metrics_options.thread_name = "wmty-metrics";
-    metrics_options.max_connections = 16;
-    metrics_options.max_inflight = 4;
-    metrics_options.max_body_bytes = 1024;
-    metrics_options.read_timeout = absl::Seconds(10);
-    auto metrics_http = http::HttpServer::Start(metrics_options, server->metrics_endpoint_.get());
-    if (!metrics_http.ok()) {
-      if (server->http_ != nullptr) server->http_->Shutdown(absl::ZeroDuration());
-      server->server_->Shutdown();
-      server->server_->Wait();
-      server->server_.reset();
-      return metrics_http.status();
-    }
-    server->metrics_http_ = std::move(*metrics_http);
-  }
-  if (!options.health_listen.empty()) {
-    grpc::ServerBuilder health_builder;
-    health_builder.AddListeningPort(options.health_listen, grpc::InsecureServerCredentials(), &server->health_port_);
-    // Nothing but health checks: small messages, no reflection.
-    health_builder.SetMaxReceiveMessageSize(4096);
-    health_builder.SetOption(std::make_unique<WithoutReflection>());
-    server->health_unimplemented_ = std::make_unique<grpc::CallbackGenericService>();
-    health_builder.RegisterCallbackGenericService(server->health_unimplemented_.get());
-    server->health_server_ = health_builder.BuildAndStart();
-    if (server->health_server_ == nullptr || server->health_port_ == 0) {
-      if (server->metrics_http_ != nullptr) server->metrics_http_->Shutdown(absl::ZeroDuration());
-      if (server->http_ != nullptr) server->http_->Shutdown(absl::ZeroDuration());
-      server->server_->Shutdown();
-      server->server_->Wait();
-      server->server_.reset();
-      return absl::UnavailableError(absl::StrCat("cannot listen on ", options.health_listen, " (--health_listen)"));
-    }
-  }
+  // The one unwinding path: whichever step fails, what the earlier ones
+  // started stops here; the store and core close with the members.
+  absl::Cleanup stop_on_error = [&server] { server->StopListeners(); };
+  if (auto s = server->OpenStore(options); !s.ok()) return s;
+  if (auto s = server->StartGrpc(options); !s.ok()) return s;
+  if (auto s = server->StartHttp(options, std::move(*bedside_site)); !s.ok()) return s;
+  if (auto s = server->StartObservability(options); !s.ok()) return s;
+  std::move(stop_on_error).Cancel();
   server->SetHealth("", true);
   server->SetHealth(kLivenessService, true);
   log::Info("serving", {{"grpc_port", std::to_string(server->grpc_port_)},
@@ -223,6 +123,144 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
                         {"health_port", std::to_string(server->health_port())},
                         {"last_sequence", std::to_string(server->store_->LastSequence())}});
   return server;
+}
+
+absl::Status WmtyServer::OpenStore(const ServerOptions& options) {
+  storage::StoreOptions store_options;
+  store_options.path = options.data_dir;
+  store_options.block_cache_bytes = options.block_cache_bytes;
+  store_options.memtable_budget_bytes = options.memtable_budget_bytes;
+  store_options.max_queued_changes = options.max_queued_changes;
+  if (options.customize_store) options.customize_store(&store_options);
+  auto store = storage::Store::Open(std::move(store_options));
+  if (!store.ok()) return store.status();
+  store_ = std::move(*store);
+  data_dir_ = options.data_dir;
+  domain::PatientRecordsOptions core_options;
+  core_options.summary_cache_bytes = options.summary_cache_bytes;
+  auto core = domain::PatientRecords::Create(store_.get(), std::move(core_options));
+  if (!core.ok()) return core.status();
+  core_ = std::move(*core);
+  if (options.backup_dir.empty()) return absl::OkStatus();
+  storage::BackupOptions backup_options;
+  backup_options.dir = options.backup_dir;
+  backup_options.keep = options.backup_keep;
+  backup_options.interval = options.backup_interval;
+  auto backups = storage::Backups::Open(store_.get(), std::move(backup_options));
+  if (!backups.ok()) return backups.status();
+  backups_ = std::move(*backups);
+  return absl::OkStatus();
+}
+
+absl::Status WmtyServer::StartGrpc(const ServerOptions& options) {
+  service_ = grpc_api::NewWhatMattersService(core_.get(), options.verifier, options.max_inflight_rpcs);
+  admin_service_ = grpc_api::NewAdminService(core_.get(), backups_.get(), options.verifier);
+  grpc::EnableDefaultHealthCheckService(true);
+  if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  if (!options.reflection) builder.SetOption(std::make_unique<WithoutReflection>());
+  builder.AddListeningPort(options.grpc_listen, GrpcCredentials(options), &grpc_port_);
+  builder.SetMaxReceiveMessageSize(options.max_message_bytes);
+  builder.SetMaxSendMessageSize(std::max(options.max_message_bytes, 64 * 1024 * 1024));
+  builder.RegisterService(service_.get());
+  builder.RegisterService(admin_service_.get());
+  auto grpc_metrics = std::make_unique<GrpcMetrics>(&registry_, options.access_log);
+  grpc_metrics_ = grpc_metrics.get();
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::move(grpc_metrics));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  server_ = builder.BuildAndStart();
+  if (server_ == nullptr || grpc_port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.grpc_listen));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status WmtyServer::StartHttp(const ServerOptions& options, std::unique_ptr<web::StaticSite> bedside_site) {
+  if (options.http_listen.empty()) return absl::OkStatus();
+  fhir::FhirServiceOptions fhir_options;
+  fhir_options.base_url = options.fhir_base_url;
+  fhir_options.request_timeout = options.fhir_request_timeout;
+  fhir_options.verifier = options.verifier;
+  fhir_options.unknown_elements =
+      options.fhir_drop_unknown_elements ? fhir::UnknownElementPolicy::kDrop : fhir::UnknownElementPolicy::kRefuse;
+  fhir_options.smart = options.smart;
+  fhir_ = fhir::NewFhirService(core_.get(), std::move(fhir_options));
+  smart_ = std::make_unique<fhir::SmartConfigurationHandler>(options.smart, fhir_.get());
+  http::Handler* handler = smart_.get();
+  if (bedside_site != nullptr) {
+    web_ = std::make_unique<web::StaticSiteHandler>(
+        std::move(bedside_site), "/bedside", smart_.get(),
+        web::ContentSecurityPolicyConnectingTo({options.smart.token_endpoint, options.smart.revocation_endpoint}));
+    handler = web_.get();
+  }
+  http_metrics_ = std::make_unique<HttpMetrics>(&registry_, handler, options.access_log);
+  http::HttpServerOptions http_options;
+  http_options.listen = options.http_listen;
+  http_options.max_body_bytes = options.http_max_body_bytes;
+  http_options.io_threads = options.http_io_threads;
+  http_options.max_connections = options.http_max_connections;
+  http_options.max_inflight = options.http_max_inflight;
+  http_options.read_timeout = options.http_read_timeout;
+  http_options.tls_cert_pem = options.tls_cert_pem;
+  http_options.tls_key_pem = options.tls_key_pem;
+  http_options.tls_client_ca_pem = options.tls_client_ca_pem;
+  auto http = http::HttpServer::Start(http_options, http_metrics_.get());
+  if (!http.ok()) return http.status();
+  http_ = std::move(*http);
+  return absl::OkStatus();
+}
+
+absl::Status WmtyServer::StartObservability(const ServerOptions& options) {
+  registry_.AddCollector([this](metrics::Writer& writer) { CollectMetrics(writer); });
+  registry_.AddCollector(CollectProcessMetrics);
+  if (!options.metrics_listen.empty()) {
+    metrics_endpoint_ = std::make_unique<MetricsEndpoint>(&registry_);
+    http::HttpServerOptions metrics_options;
+    metrics_options.listen = options.metrics_listen;
+    metrics_options.io_threads = 1;
+    metrics_options.thread_name = "wmty-metrics";
+    metrics_options.max_connections = 16;
+    metrics_options.max_inflight = 4;
+    metrics_options.max_body_bytes = 1024;
+    metrics_options.read_timeout = absl::Seconds(10);
+    auto metrics_http = http::HttpServer::Start(metrics_options, metrics_endpoint_.get());
+    if (!metrics_http.ok()) return metrics_http.status();
+    metrics_http_ = std::move(*metrics_http);
+  }
+  return StartHealthListener(options);
+}
+
+absl::Status WmtyServer::StartHealthListener(const ServerOptions& options) {
+  if (options.health_listen.empty()) return absl::OkStatus();
+  grpc::ServerBuilder health_builder;
+  health_builder.AddListeningPort(options.health_listen, grpc::InsecureServerCredentials(), &health_port_);
+  // Nothing but health checks: small messages, no reflection.
+  health_builder.SetMaxReceiveMessageSize(4096);
+  health_builder.SetOption(std::make_unique<WithoutReflection>());
+  health_unimplemented_ = std::make_unique<grpc::CallbackGenericService>();
+  health_builder.RegisterCallbackGenericService(health_unimplemented_.get());
+  health_server_ = health_builder.BuildAndStart();
+  if (health_server_ == nullptr || health_port_ == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", options.health_listen, " (--health_listen)"));
+  }
+  return absl::OkStatus();
+}
+
+void WmtyServer::StopListeners() {
+  if (health_server_ != nullptr) {
+    health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
+    health_server_->Wait();
+    health_server_.reset();
+  }
+  if (metrics_http_ != nullptr) metrics_http_->Shutdown(absl::ZeroDuration());
+  if (http_ != nullptr) http_->Shutdown(absl::ZeroDuration());
+  // Without server_ the destructor does not run Shutdown (nothing to drain).
+  if (server_ != nullptr) {
+    server_->Shutdown();
+    server_->Wait();
+    server_.reset();
+  }
 }
 
 void WmtyServer::Shutdown(absl::Duration grace) {
@@ -277,11 +315,19 @@ void WmtyServer::SetHealth(const std::string& service, bool serving) {
 }
 
 void WmtyServer::CollectMetrics(metrics::Writer& writer) {
+  CollectStoreMetrics(writer);
+  CollectServingMetrics(writer);
+  writer.Gauge("wmty_build_info", "Always 1; the version is in the label.", 1, {{"version", WMTY_VERSION}});
+}
+
+void WmtyServer::CollectStoreMetrics(metrics::Writer& writer) {
   const storage::StoreStats stats = store_->Stats();
   writer.Gauge("wmty_commit_queue_depth", "Writes waiting for the commit thread.",
                static_cast<double>(stats.queued_changes));
-  writer.Gauge("wmty_store_healthy", "1 while writes work; 0 after a failed write (disk full, I/O error) until "
-                                     "the store recovers.", stats.writes_available ? 1 : 0);
+  writer.Gauge("wmty_store_healthy",
+               "1 while writes work; 0 after a failed write (disk full, I/O error) until "
+               "the store recovers.",
+               stats.writes_available ? 1 : 0);
   writer.CounterValue("wmty_rocksdb_block_cache_hits_total", "RocksDB block cache hits since start.",
                       static_cast<double>(stats.block_cache_hits));
   writer.CounterValue("wmty_rocksdb_block_cache_misses_total", "RocksDB block cache misses since start.",
@@ -306,6 +352,15 @@ void WmtyServer::CollectMetrics(metrics::Writer& writer) {
   writer.HistogramValue("wmty_wal_sync_duration_seconds",
                         "Time of each group commit's synced write (WAL append and fsync).",
                         store_->synced_write_seconds());
+  std::error_code error;
+  const std::filesystem::space_info space = std::filesystem::space(data_dir_, error);
+  if (!error) {
+    writer.Gauge("wmty_data_dir_available_bytes", "Bytes available to wmtyd on the data directory's file system.",
+                 static_cast<double>(space.available));
+  }
+}
+
+void WmtyServer::CollectServingMetrics(metrics::Writer& writer) {
   const domain::SummaryCacheStats summaries = core_->summary_cache_stats();
   writer.CounterValue("wmty_summary_cache_hits_total", "Patient summaries answered from memory since start.",
                       static_cast<double>(summaries.hits));
@@ -314,12 +369,6 @@ void WmtyServer::CollectMetrics(metrics::Writer& writer) {
                       static_cast<double>(summaries.misses));
   writer.Gauge("wmty_summary_cache_bytes", "Bytes of assembled patient summaries kept in memory (--summary_cache_mb).",
                static_cast<double>(summaries.bytes));
-  std::error_code error;
-  const std::filesystem::space_info space = std::filesystem::space(data_dir_, error);
-  if (!error) {
-    writer.Gauge("wmty_data_dir_available_bytes", "Bytes available to wmtyd on the data directory's file system.",
-                 static_cast<double>(space.available));
-  }
   if (grpc_metrics_ != nullptr) {
     writer.Gauge("wmty_grpc_inflight_rpcs", "gRPC calls in progress.", grpc_metrics_->inflight());
   }
@@ -340,7 +389,6 @@ void WmtyServer::CollectMetrics(metrics::Writer& writer) {
     writer.CounterValue("wmty_backup_failures_total", "Backups that failed since start.",
                         static_cast<double>(health.failures));
   }
-  writer.Gauge("wmty_build_info", "Always 1; the version is in the label.", 1, {{"version", WMTY_VERSION}});
 }
 
 WmtyServer::~WmtyServer() {

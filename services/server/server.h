@@ -12,22 +12,24 @@
 #ifndef WMTY_SERVER_SERVER_H_
 #define WMTY_SERVER_SERVER_H_
 
-#include <memory>
-#include <string>
-
 #include <grpcpp/generic/async_generic_service.h>
 #include <grpcpp/grpcpp.h>
+
+#include <functional>
+#include <memory>
+#include <string>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "auth/token_verifier.h"
+#include "common/metrics.h"
 #include "domain/patient_records.h"
 #include "fhir/smart_configuration.h"
-#include "common/metrics.h"
 #include "http/http_server.h"
 #include "server/observability.h"
 #include "storage/backup.h"
 #include "storage/store.h"
+#include "web/static_site.h"
 
 namespace wmty::server {
 
@@ -74,13 +76,14 @@ struct ServerOptions {
   // Reading one whole HTTP request (and waiting idle for the next on a kept-
   // alive connection) must finish within this, else the connection is closed.
   absl::Duration http_read_timeout = absl::Seconds(30);
-  // TLS (PEM contents, not paths) for both listeners, gRPC and HTTP (the
-  // grpc_ names are historical). Empty cert: plaintext, which Start() refuses
-  // off loopback unless allow_plaintext is set. With a client CA, clients of
-  // either listener must present a certificate it signed (mTLS).
-  std::string grpc_tls_cert_pem;
-  std::string grpc_tls_key_pem;
-  std::string grpc_tls_client_ca_pem;
+  // TLS (PEM contents, not paths) for both listeners, gRPC and HTTP
+  // (--tls_cert_file, --tls_key_file, --tls_client_ca_file). Empty cert:
+  // plaintext, which Start() refuses off loopback unless allow_plaintext is
+  // set. With a client CA, clients of either listener must present a
+  // certificate it signed (mTLS).
+  std::string tls_cert_pem;
+  std::string tls_key_pem;
+  std::string tls_client_ca_pem;
   // Accept plaintext listeners off loopback (e.g. behind a TLS-terminating
   // proxy or mesh).
   bool allow_plaintext = false;
@@ -90,9 +93,10 @@ struct ServerOptions {
   // The authorization server SMART apps sign in with, published at
   // /fhir/.well-known/smart-configuration and in the CapabilityStatement.
   fhir::SmartConfiguration smart;
-  // Test hook, not a flag: the RocksDB environment of the store (e.g. one on
-  // a fault-injecting file system). Null: the default.
-  std::shared_ptr<rocksdb::Env> storage_env;
+  // Test hook, not a flag: adjusts the store's options before it opens (e.g.
+  // puts it on a fault-injecting file system, storage::StoreOptions::env), so
+  // that the server names no storage engine type. Null: none.
+  std::function<void(storage::StoreOptions*)> customize_store;
   // Prometheus metrics (GET /metrics, plaintext, no authentication: no PHI)
   // on their own listener, host:port; port 0 picks a free port (see
   // metrics_port()); empty: none.
@@ -123,7 +127,12 @@ inline constexpr char kLivenessService[] = "wmty.liveness";
 
 class WmtyServer {
  public:
-  // Errors: UNAVAILABLE when the store cannot be opened or the address cannot be bound.
+  // Checks the options, opens the store and starts the listeners; if a step
+  // fails, what the earlier ones started is stopped and closed again.
+  // Errors: FAILED_PRECONDITION (authentication off, or plaintext, off
+  // loopback), INVALID_ARGUMENT (half a TLS configuration, a bad
+  // bedside_dir), UNAVAILABLE (the store cannot be opened or an address
+  // cannot be bound), DATA_LOSS (the store is corrupt).
   static absl::StatusOr<std::unique_ptr<WmtyServer>> Start(const ServerOptions& options);
   ~WmtyServer();
 
@@ -138,8 +147,20 @@ class WmtyServer {
 
  private:
   WmtyServer() = default;
+  // The steps of Start, in order. Each fills its members; on an error Start
+  // stops what the earlier steps started (StopListeners) and returns it.
+  absl::Status OpenStore(const ServerOptions& options);  // store, core, backups
+  absl::Status StartGrpc(const ServerOptions& options);
+  absl::Status StartHttp(const ServerOptions& options, std::unique_ptr<web::StaticSite> bedside_site);
+  absl::Status StartObservability(const ServerOptions& options);  // collectors, metrics, health
+  absl::Status StartHealthListener(const ServerOptions& options);
+  // Stops the listeners a failed Start had started, newest first, so that a
+  // half-built server serves nothing and the destructor has nothing to drain.
+  void StopListeners();
   // Scrape-time values for /metrics (store, listeners, backups).
   void CollectMetrics(metrics::Writer& writer);
+  void CollectStoreMetrics(metrics::Writer& writer);    // store, RocksDB, disk space
+  void CollectServingMetrics(metrics::Writer& writer);  // summary cache, listeners, backups
 
   // Outlives everything that records into it.
   metrics::Registry registry_;
@@ -167,10 +188,11 @@ class WmtyServer {
   // /fhir/.well-known/smart-configuration in front of fhir_. Destroyed
   // before fhir_.
   std::unique_ptr<http::Handler> smart_;
-  // What the HTTP server calls: the bedside app in front of fhir_ (or fhir_
-  // itself without it). Destroyed before fhir_.
+  // The bedside app in front of smart_; null without it. Destroyed before
+  // smart_.
   std::unique_ptr<http::Handler> web_;
-  // In front of web_ (or fhir_): what the HTTP server calls.
+  // In front of web_ (or smart_ without the bedside app): what the HTTP
+  // server calls.
   std::unique_ptr<http::Handler> http_metrics_;
   std::unique_ptr<http::HttpServer> http_;
   std::unique_ptr<http::Handler> metrics_endpoint_;

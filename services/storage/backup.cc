@@ -1,12 +1,14 @@
+// Backups (backup.h): RocksDB's BackupEngine on the store's database, the
+// backup thread, retention, and the offline restore.
 #include "storage/backup.h"
-
-#include <algorithm>
-#include <filesystem>
-#include <utility>
 
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/utilities/backup_engine.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <utility>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -79,7 +81,7 @@ absl::StatusOr<std::unique_ptr<Backups>> Backups::Open(Store* store, BackupOptio
   std::filesystem::create_directories(options.dir, ec);
   if (ec) return absl::UnavailableError(absl::StrCat("cannot create backup directory: ", ec.message()));
   rocksdb::BackupEngineOptions engine_options(options.dir);
-  engine_options.sync = true;  // a finished backup survives a power loss
+  engine_options.sync = true;               // a finished backup survives a power loss
   engine_options.share_table_files = true;  // incremental: SSTs are shared by checksum
   rocksdb::BackupEngine* engine = nullptr;
   auto s = rocksdb::BackupEngine::Open(engine_options, rocksdb::Env::Default(), &engine);
@@ -147,12 +149,10 @@ void Backups::BackupLoop() {
     absl::AnyInvocable<void()> job;
     {
       absl::MutexLock lock(&mu_);
-      mu_.AwaitWithDeadline(absl::Condition(
-                                +[](Backups* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b->mu_) {
-                                  return !b->jobs_.empty() || b->closing_;
-                                },
-                                this),
-                            next);
+      mu_.AwaitWithDeadline(
+          absl::Condition(
+              +[](Backups* b) ABSL_EXCLUSIVE_LOCKS_REQUIRED(b->mu_) { return !b->jobs_.empty() || b->closing_; }, this),
+          next);
       if (!jobs_.empty()) {
         job = std::move(jobs_.front());
         jobs_.pop_front();
@@ -254,55 +254,51 @@ absl::StatusOr<BackupInfo> Backups::Verify(uint32_t id) {
   return FromRocks(info);
 }
 
-absl::StatusOr<Backups::RestoreResult> Backups::Restore(const RestoreRequest& request) {
-  namespace fs = std::filesystem;
-  if (request.backup_dir.empty()) return absl::InvalidArgumentError("no backup directory given");
-  if (request.data_dir.empty()) return absl::InvalidArgumentError("no data directory given");
-  std::error_code ec;
-  if (fs::exists(request.data_dir, ec)) {
-    if (!fs::is_directory(request.data_dir, ec)) {
-      return absl::FailedPreconditionError(absl::StrCat(request.data_dir, " exists and is not a directory"));
-    }
-    if (!fs::is_empty(request.data_dir, ec) || ec) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          request.data_dir, " is not empty: restore only into a new or empty directory (never over live data)"));
-    }
-  }
-  if (!fs::is_directory(request.backup_dir, ec)) {
-    return absl::NotFoundError(absl::StrCat("no backup directory ", request.backup_dir));
-  }
-  rocksdb::BackupEngineOptions engine_options(request.backup_dir);
-  rocksdb::BackupEngineReadOnly* raw = nullptr;
-  auto s = rocksdb::BackupEngineReadOnly::Open(engine_options, rocksdb::Env::Default(), &raw);
-  if (!s.ok()) return IoError(s, "open backup directory");
-  std::unique_ptr<rocksdb::BackupEngineReadOnly> engine(raw);
+namespace {
 
+// Restore writes only into a new or empty directory, from one that exists.
+absl::Status CheckRestoreDirectories(const std::string& backup_dir, const std::string& data_dir) {
+  namespace fs = std::filesystem;
+  if (backup_dir.empty()) return absl::InvalidArgumentError("no backup directory given");
+  if (data_dir.empty()) return absl::InvalidArgumentError("no data directory given");
+  std::error_code ec;
+  if (fs::exists(data_dir, ec)) {
+    if (!fs::is_directory(data_dir, ec)) {
+      return absl::FailedPreconditionError(absl::StrCat(data_dir, " exists and is not a directory"));
+    }
+    if (!fs::is_empty(data_dir, ec) || ec) {
+      return absl::FailedPreconditionError(
+          absl::StrCat(data_dir, " is not empty: restore only into a new or empty directory (never over live data)"));
+    }
+  }
+  if (!fs::is_directory(backup_dir, ec)) return absl::NotFoundError(absl::StrCat("no backup directory ", backup_dir));
+  return absl::OkStatus();
+}
+
+// The backup to restore (the newest without an id), verified against its
+// checksums.
+absl::StatusOr<rocksdb::BackupInfo> VerifiedBackup(rocksdb::BackupEngineReadOnly& engine,
+                                                   std::optional<uint32_t> backup_id) {
   rocksdb::BackupInfo info;
-  const rocksdb::Status got = request.backup_id.has_value() ? engine->GetBackupInfo(*request.backup_id, &info)
-                                                            : engine->GetLatestBackupInfo(&info);
+  const rocksdb::Status got =
+      backup_id.has_value() ? engine.GetBackupInfo(*backup_id, &info) : engine.GetLatestBackupInfo(&info);
   if (got.IsNotFound()) {
-    return absl::NotFoundError(request.backup_id.has_value()
-                                   ? absl::StrCat("backup ", *request.backup_id, " not found")
-                                   : std::string("no backup in the backup directory"));
+    return absl::NotFoundError(backup_id.has_value() ? absl::StrCat("backup ", *backup_id, " not found")
+                                                     : std::string("no backup in the backup directory"));
   }
   if (!got.ok()) return absl::DataLossError(absl::StrCat("backup is damaged: ", got.ToString()));
-  RestoreResult result;
-  result.backup = FromRocks(info);
-  if (auto v = engine->VerifyBackup(info.backup_id, /*verify_with_checksum=*/true); !v.ok()) {
+  if (auto v = engine.VerifyBackup(info.backup_id, /*verify_with_checksum=*/true); !v.ok()) {
     return absl::DataLossError(
         absl::StrCat("backup ", info.backup_id, " failed verification (nothing restored): ", v.ToString()));
   }
-  fs::create_directories(request.data_dir, ec);
-  if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", request.data_dir, ": ", ec.message()));
-  if (auto r = engine->RestoreDBFromBackup(rocksdb::RestoreOptions(), info.backup_id, request.data_dir,
-                                           request.data_dir);
-      !r.ok()) {
-    return IoError(r, "restore backup");
-  }
+  return info;
+}
 
-  // The restored copy must open and be consistent before we call it good.
+// The restored copy must open and be consistent before we call it good.
+// Returns its last change sequence.
+absl::StatusOr<uint64_t> CheckRestoredStore(const std::string& data_dir) {
   StoreOptions store_options;
-  store_options.path = request.data_dir;
+  store_options.path = data_dir;
   store_options.block_cache_bytes = size_t{16} << 20;
   auto store = Store::Open(store_options);
   if (!store.ok()) {
@@ -311,14 +307,41 @@ absl::StatusOr<Backups::RestoreResult> Backups::Restore(const RestoreRequest& re
   if (auto integrity = (*store)->VerifyIntegrity(); !integrity.ok()) {
     return absl::DataLossError(absl::StrCat("restored database failed the integrity check: ", integrity.message()));
   }
-  result.last_sequence = (*store)->LastSequence();
+  const uint64_t last_sequence = (*store)->LastSequence();
   (*store)->Close();
+  return last_sequence;
+}
+
+}  // namespace
+
+absl::StatusOr<Backups::RestoreResult> Backups::Restore(const RestoreRequest& request) {
+  if (auto s = CheckRestoreDirectories(request.backup_dir, request.data_dir); !s.ok()) return s;
+  rocksdb::BackupEngineOptions engine_options(request.backup_dir);
+  rocksdb::BackupEngineReadOnly* raw = nullptr;
+  auto s = rocksdb::BackupEngineReadOnly::Open(engine_options, rocksdb::Env::Default(), &raw);
+  if (!s.ok()) return IoError(s, "open backup directory");
+  std::unique_ptr<rocksdb::BackupEngineReadOnly> engine(raw);
+  auto info = VerifiedBackup(*engine, request.backup_id);
+  if (!info.ok()) return info.status();
+  RestoreResult result;
+  result.backup = FromRocks(*info);
+  std::error_code ec;
+  std::filesystem::create_directories(request.data_dir, ec);
+  if (ec) return absl::UnavailableError(absl::StrCat("cannot create ", request.data_dir, ": ", ec.message()));
+  if (auto r =
+          engine->RestoreDBFromBackup(rocksdb::RestoreOptions(), info->backup_id, request.data_dir, request.data_dir);
+      !r.ok()) {
+    return IoError(r, "restore backup");
+  }
+  auto last_sequence = CheckRestoredStore(request.data_dir);
+  if (!last_sequence.ok()) return last_sequence.status();
+  result.last_sequence = *last_sequence;
   if (result.last_sequence < result.backup.last_sequence) {
     return absl::DataLossError(absl::StrCat("restored database ends at sequence ", result.last_sequence,
                                             ", before the backup's recorded ", result.backup.last_sequence));
   }
-  log::Info("backup restored", {{"backup_id", std::to_string(result.backup.id)},
-                                {"last_sequence", std::to_string(result.last_sequence)}});
+  log::Info("backup restored",
+            {{"backup_id", std::to_string(result.backup.id)}, {"last_sequence", std::to_string(result.last_sequence)}});
   return result;
 }
 

@@ -1,3 +1,4 @@
+// Key encoding of the store's column families (keys.h).
 #include "storage/keys.h"
 
 #include "absl/strings/str_cat.h"

@@ -1,10 +1,12 @@
+// The column-family options shared by the store and bench/'s raw baselines
+// (rocksdb_options.h).
 #include "storage/rocksdb_options.h"
-
-#include <algorithm>
 
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
+
+#include <algorithm>
 
 namespace wmty::storage {
 

@@ -1,14 +1,9 @@
+// Store (store.h) on RocksDB: the column families, the readers over
+// snapshots, the commit thread's group commit (Store::Batch), the completion
+// thread, recovery after a failed write, and the integrity check.
 #include "storage/store.h"
 
 #include <openssl/rand.h>
-
-#include <algorithm>
-#include <filesystem>
-#include <future>
-#include <iterator>
-#include <cstring>
-#include <map>
-
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
 #include <rocksdb/listener.h>
@@ -17,6 +12,13 @@
 #include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
+
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <future>
+#include <iterator>
+#include <map>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"
@@ -83,6 +85,57 @@ class StorageErrorListener : public rocksdb::EventListener {
   }
 };
 
+rocksdb::DBOptions DbOptions(const StoreOptions& options, std::shared_ptr<rocksdb::Statistics> statistics) {
+  rocksdb::DBOptions db_options;
+  db_options.create_if_missing = true;
+  db_options.create_missing_column_families = true;
+  db_options.paranoid_checks = true;
+  db_options.max_background_jobs = 2;
+  // Keep the WAL's records checksummed and fail loudly on a torn record
+  // in the middle; a torn tail (crash during write) is dropped, which is
+  // only ever an unacknowledged write.
+  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
+  if (options.env != nullptr) db_options.env = options.env.get();
+  db_options.listeners.push_back(std::make_shared<StorageErrorListener>());
+  // The WAL anchor (Store::AnchorWal) is the only data written without the
+  // log; flushing it at shutdown would only cost time.
+  db_options.avoid_flush_during_shutdown = true;
+  db_options.statistics = std::move(statistics);
+  if (options.memtable_budget_bytes > 0) {
+    db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(options.memtable_budget_bytes);
+  }
+  return db_options;
+}
+
+// The sequence in the last key of a family keyed by big-endian sequences (0
+// when it is empty).
+absl::StatusOr<uint64_t> LastSequenceKey(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* family,
+                                         absl::string_view key_name, absl::string_view read_error) {
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), family));
+  it->SeekToLast();
+  uint64_t last = 0;
+  if (it->Valid()) {
+    auto decoded = DecodeBigEndian64(absl::string_view(it->key().data(), it->key().size()));
+    if (!decoded.has_value()) return absl::DataLossError(absl::StrCat("malformed ", key_name));
+    last = *decoded;
+  }
+  if (!it->status().ok()) return FromRocks(it->status(), read_error);
+  return last;
+}
+
+// The change-log entry of a new version.
+Change ChangeOf(const Record& version, Change::Op op) {
+  Change change;
+  change.set_sequence(version.sequence());
+  change.set_kind(version.kind());
+  change.set_patient_id(version.patient_id());
+  change.set_id(version.id());
+  change.set_version(version.version());
+  change.set_time_micros(version.update_time_micros());
+  change.set_op(op);
+  return change;
+}
+
 absl::Status ParseRecord(const std::string& bytes, Record* record) {
   if (!record->ParseFromString(bytes)) return absl::DataLossError("stored record does not parse");
   return absl::OkStatus();
@@ -109,8 +162,8 @@ absl::StatusOr<std::optional<Record>> Reader::GetCurrent(Kind kind, absl::string
   return std::optional<Record>(std::move(record));
 }
 
-absl::StatusOr<std::optional<Record>> Reader::GetVersion(Kind kind, absl::string_view patient_id,
-                                                         absl::string_view id, int64_t version) const {
+absl::StatusOr<std::optional<Record>> Reader::GetVersion(Kind kind, absl::string_view patient_id, absl::string_view id,
+                                                         int64_t version) const {
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot_;
   std::string value;
@@ -147,8 +200,7 @@ absl::Status Reader::ScanCurrent(absl::string_view patient_id, Kind kind, absl::
   return FromRocks(it->status(), "scan current");
 }
 
-absl::Status Reader::ScanCurrentAllPatients(Kind kind, absl::string_view after_patient,
-                                            absl::string_view after_id,
+absl::Status Reader::ScanCurrentAllPatients(Kind kind, absl::string_view after_patient, absl::string_view after_id,
                                             absl::FunctionRef<bool(const Record&)> visit) const {
   rocksdb::ReadOptions ro;
   ro.snapshot = snapshot_;
@@ -176,8 +228,8 @@ absl::Status Reader::ScanCurrentAllPatients(Kind kind, absl::string_view after_p
   return FromRocks(it->status(), "scan current of all patients");
 }
 
-absl::Status Reader::ScanVersions(Kind kind, absl::string_view patient_id, absl::string_view id,
-                                  int64_t after_version, absl::FunctionRef<bool(const Record&)> visit) const {
+absl::Status Reader::ScanVersions(Kind kind, absl::string_view patient_id, absl::string_view id, int64_t after_version,
+                                  absl::FunctionRef<bool(const Record&)> visit) const {
   const std::string prefix = VersionPrefix(patient_id, kind, id);
   std::string upper = prefix;
   upper.back() = '\x01';
@@ -256,36 +308,15 @@ absl::Status Store::OpenDb() {
   std::error_code ec;
   std::filesystem::create_directories(options_.path, ec);
   if (ec) return absl::UnavailableError(absl::StrCat("cannot create data directory: ", ec.message()));
-
-  rocksdb::DBOptions db_options;
-  db_options.create_if_missing = true;
-  db_options.create_missing_column_families = true;
-  db_options.paranoid_checks = true;
-  db_options.max_background_jobs = 2;
-  // Keep the WAL's records checksummed and fail loudly on a torn record
-  // in the middle; a torn tail (crash during write) is dropped, which is
-  // only ever an unacknowledged write.
-  db_options.wal_recovery_mode = rocksdb::WALRecoveryMode::kPointInTimeRecovery;
-  if (options_.env != nullptr) db_options.env = options_.env.get();
-  db_options.listeners.push_back(std::make_shared<StorageErrorListener>());
-  // The WAL anchor (AnchorWal) is the only data written without the log;
-  // flushing it at shutdown would only cost time.
-  db_options.avoid_flush_during_shutdown = true;
   // Tickers only (block cache hits and misses for /metrics): the cheapest
   // level that has them.
   statistics_ = rocksdb::CreateDBStatistics();
   statistics_->set_stats_level(rocksdb::StatsLevel::kExceptHistogramOrTimers);
-  db_options.statistics = statistics_;
-  if (options_.memtable_budget_bytes > 0) {
-    db_options.write_buffer_manager = std::make_shared<rocksdb::WriteBufferManager>(options_.memtable_budget_bytes);
-  }
-
   const rocksdb::ColumnFamilyOptions cf_options =
       StoreColumnFamilyOptions(options_.block_cache_bytes, options_.memtable_budget_bytes, options_.write_buffer_bytes);
-
   std::vector<rocksdb::ColumnFamilyDescriptor> descriptors;
   for (const char* name : kColumnFamilies) descriptors.emplace_back(name, cf_options);
-  auto s = rocksdb::DB::Open(db_options, options_.path, descriptors, &handles_, &db_);
+  auto s = rocksdb::DB::Open(DbOptions(options_, statistics_), options_.path, descriptors, &handles_, &db_);
   if (!s.ok()) return FromRocks(s, "open database");
   meta_cf_ = handles_[0];
   current_cf_ = handles_[1];
@@ -296,28 +327,15 @@ absl::Status Store::OpenDb() {
   audit_cf_ = handles_[6];
   if (auto st = AnchorWal(); !st.ok()) return st;
 
-  // The change log's last key is the last committed sequence.
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), changes_cf_));
-  it->SeekToLast();
-  uint64_t last = 0;
-  if (it->Valid()) {
-    auto decoded = DecodeBigEndian64(absl::string_view(it->key().data(), it->key().size()));
-    if (!decoded.has_value()) return absl::DataLossError("malformed change-log key");
-    last = *decoded;
-  }
-  if (!it->status().ok()) return FromRocks(it->status(), "read change log");
-  std::unique_ptr<rocksdb::Iterator> audit_it(db_->NewIterator(rocksdb::ReadOptions(), audit_cf_));
-  audit_it->SeekToLast();
-  uint64_t last_audit = 0;
-  if (audit_it->Valid()) {
-    auto decoded = DecodeBigEndian64(absl::string_view(audit_it->key().data(), audit_it->key().size()));
-    if (!decoded.has_value()) return absl::DataLossError("malformed audit key");
-    last_audit = *decoded;
-  }
-  if (!audit_it->status().ok()) return FromRocks(audit_it->status(), "read audit trail");
+  // The last keys of the change log and the audit trail are the last
+  // sequences committed.
+  auto last = LastSequenceKey(db_, changes_cf_, "change-log key", "read change log");
+  if (!last.ok()) return last.status();
+  auto last_audit = LastSequenceKey(db_, audit_cf_, "audit key", "read audit trail");
+  if (!last_audit.ok()) return last_audit.status();
   absl::MutexLock lock(&mu_);
-  last_sequence_ = last;
-  last_audit_sequence_ = last_audit;
+  last_sequence_ = *last;
+  last_audit_sequence_ = *last_audit;
   return absl::OkStatus();
 }
 
@@ -408,74 +426,71 @@ void Store::CommitLoop() {
   NameThisThread("wmty-commit");
   std::vector<Pending> batch;
   std::vector<AuditRecord> audits;
-  while (true) {
-    {
-      absl::MutexLock lock(&mu_);
-      if (writes_failed_ && !audit_queue_.empty()) {
-        // Held audit records wait for the next recovery attempt; a change
-        // (answered at once) or closing wakes us earlier.
-        mu_.AwaitWithDeadline(absl::Condition(
-                                  +[](Store* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
-                                    return !s->queue_.empty() || s->closing_;
-                                  },
-                                  this),
-                              next_recovery_attempt_);
-      } else if (options_.audit_sync_interval > absl::ZeroDuration()) {
-        // A change (or closing) is taken at once. Audit records alone are
-        // written at most every kAuditWriteInterval (so a read load makes a
-        // few large writes, not one per read) and synced by
-        // audit_sync_due_ at the latest.
-        const absl::Condition change(
-            +[](Store* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) { return !s->queue_.empty() || s->closing_; },
-            this);
-        const absl::Condition any_work(
-            +[](Store* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
-              return !s->queue_.empty() || !s->audit_queue_.empty() || s->closing_;
-            },
-            this);
-        while (queue_.empty() && !closing_) {
-          absl::Time deadline = absl::InfiniteFuture();
-          if (!audit_queue_.empty()) deadline = last_audit_write_ + kAuditWriteInterval;
-          if (audits_unsynced_) deadline = std::min(deadline, audit_sync_due_);
-          if (deadline <= absl::Now()) break;
-          // With no audit record queued, the first one to arrive must wake
-          // us too: waiting for a change alone would leave it unwritten
-          // until the sync deadline.
-          const absl::Condition& wake = audit_queue_.empty() ? any_work : change;
-          if (deadline == absl::InfiniteFuture()) {
-            mu_.Await(wake);
-          } else {
-            mu_.AwaitWithDeadline(wake, deadline);
-          }
-        }
-      } else {
-        mu_.Await(absl::Condition(
-            +[](Store* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu_) {
-              return !s->queue_.empty() || !s->audit_queue_.empty() || s->closing_;
-            },
-            this));
-      }
-      // Close() syncs the log after this thread ends.
-      if (queue_.empty() && audit_queue_.empty() && closing_) return;
-      if (queue_.empty() && audit_queue_.empty()) {
-        // Woken by the audit sync deadline alone.
-        if (audits_unsynced_ && !writes_failed_) {
-          mu_.Unlock();
-          SyncAudits();
-          mu_.Lock();
-        }
-        continue;
-      }
-      if (!audit_queue_.empty()) last_audit_write_ = absl::Now();
-      while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch_size) {
-        batch.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-      audits.swap(audit_queue_);
-    }
+  while (TakeWork(batch, audits)) {
     CommitBatch(batch, audits);
     batch.clear();
     audits.clear();
+  }
+  // Close() syncs the log after this thread ends.
+}
+
+bool Store::ChangeQueuedOrClosing() const { return !queue_.empty() || closing_; }
+
+bool Store::WorkQueuedOrClosing() const { return !queue_.empty() || !audit_queue_.empty() || closing_; }
+
+bool Store::TakeWork(std::vector<Pending>& batch, std::vector<AuditRecord>& audits) {
+  absl::MutexLock lock(&mu_);
+  while (true) {
+    AwaitWork();
+    if (!queue_.empty() || !audit_queue_.empty()) break;
+    if (closing_) return false;
+    // Woken by the audit sync deadline alone.
+    if (audits_unsynced_ && !writes_failed_) {
+      mu_.Unlock();
+      SyncAudits();
+      mu_.Lock();
+    }
+  }
+  if (!audit_queue_.empty()) last_audit_write_ = absl::Now();
+  while (!queue_.empty() && static_cast<int>(batch.size()) < options_.max_batch_size) {
+    batch.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  audits.swap(audit_queue_);
+  return true;
+}
+
+void Store::AwaitWork() {
+  if (writes_failed_ && !audit_queue_.empty()) {
+    // Held audit records wait for the next recovery attempt; a change
+    // (answered at once) or closing wakes us earlier.
+    mu_.AwaitWithDeadline(absl::Condition(this, &Store::ChangeQueuedOrClosing), next_recovery_attempt_);
+  } else if (options_.audit_sync_interval > absl::ZeroDuration()) {
+    AwaitChangeOrAuditsDue();
+  } else {
+    mu_.Await(absl::Condition(this, &Store::WorkQueuedOrClosing));
+  }
+}
+
+void Store::AwaitChangeOrAuditsDue() {
+  // A change (or closing) is taken at once. Audit records alone are written
+  // at most every kAuditWriteInterval (so a read load makes a few large
+  // writes, not one per read) and synced by audit_sync_due_ at the latest.
+  while (queue_.empty() && !closing_) {
+    absl::Time deadline = absl::InfiniteFuture();
+    if (!audit_queue_.empty()) deadline = last_audit_write_ + kAuditWriteInterval;
+    if (audits_unsynced_) deadline = std::min(deadline, audit_sync_due_);
+    if (deadline <= absl::Now()) break;
+    // With no audit record queued, the first one to arrive must wake us too:
+    // waiting for a change alone would leave it unwritten until the sync
+    // deadline.
+    const absl::Condition wake = audit_queue_.empty() ? absl::Condition(this, &Store::WorkQueuedOrClosing)
+                                                      : absl::Condition(this, &Store::ChangeQueuedOrClosing);
+    if (deadline == absl::InfiniteFuture()) {
+      mu_.Await(wake);
+    } else {
+      mu_.AwaitWithDeadline(wake, deadline);
+    }
   }
 }
 
@@ -701,6 +716,9 @@ struct Store::BatchLookups {
   std::vector<size_t> current_lookup;
   std::vector<rocksdb::PinnableSlice> values;
   std::vector<rocksdb::Status> statuses;
+
+  absl::StatusOr<bool> Parse(size_t at, google::protobuf::MessageLite* message, absl::string_view read_error,
+                             absl::string_view parse_error) const;
 };
 
 Store::BatchLookups Store::LookUpBatch(const std::vector<Pending>& batch, absl::Time now) const {
@@ -738,236 +756,307 @@ Store::BatchLookups Store::LookUpBatch(const std::vector<Pending>& batch, absl::
   return l;
 }
 
+// The stored value of lookup `at` parsed into `message`: true if it was
+// found, false if the key is absent.
+absl::StatusOr<bool> Store::BatchLookups::Parse(size_t at, google::protobuf::MessageLite* message,
+                                                absl::string_view read_error, absl::string_view parse_error) const {
+  const rocksdb::Status& s = statuses[at];
+  if (s.IsNotFound()) return false;
+  if (!s.ok()) return FromRocks(s, read_error);
+  if (!message->ParseFromArray(values[at].data(), static_cast<int>(values[at].size()))) {
+    return absl::DataLossError(parse_error);
+  }
+  return true;
+}
+
+// ---------------------------------------------------------------- Group commit
+
+// One group commit while it is built and written, on the commit thread: each
+// change's outcome, the WriteBatch, and the sequences handed out. Changes are
+// applied in queue order; each sees the batch's earlier changes through the
+// overlays first (by index into outcomes_, which holds their records: no
+// copies), then the stored state looked up for the whole batch at once.
+class Store::Batch {
+ public:
+  // Looks up the stored state the changes read (Store::LookUpBatch).
+  Batch(Store* store, std::vector<Pending>& pending);
+  Batch(const Batch&) = delete;
+  Batch& operator=(const Batch&) = delete;
+
+  // The steps of a group commit, in this order.
+  void ApplyChanges();
+  void AddAudits(std::vector<AuditRecord>& audits);
+  // Writes the WriteBatch (synced when it carries changes or due audit
+  // records). On failure every change of it fails with UNAVAILABLE, its
+  // sequences are handed out again and `audits` are held for a later write.
+  void WriteAndSync(std::vector<AuditRecord>& audits);
+  // Makes the batch's sequences the store's, tells cached patient values
+  // they may be stale, and hands every answer to the completion thread.
+  void PublishAndComplete();
+
+ private:
+  struct Outcome {
+    absl::StatusOr<Committed> result = absl::UnknownError("not committed");
+    bool writes = false;  // part of the WriteBatch (fails if the write fails)
+  };
+
+  void ApplyChange(size_t i);
+  // Idempotency: when change i's request id is known (stored, or used earlier
+  // in this batch), sets its outcome (the first result, or why not) and
+  // returns true.
+  bool AnswerKnownRequest(size_t i);
+  absl::StatusOr<Committed> Replay(const Mutation& m, const RequestOutcome& known, bool* writes) const;
+  // The record change i applies to, as of the batch's earlier changes; null
+  // when there is none. `stored` holds it when it comes from the database.
+  absl::StatusOr<const Record*> CurrentRecord(size_t i, Record* stored) const;
+  // Puts change i's new version, its change-log entry, its id index entry (on
+  // creation) and its request outcome into the WriteBatch.
+  void AddToWriteBatch(size_t i, const WriteStamp& stamp, Record next);
+  void FailChanges();
+  // Keeps StoreOptions::audit_sync_interval: when unsynced audit records
+  // must be synced at the latest.
+  void TrackAuditSync(bool synced, absl::Time real_now);
+
+  Store& store_;
+  std::vector<Pending>& pending_;
+  const absl::Time now_;
+  const BatchLookups stored_;
+  uint64_t first_sequence_ = 0;
+  uint64_t sequence_ = 0;  // the last one handed out
+  uint64_t first_audit_sequence_ = 0;
+  uint64_t audit_sequence_ = 0;
+  std::vector<Outcome> outcomes_;
+  rocksdb::WriteBatch wb_;
+  absl::flat_hash_map<std::string, size_t> current_overlay_;
+  absl::flat_hash_map<std::string, size_t> version_overlay_;
+  absl::flat_hash_map<std::string, RequestOutcome> request_overlay_;
+};
+
+Store::Batch::Batch(Store* store, std::vector<Pending>& pending)
+    : store_(*store),
+      pending_(pending),
+      now_(store->options_.clock()),
+      stored_(store->LookUpBatch(pending, now_)),
+      outcomes_(pending.size()) {
+  // Only the commit thread moves them: they stay put while the batch is built.
+  absl::MutexLock lock(&store_.mu_);
+  first_sequence_ = sequence_ = store_.last_sequence_;
+  first_audit_sequence_ = audit_sequence_ = store_.last_audit_sequence_;
+}
+
+void Store::Batch::ApplyChanges() {
+  for (size_t i = 0; i < pending_.size(); ++i) ApplyChange(i);
+}
+
+void Store::Batch::ApplyChange(size_t i) {
+  Mutation& m = pending_[i].mutation;
+  Outcome& out = outcomes_[i];
+  if (now_ > m.deadline) {
+    out.result = absl::DeadlineExceededError("deadline passed before the change was committed");
+    return;
+  }
+  if (AnswerKnownRequest(i)) return;
+  Record stored;
+  const absl::StatusOr<const Record*> current = CurrentRecord(i, &stored);
+  if (!current.ok()) {
+    out.result = current.status();
+    return;
+  }
+  WriteStamp stamp;
+  stamp.version = *current != nullptr ? (*current)->version() + 1 : 1;
+  stamp.sequence = sequence_ + 1;
+  stamp.time = now_;
+  Record next;
+  if (auto s = m.apply(*current, stamp, &next); !s.ok()) {
+    out.result = s;
+    return;
+  }
+  ++sequence_;
+  AddToWriteBatch(i, stamp, std::move(next));
+}
+
+bool Store::Batch::AnswerKnownRequest(size_t i) {
+  const Mutation& m = pending_[i].mutation;
+  if (m.request_id.empty()) return false;
+  Outcome& out = outcomes_[i];
+  RequestOutcome stored;
+  const RequestOutcome* known = &stored;
+  if (auto it = request_overlay_.find(stored_.request_keys[i]); it != request_overlay_.end()) {
+    known = &it->second;
+  } else {
+    auto found =
+        stored_.Parse(stored_.request_lookup[i], &stored, "read request id", "stored request outcome does not parse");
+    if (!found.ok()) {
+      out.result = found.status();
+      return true;
+    }
+    if (!*found) return false;  // a new request id
+  }
+  if (known->fingerprint() != m.fingerprint) {
+    out.result = absl::AlreadyExistsError("request_id was already used for a different request");
+    return true;
+  }
+  out.result = Replay(m, *known, &out.writes);
+  return true;
+}
+
+absl::StatusOr<Committed> Store::Batch::Replay(const Mutation& m, const RequestOutcome& known, bool* writes) const {
+  const std::string key = VersionKey(m.patient_id, known.kind(), known.id(), known.version());
+  Committed replay;
+  replay.replayed = true;
+  if (auto it = version_overlay_.find(key); it != version_overlay_.end()) {
+    replay.record = outcomes_[it->second].result->record;
+    *writes = true;  // only valid if this batch lands
+    return replay;
+  }
+  std::string value;
+  auto s = store_.db_->Get(rocksdb::ReadOptions(), store_.versions_cf_, key, &value);
+  if (!s.ok() || !replay.record.ParseFromString(value)) {
+    return absl::DataLossError("version named by a request id is missing");
+  }
+  return replay;
+}
+
+absl::StatusOr<const Record*> Store::Batch::CurrentRecord(size_t i, Record* stored) const {
+  if (auto it = current_overlay_.find(stored_.current_keys[i]); it != current_overlay_.end()) {
+    return &outcomes_[it->second].result->record;
+  }
+  if (pending_[i].mutation.new_id) return static_cast<const Record*>(nullptr);
+  auto found = stored_.Parse(stored_.current_lookup[i], stored, "read current", "stored record does not parse");
+  if (!found.ok()) return found.status();
+  return *found ? stored : static_cast<const Record*>(nullptr);
+}
+
+void Store::Batch::AddToWriteBatch(size_t i, const WriteStamp& stamp, Record next) {
+  const Mutation& m = pending_[i].mutation;
+  next.set_kind(m.kind);
+  next.set_patient_id(m.patient_id);
+  next.set_id(m.id);
+  next.set_version(stamp.version);
+  next.set_sequence(stamp.sequence);
+  next.set_update_time_micros(absl::ToUnixMicros(stamp.time));
+  const std::string bytes = next.SerializeAsString();
+  const std::string& current_key = stored_.current_keys[i];
+  const std::string& request_key = stored_.request_keys[i];
+  const std::string version_key = VersionKey(m.patient_id, m.kind, m.id, stamp.version);
+  wb_.Put(store_.current_cf_, current_key, bytes);
+  wb_.Put(store_.versions_cf_, version_key, bytes);
+  wb_.Put(store_.changes_cf_, ChangeKey(stamp.sequence), ChangeOf(next, m.op).SerializeAsString());
+  if (stamp.version == 1 && m.kind != PRIORITIES) wb_.Put(store_.ids_cf_, IdKey(m.kind, m.id), m.patient_id);
+  if (!request_key.empty()) {
+    RequestOutcome request;
+    request.set_fingerprint(m.fingerprint);
+    request.set_kind(m.kind);
+    request.set_id(m.id);
+    request.set_version(stamp.version);
+    wb_.Put(store_.requests_cf_, request_key, request.SerializeAsString());
+    request_overlay_[request_key] = std::move(request);
+  }
+  current_overlay_[current_key] = i;
+  version_overlay_[version_key] = i;
+  outcomes_[i].writes = true;
+  outcomes_[i].result = Committed{std::move(next), false};
+}
+
+void Store::Batch::AddAudits(std::vector<AuditRecord>& audits) {
+  for (AuditRecord& audit : audits) {
+    audit.set_sequence(++audit_sequence_);
+    if (audit.time_micros() == 0) audit.set_time_micros(absl::ToUnixMicros(now_));
+    wb_.Put(store_.audit_cf_, AuditKey(audit.sequence()), audit.SerializeAsString());
+  }
+}
+
+void Store::Batch::WriteAndSync(std::vector<AuditRecord>& audits) {
+  if (wb_.Count() == 0) return;
+  const StoreOptions& options = store_.options_;
+  // Changes are synced before they are acknowledged. A batch of audit
+  // records alone is synced only once the oldest unsynced one is due.
+  const bool changes = std::any_of(outcomes_.begin(), outcomes_.end(), [](const Outcome& o) { return o.writes; });
+  // Real time (not options.clock, which tests move): the deadline is waited for.
+  const absl::Time real_now = absl::Now();
+  const bool audits_due = store_.audits_unsynced_ && real_now >= store_.audit_sync_due_;
+  rocksdb::WriteOptions wo;
+  wo.sync = options.sync_writes && (changes || audits_due || options.audit_sync_interval <= absl::ZeroDuration());
+  const absl::Time write_start = absl::Now();
+  auto s = store_.db_->Write(wo, &wb_);
+  store_.synced_write_seconds_.Observe(absl::ToDoubleSeconds(absl::Now() - write_start));
+  if (s.ok()) {
+    if (options.sync_writes) TrackAuditSync(wo.sync, real_now);
+    return;
+  }
+  // Nothing of the batch is visible (RocksDB applies a batch to its memtables
+  // only after the log write succeeded), so its sequence numbers are free
+  // again; RecoverWrites makes sure the log cannot bring the batch back before
+  // they are reused. Audit records are held and written once writes work again.
+  store_.WriteFailed(s.ToString());
+  FailChanges();
+  sequence_ = first_sequence_;
+  audit_sequence_ = first_audit_sequence_;
+  store_.HoldAudits(audits);
+}
+
+void Store::Batch::TrackAuditSync(bool synced, absl::Time real_now) {
+  if (synced) {
+    store_.audits_unsynced_ = false;
+    store_.audit_sync_due_ = absl::InfiniteFuture();
+  } else if (!store_.audits_unsynced_) {
+    store_.audits_unsynced_ = true;
+    store_.audit_sync_due_ = real_now + store_.options_.audit_sync_interval;
+  }
+}
+
+void Store::Batch::FailChanges() {
+  for (Outcome& out : outcomes_) {
+    if (!out.writes) continue;
+    out.result = absl::UnavailableError(
+        "storage write failed (disk full or I/O error): the change was not applied; retry later with the "
+        "same request_id (should the server restart before it recovers, the change may still appear)");
+  }
+}
+
+void Store::Batch::PublishAndComplete() {
+  {
+    absl::MutexLock lock(&store_.mu_);
+    store_.last_sequence_ = sequence_;
+    store_.last_audit_sequence_ = audit_sequence_;
+  }
+  // The batch is visible to new readers now and acknowledged below: values
+  // cached from an older snapshot of these patients stop being used here.
+  // (After a failed write nothing is visible; moving on is harmless.)
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    if (!outcomes_[i].writes) continue;
+    store_.patient_generations_[GenerationStripe(pending_[i].mutation.patient_id)].fetch_add(1,
+                                                                                             std::memory_order_release);
+  }
+  std::vector<Completion> completions;
+  completions.reserve(pending_.size());
+  for (size_t i = 0; i < pending_.size(); ++i) {
+    completions.push_back({std::move(pending_[i].done), std::move(outcomes_[i].result)});
+  }
+  store_.Complete(std::move(completions));
+}
+
 void Store::CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& audits) {
   bool closing;
   {
     absl::MutexLock lock(&mu_);
     closing = closing_;
   }
-  if (!ReadyToWrite(closing)) {
-    // Fail fast: nothing is read or applied while the database refuses writes.
-    HoldAudits(audits);
-    std::vector<Completion> refused;
-    refused.reserve(batch.size());
-    for (Pending& p : batch) refused.push_back({std::move(p.done), absl::UnavailableError(kWritesSuspended)});
-    Complete(std::move(refused));
-    return;
-  }
-  struct Outcome {
-    absl::StatusOr<Committed> result = absl::UnknownError("not committed");
-    bool writes = false;  // part of the WriteBatch (fails if the write fails)
-  };
-  std::vector<Outcome> outcomes(batch.size());
-  rocksdb::WriteBatch wb;
-  // Changes written earlier in this batch (by index into `outcomes`, which
-  // holds their records: no copies) and their request outcomes, so that later
-  // changes in the same batch see them.
-  absl::flat_hash_map<std::string, size_t> current_overlay;
-  absl::flat_hash_map<std::string, size_t> version_overlay;
-  absl::flat_hash_map<std::string, RequestOutcome> request_overlay;
+  if (!ReadyToWrite(closing)) return RefuseBatch(batch, audits);
+  Batch group(this, batch);
+  group.ApplyChanges();
+  group.AddAudits(audits);
+  group.WriteAndSync(audits);
+  group.PublishAndComplete();
+}
 
-  uint64_t sequence;
-  {
-    absl::MutexLock lock(&mu_);
-    sequence = last_sequence_;
-  }
-  const uint64_t first_sequence = sequence;
-  const absl::Time now = options_.clock();
-  rocksdb::ReadOptions ro;
-  const BatchLookups stored_state = LookUpBatch(batch, now);
-
-  for (size_t i = 0; i < batch.size(); ++i) {
-    Mutation& m = batch[i].mutation;
-    Outcome& out = outcomes[i];
-    if (now > m.deadline) {
-      out.result = absl::DeadlineExceededError("deadline passed before the change was committed");
-      continue;
-    }
-    // Idempotency: a known request id returns its first result.
-    const std::string& request_key = stored_state.request_keys[i];
-    if (!m.request_id.empty()) {
-      std::optional<RequestOutcome> known;
-      if (auto it = request_overlay.find(request_key); it != request_overlay.end()) {
-        known = it->second;
-      } else {
-        const size_t at = stored_state.request_lookup[i];
-        const rocksdb::Status& s = stored_state.statuses[at];
-        const rocksdb::PinnableSlice& value = stored_state.values[at];
-        if (s.ok()) {
-          RequestOutcome parsed;
-          if (!parsed.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-            out.result = absl::DataLossError("stored request outcome does not parse");
-            continue;
-          }
-          known = parsed;
-        } else if (!s.IsNotFound()) {
-          out.result = FromRocks(s, "read request id");
-          continue;
-        }
-      }
-      if (known.has_value()) {
-        if (known->fingerprint() != m.fingerprint) {
-          out.result = absl::AlreadyExistsError("request_id was already used for a different request");
-          continue;
-        }
-        const std::string vkey = VersionKey(m.patient_id, known->kind(), known->id(), known->version());
-        Committed replay;
-        replay.replayed = true;
-        if (auto it = version_overlay.find(vkey); it != version_overlay.end()) {
-          replay.record = outcomes[it->second].result->record;
-          out.writes = true;  // only valid if this batch lands
-        } else {
-          std::string value;
-          auto s = db_->Get(ro, versions_cf_, vkey, &value);
-          if (!s.ok() || !replay.record.ParseFromString(value)) {
-            out.result = absl::DataLossError("version named by a request id is missing");
-            continue;
-          }
-        }
-        out.result = std::move(replay);
-        continue;
-      }
-    }
-
-    // Current record (as of the changes already applied in this batch).
-    const std::string& current_key = stored_state.current_keys[i];
-    const Record* current = nullptr;
-    Record stored;
-    if (auto it = current_overlay.find(current_key); it != current_overlay.end()) {
-      current = &outcomes[it->second].result->record;
-    } else if (!m.new_id) {
-      const size_t at = stored_state.current_lookup[i];
-      const rocksdb::Status& s = stored_state.statuses[at];
-      const rocksdb::PinnableSlice& value = stored_state.values[at];
-      if (s.ok()) {
-        if (!stored.ParseFromArray(value.data(), static_cast<int>(value.size()))) {
-          out.result = absl::DataLossError("stored record does not parse");
-          continue;
-        }
-        current = &stored;
-      } else if (!s.IsNotFound()) {
-        out.result = FromRocks(s, "read current");
-        continue;
-      }
-    }
-
-    WriteStamp stamp;
-    stamp.version = current != nullptr ? current->version() + 1 : 1;
-    stamp.sequence = sequence + 1;
-    stamp.time = now;
-    Record next;
-    if (auto s = m.apply(current, stamp, &next); !s.ok()) {
-      out.result = s;
-      continue;
-    }
-    ++sequence;
-    next.set_kind(m.kind);
-    next.set_patient_id(m.patient_id);
-    next.set_id(m.id);
-    next.set_version(stamp.version);
-    next.set_sequence(stamp.sequence);
-    next.set_update_time_micros(absl::ToUnixMicros(now));
-    const std::string bytes = next.SerializeAsString();
-
-    Change change;
-    change.set_sequence(stamp.sequence);
-    change.set_kind(m.kind);
-    change.set_patient_id(m.patient_id);
-    change.set_id(m.id);
-    change.set_version(stamp.version);
-    change.set_time_micros(absl::ToUnixMicros(now));
-    change.set_op(m.op);
-
-    const std::string version_key = VersionKey(m.patient_id, m.kind, m.id, stamp.version);
-    wb.Put(current_cf_, current_key, bytes);
-    wb.Put(versions_cf_, version_key, bytes);
-    wb.Put(changes_cf_, ChangeKey(stamp.sequence), change.SerializeAsString());
-    if (stamp.version == 1 && m.kind != PRIORITIES) wb.Put(ids_cf_, IdKey(m.kind, m.id), m.patient_id);
-    if (!request_key.empty()) {
-      RequestOutcome ro_out;
-      ro_out.set_fingerprint(m.fingerprint);
-      ro_out.set_kind(m.kind);
-      ro_out.set_id(m.id);
-      ro_out.set_version(stamp.version);
-      wb.Put(requests_cf_, request_key, ro_out.SerializeAsString());
-      request_overlay[request_key] = ro_out;
-    }
-    current_overlay[current_key] = i;
-    version_overlay[version_key] = i;
-    out.writes = true;
-    out.result = Committed{std::move(next), false};
-  }
-
-  uint64_t audit_sequence;
-  {
-    absl::MutexLock lock(&mu_);
-    audit_sequence = last_audit_sequence_;
-  }
-  const uint64_t first_audit_sequence = audit_sequence;
-  for (AuditRecord& audit : audits) {
-    audit.set_sequence(++audit_sequence);
-    if (audit.time_micros() == 0) audit.set_time_micros(absl::ToUnixMicros(now));
-    wb.Put(audit_cf_, AuditKey(audit.sequence()), audit.SerializeAsString());
-  }
-
-  if (wb.Count() > 0) {
-    rocksdb::WriteOptions wo;
-    // Changes are synced before they are acknowledged. A batch of audit
-    // records alone is synced only once the oldest unsynced one is due.
-    const bool changes = std::any_of(outcomes.begin(), outcomes.end(), [](const auto& o) { return o.writes; });
-    // Real time (not options_.clock, which tests move): the deadline is waited for.
-    const absl::Time real_now = absl::Now();
-    const bool audits_due = audits_unsynced_ && real_now >= audit_sync_due_;
-    wo.sync = options_.sync_writes &&
-              (changes || audits_due || options_.audit_sync_interval <= absl::ZeroDuration());
-    const absl::Time write_start = absl::Now();
-    auto s = db_->Write(wo, &wb);
-    synced_write_seconds_.Observe(absl::ToDoubleSeconds(absl::Now() - write_start));
-    if (s.ok() && options_.sync_writes) {
-      if (wo.sync) {
-        audits_unsynced_ = false;
-        audit_sync_due_ = absl::InfiniteFuture();
-      } else if (!audits_unsynced_) {
-        audits_unsynced_ = true;
-        audit_sync_due_ = real_now + options_.audit_sync_interval;
-      }
-    }
-    if (!s.ok()) {
-      // Nothing of the batch is visible (RocksDB applies a batch to its
-      // memtables only after the log write succeeded), so its sequence
-      // numbers are free again; RecoverWrites makes sure the log cannot
-      // bring the batch back before they are reused. Audit records are held
-      // and written once writes work again.
-      WriteFailed(s.ToString());
-      for (auto& out : outcomes) {
-        if (out.writes) {
-          out.result = absl::UnavailableError(
-              "storage write failed (disk full or I/O error): the change was not applied; retry later with the "
-              "same request_id (should the server restart before it recovers, the change may still appear)");
-        }
-      }
-      sequence = first_sequence;
-      audit_sequence = first_audit_sequence;
-      HoldAudits(audits);
-    }
-  }
-  {
-    absl::MutexLock lock(&mu_);
-    last_sequence_ = sequence;
-    last_audit_sequence_ = audit_sequence;
-  }
-  // The batch is visible to new readers now and acknowledged below: values
-  // cached from an older snapshot of these patients stop being used here.
-  // (After a failed write nothing is visible; moving on is harmless.)
-  for (size_t i = 0; i < batch.size(); ++i) {
-    if (outcomes[i].writes) {
-      patient_generations_[GenerationStripe(batch[i].mutation.patient_id)].fetch_add(1, std::memory_order_release);
-    }
-  }
-  std::vector<Completion> completions;
-  completions.reserve(batch.size());
-  for (size_t i = 0; i < batch.size(); ++i) completions.push_back({std::move(batch[i].done), std::move(outcomes[i].result)});
-  Complete(std::move(completions));
+void Store::RefuseBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& audits) {
+  // Fail fast: nothing is read or applied while the database refuses writes.
+  HoldAudits(audits);
+  std::vector<Completion> refused;
+  refused.reserve(batch.size());
+  for (Pending& p : batch) refused.push_back({std::move(p.done), absl::UnavailableError(kWritesSuspended)});
+  Complete(std::move(refused));
 }
 
 size_t Store::GenerationStripe(absl::string_view patient_id) {
@@ -983,73 +1072,78 @@ absl::Status Store::VerifyIntegrity() const {
   auto reader = NewReader();
   rocksdb::ReadOptions ro;
   ro.snapshot = reader->snapshot_;
+  auto versions = VerifyVersions(ro);
+  if (!versions.ok()) return versions.status();
+  if (auto s = VerifyCurrent(ro); !s.ok()) return s;
+  return VerifyChangeLog(ro, *versions);
+}
+
+// Every version parses, names itself correctly, follows its previous
+// version and has its change-log entry. Returns the number of versions.
+absl::StatusOr<uint64_t> Store::VerifyVersions(const rocksdb::ReadOptions& ro) const {
   uint64_t versions = 0;
-  // Every version parses, names itself correctly and has its change-log entry.
-  {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, versions_cf_));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      Record r;
-      if (!r.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-        return absl::DataLossError("a version does not parse");
-      }
-      if (it->key().ToString() != VersionKey(r.patient_id(), r.kind(), r.id(), r.version())) {
-        return absl::DataLossError(absl::StrCat("version key mismatch for ", r.id()));
-      }
-      std::string value;
-      Change c;
-      if (!db_->Get(ro, changes_cf_, ChangeKey(r.sequence()), &value).ok() || !c.ParseFromString(value) ||
-          c.id() != r.id() || c.version() != r.version() || c.kind() != r.kind() ||
-          c.patient_id() != r.patient_id()) {
-        return absl::DataLossError(absl::StrCat("change log disagrees with version ", r.id(), "@", r.version()));
-      }
-      if (r.version() > 1) {
-        if (!db_->Get(ro, versions_cf_, VersionKey(r.patient_id(), r.kind(), r.id(), r.version() - 1), &value)
-                 .ok()) {
-          return absl::DataLossError(absl::StrCat("version gap before ", r.id(), "@", r.version()));
-        }
-      }
-      ++versions;
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, versions_cf_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    Record r;
+    if (!r.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("a version does not parse");
     }
-    if (!it->status().ok()) return FromRocks(it->status(), "scan versions");
+    if (it->key().ToString() != VersionKey(r.patient_id(), r.kind(), r.id(), r.version())) {
+      return absl::DataLossError(absl::StrCat("version key mismatch for ", r.id()));
+    }
+    std::string value;
+    Change c;
+    if (!db_->Get(ro, changes_cf_, ChangeKey(r.sequence()), &value).ok() || !c.ParseFromString(value) ||
+        c.id() != r.id() || c.version() != r.version() || c.kind() != r.kind() || c.patient_id() != r.patient_id()) {
+      return absl::DataLossError(absl::StrCat("change log disagrees with version ", r.id(), "@", r.version()));
+    }
+    if (r.version() > 1 &&
+        !db_->Get(ro, versions_cf_, VersionKey(r.patient_id(), r.kind(), r.id(), r.version() - 1), &value).ok()) {
+      return absl::DataLossError(absl::StrCat("version gap before ", r.id(), "@", r.version()));
+    }
+    ++versions;
   }
-  // Every current record is its own latest version and is indexed.
-  {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, current_cf_));
-    for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      Record r;
-      if (!r.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
-        return absl::DataLossError("a current record does not parse");
-      }
-      std::string value;
-      if (!db_->Get(ro, versions_cf_, VersionKey(r.patient_id(), r.kind(), r.id(), r.version()), &value).ok() ||
-          value != it->value().ToString()) {
-        return absl::DataLossError(absl::StrCat("current record differs from its version: ", r.id()));
-      }
-      if (db_->Get(ro, versions_cf_, VersionKey(r.patient_id(), r.kind(), r.id(), r.version() + 1), &value)
-              .ok()) {
-        return absl::DataLossError(absl::StrCat("current record is not the latest version: ", r.id()));
-      }
-      if (r.kind() != PRIORITIES &&
-          (!db_->Get(ro, ids_cf_, IdKey(r.kind(), r.id()), &value).ok() || value != r.patient_id())) {
-        return absl::DataLossError(absl::StrCat("id index disagrees for ", r.id()));
-      }
+  if (!it->status().ok()) return FromRocks(it->status(), "scan versions");
+  return versions;
+}
+
+// Every current record is its own latest version and is indexed.
+absl::Status Store::VerifyCurrent(const rocksdb::ReadOptions& ro) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, current_cf_));
+  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+    Record r;
+    if (!r.ParseFromArray(it->value().data(), static_cast<int>(it->value().size()))) {
+      return absl::DataLossError("a current record does not parse");
     }
-    if (!it->status().ok()) return FromRocks(it->status(), "scan current");
+    std::string value;
+    if (!db_->Get(ro, versions_cf_, VersionKey(r.patient_id(), r.kind(), r.id(), r.version()), &value).ok() ||
+        value != it->value().ToString()) {
+      return absl::DataLossError(absl::StrCat("current record differs from its version: ", r.id()));
+    }
+    if (db_->Get(ro, versions_cf_, VersionKey(r.patient_id(), r.kind(), r.id(), r.version() + 1), &value).ok()) {
+      return absl::DataLossError(absl::StrCat("current record is not the latest version: ", r.id()));
+    }
+    if (r.kind() != PRIORITIES &&
+        (!db_->Get(ro, ids_cf_, IdKey(r.kind(), r.id()), &value).ok() || value != r.patient_id())) {
+      return absl::DataLossError(absl::StrCat("id index disagrees for ", r.id()));
+    }
   }
-  // The change log has exactly one entry per version, numbered 1..N.
-  {
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, changes_cf_));
-    uint64_t expected = 1;
-    for (it->SeekToFirst(); it->Valid(); it->Next(), ++expected) {
-      auto seq = DecodeBigEndian64(absl::string_view(it->key().data(), it->key().size()));
-      if (!seq.has_value() || *seq != expected) {
-        return absl::DataLossError(absl::StrCat("change log gap at sequence ", expected));
-      }
+  if (!it->status().ok()) return FromRocks(it->status(), "scan current");
+  return absl::OkStatus();
+}
+
+// The change log has exactly one entry per version, numbered 1..N.
+absl::Status Store::VerifyChangeLog(const rocksdb::ReadOptions& ro, uint64_t versions) const {
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, changes_cf_));
+  uint64_t expected = 1;
+  for (it->SeekToFirst(); it->Valid(); it->Next(), ++expected) {
+    auto seq = DecodeBigEndian64(absl::string_view(it->key().data(), it->key().size()));
+    if (!seq.has_value() || *seq != expected) {
+      return absl::DataLossError(absl::StrCat("change log gap at sequence ", expected));
     }
-    if (expected - 1 != versions) {
-      return absl::DataLossError(
-          absl::StrCat("change log has ", expected - 1, " entries for ", versions, " versions"));
-    }
+  }
+  if (expected - 1 != versions) {
+    return absl::DataLossError(absl::StrCat("change log has ", expected - 1, " entries for ", versions, " versions"));
   }
   return absl::OkStatus();
 }

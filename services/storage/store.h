@@ -1,19 +1,65 @@
-// Store: the single owner of the RocksDB database.
+// Store: the storage seam of wmty, and its one implementation, on RocksDB.
+// Only services/storage names RocksDB; the domain sees the contract below, so
+// a second implementation (e.g. on PostgreSQL, for high availability) can be
+// written against it without touching the domain. docs/architecture.md
+// ("The Store contract") says what such an implementation must keep.
 //
-// Every change writes a new immutable version of one record. The current
-// record, the version, the id index, the change-log entry and (when the change
-// carries a request id) the idempotency record commit in one atomic WriteBatch.
-// Writes go through one commit thread that groups all pending changes into one
-// synced WriteBatch (leveldb-style group commit): a write is acknowledged only
-// after its batch is in the fsync'ed write-ahead log, and concurrent writers
-// share the fsync. Because the commit thread applies changes one after another,
-// each change sees the result of the previous one: of N concurrent updates
-// made against the same version, exactly one can win.
+// Data. Every change writes a new immutable version of one record, named by
+// (kind, patient id, id). Versions count from 1 without gaps. Per record the
+// store keeps the current version and every version; per kind an id index
+// (ids are unique per kind across patients; PRIORITIES records are not
+// indexed); a change log; an audit trail; and, for changes that carry a
+// request id, the outcome under (patient id, request id).
 //
-// Thread safety: all public methods are safe to call from any thread. Commit
-// callbacks run, in commit order, on the store's completion thread (so that
-// answering callers, e.g. a gRPC send, overlaps the next group commit instead
-// of delaying it) and must not block.
+// Order. Ids and patient ids compare as bytes (unsigned, lexicographic:
+// RocksDB's default comparator); every scan below visits in that order, and
+// the domain's page tokens resume "after" a byte-ordered id.
+//
+// Commit. One commit thread applies queued changes one after another, in
+// queue order, and writes them in groups (leveldb-style group commit):
+// - `Mutation::apply` runs on the commit thread against the latest state,
+//   including the changes before it in the same group: of N concurrent
+//   updates made against the same version exactly one can win, and a
+//   precondition checked in `apply` holds when the change is written.
+// - Each change's current record, version, id index entry, change-log entry
+//   and request outcome are written together, and a group commits all or
+//   nothing: a reader never sees half a change or half a group.
+// - A change is acknowledged (its callback runs) only after its group is
+//   durable (with StoreOptions::sync_writes, in the fsync'ed write-ahead log),
+//   and after it is visible to new Readers.
+// - Each written change gets the next change sequence: 1, 2, 3, ... in commit
+//   order, without gaps among written changes. A change that is refused, or
+//   whose group failed to write, takes no sequence (the numbers are handed
+//   out again). After a failed write, should the process restart before the
+//   store recovered, a change that was answered UNAVAILABLE may still appear
+//   (its log record may have reached the disk): clients retry with the same
+//   request id, which makes that harmless.
+// - Request ids: a change whose request id was committed before (same
+//   patient) with the same fingerprint is not applied again; the caller gets
+//   the version that request wrote (`Committed::replayed`), even if the
+//   record changed since. Another fingerprint: ALREADY_EXISTS. Outcomes are
+//   kept for good.
+//
+// Snapshots. A Reader sees the store exactly as some group commit left it:
+// every change with a sequence up to some S and none after, with each
+// record's current version, versions, id index entry and change-log entry in
+// agreement, and the audit records written up to then. A Reader taken after a
+// callback ran sees that change (read your writes).
+//
+// Audit trail. AppendAudit is fire and forget: audit records get their own
+// sequence (1, 2, 3, ... apart from the change sequence) when written, ride
+// along with the next group, and are synced within audit_sync_interval.
+//
+// Errors. Reads: DATA_LOSS when a stored value does not parse or RocksDB
+// reports corruption, UNAVAILABLE on I/O errors; a missing record is not an
+// error (nullopt). Commit: see Commit. Scans stop at the first error.
+//
+// Thread safety: all public methods are safe to call from any thread; a
+// Reader is used by one thread at a time. `apply` runs on the commit thread
+// and must not block or call the store (its view is `current`, not a
+// Reader). Commit callbacks run, in commit order, on the store's completion
+// thread (so that answering callers, e.g. a gRPC send, overlaps the next
+// group commit instead of delaying it) and must not block.
 #ifndef WMTY_STORAGE_STORE_H_
 #define WMTY_STORAGE_STORE_H_
 
@@ -39,6 +85,7 @@
 
 namespace rocksdb {
 class DB;
+struct ReadOptions;
 class ColumnFamilyHandle;
 class Env;
 class Snapshot;
@@ -138,10 +185,9 @@ class Reader {
   Reader& operator=(const Reader&) = delete;
 
   // The latest version, or nullopt.
-  absl::StatusOr<std::optional<Record>> GetCurrent(Kind kind, absl::string_view patient_id,
-                                                   absl::string_view id) const;
-  absl::StatusOr<std::optional<Record>> GetVersion(Kind kind, absl::string_view patient_id,
-                                                   absl::string_view id, int64_t version) const;
+  absl::StatusOr<std::optional<Record>> GetCurrent(Kind kind, absl::string_view patient_id, absl::string_view id) const;
+  absl::StatusOr<std::optional<Record>> GetVersion(Kind kind, absl::string_view patient_id, absl::string_view id,
+                                                   int64_t version) const;
   // Visits the current records of one patient and kind whose id sorts after
   // `after_id`, in id order, until `visit` returns false.
   absl::Status ScanCurrent(absl::string_view patient_id, Kind kind, absl::string_view after_id,
@@ -152,8 +198,8 @@ class Reader {
   absl::Status ScanCurrentAllPatients(Kind kind, absl::string_view after_patient, absl::string_view after_id,
                                       absl::FunctionRef<bool(const Record&)> visit) const;
   // Visits the versions of one record after `after_version`, oldest first.
-  absl::Status ScanVersions(Kind kind, absl::string_view patient_id, absl::string_view id,
-                            int64_t after_version, absl::FunctionRef<bool(const Record&)> visit) const;
+  absl::Status ScanVersions(Kind kind, absl::string_view patient_id, absl::string_view id, int64_t after_version,
+                            absl::FunctionRef<bool(const Record&)> visit) const;
   // The patient a resource id belongs to (ids are unique per kind).
   absl::StatusOr<std::optional<std::string>> FindPatient(Kind kind, absl::string_view id) const;
   // Visits the ids of `kind` from `from_id` on (inclusive) in id order with the patient
@@ -276,7 +322,18 @@ class Store {
   explicit Store(StoreOptions options);
   absl::Status OpenDb();
   void CommitLoop();
+  // Commit thread: waits for changes or audit records and takes them (at
+  // most max_batch_size changes); false once closing with nothing left.
+  bool TakeWork(std::vector<Pending>& batch, std::vector<AuditRecord>& audits);
+  void AwaitWork() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void AwaitChangeOrAuditsDue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool ChangeQueuedOrClosing() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  bool WorkQueuedOrClosing() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // One group commit: look up, apply, write and sync, complete (store.cc,
+  // class Store::Batch). Refuses the whole batch while writes are suspended.
   void CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& audits);
+  void RefuseBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& audits);
+  class Batch;
   // The stored request outcomes and current records a batch reads, looked
   // up together before it is applied (defined in store.cc).
   struct BatchLookups;
@@ -331,7 +388,11 @@ class Store {
   absl::Time last_audit_write_ = absl::InfinitePast();  // guarded by mu_
   static constexpr absl::Duration kAuditWriteInterval = absl::Milliseconds(2);
   void SyncAudits();
-  uint64_t failed_wal_ = 0;          // commit thread only: the log a failed write used
+  // The three checks of VerifyIntegrity, on one snapshot.
+  absl::StatusOr<uint64_t> VerifyVersions(const rocksdb::ReadOptions& ro) const;
+  absl::Status VerifyCurrent(const rocksdb::ReadOptions& ro) const;
+  absl::Status VerifyChangeLog(const rocksdb::ReadOptions& ro, uint64_t versions) const;
+  uint64_t failed_wal_ = 0;  // commit thread only: the log a failed write used
   std::thread commit_thread_;
   absl::Mutex completion_mu_;
   std::vector<Completion> completions_ ABSL_GUARDED_BY(completion_mu_);
@@ -343,7 +404,7 @@ class Store {
   // memory, and a write makes few other patients' cached values look stale.
   static constexpr size_t kGenerationStripes = size_t{1} << 14;
   static size_t GenerationStripe(absl::string_view patient_id);
-  std::unique_ptr<std::atomic<uint64_t>[]> patient_generations_{new std::atomic<uint64_t>[kGenerationStripes]()};
+  std::unique_ptr<std::atomic<uint64_t>[]> patient_generations_ { new std::atomic<uint64_t>[ kGenerationStripes ]() };
   metrics::Histogram synced_write_seconds_{metrics::LatencyBuckets()};
 };
 

@@ -48,7 +48,7 @@ class DiskFullTest : public ::testing::Test {
     options.grpc_listen = "127.0.0.1:0";
     options.http_listen = "127.0.0.1:0";
     options.block_cache_bytes = size_t{8} << 20;
-    options.storage_env = FaultInjectionFs::NewEnv(fs_);
+    options.customize_store = [this](storage::StoreOptions* store) { store->env = FaultInjectionFs::NewEnv(fs_); };
     auto server = server::WmtyServer::Start(options);
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);

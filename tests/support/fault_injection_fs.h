@@ -62,7 +62,7 @@ class FaultInjectionFs : public rocksdb::FileSystemWrapper {
   explicit FaultInjectionFs(const std::shared_ptr<rocksdb::FileSystem>& base = rocksdb::FileSystem::Default());
 
   // An Env whose file system is `fs` (threads and clock are the default
-  // Env's), for StoreOptions::env / ServerOptions::storage_env.
+  // Env's), for StoreOptions::env (also through ServerOptions::customize_store).
   static std::shared_ptr<rocksdb::Env> NewEnv(const std::shared_ptr<FaultInjectionFs>& fs);
 
   const char* Name() const override { return "WmtyFaultInjectionFs"; }
