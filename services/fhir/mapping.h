@@ -10,8 +10,8 @@
 //   Priorities   <-> List         (PACIO ADI PersonalPrioritiesOrganizer)
 //   each version  -> Provenance   (US Core Provenance: author, informant)
 // See docs/fhir.md and ../shared/reference/fhir-profiles.md; the full mapping
-// (elements, codes, what survives a round trip) is the comment at the top of
-// mapping.cc. Helpers: mapping_codes.h (code tables, system and profile
+// (elements, codes) is the comment at the top of mapping.cc, what survives a
+// round trip the one at the top of mapping_kept.cc. Helpers: mapping_codes.h (code tables, system and profile
 // canonicals), mapping_json.h (RapidJSON helpers; FormatInstant/FormatDateTime/
 // ParseDateTime for FHIR instants and dateTimes).
 //
@@ -27,11 +27,11 @@
 #ifndef WMTY_FHIR_MAPPING_H_
 #define WMTY_FHIR_MAPPING_H_
 
+#include <rapidjson/document.h>
+
 #include <string>
 #include <variant>
 #include <vector>
-
-#include <rapidjson/document.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -60,7 +60,7 @@ struct Incoming {
   // elements, or elements R4 does not define); "" when there are none. It also holds, verbatim, the original
   // of every mapped element that carries more than the model keeps (extra
   // codings, extensions, display, ...): ToFhir re-emits such an original as
-  // long as it still maps to what the model holds (see mapping.cc). Store it
+  // long as it still maps to what the model holds (see mapping_kept.cc). Store it
   // as Record.fhir_extra_json (CallContext::fhir_extra_json).
   std::string extra_json;
   // List only: List.entry[].item.reference in order, each "Goal/<id>" or

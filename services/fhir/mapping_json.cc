@@ -111,6 +111,12 @@ absl::Status Parse(absl::string_view text, rapidjson::Document* doc) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<const Value*> ParseStoredElements(absl::string_view text, rapidjson::Document* doc) {
+  if (text.empty()) return static_cast<const Value*>(nullptr);
+  if (!Parse(text, doc).ok() || !doc->IsObject()) return absl::DataLossError("stored FHIR elements do not parse");
+  return doc;
+}
+
 std::string FormatInstant(int64_t unix_micros) {
   return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ", absl::FromUnixMicros(unix_micros), absl::UTCTimeZone());
 }

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
 namespace wmty::fhir::json {
@@ -44,6 +45,10 @@ Value Reference(absl::string_view ref, absl::string_view display, Allocator& all
 std::string Serialize(const Value& v);
 // Parses `text` into `doc`; INVALID_ARGUMENT when it is not JSON.
 absl::Status Parse(absl::string_view text, rapidjson::Document* doc);
+// Parses the FHIR elements stored with a version (Record.fhir_extra_json)
+// into `doc`: nullptr when `text` is empty, else the object; DATA_LOSS when
+// it is not a JSON object.
+absl::StatusOr<const Value*> ParseStoredElements(absl::string_view text, rapidjson::Document* doc);
 
 // FHIR instant with millisecond precision, UTC: "2026-11-23T16:33:29.520Z".
 std::string FormatInstant(int64_t unix_micros);

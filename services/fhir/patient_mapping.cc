@@ -1,4 +1,5 @@
-// The FHIR Patient mapping (see patient_mapping.h for the rules).
+// The FHIR Patient mapping (see patient_mapping.h for the rules). Patient's
+// R4 elements are in the one element table, elements.cc.
 #include "fhir/patient_mapping.h"
 
 #include <algorithm>
@@ -8,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/status.h"
+#include "fhir/elements.h"
 #include "fhir/mapping_json.h"
 
 namespace wmty::fhir {
@@ -34,70 +36,6 @@ enum class Shape {
   kSiblings,  // the _ sibling of such a list: a non-empty array of objects or nulls
 };
 
-struct Element {
-  absl::string_view name;
-  Shape shape;
-};
-
-// R4 Patient's elements in definition order (with the _ siblings of its
-// primitives, and resourceType): the output order, and everything an
-// incoming Patient may hold.
-constexpr Element kPatientElements[] = {
-    {"resourceType", Shape::kString},
-    {"id", Shape::kString},
-    {"_id", Shape::kObject},
-    {"meta", Shape::kObject},
-    {"implicitRules", Shape::kString},
-    {"_implicitRules", Shape::kObject},
-    {"language", Shape::kString},
-    {"_language", Shape::kObject},
-    {"text", Shape::kObject},
-    {"contained", Shape::kArray},
-    {"extension", Shape::kArray},
-    {"modifierExtension", Shape::kArray},
-    {"identifier", Shape::kArray},
-    {"active", Shape::kBool},
-    {"_active", Shape::kObject},
-    {"name", Shape::kArray},
-    {"telecom", Shape::kArray},
-    {"gender", Shape::kString},
-    {"_gender", Shape::kObject},
-    {"birthDate", Shape::kString},
-    {"_birthDate", Shape::kObject},
-    {"deceasedBoolean", Shape::kBool},
-    {"_deceasedBoolean", Shape::kObject},
-    {"deceasedDateTime", Shape::kString},
-    {"_deceasedDateTime", Shape::kObject},
-    {"address", Shape::kArray},
-    {"maritalStatus", Shape::kObject},
-    {"multipleBirthBoolean", Shape::kBool},
-    {"_multipleBirthBoolean", Shape::kObject},
-    {"multipleBirthInteger", Shape::kInteger},
-    {"_multipleBirthInteger", Shape::kObject},
-    {"photo", Shape::kArray},
-    {"contact", Shape::kArray},
-    {"communication", Shape::kArray},
-    {"generalPractitioner", Shape::kArray},
-    {"managingOrganization", Shape::kObject},
-    {"link", Shape::kArray},
-};
-constexpr Element kHumanNameElements[] = {
-    {"id", Shape::kString},       {"extension", Shape::kArray},  {"use", Shape::kString},
-    {"_use", Shape::kObject},     {"text", Shape::kString},      {"_text", Shape::kObject},
-    {"family", Shape::kString},   {"_family", Shape::kObject},   {"given", Shape::kStrings},
-    {"_given", Shape::kSiblings}, {"prefix", Shape::kStrings},   {"_prefix", Shape::kSiblings},
-    {"suffix", Shape::kStrings},  {"_suffix", Shape::kSiblings}, {"period", Shape::kObject},
-};
-constexpr Element kIdentifierElements[] = {
-    {"id", Shape::kString},     {"extension", Shape::kArray}, {"use", Shape::kString},      {"_use", Shape::kObject},
-    {"type", Shape::kObject},   {"system", Shape::kString},   {"_system", Shape::kObject},  {"value", Shape::kString},
-    {"_value", Shape::kObject}, {"period", Shape::kObject},   {"assigner", Shape::kObject},
-};
-// Identifier.type, the one complex value inside them wmty reads.
-constexpr Element kCodeableConceptElements[] = {
-    {"id", Shape::kString},   {"extension", Shape::kArray}, {"coding", Shape::kArray},
-    {"text", Shape::kString}, {"_text", Shape::kObject},
-};
 // Never kept: the server owns them.
 constexpr absl::string_view kHeaders[] = {"resourceType", "id", "_id", "meta", "text"};
 
@@ -111,12 +49,14 @@ bool IsHeader(absl::string_view name) {
   return std::find(std::begin(kHeaders), std::end(kHeaders), name) != std::end(kHeaders);
 }
 
-template <size_t N>
-const Element* Find(absl::string_view name, const Element (&table)[N]) {
-  for (const Element& e : table) {
-    if (e.name == name) return &e;
-  }
-  return nullptr;
+// The JSON form of an element of its R4 type and cardinality.
+Shape ShapeOf(const ElementInfo& e) {
+  if (e.sibling) return e.many ? Shape::kSiblings : Shape::kObject;
+  if (!e.primitive) return e.many ? Shape::kArray : Shape::kObject;
+  if (e.many) return Shape::kStrings;
+  if (e.type == "boolean") return Shape::kBool;
+  if (e.type == "integer") return Shape::kInteger;
+  return Shape::kString;
 }
 
 absl::string_view NameOf(const Value::ConstMemberIterator& it) {
@@ -151,17 +91,16 @@ absl::string_view ShapeError(const Value& v, Shape shape) {
   return "";
 }
 
-// Refuses members of `o` that `table` does not define, or whose JSON form is
-// not their type's, naming their paths.
-template <size_t N>
-void CheckElements(const Value& o, const Element (&table)[N], absl::string_view path, FieldViolations* v) {
+// Refuses members of `o` (a value of R4 type `type`) that R4 does not
+// define, or whose JSON form is not their type's, naming their paths.
+void CheckElements(const Value& o, absl::string_view type, absl::string_view path, FieldViolations* v) {
   for (auto it = o.MemberBegin(); it != o.MemberEnd(); ++it) {
     const absl::string_view name = NameOf(it);
-    const Element* e = Find(name, table);
-    if (e == nullptr) {
+    const std::optional<ElementInfo> e = ElementOf(type, name);
+    if (!e) {
       v->Add(absl::StrCat(path, ".", name.substr(0, 64)),
              "not an element of R4 Patient: remove it, or send it as an extension");
-    } else if (absl::string_view error = ShapeError(it->value, e->shape); !error.empty()) {
+    } else if (absl::string_view error = ShapeError(it->value, ShapeOf(*e)); !error.empty()) {
       v->Add(absl::StrCat(path, ".", name), std::string(error));
     }
   }
@@ -177,19 +116,19 @@ void CheckPatientElements(const Value& resource, FieldViolations* v) {
     }
   }
   const int before = v->proto().field_violations_size();
-  CheckElements(resource, kPatientElements, "Patient", v);
+  CheckElements(resource, "Patient", "Patient", v);
   if (v->proto().field_violations_size() != before) return;  // the lists below are not lists
   if (const Value* names = Member(resource, "name"); names != nullptr) {
     for (rapidjson::SizeType i = 0; i < names->Size(); ++i) {
-      CheckElements((*names)[i], kHumanNameElements, absl::StrCat("Patient.name[", i, "]"), v);
+      CheckElements((*names)[i], "HumanName", absl::StrCat("Patient.name[", i, "]"), v);
     }
   }
   if (const Value* ids = Member(resource, "identifier"); ids != nullptr) {
     for (rapidjson::SizeType i = 0; i < ids->Size(); ++i) {
       const std::string path = absl::StrCat("Patient.identifier[", i, "]");
-      CheckElements((*ids)[i], kIdentifierElements, path, v);
+      CheckElements((*ids)[i], "Identifier", path, v);
       const Value* type = Member((*ids)[i], "type");
-      if (type != nullptr && type->IsObject()) CheckElements(*type, kCodeableConceptElements, path + ".type", v);
+      if (type != nullptr && type->IsObject()) CheckElements(*type, "CodeableConcept", path + ".type", v);
     }
   }
 }
@@ -308,20 +247,19 @@ void InterpretedElements(const v1::Patient& p, const Value* kept, Value* body, A
   auto keep = [&](absl::string_view name) {
     if (const Value* m = Member(*kept, name); m != nullptr) json::Set(*body, name, Value(*m, a), a);
   };
-  if (kept != nullptr && SameList(as_kept.identifiers(), p.identifiers())) {
-    keep("identifier");
-  } else if (!p.identifiers().empty()) {
-    Value ids(rapidjson::kArrayType);
-    for (const auto& id : p.identifiers()) ids.PushBack(GenerateIdentifier(id, a), a);
-    json::Set(*body, "identifier", std::move(ids), a);
-  }
-  if (kept != nullptr && SameList(as_kept.names(), p.names())) {
-    keep("name");
-  } else if (!p.names().empty()) {
-    Value names(rapidjson::kArrayType);
-    for (const auto& n : p.names()) names.PushBack(GenerateName(n, a), a);
-    json::Set(*body, "name", std::move(names), a);
-  }
+  // A list element: the kept original when it maps to the same list, else
+  // generated item by item.
+  auto list = [&](absl::string_view name, const auto& as_kept_items, const auto& items, auto generate) {
+    if (kept != nullptr && SameList(as_kept_items, items)) {
+      keep(name);
+    } else if (!items.empty()) {
+      Value values(rapidjson::kArrayType);
+      for (const auto& item : items) values.PushBack(generate(item, a), a);
+      json::Set(*body, name, std::move(values), a);
+    }
+  };
+  list("identifier", as_kept.identifiers(), p.identifiers(), GenerateIdentifier);
+  list("name", as_kept.names(), p.names(), GenerateName);
   if (kept != nullptr && as_kept.gender() == p.gender()) {
     keep("gender");
     keep("_gender");
@@ -390,13 +328,9 @@ absl::Status PatientToFhir(const storage::Record& record, rapidjson::Value* out,
   v1::Patient p;
   if (!p.ParseFromString(record.resource())) return absl::DataLossError("stored resource does not parse");
   rapidjson::Document kept_doc;
-  const Value* kept = nullptr;
-  if (!record.fhir_extra_json().empty()) {
-    if (!json::Parse(record.fhir_extra_json(), &kept_doc).ok() || !kept_doc.IsObject()) {
-      return absl::DataLossError("stored FHIR elements do not parse");
-    }
-    kept = &kept_doc;
-  }
+  absl::StatusOr<const Value*> stored = json::ParseStoredElements(record.fhir_extra_json(), &kept_doc);
+  if (!stored.ok()) return stored.status();
+  const Value* kept = *stored;
   Value body(rapidjson::kObjectType);
   if (kept != nullptr) {
     for (auto it = kept->MemberBegin(); it != kept->MemberEnd(); ++it)
@@ -418,14 +352,16 @@ absl::Status PatientToFhir(const storage::Record& record, rapidjson::Value* out,
   out->AddMember("resourceType", "Patient", a);
   out->AddMember("id", Str(record.patient_id(), a), a);
   out->AddMember("meta", meta, a);
-  for (const Element& e : kPatientElements) {
-    const absl::string_view name = e.name;
-    if (name == "id" || name == "_id" || name == "meta") continue;
+  // In R4 order, each primitive's "_" sibling after it.
+  for (const absl::string_view name : ElementOrder("Patient")) {
+    if (name == "id" || name == "meta") continue;
     if (name == "text") {
       out->AddMember("text", Narrative(p, a), a);
       continue;
     }
-    if (Value* m = json::MutableMember(body, name); m != nullptr) out->AddMember(Str(name, a), *m, a);
+    for (const std::string& member : {std::string(name), absl::StrCat("_", name)}) {
+      if (Value* m = json::MutableMember(body, member); m != nullptr) out->AddMember(Str(member, a), *m, a);
+    }
   }
   return absl::OkStatus();
 }

@@ -9,9 +9,11 @@
 #include <gtest/gtest.h>
 #include <rapidjson/pointer.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
 #include <functional>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -1293,6 +1295,59 @@ TEST(UnknownElements, CoverContainedResourcesExtensionsAndPrimitiveSiblings) {
     "_startDate": {"id": "s", "extension": [{"url": "http://z", "valueBoolean": true}], "foo": 1}})json"),
               ElementsAre("Goal.contained[0].name[0].nick", "Goal.contained[0].hobby", "Goal.extension[0].colour",
                           "Goal.extension[1].extension[0].b", "Goal._subject", "Goal._startDate.foo"));
+}
+
+// Element.id is a FHIRPath String, not a FHIR primitive: "_id" is R4 JSON
+// only on a resource. The Goal/Observation/List check used to accept it on
+// any element while the Patient check refused it; one table, one rule.
+TEST(UnknownElements, OnlyAResourceIdHasAPrimitiveSibling) {
+  EXPECT_THAT(UnknownPaths("Goal", R"json({"resourceType": "Goal", "_id": {"extension": []},
+    "subject": {"reference": "Patient/pat-1", "_id": {"extension": []}},
+    "target": [{"_id": {}, "dueDate": "2027-06-15"}]})json"),
+              ElementsAre("Goal.subject._id", "Goal.target[0]._id"));
+}
+
+// A contained resource the mapping does not read there (a Patient) is not
+// checked, though Patient has a table.
+TEST(UnknownElements, AContainedPatientIsNotChecked) {
+  EXPECT_THAT(UnknownPaths("Goal", R"json({"resourceType": "Goal",
+    "contained": [{"resourceType": "Patient", "id": "p", "foo": 1}]})json"),
+              IsEmpty());
+}
+
+TEST(ElementTable, GivesR4OrderTypesAndCardinality) {
+  const std::vector<absl::string_view>& order = ElementOrder("Observation");
+  auto at = [&](absl::string_view name) { return std::find(order.begin(), order.end(), name) - order.begin(); };
+  EXPECT_EQ(order.front(), "resourceType");
+  EXPECT_LT(at("performer"), at("valueQuantity"));
+  EXPECT_LT(at("valuePeriod"), at("dataAbsentReason"));
+  EXPECT_EQ(at("component"), static_cast<std::ptrdiff_t>(order.size()) - 1);
+  EXPECT_TRUE(ElementOrder("NoSuchType").empty());
+
+  std::optional<ElementInfo> name = ElementOf("Patient", "name");
+  ASSERT_TRUE(name.has_value());
+  EXPECT_EQ(name->type, "HumanName");
+  EXPECT_TRUE(name->many);
+  EXPECT_FALSE(name->primitive);
+  std::optional<ElementInfo> given = ElementOf("HumanName", "_given");
+  ASSERT_TRUE(given.has_value());
+  EXPECT_TRUE(given->sibling && given->many && given->primitive);
+  std::optional<ElementInfo> gender = ElementOf("Patient", "gender");
+  ASSERT_TRUE(gender.has_value());
+  EXPECT_FALSE(gender->many);
+  EXPECT_FALSE(ElementOf("Patient", "_name").has_value());
+  EXPECT_FALSE(ElementOf("Patient", "foo").has_value());
+  EXPECT_FALSE(ElementOf("HumanName", "modifierExtension").has_value());
+  EXPECT_TRUE(ElementOf("Goal.target", "modifierExtension").has_value());
+}
+
+TEST(ElementTable, SortsMembersIntoR4OrderSiblingsAfterTheirElementUnknownLast) {
+  rapidjson::Document d = Parse(R"json({"zzz": 1, "subject": {}, "_lifecycleStatus": {}, "id": "g",
+    "lifecycleStatus": "active", "resourceType": "Goal"})json");
+  SortElements("Goal", d, d.GetAllocator());
+  std::vector<std::string> names;
+  for (auto it = d.MemberBegin(); it != d.MemberEnd(); ++it) names.emplace_back(it->name.GetString());
+  EXPECT_THAT(names, ElementsAre("resourceType", "id", "lifecycleStatus", "_lifecycleStatus", "subject", "zzz"));
 }
 
 TEST(UnknownElements, EveryR4ElementWeDoNotMapIsAcceptedAndKept) {
