@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command: install what is missing, build, and run every test with ctest.
+# One command: install what is missing, check formatting, build, and run every test with ctest.
 # Long soak/fuzz runs are not part of this; see docs (WMTY_CRASH_CYCLES etc.).
 # Then every libFuzzer target runs for a bounded time (scripts/fuzz.sh;
 # WMTY_FUZZ_SECONDS, default 20; 0 skips it). WMTY_TEST_SANITIZERS=1 also
@@ -12,6 +12,8 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$root/scripts/deps.sh"
 wmty_install_deps
 wmty_install_conformance_deps
+# Seconds, before the build: a formatting diff fails here (fix: scripts/check_format.sh --fix).
+"$root/scripts/check_format.sh"
 wmty_build "$root/build" Release
 cd "$root/build"
 ctest --output-on-failure --timeout 600 -j"$(nproc)" "$@"
