@@ -518,9 +518,10 @@ class Loader {
     }
     Acquire();
     core_->UpdateGoal(req, ctx_, [this, p, i, step](absl::StatusOr<v1::Goal> r) {
-      Release(r.ok(), r.status());
-      if (r.ok()) p->goals[i] = *std::move(r);  // only this chain touches goals[i] now
-      if (r.ok() && step < p->profile.goal_updates[i]) {
+      const bool ok = r.ok();  // read before the value is moved out of r
+      Release(ok, r.status());
+      if (ok) p->goals[i] = *std::move(r);  // only this chain touches goals[i] now
+      if (ok && step < p->profile.goal_updates[i]) {
         Later([this, p, i, step] { GoalUpdate(p, i, step + 1); });
       } else {
         Stage2Step(p);
@@ -606,7 +607,7 @@ int main(int argc, char** argv) {
         m["seed"] == absl::StrCat(seed) && m["complete"] == "1") {
       std::fprintf(stderr, "datagen: reusing %s (%s records)\n", dir.c_str(), m["records"].c_str());
       std::printf("DATAGEN records=%s patients=%lld seconds=%s records_per_second=%s reused=1\n", m["records"].c_str(),
-                  static_cast<long long>(patients + bench_patients), m["load_seconds"].c_str(),
+                  static_cast<long long>(patients) + bench_patients, m["load_seconds"].c_str(),
                   m["records_per_second"].c_str());
       return 0;
     }
@@ -698,6 +699,6 @@ int main(int argc, char** argv) {
   }
   std::filesystem::rename(manifest_path + ".tmp", manifest_path);
   std::printf("DATAGEN records=%lld patients=%lld seconds=%.1f records_per_second=%.0f reused=0\n",
-              static_cast<long long>(records), static_cast<long long>(patients + bench_patients), load_seconds, rate);
+              static_cast<long long>(records), static_cast<long long>(patients) + bench_patients, load_seconds, rate);
   return 0;
 }

@@ -20,6 +20,8 @@ WMTY_PACKAGES=(
   # scripts/fuzz.sh: libFuzzer comes with clang 14 (libclang_rt.fuzzer in
   # libclang-rt-14-dev); the sanitizer runtimes of g++ come with build-essential
   clang libclang-rt-14-dev
+  # scripts/check_format.sh and scripts/tidy.sh (clang-format and clang-tidy 14)
+  clang-format clang-tidy
   # tests/bedside: the bedside app's end-to-end tests drive Debian's chromium
   # with playwright-core (no browser is downloaded)
   chromium
