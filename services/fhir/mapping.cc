@@ -171,6 +171,7 @@
 #include "absl/strings/str_replace.h"
 #include "absl/strings/strip.h"
 #include "common/status.h"
+#include "domain/fhir_types.h"
 #include "domain/names.h"
 #include "fhir/elements.h"
 #include "fhir/mapping_codes.h"
@@ -1045,13 +1046,6 @@ void ParseList(Parser& p, Parsed* out) {
   out->resource = std::move(pr);
 }
 
-storage::Kind KindOfType(absl::string_view type) {
-  if (type == "Goal") return storage::GOAL;
-  if (type == "List") return storage::PRIORITIES;
-  if (type == "Observation") return storage::WHAT_MATTERS;  // refined by code
-  return storage::KIND_UNSPECIFIED;
-}
-
 // Maps the elements of a FHIR resource of `type` (already checked to be ours).
 Parsed ParseResource(absl::string_view type, const Value& resource, FieldViolations* v) {
   Parser p(type, resource, v);
@@ -1681,10 +1675,6 @@ absl::StatusOr<AnyResource> PatientAsProvenanceCarrier(const storage::Record& re
   return AnyResource(std::move(carrier));
 }
 
-std::string FhirIdOf(const storage::Record& record) {
-  return record.kind() == storage::PRIORITIES ? record.patient_id() : record.id();
-}
-
 const v1::Provenance& ProvenanceOfRecord(const AnyResource& r) {
   return std::visit([](const auto& m) -> const v1::Provenance& { return m.provenance(); }, r);
 }
@@ -1816,19 +1806,6 @@ std::string NarrativeOf(storage::Kind kind, const AnyResource& r, const Value& r
 // ---------------------------------------------------------------------------
 // Public functions.
 
-absl::string_view FhirTypeOf(storage::Kind kind) {
-  switch (kind) {
-    case storage::GOAL:
-      return "Goal";
-    case storage::PRIORITIES:
-      return "List";
-    case storage::PATIENT:
-      return "Patient";
-    default:
-      return "Observation";
-  }
-}
-
 namespace {
 
 // FromFhir of a resource whose type is checked and whose elements are all R4's.
@@ -1878,7 +1855,7 @@ absl::StatusOr<Incoming> MapResource(absl::string_view resource_type, const rapi
 
 absl::StatusOr<Incoming> FromFhir(absl::string_view resource_type, const rapidjson::Value& resource,
                                   UnknownElementPolicy policy) {
-  if (KindOfType(resource_type) == storage::KIND_UNSPECIFIED) {
+  if (!domain::IsChartType(resource_type)) {
     return InvalidField("resourceType", "not supported here: Goal, Observation or List");
   }
   if (!resource.IsObject()) return InvalidField("resourceType", "the body must be a JSON object (a FHIR resource)");
@@ -1939,7 +1916,7 @@ absl::Status ToFhir(const storage::Record& record, rapidjson::Value* out, Alloca
 
   out->SetObject();
   out->AddMember("resourceType", Str(FhirTypeOf(kind), alloc), alloc);
-  out->AddMember("id", Str(FhirIdOf(record), alloc), alloc);
+  out->AddMember("id", Str(domain::FhirId(record), alloc), alloc);
   out->AddMember("meta", Value(rapidjson::kObjectType), alloc);
   out->AddMember("text", Value(rapidjson::kObjectType), alloc);
   for (auto it = body.MemberBegin(); it != body.MemberEnd(); ++it) {
@@ -2003,7 +1980,7 @@ absl::Status ProvenanceOf(const storage::Record& record, const ProvenanceOptions
   const std::string pid = record.patient_id();
   const std::string recorded = json::FormatInstant(record.update_time_micros());
   const std::string target =
-      absl::StrCat(FhirTypeOf(record.kind()), "/", FhirIdOf(record), "/_history/", record.version());
+      absl::StrCat(FhirTypeOf(record.kind()), "/", domain::FhirId(record), "/_history/", record.version());
 
   absl::string_view op = "UPDATE", op_display = "update";
   if (record.retracted()) {

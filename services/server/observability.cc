@@ -13,16 +13,17 @@
 #include <vector>
 
 #include "absl/container/flat_hash_set.h"
+#include "absl/random/random.h"
 #include "absl/status/status.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
-#include "absl/random/random.h"
-#include "absl/strings/ascii.h"
-#include "absl/strings/escaping.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
+#include "domain/fhir_types.h"
 #include "google/protobuf/descriptor.h"
 
 namespace wmty::server {
@@ -34,9 +35,8 @@ using grpc::experimental::InterceptionHookPoints;
 // "/pkg.Service/Method" of every method of the services wmtyd registers.
 const absl::flat_hash_set<std::string>& KnownGrpcPaths() {
   static const auto* paths = [] {
-    auto* set = new absl::flat_hash_set<std::string>{
-        "/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch",
-        "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"};
+    auto* set = new absl::flat_hash_set<std::string>{"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch",
+                                                     "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"};
     for (const char* service : {"wmty.v1.WhatMattersService", "wmty.admin.v1.AdminService"}) {
       const auto* descriptor = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
       if (descriptor == nullptr) continue;
@@ -50,12 +50,7 @@ const absl::flat_hash_set<std::string>& KnownGrpcPaths() {
 }
 
 bool IsServedFhirType(absl::string_view type) {
-  static constexpr absl::string_view kTypes[] = {"Goal",       "Observation", "List",   "Provenance",
-                                                 "AuditEvent", "CodeSystem",  "Patient"};
-  for (absl::string_view t : kTypes) {
-    if (t == type) return true;
-  }
-  return false;
+  return domain::IsStoredType(type) || type == "Provenance" || type == "AuditEvent" || type == "CodeSystem";
 }
 
 bool IsLowerHex(absl::string_view s) {
@@ -278,9 +273,8 @@ HttpMetrics::HttpMetrics(metrics::Registry* registry, http::Handler* next, bool 
       access_log_(access_log) {}
 
 void HttpMetrics::Handle(http::Request request, http::Respond respond) {
-  HttpInteraction kind = ClassifyHttp(
-      absl::string_view(request.method_string().data(), request.method_string().size()),
-      absl::string_view(request.target().data(), request.target().size()));
+  HttpInteraction kind = ClassifyHttp(absl::string_view(request.method_string().data(), request.method_string().size()),
+                                      absl::string_view(request.target().data(), request.target().size()));
   const auto traceparent = request.find("traceparent");
   std::string id = CorrelationId(traceparent == request.end()
                                      ? absl::string_view()
