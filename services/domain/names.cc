@@ -19,13 +19,23 @@ bool IsValidId(absl::string_view id) {
 
 absl::string_view CollectionOf(storage::Kind kind) {
   switch (kind) {
-    case storage::WHAT_MATTERS: return "whatMatters";
-    case storage::GOAL: return "goals";
-    case storage::PREFERENCE: return "preferences";
-    case storage::PRIORITIES: return "priorities";
-    case storage::GOAL_SCORE: return "goalScores";
-    default: return "";
+    case storage::WHAT_MATTERS:
+      return "whatMatters";
+    case storage::GOAL:
+      return "goals";
+    case storage::PREFERENCE:
+      return "preferences";
+    case storage::PRIORITIES:
+      return "priorities";
+    case storage::GOAL_SCORE:
+      return "goalScores";
+    default:
+      return "";
   }
+}
+
+std::string NotFoundMessage(absl::string_view label, absl::string_view name) {
+  return absl::StrCat(label, " ", name, " not found");
 }
 
 std::string FormatParent(absl::string_view patient_id) { return absl::StrCat("patients/", patient_id); }
@@ -79,7 +89,8 @@ absl::StatusOr<ResourceName> ParseName(absl::string_view name, absl::string_view
   } else if (parts[2] == "goalScores") {
     out.kind = storage::GOAL_SCORE;
   } else {
-    return InvalidField(std::string(field), "unknown collection (whatMatters, goals, preferences, goalScores, priorities)");
+    return InvalidField(std::string(field),
+                        "unknown collection (whatMatters, goals, preferences, goalScores, priorities)");
   }
   if (!IsValidId(parts[3])) return InvalidField(std::string(field), "id must be 1-64 characters of A-Z a-z 0-9 - .");
   out.id = std::string(parts[3]);

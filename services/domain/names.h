@@ -46,6 +46,13 @@ std::string FormatParent(absl::string_view patient_id);
 // "whatMatters", "goals", "preferences", "goalScores", "priorities" ("" for PATIENT).
 absl::string_view CollectionOf(storage::Kind kind);
 
+// The message of every NOT_FOUND for a resource, on both faces:
+// "<label> <name> not found", e.g. "goal patients/p1/goals/g1 not found"
+// (gRPC) or "Goal g1 not found" (FHIR: the type and the id). A resource of
+// another patient that must look absent gets exactly this message too, so
+// the answer does not tell the two apart.
+std::string NotFoundMessage(absl::string_view label, absl::string_view name);
+
 }  // namespace wmty::domain
 
 #endif  // WMTY_DOMAIN_NAMES_H_

@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status.h"
+#include "domain/etag.h"
 #include "domain/names.h"
 #include "domain/recorder.h"
 #include "domain/validation.h"
@@ -128,8 +129,6 @@ void KeepFhirExtra(const std::optional<std::string>& from_request, const Record*
   }
 }
 
-std::string EtagFor(int64_t version) { return absl::StrCat("W/\"", version, "\""); }
-
 // Sets the output-only fields of a resource for the version being written.
 template <class R>
 void StampServerFields(R* r, const std::string& patient_id, const std::string& id, const WriteStamp& stamp,
@@ -137,7 +136,7 @@ void StampServerFields(R* r, const std::string& patient_id, const std::string& i
   r->set_name(FormatName(Traits<R>::kKind, patient_id, id));
   r->mutable_patient()->set_id(patient_id);
   r->set_version(stamp.version);
-  r->set_etag(EtagFor(stamp.version));
+  r->set_etag(EtagOf(stamp.version));
   *r->mutable_create_time() = create_time;
   *r->mutable_update_time() = ToProto(stamp.time);
   r->set_state(state);
@@ -185,10 +184,6 @@ absl::StatusOr<int> PageSize(int requested) {
   if (requested < 0) return InvalidField("page_size", "must not be negative");
   if (requested > kMaxPageSize) return InvalidField("page_size", absl::StrCat("at most ", kMaxPageSize));
   return requested == 0 ? kDefaultPageSize : requested;
-}
-
-std::string NotFoundMessage(absl::string_view label, absl::string_view name) {
-  return absl::StrCat(label, " ", name, " not found");
 }
 
 }  // namespace
@@ -796,7 +791,8 @@ void PatientRecords::UpdatePatient(const v1::UpdatePatientRequest& req, const Ca
     google::protobuf::Timestamp create_time = ToProto(stamp.time);
     if (current == nullptr) {
       if (!allow_missing) {
-        return absl::NotFoundError(absl::StrCat("patient ", incoming.name(), " not found (allow_missing creates it)"));
+        return absl::NotFoundError(
+            absl::StrCat(NotFoundMessage("patient", incoming.name()), " (allow_missing creates it)"));
       }
       if (!incoming.etag().empty()) {
         return absl::AbortedError(absl::StrCat("etag ", incoming.etag(), " is stale: the patient is not known yet"));

@@ -9,6 +9,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
+#include "domain/fhir_types.h"
 #include "domain/names.h"
 #include "fhir/rest.h"
 
@@ -44,11 +45,6 @@ Value Reference(absl::string_view reference, Alloc& a) {
 
 constexpr absl::string_view kEntityType = "http://terminology.hl7.org/CodeSystem/audit-entity-type";
 constexpr absl::string_view kObjectRole = "http://terminology.hl7.org/CodeSystem/object-role";
-
-bool IsFhirType(absl::string_view t) {
-  return t == "Goal" || t == "Observation" || t == "List" || t == "Provenance" || t == "Patient" ||
-         t == "AuditEvent";
-}
 
 bool ParsePrefix(absl::string_view* v, DatePrefix* p) {
   static const std::pair<absl::string_view, DatePrefix> kPrefixes[] = {
@@ -91,6 +87,10 @@ absl::string_view RestfulInteractionOf(absl::string_view i) {
   return "";
 }
 
+bool IsAuditedType(absl::string_view type) {
+  return domain::IsStoredType(type) || type == "Provenance" || type == "AuditEvent";
+}
+
 std::string PeerAddress(absl::string_view remote) {
   std::string r = absl::StrReplaceAll(remote, {{"%5B", "["}, {"%5D", "]"}, {"%5b", "["}, {"%5d", "]"}});
   absl::string_view v = r;
@@ -131,11 +131,11 @@ void BuildAuditEvent(const storage::AuditRecord& rec, Value* out, Alloc& a) {
   Value agents(rapidjson::kArrayType);
   {
     Value agent(rapidjson::kObjectType);
-    agent.AddMember("type",
-                    Concept(Coding("http://terminology.hl7.org/CodeSystem/extra-security-role-type", "humanuser",
-                                   "human user", a),
-                            a),
-                    a);
+    agent.AddMember(
+        "type",
+        Concept(Coding("http://terminology.hl7.org/CodeSystem/extra-security-role-type", "humanuser", "human user", a),
+                a),
+        a);
     Value who(rapidjson::kObjectType);
     if (!rec.agent().empty()) {
       Value identifier(rapidjson::kObjectType);
@@ -177,9 +177,8 @@ void BuildAuditEvent(const storage::AuditRecord& rec, Value* out, Alloc& a) {
   observer.AddMember("display", "wmty", a);
   source.AddMember("observer", observer, a);
   Value source_type(rapidjson::kArrayType);
-  source_type.PushBack(Coding("http://terminology.hl7.org/CodeSystem/security-source-type", "4",
-                              "Application Server", a),
-                       a);
+  source_type.PushBack(
+      Coding("http://terminology.hl7.org/CodeSystem/security-source-type", "4", "Application Server", a), a);
   source.AddMember("type", source_type, a);
   out->AddMember("source", source, a);
 
@@ -192,13 +191,13 @@ void BuildAuditEvent(const storage::AuditRecord& rec, Value* out, Alloc& a) {
     entities.PushBack(e, a);
   }
   const bool same_as_patient = rec.resource_type() == "Patient" && rec.resource_id() == rec.patient_id();
-  if (!rec.resource_id().empty() && IsFhirType(rec.resource_type()) && !same_as_patient) {
+  if (!rec.resource_id().empty() && IsAuditedType(rec.resource_type()) && !same_as_patient) {
     Value e(rapidjson::kObjectType);
     e.AddMember("what", Reference(absl::StrCat(rec.resource_type(), "/", rec.resource_id()), a), a);
     e.AddMember("type", Coding(kEntityType, "2", "System Object", a), a);
     e.AddMember("role", Coding(kObjectRole, "4", "Domain Resource", a), a);
     entities.PushBack(e, a);
-  } else if (rec.resource_id().empty() && IsFhirType(rec.resource_type()) && rec.resource_type() != "Patient") {
+  } else if (rec.resource_id().empty() && IsAuditedType(rec.resource_type()) && rec.resource_type() != "Patient") {
     // A type-level interaction (search, create refused before an id): the type.
     Value e(rapidjson::kObjectType);
     Value what(rapidjson::kObjectType);
@@ -245,7 +244,8 @@ absl::StatusOr<AuditQuery> ParseAuditQuery(const std::vector<QueryParam>& params
     } else if (name == "date") {
       absl::string_view v = value;
       DateValue d;
-      if (!ParsePrefix(&v, &d.prefix)) return absl::InvalidArgumentError("date: unknown prefix (eq, ge, le, gt, lt, ...)");
+      if (!ParsePrefix(&v, &d.prefix))
+        return absl::InvalidArgumentError("date: unknown prefix (eq, ge, le, gt, lt, ...)");
       auto range = ParseFhirDateRange(v);
       if (!range.has_value()) return absl::InvalidArgumentError("date must be a FHIR date, dateTime or instant");
       d.range = *range;
@@ -260,9 +260,8 @@ absl::StatusOr<AuditQuery> ParseAuditQuery(const std::vector<QueryParam>& params
       if (q.actions.empty()) return absl::InvalidArgumentError("action needs a value");
     } else {
       if (strict) {
-        return absl::UnimplementedError(
-            absl::StrCat("AuditEvent search supports patient, agent, date, action and _count, not ",
-                         name.substr(0, 64)));
+        return absl::UnimplementedError(absl::StrCat(
+            "AuditEvent search supports patient, agent, date, action and _count, not ", name.substr(0, 64)));
       }
       continue;
     }
@@ -275,9 +274,8 @@ absl::StatusOr<AuditQuery> ParseAuditQuery(const std::vector<QueryParam>& params
 
 bool AuditMatches(const AuditQuery& q, const storage::AuditRecord& r) {
   if (!q.patient.empty() && r.patient_id() != q.patient) return false;
-  if (!q.agents.empty() && std::none_of(q.agents.begin(), q.agents.end(), [&](const std::string& a) {
-        return a == r.agent() || a == r.client_id();
-      })) {
+  if (!q.agents.empty() && std::none_of(q.agents.begin(), q.agents.end(),
+                                        [&](const std::string& a) { return a == r.agent() || a == r.client_id(); })) {
     return false;
   }
   if (!q.actions.empty() && std::find(q.actions.begin(), q.actions.end(), r.action()) == q.actions.end()) return false;

@@ -7,12 +7,12 @@
 #ifndef WMTY_FHIR_AUDIT_EVENT_H_
 #define WMTY_FHIR_AUDIT_EVENT_H_
 
+#include <rapidjson/document.h>
+
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <rapidjson/document.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -30,6 +30,10 @@ uint64_t AuditSequenceOf(absl::string_view id);
 // delete, summary, everything, ...): read, vread, search-type, create,
 // update, delete, history-instance, history-type or operation.
 absl::string_view RestfulInteractionOf(absl::string_view interaction);
+
+// True for a type an audit record may name (AuditRecord.resource_type): the
+// stored types, Provenance (derived from them) and AuditEvent itself.
+bool IsAuditedType(absl::string_view type);
 
 // The IP address in a transport peer string: "ipv4:1.2.3.4:5", "ipv6:[::1]:5"
 // (also %5B/%5D escaped, as gRPC writes it), "1.2.3.4:5" or "[::1]:5".

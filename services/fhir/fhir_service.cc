@@ -31,6 +31,8 @@
 #include "common/status.h"
 #include "common/text.h"
 #include "common/thread_name.h"
+#include "domain/audit_outcome.h"
+#include "domain/fhir_types.h"
 #include "domain/names.h"
 #include "domain/page_token.h"
 #include "fhir/audit_event.h"
@@ -70,31 +72,12 @@ absl::string_view View(const Value& v) { return absl::string_view(v.GetString(),
 
 // ---------------------------------------------------------------- resource types
 
-bool IsStoredType(absl::string_view t) { return t == "Goal" || t == "Observation" || t == "List" || t == "Patient"; }
-
-// The stored kinds a FHIR type covers (an Observation is one of three).
-std::vector<Kind> KindsOf(absl::string_view t) {
-  if (t == "Goal") return {storage::GOAL};
-  if (t == "Observation") return {storage::WHAT_MATTERS, storage::PREFERENCE, storage::GOAL_SCORE};
-  if (t == "List") return {storage::PRIORITIES};
-  if (t == "Patient") return {storage::PATIENT};
-  return {};
-}
-
-// For FhirPathFor on errors before the exact kind is known.
-Kind PrimaryKind(absl::string_view t) {
-  if (t == "Goal") return storage::GOAL;
-  if (t == "List") return storage::PRIORITIES;
-  if (t == "Patient") return storage::PATIENT;
-  return storage::WHAT_MATTERS;
-}
-
-// The FHIR id of a stored resource: its id, or the patient id for the List.
-std::string FhirId(const Record& r) { return r.kind() == storage::PRIORITIES ? r.patient_id() : r.id(); }
-// The stored id for a FHIR id of `kind`.
-std::string StoredId(Kind kind, absl::string_view fhir_id) {
-  return kind == storage::PRIORITIES ? std::string(domain::kPrioritiesId) : std::string(fhir_id);
-}
+// The kind <-> FHIR type table and FHIR ids: the domain's (domain/fhir_types.h).
+using domain::FhirId;
+using domain::IsStoredType;
+using domain::KindsOf;
+using domain::PrimaryKind;
+using domain::StoredId;
 
 // ---------------------------------------------------------------- one request
 
@@ -171,7 +154,7 @@ std::string AuditAction(absl::string_view interaction, bhttp::verb method) {
 
 // Completes and appends the call's audit record: who, what, outcome. Only
 // codes, ids and the status: never request text or the token.
-void RecordAudit(Call& c, http::Status status) {
+void RecordAudit(Call& c, http::Status status, absl::StatusCode code) {
   if (!c.audit.has_value() || c.audit_sink == nullptr) return;
   storage::AuditRecord& a = *c.audit;
   a.set_interaction(c.interaction);
@@ -180,9 +163,8 @@ void RecordAudit(Call& c, http::Status status) {
     a.set_agent(c.principal->subject);
     a.set_client_id(c.principal->client_id);
   }
-  const int code = static_cast<int>(status);
-  a.set_outcome(code >= 500 ? 8 : code >= 400 ? 4 : 0);
-  a.set_outcome_detail(std::to_string(code));
+  a.set_outcome(domain::AuditOutcomeOf(code));
+  a.set_outcome_detail(std::to_string(static_cast<int>(status)));
   c.audit_sink->Audit(std::move(a));
   c.audit.reset();
 }
@@ -194,10 +176,12 @@ void AuditTarget(Call& c, absl::string_view patient, absl::string_view id = "") 
   if (!id.empty() && id.size() <= 64 && domain::IsValidId(id)) c.audit->set_resource_id(std::string(id));
 }
 
-// Answers once; later calls are ignored.
-void Reply(Call& c, http::Status status, std::optional<std::string> body, const Headers& headers = {}) {
+// Answers once; later calls are ignored. `code`: the status the answer
+// stands for, which the audit trail scores (RestError::code).
+void ReplyAs(Call& c, absl::StatusCode code, http::Status status, std::optional<std::string> body,
+             const Headers& headers) {
   if (c.responded.exchange(true)) return;
-  RecordAudit(c, status);
+  RecordAudit(c, status, code);
   http::Response res{status, c.version};
   res.set(bhttp::field::server, "wmty");
   // A response to HEAD has no body (HEAD itself is answered 405).
@@ -207,6 +191,10 @@ void Reply(Call& c, http::Status status, std::optional<std::string> body, const 
   }
   for (const auto& [field, value] : headers) res.set(field, value);
   c.respond(std::move(res));
+}
+
+void Reply(Call& c, http::Status status, std::optional<std::string> body, const Headers& headers = {}) {
+  ReplyAs(c, StatusCodeOfHttp(status), status, std::move(body), headers);
 }
 
 void ReplyError(Call& c, const RestError& e, const Headers& headers = {}) {
@@ -221,9 +209,9 @@ void ReplyError(Call& c, const RestError& e, const Headers& headers = {}) {
   if (e.retry_after_seconds > 0) {
     Headers with_retry = headers;
     with_retry.emplace_back(bhttp::field::retry_after, std::to_string(e.retry_after_seconds));
-    return Reply(c, e.status, Serialize(d, c.pretty), with_retry);
+    return ReplyAs(c, e.code, e.status, Serialize(d, c.pretty), with_retry);
   }
-  Reply(c, e.status, Serialize(d, c.pretty), headers);
+  ReplyAs(c, e.code, e.status, Serialize(d, c.pretty), headers);
 }
 
 void ReplyJson(Call& c, http::Status status, const Value& v, const Headers& headers = {}) {
@@ -575,7 +563,7 @@ void FhirService::Handle(http::Request request, http::Respond respond) {
       absl::string_view rest = path;
       if (absl::ConsumePrefix(&rest, "/fhir/")) {
         const absl::string_view type = rest.substr(0, rest.find('/'));
-        if (IsStoredType(type) || type == "Provenance" || type == "Patient" || type == "AuditEvent") {
+        if (IsAuditedType(type)) {
           audit.set_resource_type(std::string(type));
         }
       }
@@ -1106,7 +1094,7 @@ std::string SearchPatient(const SearchSpec& spec) {
 }
 
 RestError UnknownId(absl::string_view type, absl::string_view id) {
-  return MakeRestError(http::Status::not_found, "not-found", absl::StrCat(type, "/", id.substr(0, 64), " is not known"));
+  return MakeRestError(http::Status::not_found, "not-found", domain::NotFoundMessage(type, id.substr(0, 64)));
 }
 
 void FhirService::Read(const CallPtr& c, absl::string_view type, absl::string_view id) {
@@ -2275,7 +2263,7 @@ void FhirService::SearchProvenance(const CallPtr& c, const SearchSpec& spec) {
     for (size_t i = 0; i < refs.size() && found.size() < need; ++i) {
       const ReferenceValue& ref = refs[i];
       if (static_cast<int64_t>(i) < after_index) continue;
-      for (absl::string_view type : {"Goal", "Observation", "List", "Patient"}) {
+      for (absl::string_view type : domain::kStoredTypes) {
         if (!ref.type.empty() && ref.type != type) continue;
         if (!MayAtAll(*c, type, auth::kSearch)) continue;
         auto current = FindCurrent(type, ref.id);
@@ -2349,7 +2337,7 @@ void FhirService::Everything(const CallPtr& c, absl::string_view patient) {
   }
   AuditTarget(*c, patient, patient);
   // Everything of the patient: r on all three types for that patient.
-  for (absl::string_view type : {"Goal", "Observation", "List"}) {
+  for (absl::string_view type : domain::kChartTypes) {
     if (!Authorize(*c, type, auth::kRead, patient)) return;
   }
   for (const auto& p : c->query) {

@@ -128,6 +128,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
+#include "domain/fhir_types.h"
 #include "fhir/elements.h"
 #include "fhir/mapping_codes.h"
 #include "fhir/mapping_internal.h"
@@ -139,11 +140,9 @@ namespace {
 
 using internal::AddUngrouped;
 using internal::Decode;
-using internal::FhirIdOf;
 using internal::GenContext;
 using internal::GenerateBody;
 using internal::KeptElements;
-using internal::KindOfType;
 using internal::MergeKept;
 using internal::Narrative;
 using internal::NarrativeOf;
@@ -225,22 +224,9 @@ absl::StatusOr<Incoming> MapResource(absl::string_view resource_type, const rapi
 
 }  // namespace
 
-absl::string_view FhirTypeOf(storage::Kind kind) {
-  switch (kind) {
-    case storage::GOAL:
-      return "Goal";
-    case storage::PRIORITIES:
-      return "List";
-    case storage::PATIENT:
-      return "Patient";
-    default:
-      return "Observation";
-  }
-}
-
 absl::StatusOr<Incoming> FromFhir(absl::string_view resource_type, const rapidjson::Value& resource,
                                   UnknownElementPolicy policy) {
-  if (KindOfType(resource_type) == storage::KIND_UNSPECIFIED) {
+  if (!domain::IsChartType(resource_type)) {
     return InvalidField("resourceType", "not supported here: Goal, Observation or List");
   }
   if (!resource.IsObject()) return InvalidField("resourceType", "the body must be a JSON object (a FHIR resource)");
@@ -297,7 +283,7 @@ absl::Status ToFhir(const storage::Record& record, rapidjson::Value* out, Alloca
 
   out->SetObject();
   out->AddMember("resourceType", Str(FhirTypeOf(kind), alloc), alloc);
-  out->AddMember("id", Str(FhirIdOf(record), alloc), alloc);
+  out->AddMember("id", Str(domain::FhirId(record), alloc), alloc);
   out->AddMember("meta", Value(rapidjson::kObjectType), alloc);
   out->AddMember("text", Value(rapidjson::kObjectType), alloc);
   for (auto it = body.MemberBegin(); it != body.MemberEnd(); ++it) {

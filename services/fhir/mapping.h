@@ -35,6 +35,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "domain/fhir_types.h"
 #include "wmty/storage/record.pb.h"
 #include "wmty/v1/resources.pb.h"
 
@@ -96,8 +97,9 @@ inline constexpr size_t kMaxUnknownElementsListed = 50;
 absl::StatusOr<Incoming> FromFhir(absl::string_view resource_type, const rapidjson::Value& json,
                                   UnknownElementPolicy unknown = UnknownElementPolicy::kRefuse);
 
-// The FHIR resource type a stored kind maps to ("Goal", "Observation", "List").
-absl::string_view FhirTypeOf(storage::Kind kind);
+// The FHIR resource type a stored kind maps to: the domain's table
+// (domain/fhir_types.h).
+using domain::FhirTypeOf;
 
 // Writes the FHIR resource for a stored version into `out` (an object),
 // including id, meta.versionId, meta.lastUpdated, meta.profile and the kept

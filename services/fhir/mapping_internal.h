@@ -64,8 +64,6 @@ absl::StatusOr<AnyResource> Decode(const storage::Record& record);
 // A Patient version's provenance (who wrote it) in a form ProvenanceOf
 // reads: Patient is not one of the AnyResource kinds.
 absl::StatusOr<AnyResource> PatientAsProvenanceCarrier(const storage::Record& record);
-// The FHIR id of a stored record: its id, the patient id for PRIORITIES.
-std::string FhirIdOf(const storage::Record& record);
 const v1::Provenance& ProvenanceOfResource(const AnyResource& r);
 v1::Provenance* MutableProvenanceOf(AnyResource& r);
 const std::string& RetractReasonOfResource(const AnyResource& r);
@@ -80,10 +78,6 @@ struct Parsed {
   // List only: entry[].item.reference in order (Incoming::list_item_refs).
   std::vector<std::string> item_refs;
 };
-
-// The kind a FHIR resource type maps to (an Observation's is refined by its
-// code); KIND_UNSPECIFIED when it is not one of ours.
-storage::Kind KindOfType(absl::string_view type);
 
 // Maps the elements of a FHIR resource of `type` (already checked to be
 // ours), adding a violation to `v` per problem.

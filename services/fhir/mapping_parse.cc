@@ -212,13 +212,6 @@ void ParseList(Parser& p, Parsed* out) {
   out->resource = std::move(pr);
 }
 
-storage::Kind KindOfType(absl::string_view type) {
-  if (type == "Goal") return storage::GOAL;
-  if (type == "List") return storage::PRIORITIES;
-  if (type == "Observation") return storage::WHAT_MATTERS;  // refined by code
-  return storage::KIND_UNSPECIFIED;
-}
-
 // Maps the elements of a FHIR resource of `type` (already checked to be ours).
 Parsed ParseResource(absl::string_view type, const Value& resource, FieldViolations* v) {
   Parser p(type, resource, v);

@@ -10,6 +10,7 @@
 //   user cannot go there); agent informant = the speaker (Patient, a contained RelatedPerson
 //   "#speaker", or Practitioner/<id> with onBehalfOf as for the author); no informant when NOT_STATED.
 #include "absl/strings/str_cat.h"
+#include "domain/fhir_types.h"
 #include "domain/names.h"
 #include "fhir/mapping_codes.h"
 #include "fhir/mapping_internal.h"
@@ -19,7 +20,6 @@ namespace {
 
 using internal::Array1;
 using internal::Decode;
-using internal::FhirIdOf;
 using internal::Narrative;
 using internal::PatientAsProvenanceCarrier;
 using internal::ProvenanceOfResource;
@@ -139,7 +139,7 @@ absl::Status ProvenanceOf(const storage::Record& record, const ProvenanceOptions
   const std::string pid = record.patient_id();
   const std::string recorded = json::FormatInstant(record.update_time_micros());
   const std::string target =
-      absl::StrCat(FhirTypeOf(record.kind()), "/", FhirIdOf(record), "/_history/", record.version());
+      absl::StrCat(FhirTypeOf(record.kind()), "/", domain::FhirId(record), "/_history/", record.version());
   out->SetObject();
   AddHeader(record, recorded, target, out, a);
   if (prov.said_by().kind() == v1::Speaker::RELATED_PERSON) {

@@ -69,10 +69,6 @@ absl::StatusOr<AnyResource> PatientAsProvenanceCarrier(const storage::Record& re
   return AnyResource(std::move(carrier));
 }
 
-std::string FhirIdOf(const storage::Record& record) {
-  return record.kind() == storage::PRIORITIES ? record.patient_id() : record.id();
-}
-
 const v1::Provenance& ProvenanceOfResource(const AnyResource& r) {
   return std::visit([](const auto& m) -> const v1::Provenance& { return m.provenance(); }, r);
 }

@@ -51,9 +51,44 @@ constexpr absl::string_view kPlainJson = "application/json; charset=utf-8";
 
 }  // namespace
 
+absl::StatusCode StatusCodeOfHttp(http::Status status) {
+  const int code = static_cast<int>(status);
+  if (code < 400) return absl::StatusCode::kOk;
+  switch (status) {
+    case http::Status::unauthorized:
+      return absl::StatusCode::kUnauthenticated;
+    case http::Status::forbidden:
+      return absl::StatusCode::kPermissionDenied;
+    case http::Status::not_found:
+    case http::Status::gone:
+      return absl::StatusCode::kNotFound;
+    case http::Status::method_not_allowed:
+    case http::Status::not_acceptable:
+    case http::Status::unsupported_media_type:
+    case http::Status::not_implemented:
+      return absl::StatusCode::kUnimplemented;
+    case http::Status::conflict:
+      return absl::StatusCode::kAlreadyExists;
+    case http::Status::precondition_failed:
+      return absl::StatusCode::kAborted;
+    case http::Status::payload_too_large:
+    case http::Status::request_header_fields_too_large:
+      return absl::StatusCode::kOutOfRange;
+    case http::Status::too_many_requests:
+      return absl::StatusCode::kResourceExhausted;
+    case http::Status::service_unavailable:
+      return absl::StatusCode::kUnavailable;
+    case http::Status::gateway_timeout:
+      return absl::StatusCode::kDeadlineExceeded;
+    default:
+      return code < 500 ? absl::StatusCode::kInvalidArgument : absl::StatusCode::kInternal;
+  }
+}
+
 RestError MakeRestError(http::Status status, std::string code, std::string diagnostics, std::string expression) {
   RestError e;
   e.status = status;
+  e.code = StatusCodeOfHttp(status);
   Issue issue;
   issue.code = std::move(code);
   issue.diagnostics = std::move(diagnostics);
@@ -62,7 +97,10 @@ RestError MakeRestError(http::Status status, std::string code, std::string diagn
   return e;
 }
 
-RestError FromStatus(const absl::Status& status, storage::Kind kind, bool fields_are_fhir_paths) {
+namespace {
+
+// FromStatus without the code (see there).
+RestError RestErrorOf(const absl::Status& status, storage::Kind kind, bool fields_are_fhir_paths) {
   const std::string message(status.message());
   switch (status.code()) {
     case absl::StatusCode::kInvalidArgument: {
@@ -132,6 +170,14 @@ RestError FromStatus(const absl::Status& status, storage::Kind kind, bool fields
       return MakeRestError(http::Status::internal_server_error, "exception",
                            absl::StrCat("internal error (", absl::StatusCodeToString(status.code()), ")"));
   }
+}
+
+}  // namespace
+
+RestError FromStatus(const absl::Status& status, storage::Kind kind, bool fields_are_fhir_paths) {
+  RestError e = RestErrorOf(status, kind, fields_are_fhir_paths);
+  if (!status.ok()) e.code = status.code();
+  return e;
 }
 
 void BuildOperationOutcome(const std::vector<Issue>& issues, rapidjson::Value* out, Alloc& alloc) {
@@ -220,21 +266,6 @@ bool IsJsonMediaType(absl::string_view content_type) {
 bool IsFormMediaType(absl::string_view content_type) {
   return SplitMediaType(content_type).first == "application/x-www-form-urlencoded";
 }
-
-std::optional<int64_t> ParseEtagVersion(absl::string_view header) {
-  absl::string_view v = absl::StripAsciiWhitespace(header);
-  if (absl::StartsWith(v, "W/") || absl::StartsWith(v, "w/")) v.remove_prefix(2);
-  if (v.size() >= 2 && v.front() == '"' && v.back() == '"') v = v.substr(1, v.size() - 2);
-  if (v.empty() || v.size() > 18) return std::nullopt;
-  for (char c : v) {
-    if (c < '0' || c > '9') return std::nullopt;
-  }
-  int64_t version = 0;
-  if (!absl::SimpleAtoi(v, &version) || version < 1) return std::nullopt;
-  return version;
-}
-
-std::string EtagOf(int64_t version) { return absl::StrCat("W/\"", version, "\""); }
 
 Prefer ParsePrefer(absl::string_view header) {
   Prefer p;
@@ -397,8 +428,8 @@ absl::Status CheckJsonShape(const rapidjson::Value& value, int max_depth) {
         absl::string_view name(m.name.GetString(), m.name.GetStringLength());
         if (not_utf8(m.name) || (m.value.IsString() && not_utf8(m.value))) return bad_string;
         if (!names.insert(name).second) {
-          return absl::InvalidArgumentError(absl::StrCat("JSON object has the member \"", name.substr(0, 64),
-                                                         "\" more than once"));
+          return absl::InvalidArgumentError(
+              absl::StrCat("JSON object has the member \"", name.substr(0, 64), "\" more than once"));
         }
         if (m.value.IsObject() || m.value.IsArray()) stack.push_back({&m.value, f.depth + 1});
       }

@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "domain/etag.h"
 #include "http/http_server.h"
 #include "wmty/storage/record.pb.h"
 #include "wmty/v1/resources.pb.h"
@@ -39,7 +40,20 @@ struct RestError {
   std::vector<Issue> issues;
   // > 0: the answer carries Retry-After with this many seconds (503s).
   int retry_after_seconds = 0;
+  // The status this answer stands for: FromStatus keeps the domain's code
+  // (several codes share one HTTP status, e.g. 503), MakeRestError derives it
+  // from the HTTP status (StatusCodeOfHttp). The audit trail scores it with
+  // domain::AuditOutcomeOf, as the gRPC face does.
+  absl::StatusCode code = absl::StatusCode::kInternal;
 };
+
+// The status code an HTTP status stands for when no domain status produced
+// it (the FHIR face's own refusals): 2xx/3xx OK, 400 and other 4xx
+// INVALID_ARGUMENT, 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 and 410
+// NOT_FOUND, 405/406/415/501 UNIMPLEMENTED, 409 ALREADY_EXISTS, 412 ABORTED,
+// 413/431 OUT_OF_RANGE, 429 RESOURCE_EXHAUSTED, 503 UNAVAILABLE, 504
+// DEADLINE_EXCEEDED, other 5xx INTERNAL.
+absl::StatusCode StatusCodeOfHttp(http::Status status);
 
 RestError MakeRestError(http::Status status, std::string code, std::string diagnostics, std::string expression = "");
 
@@ -92,9 +106,10 @@ bool IsJsonMediaType(absl::string_view content_type);
 // True for application/x-www-form-urlencoded (POST _search).
 bool IsFormMediaType(absl::string_view content_type);
 
-// The version in an ETag-style header: W/"3", "3" or W/3. nullopt if malformed.
-std::optional<int64_t> ParseEtagVersion(absl::string_view header);
-std::string EtagOf(int64_t version);
+// ETag and If-Match / If-None-Match values: the domain's one etag format and
+// parse (W/"3"; the parse also takes "3" and W/3).
+using domain::EtagOf;
+using domain::ParseEtagVersion;
 
 // The Prefer header (RFC 7240) parts FHIR uses.
 struct Prefer {

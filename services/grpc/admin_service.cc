@@ -9,6 +9,7 @@
 #include "auth/scopes.h"
 #include "common/log.h"
 #include "common/status.h"
+#include "domain/audit_outcome.h"
 #include "grpc/call_auth.h"
 #include "wmty/admin/v1/admin.grpc.pb.h"
 
@@ -34,21 +35,6 @@ void ToProto(const storage::BackupInfo& in, adminpb::Backup* out) {
   out->set_size_bytes(in.size_bytes);
   out->set_file_count(in.file_count);
   out->set_last_sequence(in.last_sequence);
-}
-
-// Same scale as the wmty.v1 face: 0 success, 4 the caller's doing, 8 ours.
-int AuditOutcome(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kOk: return 0;
-    case absl::StatusCode::kInternal:
-    case absl::StatusCode::kDataLoss:
-    case absl::StatusCode::kUnknown:
-    case absl::StatusCode::kUnavailable:
-    case absl::StatusCode::kAborted:
-      return 8;
-    default:
-      return 4;
-  }
 }
 
 class AdminServiceImpl final : public adminpb::AdminService::CallbackService {
@@ -133,8 +119,7 @@ class AdminServiceImpl final : public adminpb::AdminService::CallbackService {
     audit->set_agent(principal->subject);
     audit->set_client_id(principal->client_id);
     if (!principal->admin) {
-      absl::Status denied =
-          absl::PermissionDeniedError(absl::StrCat("insufficient scope: needs ", auth::kAdminScope));
+      absl::Status denied = absl::PermissionDeniedError(absl::StrCat("insufficient scope: needs ", auth::kAdminScope));
       LogRefusal(op, denied);
       return denied;
     }
@@ -148,20 +133,20 @@ class AdminServiceImpl final : public adminpb::AdminService::CallbackService {
 
   void Finish(grpc::ServerUnaryReactor* reactor, const Operation& op, const absl::Status& status,
               storage::AuditRecord* audit) {
-    if (AuditOutcome(status) == 8) {
+    if (domain::AuditOutcomeOf(status.code()) == domain::kAuditSeriousFailure) {
       // Messages of these come from the backup engine (paths, reasons), never from patient data.
       log::Error("admin request failed", {{"method", std::string(op.method)},
                                           {"code", absl::StatusCodeToString(status.code())},
                                           {"error", std::string(status.message())}});
     }
-    audit->set_outcome(AuditOutcome(status));
+    audit->set_outcome(domain::AuditOutcomeOf(status.code()));
     audit->set_outcome_detail(absl::StatusCodeToString(status.code()));
     audit_sink_->Audit(std::move(*audit));
     reactor->Finish(ToGrpcStatus(status));
   }
 
   domain::PatientRecords* const audit_sink_;
-  storage::Backups* const backups_;  // null: backups disabled
+  storage::Backups* const backups_;                            // null: backups disabled
   const std::shared_ptr<const auth::TokenVerifier> verifier_;  // null: auth disabled
 };
 

@@ -1,6 +1,5 @@
 #include "grpc/grpc_service.h"
 
-#include <atomic>
 #include <chrono>
 #include <iterator>
 #include <optional>
@@ -12,9 +11,12 @@
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
 #include "auth/scopes.h"
+#include "common/admission.h"
 #include "common/log.h"
 #include "common/status.h"
 #include "common/text.h"
+#include "domain/audit_outcome.h"
+#include "domain/fhir_types.h"
 #include "domain/names.h"
 #include "grpc/call_auth.h"
 #include "wmty/v1/service.grpc.pb.h"
@@ -35,15 +37,19 @@ using RawService = S::WithRawCallbackMethod_CreateWhatMatters<S::WithRawCallback
                     S::WithRawCallbackMethod_ListGoalVersions<S::WithRawCallbackMethod_CreatePreference<
                         S::WithRawCallbackMethod_GetPreference<S::WithRawCallbackMethod_ListPreferences<
                             S::WithRawCallbackMethod_UpdatePreference<S::WithRawCallbackMethod_RetractPreference<
-                                S::WithRawCallbackMethod_ListPreferenceVersions<S::WithRawCallbackMethod_CreateGoalScore<
-                                S::WithRawCallbackMethod_GetGoalScore<S::WithRawCallbackMethod_ListGoalScores<
-                                S::WithRawCallbackMethod_UpdateGoalScore<S::WithRawCallbackMethod_RetractGoalScore<
-                                S::WithRawCallbackMethod_ListGoalScoreVersions<S::WithRawCallbackMethod_GetPriorities<
-                                    S::WithRawCallbackMethod_UpdatePriorities<
-                                        S::WithRawCallbackMethod_ListPrioritiesVersions<
-                                            S::WithRawCallbackMethod_GetPatient<S::WithRawCallbackMethod_UpdatePatient<
-                                                S::WithRawCallbackMethod_ListPatientVersions<
-                                                    S::WithRawCallbackMethod_GetPatientSummary<S::Service>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>;
+                                S::WithRawCallbackMethod_ListPreferenceVersions<
+                                    S::WithRawCallbackMethod_CreateGoalScore<S::WithRawCallbackMethod_GetGoalScore<
+                                        S::WithRawCallbackMethod_ListGoalScores<S::WithRawCallbackMethod_UpdateGoalScore<
+                                            S::WithRawCallbackMethod_RetractGoalScore<
+                                                S::WithRawCallbackMethod_ListGoalScoreVersions<
+                                                    S::WithRawCallbackMethod_GetPriorities<
+                                                        S::WithRawCallbackMethod_UpdatePriorities<
+                                                            S::WithRawCallbackMethod_ListPrioritiesVersions<
+                                                                S::WithRawCallbackMethod_GetPatient<
+                                                                    S::WithRawCallbackMethod_UpdatePatient<
+                                                                        S::WithRawCallbackMethod_ListPatientVersions<
+                                                                            S::WithRawCallbackMethod_GetPatientSummary<
+                                                                                S::Service>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>;
 
 absl::Status ParseRequest(const grpc::ByteBuffer& in, google::protobuf::Message* request) {
   grpc::Slice slice;
@@ -77,8 +83,8 @@ void Finish(grpc::ServerUnaryReactor* reactor, const absl::Status& status) {
     case absl::StatusCode::kDataLoss:
     case absl::StatusCode::kUnknown:
       // Messages of these codes come from storage, never from request text.
-      log::Error("request failed", {{"code", absl::StatusCodeToString(status.code())},
-                                    {"error", std::string(status.message())}});
+      log::Error("request failed",
+                 {{"code", absl::StatusCodeToString(status.code())}, {"error", std::string(status.message())}});
       break;
     default:
       break;
@@ -107,7 +113,6 @@ void FinishWith(grpc::ServerUnaryReactor* reactor, const absl::StatusOr<std::sha
   reactor->Finish(grpc::Status::OK);
 }
 
-
 // ---------------------------------------------------------------- authorization
 //
 // Order for every call: authenticate (UNAUTHENTICATED before anything else is
@@ -127,8 +132,8 @@ struct Access {
   absl::string_view method;  // for logs
   absl::string_view type;    // FHIR resource type
   auth::Permission permission;
-  bool hide_other_patient;   // NOT_FOUND instead of PERMISSION_DENIED
-  absl::string_view label;   // the domain's label, for the NOT_FOUND message
+  bool hide_other_patient;  // NOT_FOUND instead of PERMISSION_DENIED
+  absl::string_view label;  // the domain's label, for the NOT_FOUND message
 };
 
 // The name a request is about: a parent ("patients/{p}") or a resource name.
@@ -150,9 +155,7 @@ Target TargetOf(const v1::ListWhatMattersRequest& r) { return {r.parent(), "pare
 Target TargetOf(const v1::ListGoalsRequest& r) { return {r.parent(), "parent", true}; }
 Target TargetOf(const v1::ListPreferencesRequest& r) { return {r.parent(), "parent", true}; }
 Target TargetOf(const v1::ListGoalScoresRequest& r) { return {r.parent(), "parent", true}; }
-Target TargetOf(const v1::UpdateWhatMattersRequest& r) {
-  return {r.what_matters().name(), "what_matters.name", false};
-}
+Target TargetOf(const v1::UpdateWhatMattersRequest& r) { return {r.what_matters().name(), "what_matters.name", false}; }
 Target TargetOf(const v1::UpdateGoalRequest& r) { return {r.goal().name(), "goal.name", false}; }
 Target TargetOf(const v1::UpdatePreferenceRequest& r) { return {r.preference().name(), "preference.name", false}; }
 Target TargetOf(const v1::UpdateGoalScoreRequest& r) { return {r.goal_score().name(), "goal_score.name", false}; }
@@ -161,11 +164,16 @@ Target TargetOf(const v1::UpdatePatientRequest& r) { return {r.patient().name(),
 
 char PermissionLetter(auth::Permission p) {
   switch (p) {
-    case auth::kCreate: return 'c';
-    case auth::kRead: return 'r';
-    case auth::kUpdate: return 'u';
-    case auth::kDelete: return 'd';
-    case auth::kSearch: return 's';
+    case auth::kCreate:
+      return 'c';
+    case auth::kRead:
+      return 'r';
+    case auth::kUpdate:
+      return 'u';
+    case auth::kDelete:
+      return 'd';
+    case auth::kSearch:
+      return 's';
   }
   return '?';
 }
@@ -174,7 +182,7 @@ auth::Decision Decide(const auth::Principal& principal, const Access& access, ab
   if (!access.type.empty()) return auth::Authorize(principal, access.type, access.permission, patient_id);
   // The summary: every one of the three, the weakest answer wins.
   auth::Decision out = auth::Decision::kAllow;
-  for (absl::string_view type : {"Goal", "Observation", "List"}) {
+  for (absl::string_view type : domain::kChartTypes) {
     const auth::Decision d = auth::Authorize(principal, type, auth::kRead, patient_id);
     if (d == auth::Decision::kInsufficientScope) return d;
     if (d == auth::Decision::kOtherPatient) out = d;
@@ -213,12 +221,12 @@ absl::Status Check(const auth::Principal& principal, const Access& access, const
       if (access.type.empty()) {
         return absl::PermissionDeniedError("insufficient scope: needs read (r) on Goal, Observation and List");
       }
-      return absl::PermissionDeniedError(
-          absl::StrCat("insufficient scope: needs ", access.type, ".", std::string(1, PermissionLetter(access.permission))));
+      return absl::PermissionDeniedError(absl::StrCat("insufficient scope: needs ", access.type, ".",
+                                                      std::string(1, PermissionLetter(access.permission))));
     case auth::Decision::kOtherPatient:
       if (access.hide_other_patient) {
         // Exactly the domain's not-found answer, so ids do not leak.
-        return absl::NotFoundError(absl::StrCat(access.label, " ", target.text, " not found"));
+        return absl::NotFoundError(domain::NotFoundMessage(access.label, target.text));
       }
       return absl::PermissionDeniedError("the token's patient context does not cover this patient");
   }
@@ -232,70 +240,53 @@ storage::AuditRecord StartAudit(const grpc::CallbackServerContext& ctx, const Ac
   const bool summary = access.type.empty();
   a.set_resource_type(summary ? "Patient" : std::string(access.type));
   switch (access.permission) {
-    case auth::kCreate: a.set_interaction("create"); a.set_action("C"); break;
-    case auth::kRead: a.set_interaction(summary ? "summary" : "read"); a.set_action("R"); break;
-    case auth::kSearch: a.set_interaction("search"); a.set_action("E"); break;
-    case auth::kUpdate: a.set_interaction("update"); a.set_action("U"); break;
-    case auth::kDelete: a.set_interaction("delete"); a.set_action("D"); break;
+    case auth::kCreate:
+      a.set_interaction("create");
+      a.set_action("C");
+      break;
+    case auth::kRead:
+      a.set_interaction(summary ? "summary" : "read");
+      a.set_action("R");
+      break;
+    case auth::kSearch:
+      a.set_interaction("search");
+      a.set_action("E");
+      break;
+    case auth::kUpdate:
+      a.set_interaction("update");
+      a.set_action("U");
+      break;
+    case auth::kDelete:
+      a.set_interaction("delete");
+      a.set_action("D");
+      break;
   }
   a.set_remote(ctx.peer());
   return a;
 }
 
-// FHIR audit-event-outcome: 0 success, 4 refused or bad request (the caller's
-// doing), 8 failed on our side.
-int AuditOutcome(const absl::Status& s) {
-  switch (s.code()) {
-    case absl::StatusCode::kOk: return 0;
-    case absl::StatusCode::kInternal:
-    case absl::StatusCode::kDataLoss:
-    case absl::StatusCode::kUnknown:
-    case absl::StatusCode::kUnavailable:
-      return 8;
-    default:
-      return 4;
-  }
-}
-
 void LogRefusal(const Access& access, const absl::Status& status) {
   // Method and code only: never the token, the name or the reason.
-  log::Info("request refused", {{"method", std::string(access.method)},
-                                {"code", absl::StatusCodeToString(status.code())}});
+  log::Info("request refused",
+            {{"method", std::string(access.method)}, {"code", absl::StatusCodeToString(status.code())}});
 }
-
-// One call's place under the in-flight limit, given back once, when the
-// call is answered (or when the callback holding it is destroyed).
-class InflightSlot {
- public:
-  explicit InflightSlot(std::atomic<int>* counter) : counter_(counter) {}
-  InflightSlot(InflightSlot&& other) noexcept : counter_(std::exchange(other.counter_, nullptr)) {}
-  InflightSlot& operator=(InflightSlot&&) = delete;
-  ~InflightSlot() { Release(); }
-  void Release() {
-    if (counter_ != nullptr) std::exchange(counter_, nullptr)->fetch_sub(1);
-  }
-
- private:
-  std::atomic<int>* counter_;
-};
 
 class WhatMattersServiceImpl final : public RawService {
  public:
   WhatMattersServiceImpl(PatientRecords* core, std::shared_ptr<const auth::TokenVerifier> verifier, int max_inflight)
-      : core_(core), verifier_(std::move(verifier)), max_inflight_(max_inflight) {}
+      : core_(core),
+        verifier_(std::move(verifier)),
+        max_inflight_(max_inflight),
+        admission_(max_inflight, "grpc overloaded: refusing with RESOURCE_EXHAUSTED") {}
 
   // A place under the in-flight limit, or nullopt (with the reactor finished
   // RESOURCE_EXHAUSTED) when there is none. Checked before anything else:
   // refusing must stay cheap when overloaded.
-  std::optional<InflightSlot> Enter(const Access& access, grpc::ServerUnaryReactor* reactor) {
-    const int before = inflight_.fetch_add(1);
-    InflightSlot slot(&inflight_);
-    if (max_inflight_ > 0 && before >= max_inflight_) {
-      slot.Release();
-      NoteShed(access);
+  std::optional<common::Admission::Slot> Enter(const Access& access, grpc::ServerUnaryReactor* reactor) {
+    std::optional<common::Admission::Slot> slot = admission_.TryAdmit("method", access.method);
+    if (!slot.has_value()) {
       Finish(reactor, absl::ResourceExhaustedError(
                           absl::StrCat("the server has ", max_inflight_, " calls in progress; retry later")));
-      return std::nullopt;
     }
     return slot;
   }
@@ -344,7 +335,7 @@ class WhatMattersServiceImpl final : public RawService {
   }
 
   static void RecordAudit(PatientRecords* core, storage::AuditRecord* audit, const absl::Status& s) {
-    audit->set_outcome(AuditOutcome(s));
+    audit->set_outcome(domain::AuditOutcomeOf(s.code()));
     audit->set_outcome_detail(absl::StatusCodeToString(s.code()));
     core->Audit(std::move(*audit));
   }
@@ -356,7 +347,7 @@ class WhatMattersServiceImpl final : public RawService {
                                  const Access& access,
                                  absl::StatusOr<Resp> (PatientRecords::*method)(const Req&, const CallContext&)) {
     auto* reactor = ctx->DefaultReactor();
-    std::optional<InflightSlot> slot = Enter(access, reactor);
+    std::optional<common::Admission::Slot> slot = Enter(access, reactor);
     if (!slot.has_value()) return reactor;
     Req req;
     storage::AuditRecord audit = StartAudit(*ctx, access);
@@ -374,7 +365,7 @@ class WhatMattersServiceImpl final : public RawService {
                                   void (PatientRecords::*method)(const Req&, const CallContext&,
                                                                  domain::WriteDone<Resp>)) {
     auto* reactor = ctx->DefaultReactor();
-    std::optional<InflightSlot> slot = Enter(access, reactor);
+    std::optional<common::Admission::Slot> slot = Enter(access, reactor);
     if (!slot.has_value()) return reactor;
     Req req;
     storage::AuditRecord audit = StartAudit(*ctx, access);
@@ -406,25 +397,29 @@ class WhatMattersServiceImpl final : public RawService {
   }
 
 // Type, Perm, Hide, Label: the Access the method needs (see above).
-#define WMTY_READ(Method, Req, Resp, Type, Perm, Hide, Label)                                             \
-  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,          \
-                                   grpc::ByteBuffer* out) override {                                      \
-    static constexpr Access kAccess{#Method, Type, Perm, Hide, Label};                                    \
-    return Read<v1::Req, v1::Resp>(ctx, in, out, kAccess, &PatientRecords::Method);                       \
+#define WMTY_READ(Method, Req, Resp, Type, Perm, Hide, Label)                                    \
+  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in, \
+                                   grpc::ByteBuffer* out) override {                             \
+    static constexpr Access kAccess{#Method, Type, Perm, Hide, Label};                           \
+    return Read<v1::Req, v1::Resp>(ctx, in, out, kAccess, &PatientRecords::Method);              \
   }
-#define WMTY_WRITE(Method, Req, Resp, Type, Perm, Label)                                                  \
-  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in,          \
-                                   grpc::ByteBuffer* out) override {                                      \
-    static constexpr Access kAccess{#Method, Type, Perm, false, Label};                                   \
-    return Write<v1::Req, v1::Resp>(ctx, in, out, kAccess, &PatientRecords::Method);                      \
+#define WMTY_WRITE(Method, Req, Resp, Type, Perm, Label)                                         \
+  grpc::ServerUnaryReactor* Method(grpc::CallbackServerContext* ctx, const grpc::ByteBuffer* in, \
+                                   grpc::ByteBuffer* out) override {                             \
+    static constexpr Access kAccess{#Method, Type, Perm, false, Label};                          \
+    return Write<v1::Req, v1::Resp>(ctx, in, out, kAccess, &PatientRecords::Method);             \
   }
 
-  WMTY_WRITE(CreateWhatMatters, CreateWhatMattersRequest, WhatMatters, "Observation", auth::kCreate, "whatMatters entry")
+  WMTY_WRITE(CreateWhatMatters, CreateWhatMattersRequest, WhatMatters, "Observation", auth::kCreate,
+             "whatMatters entry")
   WMTY_READ(GetWhatMatters, GetResourceRequest, WhatMatters, "Observation", auth::kRead, true, "whatMatters entry")
-  WMTY_READ(ListWhatMatters, ListWhatMattersRequest, ListWhatMattersResponse, "Observation", auth::kSearch, false, "whatMatters entry")
-  WMTY_WRITE(UpdateWhatMatters, UpdateWhatMattersRequest, WhatMatters, "Observation", auth::kUpdate, "whatMatters entry")
+  WMTY_READ(ListWhatMatters, ListWhatMattersRequest, ListWhatMattersResponse, "Observation", auth::kSearch, false,
+            "whatMatters entry")
+  WMTY_WRITE(UpdateWhatMatters, UpdateWhatMattersRequest, WhatMatters, "Observation", auth::kUpdate,
+             "whatMatters entry")
   WMTY_WRITE(RetractWhatMatters, RetractRequest, WhatMatters, "Observation", auth::kDelete, "whatMatters entry")
-  WMTY_READ(ListWhatMattersVersions, ListVersionsRequest, ListWhatMattersResponse, "Observation", auth::kRead, true, "whatMatters entry")
+  WMTY_READ(ListWhatMattersVersions, ListVersionsRequest, ListWhatMattersResponse, "Observation", auth::kRead, true,
+            "whatMatters entry")
 
   WMTY_WRITE(CreateGoal, CreateGoalRequest, Goal, "Goal", auth::kCreate, "goal")
   WMTY_READ(GetGoal, GetResourceRequest, Goal, "Goal", auth::kRead, true, "goal")
@@ -435,21 +430,26 @@ class WhatMattersServiceImpl final : public RawService {
 
   WMTY_WRITE(CreatePreference, CreatePreferenceRequest, Preference, "Observation", auth::kCreate, "preference")
   WMTY_READ(GetPreference, GetResourceRequest, Preference, "Observation", auth::kRead, true, "preference")
-  WMTY_READ(ListPreferences, ListPreferencesRequest, ListPreferencesResponse, "Observation", auth::kSearch, false, "preference")
+  WMTY_READ(ListPreferences, ListPreferencesRequest, ListPreferencesResponse, "Observation", auth::kSearch, false,
+            "preference")
   WMTY_WRITE(UpdatePreference, UpdatePreferenceRequest, Preference, "Observation", auth::kUpdate, "preference")
   WMTY_WRITE(RetractPreference, RetractRequest, Preference, "Observation", auth::kDelete, "preference")
-  WMTY_READ(ListPreferenceVersions, ListVersionsRequest, ListPreferencesResponse, "Observation", auth::kRead, true, "preference")
+  WMTY_READ(ListPreferenceVersions, ListVersionsRequest, ListPreferencesResponse, "Observation", auth::kRead, true,
+            "preference")
 
   WMTY_WRITE(CreateGoalScore, CreateGoalScoreRequest, GoalScore, "Observation", auth::kCreate, "goal score")
   WMTY_READ(GetGoalScore, GetResourceRequest, GoalScore, "Observation", auth::kRead, true, "goal score")
-  WMTY_READ(ListGoalScores, ListGoalScoresRequest, ListGoalScoresResponse, "Observation", auth::kSearch, false, "goal score")
+  WMTY_READ(ListGoalScores, ListGoalScoresRequest, ListGoalScoresResponse, "Observation", auth::kSearch, false,
+            "goal score")
   WMTY_WRITE(UpdateGoalScore, UpdateGoalScoreRequest, GoalScore, "Observation", auth::kUpdate, "goal score")
   WMTY_WRITE(RetractGoalScore, RetractRequest, GoalScore, "Observation", auth::kDelete, "goal score")
-  WMTY_READ(ListGoalScoreVersions, ListVersionsRequest, ListGoalScoresResponse, "Observation", auth::kRead, true, "goal score")
+  WMTY_READ(ListGoalScoreVersions, ListVersionsRequest, ListGoalScoresResponse, "Observation", auth::kRead, true,
+            "goal score")
 
   WMTY_READ(GetPriorities, GetResourceRequest, Priorities, "List", auth::kRead, true, "priorities")
   WMTY_WRITE(UpdatePriorities, UpdatePrioritiesRequest, Priorities, "List", auth::kUpdate, "priorities")
-  WMTY_READ(ListPrioritiesVersions, ListVersionsRequest, ListPrioritiesVersionsResponse, "List", auth::kRead, true, "priorities")
+  WMTY_READ(ListPrioritiesVersions, ListVersionsRequest, ListPrioritiesVersionsResponse, "List", auth::kRead, true,
+            "priorities")
 
   WMTY_READ(GetPatient, GetResourceRequest, Patient, "Patient", auth::kRead, true, "patient")
   WMTY_READ(ListPatientVersions, ListVersionsRequest, ListPatientVersionsResponse, "Patient", auth::kRead, true,
@@ -473,23 +473,10 @@ class WhatMattersServiceImpl final : public RawService {
     return AuthenticateCall(ctx, *verifier_);
   }
 
-  // Counts a refusal; logs a warning at most every 10 s (with the count), so
-  // an overload does not also flood the log.
-  void NoteShed(const Access& access) {
-    const int64_t count = shed_.fetch_add(1) + 1;
-    const int64_t now = absl::ToUnixMicros(absl::Now());
-    int64_t last = last_shed_log_micros_.load();
-    if (now - last < 10'000'000 || !last_shed_log_micros_.compare_exchange_strong(last, now)) return;
-    log::Warning("grpc overloaded: refusing with RESOURCE_EXHAUSTED",
-                 {{"method", std::string(access.method)}, {"refused_total", std::to_string(count)}});
-  }
-
   PatientRecords* const core_;
   const std::shared_ptr<const auth::TokenVerifier> verifier_;  // null: auth disabled
-  const int max_inflight_;  // 0: no limit
-  std::atomic<int> inflight_{0};
-  std::atomic<int64_t> shed_{0};
-  std::atomic<int64_t> last_shed_log_micros_{0};
+  const int max_inflight_;                                     // 0: no limit
+  common::Admission admission_;                                // calls in progress, under max_inflight_
 };
 
 }  // namespace

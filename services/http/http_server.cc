@@ -1,12 +1,6 @@
 #include "http/http_server.h"
 
 #include <atomic>
-#include <optional>
-#include <thread>
-#include <type_traits>
-#include <utility>
-#include <vector>
-
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -14,10 +8,16 @@
 #include <boost/asio/strand.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/ssl.hpp>
+#include <optional>
+#include <thread>
+#include <type_traits>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "common/admission.h"
 #include "common/log.h"
 #include "common/thread_name.h"
 
@@ -62,8 +62,6 @@ struct HttpServer::Impl {
   // Requests being answered (handler or refusal, until the response is
   // written): Shutdown waits for them.
   std::atomic<int> in_flight{0};
-  // Requests handed to the handler and not yet answered (max_inflight).
-  std::atomic<int> handling{0};
   // Open connections, refused ones excepted (max_connections).
   std::atomic<int> connections{0};
   std::atomic<bool> stopping{false};
@@ -72,41 +70,16 @@ struct HttpServer::Impl {
   // Set when TLS is configured; shared by every TLS session.
   std::optional<ssl::context> tls;
 
-  // Refusals for being over a limit, for the rate-limited warning.
-  std::atomic<int64_t> shed{0};
-  std::atomic<int64_t> last_shed_log_micros{0};
+  // Requests handed to the handler and not yet answered (max_inflight), and
+  // every refusal for being over a limit (max_connections too).
+  common::Admission handling;
 
-  explicit Impl(int threads_hint) : ioc(threads_hint) {}
+  explicit Impl(const HttpServerOptions& o)
+      : options(o), ioc(o.io_threads), handling(o.max_inflight, "http overloaded: refusing with 503") {}
   void Accept();
-  // Counts a refusal; logs a warning at most every 10 s (with the count), so
-  // an overload does not also flood the log.
-  void NoteShed(const char* limit) {
-    const int64_t count = shed.fetch_add(1) + 1;
-    const int64_t now = absl::ToUnixMicros(absl::Now());
-    int64_t last = last_shed_log_micros.load();
-    if (now - last < 10'000'000 || !last_shed_log_micros.compare_exchange_strong(last, now)) return;
-    log::Warning("http overloaded: refusing with 503",
-                 {{"limit", limit}, {"refused_total", std::to_string(count)}});
-  }
 };
 
 namespace {
-
-// One slot of HttpServer::Impl::handling, released once: when the handler
-// answers, or (if it never does) when its Respond is destroyed.
-class HandlingSlot {
- public:
-  explicit HandlingSlot(std::atomic<int>* counter) : counter_(counter) {}
-  HandlingSlot(HandlingSlot&& other) noexcept : counter_(std::exchange(other.counter_, nullptr)) {}
-  HandlingSlot& operator=(HandlingSlot&&) = delete;
-  ~HandlingSlot() { Release(); }
-  void Release() {
-    if (counter_ != nullptr) std::exchange(counter_, nullptr)->fetch_sub(1);
-  }
-
- private:
-  std::atomic<int>* counter_;
-};
 
 // Stream is beast::tcp_stream (plaintext) or beast::ssl_stream<beast::tcp_stream> (TLS).
 template <class Stream>
@@ -172,8 +145,8 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
   // so that the close does not reset the connection under the answer.
   void RefuseConnection() {
     keep_alive_ = false;
-    Response response = server_->handler->MakeError(
-        Status::service_unavailable, "too many open connections; retry later", 11, false);
+    Response response =
+        server_->handler->MakeError(Status::service_unavailable, "too many open connections; retry later", 11, false);
     response.set(bhttp::field::retry_after, std::to_string(kRetryAfterSeconds));
     response.keep_alive(false);
     response.prepare_payload();
@@ -262,25 +235,19 @@ class Session : public std::enable_shared_from_this<Session<Stream>> {
       keep_alive_ = false;
       return Shed("the server is shutting down; retry");
     }
-    const int max_inflight = server_->options.max_inflight;
-    if (const int before = server_->handling.fetch_add(1); max_inflight > 0 && before >= max_inflight) {
-      server_->handling.fetch_sub(1);
-      server_->NoteShed("max_inflight");
-      return Shed("too many requests in progress; retry later");
-    }
-    HandlingSlot slot(&server_->handling);
+    std::optional<common::Admission::Slot> slot = server_->handling.TryAdmit("limit", "max_inflight");
+    if (!slot.has_value()) return Shed("too many requests in progress; retry later");
     server_->in_flight.fetch_add(1);
     Request request = parser_->release();
     // Only the server says who the peer is.
     request.erase(kRemoteAddressHeader);
     request.set(kRemoteAddressHeader, remote_);
-    server_->handler->Handle(std::move(request),
-                             [self = shared_from_this(), slot = std::move(slot)](Response response) mutable {
-                               slot.Release();
-                               net::post(self->stream_.get_executor(), [self, response = std::move(response)]() mutable {
-                                 self->Write(std::move(response), true);
-                               });
-                             });
+    server_->handler->Handle(
+        std::move(request), [self = shared_from_this(), slot = std::move(*slot)](Response response) mutable {
+          slot.Release();
+          net::post(self->stream_.get_executor(),
+                    [self, response = std::move(response)]() mutable { self->Write(std::move(response), true); });
+        });
   }
 
   // Answers a request (read in full) with 503 + Retry-After without handing
@@ -368,7 +335,7 @@ void HttpServer::Impl::Accept() {
       // Accepts run one at a time (on the acceptor's strand); only closes
       // race with this check, and they only lower the count.
       const bool over_capacity = options.max_connections > 0 && connections.load() >= options.max_connections;
-      if (over_capacity) NoteShed("max_connections");
+      if (over_capacity) handling.NoteShed("limit", "max_connections");
       if (tls.has_value()) {
         std::make_shared<Session<beast::ssl_stream<beast::tcp_stream>>>(std::move(socket), this, over_capacity)
             ->Start();
@@ -395,8 +362,7 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
   const auto address = net::ip::make_address(host, ec);
   if (ec) return absl::InvalidArgumentError(absl::StrCat("bad listen host ", host));
 
-  auto impl = std::make_unique<Impl>(options.io_threads);
-  impl->options = options;
+  auto impl = std::make_unique<Impl>(options);
   impl->handler = handler;
   if (options.tls_cert_pem.empty() != options.tls_key_pem.empty()) {
     return absl::InvalidArgumentError("a TLS certificate needs its private key, and a key its certificate");
@@ -443,8 +409,8 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(const HttpServerOp
 
 int HttpServer::port() const { return impl_->port; }
 int HttpServer::open_connections() const { return impl_->connections.load(); }
-int HttpServer::inflight_requests() const { return impl_->handling.load(); }
-int64_t HttpServer::shed_total() const { return impl_->shed.load(); }
+int HttpServer::inflight_requests() const { return impl_->handling.in_use(); }
+int64_t HttpServer::shed_total() const { return impl_->handling.shed_total(); }
 
 void HttpServer::Shutdown(absl::Duration grace) {
   if (impl_->shut_down) return;

@@ -25,6 +25,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
 #include "common/log.h"
+#include "domain/fhir_types.h"
 #include "google/protobuf/descriptor.h"
 
 namespace wmty::server {
@@ -51,12 +52,7 @@ const absl::flat_hash_set<std::string>& KnownGrpcPaths() {
 }
 
 bool IsServedFhirType(absl::string_view type) {
-  static constexpr absl::string_view kTypes[] = {"Goal",       "Observation", "List",   "Provenance",
-                                                 "AuditEvent", "CodeSystem",  "Patient"};
-  for (absl::string_view t : kTypes) {
-    if (t == type) return true;
-  }
-  return false;
+  return domain::IsStoredType(type) || type == "Provenance" || type == "AuditEvent" || type == "CodeSystem";
 }
 
 bool IsLowerHex(absl::string_view s) {

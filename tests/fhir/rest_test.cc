@@ -50,6 +50,35 @@ TEST(StatusMappingTest, OverloadAsksForARetryAfterADelayAndClientErrorsDoNot) {
   EXPECT_EQ(FromStatus(absl::InternalError("bug"), storage::GOAL).retry_after_seconds, 0);
 }
 
+// The audit trail scores a FHIR answer by the status it stands for, not by
+// its HTTP status: 503 is a deadline, an overload refusal or an outage.
+TEST(StatusMappingTest, AnErrorKeepsTheDomainCodeItCameFrom) {
+  for (absl::StatusCode code :
+       {absl::StatusCode::kInvalidArgument, absl::StatusCode::kNotFound, absl::StatusCode::kAborted,
+        absl::StatusCode::kAlreadyExists, absl::StatusCode::kFailedPrecondition, absl::StatusCode::kDeadlineExceeded,
+        absl::StatusCode::kUnavailable, absl::StatusCode::kResourceExhausted, absl::StatusCode::kUnimplemented,
+        absl::StatusCode::kPermissionDenied, absl::StatusCode::kDataLoss, absl::StatusCode::kInternal}) {
+    EXPECT_EQ(FromStatus(absl::Status(code, "x"), storage::GOAL).code, code) << absl::StatusCodeToString(code);
+  }
+}
+
+TEST(StatusMappingTest, TheFacesOwnRefusalsStandForTheMatchingCode) {
+  EXPECT_EQ(MakeRestError(http::Status::bad_request, "invalid", "x").code, absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MakeRestError(http::Status::unauthorized, "login", "x").code, absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(MakeRestError(http::Status::forbidden, "forbidden", "x").code, absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(MakeRestError(http::Status::not_found, "not-found", "x").code, absl::StatusCode::kNotFound);
+  EXPECT_EQ(MakeRestError(http::Status::gone, "deleted", "x").code, absl::StatusCode::kNotFound);
+  EXPECT_EQ(MakeRestError(http::Status::method_not_allowed, "not-supported", "x").code,
+            absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(MakeRestError(http::Status::precondition_failed, "conflict", "x").code, absl::StatusCode::kAborted);
+  EXPECT_EQ(MakeRestError(http::Status::payload_too_large, "too-long", "x").code, absl::StatusCode::kOutOfRange);
+  EXPECT_EQ(MakeRestError(http::Status::unprocessable_entity, "invalid", "x").code, absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(MakeRestError(http::Status::internal_server_error, "exception", "x").code, absl::StatusCode::kInternal);
+  EXPECT_EQ(StatusCodeOfHttp(http::Status::ok), absl::StatusCode::kOk);
+  EXPECT_EQ(StatusCodeOfHttp(http::Status::not_modified), absl::StatusCode::kOk);
+  EXPECT_EQ(StatusCodeOfHttp(http::Status::gateway_timeout), absl::StatusCode::kDeadlineExceeded);
+}
+
 TEST(StatusMappingTest, FieldViolationsBecomeIssuesWithExpressions) {
   FieldViolations v;
   v.Add("Goal.lifecycleStatus", "required");
@@ -103,18 +132,6 @@ TEST(MediaTypeTest, RequestBodies) {
   EXPECT_FALSE(IsJsonMediaType(""));
   EXPECT_TRUE(IsFormMediaType("application/x-www-form-urlencoded; charset=utf-8"));
   EXPECT_FALSE(IsFormMediaType("application/json"));
-}
-
-TEST(EtagTest, ParsesWeakAndStrongForms) {
-  EXPECT_EQ(ParseEtagVersion("W/\"3\""), 3);
-  EXPECT_EQ(ParseEtagVersion(" \"12\" "), 12);
-  EXPECT_EQ(ParseEtagVersion("W/7"), 7);
-  EXPECT_FALSE(ParseEtagVersion("W/\"0\"").has_value());
-  EXPECT_FALSE(ParseEtagVersion("W/\"x\"").has_value());
-  EXPECT_FALSE(ParseEtagVersion("W/\"-1\"").has_value());
-  EXPECT_FALSE(ParseEtagVersion("").has_value());
-  EXPECT_FALSE(ParseEtagVersion("W/\"99999999999999999999\"").has_value());
-  EXPECT_EQ(EtagOf(4), "W/\"4\"");
 }
 
 TEST(PreferTest, ReturnAndHandling) {

@@ -10,7 +10,10 @@
 
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "fhir/http_client.h"
 #include "support/test_support.h"
@@ -19,9 +22,14 @@ namespace wmty::testing {
 
 class RealServerSuite : public ::testing::Test {
  protected:
-  static void SetUpTestSuite() {
+  static void SetUpTestSuite() { StartServer(); }
+  // Starts the suite's wmtyd; a suite that needs flags calls this from its
+  // own SetUpTestSuite. `flags_for` gets the suite's temp dir (for key files)
+  // and gives the extra flags.
+  static void StartServer(const std::function<std::vector<std::string>(const std::string& dir)>& flags_for = {}) {
     dir_ = new TempDir();
-    auto server = ServerProcess::Start(dir_->path() + "/db");
+    auto server =
+        ServerProcess::Start(dir_->path() + "/db", flags_for ? flags_for(dir_->path()) : std::vector<std::string>{});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = server->release();
   }

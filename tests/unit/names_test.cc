@@ -1,10 +1,10 @@
 // Resource names (services/domain/names.h): parse, format, round trip, rejects.
 #include "domain/names.h"
 
-#include <string>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "support/test_support.h"
 
@@ -152,6 +152,13 @@ TEST(ParseNameOfKindTest, AcceptsOnlyTheRequestedKind) {
 
   auto malformed = ParseNameOfKind("goals/G1", storage::GOAL, "name");
   EXPECT_THAT(malformed, StatusIs(absl::StatusCode::kInvalidArgument));
+}
+
+// One phrasing on both faces; the gRPC face answers a resource of another
+// patient with this same message, so the two cannot be told apart.
+TEST(NotFoundMessageTest, NamesTheResource) {
+  EXPECT_EQ(NotFoundMessage("goal", "patients/p1/goals/g1"), "goal patients/p1/goals/g1 not found");
+  EXPECT_EQ(NotFoundMessage("Goal", "g1"), "Goal g1 not found");
 }
 
 TEST(CollectionOfTest, NamesEachCollection) {
