@@ -284,6 +284,10 @@ class Store {
   uint64_t LastAuditSequence() const;
 
   // A random secret stored under `name`, created (and synced) on first use.
+  // Errors: UNAVAILABLE (I/O), DATA_LOSS (corruption), INTERNAL (no randomness).
+  // Not atomic: two first calls racing for one name may each return another
+  // secret; call it once per name at startup (the domain does, for the page
+  // token key).
   absl::StatusOr<std::string> GetOrCreateSecret(absl::string_view name);
 
   // Sequence of the last committed change (0 for an empty store).
