@@ -7,21 +7,15 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "domain/names.h"
+#include "fhir/face/interactions.h"
 #include "fhir/face/service.h"
 
 namespace wmty::fhir::face {
 namespace {
 
-// The audit action (FHIR audit-event-action) of one of our interactions.
-std::string AuditAction(absl::string_view interaction, bhttp::verb method) {
-  if (interaction == "create") return "C";
-  if (interaction == "update") return "U";
-  if (interaction == "delete") return "D";
-  if (interaction == "search") return "E";
-  if (interaction == "read" || interaction == "vread" || interaction == "history-instance" ||
-      interaction == "history-type" || interaction == "everything") {
-    return "R";
-  }
+// The audit action (FHIR audit-event-action) of a call no registered row
+// declares one for (refused before routing, or an unregistered path).
+std::string MethodAction(bhttp::verb method) {
   switch (method) {
     case bhttp::verb::get:
       return "R";
@@ -43,7 +37,7 @@ void RecordAudit(Call& c, http::Status status) {
   if (!c.audit.has_value() || c.audit_sink == nullptr) return;
   storage::AuditRecord& a = *c.audit;
   a.set_interaction(c.interaction);
-  a.set_action(AuditAction(c.interaction, c.request.method()));
+  a.set_action(c.access != nullptr ? std::string(c.access->action) : MethodAction(c.request.method()));
   if (c.principal.has_value()) {
     a.set_agent(c.principal->subject);
     a.set_client_id(c.principal->client_id);

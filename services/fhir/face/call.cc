@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "fhir/face/access.h"
+#include "fhir/face/interactions.h"
 #include "fhir/face/resource_types.h"
 #include "fhir/mapping.h"
 
@@ -30,7 +31,31 @@ std::string Serialize(const Value& v, bool pretty) {
 }
 
 // Answers once; later calls are ignored.
+namespace {
+
+// Is `c` about to succeed without its patient having been authorized? The
+// rows whose patient AuthorizePatient checks cannot answer a success
+// without it (interactions.h): a handler that forgot fails closed.
+bool SkippedPatientCheck(const Call& c, http::Status status) {
+  if (c.access == nullptr || c.patient_authorized || static_cast<int>(status) >= 400) return false;
+  switch (c.access->patient) {
+    case PatientFrom::kStored:
+    case PatientFrom::kBody:
+    case PatientFrom::kQuery:
+    case PatientFrom::kPath:
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 void Reply(Call& c, http::Status status, std::optional<std::string> body, const Headers& headers) {
+  if (SkippedPatientCheck(c, status)) {
+    log::Error("fhir handler answered without authorizing the patient", {{"interaction", c.interaction}});
+    return ReplyError(c, MakeRestError(http::Status::internal_server_error, "exception", "internal error"));
+  }
   if (c.responded.exchange(true)) return;
   RecordAudit(c, status);
   http::Response res{status, c.version};

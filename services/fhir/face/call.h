@@ -41,6 +41,8 @@ using storage::Record;
 using Alloc = Document::AllocatorType;
 using Headers = std::vector<std::pair<bhttp::field, std::string>>;
 
+struct Access;  // interactions.h
+
 struct Call {
   http::Request request;
   http::Respond respond;
@@ -65,6 +67,12 @@ struct Call {
   size_t dropped_count = 0;
   std::vector<std::string> dropped_elements;
   std::atomic<bool> responded{false};
+  // The registered interaction's access (null until routed, and for
+  // unregistered paths), the type its permission is on, and whether the
+  // patient it concerns has been authorized (see Reply).
+  const Access* access = nullptr;
+  std::string access_type;
+  bool patient_authorized = false;
 
   absl::string_view Header(bhttp::field f) const {
     auto it = request.find(f);

@@ -35,14 +35,12 @@ absl::StatusOr<std::optional<Record>> FhirService::FindVersion(const Record& cur
 // The resource of a stored version as the body.
 
 void FhirService::Read(const CallPtr& c, absl::string_view type, absl::string_view id) {
-  if (!AuthorizeType(*c, type, auth::kRead)) return;
   auto current = FindCurrent(type, id);
   if (!current.ok()) return ReplyError(*c, FromStatus(current.status(), PrimaryKind(type)));
   const RestError unknown = UnknownId(type, id);
   if (!current->has_value()) return ReplyError(*c, unknown);
   const Record& r = **current;
-  AuditTarget(*c, r.patient_id(), id);
-  if (!Authorize(*c, type, auth::kRead, r.patient_id(), &unknown)) return;
+  if (!AuthorizePatient(*c, r.patient_id(), id, &unknown)) return;
   if (r.retracted()) {
     return ReplyError(*c,
                       MakeRestError(http::Status::gone, "deleted",
@@ -63,13 +61,11 @@ void FhirService::Read(const CallPtr& c, absl::string_view type, absl::string_vi
   ReplyRecord(*c, render_cache_, http::Status::ok, type, r, VersionHeaders(*c, type, r));
 }
 void FhirService::VRead(const CallPtr& c, absl::string_view type, absl::string_view id, absl::string_view vid) {
-  if (!AuthorizeType(*c, type, auth::kRead)) return;
   auto current = FindCurrent(type, id);
   if (!current.ok()) return ReplyError(*c, FromStatus(current.status(), PrimaryKind(type)));
   const RestError unknown = UnknownId(type, id);
   if (!current->has_value()) return ReplyError(*c, unknown);
-  AuditTarget(*c, (*current)->patient_id(), id);
-  if (!Authorize(*c, type, auth::kRead, (*current)->patient_id(), &unknown)) return;
+  if (!AuthorizePatient(*c, (*current)->patient_id(), id, &unknown)) return;
   int64_t version = 0;
   if (!absl::SimpleAtoi(vid, &version) || version < 1) {
     return ReplyError(

@@ -1,189 +1,167 @@
-// Routing of the FHIR face: request path and method to interaction.
+// Routing of the FHIR face: a request's path and method to one registered
+// interaction (interactions.h), and the access steps the framework runs
+// before its handler (Dispatch). A path no row matches is 404; a registered
+// path with another method is 405 with Allow.
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/log.h"
+#include "fhir/face/access.h"
+#include "fhir/face/interactions.h"
 #include "fhir/face/resource_types.h"
 #include "fhir/face/service.h"
 
 namespace wmty::fhir::face {
+namespace {
+
+// Does `path` (segments after [base]/) match `pattern`? Fills `args`.
+bool Matches(absl::string_view pattern, const std::vector<std::string>& path, RouteArgs* args) {
+  const std::vector<absl::string_view> want = absl::StrSplit(pattern, '/');
+  if (want.size() != path.size()) return false;
+  RouteArgs out;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (want[i] == "{type}") {
+      if (!IsStoredType(path[i])) return false;
+      out.type = path[i];
+    } else if (want[i] == "{id}") {
+      out.id = path[i];
+    } else if (want[i] == "{vid}") {
+      out.vid = path[i];
+    } else if (want[i] != path[i]) {
+      return false;
+    }
+  }
+  *args = std::move(out);
+  return true;
+}
+
+// The methods a path allows: each method's first matching row, unless that
+// row is a refusal.
+std::string AllowedMethods(const std::vector<std::string>& path) {
+  std::vector<bhttp::verb> seen;
+  std::vector<std::string> allowed;
+  RouteArgs ignored;
+  for (const Interaction& row : Interactions()) {
+    if (!Matches(row.path, path, &ignored)) continue;
+    if (std::find(seen.begin(), seen.end(), row.method) != seen.end()) continue;
+    seen.push_back(row.method);
+    if (row.handler != nullptr) allowed.emplace_back(bhttp::to_string(row.method));
+  }
+  return absl::StrJoin(allowed, ", ");
+}
+
+RestError NotRegistered(const std::vector<std::string>& path) {
+  auto not_found = [](std::string why) {
+    return MakeRestError(http::Status::not_found, "not-supported", std::move(why));
+  };
+  // Whole-system and system-level requests stay 400 (as FHIR servers answer
+  // an interaction they do not support); every other unregistered path is 404.
+  if (path.empty()) {
+    return Bad("not-supported",
+               "whole-system interactions (batch, transaction, system search, system history) are not supported; see "
+               "[base]/metadata");
+  }
+  const std::string& first = path[0];
+  if (first == "_history" || absl::StartsWith(first, "$")) {
+    return Bad("not-supported", "system-level history and operations are not supported");
+  }
+  for (const Interaction& row : Interactions()) {
+    const absl::string_view head = absl::string_view(row.path).substr(0, absl::string_view(row.path).find('/'));
+    if (head == first || (head == "{type}" && IsStoredType(first))) {
+      return not_found("no such interaction (operations and compartments are not supported)");
+    }
+  }
+  return not_found(absl::StrCat("resource type ", first.substr(0, 64),
+                                " is not supported (Goal, Observation, List, Patient, Provenance, AuditEvent, "
+                                "CodeSystem are)"));
+}
+
+}  // namespace
 
 void FhirService::Route(const CallPtr& c, absl::string_view path) {
   if (path != "/fhir" && !absl::StartsWith(path, "/fhir/")) {
     return ReplyError(*c, MakeRestError(http::Status::not_found, "not-found",
                                         "no such endpoint: the FHIR base is /fhir (try /fhir/metadata)"));
   }
-  std::vector<std::string> seg = absl::StrSplit(path.substr(5), '/', absl::SkipEmpty());
-  const bhttp::verb method = c->request.method();
-  const bool get = method == bhttp::verb::get;
-  auto not_allowed = [&](absl::string_view allow) {
-    ReplyError(*c,
-               MakeRestError(http::Status::method_not_allowed, "not-supported",
-                             absl::StrCat(std::string(c->request.method_string()),
-                                          " is not supported here (allowed: ", allow, ")")),
-               {{bhttp::field::allow, std::string(allow)}});
-  };
-  if (seg.empty()) {
-    c->interaction = "system";
-    return ReplyError(*c, Bad("not-supported",
-                              "whole-system interactions (batch, transaction, system search, system history) are "
-                              "not supported; see [base]/metadata"));
-  }
-  const std::string& type = seg[0];
-  if (type == "metadata" && seg.size() == 1) {
-    c->interaction = "capabilities";
-    return get ? Metadata(c) : not_allowed("GET");
-  }
-  if (type == "_history" || absl::StartsWith(type, "$")) {
-    c->interaction = "system";
-    return ReplyError(*c, Bad("not-supported", "system-level history and operations are not supported"));
-  }
-  if (type == "CodeSystem") {
-    if (seg.size() == 1 && get) {  // by canonical URL: CodeSystem?url=...
-      c->interaction = "search";
-      return SearchCodeSystem(c);
+  const std::vector<std::string> segments = absl::StrSplit(path.substr(5), '/', absl::SkipEmpty());
+  bool path_known = false;
+  for (const Interaction& row : Interactions()) {
+    RouteArgs args;
+    if (!Matches(row.path, segments, &args)) continue;
+    path_known = true;
+    if (row.method != c->request.method()) continue;
+    if (row.handler == nullptr) {  // a registered refusal
+      c->interaction = row.name;
+      const std::string allow = AllowedMethods(segments);
+      return ReplyError(*c, MakeRestError(http::Status::method_not_allowed, "not-supported", row.refusal),
+                        {{bhttp::field::allow, allow}});
     }
-    c->interaction = "read";
-    if (seg.size() != 2) return not_allowed("GET [base]/CodeSystem/wmty");
-    return get ? ReadCodeSystem(c, seg[1]) : not_allowed("GET");
+    return Dispatch(c, row, args);
   }
-  if (type == "Patient") {
-    if (seg.size() == 3 && seg[2] == "$everything") {
-      c->interaction = "everything";
-      return get ? Everything(c, seg[1]) : not_allowed("GET");
-    }
-    // The id is the EHR's: a Patient is created by PUT, and corrected, never deleted.
-    if (seg.size() == 1 && method == bhttp::verb::post) {
-      c->interaction = "create";
-      return ReplyError(*c,
-                        MakeRestError(http::Status::method_not_allowed, "not-supported",
-                                      "a Patient's id is the EHR's patient id: send PUT [base]/Patient/<that id>"),
-                        {{bhttp::field::allow, "GET"}});
-    }
-    if (seg.size() == 2 && method == bhttp::verb::delete_) {
-      c->interaction = "delete";
-      return ReplyError(*c,
-                        MakeRestError(http::Status::method_not_allowed, "not-supported",
-                                      "Patient records come from the hospital's systems and are not deleted here: "
-                                      "PUT a corrected version"),
-                        {{bhttp::field::allow, "GET, PUT"}});
-    }
+  if (!path_known) return ReplyError(*c, NotRegistered(segments));
+  const std::string allow = AllowedMethods(segments);
+  ReplyError(*c,
+             MakeRestError(http::Status::method_not_allowed, "not-supported",
+                           absl::StrCat(std::string(c->request.method_string()),
+                                        " is not supported here (allowed: ", allow, ")")),
+             {{bhttp::field::allow, allow}});
+}
+
+void FhirService::Dispatch(const CallPtr& c, const Interaction& row, const RouteArgs& args) {
+  c->interaction = row.name;
+  c->access = &row.access;
+  c->access_type = *row.access.type != '\0' ? row.access.type : args.type;
+  switch (row.access.patient) {
+    case PatientFrom::kPublic:
+    case PatientFrom::kHandler:
+      break;
+    case PatientFrom::kAllPatients:
+      // Spans every patient: only user/ and system/ scopes reach it.
+      if (!Authorize(*c, c->access_type, row.access.permission, "")) return;
+      c->patient_authorized = true;
+      break;
+    case PatientFrom::kStored:
+    case PatientFrom::kBody:
+    case PatientFrom::kQuery:
+    case PatientFrom::kPath:
+      // Before anything is parsed or loaded; the patient once it is known
+      // (AuthorizePatient).
+      if (!AuthorizeType(*c, c->access_type, row.access.permission)) return;
+      break;
   }
-  if (type == "Provenance") {
-    if (seg.size() == 1 || (seg.size() == 2 && seg[1] == "_search")) {
-      c->interaction = "search";
-      if (!get && !(method == bhttp::verb::post && seg.size() == 2)) return not_allowed("GET, POST _search");
-      std::vector<QueryParam> params = c->query;
-      if (method == bhttp::verb::post) {
-        if (!IsFormMediaType(c->Header(bhttp::field::content_type))) {
-          return ReplyError(*c, MakeRestError(http::Status::unsupported_media_type, "not-supported",
-                                              "POST _search takes application/x-www-form-urlencoded"));
-        }
-        auto body = ParseQueryString(c->request.body());
-        if (!body.ok()) return ReplyError(*c, Bad("invalid", std::string(body.status().message())));
-        params.insert(params.end(), body->begin(), body->end());
-      }
-      auto spec = ParseSearch("Provenance", params, c->prefer.strict);
-      if (!spec.ok()) {
-        return ReplyError(*c,
-                          Bad(spec.status().code() == absl::StatusCode::kUnimplemented ? "not-supported" : "invalid",
-                              std::string(spec.status().message())));
-      }
-      return SearchProvenance(c, *spec);
-    }
-    if (seg.size() == 2) {
-      c->interaction = "read";
-      return get ? ReadProvenance(c, seg[1]) : not_allowed("GET");
-    }
-    return not_allowed("GET [base]/Provenance/[id], GET [base]/Provenance?target=");
+  row.handler(*this, c, args);
+}
+
+bool FhirService::AuthorizePatient(Call& c, absl::string_view patient, absl::string_view id, const RestError* unknown) {
+  AuditTarget(c, patient, id);
+  const bool hide = c.access != nullptr && c.access->other_patient == OtherPatient::kUnknown;
+  const auth::Permission p = c.access != nullptr ? c.access->permission : auth::kRead;
+  if (!Authorize(c, c.access_type, p, patient, hide ? unknown : nullptr)) return false;
+  c.patient_authorized = true;
+  return true;
+}
+
+bool FhirService::SearchParamsOf(Call& c, std::vector<QueryParam>* out) {
+  *out = c.query;
+  if (c.request.method() != bhttp::verb::post) return true;
+  if (!IsFormMediaType(c.Header(bhttp::field::content_type))) {
+    ReplyError(c, MakeRestError(http::Status::unsupported_media_type, "not-supported",
+                                "POST _search takes application/x-www-form-urlencoded"));
+    return false;
   }
-  if (type == "AuditEvent") {
-    // Read-only: the audit trail cannot be changed through any API.
-    if (seg.size() == 1 || (seg.size() == 2 && seg[1] == "_search")) {
-      c->interaction = "search";
-      if (!get) return not_allowed("GET");
-      return SearchAuditEvent(c);
-    }
-    if (seg.size() == 2) {
-      c->interaction = "read";
-      return get ? ReadAuditEvent(c, seg[1]) : not_allowed("GET");
-    }
-    c->interaction = "unknown";
-    return not_allowed("GET [base]/AuditEvent/[id], GET [base]/AuditEvent?patient=");
+  auto body = ParseQueryString(c.request.body());
+  if (!body.ok()) {
+    ReplyError(c, Bad("invalid", std::string(body.status().message())));
+    return false;
   }
-  if (!IsStoredType(type)) {
-    c->interaction = "unknown-type";
-    return ReplyError(*c, MakeRestError(http::Status::not_found, "not-supported",
-                                        absl::StrCat("resource type ", type.substr(0, 64),
-                                                     " is not supported (Goal, Observation, List, Patient, "
-                                                     "Provenance, CodeSystem are)")));
-  }
-  const bool is_list = type == "List";
-  if (seg.size() == 1) {
-    if (get) {
-      c->interaction = "search";
-      return Search(c, type, c->query);
-    }
-    if (method == bhttp::verb::post) {
-      c->interaction = "create";
-      return Create(c, type);
-    }
-    return not_allowed("GET, POST");
-  }
-  if (seg.size() == 2 && seg[1] == "_search") {
-    c->interaction = "search";
-    if (!get && method != bhttp::verb::post) return not_allowed("GET, POST");
-    std::vector<QueryParam> params = c->query;
-    if (method == bhttp::verb::post) {
-      if (!IsFormMediaType(c->Header(bhttp::field::content_type))) {
-        return ReplyError(*c, MakeRestError(http::Status::unsupported_media_type, "not-supported",
-                                            "POST _search takes application/x-www-form-urlencoded"));
-      }
-      auto body = ParseQueryString(c->request.body());
-      if (!body.ok()) return ReplyError(*c, Bad("invalid", std::string(body.status().message())));
-      params.insert(params.end(), body->begin(), body->end());
-    }
-    return Search(c, type, params);
-  }
-  if (seg.size() == 2 && seg[1] == "_history") {
-    c->interaction = "history-type";
-    return get ? TypeHistory(c, type) : not_allowed("GET");
-  }
-  if (seg.size() == 2) {
-    switch (method) {
-      case bhttp::verb::get:
-        c->interaction = "read";
-        return Read(c, type, seg[1]);
-      case bhttp::verb::put:
-        c->interaction = "update";
-        return type == "Patient" ? UpdatePatient(c, seg[1]) : Update(c, type, seg[1]);
-      case bhttp::verb::delete_:
-        c->interaction = "delete";
-        if (is_list) {
-          return ReplyError(*c,
-                            MakeRestError(http::Status::method_not_allowed, "not-supported",
-                                          "a patient's priorities List cannot be deleted: PUT it with no entries to "
-                                          "clear it"),
-                            {{bhttp::field::allow, "GET, PUT"}});
-        }
-        return Delete(c, type, seg[1]);
-      default:
-        return not_allowed(is_list ? "GET, PUT" : "GET, PUT, DELETE");
-    }
-  }
-  if (seg.size() == 3 && seg[2] == "_history") {
-    c->interaction = "history-instance";
-    return get ? InstanceHistory(c, type, seg[1]) : not_allowed("GET");
-  }
-  if (seg.size() == 4 && seg[2] == "_history") {
-    c->interaction = "vread";
-    return get ? VRead(c, type, seg[1], seg[3]) : not_allowed("GET");
-  }
-  c->interaction = "unknown";
-  return ReplyError(*c, Bad("not-supported", "no such interaction (operations and compartments are not supported)"));
+  out->insert(out->end(), body->begin(), body->end());
+  return true;
 }
 
 }  // namespace wmty::fhir::face

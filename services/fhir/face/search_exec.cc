@@ -217,15 +217,13 @@ absl::Status FhirService::FindSorted(const SearchSpec& spec, const std::optional
 }
 
 void FhirService::Search(const CallPtr& c, absl::string_view type, const std::vector<QueryParam>& params) {
-  if (!AuthorizeType(*c, type, auth::kSearch)) return;
   auto spec = ParseSearch(type, params, c->prefer.strict);
   if (!spec.ok()) return ReplyError(*c, ParamError(spec.status()));
   // patient/ scopes: patient= (or subject=) must name the token's patient.
   // A _page_token is bound to the query, patient included, so every page is
   // covered by this check. _revinclude=Provenance:target adds the Provenance
   // of the matches only, which follows their permission.
-  AuditTarget(*c, SearchPatient(*spec));
-  if (!Authorize(*c, type, auth::kSearch, SearchPatient(*spec))) return;
+  if (!AuthorizePatient(*c, SearchPatient(*spec), "")) return;
   const std::string query_hash = domain::Sha256(CanonicalQuery(*spec));
   std::optional<storage::PageCursor> cursor;
   if (!spec->page_token.empty()) {

@@ -29,6 +29,7 @@
 #include "absl/time/clock.h"
 #include "common/thread_name.h"
 #include "fhir/face/call.h"
+#include "fhir/face/interactions.h"
 #include "fhir/fhir_service.h"
 #include "fhir/mapping.h"
 #include "fhir/search.h"
@@ -78,7 +79,18 @@ class FhirService final : public http::Handler {
   http::Response MakeError(http::Status status, const std::string& message, unsigned version, bool keep_alive) override;
 
  private:
+  friend const std::vector<Interaction>& Interactions();
+
+  // Matches the path against Interactions() and dispatches (routing.cc).
   void Route(const CallPtr& c, absl::string_view path);
+  // The framework's access steps for `row`, then its handler.
+  void Dispatch(const CallPtr& c, const Interaction& row, const RouteArgs& args);
+  // The patient the call concerns, once known: audits it as the target and
+  // checks the row's permission on the row's type for it. Refused: 403, or
+  // `unknown` when the row hides other patients' data. False after replying.
+  bool AuthorizePatient(Call& c, absl::string_view patient, absl::string_view id, const RestError* unknown = nullptr);
+  // The search parameters: the query, plus a POST _search form body.
+  bool SearchParamsOf(Call& c, std::vector<QueryParam>* out);
   void Guarded(const CallPtr& c, absl::FunctionRef<void()> body);
 
   // Interactions.

@@ -182,7 +182,6 @@ void FhirService::RespondResource(Call& c, http::Status status, absl::string_vie
 // ---------------------------------------------------------------- create
 
 void FhirService::Create(const CallPtr& c, absl::string_view type) {
-  if (!AuthorizeType(*c, type, auth::kCreate)) return;
   Document doc;
   if (!ParseBody(*c, type, &doc)) return;
   auto incoming = FromFhir(type, doc, options_.unknown_elements);
@@ -190,8 +189,7 @@ void FhirService::Create(const CallPtr& c, absl::string_view type) {
   c->dropped_count = incoming->dropped_count;
   c->dropped_elements = std::move(incoming->dropped_elements);
   // c for the patient the body names, before anything is looked up.
-  AuditTarget(*c, incoming->patient_id);
-  if (!Authorize(*c, type, auth::kCreate, incoming->patient_id)) return;
+  if (!AuthorizePatient(*c, incoming->patient_id, "")) return;
   std::string request_id;
   if (!RequestIdOf(*c, &request_id)) return;
   WriteAgents agents;
@@ -317,7 +315,6 @@ void FhirService::RespondWritten(const CallPtr& c, absl::string_view type, const
 // ---------------------------------------------------------------- update
 
 void FhirService::Update(const CallPtr& c, absl::string_view type, absl::string_view id) {
-  if (!AuthorizeType(*c, type, auth::kUpdate)) return;
   Document doc;
   if (!ParseBody(*c, type, &doc)) return;
   if (!BodyIdIsUrlId(*c, doc, type, id)) return;
@@ -328,8 +325,7 @@ void FhirService::Update(const CallPtr& c, absl::string_view type, absl::string_
   c->dropped_count = incoming->dropped_count;
   c->dropped_elements = std::move(incoming->dropped_elements);
   // u for the patient the body names (and below, for the stored one).
-  AuditTarget(*c, incoming->patient_id, id);
-  if (!Authorize(*c, type, auth::kUpdate, incoming->patient_id)) return;
+  if (!AuthorizePatient(*c, incoming->patient_id, id)) return;
   std::string request_id;
   if (!RequestIdOf(*c, &request_id)) return;
   WriteAgents agents;
@@ -384,7 +380,6 @@ void FhirService::Update(const CallPtr& c, absl::string_view type, absl::string_
 }
 
 void FhirService::UpdatePatient(const CallPtr& c, absl::string_view id) {
-  if (!AuthorizeType(*c, "Patient", auth::kUpdate)) return;
   Document doc;
   if (!ParseBody(*c, "Patient", &doc)) return;
   if (!BodyIdIsUrlId(*c, doc, "Patient", id)) return;
@@ -395,8 +390,7 @@ void FhirService::UpdatePatient(const CallPtr& c, absl::string_view id) {
   if (!IfMatchOf(*c, &if_match)) return;
   auto incoming = PatientFromFhir(doc);
   if (!incoming.ok()) return ReplyError(*c, FromStatus(incoming.status(), storage::PATIENT, true));
-  AuditTarget(*c, id, id);
-  if (!Authorize(*c, "Patient", auth::kUpdate, id)) return;
+  if (!AuthorizePatient(*c, id, id)) return;
   std::string request_id;
   if (!RequestIdOf(*c, &request_id)) return;
   v1::UpdatePatientRequest req;
@@ -451,7 +445,6 @@ void FhirService::AttemptUpdate(const CallPtr& c, std::string type, Kind kind, s
 // ---------------------------------------------------------------- delete
 
 void FhirService::Delete(const CallPtr& c, absl::string_view type, absl::string_view id) {
-  if (!AuthorizeType(*c, type, auth::kDelete)) return;
   std::optional<int64_t> if_match;
   if (!IfMatchOf(*c, &if_match)) return;
   const std::string etag = if_match.has_value() ? EtagOf(*if_match) : std::string();
@@ -463,10 +456,12 @@ void FhirService::Delete(const CallPtr& c, absl::string_view type, absl::string_
   auto current = FindCurrent(type, id);
   if (!current.ok()) return ReplyError(*c, FromStatus(current.status(), PrimaryKind(type)));
   // FHIR: deleting what does not exist, or is already deleted, is 204 too.
-  if (!current->has_value()) return Reply(*c, http::Status::no_content, std::nullopt);
+  if (!current->has_value()) {
+    c->patient_authorized = true;  // nothing stored: no patient's data to protect
+    return Reply(*c, http::Status::no_content, std::nullopt);
+  }
   const Record cur = **current;
-  AuditTarget(*c, cur.patient_id(), id);
-  if (!Authorize(*c, type, auth::kDelete, cur.patient_id())) return;
+  if (!AuthorizePatient(*c, cur.patient_id(), id)) return;
   if (cur.retracted())
     return Reply(*c, http::Status::no_content, std::nullopt, {{bhttp::field::etag, EtagOf(cur.version())}});
   CoreRetract(core_, cur.kind(), cur.patient_id(), cur.id(), etag, agents, reason, request_id, c->ctx,
