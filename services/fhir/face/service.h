@@ -182,9 +182,10 @@ class FhirService final : public http::Handler {
   absl::Mutex inflight_mu_;
   absl::flat_hash_set<std::string> inflight_ ABSL_GUARDED_BY(inflight_mu_);
   // Answers to writes. The store runs every commit callback on its one
-  // completion thread; answering a FHIR write reads the version back and
-  // renders it, which on that one thread queued every write's answer behind
-  // the others'. The callbacks hand the answer to these threads instead.
+  // completion thread; answering a FHIR write renders the version it wrote
+  // (and Prefer may ask for more), which on that one thread queued every
+  // write's answer behind the others'. The callbacks hand the answer to
+  // these threads instead.
   // Last member: destroyed (joined, after running what is queued) first.
   boost::asio::thread_pool answer_pool_{2};
 
