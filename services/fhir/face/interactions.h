@@ -78,8 +78,12 @@ struct Interaction {
   const char* refusal = "";
 };
 
-// Every registered interaction, in match order (the first path that matches wins).
+// Every registered interaction, in match order (the first row matching the
+// path and method wins).
 const std::vector<Interaction>& Interactions();
+// Is every row registered for the request path `path` ("/fhir/...") public?
+// Such paths are served without a token and not audited.
+bool IsPublicPath(absl::string_view path);
 
 }  // namespace wmty::fhir::face
 

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "absl/strings/strip.h"
 #include "common/log.h"
 #include "fhir/face/access.h"
 #include "fhir/face/interactions.h"
@@ -83,6 +84,19 @@ RestError NotRegistered(const std::vector<std::string>& path) {
 }
 
 }  // namespace
+
+bool IsPublicPath(absl::string_view path) {
+  if (!absl::ConsumePrefix(&path, "/fhir/")) return false;
+  const std::vector<std::string> segments = absl::StrSplit(path, '/', absl::SkipEmpty());
+  bool any = false;
+  RouteArgs ignored;
+  for (const Interaction& row : Interactions()) {
+    if (!Matches(row.path, segments, &ignored)) continue;
+    if (row.access.patient != PatientFrom::kPublic) return false;
+    any = true;
+  }
+  return any;
+}
 
 void FhirService::Route(const CallPtr& c, absl::string_view path) {
   if (path != "/fhir" && !absl::StartsWith(path, "/fhir/")) {
