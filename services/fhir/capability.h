@@ -1,6 +1,7 @@
 // The CapabilityStatement of the FHIR face (GET [base]/metadata): exactly the
 // resources, interactions, search parameters and operations FhirService
-// implements. Keep it in step with fhir_service.cc and search.cc.
+// implements. Keep it in step with the registered interactions
+// (face/interactions.cc) and search.cc.
 //
 // Thread safety: pure function.
 #ifndef WMTY_FHIR_CAPABILITY_H_

@@ -29,8 +29,9 @@ constexpr SearchParamDef kGoalParams[] = {
     {"subject", "reference", "subject", SearchTarget::kPatient, "", WMTY_SP("Goal-subject"),
      "Who the goal is for: always a Patient here."},
     {"lifecycle-status", "token", "lifecycleStatus", SearchTarget::kCode, "http://hl7.org/fhir/goal-status",
-     WMTY_SP("Goal-lifecycle-status"), "proposed | planned | accepted | active | on-hold | completed | cancelled | "
-                                       "rejected (entered-in-error goals are deleted and never match)."},
+     WMTY_SP("Goal-lifecycle-status"),
+     "proposed | planned | accepted | active | on-hold | completed | cancelled | "
+     "rejected (entered-in-error goals are deleted and never match)."},
     {"achievement-status", "token", "achievementStatus", SearchTarget::kCodeableConcept, "",
      WMTY_SP("Goal-achievement-status"), "http://terminology.hl7.org/CodeSystem/goal-achievement codes."},
     {"category", "token", "category", SearchTarget::kCodeableConcept, "", WMTY_SP("Goal-category"),
@@ -67,8 +68,7 @@ constexpr SearchParamDef kObservationParams[] = {
 constexpr SearchParamDef kListParams[] = {
     {"patient", "reference", "subject", SearchTarget::kPatient, "", WMTY_SP("clinical-patient"),
      "The patient whose priorities these are."},
-    {"subject", "reference", "subject", SearchTarget::kPatient, "", WMTY_SP("List-subject"),
-     "Always a Patient here."},
+    {"subject", "reference", "subject", SearchTarget::kPatient, "", WMTY_SP("List-subject"), "Always a Patient here."},
     {"code", "token", "code", SearchTarget::kCodeableConcept, "", WMTY_SP("List-code"),
      "e.g. http://loinc.org|81340-2 (priorities)."},
     {"_id", "token", "id", SearchTarget::kId, "", WMTY_SP("Resource-id"), "Logical id (the patient id)."},
@@ -491,8 +491,7 @@ std::optional<DateRange> ParseFhirDateRange(absl::string_view s) {
     }
   }
   if (pos != s.size()) return std::nullopt;
-  const int64_t lo =
-      Micros(absl::FromCivil(absl::CivilSecond(y, m, d, hh, mm, ss), utc)) - offset_micros + frac;
+  const int64_t lo = Micros(absl::FromCivil(absl::CivilSecond(y, m, d, hh, mm, ss), utc)) - offset_micros + frac;
   return DateRange{lo, lo + unit};
 }
 
@@ -500,14 +499,22 @@ bool DateMatches(const DateValue& value, const DateRange& t) {
   const DateRange& v = value.range;
   const bool eq = Contains(v, t);
   switch (value.prefix) {
-    case DatePrefix::kEq: return eq;
-    case DatePrefix::kNe: return !eq;
-    case DatePrefix::kGt: return t.hi > v.hi;
-    case DatePrefix::kLt: return t.lo < v.lo;
-    case DatePrefix::kGe: return t.hi > v.hi || eq;
-    case DatePrefix::kLe: return t.lo < v.lo || eq;
-    case DatePrefix::kSa: return t.lo >= v.hi;
-    case DatePrefix::kEb: return t.hi <= v.lo;
+    case DatePrefix::kEq:
+      return eq;
+    case DatePrefix::kNe:
+      return !eq;
+    case DatePrefix::kGt:
+      return t.hi > v.hi;
+    case DatePrefix::kLt:
+      return t.lo < v.lo;
+    case DatePrefix::kGe:
+      return t.hi > v.hi || eq;
+    case DatePrefix::kLe:
+      return t.lo < v.lo || eq;
+    case DatePrefix::kSa:
+      return t.lo >= v.hi;
+    case DatePrefix::kEb:
+      return t.hi <= v.lo;
   }
   return false;
 }
@@ -535,191 +542,264 @@ std::optional<ReferenceValue> ParseReference(absl::string_view s) {
   return r;
 }
 
-absl::StatusOr<SearchSpec> ParseSearch(absl::string_view resource_type, const std::vector<QueryParam>& params,
-                                       bool strict) {
+namespace {
+
+// What ParseSearch has read so far, and how unsupported parameters are met:
+// refused under strict handling (the first refusal is kept), else ignored
+// and listed.
+struct SearchParse {
   SearchSpec spec;
-  spec.resource_type = std::string(resource_type);
-  const absl::Span<const SearchParamDef> defs = SearchParamsOf(resource_type);
+  bool strict = false;
   absl::Status refused;
-  auto unsupported = [&](const QueryParam& p, std::string why) {
+
+  void Unsupported(const QueryParam& p, std::string why) {
     if (strict) {
       if (refused.ok()) refused = absl::UnimplementedError(std::move(why));
     } else {
       spec.ignored.push_back(p.name);
     }
-  };
+  }
+};
+
+// _count: a page size (0: the count only).
+absl::Status ParseCount(const QueryParam& p, SearchSpec* spec) {
+  int count = 0;
+  if (!absl::SimpleAtoi(p.value, &count) || count < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("_count must be a number 0..", kMaxSearchCount));
+  }
+  spec->count = std::min(count, kMaxSearchCount);
+  if (count == 0) spec->count_only = true;
+  spec->applied.push_back(p);
+  return absl::OkStatus();
+}
+
+void ParseSummary(const QueryParam& p, SearchParse* s) {
+  if (p.value == "count") {
+    s->spec.count_only = true;
+    s->spec.applied.push_back(p);
+  } else if (p.value == "false") {
+    s->spec.applied.push_back(p);
+  } else {
+    s->Unsupported(p, absl::StrCat("_summary=", p.value, " is not supported (count and false are)"));
+  }
+}
+
+void ParseSort(const QueryParam& p, SearchParse* s) {
+  if (s->spec.resource_type == "Provenance") {
+    s->Unsupported(p, "_sort is not supported for Provenance");
+  } else if (p.value == "_lastUpdated") {
+    s->spec.sort = SearchSpec::Sort::kLastUpdatedAsc;
+    s->spec.applied.push_back(p);
+  } else if (p.value == "-_lastUpdated") {
+    s->spec.sort = SearchSpec::Sort::kLastUpdatedDesc;
+    s->spec.applied.push_back(p);
+  } else {
+    s->Unsupported(p, absl::StrCat("_sort=", p.value, " is not supported (_lastUpdated and -_lastUpdated are)"));
+  }
+}
+
+void ParseRevinclude(const QueryParam& p, SearchParse* s) {
+  const std::string& type = s->spec.resource_type;
+  if (type != "Provenance" && (p.value == "Provenance:target" || p.value == absl::StrCat("Provenance:target:", type))) {
+    s->spec.revinclude_provenance = true;
+    s->spec.applied.push_back(p);
+  } else {
+    s->Unsupported(p, absl::StrCat("_revinclude=", p.value, " is not supported (Provenance:target is)"));
+  }
+}
+
+// The result parameters (_count, _summary, _sort, _revinclude, _page_token,
+// _format, _pretty). False when `name` is none of them.
+absl::StatusOr<bool> ParseResultParam(const QueryParam& p, const std::string& name, const std::string& modifier,
+                                      SearchParse* s) {
+  if (name == "_format" || name == "_pretty") return true;
+  if (name == "_page_token") {
+    s->spec.page_token = p.value;
+    return true;
+  }
+  if (!modifier.empty() && !name.empty() && name.front() == '_' && name != "_id" && name != "_lastUpdated") {
+    s->Unsupported(p, absl::StrCat("modifier :", modifier, " is not supported on ", name));
+    return true;
+  }
+  if (name == "_count") {
+    if (auto st = ParseCount(p, &s->spec); !st.ok()) return st;
+    return true;
+  }
+  if (name == "_summary") {
+    ParseSummary(p, s);
+    return true;
+  }
+  if (name == "_sort") {
+    ParseSort(p, s);
+    return true;
+  }
+  if (name == "_revinclude") {
+    ParseRevinclude(p, s);
+    return true;
+  }
+  return false;
+}
+
+// A token value: "code", "system|code", "|code" or "system|".
+absl::Status ParseTokenValue(absl::string_view name, const std::string& raw, Criterion* c) {
+  TokenValue t;
+  const size_t bar = FindUnescaped(raw, '|');
+  if (bar == std::string::npos) {
+    t.code = Unescape(raw);
+  } else {
+    t.has_system = true;
+    t.system = Unescape(absl::string_view(raw).substr(0, bar));
+    t.code = Unescape(absl::string_view(raw).substr(bar + 1));
+    if (t.system.empty() && t.code.empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(name, ": \"|\" alone names no code"));
+    }
+  }
+  c->tokens.push_back(std::move(t));
+  return absl::OkStatus();
+}
+
+// A date value: an optional prefix (eq ne gt lt ge le sa eb) and a FHIR date.
+absl::Status ParseDateValue(absl::string_view name, absl::string_view v, Criterion* c) {
+  DateValue d;
+  static constexpr std::pair<absl::string_view, DatePrefix> kPrefixes[] = {
+      {"eq", DatePrefix::kEq}, {"ne", DatePrefix::kNe}, {"gt", DatePrefix::kGt}, {"lt", DatePrefix::kLt},
+      {"ge", DatePrefix::kGe}, {"le", DatePrefix::kLe}, {"sa", DatePrefix::kSa}, {"eb", DatePrefix::kEb}};
+  if (v.size() >= 2 && absl::ascii_isalpha(static_cast<unsigned char>(v[0]))) {
+    bool known = false;
+    for (const auto& [text, prefix] : kPrefixes) {
+      if (v.substr(0, 2) == text) {
+        d.prefix = prefix;
+        known = true;
+      }
+    }
+    if (!known) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, ": unsupported date prefix \"", v.substr(0, 2), "\" (eq ne gt lt ge le sa eb)"));
+    }
+    v.remove_prefix(2);
+  }
+  auto range = ParseFhirDateRange(v);
+  if (!range.has_value()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(name, ": not a FHIR date/dateTime (YYYY, YYYY-MM, YYYY-MM-DD, or with Thh:mm[:ss][Z])"));
+  }
+  d.range = *range;
+  c->dates.push_back(d);
+  return absl::OkStatus();
+}
+
+// A reference value (patient ids into `ids`, other references into c->refs);
+// `type_modifier` is the :Type modifier ("" when none).
+absl::Status ParseReferenceValue(const SearchParamDef& def, absl::string_view name, const std::string& raw,
+                                 const std::string& type_modifier, Criterion* c, std::set<std::string>* ids) {
+  auto ref = ParseReference(Unescape(raw));
+  if (!ref.has_value()) return absl::InvalidArgumentError(absl::StrCat(name, ": not a reference (Type/id or id)"));
+  if (!type_modifier.empty()) {
+    if (!ref->type.empty() && ref->type != type_modifier) return absl::OkStatus();  // cannot match
+    ref->type = type_modifier;
+  }
+  if (def.target == SearchTarget::kPatient) {
+    if ((ref->type.empty() || ref->type == "Patient") && domain::IsValidId(ref->id)) ids->insert(ref->id);
+  } else {
+    c->refs.push_back(std::move(*ref));
+  }
+  return absl::OkStatus();
+}
+
+// One value of a comma-separated list, by the parameter's target.
+absl::Status ParseValue(const SearchParamDef& def, absl::string_view name, const std::string& raw,
+                        const std::string& type_modifier, Criterion* c, std::set<std::string>* ids) {
+  switch (def.target) {
+    case SearchTarget::kId: {
+      const std::string id = Unescape(raw);
+      if (domain::IsValidId(id)) ids->insert(id);
+      return absl::OkStatus();
+    }
+    case SearchTarget::kPatient:
+    case SearchTarget::kReference:
+      return ParseReferenceValue(def, name, raw, type_modifier, c, ids);
+    case SearchTarget::kCode:
+    case SearchTarget::kCodeableConcept:
+    case SearchTarget::kIdentifier:
+      return ParseTokenValue(name, raw, c);
+    case SearchTarget::kString:
+      c->strings.push_back(absl::AsciiStrToLower(Unescape(raw)));
+      return absl::OkStatus();
+    case SearchTarget::kDate:
+    case SearchTarget::kEffective:
+    case SearchTarget::kLastUpdated:
+      return ParseDateValue(name, raw, c);
+  }
+  return absl::OkStatus();
+}
+
+// Adds one parsed parameter: patients and ids narrow the candidates (ANDed
+// by intersection); everything else is a criterion.
+void AddCriterion(const SearchParamDef& def, Criterion c, std::set<std::string> ids, SearchSpec* spec) {
+  if (def.target == SearchTarget::kPatient) {
+    spec->patients = Intersect(spec->patients, std::move(ids));
+  } else if (def.target == SearchTarget::kId) {
+    spec->ids = Intersect(spec->ids, std::move(ids));
+  } else if (def.target == SearchTarget::kReference && c.refs.empty()) {
+    // Every value had the wrong type: nothing can match.
+    spec->ids = std::vector<std::string>();
+  } else {
+    spec->criteria.push_back(std::move(c));
+  }
+}
+
+// A search parameter of the type (`defs`): its values into the spec.
+absl::Status ParseSearchParam(const QueryParam& p, const std::string& name, const std::string& modifier,
+                              absl::Span<const SearchParamDef> defs, SearchParse* s) {
+  const SearchParamDef* def = nullptr;
+  for (const auto& d : defs) {
+    if (d.name == name) def = &d;
+  }
+  if (def == nullptr) {
+    s->Unsupported(p, absl::StrCat("unknown search parameter ", name, " for ", s->spec.resource_type));
+    return absl::OkStatus();
+  }
+  // The only modifier supported is a reference's target type.
+  const bool type_modifier =
+      !modifier.empty() && def->type == "reference" && absl::ascii_isupper(static_cast<unsigned char>(modifier[0]));
+  if (!modifier.empty() && !type_modifier) {
+    s->Unsupported(p, absl::StrCat("modifier :", modifier, " is not supported on ", name));
+    return absl::OkStatus();
+  }
+  if (p.value.empty()) return absl::OkStatus();  // an empty value constrains nothing
+  Criterion c;
+  c.def = def;
+  std::set<std::string> ids;
+  for (const std::string& raw : SplitUnescaped(p.value, ',')) {
+    if (raw.empty()) return absl::InvalidArgumentError(absl::StrCat(name, ": empty value in a comma-separated list"));
+    if (auto st = ParseValue(*def, name, raw, type_modifier ? modifier : "", &c, &ids); !st.ok()) return st;
+  }
+  s->spec.applied.push_back(p);
+  AddCriterion(*def, std::move(c), std::move(ids), &s->spec);
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<SearchSpec> ParseSearch(absl::string_view resource_type, const std::vector<QueryParam>& params,
+                                       bool strict) {
+  SearchParse s;
+  s.spec.resource_type = std::string(resource_type);
+  s.strict = strict;
+  const absl::Span<const SearchParamDef> defs = SearchParamsOf(resource_type);
   for (const QueryParam& p : params) {
-    if (!refused.ok()) break;
+    if (!s.refused.ok()) break;
     const size_t colon = p.name.find(':');
     const std::string name = p.name.substr(0, colon);
     const std::string modifier = colon == std::string::npos ? "" : p.name.substr(colon + 1);
-    if (name == "_format" || name == "_pretty") continue;
-    if (name == "_page_token") {
-      spec.page_token = p.value;
-      continue;
-    }
-    if (!modifier.empty() && name.front() == '_' && name != "_id" && name != "_lastUpdated") {
-      unsupported(p, absl::StrCat("modifier :", modifier, " is not supported on ", name));
-      continue;
-    }
-    if (name == "_count") {
-      int count = 0;
-      if (!absl::SimpleAtoi(p.value, &count) || count < 0) {
-        return absl::InvalidArgumentError(absl::StrCat("_count must be a number 0..", kMaxSearchCount));
-      }
-      spec.count = std::min(count, kMaxSearchCount);
-      if (count == 0) spec.count_only = true;
-      spec.applied.push_back(p);
-      continue;
-    }
-    if (name == "_summary") {
-      if (p.value == "count") {
-        spec.count_only = true;
-        spec.applied.push_back(p);
-      } else if (p.value == "false") {
-        spec.applied.push_back(p);
-      } else {
-        unsupported(p, absl::StrCat("_summary=", p.value, " is not supported (count and false are)"));
-      }
-      continue;
-    }
-    if (name == "_sort") {
-      if (resource_type == "Provenance") {
-        unsupported(p, "_sort is not supported for Provenance");
-      } else if (p.value == "_lastUpdated") {
-        spec.sort = SearchSpec::Sort::kLastUpdatedAsc;
-        spec.applied.push_back(p);
-      } else if (p.value == "-_lastUpdated") {
-        spec.sort = SearchSpec::Sort::kLastUpdatedDesc;
-        spec.applied.push_back(p);
-      } else {
-        unsupported(p, absl::StrCat("_sort=", p.value, " is not supported (_lastUpdated and -_lastUpdated are)"));
-      }
-      continue;
-    }
-    if (name == "_revinclude") {
-      if (resource_type != "Provenance" &&
-          (p.value == "Provenance:target" || p.value == absl::StrCat("Provenance:target:", resource_type))) {
-        spec.revinclude_provenance = true;
-        spec.applied.push_back(p);
-      } else {
-        unsupported(p, absl::StrCat("_revinclude=", p.value, " is not supported (Provenance:target is)"));
-      }
-      continue;
-    }
-    const SearchParamDef* def = nullptr;
-    for (const auto& d : defs) {
-      if (d.name == name) def = &d;
-    }
-    if (def == nullptr) {
-      unsupported(p, absl::StrCat("unknown search parameter ", name, " for ", resource_type));
-      continue;
-    }
-    // The only modifier supported is a reference's target type.
-    const bool type_modifier = !modifier.empty() && def->type == "reference" &&
-                               absl::ascii_isupper(static_cast<unsigned char>(modifier[0]));
-    if (!modifier.empty() && !type_modifier) {
-      unsupported(p, absl::StrCat("modifier :", modifier, " is not supported on ", name));
-      continue;
-    }
-    if (p.value.empty()) continue;  // an empty value constrains nothing
-    Criterion c;
-    c.def = def;
-    std::set<std::string> set_values;
-    for (const std::string& raw : SplitUnescaped(p.value, ',')) {
-      if (raw.empty()) return absl::InvalidArgumentError(absl::StrCat(name, ": empty value in a comma-separated list"));
-      switch (def->target) {
-        case SearchTarget::kId: {
-          const std::string id = Unescape(raw);
-          if (domain::IsValidId(id)) set_values.insert(id);
-          break;
-        }
-        case SearchTarget::kPatient:
-        case SearchTarget::kReference: {
-          auto ref = ParseReference(Unescape(raw));
-          if (!ref.has_value()) {
-            return absl::InvalidArgumentError(absl::StrCat(name, ": not a reference (Type/id or id)"));
-          }
-          if (type_modifier) {
-            if (!ref->type.empty() && ref->type != modifier) break;  // cannot match
-            ref->type = modifier;
-          }
-          if (def->target == SearchTarget::kPatient) {
-            if ((ref->type.empty() || ref->type == "Patient") && domain::IsValidId(ref->id)) set_values.insert(ref->id);
-          } else {
-            c.refs.push_back(std::move(*ref));
-          }
-          break;
-        }
-        case SearchTarget::kCode:
-        case SearchTarget::kCodeableConcept:
-        case SearchTarget::kIdentifier: {
-          TokenValue t;
-          const size_t bar = FindUnescaped(raw, '|');
-          if (bar == std::string::npos) {
-            t.code = Unescape(raw);
-          } else {
-            t.has_system = true;
-            t.system = Unescape(absl::string_view(raw).substr(0, bar));
-            t.code = Unescape(absl::string_view(raw).substr(bar + 1));
-            if (t.system.empty() && t.code.empty()) {
-              return absl::InvalidArgumentError(absl::StrCat(name, ": \"|\" alone names no code"));
-            }
-          }
-          c.tokens.push_back(std::move(t));
-          break;
-        }
-        case SearchTarget::kString:
-          c.strings.push_back(absl::AsciiStrToLower(Unescape(raw)));
-          break;
-        case SearchTarget::kDate:
-        case SearchTarget::kEffective:
-        case SearchTarget::kLastUpdated: {
-          absl::string_view v = raw;
-          DateValue d;
-          static constexpr std::pair<absl::string_view, DatePrefix> kPrefixes[] = {
-              {"eq", DatePrefix::kEq}, {"ne", DatePrefix::kNe}, {"gt", DatePrefix::kGt}, {"lt", DatePrefix::kLt},
-              {"ge", DatePrefix::kGe}, {"le", DatePrefix::kLe}, {"sa", DatePrefix::kSa}, {"eb", DatePrefix::kEb}};
-          if (v.size() >= 2 && absl::ascii_isalpha(static_cast<unsigned char>(v[0]))) {
-            bool known = false;
-            for (const auto& [text, prefix] : kPrefixes) {
-              if (v.substr(0, 2) == text) {
-                d.prefix = prefix;
-                known = true;
-              }
-            }
-            if (!known) {
-              return absl::InvalidArgumentError(
-                  absl::StrCat(name, ": unsupported date prefix \"", v.substr(0, 2), "\" (eq ne gt lt ge le sa eb)"));
-            }
-            v.remove_prefix(2);
-          }
-          auto range = ParseFhirDateRange(v);
-          if (!range.has_value()) {
-            return absl::InvalidArgumentError(
-                absl::StrCat(name, ": not a FHIR date/dateTime (YYYY, YYYY-MM, YYYY-MM-DD, or with Thh:mm[:ss][Z])"));
-          }
-          d.range = *range;
-          c.dates.push_back(d);
-          break;
-        }
-      }
-    }
-    spec.applied.push_back(p);
-    if (def->target == SearchTarget::kPatient) {
-      spec.patients = Intersect(spec.patients, std::move(set_values));
-    } else if (def->target == SearchTarget::kId) {
-      spec.ids = Intersect(spec.ids, std::move(set_values));
-    } else if (def->target == SearchTarget::kReference && c.refs.empty()) {
-      // Every value had the wrong type: nothing can match.
-      spec.ids = std::vector<std::string>();
-    } else {
-      spec.criteria.push_back(std::move(c));
-    }
+    auto result_param = ParseResultParam(p, name, modifier, &s);
+    if (!result_param.ok()) return result_param.status();
+    if (*result_param) continue;
+    if (auto st = ParseSearchParam(p, name, modifier, defs, &s); !st.ok()) return st;
   }
-  if (!refused.ok()) return refused;
-  if (resource_type == "Patient" && spec.ids.has_value()) spec.patients = spec.ids;  // the id is the patient id
-  return spec;
+  if (!s.refused.ok()) return s.refused;
+  if (resource_type == "Patient" && s.spec.ids.has_value()) s.spec.patients = s.spec.ids;  // the id is the patient id
+  return std::move(s.spec);
 }
 
 bool Matches(const SearchSpec& spec, const Value& resource, int64_t last_updated_micros) {

@@ -39,7 +39,7 @@ namespace {
 
 using namespace wmty;  // NOLINT: a test driver
 
-// FhirService's kMaxJsonDepth (services/fhir/fhir_service.cc).
+// FhirService's kMaxJsonDepth (services/fhir/face/write_input.cc).
 constexpr int kMaxJsonDepth = 64;
 // A fixed clock: validation bounds said_time by "now".
 const absl::Time kNow = absl::FromUnixSeconds(1795451609);
