@@ -1,9 +1,9 @@
-// Fixture for the storage tests: a real Store (RocksDB, synced writes) in a
+// Fixture for the domain tests: a real Store (RocksDB, synced writes) in a
 // fresh temp dir and the domain core (PatientRecords) on top of it, called
 // directly with wmty.v1 requests. Writes are asynchronous; the helpers here
 // wait for their callback, so tests read like straight-line code.
-#ifndef WMTY_TESTS_STORAGE_RECORDS_FIXTURE_H_
-#define WMTY_TESTS_STORAGE_RECORDS_FIXTURE_H_
+#ifndef WMTY_TESTS_DOMAIN_RECORDS_FIXTURE_H_
+#define WMTY_TESTS_DOMAIN_RECORDS_FIXTURE_H_
 
 #include <functional>
 #include <future>
@@ -272,4 +272,4 @@ class RecordsTest : public ::testing::Test {
 
 }  // namespace wmty::testing
 
-#endif  // WMTY_TESTS_STORAGE_RECORDS_FIXTURE_H_
+#endif  // WMTY_TESTS_DOMAIN_RECORDS_FIXTURE_H_

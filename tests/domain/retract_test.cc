@@ -6,7 +6,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "records_fixture.h"
+#include "domain/records_fixture.h"
 
 namespace wmty::testing {
 namespace {

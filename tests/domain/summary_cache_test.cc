@@ -13,7 +13,7 @@
 #include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
-#include "records_fixture.h"
+#include "domain/records_fixture.h"
 
 namespace wmty::testing {
 namespace {
