@@ -134,8 +134,6 @@ class FhirService final : public http::Handler {
                             v1::Priorities* priorities);
   void DoCreate(const CallPtr& c, std::string type, Incoming incoming, std::string request_id,
                 std::shared_ptr<void> hold);
-  void AttemptUpdate(const CallPtr& c, std::string type, Kind kind, std::string patient, std::string stored_id,
-                     AnyResource resource, std::string etag, std::string request_id, int retries);
   // Answers a write with the version it produced (not whatever is current by then).
   void RespondWritten(const CallPtr& c, absl::string_view type, const absl::StatusOr<Record>& written,
                       http::Status success);
@@ -144,6 +142,8 @@ class FhirService final : public http::Handler {
                        absl::string_view what);
 
   // Search machinery.
+  // The domain's record scan (deadline, retracted, position) over the
+  // candidates of `spec` of one kind: its patients and _id, or the whole kind.
   absl::Status ScanCandidates(const SearchSpec& spec, Kind kind, const std::string& after_patient,
                               const std::string& after_id, const CallContext& ctx,
                               absl::FunctionRef<bool(const Record&)> visit);
@@ -170,8 +170,8 @@ class FhirService final : public http::Handler {
   absl::Mutex inflight_mu_;
   absl::flat_hash_set<std::string> inflight_ ABSL_GUARDED_BY(inflight_mu_);
   // Answers to writes. The store runs every commit callback on its one
-  // completion thread; answering a FHIR write reads the version back and
-  // renders it, which on that one thread queued every write's answer behind
+  // completion thread; answering a FHIR write renders the written version,
+  // which on that one thread queued every write's answer behind
   // the others'. The callbacks hand the answer to these threads instead.
   // Last member: destroyed (joined, after running what is queued) first.
   boost::asio::thread_pool answer_pool_{2};
