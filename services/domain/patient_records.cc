@@ -223,6 +223,39 @@ std::string NotFoundMessage(absl::string_view label, absl::string_view name) {
   return absl::StrCat(label, " ", name, " not found");
 }
 
+// The current version an update applies to: it exists, is not retracted,
+// and carries the etag the update is based on (unless any version will do).
+template <class R>
+absl::StatusOr<R> CurrentForUpdate(const Record* current, const R& incoming, bool any_version) {
+  using T = Traits<R>;
+  if (current == nullptr) return absl::NotFoundError(NotFoundMessage(T::kLabel, incoming.name()));
+  if (current->retracted()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(T::kLabel, " was retracted (entered in error) and cannot change"));
+  }
+  auto existing = FromRecord<R>(*current);
+  if (!existing.ok()) return existing.status();
+  if (!any_version && existing->etag() != incoming.etag()) {
+    return absl::AbortedError(absl::StrCat("etag ", incoming.etag(), " is stale: the ", T::kLabel,
+                                           " changed since it was read (current etag ", existing->etag(), ")"));
+  }
+  return existing;
+}
+
+// The updated content: `incoming` whole, or, with a field mask, `existing`
+// with the masked fields of `incoming` (and its provenance: who changed it).
+template <class R>
+R Merged(const R& existing, const R& incoming, const std::optional<FieldMask>& mask) {
+  if (!mask.has_value()) return incoming;
+  R merged = existing;
+  FieldMaskUtil::MergeOptions opts;
+  opts.set_replace_message_fields(true);
+  opts.set_replace_repeated_fields(true);
+  FieldMaskUtil::MergeMessageTo(incoming, *mask, opts, &merged);
+  *merged.mutable_provenance() = incoming.provenance();
+  return merged;
+}
+
 }  // namespace
 
 std::string DeterministicBytes(const google::protobuf::Message& message) {
@@ -402,28 +435,9 @@ void PatientRecords::UpdateResource(const google::protobuf::Message& request, co
   if (mask != nullptr) mask_copy = *mask;
   m.apply = [incoming = std::move(stated), mask_copy, rn = *name, clock = options_.clock, extra = ctx.fhir_extra_json,
              any_version](const Record* current, const WriteStamp& stamp, Record* next) -> absl::Status {
-    if (current == nullptr) return absl::NotFoundError(NotFoundMessage(T::kLabel, incoming.name()));
-    if (current->retracted()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat(T::kLabel, " was retracted (entered in error) and cannot change"));
-    }
-    auto existing = FromRecord<R>(*current);
+    auto existing = CurrentForUpdate(current, incoming, any_version);
     if (!existing.ok()) return existing.status();
-    if (!any_version && existing->etag() != incoming.etag()) {
-      return absl::AbortedError(absl::StrCat("etag ", incoming.etag(), " is stale: the ", T::kLabel,
-                                             " changed since it was read (current etag ", existing->etag(), ")"));
-    }
-    R merged;
-    if (mask_copy.has_value()) {
-      merged = *existing;
-      FieldMaskUtil::MergeOptions opts;
-      opts.set_replace_message_fields(true);
-      opts.set_replace_repeated_fields(true);
-      FieldMaskUtil::MergeMessageTo(incoming, *mask_copy, opts, &merged);
-      *merged.mutable_provenance() = incoming.provenance();  // who changed it, always
-    } else {
-      merged = incoming;
-    }
+    R merged = Merged(*existing, incoming, mask_copy);
     FieldViolations violations;
     T::Check(merged, rn.patient_id, T::kField, clock(), &violations);
     if (!violations.empty()) return violations.ToStatus();
