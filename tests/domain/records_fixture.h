@@ -5,14 +5,14 @@
 #ifndef WMTY_TESTS_DOMAIN_RECORDS_FIXTURE_H_
 #define WMTY_TESTS_DOMAIN_RECORDS_FIXTURE_H_
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <functional>
 #include <future>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -105,8 +105,8 @@ class RecordsTest : public ::testing::Test {
     return Await<v1::WhatMatters>([&](auto done) { records_->CreateWhatMatters(req, ctx, std::move(done)); });
   }
 
-  absl::StatusOr<v1::Goal> CreateGoal(const std::string& patient, const v1::Goal& g,
-                                      const std::string& request_id = "", const domain::CallContext& ctx = {}) {
+  absl::StatusOr<v1::Goal> CreateGoal(const std::string& patient, const v1::Goal& g, const std::string& request_id = "",
+                                      const domain::CallContext& ctx = {}) {
     return CreateGoal(CreateGoalRequest(patient, g, request_id), ctx);
   }
   absl::StatusOr<v1::Goal> CreateGoal(const v1::CreateGoalRequest& req, const domain::CallContext& ctx = {}) {
