@@ -8,8 +8,8 @@
 #       there (its tests start build-asan's own wmtyd).
 # tsan: ThreadSanitizer build in build-tsan (with tests/sanitizers/
 #       tsan_absl_shim.cc, which makes absl::Mutex visible to TSan), then the
-#       concurrency tests: storage_tests (concurrent writers, idempotent
-#       retries, the etag race, paging under writes) and fhir_service_tests
+#       concurrency tests: storage_tests and domain_tests (concurrent writers,
+#       idempotent retries, the etag race, paging under writes) and fhir_service_tests
 #       (the HTTP server with concurrent clients, against a TSan wmtyd).
 #       WMTY_TSAN_GRPC=1 adds grpc_api_test and crash_test (concurrent
 #       writers killed mid-write), which still draw some reports from
@@ -85,7 +85,7 @@ run_tsan() {
   # The gRPC tests are opt-in (WMTY_TSAN_GRPC=1): gRPC's C++ callback code,
   # compiled into our binaries, still draws occasional reports about state
   # that uninstrumented gRPC core hands between its threads (docs/testing.md).
-  local tests=(tests/unit/unit_tests tests/storage/storage_tests tests/fhir/fhir_service_tests)
+  local tests=(tests/unit/unit_tests tests/storage/storage_tests tests/domain/domain_tests tests/fhir/fhir_service_tests)
   if [ "${WMTY_TSAN_GRPC:-0}" = 1 ]; then
     tests+=(tests/integration/grpc_api_test tests/integration/crash_test)
   fi
@@ -94,7 +94,7 @@ run_tsan() {
     cmake -S "$root" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DWMTY_SANITIZE=thread -DWMTY_BUILD_BENCH=OFF
   fi
   t0=$(date +%s)
-  cmake --build "$build" -j"$jobs" --target wmtyd wmtyctl unit_tests storage_tests fhir_service_tests grpc_api_test \
+  cmake --build "$build" -j"$jobs" --target wmtyd wmtyctl unit_tests storage_tests domain_tests fhir_service_tests grpc_api_test \
     crash_test
   echo "tsan: build took $(elapsed "$t0")"
   local reports="$build/sanitizer-reports"
@@ -112,7 +112,7 @@ run_tsan() {
     # ones; RocksDB publishes them with atomics TSan cannot see (uninstrumented),
     # and the reports have no RocksDB frame to suppress by (docs/testing.md).
     local skip=""
-    [ "$(basename "$t")" = storage_tests ] && skip="-SummaryCacheTest.ReadersRacingAWriterNeverHideAnAcknowledgedChange"
+    [ "$(basename "$t")" = domain_tests ] && skip="-SummaryCacheTest.ReadersRacingAWriterNeverHideAnAcknowledgedChange"
     (cd "$build" && GTEST_FILTER="${skip:-*}" "./$t" "$@") || { echo "!! $(basename "$t") failed"; rc=1; }
   done
   echo "tsan: tests took $(elapsed "$t0"); build + tests $(elapsed "$start")"

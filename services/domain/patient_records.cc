@@ -1,16 +1,21 @@
+// PatientRecords (patient_records.h): every write rule (validation, recorder,
+// links, preconditions, idempotency fingerprints) and every read rule
+// (deadline, retracted, paging, chart order) of the domain, for both faces.
 #include "domain/patient_records.h"
 
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/util/field_mask_util.h>
-#include <google/protobuf/wire_format_lite.h>
 #include <google/protobuf/util/time_util.h>
+#include <google/protobuf/wire_format_lite.h>
 
 #include <algorithm>
 #include <map>
 #include <random>
 #include <set>
 #include <tuple>
+#include <variant>
+#include <vector>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"
@@ -37,6 +42,8 @@ struct Traits;
 
 template <>
 struct Traits<v1::WhatMatters> {
+  using CreateRequest = v1::CreateWhatMattersRequest;
+  using UpdateRequest = v1::UpdateWhatMattersRequest;
   static constexpr storage::Kind kKind = storage::WHAT_MATTERS;
   static constexpr absl::string_view kField = "what_matters";
   static constexpr absl::string_view kLabel = "whatMatters entry";
@@ -53,6 +60,8 @@ struct Traits<v1::WhatMatters> {
 
 template <>
 struct Traits<v1::Goal> {
+  using CreateRequest = v1::CreateGoalRequest;
+  using UpdateRequest = v1::UpdateGoalRequest;
   static constexpr storage::Kind kKind = storage::GOAL;
   static constexpr absl::string_view kField = "goal";
   static constexpr absl::string_view kLabel = "goal";
@@ -62,14 +71,16 @@ struct Traits<v1::Goal> {
   }
   static const std::set<std::string>& Updatable() {
     static const auto* s = new std::set<std::string>{
-        "patient",    "description", "lifecycle_status", "achievement_status", "priority",  "categories",
-        "start_date", "target_date", "notes",            "what_matters",       "provenance"};
+        "patient",     "description", "lifecycle_status", "achievement_status", "priority", "categories", "start_date",
+        "target_date", "notes",       "what_matters",     "provenance"};
     return *s;
   }
 };
 
 template <>
 struct Traits<v1::Preference> {
+  using CreateRequest = v1::CreatePreferenceRequest;
+  using UpdateRequest = v1::UpdatePreferenceRequest;
   static constexpr storage::Kind kKind = storage::PREFERENCE;
   static constexpr absl::string_view kField = "preference";
   static constexpr absl::string_view kLabel = "preference";
@@ -78,15 +89,17 @@ struct Traits<v1::Preference> {
     CheckPreference(r, patient, prefix, now, v);
   }
   static const std::set<std::string>& Updatable() {
-    static const auto* s = new std::set<std::string>{
-        "patient",  "kind",     "value_code",         "value_text", "channel_ranking", "contact_window",
-        "language", "family_involvement", "provenance"};
+    static const auto* s =
+        new std::set<std::string>{"patient",        "kind",     "value_code",         "value_text", "channel_ranking",
+                                  "contact_window", "language", "family_involvement", "provenance"};
     return *s;
   }
 };
 
 template <>
 struct Traits<v1::GoalScore> {
+  using CreateRequest = v1::CreateGoalScoreRequest;
+  using UpdateRequest = v1::UpdateGoalScoreRequest;
   static constexpr storage::Kind kKind = storage::GOAL_SCORE;
   static constexpr absl::string_view kField = "goal_score";
   static constexpr absl::string_view kLabel = "goal score";
@@ -161,8 +174,27 @@ Done<Committed> Deliver(WriteDone<R> done) {
   };
 }
 
-std::string Fingerprint(const google::protobuf::Message& request) {
-  return Sha256(absl::StrCat(request.GetDescriptor()->full_name(), "\n", DeterministicBytes(request)));
+// What a retry with the same request_id must repeat exactly. `mode` tells
+// apart requests of the same message that the domain treats differently
+// (a generic write's precondition); empty for the per-type methods.
+std::string Fingerprint(const google::protobuf::Message& request, absl::string_view mode = "") {
+  std::string bytes = absl::StrCat(request.GetDescriptor()->full_name(), "\n", DeterministicBytes(request));
+  if (!mode.empty()) absl::StrAppend(&bytes, "\n", mode);
+  return Sha256(bytes);
+}
+
+// A per-type request (CreateGoalRequest, UpdateGoalRequest, ...) holding
+// `resource` in its field Traits<R>::kField, for the generic entry points:
+// the request is what idempotency fingerprints, so a generic write and the
+// same per-type write are the same request.
+template <class Request, class R>
+Request WrapInRequest(const R& resource, absl::string_view field, const std::string& request_id) {
+  Request req;
+  const auto* descriptor = Request::descriptor();
+  const auto* reflection = req.GetReflection();
+  reflection->MutableMessage(&req, descriptor->FindFieldByName(std::string(field)))->CopyFrom(resource);
+  reflection->SetString(&req, descriptor->FindFieldByName("request_id"), request_id);
+  return req;
 }
 
 // The recorder rule (recorder.h) on a resource's provenance. With
@@ -186,6 +218,39 @@ absl::StatusOr<int> PageSize(int requested) {
   return requested == 0 ? kDefaultPageSize : requested;
 }
 
+// The current version an update applies to: it exists, is not retracted,
+// and carries the etag the update is based on (unless any version will do).
+template <class R>
+absl::StatusOr<R> CurrentForUpdate(const Record* current, const R& incoming, bool any_version) {
+  using T = Traits<R>;
+  if (current == nullptr) return absl::NotFoundError(NotFoundMessage(T::kLabel, incoming.name()));
+  if (current->retracted()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat(T::kLabel, " was retracted (entered in error) and cannot change"));
+  }
+  auto existing = FromRecord<R>(*current);
+  if (!existing.ok()) return existing.status();
+  if (!any_version && existing->etag() != incoming.etag()) {
+    return absl::AbortedError(absl::StrCat("etag ", incoming.etag(), " is stale: the ", T::kLabel,
+                                           " changed since it was read (current etag ", existing->etag(), ")"));
+  }
+  return existing;
+}
+
+// The updated content: `incoming` whole, or, with a field mask, `existing`
+// with the masked fields of `incoming` (and its provenance: who changed it).
+template <class R>
+R Merged(const R& existing, const R& incoming, const std::optional<FieldMask>& mask) {
+  if (!mask.has_value()) return incoming;
+  R merged = existing;
+  FieldMaskUtil::MergeOptions opts;
+  opts.set_replace_message_fields(true);
+  opts.set_replace_repeated_fields(true);
+  FieldMaskUtil::MergeMessageTo(incoming, *mask, opts, &merged);
+  *merged.mutable_provenance() = incoming.provenance();
+  return merged;
+}
+
 }  // namespace
 
 std::string DeterministicBytes(const google::protobuf::Message& message) {
@@ -206,8 +271,8 @@ std::string NewResourceId(absl::Time now) {
   const uint64_t rand_hi = absl::Uniform<uint64_t>(gen) & ((uint64_t{1} << 16) - 1);
   const uint64_t rand_lo = absl::Uniform<uint64_t>(gen);
   // 128 bits: 48-bit time, 80 random bits; 26 symbols of 5 bits (the first carries 3).
-  unsigned __int128 value = (static_cast<unsigned __int128>(millis) << 80) |
-                            (static_cast<unsigned __int128>(rand_hi) << 64) | rand_lo;
+  unsigned __int128 value =
+      (static_cast<unsigned __int128>(millis) << 80) | (static_cast<unsigned __int128>(rand_hi) << 64) | rand_lo;
   {
     // ULID monotonic mode: within one millisecond the random part alone would
     // order ids at random, so an id of the same millisecond as the previous
@@ -317,8 +382,8 @@ void PatientRecords::CreateResource(const google::protobuf::Message& request, ab
 
 template <class R>
 void PatientRecords::UpdateResource(const google::protobuf::Message& request, const R& resource, bool has_resource,
-                                    const FieldMask* mask, absl::string_view request_id, const CallContext& ctx,
-                                    WriteDone<R> done) {
+                                    const FieldMask* mask, absl::string_view request_id, bool any_version,
+                                    const CallContext& ctx, WriteDone<R> done) {
   using T = Traits<R>;
   const std::string field(T::kField);
   if (!has_resource) return done(InvalidField(field, "required"));
@@ -328,7 +393,9 @@ void PatientRecords::UpdateResource(const google::protobuf::Message& request, co
     const google::rpc::BadRequest bad = GetFieldViolations(name.status());  // kept alive for the loop
     for (const auto& fv : bad.field_violations()) v.Add(fv.field(), fv.description());
   }
-  if (resource.etag().empty()) v.Add(Field(field, "etag"), "required: the etag of the version this change is based on");
+  if (!any_version && resource.etag().empty()) {
+    v.Add(Field(field, "etag"), "required: the etag of the version this change is based on");
+  }
   if (mask != nullptr) {
     for (int i = 0; i < mask->paths_size(); ++i) {
       const std::string& path = mask->paths(i);
@@ -357,33 +424,15 @@ void PatientRecords::UpdateResource(const google::protobuf::Message& request, co
   m.id = name->id;
   m.op = storage::Change::UPDATE;
   m.request_id = std::string(request_id);
-  if (!m.request_id.empty()) m.fingerprint = Fingerprint(request);
+  if (!m.request_id.empty()) m.fingerprint = Fingerprint(request, any_version ? "any-version" : "");
   m.deadline = ctx.deadline;
   std::optional<FieldMask> mask_copy;
   if (mask != nullptr) mask_copy = *mask;
-  m.apply = [incoming = std::move(stated), mask_copy, rn = *name, clock = options_.clock, extra = ctx.fhir_extra_json](
-                const Record* current, const WriteStamp& stamp, Record* next) -> absl::Status {
-    if (current == nullptr) return absl::NotFoundError(NotFoundMessage(T::kLabel, incoming.name()));
-    if (current->retracted()) {
-      return absl::FailedPreconditionError(absl::StrCat(T::kLabel, " was retracted (entered in error) and cannot change"));
-    }
-    auto existing = FromRecord<R>(*current);
+  m.apply = [incoming = std::move(stated), mask_copy, rn = *name, clock = options_.clock, extra = ctx.fhir_extra_json,
+             any_version](const Record* current, const WriteStamp& stamp, Record* next) -> absl::Status {
+    auto existing = CurrentForUpdate(current, incoming, any_version);
     if (!existing.ok()) return existing.status();
-    if (existing->etag() != incoming.etag()) {
-      return absl::AbortedError(absl::StrCat("etag ", incoming.etag(), " is stale: the ", T::kLabel,
-                                             " changed since it was read (current etag ", existing->etag(), ")"));
-    }
-    R merged;
-    if (mask_copy.has_value()) {
-      merged = *existing;
-      FieldMaskUtil::MergeOptions opts;
-      opts.set_replace_message_fields(true);
-      opts.set_replace_repeated_fields(true);
-      FieldMaskUtil::MergeMessageTo(incoming, *mask_copy, opts, &merged);
-      *merged.mutable_provenance() = incoming.provenance();  // who changed it, always
-    } else {
-      merged = incoming;
-    }
+    R merged = Merged(*existing, incoming, mask_copy);
     FieldViolations violations;
     T::Check(merged, rn.patient_id, T::kField, clock(), &violations);
     if (!violations.empty()) return violations.ToStatus();
@@ -491,9 +540,9 @@ absl::Status PatientRecords::ListResources(const Request& req, const v1::ListFil
     after_id = cursor->after_id();
   }
   if (auto s = CheckDeadline(ctx); !s.ok()) return s;
-  const int64_t since_micros =
-      filter.has_updated_since() ? google::protobuf::util::TimeUtil::TimestampToMicroseconds(filter.updated_since())
-                                 : INT64_MIN;
+  const int64_t since_micros = filter.has_updated_since()
+                                   ? google::protobuf::util::TimeUtil::TimestampToMicroseconds(filter.updated_since())
+                                   : INT64_MIN;
 
   absl::Status status;
   std::string last_id;
@@ -580,12 +629,74 @@ absl::Status PatientRecords::ListVersions(const v1::ListVersionsRequest& req, co
   return absl::OkStatus();
 }
 
+// ---------------------------------------------------------------- any resource
+
+void PatientRecords::Create(AnyResource resource, absl::string_view patient_id, std::string request_id,
+                            const CallContext& ctx, Done<storage::Record> done) {
+  const std::string parent = FormatParent(patient_id);
+  std::visit(
+      [&](auto& r) {
+        using R = std::decay_t<decltype(r)>;
+        if constexpr (std::is_same_v<R, v1::Priorities>) {
+          // They exist (empty, version 0) until first set: creating them is
+          // their first write, refused once they have been set.
+          r.set_name(FormatName(storage::PRIORITIES, patient_id, kPrioritiesId));
+          r.clear_etag();
+          auto req = WrapInRequest<v1::UpdatePrioritiesRequest>(r, "priorities", request_id);
+          WritePriorities(req, PrioritiesWrite::kCreate, ctx, std::move(done));
+        } else {
+          auto req = WrapInRequest<typename Traits<R>::CreateRequest>(r, Traits<R>::kField, request_id);
+          req.set_parent(parent);
+          CreateResource(req, parent, r, true, request_id, ctx, WriteDone<R>(std::move(done)));
+        }
+      },
+      resource);
+}
+
+void PatientRecords::Update(AnyResource resource, absl::string_view patient_id, absl::string_view id,
+                            const Precondition& precondition, std::string request_id, const CallContext& ctx,
+                            Done<storage::Record> done) {
+  std::visit(
+      [&](auto& r) {
+        using R = std::decay_t<decltype(r)>;
+        r.set_etag(precondition.etag());
+        if constexpr (std::is_same_v<R, v1::Priorities>) {
+          r.set_name(FormatName(storage::PRIORITIES, patient_id, kPrioritiesId));
+          auto req = WrapInRequest<v1::UpdatePrioritiesRequest>(r, "priorities", request_id);
+          const auto mode = precondition.any_version() ? PrioritiesWrite::kAnyVersion : PrioritiesWrite::kAsStated;
+          WritePriorities(req, mode, ctx, std::move(done));
+        } else {
+          r.set_name(FormatName(Traits<R>::kKind, patient_id, id));
+          const auto req = WrapInRequest<typename Traits<R>::UpdateRequest>(r, Traits<R>::kField, request_id);
+          UpdateResource(req, r, true, nullptr, request_id, precondition.any_version(), ctx,
+                         WriteDone<R>(std::move(done)));
+        }
+      },
+      resource);
+}
+
+void PatientRecords::Retract(const v1::RetractRequest& req, const CallContext& ctx, Done<storage::Record> done) {
+  auto name = ParseName(req.name(), "name");
+  if (!name.ok()) return done(name.status());
+  switch (name->kind) {
+    case storage::WHAT_MATTERS:
+      return RetractResource<v1::WhatMatters>(req, ctx, std::move(done));
+    case storage::GOAL:
+      return RetractResource<v1::Goal>(req, ctx, std::move(done));
+    case storage::PREFERENCE:
+      return RetractResource<v1::Preference>(req, ctx, std::move(done));
+    case storage::GOAL_SCORE:
+      return RetractResource<v1::GoalScore>(req, ctx, std::move(done));
+    default:
+      return done(absl::UnimplementedError("this resource cannot be retracted"));
+  }
+}
+
 // ---------------------------------------------------------------- WhatMatters
 
 void PatientRecords::CreateWhatMatters(const v1::CreateWhatMattersRequest& req, const CallContext& ctx,
                                        WriteDone<v1::WhatMatters> done) {
-  CreateResource(req, req.parent(), req.what_matters(), req.has_what_matters(), req.request_id(), ctx,
-                 std::move(done));
+  CreateResource(req, req.parent(), req.what_matters(), req.has_what_matters(), req.request_id(), ctx, std::move(done));
 }
 absl::StatusOr<v1::WhatMatters> PatientRecords::GetWhatMatters(const v1::GetResourceRequest& req,
                                                                const CallContext& ctx) {
@@ -595,7 +706,8 @@ absl::StatusOr<v1::ListWhatMattersResponse> PatientRecords::ListWhatMatters(cons
                                                                             const CallContext& ctx) {
   FieldViolations v;
   for (int i = 0; i < req.life_domains_size(); ++i) {
-    if (!v1::LifeDomain_IsValid(req.life_domains(i))) v.Add(absl::StrCat("life_domains[", i, "]"), "unknown enum value");
+    if (!v1::LifeDomain_IsValid(req.life_domains(i)))
+      v.Add(absl::StrCat("life_domains[", i, "]"), "unknown enum value");
   }
   if (!v.empty()) return v.ToStatus();
   std::set<int> domains(req.life_domains().begin(), req.life_domains().end());
@@ -614,7 +726,7 @@ absl::StatusOr<v1::ListWhatMattersResponse> PatientRecords::ListWhatMatters(cons
 void PatientRecords::UpdateWhatMatters(const v1::UpdateWhatMattersRequest& req, const CallContext& ctx,
                                        WriteDone<v1::WhatMatters> done) {
   UpdateResource(req, req.what_matters(), req.has_what_matters(), req.has_update_mask() ? &req.update_mask() : nullptr,
-                 req.request_id(), ctx, std::move(done));
+                 req.request_id(), /*any_version=*/false, ctx, std::move(done));
 }
 void PatientRecords::RetractWhatMatters(const v1::RetractRequest& req, const CallContext& ctx,
                                         WriteDone<v1::WhatMatters> done) {
@@ -655,7 +767,7 @@ absl::StatusOr<v1::ListGoalsResponse> PatientRecords::ListGoals(const v1::ListGo
 }
 void PatientRecords::UpdateGoal(const v1::UpdateGoalRequest& req, const CallContext& ctx, WriteDone<v1::Goal> done) {
   UpdateResource(req, req.goal(), req.has_goal(), req.has_update_mask() ? &req.update_mask() : nullptr,
-                 req.request_id(), ctx, std::move(done));
+                 req.request_id(), /*any_version=*/false, ctx, std::move(done));
 }
 void PatientRecords::RetractGoal(const v1::RetractRequest& req, const CallContext& ctx, WriteDone<v1::Goal> done) {
   RetractResource<v1::Goal>(req, ctx, std::move(done));
@@ -697,7 +809,7 @@ absl::StatusOr<v1::ListPreferencesResponse> PatientRecords::ListPreferences(cons
 void PatientRecords::UpdatePreference(const v1::UpdatePreferenceRequest& req, const CallContext& ctx,
                                       WriteDone<v1::Preference> done) {
   UpdateResource(req, req.preference(), req.has_preference(), req.has_update_mask() ? &req.update_mask() : nullptr,
-                 req.request_id(), ctx, std::move(done));
+                 req.request_id(), /*any_version=*/false, ctx, std::move(done));
 }
 void PatientRecords::RetractPreference(const v1::RetractRequest& req, const CallContext& ctx,
                                        WriteDone<v1::Preference> done) {
@@ -717,8 +829,7 @@ void PatientRecords::CreateGoalScore(const v1::CreateGoalScoreRequest& req, cons
                                      WriteDone<v1::GoalScore> done) {
   CreateResource(req, req.parent(), req.goal_score(), req.has_goal_score(), req.request_id(), ctx, std::move(done));
 }
-absl::StatusOr<v1::GoalScore> PatientRecords::GetGoalScore(const v1::GetResourceRequest& req,
-                                                           const CallContext& ctx) {
+absl::StatusOr<v1::GoalScore> PatientRecords::GetGoalScore(const v1::GetResourceRequest& req, const CallContext& ctx) {
   return GetResource<v1::GoalScore>(req, ctx);
 }
 absl::StatusOr<v1::ListGoalScoresResponse> PatientRecords::ListGoalScores(const v1::ListGoalScoresRequest& req,
@@ -738,7 +849,7 @@ absl::StatusOr<v1::ListGoalScoresResponse> PatientRecords::ListGoalScores(const 
 void PatientRecords::UpdateGoalScore(const v1::UpdateGoalScoreRequest& req, const CallContext& ctx,
                                      WriteDone<v1::GoalScore> done) {
   UpdateResource(req, req.goal_score(), req.has_goal_score(), req.has_update_mask() ? &req.update_mask() : nullptr,
-                 req.request_id(), ctx, std::move(done));
+                 req.request_id(), /*any_version=*/false, ctx, std::move(done));
 }
 void PatientRecords::RetractGoalScore(const v1::RetractRequest& req, const CallContext& ctx,
                                       WriteDone<v1::GoalScore> done) {
@@ -819,7 +930,7 @@ void PatientRecords::UpdatePatient(const v1::UpdatePatientRequest& req, const Ca
 // ---------------------------------------------------------------- Stored versions (FHIR face)
 
 absl::StatusOr<std::optional<storage::Record>> PatientRecords::FindCurrentById(storage::Kind kind,
-                                                                                absl::string_view id) {
+                                                                               absl::string_view id) {
   if (!IsValidId(id)) return std::optional<storage::Record>();
   auto reader = store_->NewReader();
   std::string patient_id;
@@ -835,8 +946,8 @@ absl::StatusOr<std::optional<storage::Record>> PatientRecords::FindCurrentById(s
   return reader->GetCurrent(kind, patient_id, id);
 }
 
-absl::Status PatientRecords::ScanStoredVersions(storage::Kind kind, absl::string_view patient_id,
-                                                absl::string_view id, int64_t after_version,
+absl::Status PatientRecords::ScanStoredVersions(storage::Kind kind, absl::string_view patient_id, absl::string_view id,
+                                                int64_t after_version,
                                                 absl::FunctionRef<bool(const storage::Record&)> visit) {
   return store_->NewReader()->ScanVersions(kind, patient_id, id, after_version, visit);
 }
@@ -908,6 +1019,45 @@ absl::StatusOr<v1::Priorities> PatientRecords::GetPriorities(const v1::GetResour
 
 void PatientRecords::UpdatePriorities(const v1::UpdatePrioritiesRequest& req, const CallContext& ctx,
                                       WriteDone<v1::Priorities> done) {
+  WritePriorities(req, PrioritiesWrite::kAsStated, ctx, std::move(done));
+}
+
+namespace {
+
+// The check of a priorities write against the current version (see
+// PatientRecords::PrioritiesWrite), on the commit thread. `existing` is null
+// before the priorities are first set.
+template <class Mode>
+absl::Status CheckPrioritiesVersion(Mode mode, const v1::Priorities* existing, absl::string_view etag) {
+  if (mode == Mode::kAnyVersion) return absl::OkStatus();
+  if (existing == nullptr) {
+    if (etag.empty()) return absl::OkStatus();
+    return absl::AbortedError(absl::StrCat("etag ", etag, " is stale: the priorities were never set"));
+  }
+  if (mode == Mode::kCreate) {
+    return ResourceExistsError("the patient's priorities exist already: update them with their etag");
+  }
+  if (etag.empty()) return InvalidField("priorities.etag", "required: the etag of the version this change is based on");
+  if (etag != existing->etag()) {
+    return absl::AbortedError(absl::StrCat("etag ", etag, " is stale: the priorities changed since ",
+                                           "they were read (current etag ", existing->etag(), ")"));
+  }
+  return absl::OkStatus();
+}
+
+// Fingerprint mode of a priorities write: the per-type write keeps the plain
+// fingerprint (request ids stored before the generic writes stay valid).
+template <class Mode>
+absl::string_view FingerprintMode(Mode mode) {
+  if (mode == Mode::kCreate) return "create";
+  if (mode == Mode::kAnyVersion) return "any-version";
+  return "";
+}
+
+}  // namespace
+
+void PatientRecords::WritePriorities(const v1::UpdatePrioritiesRequest& req, PrioritiesWrite mode,
+                                     const CallContext& ctx, WriteDone<v1::Priorities> done) {
   if (!req.has_priorities()) return done(InvalidField("priorities", "required"));
   const v1::Priorities& incoming = req.priorities();
   FieldViolations v;
@@ -926,27 +1076,19 @@ void PatientRecords::UpdatePriorities(const v1::UpdatePrioritiesRequest& req, co
   m.id = name->id;
   m.op = storage::Change::UPDATE;
   m.request_id = req.request_id();
-  if (!m.request_id.empty()) m.fingerprint = Fingerprint(req);
+  if (!m.request_id.empty()) m.fingerprint = Fingerprint(req, FingerprintMode(mode));
   m.deadline = ctx.deadline;
-  m.apply = [incoming = std::move(stated), rn = *name, extra = ctx.fhir_extra_json](
+  m.apply = [incoming = std::move(stated), rn = *name, extra = ctx.fhir_extra_json, mode](
                 const Record* current, const WriteStamp& stamp, Record* next) -> absl::Status {
     google::protobuf::Timestamp create_time = ToProto(stamp.time);
-    if (current == nullptr) {
-      if (!incoming.etag().empty()) {
-        return absl::AbortedError(absl::StrCat("etag ", incoming.etag(), " is stale: the priorities were never set"));
-      }
-    } else {
-      auto existing = FromRecord<v1::Priorities>(*current);
-      if (!existing.ok()) return existing.status();
-      if (incoming.etag().empty()) {
-        return InvalidField("priorities.etag", "required: the etag of the version this change is based on");
-      }
-      if (incoming.etag() != existing->etag()) {
-        return absl::AbortedError(absl::StrCat("etag ", incoming.etag(), " is stale: the priorities changed since ",
-                                               "they were read (current etag ", existing->etag(), ")"));
-      }
+    std::optional<v1::Priorities> existing;
+    if (current != nullptr) {
+      auto parsed = FromRecord<v1::Priorities>(*current);
+      if (!parsed.ok()) return parsed.status();
+      existing = std::move(*parsed);
       create_time = existing->create_time();
     }
+    if (auto s = CheckPrioritiesVersion(mode, existing ? &*existing : nullptr, incoming.etag()); !s.ok()) return s;
     v1::Priorities r = incoming;
     StampServerFields(&r, rn.patient_id, rn.id, stamp, create_time, v1::ACTIVE);
     next->set_resource(r.SerializeAsString());
@@ -964,45 +1106,144 @@ absl::StatusOr<v1::ListPrioritiesVersionsResponse> PatientRecords::ListPrioritie
   return resp;
 }
 
-// ---------------------------------------------------------------- Summary
+// ---------------------------------------------------------------- Scans and the chart
 
 namespace {
 
-constexpr int kSummaryMaxPerKind = 1000;
+// Records a scan has looked at between two deadline checks.
+constexpr int kDeadlineCheckEvery = 256;
 
-// Items named in the priorities first, in rank order; then the rest, most
-// recently changed first (ties: newest id first).
-bool SummaryOrder(const std::map<std::string, int>& rank, const std::string& a_name, int64_t a_micros,
-                  const std::string& b_name, int64_t b_micros) {
-  auto ra = rank.find(a_name), rb = rank.find(b_name);
-  const bool pa = ra != rank.end(), pb = rb != rank.end();
-  if (pa != pb) return pa;
-  if (pa) return ra->second < rb->second;
-  if (a_micros != b_micros) return a_micros > b_micros;
-  return a_name > b_name;
-}
+// The rules every record scan shares (RecordQuery): position, retracted,
+// limit and deadline, around the caller's visit.
+class ScanRules {
+ public:
+  ScanRules(const RecordQuery& query, const CallContext& ctx, absl::FunctionRef<bool(const Record&)> visit)
+      : query_(query), ctx_(ctx), visit_(visit) {}
 
-// One entry of the serialized summary: its stored resource bytes and what
-// ordering needs (the stored record's update time is the resource's).
-struct WireEntry {
-  std::string name;
-  int64_t update_micros = 0;
-  std::string bytes;
+  // False stops the scan (see stopped() and status()).
+  bool operator()(const Record& r) {
+    if (++scanned_ % kDeadlineCheckEvery == 0 && absl::Now() > ctx_.deadline) {
+      status_ = absl::DeadlineExceededError("deadline exceeded while reading records");
+      return Stop();
+    }
+    if (std::tie(r.patient_id(), r.id()) <= std::tie(query_.after_patient, query_.after_id)) return true;
+    if (r.retracted() && !query_.include_retracted) return true;
+    if (!visit_(r) || (query_.limit > 0 && ++visited_ == query_.limit)) return Stop();
+    return true;
+  }
+  bool stopped() const { return stopped_; }
+  const absl::Status& status() const { return status_; }
+
+ private:
+  bool Stop() {
+    stopped_ = true;
+    return false;
+  }
+  const RecordQuery& query_;
+  const CallContext& ctx_;
+  absl::FunctionRef<bool(const Record&)> visit_;
+  int scanned_ = 0;
+  size_t visited_ = 0;
+  bool stopped_ = false;
+  absl::Status status_;
 };
 
-absl::Status CollectCurrentWire(const storage::Reader& reader, absl::string_view patient_id, storage::Kind kind,
-                                const CallContext& ctx, std::vector<WireEntry>* out, bool* truncated) {
+bool PatientIdLess(const Record& a, const Record& b) {
+  return std::tie(a.patient_id(), a.id()) < std::tie(b.patient_id(), b.id());
+}
+
+}  // namespace
+
+absl::Status PatientRecords::ScanRecords(const RecordQuery& query, const CallContext& ctx,
+                                         absl::FunctionRef<bool(const Record&)> visit) {
+  if (auto s = CheckDeadline(ctx); !s.ok()) return s;
+  ScanRules rules(query, ctx, visit);
+  auto apply_rules = [&rules](const Record& r) { return rules(r); };
+  if (query.ids.has_value()) {  // point lookups, then in scan order
+    std::vector<Record> found;
+    for (const std::string& id : *query.ids) {
+      auto r = FindCurrentById(query.kind, id);
+      if (!r.ok()) return r.status();
+      if (!r->has_value()) continue;
+      if (query.patients.has_value() &&
+          !std::binary_search(query.patients->begin(), query.patients->end(), (*r)->patient_id())) {
+        continue;
+      }
+      found.push_back(std::move(**r));
+    }
+    std::sort(found.begin(), found.end(), PatientIdLess);
+    for (const Record& r : found) {
+      if (!rules(r)) break;
+    }
+    return rules.status();
+  }
+  if (!query.patients.has_value()) {
+    auto s = ScanStoredCurrent(query.kind, std::nullopt, query.after_patient, query.after_id, apply_rules);
+    return s.ok() ? rules.status() : s;
+  }
+  auto reader = store_->NewReader();
+  for (const std::string& patient : *query.patients) {
+    if (patient < query.after_patient) continue;
+    auto s =
+        reader->ScanCurrent(patient, query.kind, patient == query.after_patient ? query.after_id : "", apply_rules);
+    if (!s.ok()) return s;
+    if (rules.stopped()) break;
+  }
+  return rules.status();
+}
+
+namespace {
+
+// Sorts one list of the chart into chart order (see PatientChart).
+void SortForChart(const std::map<std::string, int>& rank, storage::Kind kind, std::vector<Record>* records) {
+  std::vector<std::pair<std::string, Record>> named;  // by resource name, as the priorities name them
+  named.reserve(records->size());
+  for (Record& r : *records) named.emplace_back(FormatName(kind, r.patient_id(), r.id()), std::move(r));
+  std::stable_sort(named.begin(), named.end(), [&rank](const auto& a, const auto& b) {
+    auto ra = rank.find(a.first), rb = rank.find(b.first);
+    const bool pa = ra != rank.end(), pb = rb != rank.end();
+    if (pa != pb) return pa;
+    if (pa) return ra->second < rb->second;
+    const int64_t ma = a.second.update_time_micros(), mb = b.second.update_time_micros();
+    if (ma != mb) return ma > mb;
+    return a.first > b.first;
+  });
+  records->clear();
+  for (auto& [name, record] : named) records->push_back(std::move(record));
+}
+
+// The current, not retracted records of one kind of the patient (the first
+// kChartMaxPerKind in id order).
+absl::Status CollectForChart(const storage::Reader& reader, absl::string_view patient_id, storage::Kind kind,
+                             const CallContext& ctx, std::vector<Record>* out, bool* truncated) {
+  int scanned = 0;
+  absl::Status late;
   auto scan = reader.ScanCurrent(patient_id, kind, "", [&](const Record& record) {
+    if (++scanned % kDeadlineCheckEvery == 0 && absl::Now() > ctx.deadline) {
+      late = absl::DeadlineExceededError("deadline exceeded while reading the chart");
+      return false;
+    }
     if (record.retracted()) return true;
-    if (out->size() == kSummaryMaxPerKind) {
+    if (out->size() == kChartMaxPerKind) {
       *truncated = true;
       return false;
     }
-    out->push_back({FormatName(kind, patient_id, record.id()), record.update_time_micros(), record.resource()});
+    out->push_back(record);
     return true;
   });
   if (!scan.ok()) return scan;
+  if (!late.ok()) return late;
   return CheckDeadline(ctx);
+}
+
+// The ranks the priorities give (resource name -> position).
+absl::StatusOr<std::map<std::string, int>> RanksOf(const std::optional<Record>& priorities) {
+  std::map<std::string, int> rank;
+  if (!priorities.has_value()) return rank;
+  v1::Priorities parsed;  // parsed for the ranks only
+  if (!parsed.ParseFromString(priorities->resource())) return absl::DataLossError("stored priorities do not parse");
+  for (int i = 0; i < parsed.items_size(); ++i) rank.emplace(parsed.items(i), i);
+  return rank;
 }
 
 // Appends field `number` (length-delimited) holding `bytes`.
@@ -1013,7 +1254,82 @@ void AppendLengthDelimited(int number, absl::string_view bytes, google::protobuf
   out->WriteRaw(bytes.data(), static_cast<int>(bytes.size()));
 }
 
+// The summary's priorities: the stored ones, or empty ones (version 0)
+// before they are first set.
+std::string PrioritiesBytes(const PatientChart& chart, absl::string_view patient_id) {
+  if (chart.priorities.has_value()) return chart.priorities->resource();
+  v1::Priorities empty;
+  empty.set_name(FormatName(storage::PRIORITIES, patient_id, kPrioritiesId));
+  empty.mutable_patient()->set_id(std::string(patient_id));
+  empty.set_state(v1::ACTIVE);
+  return empty.SerializeAsString();
+}
+
+// The chart as a serialized wmty.v1.PatientSummary, fields in number order
+// as SerializeAsString writes them.
+std::string SerializeSummary(const PatientChart& chart, absl::string_view parent, absl::string_view patient_id) {
+  const std::string priorities = PrioritiesBytes(chart, patient_id);
+  const std::pair<int, const std::vector<Record>*> lists[] = {
+      {v1::PatientSummary::kWhatMattersFieldNumber, &chart.what_matters},
+      {v1::PatientSummary::kGoalsFieldNumber, &chart.goals},
+      {v1::PatientSummary::kPreferencesFieldNumber, &chart.preferences}};
+  size_t total = priorities.size() + parent.size() + 32;
+  for (const auto& [field, records] : lists) {
+    for (const Record& r : *records) total += r.resource().size() + 8;
+  }
+  std::string out;
+  out.reserve(total);
+  {
+    google::protobuf::io::StringOutputStream stream(&out);
+    google::protobuf::io::CodedOutputStream coded(&stream);
+    if (!parent.empty()) AppendLengthDelimited(v1::PatientSummary::kParentFieldNumber, parent, &coded);
+    AppendLengthDelimited(v1::PatientSummary::kPrioritiesFieldNumber, priorities, &coded);
+    for (const auto& [field, records] : lists) {
+      for (const Record& r : *records) AppendLengthDelimited(field, r.resource(), &coded);
+    }
+    if (chart.truncated) {
+      coded.WriteTag(google::protobuf::internal::WireFormatLite::MakeTag(
+          v1::PatientSummary::kTruncatedFieldNumber, google::protobuf::internal::WireFormatLite::WIRETYPE_VARINT));
+      coded.WriteVarint32(1);
+    }
+  }  // the streams trim `out` to what was written
+  return out;
+}
+
 }  // namespace
+
+absl::StatusOr<PatientChart> PatientRecords::ReadChart(absl::string_view patient_id, const ChartOptions& options,
+                                                       const CallContext& ctx) {
+  if (!IsValidId(patient_id)) return InvalidField("patient", "not a valid patient id");
+  if (auto s = CheckDeadline(ctx); !s.ok()) return s;
+  return ReadChartFrom(*store_->NewReader(), patient_id, options, ctx);
+}
+
+absl::StatusOr<PatientChart> PatientRecords::ReadChartFrom(const storage::Reader& reader, absl::string_view patient_id,
+                                                           const ChartOptions& options, const CallContext& ctx) {
+  PatientChart chart;
+  auto priorities = reader.GetCurrent(storage::PRIORITIES, patient_id, kPrioritiesId);
+  if (!priorities.ok()) return priorities.status();
+  chart.priorities = std::move(*priorities);
+  auto rank = RanksOf(chart.priorities);
+  if (!rank.ok()) return rank.status();
+  if (options.with_patient) {
+    auto patient = reader.GetCurrent(storage::PATIENT, patient_id, patient_id);
+    if (!patient.ok()) return patient.status();
+    chart.patient = std::move(*patient);
+  }
+  std::vector<std::pair<storage::Kind, std::vector<Record>*>> lists = {{storage::WHAT_MATTERS, &chart.what_matters},
+                                                                       {storage::GOAL, &chart.goals},
+                                                                       {storage::PREFERENCE, &chart.preferences}};
+  if (options.with_goal_scores) lists.emplace_back(storage::GOAL_SCORE, &chart.goal_scores);
+  for (const auto& [kind, records] : lists) {
+    if (auto s = CollectForChart(reader, patient_id, kind, ctx, records, &chart.truncated); !s.ok()) return s;
+    SortForChart(*rank, kind, records);
+  }
+  return chart;
+}
+
+// ---------------------------------------------------------------- Summary
 
 absl::StatusOr<v1::PatientSummary> PatientRecords::GetPatientSummary(const v1::GetPatientSummaryRequest& req,
                                                                      const CallContext& ctx) {
@@ -1038,55 +1354,10 @@ absl::StatusOr<std::shared_ptr<const std::string>> PatientRecords::GetPatientSum
     return std::shared_ptr<const std::string>(cached, &cached->bytes);
   }
   summary_cache_misses_.fetch_add(1, std::memory_order_relaxed);
-  auto reader = store_->NewReader();  // one snapshot: the summary is consistent
-  auto stored_priorities = reader->GetCurrent(storage::PRIORITIES, *patient_id, kPrioritiesId);
-  if (!stored_priorities.ok()) return stored_priorities.status();
-  std::string priorities_bytes;
-  std::map<std::string, int> rank;
-  {
-    v1::Priorities priorities;  // parsed for the ranks only
-    if (stored_priorities->has_value()) {
-      priorities_bytes = (*stored_priorities)->resource();
-      if (!priorities.ParseFromString(priorities_bytes)) return absl::DataLossError("stored priorities do not parse");
-      for (int i = 0; i < priorities.items_size(); ++i) rank.emplace(priorities.items(i), i);
-    } else {
-      priorities.set_name(FormatName(storage::PRIORITIES, *patient_id, kPrioritiesId));
-      priorities.mutable_patient()->set_id(*patient_id);
-      priorities.set_state(v1::ACTIVE);
-      priorities_bytes = priorities.SerializeAsString();
-    }
-  }
-  bool truncated = false;
-  std::vector<WireEntry> kinds[3];
-  const storage::Kind kind_of[3] = {storage::WHAT_MATTERS, storage::GOAL, storage::PREFERENCE};
-  size_t total = priorities_bytes.size() + req.parent().size() + 32;
-  for (int k = 0; k < 3; ++k) {
-    if (auto s = CollectCurrentWire(*reader, *patient_id, kind_of[k], ctx, &kinds[k], &truncated); !s.ok()) return s;
-    std::stable_sort(kinds[k].begin(), kinds[k].end(), [&rank](const WireEntry& a, const WireEntry& b) {
-      return SummaryOrder(rank, a.name, a.update_micros, b.name, b.update_micros);
-    });
-    for (const WireEntry& e : kinds[k]) total += e.bytes.size() + 8;
-  }
-  // Fields in number order, as SerializeAsString writes them.
-  std::string out;
-  out.reserve(total);
-  {
-    google::protobuf::io::StringOutputStream stream(&out);
-    google::protobuf::io::CodedOutputStream coded(&stream);
-    if (!req.parent().empty()) AppendLengthDelimited(v1::PatientSummary::kParentFieldNumber, req.parent(), &coded);
-    AppendLengthDelimited(v1::PatientSummary::kPrioritiesFieldNumber, priorities_bytes, &coded);
-    const int field_of[3] = {v1::PatientSummary::kWhatMattersFieldNumber, v1::PatientSummary::kGoalsFieldNumber,
-                             v1::PatientSummary::kPreferencesFieldNumber};
-    for (int k = 0; k < 3; ++k) {
-      for (const WireEntry& e : kinds[k]) AppendLengthDelimited(field_of[k], e.bytes, &coded);
-    }
-    if (truncated) {
-      coded.WriteTag(google::protobuf::internal::WireFormatLite::MakeTag(
-          v1::PatientSummary::kTruncatedFieldNumber, google::protobuf::internal::WireFormatLite::WIRETYPE_VARINT));
-      coded.WriteVarint32(1);
-    }
-  }
-  auto assembled = std::make_shared<const CachedSummary>(CachedSummary{generation, std::move(out)});
+  auto chart = ReadChartFrom(*store_->NewReader(), *patient_id, {}, ctx);  // one snapshot: consistent
+  if (!chart.ok()) return chart.status();
+  auto assembled = std::make_shared<const CachedSummary>(
+      CachedSummary{generation, SerializeSummary(*chart, req.parent(), *patient_id)});
   summary_cache_.Put(*patient_id, assembled, assembled->bytes.size());
   return std::shared_ptr<const std::string>(assembled, &assembled->bytes);
 }

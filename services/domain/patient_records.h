@@ -10,9 +10,15 @@
 //
 // Errors (absl::Status, codes as in proto/wmty/v1/service.proto):
 //   INVALID_ARGUMENT with field violations; NOT_FOUND; ABORTED (stale etag);
-//   ALREADY_EXISTS (request_id reused for another request); FAILED_PRECONDITION
-//   (change to a retracted resource); DEADLINE_EXCEEDED; UNAVAILABLE; DATA_LOSS.
+//   ALREADY_EXISTS (request_id reused for another request, or, from Create
+//   only, ResourceExistsError: see domain/resources.h, IsResourceExists tells
+//   them apart); FAILED_PRECONDITION (change to a retracted resource);
+//   DEADLINE_EXCEEDED; UNAVAILABLE; DATA_LOSS.
 // A refused request writes nothing.
+//
+// Every write rule is here, once: a face only translates its protocol into
+// these calls (the per-type methods for the gRPC face, the generic Create /
+// Update / Retract and the stored-record reads for the FHIR face).
 //
 // Thread safety: all methods are safe to call concurrently. The store must
 // outlive this object.
@@ -27,6 +33,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "absl/functional/any_invocable.h"
 #include "absl/functional/function_ref.h"
@@ -35,6 +42,7 @@
 #include "auth/scopes.h"
 #include "common/lru_cache.h"
 #include "domain/page_token.h"
+#include "domain/resources.h"
 #include "storage/store.h"
 #include "wmty/v1/service.pb.h"
 
@@ -99,6 +107,44 @@ class WriteDone {
  private:
   Done<storage::Record> as_record_;
   Done<R> as_resource_;
+};
+
+// A scan of stored current versions (ScanRecords), in (patient, id) order.
+struct RecordQuery {
+  storage::Kind kind = storage::KIND_UNSPECIFIED;
+  // Only these patients (sorted ascending); unset: every patient (a scan of
+  // the whole kind: use only where a patient cannot be given).
+  std::optional<std::vector<std::string>> patients;
+  // Only these ids (point lookups instead of a scan), when set.
+  std::optional<std::vector<std::string>> ids;
+  // Visits only records strictly after this (patient, id) position.
+  std::string after_patient;
+  std::string after_id;
+  // Retracted (entered in error) versions are skipped unless asked for.
+  bool include_retracted = false;
+  // Stops after visiting this many records (0: no limit).
+  size_t limit = 0;
+};
+
+// A patient's chart: the current, not retracted resources the summary shows
+// (and, when asked, the Patient and the goal scores), read from one snapshot.
+// Chart order, within each list: resources named in the priorities first, in
+// rank order; then the rest, most recently changed first (ties: newest id
+// first). Each list holds at most kChartMaxPerKind entries: the first in id
+// (creation) order, then sorted.
+struct PatientChart {
+  std::optional<storage::Record> patient;     // ChartOptions::with_patient, if stored
+  std::optional<storage::Record> priorities;  // unset before they are first set
+  std::vector<storage::Record> what_matters;
+  std::vector<storage::Record> goals;
+  std::vector<storage::Record> preferences;
+  std::vector<storage::Record> goal_scores;  // ChartOptions::with_goal_scores only
+  bool truncated = false;                    // a list was cut at kChartMaxPerKind
+};
+inline constexpr size_t kChartMaxPerKind = 1000;
+struct ChartOptions {
+  bool with_patient = false;      // the demographics too ($everything)
+  bool with_goal_scores = false;  // the goal scores too ($everything)
 };
 
 struct PatientRecordsOptions {
@@ -174,7 +220,9 @@ class PatientRecords {
                                                                       const CallContext& ctx);
 
   // The patient summary serialized (a wmty.v1.PatientSummary in wire
-  // format), assembled from the stored resource bytes without parsing them:
+  // format): the chart (ReadChart, in chart order; empty priorities before
+  // they are first set), assembled from the stored resource bytes without
+  // parsing them:
   // the chart-open path of the gRPC face, where parsing 50 entries only to
   // serialize them again was most of the work. Shared with the summary cache
   // (immutable): a face can send the bytes without copying them.
@@ -182,10 +230,33 @@ class PatientRecords {
       const v1::GetPatientSummaryRequest& req, const CallContext& ctx);
   // The same summary as a message (parsed from GetPatientSummarySerialized;
   // DATA_LOSS if a stored resource does not parse), for in-process callers.
-  absl::StatusOr<v1::PatientSummary> GetPatientSummary(const v1::GetPatientSummaryRequest& req,
-                                                       const CallContext& ctx);
+  absl::StatusOr<v1::PatientSummary> GetPatientSummary(const v1::GetPatientSummaryRequest& req, const CallContext& ctx);
 
-  // ---- Stored versions, for the FHIR face (storage::Record: the resource
+  // ---- Generic writes, for a face that writes many resource types (FHIR).
+  // The same rules as the per-type methods (validation, recorder, links,
+  // idempotency); `done` gets the stored version written (or, for a repeated
+  // request_id with the same request, the one the first request wrote), on
+  // the store's completion thread.
+
+  // Creates `resource` for `patient_id` with a new id. The priorities (one
+  // per patient) are created by their first write; if they have been set
+  // already: ResourceExistsError (checked on the commit thread).
+  void Create(AnyResource resource, absl::string_view patient_id, std::string request_id, const CallContext& ctx,
+              Done<storage::Record> done);
+  // Replaces resource `id` of `patient_id` whole (no field mask) if its
+  // current version meets `precondition` (checked on the commit thread,
+  // atomically with the write: no retries needed). Errors: NOT_FOUND;
+  // FAILED_PRECONDITION (retracted); ABORTED (etag stale). The priorities
+  // (`id` ignored) exist empty before they are first set: AnyVersion sets them.
+  void Update(AnyResource resource, absl::string_view patient_id, absl::string_view id,
+              const Precondition& precondition, std::string request_id, const CallContext& ctx,
+              Done<storage::Record> done);
+  // Retracts the resource `req.name` names, of any retractable kind (an
+  // empty req.etag is Precondition::AnyVersion). UNIMPLEMENTED for the
+  // priorities and the Patient, which are never retracted.
+  void Retract(const v1::RetractRequest& req, const CallContext& ctx, Done<storage::Record> done);
+
+  // ---- Stored records, for the FHIR face (storage::Record: the resource
   // bytes plus version, sequence, retracted flag and fhir_extra_json).
 
   // The current version of the resource of `kind` with this id (ids are
@@ -202,6 +273,18 @@ class PatientRecords {
   absl::Status ScanStoredCurrent(storage::Kind kind, std::optional<std::string> patient_id,
                                  absl::string_view after_patient, absl::string_view after_id,
                                  absl::FunctionRef<bool(const storage::Record&)> visit);
+  // Visits current versions matching `query` in (patient, id) order until
+  // `visit` returns false, `query.limit` is reached or the store runs out.
+  // The rules every scan shares live here: retracted versions are skipped
+  // unless asked for, and the deadline is checked every few records
+  // (DEADLINE_EXCEEDED; records visited before it stay visited).
+  absl::Status ScanRecords(const RecordQuery& query, const CallContext& ctx,
+                           absl::FunctionRef<bool(const storage::Record&)> visit);
+  // The patient's chart (see PatientChart), from one snapshot: what
+  // GetPatientSummary and FHIR $everything both show. INVALID_ARGUMENT for a
+  // malformed patient id; DEADLINE_EXCEEDED; DATA_LOSS.
+  absl::StatusOr<PatientChart> ReadChart(absl::string_view patient_id, const ChartOptions& options,
+                                         const CallContext& ctx);
   // The version written by change `sequence`, or nullopt.
   absl::StatusOr<std::optional<storage::Record>> FindByChange(uint64_t sequence);
   // Change-log entries after `after_sequence`, in commit order.
@@ -230,10 +313,21 @@ class PatientRecords {
   template <class R>
   void CreateResource(const google::protobuf::Message& request, absl::string_view parent, const R& resource,
                       bool has_resource, absl::string_view request_id, const CallContext& ctx, WriteDone<R> done);
+  // With any_version the resource's etag is not required nor compared.
   template <class R>
   void UpdateResource(const google::protobuf::Message& request, const R& resource, bool has_resource,
-                      const google::protobuf::FieldMask* mask, absl::string_view request_id, const CallContext& ctx,
-                      WriteDone<R> done);
+                      const google::protobuf::FieldMask* mask, absl::string_view request_id, bool any_version,
+                      const CallContext& ctx, WriteDone<R> done);
+  // How a write of the priorities treats the current version.
+  enum class PrioritiesWrite {
+    kAsStated,    // the gRPC contract: the etag given (none: never set yet) must be current's
+    kCreate,      // must not have been set (ResourceExistsError otherwise)
+    kAnyVersion,  // whatever is current
+  };
+  void WritePriorities(const v1::UpdatePrioritiesRequest& req, PrioritiesWrite mode, const CallContext& ctx,
+                       WriteDone<v1::Priorities> done);
+  absl::StatusOr<PatientChart> ReadChartFrom(const storage::Reader& reader, absl::string_view patient_id,
+                                             const ChartOptions& options, const CallContext& ctx);
   template <class R>
   void RetractResource(const v1::RetractRequest& req, const CallContext& ctx, WriteDone<R> done);
   template <class R>
@@ -248,8 +342,7 @@ class PatientRecords {
   static absl::Status ScanPatients(const storage::Reader& reader, absl::string_view after_patient,
                                    absl::string_view after_id, absl::FunctionRef<bool(const storage::Record&)> visit);
   // Each link must name a current (not retracted) resource.
-  absl::Status CheckLinksExist(const google::protobuf::RepeatedPtrField<std::string>& links,
-                               absl::string_view field);
+  absl::Status CheckLinksExist(const google::protobuf::RepeatedPtrField<std::string>& links, absl::string_view field);
 
   storage::Store* const store_;
   const PatientRecordsOptions options_;

@@ -1,4 +1,4 @@
-// Validation of API input, shared by every face (gRPC now, FHIR later).
+// Validation of API input, shared by every face (gRPC and FHIR call it through PatientRecords).
 //
 // Limits (documented in docs/api.md):
 //   free text (statement, description, value_text, note text, reason): 16 KiB of
@@ -39,8 +39,7 @@ inline constexpr int kMaxNameParts = 10;
 std::string Field(absl::string_view prefix, absl::string_view name);
 
 // Free text: required => non-blank.
-void CheckText(absl::string_view value, absl::string_view field, bool required, size_t max_bytes,
-               FieldViolations* v);
+void CheckText(absl::string_view value, absl::string_view field, bool required, size_t max_bytes, FieldViolations* v);
 void CheckRequestId(absl::string_view request_id, absl::string_view field, FieldViolations* v);
 // FHIR date: YYYY, YYYY-MM or YYYY-MM-DD, a real calendar date.
 bool IsValidFhirDate(absl::string_view date);
@@ -48,8 +47,7 @@ bool IsValidFhirDate(absl::string_view date);
 // Common parts. `now` bounds said_time (no more than 5 minutes in the future).
 void CheckPatientRef(const v1::PatientRef& ref, absl::string_view patient_id, absl::string_view prefix,
                      FieldViolations* v);
-void CheckProvenance(const v1::Provenance& p, bool has, absl::string_view prefix, absl::Time now,
-                     FieldViolations* v);
+void CheckProvenance(const v1::Provenance& p, bool has, absl::string_view prefix, absl::Time now, FieldViolations* v);
 void CheckRecorder(const v1::Recorder& r, bool has, absl::string_view prefix, FieldViolations* v);
 // A stated on_behalf_of (Provenance, RetractRequest): a practitioner id is required.
 void CheckOnBehalfOf(const v1::Recorder& r, absl::string_view prefix, FieldViolations* v);
@@ -67,16 +65,16 @@ inline constexpr absl::string_view kSpeakerKinds = "PATIENT, RELATED_PERSON, PRA
 v1::Speaker SpeakerOrNotStated(const v1::Speaker& s);
 
 // Whole resources as they would be stored (after merging an update).
-void CheckWhatMatters(const v1::WhatMatters& r, absl::string_view patient_id, absl::string_view prefix,
-                      absl::Time now, FieldViolations* v);
+void CheckWhatMatters(const v1::WhatMatters& r, absl::string_view patient_id, absl::string_view prefix, absl::Time now,
+                      FieldViolations* v);
 void CheckGoal(const v1::Goal& r, absl::string_view patient_id, absl::string_view prefix, absl::Time now,
                FieldViolations* v);
-void CheckPreference(const v1::Preference& r, absl::string_view patient_id, absl::string_view prefix,
-                     absl::Time now, FieldViolations* v);
-void CheckGoalScore(const v1::GoalScore& r, absl::string_view patient_id, absl::string_view prefix,
-                    absl::Time now, FieldViolations* v);
-void CheckPriorities(const v1::Priorities& r, absl::string_view patient_id, absl::string_view prefix,
-                     absl::Time now, FieldViolations* v);
+void CheckPreference(const v1::Preference& r, absl::string_view patient_id, absl::string_view prefix, absl::Time now,
+                     FieldViolations* v);
+void CheckGoalScore(const v1::GoalScore& r, absl::string_view patient_id, absl::string_view prefix, absl::Time now,
+                    FieldViolations* v);
+void CheckPriorities(const v1::Priorities& r, absl::string_view patient_id, absl::string_view prefix, absl::Time now,
+                     FieldViolations* v);
 // US Core Patient rules: at least one name with a family name, a given name
 // or text; at least one identifier with system and value; birth_date a FHIR
 // date not after `now`'s day (UTC); gender and name use from their value

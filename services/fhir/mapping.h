@@ -36,6 +36,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "domain/fhir_types.h"
+#include "domain/resources.h"
 #include "wmty/storage/record.pb.h"
 #include "wmty/v1/resources.pb.h"
 
@@ -47,7 +48,7 @@ inline constexpr absl::string_view kCodeSystemUrl = "https://fhir.wmty.health/Co
 inline constexpr absl::string_view kCodeSystemId = "wmty";
 
 using Allocator = rapidjson::Document::AllocatorType;
-using AnyResource = std::variant<v1::WhatMatters, v1::Goal, v1::Preference, v1::GoalScore, v1::Priorities>;
+using AnyResource = domain::AnyResource;  // the domain's: what the generic writes take
 
 // A FHIR resource as our model sees it.
 struct Incoming {

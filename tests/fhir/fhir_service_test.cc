@@ -345,6 +345,27 @@ TEST_F(FhirServiceTest, XRequestIdMakesUpdatesAndDeletesIdempotent) {
   EXPECT_EQ(history.Json()["total"].GetInt(), 4);
 }
 
+// A retried PUT without If-Match replays its first result even after another
+// write: the domain fingerprints "any version", not a guessed etag (the face
+// used to retry with version - 1, which refused this retry as a reused id).
+TEST_F(FhirServiceTest, RetriedBlindUpdateReplaysAfterAnotherWrite) {
+  const std::string patient = NewPatient();
+  const std::string id = CreateGoalFhir(patient, "v1");
+  auto body = [&](const std::string& description) {
+    std::string b = GoalJson(patient, description);
+    b.insert(1, "\"id\":\"" + id + "\",");
+    return b;
+  };
+  const HeaderList blind = {{"X-Request-Id", "put-" + patient}};
+  HttpResponse first = http_->Put("/fhir/Goal/" + id, body("v2"), blind);
+  ASSERT_EQ(first.status, 200) << first.Describe();
+  ASSERT_EQ(http_->Put("/fhir/Goal/" + id, body("v3")).status, 200);
+  HttpResponse retry = http_->Put("/fhir/Goal/" + id, body("v2"), blind);
+  ASSERT_EQ(retry.status, 200) << retry.Describe();
+  EXPECT_EQ(retry.Header("etag"), "W/\"2\"");
+  EXPECT_EQ(http_->Get("/fhir/Goal/" + id).Header("etag"), "W/\"3\"") << "the replay wrote nothing";
+}
+
 TEST_F(FhirServiceTest, ConditionalCreate) {
   const std::string patient = NewPatient();
   const std::string identifier = R"(,"identifier":[{"system":"urn:ehr","value":")" + patient + R"("}])";

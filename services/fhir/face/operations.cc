@@ -13,7 +13,17 @@
 namespace wmty::fhir::face {
 namespace {
 
-constexpr int kEverythingMaxPerKind = 1000;
+// One searchset entry of $everything: a resource (mode "match") or its
+// Provenance (mode "include").
+void AddEverythingEntry(const std::string& full_url, Value& resource, const char* mode, Value* entries, Alloc& a) {
+  Value entry(rapidjson::kObjectType);
+  entry.AddMember("fullUrl", Str(full_url, a), a);
+  entry.AddMember("resource", resource, a);
+  Value search(rapidjson::kObjectType);
+  search.AddMember("mode", rapidjson::StringRef(mode), a);
+  entry.AddMember("search", search, a);
+  entries->PushBack(entry, a);
+}
 
 }  // namespace
 
@@ -90,60 +100,36 @@ void FhirService::Everything(const CallPtr& c, absl::string_view patient) {
   Alloc& a = d.GetAllocator();
   Value links(rapidjson::kArrayType), entries(rapidjson::kArrayType);
   AddLink(&links, "self", absl::StrCat(c->base, "/Patient/", patient, "/$everything"), a);
-  int64_t total = 0;
-  bool truncated = false;
-  // The Patient itself (who this is) first, for a caller that may read it.
-  const bool with_patient = !c->principal.has_value() ||
-                            auth::Authorize(*c->principal, "Patient", auth::kRead, patient) == auth::Decision::kAllow;
-  for (Kind kind : {storage::PATIENT, storage::PRIORITIES, storage::GOAL, storage::WHAT_MATTERS, storage::PREFERENCE,
-                    storage::GOAL_SCORE}) {
-    if (kind == storage::PATIENT && !with_patient) continue;
-    int n = 0, scanned = 0;
-    absl::Status inner;
-    auto s = core_->ScanStoredCurrent(kind, std::string(patient), "", "", [&](const Record& r) {
-      if (++scanned % kDeadlineCheckEvery == 0 && absl::Now() > c->ctx.deadline) {
-        inner = absl::DeadlineExceededError("$everything ran past its deadline");
-        return false;
-      }
-      if (r.retracted()) return true;
-      if (n == kEverythingMaxPerKind) {
-        truncated = true;
-        return false;
-      }
-      Value resource(rapidjson::kObjectType), prov(rapidjson::kObjectType);
-      if (auto st = ToFhir(r, &resource, a); !st.ok()) {
-        inner = st;
-        return false;
-      }
-      if (auto st = ProvenanceOf(r, &prov, a); !st.ok()) {
-        inner = st;
-        return false;
-      }
-      Value entry(rapidjson::kObjectType);
-      entry.AddMember("fullUrl", Str(absl::StrCat(c->base, "/", FhirTypeOf(kind), "/", FhirId(r)), a), a);
-      entry.AddMember("resource", resource, a);
-      Value search(rapidjson::kObjectType);
-      search.AddMember("mode", "match", a);
-      entry.AddMember("search", search, a);
-      entries.PushBack(entry, a);
-      Value pentry(rapidjson::kObjectType);
-      pentry.AddMember("fullUrl", Str(absl::StrCat(c->base, "/Provenance/", ProvenanceId(r)), a), a);
-      pentry.AddMember("resource", prov, a);
-      Value psearch(rapidjson::kObjectType);
-      psearch.AddMember("mode", "include", a);
-      pentry.AddMember("search", psearch, a);
-      entries.PushBack(pentry, a);
-      ++n;
-      return true;
-    });
-    if (!s.ok()) return ReplyError(*c, FromStatus(s, kind));
-    if (!inner.ok()) return ReplyError(*c, FromStatus(inner, kind));
-    total += n;
+  // The Patient itself (who this is) first, for a caller that may read it;
+  // then the patient's chart as the summary shows it (domain::PatientChart:
+  // the summary's order and limits), with the goal scores.
+  domain::ChartOptions chart_options;
+  chart_options.with_patient = !c->principal.has_value() || auth::Authorize(*c->principal, "Patient", auth::kRead,
+                                                                            patient) == auth::Decision::kAllow;
+  chart_options.with_goal_scores = true;
+  auto chart = core_->ReadChart(patient, chart_options, c->ctx);
+  if (!chart.ok()) return ReplyError(*c, FromStatus(chart.status(), storage::PATIENT));
+  std::vector<const Record*> records;
+  for (const auto* single : {&chart->patient, &chart->priorities}) {
+    if (single->has_value()) records.push_back(&**single);
   }
+  for (const auto* list : {&chart->goals, &chart->what_matters, &chart->preferences, &chart->goal_scores}) {
+    for (const Record& r : *list) records.push_back(&r);
+  }
+  for (const Record* r : records) {
+    Value resource(rapidjson::kObjectType), prov(rapidjson::kObjectType);
+    if (auto st = ToFhir(*r, &resource, a); !st.ok()) return ReplyError(*c, FromStatus(st, r->kind()));
+    if (auto st = ProvenanceOf(*r, &prov, a); !st.ok()) return ReplyError(*c, FromStatus(st, r->kind()));
+    AddEverythingEntry(absl::StrCat(c->base, "/", FhirTypeOf(r->kind()), "/", FhirId(*r)), resource, "match", &entries,
+                       a);
+    AddEverythingEntry(absl::StrCat(c->base, "/Provenance/", ProvenanceId(*r)), prov, "include", &entries, a);
+  }
+  const int64_t total = static_cast<int64_t>(records.size());
+  const bool truncated = chart->truncated;
   if (truncated) {
     Value oo(rapidjson::kObjectType);
     BuildOperationOutcome({Issue{"warning", "too-costly",
-                                 absl::StrCat("more than ", kEverythingMaxPerKind,
+                                 absl::StrCat("more than ", domain::kChartMaxPerKind,
                                               " resources of one kind: only the first are included; use search with "
                                               "paging for the rest"),
                                  ""}},

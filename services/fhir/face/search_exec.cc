@@ -47,55 +47,13 @@ std::string SearchPatient(const SearchSpec& spec) {
 absl::Status FhirService::ScanCandidates(const SearchSpec& spec, Kind kind, const std::string& after_patient,
                                          const std::string& after_id, const CallContext& ctx,
                                          absl::FunctionRef<bool(const Record&)> visit) {
-  int scanned = 0;
-  absl::Status late;
-  bool stopped = false;
-  auto wrapped = [&](const Record& r) -> bool {
-    if (++scanned % kDeadlineCheckEvery == 0 && absl::Now() > ctx.deadline) {
-      late = absl::DeadlineExceededError("search ran past its deadline");
-      stopped = true;
-      return false;
-    }
-    if (r.retracted()) return true;
-    if (!visit(r)) {
-      stopped = true;
-      return false;
-    }
-    return true;
-  };
-  auto after = [&](const Record& r) { return std::tie(r.patient_id(), r.id()) > std::tie(after_patient, after_id); };
-  if (spec.ids.has_value()) {
-    // _id: point lookups instead of a scan.
-    std::vector<Record> found;
-    for (const std::string& id : *spec.ids) {
-      auto r = core_->FindCurrentById(kind, id);
-      if (!r.ok()) return r.status();
-      if (!r->has_value()) continue;
-      if (spec.patients.has_value() &&
-          !std::binary_search(spec.patients->begin(), spec.patients->end(), (*r)->patient_id())) {
-        continue;
-      }
-      found.push_back(std::move(**r));
-    }
-    std::sort(found.begin(), found.end(), PatientIdLess);
-    for (const Record& r : found) {
-      if (after(r) && !wrapped(r)) break;
-    }
-    return late;
-  }
-  if (spec.patients.has_value()) {
-    for (const std::string& patient : *spec.patients) {
-      if (patient < after_patient) continue;
-      auto s =
-          core_->ScanStoredCurrent(kind, patient, "", patient == after_patient ? after_id : std::string(), wrapped);
-      if (!s.ok()) return s;
-      if (stopped) break;
-    }
-    return late;
-  }
-  auto s = core_->ScanStoredCurrent(kind, std::nullopt, after_patient, after_id, wrapped);
-  if (!s.ok()) return s;
-  return late;
+  domain::RecordQuery query;
+  query.kind = kind;
+  query.patients = spec.patients;
+  query.ids = spec.ids;  // _id: point lookups instead of a scan
+  query.after_patient = after_patient;
+  query.after_id = after_id;
+  return core_->ScanRecords(query, ctx, visit);
 }
 
 absl::StatusOr<bool> FhirService::MatchRecord(const SearchSpec& spec, const Record& record,

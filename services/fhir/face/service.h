@@ -146,8 +146,6 @@ class FhirService final : public http::Handler {
                             v1::Priorities* priorities);
   void DoCreate(const CallPtr& c, std::string type, Incoming incoming, std::string request_id,
                 std::shared_ptr<void> hold);
-  void AttemptUpdate(const CallPtr& c, std::string type, Kind kind, std::string patient, std::string stored_id,
-                     AnyResource resource, std::string etag, std::string request_id, int retries);
   // Answers a write with the version it produced (not whatever is current by then).
   void RespondWritten(const CallPtr& c, absl::string_view type, const absl::StatusOr<Record>& written,
                       http::Status success);
@@ -156,6 +154,8 @@ class FhirService final : public http::Handler {
                        absl::string_view what);
 
   // Search machinery.
+  // The domain's record scan (deadline, retracted, position) over the
+  // candidates of `spec` of one kind: its patients and _id, or the whole kind.
   absl::Status ScanCandidates(const SearchSpec& spec, Kind kind, const std::string& after_patient,
                               const std::string& after_id, const CallContext& ctx,
                               absl::FunctionRef<bool(const Record&)> visit);

@@ -2,138 +2,19 @@
 // (If-Match), PUT Patient, delete (= retract), handed to the domain core and
 // answered from the answer pool with the version they wrote.
 
-#include <type_traits>
 #include <variant>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "domain/names.h"
+#include "domain/resources.h"
 #include "fhir/face/access.h"
 #include "fhir/face/resource_types.h"
 #include "fhir/face/service.h"
 #include "fhir/patient_mapping.h"
 
 namespace wmty::fhir::face {
-namespace {
-
-// An update without If-Match that loses a race to another writer is retried
-// against the new current version (each round someone wins, so this only
-// runs out under sustained contention on one resource).
-constexpr int kBlindUpdateRetries = 50;
-
-void CoreCreate(PatientRecords* core, const std::string& patient, AnyResource resource, const std::string& request_id,
-                const CallContext& ctx, WrittenDone done) {
-  const std::string parent = domain::FormatParent(patient);
-  std::visit(
-      [&](auto& r) {
-        using R = std::decay_t<decltype(r)>;
-        if constexpr (std::is_same_v<R, v1::WhatMatters>) {
-          v1::CreateWhatMattersRequest req;
-          req.set_parent(parent);
-          *req.mutable_what_matters() = std::move(r);
-          req.set_request_id(request_id);
-          core->CreateWhatMatters(req, ctx, std::move(done));
-        } else if constexpr (std::is_same_v<R, v1::Goal>) {
-          v1::CreateGoalRequest req;
-          req.set_parent(parent);
-          *req.mutable_goal() = std::move(r);
-          req.set_request_id(request_id);
-          core->CreateGoal(req, ctx, std::move(done));
-        } else if constexpr (std::is_same_v<R, v1::Preference>) {
-          v1::CreatePreferenceRequest req;
-          req.set_parent(parent);
-          *req.mutable_preference() = std::move(r);
-          req.set_request_id(request_id);
-          core->CreatePreference(req, ctx, std::move(done));
-        } else if constexpr (std::is_same_v<R, v1::GoalScore>) {
-          v1::CreateGoalScoreRequest req;
-          req.set_parent(parent);
-          *req.mutable_goal_score() = std::move(r);
-          req.set_request_id(request_id);
-          core->CreateGoalScore(req, ctx, std::move(done));
-        } else {
-          // The priorities exist (empty, version 0) before they are first
-          // set: creating them is their first update, without an etag.
-          v1::UpdatePrioritiesRequest req;
-          r.set_name(domain::FormatName(storage::PRIORITIES, patient, domain::kPrioritiesId));
-          r.clear_etag();
-          *req.mutable_priorities() = std::move(r);
-          req.set_request_id(request_id);
-          core->UpdatePriorities(req, ctx, std::move(done));
-        }
-      },
-      resource);
-}
-
-// A whole-resource update (no field mask) against `etag`.
-void CoreUpdate(PatientRecords* core, const std::string& patient, const std::string& stored_id, AnyResource resource,
-                const std::string& etag, const std::string& request_id, const CallContext& ctx, WrittenDone done) {
-  std::visit(
-      [&](auto& r) {
-        using R = std::decay_t<decltype(r)>;
-        constexpr Kind kind = std::is_same_v<R, v1::WhatMatters>  ? storage::WHAT_MATTERS
-                              : std::is_same_v<R, v1::Goal>       ? storage::GOAL
-                              : std::is_same_v<R, v1::Preference> ? storage::PREFERENCE
-                              : std::is_same_v<R, v1::GoalScore>  ? storage::GOAL_SCORE
-                                                                  : storage::PRIORITIES;
-        r.set_name(domain::FormatName(kind, patient, stored_id));
-        r.set_etag(etag);
-        if constexpr (std::is_same_v<R, v1::WhatMatters>) {
-          v1::UpdateWhatMattersRequest req;
-          *req.mutable_what_matters() = std::move(r);
-          req.set_request_id(request_id);
-          core->UpdateWhatMatters(req, ctx, std::move(done));
-        } else if constexpr (std::is_same_v<R, v1::Goal>) {
-          v1::UpdateGoalRequest req;
-          *req.mutable_goal() = std::move(r);
-          req.set_request_id(request_id);
-          core->UpdateGoal(req, ctx, std::move(done));
-        } else if constexpr (std::is_same_v<R, v1::Preference>) {
-          v1::UpdatePreferenceRequest req;
-          *req.mutable_preference() = std::move(r);
-          req.set_request_id(request_id);
-          core->UpdatePreference(req, ctx, std::move(done));
-        } else if constexpr (std::is_same_v<R, v1::GoalScore>) {
-          v1::UpdateGoalScoreRequest req;
-          *req.mutable_goal_score() = std::move(r);
-          req.set_request_id(request_id);
-          core->UpdateGoalScore(req, ctx, std::move(done));
-        } else {
-          v1::UpdatePrioritiesRequest req;
-          *req.mutable_priorities() = std::move(r);
-          req.set_request_id(request_id);
-          core->UpdatePriorities(req, ctx, std::move(done));
-        }
-      },
-      resource);
-}
-
-void CoreRetract(PatientRecords* core, Kind kind, const std::string& patient, const std::string& id,
-                 const std::string& etag, const WriteAgents& agents, const std::string& reason,
-                 const std::string& request_id, const CallContext& ctx, WrittenDone done) {
-  v1::RetractRequest req;
-  req.set_name(domain::FormatName(kind, patient, id));
-  req.set_etag(etag);
-  req.set_reason(reason);
-  *req.mutable_retracted_by() = agents.recorded_by;
-  if (agents.on_behalf_of.has_value()) *req.mutable_on_behalf_of() = *agents.on_behalf_of;
-  req.set_request_id(request_id);
-  switch (kind) {
-    case storage::WHAT_MATTERS:
-      return core->RetractWhatMatters(req, ctx, std::move(done));
-    case storage::GOAL:
-      return core->RetractGoal(req, ctx, std::move(done));
-    case storage::PREFERENCE:
-      return core->RetractPreference(req, ctx, std::move(done));
-    case storage::GOAL_SCORE:
-      return core->RetractGoalScore(req, ctx, std::move(done));
-    default:
-      return done(absl::UnimplementedError("this resource cannot be deleted"));
-  }
-}
-
-}  // namespace
 
 // What a write that dropped elements R4 does not define answers
 // (--fhir_unknown_elements=drop): what was written, and a warning per element.
@@ -271,21 +152,15 @@ void FhirService::DoCreate(const CallPtr& c, std::string type, Incoming incoming
   c->ctx.fhir_extra_json = incoming.extra_json;
   const bool is_list = incoming.kind == storage::PRIORITIES;
   std::string patient = incoming.patient_id;
-  CoreCreate(
-      core_, patient, std::move(incoming.resource), request_id, c->ctx,
+  core_->Create(
+      std::move(incoming.resource), patient, request_id, c->ctx,
       OnAnswerPool([this, c, type, is_list, patient, hold = std::move(hold)](absl::StatusOr<Record> written) mutable {
         Guarded(c, [&] {
-          // The List existed after all (a race, or a new X-Request-Id):
-          // the domain asks for its etag; FHIR says "exists".
-          if (is_list && !written.ok() && written.status().code() == absl::StatusCode::kInvalidArgument) {
-            const google::rpc::BadRequest bad = GetFieldViolations(written.status());
-            for (const auto& v : bad.field_violations()) {
-              if (v.field() == "priorities.etag") {
-                return ReplyError(*c, MakeRestError(http::Status::conflict, "duplicate",
-                                                    absl::StrCat("the patient's priorities List exists (List/", patient,
-                                                                 "): update it with PUT")));
-              }
-            }
+          // The List existed after all (a race, or a new X-Request-Id).
+          if (is_list && !written.ok() && domain::IsResourceExists(written.status())) {
+            return ReplyError(*c, MakeRestError(http::Status::conflict, "duplicate",
+                                                absl::StrCat("the patient's priorities List exists (List/", patient,
+                                                             "): update it with PUT")));
           }
           RespondWritten(c, type, written, http::Status::created);
         });
@@ -338,7 +213,6 @@ void FhirService::Update(const CallPtr& c, absl::string_view type, absl::string_
   }
   auto current = FindCurrent(type, id);
   if (!current.ok()) return ReplyError(*c, FromStatus(current.status(), incoming->kind));
-  std::string etag;
   if (!current->has_value()) {
     if (!is_list) {
       return ReplyError(*c,
@@ -366,17 +240,21 @@ void FhirService::Update(const CallPtr& c, absl::string_view type, absl::string_
       return ReplyError(*c,
                         Bad("invalid", "a resource cannot move to another patient", absl::StrCat(type, ".subject")));
     }
-    etag = EtagOf(if_match.value_or(cur.version()));
   }
   if (is_list && !ResolvePriorityItems(*c, incoming->patient_id, incoming->list_item_refs,
                                        &std::get<v1::Priorities>(incoming->resource))) {
     return;
   }
   c->ctx.fhir_extra_json = incoming->extra_json;
-  // Without If-Match the client asked for "whatever is current": a race with
-  // another writer is retried against the new current version.
-  AttemptUpdate(c, std::string(type), incoming->kind, incoming->patient_id, StoredId(incoming->kind, id),
-                std::move(incoming->resource), etag, request_id, if_match.has_value() ? 0 : kBlindUpdateRetries);
+  // Without If-Match the client asked for "whatever is current": the domain
+  // checks that on its commit thread, so a race with another writer is not
+  // lost and needs no retry.
+  const auto precondition =
+      if_match.has_value() ? domain::Precondition::Etag(EtagOf(*if_match)) : domain::Precondition::AnyVersion();
+  core_->Update(std::move(incoming->resource), incoming->patient_id, id, precondition, request_id, c->ctx,
+                OnAnswerPool([this, c, type = std::string(type)](absl::StatusOr<Record> written) {
+                  Guarded(c, [&] { RespondWritten(c, type, written, http::Status::ok); });
+                }));
 }
 
 void FhirService::UpdatePatient(const CallPtr& c, absl::string_view id) {
@@ -408,46 +286,11 @@ void FhirService::UpdatePatient(const CallPtr& c, absl::string_view id) {
                        }));
 }
 
-void FhirService::AttemptUpdate(const CallPtr& c, std::string type, Kind kind, std::string patient,
-                                std::string stored_id, AnyResource resource, std::string etag, std::string request_id,
-                                int retries) {
-  AnyResource copy = resource;
-  CoreUpdate(core_, patient, stored_id, std::move(copy), etag, request_id, c->ctx,
-             OnAnswerPool([=, this, resource = std::move(resource)](absl::StatusOr<Record> written) mutable {
-               Guarded(c, [&] {
-                 const bool blind = retries > 0;  // no If-Match, not yet a replay probe
-                 const absl::StatusCode code = written.ok() ? absl::StatusCode::kOk : written.status().code();
-                 if (blind && absl::Now() < c->ctx.deadline &&
-                     (code == absl::StatusCode::kAborted ||
-                      (code == absl::StatusCode::kAlreadyExists && !request_id.empty()))) {
-                   auto current = core_->FindCurrentById(kind, kind == storage::PRIORITIES ? patient : stored_id);
-                   if (current.ok() && current->has_value() && !(*current)->retracted()) {
-                     if (code == absl::StatusCode::kAborted) {
-                       // Lost a race: again, against the new current version.
-                       return AttemptUpdate(c, type, kind, patient, stored_id, std::move(resource),
-                                            EtagOf((*current)->version()), request_id, retries - 1);
-                     }
-                     // A retry (same X-Request-Id) of a blind update that
-                     // already succeeded: the request then carried the etag
-                     // before the current one; if nothing wrote since, that
-                     // replays the first result instead of refusing it.
-                     if ((*current)->version() > 1) {
-                       return AttemptUpdate(c, type, kind, patient, stored_id, std::move(resource),
-                                            EtagOf((*current)->version() - 1), request_id, 0);
-                     }
-                   }
-                 }
-                 RespondWritten(c, type, written, http::Status::ok);
-               });
-             }));
-}
-
 // ---------------------------------------------------------------- delete
 
 void FhirService::Delete(const CallPtr& c, absl::string_view type, absl::string_view id) {
   std::optional<int64_t> if_match;
   if (!IfMatchOf(*c, &if_match)) return;
-  const std::string etag = if_match.has_value() ? EtagOf(*if_match) : std::string();
   std::string request_id;
   if (!RequestIdOf(*c, &request_id)) return;
   WriteAgents agents;
@@ -464,20 +307,26 @@ void FhirService::Delete(const CallPtr& c, absl::string_view type, absl::string_
   if (!AuthorizePatient(*c, cur.patient_id(), id)) return;
   if (cur.retracted())
     return Reply(*c, http::Status::no_content, std::nullopt, {{bhttp::field::etag, EtagOf(cur.version())}});
-  CoreRetract(core_, cur.kind(), cur.patient_id(), cur.id(), etag, agents, reason, request_id, c->ctx,
-              OnAnswerPool([this, c, kind = cur.kind()](absl::StatusOr<Record> written) {
-                Guarded(c, [&] {
-                  if (written.ok()) {
-                    return Reply(*c, http::Status::no_content, std::nullopt,
-                                 {{bhttp::field::etag, EtagOf(written->version())}});
-                  }
-                  // Deleted by someone else meanwhile: still "deleted".
-                  if (written.status().code() == absl::StatusCode::kFailedPrecondition) {
-                    return Reply(*c, http::Status::no_content, std::nullopt);
-                  }
-                  ReplyError(*c, FromStatus(written.status(), kind));
-                });
-              }));
+  v1::RetractRequest req;
+  req.set_name(domain::FormatName(cur.kind(), cur.patient_id(), cur.id()));
+  req.set_etag(if_match.has_value() ? EtagOf(*if_match) : std::string());  // none: any version
+  req.set_reason(reason);
+  *req.mutable_retracted_by() = agents.recorded_by;
+  if (agents.on_behalf_of.has_value()) *req.mutable_on_behalf_of() = *agents.on_behalf_of;
+  req.set_request_id(request_id);
+  core_->Retract(req, c->ctx, OnAnswerPool([this, c, kind = cur.kind()](absl::StatusOr<Record> written) {
+                   Guarded(c, [&] {
+                     if (written.ok()) {
+                       return Reply(*c, http::Status::no_content, std::nullopt,
+                                    {{bhttp::field::etag, EtagOf(written->version())}});
+                     }
+                     // Deleted by someone else meanwhile: still "deleted".
+                     if (written.status().code() == absl::StatusCode::kFailedPrecondition) {
+                       return Reply(*c, http::Status::no_content, std::nullopt);
+                     }
+                     ReplyError(*c, FromStatus(written.status(), kind));
+                   });
+                 }));
 }
 
 }  // namespace wmty::fhir::face

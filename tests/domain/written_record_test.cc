@@ -1,14 +1,14 @@
 // A write's callback can take the stored version (storage::Record) instead of
 // the resource: the FHIR face answers from it without reading it back, the
 // gRPC face sends its resource bytes. Both must be exactly what was stored.
+#include <gmock/gmock.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
+
 #include <optional>
 #include <string>
 
-#include <google/protobuf/util/message_differencer.h>
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
-#include "records_fixture.h"
+#include "domain/records_fixture.h"
 
 namespace wmty::testing {
 namespace {

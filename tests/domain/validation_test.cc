@@ -3,12 +3,12 @@
 // exactly the thing it is about, so the only violation expected is that one.
 #include "domain/validation.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/time.h"
@@ -194,8 +194,8 @@ TEST(CheckTextTest, LimitCountsBytesNotCharacters) {
 }
 
 TEST(CheckTextTest, ControlCharactersAreRefused) {
-  const std::vector<std::string> values = {
-      std::string("a\0b", 3), "bell\a", "esc\x1b[31m", "\x01", "delete\x7f", "form\ffeed", "vertical\vtab"};
+  const std::vector<std::string> values = {std::string("a\0b", 3), "bell\a",     "esc\x1b[31m",  "\x01",
+                                           "delete\x7f",           "form\ffeed", "vertical\vtab"};
   for (const auto& value : values) {
     EXPECT_THAT(CheckTextOf(value), ElementsAre(std::make_pair("statement", "contains control characters")))
         << "value bytes: " << value.size();
@@ -267,8 +267,8 @@ TEST(EnumValidationTest, UnknownEnumValuesAreRefused) {
   g.set_achievement_status(static_cast<v1::GoalAchievementStatus>(42));
   g.set_priority(static_cast<v1::GoalPriority>(-1));
   g.add_categories(static_cast<v1::GoalCategory>(77));
-  EXPECT_THAT(GoalFields(g), ElementsAre("goal.lifecycle_status", "goal.achievement_status", "goal.priority",
-                                         "goal.categories[1]"));
+  EXPECT_THAT(GoalFields(g),
+              ElementsAre("goal.lifecycle_status", "goal.achievement_status", "goal.priority", "goal.categories[1]"));
 
   v1::WhatMatters w = ValidWhatMatters();
   w.add_life_domains(static_cast<v1::LifeDomain>(11));
@@ -369,8 +369,7 @@ TEST(ProvenanceValidationTest, RelatedPersonSpeakerNeedsNameAndRelationship) {
   v1::Goal g = ValidGoal();
   auto* said_by = g.mutable_provenance()->mutable_said_by();
   said_by->set_kind(v1::Speaker::RELATED_PERSON);
-  EXPECT_THAT(GoalFields(g),
-              ElementsAre("goal.provenance.said_by.name", "goal.provenance.said_by.relationship"));
+  EXPECT_THAT(GoalFields(g), ElementsAre("goal.provenance.said_by.name", "goal.provenance.said_by.relationship"));
   said_by->set_name("Rosa Diaz");
   EXPECT_THAT(GoalFields(g), ElementsAre("goal.provenance.said_by.relationship"));
   said_by->set_relationship("  ");
@@ -454,10 +453,12 @@ TEST(FhirDateTest, AcceptsYearYearMonthAndFullDates) {
 }
 
 TEST(FhirDateTest, RefusesOtherFormatsAndImpossibleDates) {
-  for (const char* date :
-       {"", "27", "202", "20270", "2027-6", "2027-06-1", "2027/06/15", "2027-06-15T10:00:00Z", "15-06-2027",
-        " 2027", "2027 ", "2027-13", "2027-00", "2027-06-00", "2027-06-31", "2023-02-29", "1900-02-29", "0000",
-        "2027-02-30", "+027-01-01", "2027--1", "abcd"}) {
+  for (const char* date : {"",           "27",         "202",        "20270",
+                           "2027-6",     "2027-06-1",  "2027/06/15", "2027-06-15T10:00:00Z",
+                           "15-06-2027", " 2027",      "2027 ",      "2027-13",
+                           "2027-00",    "2027-06-00", "2027-06-31", "2023-02-29",
+                           "1900-02-29", "0000",       "2027-02-30", "+027-01-01",
+                           "2027--1",    "abcd"}) {
     EXPECT_FALSE(IsValidFhirDate(date)) << "'" << date << "'";
   }
 }
@@ -581,10 +582,9 @@ TEST(PreferenceValidationTest, ChannelRankingMustBeNonEmptyWithoutRepeats) {
 TEST(PreferenceValidationTest, ContactWindowTimesAreHHMM) {
   EXPECT_THAT(PreferenceFields(ContactWindow("08:30", "17:00")), IsEmpty());
   EXPECT_THAT(PreferenceFields(ContactWindow("00:00", "23:59")), IsEmpty());
-  for (const char* bad : {"", "8:30", "08:3", "0830", "08-30", "08:30:00", "24:00", "12:60", "-1:30", "+1:30",
-                          "01:+5", "ab:cd", " 9:30", "9 :30", "09: 5", "09:5 ", "\t9:30", "0x:10"}) {
-    EXPECT_THAT(PreferenceFields(ContactWindow(bad, "17:00")),
-                ElementsAre("preference.contact_window.start_time"))
+  for (const char* bad : {"", "8:30", "08:3", "0830", "08-30", "08:30:00", "24:00", "12:60", "-1:30", "+1:30", "01:+5",
+                          "ab:cd", " 9:30", "9 :30", "09: 5", "09:5 ", "\t9:30", "0x:10"}) {
+    EXPECT_THAT(PreferenceFields(ContactWindow(bad, "17:00")), ElementsAre("preference.contact_window.start_time"))
         << "'" << bad << "'";
     EXPECT_THAT(PreferenceFields(ContactWindow("08:00", bad)), ElementsAre("preference.contact_window.end_time"))
         << "'" << bad << "'";

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "records_fixture.h"
+#include "domain/records_fixture.h"
 
 namespace wmty::testing {
 namespace {

@@ -1,12 +1,12 @@
 // Retract (entered in error): hidden from current views, kept in history,
 // frozen against further change.
-#include <string>
-#include <vector>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "records_fixture.h"
+#include <string>
+#include <vector>
+
+#include "domain/records_fixture.h"
 
 namespace wmty::testing {
 namespace {

@@ -1,12 +1,12 @@
 // Durability across close/reopen, deadlines, and the basic read errors.
+#include <gmock/gmock.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
+
 #include <string>
 #include <vector>
 
-#include <google/protobuf/util/message_differencer.h>
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
-#include "records_fixture.h"
+#include "domain/records_fixture.h"
 
 namespace wmty::testing {
 namespace {
@@ -91,14 +91,12 @@ TEST_F(DeadlineTest, WritesPastTheirDeadlineAreNotCommitted) {
   ASSERT_TRUE(goal.ok());
   const uint64_t before = store_->LastSequence();
 
-  EXPECT_THAT(CreateGoal("p1", ValidGoal("late"), "", PastDeadline()),
-              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_THAT(CreateGoal("p1", ValidGoal("late"), "", PastDeadline()), StatusIs(absl::StatusCode::kDeadlineExceeded));
   EXPECT_THAT(CreateWhatMatters("p1", ValidWhatMatters(), "", PastDeadline()),
               StatusIs(absl::StatusCode::kDeadlineExceeded));
   v1::Goal change = *goal;
   change.set_description("late change");
-  EXPECT_THAT(UpdateGoal(change, {"description"}, "", PastDeadline()),
-              StatusIs(absl::StatusCode::kDeadlineExceeded));
+  EXPECT_THAT(UpdateGoal(change, {"description"}, "", PastDeadline()), StatusIs(absl::StatusCode::kDeadlineExceeded));
   EXPECT_THAT(Await<v1::Goal>([&](auto done) {
                 records_->RetractGoal(RetractRequest(goal->name()), PastDeadline(), std::move(done));
               }),
@@ -140,8 +138,7 @@ TEST_F(DeadlineTest, ReadsPastTheirDeadlineFail) {
 
 TEST_F(ReadTest, GetOfAnUnknownResourceIsNotFound) {
   EXPECT_THAT(GetGoal("patients/p1/goals/01HZZZZZZZZZZZZZZZZZZZZZZZ"), StatusIs(absl::StatusCode::kNotFound));
-  EXPECT_THAT(records_->GetWhatMatters(Get("patients/p1/whatMatters/W1"), {}),
-              StatusIs(absl::StatusCode::kNotFound));
+  EXPECT_THAT(records_->GetWhatMatters(Get("patients/p1/whatMatters/W1"), {}), StatusIs(absl::StatusCode::kNotFound));
 }
 
 TEST_F(ReadTest, GetWithANameOfAnotherKindIsInvalidArgument) {

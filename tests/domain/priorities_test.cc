@@ -1,14 +1,14 @@
 // Priorities (one ranked list per patient), links between resources, and the
 // patient summary's order.
+#include <gmock/gmock.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
+
 #include <future>
 #include <string>
 #include <vector>
 
-#include <google/protobuf/util/message_differencer.h>
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
-#include "records_fixture.h"
+#include "domain/records_fixture.h"
 
 namespace wmty::testing {
 namespace {

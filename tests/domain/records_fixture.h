@@ -1,18 +1,18 @@
-// Fixture for the storage tests: a real Store (RocksDB, synced writes) in a
+// Fixture for the domain tests: a real Store (RocksDB, synced writes) in a
 // fresh temp dir and the domain core (PatientRecords) on top of it, called
 // directly with wmty.v1 requests. Writes are asynchronous; the helpers here
 // wait for their callback, so tests read like straight-line code.
-#ifndef WMTY_TESTS_STORAGE_RECORDS_FIXTURE_H_
-#define WMTY_TESTS_STORAGE_RECORDS_FIXTURE_H_
+#ifndef WMTY_TESTS_DOMAIN_RECORDS_FIXTURE_H_
+#define WMTY_TESTS_DOMAIN_RECORDS_FIXTURE_H_
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include <functional>
 #include <future>
 #include <memory>
 #include <string>
 #include <vector>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -105,8 +105,8 @@ class RecordsTest : public ::testing::Test {
     return Await<v1::WhatMatters>([&](auto done) { records_->CreateWhatMatters(req, ctx, std::move(done)); });
   }
 
-  absl::StatusOr<v1::Goal> CreateGoal(const std::string& patient, const v1::Goal& g,
-                                      const std::string& request_id = "", const domain::CallContext& ctx = {}) {
+  absl::StatusOr<v1::Goal> CreateGoal(const std::string& patient, const v1::Goal& g, const std::string& request_id = "",
+                                      const domain::CallContext& ctx = {}) {
     return CreateGoal(CreateGoalRequest(patient, g, request_id), ctx);
   }
   absl::StatusOr<v1::Goal> CreateGoal(const v1::CreateGoalRequest& req, const domain::CallContext& ctx = {}) {
@@ -272,4 +272,4 @@ class RecordsTest : public ::testing::Test {
 
 }  // namespace wmty::testing
 
-#endif  // WMTY_TESTS_STORAGE_RECORDS_FIXTURE_H_
+#endif  // WMTY_TESTS_DOMAIN_RECORDS_FIXTURE_H_

@@ -3,7 +3,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "storage/records_fixture.h"
+#include "domain/records_fixture.h"
 
 namespace wmty::testing {
 namespace {
@@ -130,8 +130,7 @@ TEST_F(GoalScoreTest, StoredReadsFindByIdByChangeAndAcrossPatients) {
   auto b = CreateGoal("pb", ValidGoal());
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_FALSE(records_->FindCurrentById(storage::GOAL, "no-such-id")->has_value());
-  EXPECT_FALSE(records_->FindCurrentById(storage::PREFERENCE, a->name().substr(a->name().rfind('/') + 1))
-                   ->has_value());
+  EXPECT_FALSE(records_->FindCurrentById(storage::PREFERENCE, a->name().substr(a->name().rfind('/') + 1))->has_value());
 
   auto by_change = records_->FindByChange(store_->LastSequence());
   ASSERT_TRUE(by_change.ok() && by_change->has_value());

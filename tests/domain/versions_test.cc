@@ -1,17 +1,17 @@
 // Versions, updates (field masks, etags), atomicity of every change and the
 // concurrent-etag race, through PatientRecords on a real Store.
+#include <gmock/gmock.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <google/protobuf/util/time_util.h>
+#include <gtest/gtest.h>
+
 #include <atomic>
 #include <latch>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <google/protobuf/util/message_differencer.h>
-#include <google/protobuf/util/time_util.h>
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
-#include "records_fixture.h"
+#include "domain/records_fixture.h"
 
 namespace wmty::testing {
 namespace {
@@ -353,8 +353,8 @@ TEST_F(AtomicityTest, EachChangeAddsOneChangeLogEntryAndKeepsTheStoreConsistent)
                                 })
                   .ok());
   ASSERT_THAT(changes, SizeIs(6));
-  const storage::Kind kinds[] = {storage::WHAT_MATTERS, storage::GOAL, storage::GOAL,
-                                 storage::PREFERENCE, storage::PRIORITIES, storage::PREFERENCE};
+  const storage::Kind kinds[] = {storage::WHAT_MATTERS, storage::GOAL,       storage::GOAL,
+                                 storage::PREFERENCE,   storage::PRIORITIES, storage::PREFERENCE};
   const storage::Change::Op ops[] = {storage::Change::CREATE, storage::Change::CREATE, storage::Change::UPDATE,
                                      storage::Change::CREATE, storage::Change::UPDATE, storage::Change::RETRACT};
   for (size_t i = 0; i < changes.size(); ++i) {
@@ -383,10 +383,9 @@ TEST_F(AtomicityTest, RefusedChangesWriteNothing) {
   };
   std::vector<Refusal> refusals;
   refusals.push_back({"stale etag", absl::StatusCode::kAborted, Redescribe(*goal, "stale").status()});
-  refusals.push_back({"blank description on create", absl::StatusCode::kInvalidArgument,
-                      CreateGoal("p1", ValidGoal("  ")).status()});
-  refusals.push_back({"invalid merged update", absl::StatusCode::kInvalidArgument,
-                      Redescribe(*current, "").status()});
+  refusals.push_back(
+      {"blank description on create", absl::StatusCode::kInvalidArgument, CreateGoal("p1", ValidGoal("  ")).status()});
+  refusals.push_back({"invalid merged update", absl::StatusCode::kInvalidArgument, Redescribe(*current, "").status()});
   v1::Goal unknown = *current;
   unknown.set_name("patients/p1/goals/01HZZZZZZZZZZZZZZZZZZZZZZZ");
   refusals.push_back({"update unknown", absl::StatusCode::kNotFound, UpdateGoal(unknown).status()});
@@ -396,8 +395,8 @@ TEST_F(AtomicityTest, RefusedChangesWriteNothing) {
   refusals.push_back({"retract with stale etag", absl::StatusCode::kAborted, RetractGoal(stale_retract).status()});
   v1::Goal dangling = ValidGoal();
   dangling.add_what_matters("patients/p1/whatMatters/01HZZZZZZZZZZZZZZZZZZZZZZZ");
-  refusals.push_back({"link to a missing whatMatters", absl::StatusCode::kInvalidArgument,
-                      CreateGoal("p1", dangling).status()});
+  refusals.push_back(
+      {"link to a missing whatMatters", absl::StatusCode::kInvalidArgument, CreateGoal("p1", dangling).status()});
   refusals.push_back({"priorities naming a missing item", absl::StatusCode::kInvalidArgument,
                       UpdatePriorities(Priorities("p1", {unknown.name()})).status()});
   refusals.push_back({"request_id reused for other content", absl::StatusCode::kAlreadyExists,

@@ -1,15 +1,15 @@
 // Idempotent writes: a request_id makes a retry return the first result and
 // never write twice.
+#include <gmock/gmock.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
+
 #include <latch>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include <google/protobuf/util/message_differencer.h>
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
-#include "records_fixture.h"
+#include "domain/records_fixture.h"
 
 namespace wmty::testing {
 namespace {

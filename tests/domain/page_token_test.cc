@@ -2,10 +2,10 @@
 // tampering is INVALID_ARGUMENT naming page_token.
 #include "domain/page_token.h"
 
-#include <string>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+
+#include <string>
 
 #include "absl/strings/escaping.h"
 #include "support/test_support.h"
@@ -142,8 +142,8 @@ TEST(PageTokenTest, GarbageIsRefused) {
   PageTokenCodec codec(kKey);
   const std::string query = Sha256("q");
   for (const std::string& garbage :
-       {std::string("not a token!"), std::string("AAAA"), std::string("////"), std::string("a"),
-        std::string(5000, 'A'), std::string("\xff\xfe"), std::string("eyJhZnRlciI6IjEifQ")}) {
+       {std::string("not a token!"), std::string("AAAA"), std::string("////"), std::string("a"), std::string(5000, 'A'),
+        std::string("\xff\xfe"), std::string("eyJhZnRlciI6IjEifQ")}) {
     ExpectRefused(codec.Decode(garbage, query, "page_token").status(), garbage.substr(0, 20));
   }
 }
@@ -163,8 +163,7 @@ TEST(PageTokenTest, NamesTheFieldItWasGiven) {
 }
 
 TEST(Sha256Test, MatchesTheStandardTestVector) {
-  EXPECT_EQ(absl::BytesToHexString(Sha256("abc")),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(absl::BytesToHexString(Sha256("abc")), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
   EXPECT_EQ(Sha256("").size(), 32u);
 }
 

@@ -1,16 +1,16 @@
 // Listing: page sizes, keyset paging with tokens, filters, patient isolation.
 // (Listing cost is not timed here; see bench/.)
+#include <gmock/gmock.h>
+#include <google/protobuf/util/time_util.h>
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
 
-#include <google/protobuf/util/time_util.h>
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
-#include "records_fixture.h"
+#include "domain/records_fixture.h"
 
 namespace wmty::testing {
 namespace {
