@@ -6,11 +6,12 @@
 #include <thread>
 #include <vector>
 
+#include <gmock/gmock.h>
 #include <google/protobuf/util/message_differencer.h>
 #include <google/protobuf/util/time_util.h>
-#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "absl/strings/str_cat.h"
 #include "records_fixture.h"
 
 namespace wmty::testing {
@@ -480,7 +481,7 @@ TEST_F(ConcurrencyTest, ConcurrentCreatesAllLandConsistently) {
     threads.emplace_back([&, t] {
       start.arrive_and_wait();
       for (int i = 0; i < kEach; ++i) {
-        if (!CreateGoal("p" + std::to_string(t % 2), ValidGoal("goal " + std::to_string(i))).ok()) ++failures;
+        if (!CreateGoal(absl::StrCat("p", t % 2), ValidGoal(absl::StrCat("goal ", i))).ok()) ++failures;
       }
     });
   }
