@@ -543,7 +543,7 @@ absl::StatusOr<SearchSpec> ParseSearch(absl::string_view resource_type, const st
   absl::Status refused;
   auto unsupported = [&](const QueryParam& p, std::string why) {
     if (strict) {
-      if (refused.ok()) refused = absl::UnimplementedError(std::move(why));
+      if (refused.ok()) refused = absl::UnimplementedError(why);
     } else {
       spec.ignored.push_back(p.name);
     }
