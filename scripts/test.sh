@@ -17,7 +17,7 @@ wmty_install_conformance_deps
 "$root/scripts/check_format.sh"
 wmty_build "$root/build" Release
 # clang-tidy (.clang-tidy) on the files changed against main, or against the previous commit on
-# main: the whole tree takes 15-25 minutes on 2 idle cores (docs/testing.md). WMTY_TIDY=all checks
+# main: the whole tree takes 17-30 minutes on 2 idle cores (docs/testing.md). WMTY_TIDY=all checks
 # every file.
 if [ "${WMTY_TIDY:-changed}" = all ]; then
   "$root/scripts/tidy.sh" --all --build="$root/build"

@@ -3,7 +3,7 @@
 # on any finding. scripts/test.sh runs it after the build, on the changed files.
 #
 #   scripts/tidy.sh                 files changed against the base (below), and their includers
-#   scripts/tidy.sh --all           every C++ file of the build (30-45 CPU-minutes; docs/testing.md)
+#   scripts/tidy.sh --all           every C++ file of the build (35+ CPU-minutes; docs/testing.md)
 #   scripts/tidy.sh --base=REF      files changed against REF (committed, staged or not)
 #   scripts/tidy.sh FILE...         these files
 #   --build=DIR                     build dir with compile_commands.json (default build/, built if missing)

@@ -554,7 +554,7 @@ struct SearchParse {
 
   void Unsupported(const QueryParam& p, std::string why) {
     if (strict) {
-      if (refused.ok()) refused = absl::UnimplementedError(std::move(why));
+      if (refused.ok()) refused = absl::UnimplementedError(why);
     } else {
       spec.ignored.push_back(p.name);
     }

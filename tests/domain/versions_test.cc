@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "domain/records_fixture.h"
 
 namespace wmty::testing {
@@ -479,7 +480,7 @@ TEST_F(ConcurrencyTest, ConcurrentCreatesAllLandConsistently) {
     threads.emplace_back([&, t] {
       start.arrive_and_wait();
       for (int i = 0; i < kEach; ++i) {
-        if (!CreateGoal("p" + std::to_string(t % 2), ValidGoal("goal " + std::to_string(i))).ok()) ++failures;
+        if (!CreateGoal(absl::StrCat("p", t % 2), ValidGoal(absl::StrCat("goal ", i))).ok()) ++failures;
       }
     });
   }

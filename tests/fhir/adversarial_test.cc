@@ -156,7 +156,7 @@ TEST_F(AdversarialHttpTest, DeeplyNestedJson) {
                 "100k [] inside a Goal");
   std::string objects;
   for (int i = 0; i < 50000; ++i) objects += R"({"a":)";
-  objects += "1" + std::string(50000, '}');
+  objects.append("1").append(50000, '}');
   ExpectRefused("Goal", GoalJson(patient, "x", absl::StrCat(R"(,"extension":)", objects)), "50k nested objects");
   ExpectRefused("Observation", open + close, "100k balanced [] as an Observation");
   HttpResponse put = http_->Put("/fhir/Goal/x", open + close);
@@ -304,8 +304,8 @@ TEST_F(AdversarialHttpTest, NulBytes) {
   ExpectRefused("Goal", GoalJson("p\0q"s, "x"), "raw NUL in the patient id");
   ExpectRefused("Goal", GoalJson(R"(p\u0000q)", "x"), "\\u0000 in the patient id");
   // NUL in the URL: encoded (an id that cannot exist) and raw (not HTTP).
-  for (const std::string& target : {"/fhir/Goal/ab%00cd", "/fhir/Goal?patient=a%00b", "/fhir/Goal/%00",
-                                     "/fhir/Patient/a%00b/$everything", "/fhir/Observation?subject=Patient/%00"}) {
+  for (const std::string target : {"/fhir/Goal/ab%00cd", "/fhir/Goal?patient=a%00b", "/fhir/Goal/%00",
+                                   "/fhir/Patient/a%00b/$everything", "/fhir/Observation?subject=Patient/%00"}) {
     ExpectNothingReached(http_->Get(target), target);
   }
   const auto raw = Raw("GET /fhir/Goal/ab\0cd HTTP/1.1\r\nHost: x\r\n\r\n"s);
@@ -328,7 +328,7 @@ TEST_F(AdversarialHttpTest, InvalidUtf8) {
   ExpectRefused("Goal", GoalJson(patient, "x", R"(,"identifier":[{"value":"\udc00"}])"),
                 "lone low surrogate in a kept element");
   // In the query: percent-encoded and raw.
-  for (const std::string& target : {"/fhir/Goal?patient=%ff", "/fhir/Goal?patient=%c0%af", "/fhir/Goal?%ff=1",
+  for (const std::string target : {"/fhir/Goal?patient=%ff", "/fhir/Goal?patient=%c0%af", "/fhir/Goal?%ff=1",
                                    "/fhir/Observation?category=%ed%a0%80", "/fhir/Goal?identifier=%ff%fe",
                                    "/fhir/Goal/%ff", "/fhir/Patient/%ff/$everything"}) {
     ExpectNothingReached(http_->Get(target), target);
@@ -357,7 +357,7 @@ TEST_F(AdversarialHttpTest, DuplicateMembersAreRejected) {
 
 TEST_F(AdversarialHttpTest, NumbersAndDatesOutOfRange) {
   const std::string patient = AttackedPatient();
-  for (const std::string& value : {"1e999", "-1e999", "-0", "99999999999999999999999999", "3", "-3", "2.5", "1e2",
+  for (const std::string value : {"1e999", "-1e999", "-0", "99999999999999999999999999", "3", "-3", "2.5", "1e2",
                                   "-9223372036854775809", "18446744073709551616"}) {
     const std::string score =
         absl::StrCat(R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org",)"
@@ -367,7 +367,7 @@ TEST_F(AdversarialHttpTest, NumbersAndDatesOutOfRange) {
     HttpResponse r = http_->Post("/fhir/Observation", score);
     ExpectClean4xx(r, "GAS valueInteger " + value);
   }
-  for (const std::string& date : {"99999-01-01", "0000-01-01", "2027-13-01", "2027-02-30", "-2027-01-01",
+  for (const std::string date : {"99999-01-01", "0000-01-01", "2027-13-01", "2027-02-30", "-2027-01-01",
                                  "2027-01-01T25:00:00Z", "20270101", "9999999999"}) {
     ExpectRefused("Goal",
                   absl::StrReplaceAll(GoalJson(patient, "x"), {{R"("dueDate":"2027-06-15")",
@@ -376,7 +376,7 @@ TEST_F(AdversarialHttpTest, NumbersAndDatesOutOfRange) {
     ExpectRefused("Goal", GoalJson(patient, "x", absl::StrCat(R"(,"startDate":")", date, "\"")),
                   "startDate " + date);
   }
-  for (const std::string& when : {"99999-01-01T00:00:00Z", "2027-01-01T00:00:61Z", "2027-01-01T00:00:00+99:00"}) {
+  for (const std::string when : {"99999-01-01T00:00:00Z", "2027-01-01T00:00:61Z", "2027-01-01T00:00:00+99:00"}) {
     HttpResponse r = http_->Get("/fhir/Goal?patient=" + patient + "&_lastUpdated=gt" + when);
     ExpectClean4xx(r, "_lastUpdated " + when);
   }
@@ -408,7 +408,7 @@ TEST_F(AdversarialHttpTest, PathTraversalInIds) {
     EXPECT_LT(del.status, 500) << del.Describe();
   }
   // Traversal in the body's references.
-  for (const std::string& ref : {"Patient/../x", "Patient/%2e%2e", "Patient/a/b", "Patient/", "../Patient/x"}) {
+  for (const std::string ref : {"Patient/../x", "Patient/%2e%2e", "Patient/a/b", "Patient/", "../Patient/x"}) {
     ExpectRefused("Goal", absl::StrReplaceAll(GoalJson(patient, "x"), {{"\"Patient/" + patient + "\"", "\"" + ref + "\""}}),
                   "subject " + ref);
   }
@@ -518,8 +518,8 @@ TEST_F(AdversarialHttpTest, ObsFold) {
 
 TEST_F(AdversarialHttpTest, ChunkSizeOverflow) {
   const std::string patient = AttackedPatient();
-  for (const std::string& size : {"ffffffffffffffffff", "10000000000000000", "fffffffffffffff1", "-1", "0x10", "1 ; x",
-                                 " 5", "g"}) {
+  for (const std::string size :
+       {"ffffffffffffffffff", "10000000000000000", "fffffffffffffff1", "-1", "0x10", "1 ; x", " 5", "g"}) {
     const auto got = Raw(absl::StrCat("POST /fhir/Goal HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"
                                       "Transfer-Encoding: chunked\r\n\r\n",
                                       size, "\r\n{}\r\n0\r\n\r\n", Smuggled(patient)),

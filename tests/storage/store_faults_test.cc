@@ -152,7 +152,9 @@ TEST_P(StoreFaultsTest, FailedWritesLeaveNothingReadsWorkAndTheStoreRecoversByIt
   ExpectIntegrity();
   EXPECT_EQ(Payload("p1", "before"), "updated after recovery");
   EXPECT_EQ(Payload("p1", "after"), "written after space was freed");
-  if (!failed_write_replayed) EXPECT_EQ(Payload("p1", "lost-1"), std::nullopt);
+  if (!failed_write_replayed) {
+    EXPECT_EQ(Payload("p1", "lost-1"), std::nullopt);
+  }
   EXPECT_EQ(Payload("p1", "lost-2"), std::nullopt);
   EXPECT_EQ(store_->LastSequence(), sequence_before + 2);
 }

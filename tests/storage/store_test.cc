@@ -189,8 +189,7 @@ TEST_F(StoreTest, ConcurrentCommitsGetDistinctGapFreeSequences) {
     threads.emplace_back([&, t] {
       for (int i = 0; i < kPerThread; ++i) {
         // Ids are unique per kind across patients (the id index maps id -> patient).
-        auto r = store_->CommitAndWait(
-            Put("p" + std::to_string(t), "G" + std::to_string(t) + "-" + std::to_string(i), "x"));
+        auto r = store_->CommitAndWait(Put(absl::StrCat("p", t), absl::StrCat("G", t, "-", i), "x"));
         if (!r.ok()) ++failures;
       }
     });
@@ -349,7 +348,7 @@ TEST_F(StoreTest, IdenticalRequestsQueuedTogetherWriteOnce) {
   constexpr int kCopies = 8;
   std::vector<std::promise<absl::StatusOr<Committed>>> promises(kCopies);
   for (int i = 0; i < kCopies; ++i) {
-    Mutation m = Create("p1", "G" + std::to_string(i), "a");
+    Mutation m = Create("p1", absl::StrCat("G", i), "a");
     m.request_id = "req-1";
     m.fingerprint = "fp";
     store_->Commit(std::move(m), [&, i](absl::StatusOr<Committed> r) { promises[i].set_value(std::move(r)); });
@@ -545,7 +544,7 @@ TEST_F(StoreTest, CommitAfterCloseIsUnavailable) {
 TEST_F(StoreTest, CloseCommitsWhatWasQueued) {
   std::vector<std::promise<absl::StatusOr<Committed>>> promises(20);
   for (int i = 0; i < 20; ++i) {
-    store_->Commit(Create("p1", "G" + std::to_string(i), "a"),
+    store_->Commit(Create("p1", absl::StrCat("G", i), "a"),
                    [&, i](absl::StatusOr<Committed> r) { promises[i].set_value(std::move(r)); });
   }
   store_->Close();

@@ -71,7 +71,9 @@ TEST(LruCacheTest, ConcurrentUseStaysWithinCapacity) {
     threads.emplace_back([&cache, t] {
       for (int i = 0; i < 2000; ++i) {
         const std::string key = absl::StrCat((i * 7 + t) % 64);
-        if (auto v = cache.Get(key); v != nullptr) EXPECT_EQ(v->size(), 100u);
+        if (auto v = cache.Get(key); v != nullptr) {
+          EXPECT_EQ(v->size(), 100u);
+        }
         cache.Put(key, Value(100), 100);
       }
     });
