@@ -127,9 +127,9 @@ constexpr const char* kPreferences[] = {
     "I prefer a female nurse for personal care",
     "Music helps me relax during procedures",
 };
-constexpr v1::PreferenceKind kTextKinds[] = {v1::CARE_EXPERIENCE_PREFERENCE, v1::TREATMENT_INTERVENTION,
-                                             v1::NAME_TO_USE,  v1::LIKES_AND_JOYS,
-                                             v1::DISLIKES_AND_FEARS,  v1::OTHER_PREFERENCE};
+constexpr v1::PreferenceKind kTextKinds[] = {
+    v1::CARE_EXPERIENCE_PREFERENCE, v1::TREATMENT_INTERVENTION, v1::NAME_TO_USE, v1::LIKES_AND_JOYS,
+    v1::DISLIKES_AND_FEARS,         v1::OTHER_PREFERENCE};
 constexpr const char* kLanguages[] = {"en", "es", "pl", "vi", "ar", "zh"};
 constexpr const char* kRecorders[] = {"rn-17", "rn-42", "md-3", "sw-8", "ot-5", "pt-11"};
 
@@ -657,8 +657,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (records != static_cast<int64_t>((*store)->LastSequence())) {
-    std::fprintf(stderr, "datagen: wrote %lld records but the change log holds %llu\n",
-                 static_cast<long long>(records), static_cast<unsigned long long>((*store)->LastSequence()));
+    std::fprintf(stderr, "datagen: wrote %lld records but the change log holds %llu\n", static_cast<long long>(records),
+                 static_cast<unsigned long long>((*store)->LastSequence()));
     return 1;
   }
   const absl::Time close_start = absl::Now();

@@ -77,7 +77,7 @@ int main(int argc, char** argv) {
   for (int i = 0; i < channel_count; ++i) {
     grpc::ChannelArguments args;
     args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one connection per channel
-    args.SetInt("flood.channel", i);                      // and channels that do not share one
+    args.SetInt("flood.channel", i);                     // and channels that do not share one
     stubs.push_back(wmty::v1::WhatMattersService::NewStub(
         grpc::CreateCustomChannel(absl::GetFlag(FLAGS_target), grpc::InsecureChannelCredentials(), args)));
   }
@@ -114,8 +114,8 @@ int main(int argc, char** argv) {
 
   for (auto& [code, ms] : latency_ms) {
     const std::string name = absl::StatusCodeToString(static_cast<absl::StatusCode>(code));
-    std::printf("code=%s calls=%zu p50_ms=%.1f p99_ms=%.1f max_ms=%.1f\n", name.c_str(), ms.size(),
-                Percentile(ms, 0.5), Percentile(ms, 0.99), *std::max_element(ms.begin(), ms.end()));
+    std::printf("code=%s calls=%zu p50_ms=%.1f p99_ms=%.1f max_ms=%.1f\n", name.c_str(), ms.size(), Percentile(ms, 0.5),
+                Percentile(ms, 0.99), *std::max_element(ms.begin(), ms.end()));
   }
   const bool hung = latency_ms.count(grpc::StatusCode::DEADLINE_EXCEEDED) > 0;
   const bool none_ok = latency_ms.count(grpc::StatusCode::OK) == 0;

@@ -36,8 +36,6 @@
 // --probe: one call; prints its response size (and, with --dump_response,
 // saves the serialized response); for summary it also checks the entries
 // (--expect_entries, default 50).
-#include <grpcpp/grpcpp.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -50,6 +48,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <grpcpp/grpcpp.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"

@@ -41,9 +41,8 @@ using tcp = boost::asio::ip::tcp;
 // A JSON body of exactly `bytes` bytes (a FHIR-looking object padded with a
 // string), so the response is the size of a small FHIR resource.
 std::string MakeBody(size_t bytes) {
-  const std::string head =
-      R"({"resourceType":"Goal","id":"01JBASELINE0000000000000000","meta":{"versionId":"1"},)"
-      R"("lifecycleStatus":"active","subject":{"reference":"Patient/p1"},"description":{"text":")";
+  const std::string head = R"({"resourceType":"Goal","id":"01JBASELINE0000000000000000","meta":{"versionId":"1"},)"
+                           R"("lifecycleStatus":"active","subject":{"reference":"Patient/p1"},"description":{"text":")";
   const std::string tail = R"("}})";
   std::string body = head;
   const size_t fixed = head.size() + tail.size();
@@ -139,8 +138,7 @@ bool FlagValue(const char* arg, const char* name, std::string* out) {
 }
 
 void Usage() {
-  std::fprintf(stderr,
-               "usage: http_baseline_server [--port=0] [--port_file=PATH] [--threads=2] [--body_bytes=1200]\n");
+  std::fprintf(stderr, "usage: http_baseline_server [--port=0] [--port_file=PATH] [--threads=2] [--body_bytes=1200]\n");
 }
 
 }  // namespace
@@ -192,8 +190,8 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::printf("http_baseline_server listening on 127.0.0.1:%d (%d threads, %zu-byte body)\n", listener.port(),
-              threads, body.size());
+  std::printf("http_baseline_server listening on 127.0.0.1:%d (%d threads, %zu-byte body)\n", listener.port(), threads,
+              body.size());
   std::fflush(stdout);
 
   std::vector<std::thread> pool;

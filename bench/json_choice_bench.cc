@@ -198,8 +198,7 @@ RjValue RjBuildGoal(int i, RjAlloc& a) {
   note.AddMember("authorString", "rn-17", a);
   note.AddMember("time", "2026-11-24T09:41:00Z", a);
   note.AddMember("text",
-                 RjStr("Said while her daughter was in the room; daughter agrees and will help with exercises.", a),
-                 a);
+                 RjStr("Said while her daughter was in the room; daughter agrees and will help with exercises.", a), a);
   RjValue notes(rapidjson::kArrayType);
   notes.PushBack(note, a);
   g.AddMember("note", notes, a);

@@ -111,8 +111,7 @@ Result Drive(int threads, wmty::bench::LatencyHistogram* hist, Op op) {
   return {static_cast<double>(ops.load()) / window, ops.load(), errors.load(), cpu.MicrosPer(ops.load())};
 }
 
-void Print(const char* mode, int threads, const Result& r, const wmty::bench::LatencyHistogram& h,
-           size_t value_bytes) {
+void Print(const char* mode, int threads, const Result& r, const wmty::bench::LatencyHistogram& h, size_t value_bytes) {
   auto us = [&](double q) { return static_cast<double>(h.ValueAt(q)) / 1000.0; };
   std::fprintf(stderr, "raw %s x%d: %.0f/s, p50 %.1f us, p99 %.1f us, p99.9 %.1f us (%lld errors)\n", mode, threads,
                r.qps, us(0.5), us(0.99), us(0.999), static_cast<long long>(r.errors));

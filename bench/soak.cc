@@ -37,10 +37,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <string>
 #include <mutex>
 #include <optional>
 #include <random>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -101,10 +101,12 @@ enum Kind {
   kFhirCreateObservation,
   kKinds
 };
-constexpr const char* kKindNames[kKinds] = {
-    "grpc CreateGoal",       "grpc UpdateGoal",      "grpc CreatePreference", "grpc CreateWhatMatters",
-    "grpc UpdateWhatMatters", "grpc GetPatientSummary", "grpc ListGoals",       "fhir GET Goal/[id]",
-    "fhir GET Goal?patient", "fhir GET Observation?patient&category", "fhir POST Goal", "fhir POST Observation"};
+constexpr const char* kKindNames[kKinds] = {"grpc CreateGoal",        "grpc UpdateGoal",
+                                            "grpc CreatePreference",  "grpc CreateWhatMatters",
+                                            "grpc UpdateWhatMatters", "grpc GetPatientSummary",
+                                            "grpc ListGoals",         "fhir GET Goal/[id]",
+                                            "fhir GET Goal?patient",  "fhir GET Observation?patient&category",
+                                            "fhir POST Goal",         "fhir POST Observation"};
 
 double Percentile(std::vector<double>& v, double p) {
   if (v.empty()) return 0;
@@ -270,8 +272,9 @@ v1::Preference SoakPreference() {
 std::string FhirGoal(const std::string& patient, int64_t n) {
   return absl::StrCat(R"({"resourceType":"Goal","lifecycleStatus":"active","description":{"text":"Dance at the )"
                       R"(wedding, soak FHIR goal )",
-                      n, R"("},"subject":{"reference":"Patient/)", patient, R"("},"expressedBy":{"reference":"Patient/)",
-                      patient, R"("},"target":[{"dueDate":"2027-06-15"}]})");
+                      n, R"("},"subject":{"reference":"Patient/)", patient,
+                      R"("},"expressedBy":{"reference":"Patient/)", patient,
+                      R"("},"target":[{"dueDate":"2027-06-15"}]})");
 }
 
 std::string FhirWhatMatters(const std::string& patient, int64_t n) {
@@ -314,7 +317,9 @@ struct Endpoints {
 class Workload {
  public:
   Workload(Endpoints endpoints, std::string run_id, int patients, double per_thread_rate)
-      : endpoints_(std::move(endpoints)), run_id_(std::move(run_id)), patients_(patients),
+      : endpoints_(std::move(endpoints)),
+        run_id_(std::move(run_id)),
+        patients_(patients),
         per_thread_rate_(per_thread_rate) {}
 
   std::string Patient(int i) const { return absl::StrCat("soak-", run_id_, "-", i); }
@@ -405,8 +410,8 @@ class Workload {
   void GrpcWriter(int seed, const std::atomic<bool>& stop, Stats& stats) {
     std::mt19937 rng(seed);
     auto client = NewClient();
-    std::vector<v1::Goal> goals;             // created by this thread: updated with their etag
-    std::vector<v1::WhatMatters> answers;    // likewise
+    std::vector<v1::Goal> goals;           // created by this thread: updated with their etag
+    std::vector<v1::WhatMatters> answers;  // likewise
     Pacer pacer(per_thread_rate_);
     int64_t n = 0;
     while (!stop.load()) {
@@ -528,8 +533,8 @@ class Workload {
         });
       } else if (pick == 1) {
         Timed(stats, kFhirSearchGoal, [&](std::string* error) {
-          return Expect(http.Send(bhttp::verb::get, "/fhir/Goal?patient=" + patient, "", &body, &transport), 200,
-                        body, transport, error);
+          return Expect(http.Send(bhttp::verb::get, "/fhir/Goal?patient=" + patient, "", &body, &transport), 200, body,
+                        transport, error);
         });
       } else {
         Timed(stats, kFhirSearchObservation, [&](std::string* error) {
@@ -555,8 +560,8 @@ class Workload {
       std::string body, transport;
       if (++n % 2 == 0) {
         Timed(stats, kFhirCreateGoal, [&](std::string* error) {
-          return Expect(http.Send(bhttp::verb::post, "/fhir/Goal", FhirGoal(patient, n), &body, &transport), 201,
-                        body, transport, error);
+          return Expect(http.Send(bhttp::verb::post, "/fhir/Goal", FhirGoal(patient, n), &body, &transport), 201, body,
+                        transport, error);
         });
       } else {
         Timed(stats, kFhirCreateObservation, [&](std::string* error) {
@@ -674,8 +679,8 @@ void PrintInterval(IntervalRow& row, double interval_s) {
     KindStats& s = row.stats[k];
     std::vector<double> copy = s.latency_ms;
     std::printf("  %-40s %9lld %7.1f %7lld %9.2f %9.2f\n", kKindNames[k], static_cast<long long>(s.requests),
-                static_cast<double>(s.requests) / interval_s, static_cast<long long>(s.errors),
-                Percentile(copy, 0.50), Percentile(copy, 0.99));
+                static_cast<double>(s.requests) / interval_s, static_cast<long long>(s.errors), Percentile(copy, 0.50),
+                Percentile(copy, 0.99));
   }
   std::fflush(stdout);
 }
@@ -710,9 +715,10 @@ int main(int argc, char** argv) {
   const int threads = absl::GetFlag(FLAGS_grpc_writers) + absl::GetFlag(FLAGS_grpc_readers) +
                       absl::GetFlag(FLAGS_fhir_readers) + absl::GetFlag(FLAGS_fhir_writers);
   const double rate = absl::GetFlag(FLAGS_rate);
-  const std::string label = absl::GetFlag(FLAGS_label).empty()
-                                ? absl::StrCat("soak-", absl::FormatTime("%Y-%m-%d-%H%M%S", absl::Now(), absl::UTCTimeZone()))
-                                : absl::GetFlag(FLAGS_label);
+  const std::string label =
+      absl::GetFlag(FLAGS_label).empty()
+          ? absl::StrCat("soak-", absl::FormatTime("%Y-%m-%d-%H%M%S", absl::Now(), absl::UTCTimeZone()))
+          : absl::GetFlag(FLAGS_label);
   Workload workload(endpoints, absl::FormatTime("%H%M%S", absl::Now(), absl::UTCTimeZone()), patients,
                     rate > 0 ? rate / std::max(1, threads) : 0);
   std::printf("wmty_soak: %s for %s, %d patients, %d threads, rate %s; gRPC %s, HTTP %s:%d, wmtyd pid %d\n",
@@ -776,15 +782,15 @@ int main(int argc, char** argv) {
     }
     std::ofstream md(absl::StrCat(out_dir, "/", label, ".md"));
     md << "# " << label << "\n\n"
-       << absl::StrFormat("`wmty_soak --duration=%s --interval=%s --patients=%d --rate=%g` (%d gRPC writer, %d gRPC "
-                          "reader, %d FHIR reader, %d FHIR writer threads); %d requests in %.0f s (%.1f/s), **%d "
-                          "errors**%s.\n\n",
-                          absl::FormatDuration(duration), absl::FormatDuration(interval), patients, rate,
-                          absl::GetFlag(FLAGS_grpc_writers), absl::GetFlag(FLAGS_grpc_readers),
-                          absl::GetFlag(FLAGS_fhir_readers), absl::GetFlag(FLAGS_fhir_writers), requests, seconds,
-                          static_cast<double>(requests) / std::max(seconds, 1e-3), errors,
-                          own.has_value() ? (clean_stop ? "; wmtyd stopped cleanly (exit 0)" : "; wmtyd did NOT stop cleanly")
-                                          : "")
+       << absl::StrFormat(
+              "`wmty_soak --duration=%s --interval=%s --patients=%d --rate=%g` (%d gRPC writer, %d gRPC "
+              "reader, %d FHIR reader, %d FHIR writer threads); %d requests in %.0f s (%.1f/s), **%d "
+              "errors**%s.\n\n",
+              absl::FormatDuration(duration), absl::FormatDuration(interval), patients, rate,
+              absl::GetFlag(FLAGS_grpc_writers), absl::GetFlag(FLAGS_grpc_readers), absl::GetFlag(FLAGS_fhir_readers),
+              absl::GetFlag(FLAGS_fhir_writers), requests, seconds,
+              static_cast<double>(requests) / std::max(seconds, 1e-3), errors,
+              own.has_value() ? (clean_stop ? "; wmtyd stopped cleanly (exit 0)" : "; wmtyd did NOT stop cleanly") : "")
        << (absl::GetFlag(FLAGS_wmtyd_args).empty()
                ? ""
                : absl::StrCat("wmtyd started with `", absl::StrJoin(absl::GetFlag(FLAGS_wmtyd_args), " "), "`.\n\n"))
@@ -808,8 +814,8 @@ int main(int argc, char** argv) {
       }
       std::vector<double> copy = all;
       md << absl::StrFormat("| %.0f | %.1f | %d | %.2f | %.2f | %s |\n", row.elapsed_s,
-                            static_cast<double>(n) / std::max(row.elapsed_s - previous, 1e-3), e,
-                            Percentile(all, 0.5), Percentile(copy, 0.99), Mib(row.rss_kib));
+                            static_cast<double>(n) / std::max(row.elapsed_s - previous, 1e-3), e, Percentile(all, 0.5),
+                            Percentile(copy, 0.99), Mib(row.rss_kib));
       previous = row.elapsed_s;
     }
     std::printf("wrote %s/%s.csv and .md\n", out_dir.c_str(), label.c_str());

@@ -172,7 +172,8 @@ absl::Status Load(const std::string& dir, int64_t records) {
   std::sort(hot_names.begin(), hot_names.end());
   v1::UpdatePrioritiesRequest pr;
   pr.mutable_priorities()->set_name(absl::StrCat("patients/", kHotPatient, "/priorities"));
-  for (int i = 0; i < 10 && i < static_cast<int>(hot_names.size()); ++i) pr.mutable_priorities()->add_items(hot_names[i]);
+  for (int i = 0; i < 10 && i < static_cast<int>(hot_names.size()); ++i)
+    pr.mutable_priorities()->add_items(hot_names[i]);
   *pr.mutable_priorities()->mutable_provenance() = BenchProvenance();
   std::promise<absl::Status> p;
   (*core)->UpdatePriorities(pr, ctx, [&p](absl::StatusOr<v1::Priorities> r) { p.set_value(r.status()); });

@@ -7,12 +7,12 @@
 // Production tokens come from the organization's authorization server and
 // are checked against its JWKS (--auth_jwks_file); this tool only exists so
 // that a local wmtyd with --auth_hs256_secret_file can be used at once.
-#include <jwt.h>
-
 #include <cstdio>
 #include <fstream>
 #include <iterator>
 #include <string>
+
+#include <jwt.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"

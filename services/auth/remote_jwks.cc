@@ -2,13 +2,13 @@
 // rate limit on refreshes for unknown key ids (remote_jwks.h).
 #include "auth/remote_jwks.h"
 
-#include <cpprest/http_client.h>
-#include <pplx/threadpool.h>
-
 #include <algorithm>
 #include <chrono>
 #include <exception>
 #include <mutex>
+
+#include <cpprest/http_client.h>
+#include <pplx/threadpool.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"

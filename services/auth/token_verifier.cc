@@ -208,7 +208,7 @@ absl::StatusOr<TokenVerifier::Key> KeyFromJwk(absl::string_view jwk_json) {
 }
 
 absl::StatusOr<std::unique_ptr<TokenVerifier>> TokenVerifier::FromHs256Secret(std::string secret,
-                                                                               VerifierOptions options) {
+                                                                              VerifierOptions options) {
   if (secret.size() < 32) return absl::InvalidArgumentError("HS256 secret must be at least 32 bytes");
   if (options.issuer.empty() || options.audience.empty()) {
     return absl::InvalidArgumentError("issuer and audience are required");

@@ -76,12 +76,10 @@ class TokenVerifier {
  public:
   // INVALID_ARGUMENT if the secret is shorter than 32 bytes or the options
   // lack issuer/audience.
-  static absl::StatusOr<std::unique_ptr<TokenVerifier>> FromHs256Secret(std::string secret,
-                                                                         VerifierOptions options);
+  static absl::StatusOr<std::unique_ptr<TokenVerifier>> FromHs256Secret(std::string secret, VerifierOptions options);
   // A JWKS document ({"keys":[...]}) of RSA (RS256) and EC P-256/P-384
   // (ES256/ES384) public keys. INVALID_ARGUMENT naming the bad key.
-  static absl::StatusOr<std::unique_ptr<TokenVerifier>> FromJwks(absl::string_view jwks_json,
-                                                                 VerifierOptions options);
+  static absl::StatusOr<std::unique_ptr<TokenVerifier>> FromJwks(absl::string_view jwks_json, VerifierOptions options);
   // Keys from `source` (e.g. a RemoteJwks). INVALID_ARGUMENT if the options
   // lack issuer/audience or `source` is null.
   static absl::StatusOr<std::unique_ptr<TokenVerifier>> FromKeySource(std::shared_ptr<KeySource> source,

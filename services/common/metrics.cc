@@ -138,16 +138,16 @@ template class Family<Histogram>;
 
 Family<Counter>& Registry::AddCounter(std::string name, std::string help, std::vector<std::string> label_names) {
   absl::MutexLock lock(&mu_);
-  counters_.push_back(std::unique_ptr<Family<Counter>>(
-      new Family<Counter>(std::move(name), std::move(help), std::move(label_names))));
+  counters_.push_back(
+      std::unique_ptr<Family<Counter>>(new Family<Counter>(std::move(name), std::move(help), std::move(label_names))));
   return *counters_.back();
 }
 
 Family<Histogram>& Registry::AddHistogram(std::string name, std::string help, std::vector<std::string> label_names,
                                           std::vector<double> upper_bounds) {
   absl::MutexLock lock(&mu_);
-  histograms_.push_back(std::unique_ptr<Family<Histogram>>(new Family<Histogram>(
-      std::move(name), std::move(help), std::move(label_names), std::move(upper_bounds))));
+  histograms_.push_back(std::unique_ptr<Family<Histogram>>(
+      new Family<Histogram>(std::move(name), std::move(help), std::move(label_names), std::move(upper_bounds))));
   return *histograms_.back();
 }
 

@@ -55,7 +55,7 @@ class Histogram {
  private:
   const std::vector<double> bounds_;
   std::unique_ptr<std::atomic<uint64_t>[]> counts_;  // per bucket, not cumulative; last is +Inf
-  std::atomic<uint64_t> sum_micros_{0};               // sum in millionths (lock-free)
+  std::atomic<uint64_t> sum_micros_{0};              // sum in millionths (lock-free)
 };
 
 // Latency buckets in seconds, 100 µs to 10 s.
@@ -86,9 +86,10 @@ class Family {
 
  private:
   friend class Registry;
-  Family(std::string name, std::string help, std::vector<std::string> label_names,
-         std::vector<double> bounds = {})
-      : name_(std::move(name)), help_(std::move(help)), label_names_(std::move(label_names)),
+  Family(std::string name, std::string help, std::vector<std::string> label_names, std::vector<double> bounds = {})
+      : name_(std::move(name)),
+        help_(std::move(help)),
+        label_names_(std::move(label_names)),
         bounds_(std::move(bounds)) {}
   const std::string name_;
   const std::string help_;

@@ -1,10 +1,10 @@
 #include "common/text.h"
 
+#include <map>
+
 #include <google/protobuf/descriptor.h>
 #include <google/protobuf/stubs/common.h>
 #include <google/protobuf/unknown_field_set.h>
-
-#include <map>
 
 #include "absl/strings/str_cat.h"
 
@@ -17,10 +17,9 @@ bool IsValidUtf8(absl::string_view s) {
 bool IsBlank(absl::string_view s) {
   // Every Unicode White_Space character beyond ASCII, plus U+200B zero width
   // space and U+FEFF byte order mark (invisible, so "blank" to a reader).
-  static constexpr absl::string_view kSpaces[] = {
-      "\u0085", "\u00A0", "\u1680", "\u2000", "\u2001", "\u2002", "\u2003", "\u2004", "\u2005",
-      "\u2006", "\u2007", "\u2008", "\u2009", "\u200A", "\u200B", "\u2028", "\u2029", "\u202F",
-      "\u205F", "\u3000", "\uFEFF"};
+  static constexpr absl::string_view kSpaces[] = {"\u0085", "\u00A0", "\u1680", "\u2000", "\u2001", "\u2002", "\u2003",
+                                                  "\u2004", "\u2005", "\u2006", "\u2007", "\u2008", "\u2009", "\u200A",
+                                                  "\u200B", "\u2028", "\u2029", "\u202F", "\u205F", "\u3000", "\uFEFF"};
   size_t i = 0;
   while (i < s.size()) {
     unsigned char c = s[i];

@@ -23,8 +23,7 @@ bool HasControlCharacters(absl::string_view s);
 // without saying which. Given bytes that failed to parse as `type`, returns
 // the path of the first string field with invalid UTF-8 (e.g.
 // "goal.notes[0].text"), or nullopt if that is not why it failed.
-std::optional<std::string> FindInvalidUtf8Field(const google::protobuf::Descriptor& type,
-                                                absl::string_view wire_bytes);
+std::optional<std::string> FindInvalidUtf8Field(const google::protobuf::Descriptor& type, absl::string_view wire_bytes);
 
 }  // namespace wmty
 

@@ -3,12 +3,6 @@
 // (deadline, retracted, paging, chart order) of the domain, for both faces.
 #include "domain/patient_records.h"
 
-#include <google/protobuf/io/coded_stream.h>
-#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
-#include <google/protobuf/util/field_mask_util.h>
-#include <google/protobuf/util/time_util.h>
-#include <google/protobuf/wire_format_lite.h>
-
 #include <algorithm>
 #include <map>
 #include <random>
@@ -16,6 +10,12 @@
 #include <tuple>
 #include <variant>
 #include <vector>
+
+#include <google/protobuf/io/coded_stream.h>
+#include <google/protobuf/io/zero_copy_stream_impl_lite.h>
+#include <google/protobuf/util/field_mask_util.h>
+#include <google/protobuf/util/time_util.h>
+#include <google/protobuf/wire_format_lite.h>
 
 #include "absl/random/random.h"
 #include "absl/strings/str_cat.h"

@@ -23,8 +23,7 @@ void CheckEnum(int value, EnumIsValid is_valid, absl::string_view field, bool re
 }
 
 template <class Repeated, class EnumIsValid>
-void CheckEnumList(const Repeated& values, EnumIsValid is_valid, absl::string_view field, int max,
-                   FieldViolations* v) {
+void CheckEnumList(const Repeated& values, EnumIsValid is_valid, absl::string_view field, int max, FieldViolations* v) {
   if (values.size() > max) v->Add(std::string(field), absl::StrCat("at most ", max, " entries"));
   std::set<int> seen;
   for (int i = 0; i < values.size(); ++i) {
@@ -56,8 +55,7 @@ std::pair<int, int> DateRange(absl::string_view date) {
   return {y * 10000 + lo_m * 100 + lo_d, y * 10000 + hi_m * 100 + hi_d};
 }
 
-void CheckTimestamp(const google::protobuf::Timestamp& t, absl::string_view field, absl::Time now,
-                    FieldViolations* v) {
+void CheckTimestamp(const google::protobuf::Timestamp& t, absl::string_view field, absl::Time now, FieldViolations* v) {
   if (t.seconds() < -62135596800 || t.seconds() > 253402300799 || t.nanos() < 0 || t.nanos() > 999999999) {
     v->Add(std::string(field), "not a valid timestamp");
     return;
@@ -71,8 +69,7 @@ std::string Field(absl::string_view prefix, absl::string_view name) {
   return prefix.empty() ? std::string(name) : absl::StrCat(prefix, ".", name);
 }
 
-void CheckText(absl::string_view value, absl::string_view field, bool required, size_t max_bytes,
-               FieldViolations* v) {
+void CheckText(absl::string_view value, absl::string_view field, bool required, size_t max_bytes, FieldViolations* v) {
   if (value.size() > max_bytes) {
     v->Add(std::string(field), absl::StrCat("longer than ", max_bytes, " bytes"));
   } else if (!IsValidUtf8(value)) {
@@ -194,8 +191,7 @@ v1::Speaker SpeakerOrNotStated(const v1::Speaker& s) {
   return not_stated;
 }
 
-void CheckProvenance(const v1::Provenance& p, bool has, absl::string_view prefix, absl::Time now,
-                     FieldViolations* v) {
+void CheckProvenance(const v1::Provenance& p, bool has, absl::string_view prefix, absl::Time now, FieldViolations* v) {
   if (!has) {
     v->Add(std::string(prefix), "required without authentication: who recorded it (recorded_by)");
     return;
@@ -208,8 +204,8 @@ void CheckProvenance(const v1::Provenance& p, bool has, absl::string_view prefix
   CheckEnum(p.channel(), v1::Channel_IsValid, Field(prefix, "channel"), false, v);
 }
 
-void CheckWhatMatters(const v1::WhatMatters& r, absl::string_view patient_id, absl::string_view prefix,
-                      absl::Time now, FieldViolations* v) {
+void CheckWhatMatters(const v1::WhatMatters& r, absl::string_view patient_id, absl::string_view prefix, absl::Time now,
+                      FieldViolations* v) {
   CheckPatientRef(r.patient(), patient_id, Field(prefix, "patient"), v);
   CheckText(r.statement(), Field(prefix, "statement"), true, kMaxTextBytes, v);
   CheckShort(r.prompt(), Field(prefix, "prompt"), false, v);
@@ -247,8 +243,7 @@ void CheckGoal(const v1::Goal& r, absl::string_view patient_id, absl::string_vie
   CheckPatientRef(r.patient(), patient_id, Field(prefix, "patient"), v);
   CheckText(r.description(), Field(prefix, "description"), true, kMaxTextBytes, v);
   CheckEnum(r.lifecycle_status(), v1::GoalLifecycleStatus_IsValid, Field(prefix, "lifecycle_status"), true, v);
-  CheckEnum(r.achievement_status(), v1::GoalAchievementStatus_IsValid, Field(prefix, "achievement_status"), false,
-            v);
+  CheckEnum(r.achievement_status(), v1::GoalAchievementStatus_IsValid, Field(prefix, "achievement_status"), false, v);
   CheckEnum(r.priority(), v1::GoalPriority_IsValid, Field(prefix, "priority"), false, v);
   CheckEnumList(r.categories(), v1::GoalCategory_IsValid, Field(prefix, "categories"), kMaxTags, v);
   bool start_ok = r.start_date().empty() || IsValidFhirDate(r.start_date());
@@ -270,8 +265,8 @@ void CheckGoal(const v1::Goal& r, absl::string_view patient_id, absl::string_vie
   CheckProvenance(r.provenance(), r.has_provenance(), Field(prefix, "provenance"), now, v);
 }
 
-void CheckPreference(const v1::Preference& r, absl::string_view patient_id, absl::string_view prefix,
-                     absl::Time now, FieldViolations* v) {
+void CheckPreference(const v1::Preference& r, absl::string_view patient_id, absl::string_view prefix, absl::Time now,
+                     FieldViolations* v) {
   CheckPatientRef(r.patient(), patient_id, Field(prefix, "patient"), v);
   CheckEnum(r.kind(), v1::PreferenceKind_IsValid, Field(prefix, "kind"), true, v);
   const std::string code = Field(prefix, "value_code");
@@ -364,8 +359,8 @@ void CheckPreference(const v1::Preference& r, absl::string_view patient_id, absl
   CheckProvenance(r.provenance(), r.has_provenance(), Field(prefix, "provenance"), now, v);
 }
 
-void CheckGoalScore(const v1::GoalScore& r, absl::string_view patient_id, absl::string_view prefix,
-                    absl::Time now, FieldViolations* v) {
+void CheckGoalScore(const v1::GoalScore& r, absl::string_view patient_id, absl::string_view prefix, absl::Time now,
+                    FieldViolations* v) {
   CheckPatientRef(r.patient(), patient_id, Field(prefix, "patient"), v);
   const std::string goal_field = Field(prefix, "goal");
   if (r.goal().empty()) {
@@ -385,8 +380,8 @@ void CheckGoalScore(const v1::GoalScore& r, absl::string_view patient_id, absl::
   CheckProvenance(r.provenance(), r.has_provenance(), Field(prefix, "provenance"), now, v);
 }
 
-void CheckPriorities(const v1::Priorities& r, absl::string_view patient_id, absl::string_view prefix,
-                     absl::Time now, FieldViolations* v) {
+void CheckPriorities(const v1::Priorities& r, absl::string_view patient_id, absl::string_view prefix, absl::Time now,
+                     FieldViolations* v) {
   CheckPatientRef(r.patient(), patient_id, Field(prefix, "patient"), v);
   CheckLinks(r.items(), patient_id, Field(prefix, "items"), true, kMaxPriorityItems, v);
   CheckProvenance(r.provenance(), r.has_provenance(), Field(prefix, "provenance"), now, v);

@@ -7,12 +7,12 @@
 #ifndef WMTY_FHIR_AUDIT_EVENT_H_
 #define WMTY_FHIR_AUDIT_EVENT_H_
 
-#include <rapidjson/document.h>
-
 #include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <rapidjson/document.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"

@@ -77,8 +77,7 @@ constexpr absl::string_view kSearch =
 std::vector<absl::string_view> ProfilesOf(absl::string_view type) {
   if (type == "Goal") return {codes::kUsCoreGoal, codes::kAdiPersonalGoal, codes::kPcoGasGoal};
   if (type == "Observation") {
-    return {codes::kUsCoreCareExperiencePreference, codes::kUsCoreTreatmentInterventionPreference,
-            codes::kPcoGasScore};
+    return {codes::kUsCoreCareExperiencePreference, codes::kUsCoreTreatmentInterventionPreference, codes::kPcoGasScore};
   }
   if (type == "List") return {codes::kAdiPersonalPrioritiesOrganizer};
   if (type == "Provenance") return {codes::kUsCoreProvenance};
@@ -117,12 +116,14 @@ Value ClinicalResource(absl::string_view type, bool deletable, absl::string_view
     r.AddMember("interaction",
                 Interactions({{"read", kRead},
                               {"vread", kVread},
-                              {"update", "PUT List/<patient id> sets the patient's ranked priorities (201 the first "
-                                         "time). The same If-Match rules as other updates."},
+                              {"update",
+                               "PUT List/<patient id> sets the patient's ranked priorities (201 the first "
+                               "time). The same If-Match rules as other updates."},
                               {"history-instance", kHistory},
                               {"history-type", kHistory},
-                              {"create", "POST creates the patient's priorities List when none exists yet (409 "
-                                         "when it does: use PUT List/<patient id>)."},
+                              {"create",
+                               "POST creates the patient's priorities List when none exists yet (409 "
+                               "when it does: use PUT List/<patient id>)."},
                               {"search-type", kSearch}},
                              a),
                 a);
@@ -268,8 +269,7 @@ void BuildCapabilityStatement(absl::string_view base, int64_t date_micros, const
                 "included (id a<sequence>). Read-only: create, update and delete are 405. Needs a scope naming "
                 "AuditEvent (e.g. system/AuditEvent.rs); patient/ scopes see only their patient's events.",
                 a);
-    r.AddMember("interaction", Interactions({{"read", ""}, {"search-type", "Oldest first; scans the trail."}}, a),
-                a);
+    r.AddMember("interaction", Interactions({{"read", ""}, {"search-type", "Oldest first; scans the trail."}}, a), a);
     Value params(rapidjson::kArrayType);
     auto param = [&](absl::string_view name, absl::string_view definition, absl::string_view type,
                      absl::string_view doc) {

@@ -7,9 +7,9 @@
 #ifndef WMTY_FHIR_CAPABILITY_H_
 #define WMTY_FHIR_CAPABILITY_H_
 
-#include <rapidjson/document.h>
-
 #include <cstdint>
+
+#include <rapidjson/document.h>
 
 #include "absl/strings/string_view.h"
 #include "fhir/smart_configuration.h"

@@ -4,12 +4,12 @@
 // element order, and what an element is (ElementOf).
 #include "fhir/elements.h"
 
-#include <rapidjson/pointer.h>
-
 #include <algorithm>
 #include <initializer_list>
 #include <map>
 #include <utility>
+
+#include <rapidjson/pointer.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"

@@ -20,11 +20,11 @@
 #ifndef WMTY_FHIR_ELEMENTS_H_
 #define WMTY_FHIR_ELEMENTS_H_
 
-#include <rapidjson/document.h>
-
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <rapidjson/document.h>
 
 #include "absl/strings/string_view.h"
 

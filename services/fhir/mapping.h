@@ -27,11 +27,11 @@
 #ifndef WMTY_FHIR_MAPPING_H_
 #define WMTY_FHIR_MAPPING_H_
 
-#include <rapidjson/document.h>
-
 #include <string>
 #include <variant>
 #include <vector>
+
+#include <rapidjson/document.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"

@@ -5,12 +5,12 @@
 #ifndef WMTY_FHIR_MAPPING_JSON_H_
 #define WMTY_FHIR_MAPPING_JSON_H_
 
-#include <google/protobuf/timestamp.pb.h>
-#include <rapidjson/document.h>
-
 #include <cstdint>
 #include <optional>
 #include <string>
+
+#include <google/protobuf/timestamp.pb.h>
+#include <rapidjson/document.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

@@ -7,13 +7,13 @@
 #ifndef WMTY_FHIR_MAPPING_PARSER_H_
 #define WMTY_FHIR_MAPPING_PARSER_H_
 
-#include <google/protobuf/timestamp.pb.h>
-
 #include <initializer_list>
 #include <optional>
 #include <span>
 #include <string>
 #include <vector>
+
+#include <google/protobuf/timestamp.pb.h>
 
 #include "absl/strings/string_view.h"
 #include "common/status.h"

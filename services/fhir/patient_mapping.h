@@ -23,9 +23,9 @@
 #ifndef WMTY_FHIR_PATIENT_MAPPING_H_
 #define WMTY_FHIR_PATIENT_MAPPING_H_
 
-#include <rapidjson/document.h>
-
 #include <string>
+
+#include <rapidjson/document.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"

@@ -9,9 +9,7 @@ std::string RenderCache::KeyOf(const storage::Record& record) {
                       record.version());
 }
 
-std::shared_ptr<const std::string> RenderCache::Get(const storage::Record& record) {
-  return cache_.Get(KeyOf(record));
-}
+std::shared_ptr<const std::string> RenderCache::Get(const storage::Record& record) { return cache_.Get(KeyOf(record)); }
 
 void RenderCache::Put(const storage::Record& record, std::shared_ptr<const std::string> json) {
   if (json == nullptr) return;

@@ -16,9 +16,9 @@
 #ifndef WMTY_FHIR_SMART_CONFIGURATION_H_
 #define WMTY_FHIR_SMART_CONFIGURATION_H_
 
-#include <rapidjson/document.h>
-
 #include <string>
+
+#include <rapidjson/document.h>
 
 #include "http/http_server.h"
 

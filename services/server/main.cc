@@ -12,12 +12,12 @@
 #include <jemalloc/jemalloc.h>
 #endif
 
-#include <google/protobuf/stubs/logging.h>
-
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+
+#include <google/protobuf/stubs/logging.h>
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"

@@ -2,7 +2,6 @@
 // /metrics endpoint and the process gauges (observability.h).
 #include "server/observability.h"
 
-#include <grpcpp/grpcpp.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -13,6 +12,8 @@
 #include <sstream>
 #include <utility>
 #include <vector>
+
+#include <grpcpp/grpcpp.h>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/random/random.h"

@@ -80,8 +80,7 @@ class HttpMetrics : public http::Handler {
  public:
   HttpMetrics(metrics::Registry* registry, http::Handler* next, bool access_log);
   void Handle(http::Request request, http::Respond respond) override;
-  http::Response MakeError(http::Status status, const std::string& message, unsigned version,
-                           bool keep_alive) override;
+  http::Response MakeError(http::Status status, const std::string& message, unsigned version, bool keep_alive) override;
 
  private:
   metrics::Family<metrics::Counter>* requests_;
@@ -95,8 +94,7 @@ class MetricsEndpoint : public http::Handler {
  public:
   explicit MetricsEndpoint(metrics::Registry* registry) : registry_(registry) {}
   void Handle(http::Request request, http::Respond respond) override;
-  http::Response MakeError(http::Status status, const std::string& message, unsigned version,
-                           bool keep_alive) override;
+  http::Response MakeError(http::Status status, const std::string& message, unsigned version, bool keep_alive) override;
 
  private:
   metrics::Registry* registry_;

@@ -3,13 +3,13 @@
 // Shutdown, and the store and listener figures of /metrics.
 #include "server/server.h"
 
-#include <grpcpp/ext/proto_server_reflection_plugin.h>
-#include <grpcpp/health_check_service_interface.h>
-#include <grpcpp/impl/server_builder_option.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <thread>
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/impl/server_builder_option.h>
 
 #include "absl/cleanup/cleanup.h"
 #include "absl/strings/match.h"

@@ -2,13 +2,13 @@
 // backup thread, retention, and the offline restore.
 #include "storage/backup.h"
 
-#include <rocksdb/db.h>
-#include <rocksdb/env.h>
-#include <rocksdb/utilities/backup_engine.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <utility>
+
+#include <rocksdb/db.h>
+#include <rocksdb/env.h>
+#include <rocksdb/utilities/backup_engine.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"

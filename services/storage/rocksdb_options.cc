@@ -2,11 +2,11 @@
 // (rocksdb_options.h).
 #include "storage/rocksdb_options.h"
 
+#include <algorithm>
+
 #include <rocksdb/cache.h>
 #include <rocksdb/filter_policy.h>
 #include <rocksdb/table.h>
-
-#include <algorithm>
 
 namespace wmty::storage {
 

@@ -3,6 +3,13 @@
 // thread, recovery after a failed write, and the integrity check.
 #include "storage/store.h"
 
+#include <algorithm>
+#include <cstring>
+#include <filesystem>
+#include <future>
+#include <iterator>
+#include <map>
+
 #include <openssl/rand.h>
 #include <rocksdb/db.h>
 #include <rocksdb/env.h>
@@ -12,13 +19,6 @@
 #include <rocksdb/transaction_log.h>
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
-
-#include <algorithm>
-#include <cstring>
-#include <filesystem>
-#include <future>
-#include <iterator>
-#include <map>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/numbers.h"

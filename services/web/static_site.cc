@@ -1,12 +1,12 @@
 #include "web/static_site.h"
 
-#include <openssl/sha.h>
-
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <utility>
+
+#include <openssl/sha.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/escaping.h"
@@ -27,8 +27,7 @@ constexpr std::uintmax_t kMaxDirectoryFileBytes = 8 << 20;
 std::string EtagOf(absl::string_view content) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(content.data()), content.size(), digest);
-  return absl::StrCat("\"", absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), 16)),
-                      "\"");
+  return absl::StrCat("\"", absl::BytesToHexString(absl::string_view(reinterpret_cast<const char*>(digest), 16)), "\"");
 }
 
 StaticFile MakeFile(std::string path, std::string content) {
@@ -140,7 +139,8 @@ std::optional<StaticFile> StaticSite::Find(absl::string_view relative_path) cons
   // Development mode. The path check above already rules out "..", and a
   // symlink leading out of the directory is refused as well.
   std::error_code error;
-  const std::filesystem::path file = std::filesystem::canonical(std::filesystem::path(dir_) / std::string(relative_path), error);
+  const std::filesystem::path file =
+      std::filesystem::canonical(std::filesystem::path(dir_) / std::string(relative_path), error);
   if (error || !absl::StartsWith(file.string(), dir_ + "/") || !std::filesystem::is_regular_file(file, error) ||
       std::filesystem::file_size(file, error) > kMaxDirectoryFileBytes) {
     return std::nullopt;

@@ -61,7 +61,7 @@ class StaticSite {
  private:
   StaticSite() = default;
   std::map<std::string, StaticFile, std::less<>> files_;  // embedded
-  std::string dir_;                                        // or read from here
+  std::string dir_;                                       // or read from here
 };
 
 // "text/html; charset=utf-8" etc. by extension; application/octet-stream otherwise.
@@ -85,8 +85,7 @@ class StaticSiteHandler : public http::Handler {
                     std::string content_security_policy = kContentSecurityPolicy);
 
   void Handle(http::Request request, http::Respond respond) override;
-  http::Response MakeError(http::Status status, const std::string& message, unsigned version,
-                           bool keep_alive) override;
+  http::Response MakeError(http::Status status, const std::string& message, unsigned version, bool keep_alive) override;
 
  private:
   std::unique_ptr<StaticSite> site_;

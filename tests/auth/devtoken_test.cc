@@ -1,11 +1,11 @@
 // wmty_devtoken, the real binary: its --help says how to use it (every flag,
 // its default, an example), and the token it mints is one wmtyd accepts
 // (checked with the verifier wmtyd uses).
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include <fstream>
 #include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include "absl/strings/ascii.h"
 #include "auth/token_verifier.h"

@@ -79,9 +79,9 @@ TEST(AuthorizeTest, FilteredScopesGrantNothingYet) {
 // implies it, and it grants no patient data.
 TEST(AdminScopeTest, OnlyTheExactScopeCounts) {
   EXPECT_TRUE(HasScope("openid system/wmty.admin", kAdminScope));
-  for (const char* other : {"system/*.*", "system/*.cruds", "user/*.*", "patient/*.*", "system/wmty.*",
-                            "system/wmty.admin?x=1", "user/wmty.admin", "patient/wmty.admin", "system/wmty.adminx",
-                            "SYSTEM/wmty.admin", ""}) {
+  for (const char* other :
+       {"system/*.*", "system/*.cruds", "user/*.*", "patient/*.*", "system/wmty.*", "system/wmty.admin?x=1",
+        "user/wmty.admin", "patient/wmty.admin", "system/wmty.adminx", "SYSTEM/wmty.admin", ""}) {
     EXPECT_FALSE(HasScope(other, kAdminScope)) << other;
   }
   EXPECT_TRUE(ParseScopes("system/wmty.admin").empty());

@@ -2,14 +2,13 @@
 // by TokenVerifier. Covers the token matrix of issue 4 at the verifier level.
 #include "auth/token_verifier.h"
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 #include <jwt.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"
@@ -56,9 +55,9 @@ struct KeyPair {
 
 KeyPair NewRsa(const std::string& kid) {
   EVP_PKEY* key = EVP_RSA_gen(2048);
-  KeyPair kp{PrivatePem(key), absl::StrCat(R"({"kty":"RSA","kid":")", kid, R"(","n":")",
-                                           Base64Url(BnBytes(key, OSSL_PKEY_PARAM_RSA_N)), R"(","e":")",
-                                           Base64Url(BnBytes(key, OSSL_PKEY_PARAM_RSA_E)), R"("})")};
+  KeyPair kp{PrivatePem(key),
+             absl::StrCat(R"({"kty":"RSA","kid":")", kid, R"(","n":")", Base64Url(BnBytes(key, OSSL_PKEY_PARAM_RSA_N)),
+                          R"(","e":")", Base64Url(BnBytes(key, OSSL_PKEY_PARAM_RSA_E)), R"("})")};
   EVP_PKEY_free(key);
   return kp;
 }
@@ -69,9 +68,9 @@ KeyPair NewEc(const std::string& kid, const char* curve, size_t size) {
   size_t len = 0;
   EVP_PKEY_get_octet_string_param(key, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point), &len);
   std::string p(reinterpret_cast<char*>(point), len);  // 0x04 || x || y
-  KeyPair kp{PrivatePem(key), absl::StrCat(R"({"kty":"EC","kid":")", kid, R"(","crv":")", curve, R"(","x":")",
-                                           Base64Url(p.substr(1, size)), R"(","y":")", Base64Url(p.substr(1 + size)),
-                                           R"("})")};
+  KeyPair kp{PrivatePem(key),
+             absl::StrCat(R"({"kty":"EC","kid":")", kid, R"(","crv":")", curve, R"(","x":")",
+                          Base64Url(p.substr(1, size)), R"(","y":")", Base64Url(p.substr(1 + size)), R"("})")};
   EVP_PKEY_free(key);
   return kp;
 }
@@ -170,12 +169,10 @@ TEST(TokenVerifierTest, JwksWithRsaAndEcKeys) {
   // "signed" with the RSA public key as the secret.
   const KeyPair stranger = NewRsa("rsa-1");
   c.kid = "rsa-1";
-  EXPECT_THAT((*v)->Verify(Sign(JWT_ALG_RS256, stranger.private_pem, c)),
-              StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT((*v)->Verify(Sign(JWT_ALG_RS256, stranger.private_pem, c)), StatusIs(absl::StatusCode::kUnauthenticated));
   auto rsa_key = KeyFromJwk(rsa.jwk);
   ASSERT_TRUE(rsa_key.ok());
-  EXPECT_THAT((*v)->Verify(Sign(JWT_ALG_HS256, rsa_key->material, c)),
-              StatusIs(absl::StatusCode::kUnauthenticated));
+  EXPECT_THAT((*v)->Verify(Sign(JWT_ALG_HS256, rsa_key->material, c)), StatusIs(absl::StatusCode::kUnauthenticated));
 }
 
 TEST(TokenVerifierTest, BadJwksIsRefused) {

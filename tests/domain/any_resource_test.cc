@@ -3,13 +3,13 @@
 // updates are checked on the commit thread (concurrent ones all commit,
 // nothing lost), a retried request id replays, and "the priorities exist" is a
 // typed error.
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include <future>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include "common/status.h"
 #include "domain/records_fixture.h"

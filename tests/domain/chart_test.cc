@@ -1,11 +1,11 @@
 // PatientRecords::ReadChart: the one patient chart behind GetPatientSummary
 // and FHIR $everything, in one order (priorities' rank first, then most
 // recently changed), without retracted resources.
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include <string>
 #include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include "domain/records_fixture.h"
 

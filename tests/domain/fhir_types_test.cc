@@ -2,10 +2,10 @@
 // gRPC face, the FHIR face and its mapping share.
 #include "domain/fhir_types.h"
 
+#include <string>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include <string>
 
 namespace wmty::domain {
 namespace {

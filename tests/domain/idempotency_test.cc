@@ -1,13 +1,13 @@
 // Idempotent writes: a request_id makes a retry return the first result and
 // never write twice.
-#include <gmock/gmock.h>
-#include <google/protobuf/util/message_differencer.h>
-#include <gtest/gtest.h>
-
 #include <latch>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <gmock/gmock.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
 
 #include "domain/records_fixture.h"
 

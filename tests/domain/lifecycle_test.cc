@@ -1,10 +1,10 @@
 // Durability across close/reopen, deadlines, and the basic read errors.
+#include <string>
+#include <vector>
+
 #include <gmock/gmock.h>
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
-
-#include <string>
-#include <vector>
 
 #include "domain/records_fixture.h"
 

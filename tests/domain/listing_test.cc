@@ -1,14 +1,14 @@
 // Listing: page sizes, keyset paging with tokens, filters, patient isolation.
 // (Listing cost is not timed here; see bench/.)
-#include <gmock/gmock.h>
-#include <google/protobuf/util/time_util.h>
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <map>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <gmock/gmock.h>
+#include <google/protobuf/util/time_util.h>
+#include <gtest/gtest.h>
 
 #include "domain/records_fixture.h"
 

@@ -1,10 +1,10 @@
 // Resource names (services/domain/names.h): parse, format, round trip, rejects.
 #include "domain/names.h"
 
+#include <string>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include <string>
 
 #include "support/test_support.h"
 

@@ -2,10 +2,10 @@
 // tampering is INVALID_ARGUMENT naming page_token.
 #include "domain/page_token.h"
 
+#include <string>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
-#include <string>
 
 #include "absl/strings/escaping.h"
 #include "support/test_support.h"

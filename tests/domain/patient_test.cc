@@ -1,11 +1,11 @@
 // The Patient (demographics from the hospital's systems) in the domain core:
 // create-or-update with allow_missing, versions, the US Core rules, etags,
 // idempotency, durability, and listing every patient through the id index.
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include <string>
 #include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include "domain/records_fixture.h"
 

@@ -1,12 +1,12 @@
 // Priorities (one ranked list per patient), links between resources, and the
 // patient summary's order.
-#include <gmock/gmock.h>
-#include <google/protobuf/util/message_differencer.h>
-#include <gtest/gtest.h>
-
 #include <future>
 #include <string>
 #include <vector>
+
+#include <gmock/gmock.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
 
 #include "domain/records_fixture.h"
 

@@ -1,12 +1,12 @@
 // PatientRecords::ScanRecords: the rules every scan of stored records shares
 // (retracted skipped unless asked for, position, limit, patients and ids, the
 // deadline) live in the domain, not in a face's loop.
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include <future>
 #include <string>
 #include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include "domain/records_fixture.h"
 

@@ -5,14 +5,14 @@
 #ifndef WMTY_TESTS_DOMAIN_RECORDS_FIXTURE_H_
 #define WMTY_TESTS_DOMAIN_RECORDS_FIXTURE_H_
 
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include <functional>
 #include <future>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"

@@ -1,11 +1,11 @@
 // NewResourceId (services/domain/patient_records.h): 26-character, valid,
 // unique, time-ordered ids (ULID layout, Crockford base32).
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include <set>
 #include <string>
 #include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include "absl/time/time.h"
 #include "domain/names.h"

@@ -1,10 +1,10 @@
 // Retract (entered in error): hidden from current views, kept in history,
 // frozen against further change.
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include <string>
 #include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include "domain/records_fixture.h"
 

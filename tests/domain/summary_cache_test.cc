@@ -4,13 +4,13 @@
 // is cached), write, and expect the write in the next summary, for every kind
 // of write; check that the store moves the patient's write generation before
 // it acknowledges; and race readers against a writer.
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "domain/records_fixture.h"

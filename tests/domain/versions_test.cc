@@ -1,15 +1,15 @@
 // Versions, updates (field masks, etags), atomicity of every change and the
 // concurrent-etag race, through PatientRecords on a real Store.
-#include <gmock/gmock.h>
-#include <google/protobuf/util/message_differencer.h>
-#include <google/protobuf/util/time_util.h>
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <latch>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <gmock/gmock.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <google/protobuf/util/time_util.h>
+#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "domain/records_fixture.h"

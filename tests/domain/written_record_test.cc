@@ -1,12 +1,12 @@
 // A write's callback can take the stored version (storage::Record) instead of
 // the resource: the FHIR face answers from it without reading it back, the
 // gRPC face sends its resource bytes. Both must be exactly what was stored.
+#include <optional>
+#include <string>
+
 #include <gmock/gmock.h>
 #include <google/protobuf/util/message_differencer.h>
 #include <gtest/gtest.h>
-
-#include <optional>
-#include <string>
 
 #include "domain/records_fixture.h"
 

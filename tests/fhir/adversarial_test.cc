@@ -152,8 +152,7 @@ TEST_F(AdversarialHttpTest, DeeplyNestedJson) {
   const std::string open(100000, '['), close(100000, ']');
   ExpectRefused("Goal", open, "100k unclosed [");
   ExpectRefused("Goal", open + close, "100k balanced []");
-  ExpectRefused("Goal", GoalJson(patient, "x", absl::StrCat(R"(,"extension":)", open, close)),
-                "100k [] inside a Goal");
+  ExpectRefused("Goal", GoalJson(patient, "x", absl::StrCat(R"(,"extension":)", open, close)), "100k [] inside a Goal");
   std::string objects;
   for (int i = 0; i < 50000; ++i) objects += R"({"a":)";
   objects.append("1").append(50000, '}');
@@ -188,9 +187,9 @@ TEST_F(AdversarialHttpTest, LargeKeptElementsAreStoredAndReadBack) {
   std::string zeros = "0";
   for (int i = 1; i < 400000; ++i) zeros += ",0";
   const std::string big(900 * 1000, 'a');
-  for (const std::string& extra : {absl::StrCat(R"(,"category":[)", zeros, "]"),
-                                   absl::StrCat(R"(,"priority":{"text":")", big, R"("})"),
-                                   absl::StrCat(R"(,"identifier":[{"system":"urn:x","value":")", big, R"("}])")}) {
+  for (const std::string& extra :
+       {absl::StrCat(R"(,"category":[)", zeros, "]"), absl::StrCat(R"(,"priority":{"text":")", big, R"("})"),
+        absl::StrCat(R"(,"identifier":[{"system":"urn:x","value":")", big, R"("}])")}) {
     HttpResponse created = http_->Post("/fhir/Goal", GoalJson(patient, "kept", extra));
     ASSERT_EQ(created.status, 201) << created.Describe();
     const std::string id = created.Json()["id"].GetString();
@@ -226,8 +225,8 @@ TEST(AdversarialHttpLimitsTest, MillionElementArrayUnderARaisedBodyLimit) {
   // read back unchanged.
   int kept = 0;
   for (const char* member : {"category", "addresses"}) {
-    HttpResponse r = http.Post("/fhir/Goal", GoalJson("adv-million", "x", absl::StrCat(",\"", member, "\":[", zeros,
-                                                                                         "]")));
+    HttpResponse r =
+        http.Post("/fhir/Goal", GoalJson("adv-million", "x", absl::StrCat(",\"", member, "\":[", zeros, "]")));
     ASSERT_EQ(r.status, 201) << member << "\n" << r.Describe();
     ++kept;
     HttpResponse read = http.Get(absl::StrCat("/fhir/Goal/", r.Json()["id"].GetString()));
@@ -238,7 +237,8 @@ TEST(AdversarialHttpLimitsTest, MillionElementArrayUnderARaisedBodyLimit) {
   // error of ours; wherever it lands it must not take the server down.
   std::string strings = "\"a\"";
   for (int i = 1; i < 1000000; ++i) strings += ",\"a\"";
-  HttpResponse r = http.Post("/fhir/Observation", absl::StrCat(R"({"resourceType":"Observation","x":[)", strings, "]}"));
+  HttpResponse r =
+      http.Post("/fhir/Observation", absl::StrCat(R"({"resourceType":"Observation","x":[)", strings, "]}"));
   EXPECT_EQ(r.status, 400) << r.Describe();
   EXPECT_EQ(http.Get("/fhir/metadata").status, 200);
   v1::ListGoalsRequest list;
@@ -273,9 +273,9 @@ TEST_F(AdversarialHttpTest, BodyOverTheLimitIs413) {
     EXPECT_THAT(got.statuses(), ::testing::ElementsAre(413)) << got.bytes.substr(0, 500);
   }
   // One chunk declared larger than the limit.
-  const auto big_chunk = Raw(
-      "POST /fhir/Goal HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"
-      "Transfer-Encoding: chunked\r\n\r\n10000000\r\naaaa");
+  const auto big_chunk =
+      Raw("POST /fhir/Goal HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"
+          "Transfer-Encoding: chunked\r\n\r\n10000000\r\naaaa");
   EXPECT_THAT(big_chunk.statuses(), ::testing::ElementsAre(413)) << big_chunk.bytes.substr(0, 500);
 }
 
@@ -317,7 +317,7 @@ TEST_F(AdversarialHttpTest, NulBytes) {
 TEST_F(AdversarialHttpTest, InvalidUtf8) {
   const std::string patient = AttackedPatient();
   for (const std::string& bad : {std::string("\xff"), std::string("\xc0\xaf"), std::string("\xed\xa0\x80"),
-                                std::string("\xf4\x90\x80\x80"), std::string("\xe2\x82")}) {
+                                 std::string("\xf4\x90\x80\x80"), std::string("\xe2\x82")}) {
     ExpectRefused("Goal", GoalJson(patient, "bad " + bad + " byte"), "invalid UTF-8 in description");
     ExpectRefused("Goal", GoalJson(patient, "x", absl::StrCat(R"(,"identifier":[{"value":")", bad, R"("}])")),
                   "invalid UTF-8 in a kept element");
@@ -344,11 +344,12 @@ TEST_F(AdversarialHttpTest, DuplicateMembersAreRejected) {
                                          R"("cancelled","description":{"text":"x"},"subject":{"reference":"Patient/)",
                                          patient, R"("}})");
   ExpectRefused("Goal", twice, "lifecycleStatus twice");
-  ExpectRefused("Goal",
-                absl::StrCat(R"({"resourceType":"Goal","lifecycleStatus":"active","description":{"text":"a","text":"b"},)"
-                             R"("subject":{"reference":"Patient/)",
-                             patient, R"("}})"),
-                "description.text twice");
+  ExpectRefused(
+      "Goal",
+      absl::StrCat(R"({"resourceType":"Goal","lifecycleStatus":"active","description":{"text":"a","text":"b"},)"
+                   R"("subject":{"reference":"Patient/)",
+                   patient, R"("}})"),
+      "description.text twice");
   ExpectRefused("Goal", GoalJson(patient, "x", absl::StrCat(R"(,"subject":{"reference":"Patient/other"})")),
                 "subject twice (another patient second)");
   // Escapes that spell the same name are the same member.
@@ -359,22 +360,20 @@ TEST_F(AdversarialHttpTest, NumbersAndDatesOutOfRange) {
   const std::string patient = AttackedPatient();
   for (const std::string value : {"1e999", "-1e999", "-0", "99999999999999999999999999", "3", "-3", "2.5", "1e2",
                                   "-9223372036854775809", "18446744073709551616"}) {
-    const std::string score =
-        absl::StrCat(R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org",)"
-                     R"("code":"107334-5"}]},"subject":{"reference":"Patient/)",
-                     patient, R"("},"focus":[{"reference":"Goal/01J0000000000000000000000"}],"valueInteger":)", value,
-                     "}");
+    const std::string score = absl::StrCat(
+        R"({"resourceType":"Observation","status":"final","code":{"coding":[{"system":"http://loinc.org",)"
+        R"("code":"107334-5"}]},"subject":{"reference":"Patient/)",
+        patient, R"("},"focus":[{"reference":"Goal/01J0000000000000000000000"}],"valueInteger":)", value, "}");
     HttpResponse r = http_->Post("/fhir/Observation", score);
     ExpectClean4xx(r, "GAS valueInteger " + value);
   }
   for (const std::string date : {"99999-01-01", "0000-01-01", "2027-13-01", "2027-02-30", "-2027-01-01",
                                  "2027-01-01T25:00:00Z", "20270101", "9999999999"}) {
     ExpectRefused("Goal",
-                  absl::StrReplaceAll(GoalJson(patient, "x"), {{R"("dueDate":"2027-06-15")",
-                                                                absl::StrCat(R"("dueDate":")", date, "\"")}}),
+                  absl::StrReplaceAll(GoalJson(patient, "x"),
+                                      {{R"("dueDate":"2027-06-15")", absl::StrCat(R"("dueDate":")", date, "\"")}}),
                   "dueDate " + date);
-    ExpectRefused("Goal", GoalJson(patient, "x", absl::StrCat(R"(,"startDate":")", date, "\"")),
-                  "startDate " + date);
+    ExpectRefused("Goal", GoalJson(patient, "x", absl::StrCat(R"(,"startDate":")", date, "\"")), "startDate " + date);
   }
   for (const std::string when : {"99999-01-01T00:00:00Z", "2027-01-01T00:00:61Z", "2027-01-01T00:00:00+99:00"}) {
     HttpResponse r = http_->Get("/fhir/Goal?patient=" + patient + "&_lastUpdated=gt" + when);
@@ -391,9 +390,9 @@ TEST_F(AdversarialHttpTest, PathTraversalInIds) {
   HttpResponse created = http_->Post("/fhir/Goal", GoalJson(NewPatient(), "a real goal"));
   ASSERT_EQ(created.status, 201) << created.Describe();
   mark_ = ChangeLogMark();
-  const std::vector<std::string> ids = {"..",         "../Observation/x", "%2e%2e%2fx", "%2e%2e/%2e%2e/metadata",
-                                        "a%2Fb",      "a%2fb",            "..%5c..%5cx", "%252e%252e%252f",
-                                        std::string(65, 'a'), std::string(8000, 'a'), "a b", "%20"};
+  const std::vector<std::string> ids = {
+      "..",          "../Observation/x", "%2e%2e%2fx",         "%2e%2e/%2e%2e/metadata", "a%2Fb", "a%2fb",
+      "..%5c..%5cx", "%252e%252e%252f",  std::string(65, 'a'), std::string(8000, 'a'),   "a b",   "%20"};
   for (const std::string& id : ids) {
     for (const std::string& target : {"/fhir/Goal/" + id, "/fhir/Goal/" + id + "/_history",
                                       "/fhir/Goal/" + id + "/_history/1", "/fhir/Patient/" + id + "/$everything"}) {
@@ -409,7 +408,8 @@ TEST_F(AdversarialHttpTest, PathTraversalInIds) {
   }
   // Traversal in the body's references.
   for (const std::string ref : {"Patient/../x", "Patient/%2e%2e", "Patient/a/b", "Patient/", "../Patient/x"}) {
-    ExpectRefused("Goal", absl::StrReplaceAll(GoalJson(patient, "x"), {{"\"Patient/" + patient + "\"", "\"" + ref + "\""}}),
+    ExpectRefused("Goal",
+                  absl::StrReplaceAll(GoalJson(patient, "x"), {{"\"Patient/" + patient + "\"", "\"" + ref + "\""}}),
                   "subject " + ref);
   }
 }
@@ -425,8 +425,8 @@ TEST_F(AdversarialHttpTest, HeaderFloods) {
   EXPECT_THAT(flood.statuses(), ::testing::ElementsAre(431)) << flood.bytes.substr(0, 500);
   EXPECT_TRUE(flood.closed);
   // One header of 100 KB.
-  const auto one = Raw(absl::StrCat("GET /fhir/metadata HTTP/1.1\r\nHost: x\r\nX-Big: ", std::string(100 * 1024, 'b'),
-                                    "\r\n\r\n"));
+  const auto one =
+      Raw(absl::StrCat("GET /fhir/metadata HTTP/1.1\r\nHost: x\r\nX-Big: ", std::string(100 * 1024, 'b'), "\r\n\r\n"));
   EXPECT_THAT(one.statuses(), ::testing::ElementsAre(431)) << one.bytes.substr(0, 500);
   // A 100 KB request line (a long id).
   const auto line = Raw(absl::StrCat("GET /fhir/Goal/", std::string(100 * 1024, 'a'), " HTTP/1.1\r\nHost: x\r\n\r\n"));
@@ -465,10 +465,9 @@ TEST_F(AdversarialHttpTest, ContentLengthWithChunked) {
         absl::StrCat("Content-Length: ", body.size(), "\r\nTransfer-Encoding: identity, chunked\r\n"),
         absl::StrCat("Content-Length: ", body.size(), "\r\nTransfer-Encoding : chunked\r\n"),
         absl::StrCat("Content-Length: ", body.size(), "\r\nTransfer-Encoding: xchunked\r\n")}) {
-    const auto got =
-        Raw(absl::StrCat("POST /fhir/Goal HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n", headers,
-                         "\r\n", body),
-            absl::Seconds(1));
+    const auto got = Raw(absl::StrCat("POST /fhir/Goal HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n",
+                                      headers, "\r\n", body),
+                         absl::Seconds(1));
     const auto statuses = got.statuses();
     ASSERT_FALSE(statuses.empty()) << headers;
     EXPECT_THAT(statuses, Each(AllOf(Ge(400), Lt(500)))) << headers << got.bytes.substr(0, 1000);
@@ -570,8 +569,10 @@ TEST_F(AdversarialHttpTest, BodyWithAWrongLength) {
 TEST_F(AdversarialHttpTest, MalformedRequestLines) {
   for (const std::string& bytes :
        {std::string("GET /fhir/metadata HTTP/1.1\nHost: x\n\n"), std::string("GET  /fhir/metadata HTTP/1.1\r\n\r\n"),
-        std::string("GET /fhir/metadata HTTP/9.9\r\nHost: x\r\n\r\n"), std::string("G\x01T /fhir/metadata HTTP/1.1\r\n\r\n"),
-        std::string("GET /fhir/metadata HTTP/1.1\r\nHost x\r\n\r\n"), std::string("GET /fhir/metadata HTTP/1.1\r\n: x\r\n\r\n"),
+        std::string("GET /fhir/metadata HTTP/9.9\r\nHost: x\r\n\r\n"),
+        std::string("G\x01T /fhir/metadata HTTP/1.1\r\n\r\n"),
+        std::string("GET /fhir/metadata HTTP/1.1\r\nHost x\r\n\r\n"),
+        std::string("GET /fhir/metadata HTTP/1.1\r\n: x\r\n\r\n"),
         std::string("GET fhir/metadata HTTP/1.1\r\nHost: x\r\n\r\n"), std::string("\r\n\r\n\r\n"),
         std::string("POST /fhir/Goal HTTP/1.0\r\nContent-Type: application/fhir+json\r\n\r\n{}")}) {
     const auto got = Raw(bytes);

@@ -8,12 +8,12 @@
 // it scores DEADLINE_EXCEEDED with the same function, see
 // tests/unit/audit_outcome_test.cc). Before the shared function the FHIR face
 // scored that 503 as a serious failure (8), gRPC as a minor one (4).
+#include <fstream>
+#include <functional>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
-
-#include <fstream>
-#include <functional>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"

@@ -7,14 +7,14 @@
 // that patient's data left out); and each of those answers leaves an
 // AuditEvent with the row's action and outcome 4 (or 0). A path no row
 // matches is a 404 OperationOutcome.
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-#include <rapidjson/document.h>
-
 #include <fstream>
 #include <map>
 #include <set>
 #include <string_view>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"

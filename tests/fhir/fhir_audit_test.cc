@@ -4,12 +4,11 @@
 // agent, action and date with the right outcome; AuditEvents carry the
 // mandatory R4 elements and never patient text or tokens; they need a scope
 // naming AuditEvent, and cannot be created, changed or deleted.
-#include <rapidjson/document.h>
-
 #include <fstream>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -142,30 +141,27 @@ TEST_F(FhirAuditTest, CreateReadSearchAndRefusalsAreAudited) {
   ASSERT_EQ(read.status, 200) << read.Describe();
   HttpResponse search = http_->Get("/fhir/Goal?patient=pa", Bearer(a_));
   ASSERT_EQ(search.status, 200) << search.Describe();
-  rapidjson::Document read_event = FindEvent("patient=Patient/pa&agent=Patient/pa-user&action=R", [&](const auto& e) {
-    return Has(e, "read", "0", "Goal/" + goal_a);
-  });
+  rapidjson::Document read_event = FindEvent("patient=Patient/pa&agent=Patient/pa-user&action=R",
+                                             [&](const auto& e) { return Has(e, "read", "0", "Goal/" + goal_a); });
   ExpectMandatory(read_event);
   EXPECT_EQ(StringAt(read_event, {"agent", "0", "network", "address"}), "127.0.0.1");
-  rapidjson::Document search_event = FindEvent("patient=pa&agent=Patient/pa-user&action=E",
-                                               [&](const auto& e) { return Has(e, "search-type", "0"); });
+  rapidjson::Document search_event =
+      FindEvent("patient=pa&agent=Patient/pa-user&action=E", [&](const auto& e) { return Has(e, "search-type", "0"); });
   ExpectMandatory(search_event);
 
   // A refused read of B's goal (404 to A): outcome 4, still about B.
   HttpResponse refused = http_->Get("/fhir/Goal/" + goal_b, Bearer(a_));
   ASSERT_EQ(refused.status, 404) << refused.Describe();
-  rapidjson::Document refused_event = FindEvent("patient=pb&agent=Patient/pa-user&action=R", [&](const auto& e) {
-    return Has(e, "read", "4", "Goal/" + goal_b);
-  });
+  rapidjson::Document refused_event = FindEvent("patient=pb&agent=Patient/pa-user&action=R",
+                                                [&](const auto& e) { return Has(e, "read", "4", "Goal/" + goal_b); });
   EXPECT_THAT(StringAt(refused_event, {"outcomeDesc"}), HasSubstr("404"));
 
   // No token at all: 401, audited without an agent identity.
   HttpResponse anonymous = http_->Get("/fhir/Goal/" + goal_a);
   ASSERT_EQ(anonymous.status, 401) << anonymous.Describe();
-  rapidjson::Document anonymous_event =
-      FindEvent(absl::StrCat("action=R&date=ge", start_), [&](const auto& e) {
-        return StringAt(e, {"outcome"}) == "4" && absl::StrContains(StringAt(e, {"outcomeDesc"}), "401");
-      });
+  rapidjson::Document anonymous_event = FindEvent(absl::StrCat("action=R&date=ge", start_), [&](const auto& e) {
+    return StringAt(e, {"outcome"}) == "4" && absl::StrContains(StringAt(e, {"outcomeDesc"}), "401");
+  });
   ExpectMandatory(anonymous_event);
   EXPECT_EQ(StringAt(anonymous_event, {"agent", "0", "who", "identifier", "value"}), "");
 

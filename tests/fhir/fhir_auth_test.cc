@@ -6,13 +6,12 @@
 // write scope and reads without a read scope -> 403. Every refusal is an
 // OperationOutcome, leaks none of B's data, and writes nothing (checked with a
 // system/*.cruds token).
-#include <rapidjson/document.h>
-
 #include <fstream>
 #include <sstream>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -150,8 +149,8 @@ class FhirAuthTest : public ::testing::Test {
       rapidjson::Document d = r.Json();
       if (d.IsObject() && d.HasMember("entry")) {
         for (const auto& e : d["entry"].GetArray()) {
-          absl::StrAppend(&out, StringAt(e, {"resource", "id"}), "@",
-                          StringAt(e, {"resource", "meta", "versionId"}), ";");
+          absl::StrAppend(&out, StringAt(e, {"resource", "id"}), "@", StringAt(e, {"resource", "meta", "versionId"}),
+                          ";");
         }
       }
     }
@@ -199,7 +198,10 @@ Matrix MatrixFor(const std::string& p, const Data& d, const std::string& writer)
       {"search Goal sorted", "GET", "/fhir/Goal?patient=" + p + "&_sort=-_lastUpdated", "", {}},
       {"search Goal _revinclude", "GET", "/fhir/Goal?patient=" + p + "&_revinclude=Provenance:target", "", {}},
       {"search Goal next page", "GET", d.next_page, "", {}},
-      {"POST _search", "POST", "/fhir/Goal/_search", "patient=" + p,
+      {"POST _search",
+       "POST",
+       "/fhir/Goal/_search",
+       "patient=" + p,
        {{"Content-Type", "application/x-www-form-urlencoded"}}},
       {"search Observation", "GET", "/fhir/Observation?subject=Patient/" + p, "", {}},
       {"search List", "GET", "/fhir/List?patient=" + p, "", {}},
@@ -212,12 +214,18 @@ Matrix MatrixFor(const std::string& p, const Data& d, const std::string& writer)
       {"create Observation", "POST", "/fhir/Observation", WhatMattersJson(p, "new"), json},
       {"update Goal", "PUT", "/fhir/Goal/" + d.goal, GoalJson(p, "changed", d.goal), json},
       {"update Goal as another patient", "PUT", "/fhir/Goal/" + d.goal2, GoalJson(writer, "moved", d.goal2), json},
-      {"update Goal If-Match", "PUT", "/fhir/Goal/" + d.goal, GoalJson(p, "changed", d.goal),
+      {"update Goal If-Match",
+       "PUT",
+       "/fhir/Goal/" + d.goal,
+       GoalJson(p, "changed", d.goal),
        {{"Content-Type", "application/fhir+json"}, {"If-Match", "W/\"2\""}}},
       {"update List", "PUT", "/fhir/List/" + p, ListJson(p, d.goal2), json},
       {"delete Goal", "DELETE", "/fhir/Goal/" + d.goal, "", {}},
       {"delete Observation", "DELETE", "/fhir/Observation/" + d.obs, "", {}},
-      {"conditional create", "POST", "/fhir/Goal", GoalJson(p, "cond"),
+      {"conditional create",
+       "POST",
+       "/fhir/Goal",
+       GoalJson(p, "cond"),
        {{"Content-Type", "application/fhir+json"}, {"If-None-Exist", "patient=" + p + "&_id=" + d.goal}}},
   };
   return m;
@@ -358,8 +366,8 @@ TEST_F(FhirAuthTest, PatientTokenCannotReachAnotherPatient) {
   ExpectOutcome(swapped, 400, "invalid", "page token of B's query with patient=pa");
   ExpectNoBData(swapped, b_, "swapped page", false);
   // A conditional create whose criteria reach beyond A: 403, nothing written.
-  HttpResponse cond = http_->Post("/fhir/Goal", GoalJson("pa", "cond"),
-                                  Bearer(a_all_, {{"If-None-Exist", "_id=" + b_.goal}}));
+  HttpResponse cond =
+      http_->Post("/fhir/Goal", GoalJson("pa", "cond"), Bearer(a_all_, {{"If-None-Exist", "_id=" + b_.goal}}));
   ExpectOutcome(cond, 403, "forbidden", "conditional create without patient");
   EXPECT_EQ(BState(), before) << "a refused request wrote";
 }
@@ -398,7 +406,8 @@ TEST_F(FhirAuthTest, PatientTokenReachesItsOwnPatient) {
   EXPECT_NE(written_by.body.find("\"Practitioner/rn-17\""), std::string::npos) << written_by.Describe();
   EXPECT_EQ(written_by.body.find("unattributed"), std::string::npos) << written_by.Describe();
   EXPECT_EQ(http_->Put("/fhir/Goal/" + id, GoalJson("pa", "mine 2", id), w).status, 200);
-  HttpResponse cond = http_->Post("/fhir/Goal", GoalJson("pa", "mine"), Bearer(a_all_, {{"If-None-Exist", "patient=pa&_id=" + id}}));
+  HttpResponse cond =
+      http_->Post("/fhir/Goal", GoalJson("pa", "mine"), Bearer(a_all_, {{"If-None-Exist", "patient=pa&_id=" + id}}));
   EXPECT_EQ(cond.status, 200) << cond.Describe();
   EXPECT_EQ(http_->Delete("/fhir/Goal/" + id, w).status, 204);
 }

@@ -5,13 +5,13 @@
 // define are refused with their path and nothing is stored (or, with
 // --fhir_unknown_elements=drop, dropped with a warning); _pretty=true indents
 // the resources of a Bundle too.
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-#include <rapidjson/document.h>
-
 #include <atomic>
 #include <memory>
 #include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"

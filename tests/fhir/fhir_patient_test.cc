@@ -5,16 +5,16 @@
 // define, returned with every valid element they came with, and reached only
 // with Patient scopes. gRPC GetPatient / UpdatePatient go through the same
 // domain rule.
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
-#include <rapidjson/document.h>
-
 #include <algorithm>
 #include <atomic>
 #include <fstream>
 #include <set>
 #include <string>
 #include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <rapidjson/document.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"

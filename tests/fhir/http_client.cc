@@ -6,16 +6,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include <rapidjson/stringbuffer.h>
-#include <rapidjson/writer.h>
+#include <algorithm>
+#include <cerrno>
+#include <optional>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
-#include <algorithm>
-#include <cerrno>
-#include <optional>
+#include <rapidjson/stringbuffer.h>
+#include <rapidjson/writer.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
@@ -85,9 +85,7 @@ rapidjson::Document HttpResponse::Json() const {
   return d;
 }
 
-std::string HttpResponse::Describe() const {
-  return absl::StrCat("HTTP ", status, "\n", body.substr(0, 4000));
-}
+std::string HttpResponse::Describe() const { return absl::StrCat("HTTP ", status, "\n", body.substr(0, 4000)); }
 
 struct HttpClient::Impl {
   net::io_context ioc;
@@ -106,8 +104,7 @@ absl::StatusOr<HttpResponse> HttpClient::Send(absl::string_view method, absl::st
     if (fresh) {
       impl_->stream.emplace(impl_->ioc);
       impl_->stream->expires_after(std::chrono::seconds(30));
-      impl_->stream->connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port_)),
-                             ec);
+      impl_->stream->connect(tcp::endpoint(net::ip::make_address("127.0.0.1"), static_cast<unsigned short>(port_)), ec);
       if (ec) {
         impl_->stream.reset();
         return absl::UnavailableError(absl::StrCat("connect: ", ec.message()));
@@ -185,7 +182,8 @@ absl::StatusOr<HttpResponse> HttpClient::SendRaw(absl::string_view bytes) {
   beast::error_code read_ec;
   bhttp::read(stream, buffer, parser, read_ec);
   if (read_ec) {
-    return absl::UnavailableError(absl::StrCat("read: ", read_ec.message(), ec ? " (write: " + ec.message() + ")" : ""));
+    return absl::UnavailableError(
+        absl::StrCat("read: ", read_ec.message(), ec ? " (write: " + ec.message() + ")" : ""));
   }
   return Convert(parser.release());
 }

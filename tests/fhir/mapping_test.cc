@@ -4,11 +4,6 @@
 // versions, Provenance, our CodeSystem and FhirPathFor.
 #include "fhir/mapping.h"
 
-#include <gmock/gmock.h>
-#include <google/protobuf/util/message_differencer.h>
-#include <gtest/gtest.h>
-#include <rapidjson/pointer.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
@@ -17,6 +12,11 @@
 #include <set>
 #include <string>
 #include <vector>
+
+#include <gmock/gmock.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <gtest/gtest.h>
+#include <rapidjson/pointer.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"

@@ -2,10 +2,9 @@
 // functions, no server.
 #include "fhir/search.h"
 
-#include <rapidjson/document.h>
-
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
 
 #include "absl/time/civil_time.h"
 #include "absl/time/time.h"
@@ -56,8 +55,8 @@ TEST(QueryStringTest, RefusesBadEscapesAndInvalidUtf8) {
 }
 
 TEST(QueryStringTest, FormatRoundTrips) {
-  const std::vector<QueryParam> params = {{"code", "http://loinc.org|95541-9"}, {"date", "ge2024-01-01T00:00:00+02:00"},
-                                          {"x y", "ä&="}};
+  const std::vector<QueryParam> params = {
+      {"code", "http://loinc.org|95541-9"}, {"date", "ge2024-01-01T00:00:00+02:00"}, {"x y", "ä&="}};
   EXPECT_EQ(Q(FormatQuery(params)), params);
   EXPECT_EQ(FormatQuery({{"patient", "Patient/p1"}}), "patient=Patient/p1");
 }
@@ -94,9 +93,9 @@ TEST(DateRangeTest, PrecisionGivesTheRange) {
 }
 
 TEST(DateRangeTest, RefusesWhatIsNotADate) {
-  for (absl::string_view bad : {"", "24", "2024-13", "2023-02-29", "2024-1-01", "2024/01/01", "2024-01-01T25:00Z",
-                                "2024-01-01T10", "2024-01-01T10:00:00.Z", "2024-01-01T10:00:00+2", "2024-01-01x",
-                                "0000", "today"}) {
+  for (absl::string_view bad :
+       {"", "24", "2024-13", "2023-02-29", "2024-1-01", "2024/01/01", "2024-01-01T25:00Z", "2024-01-01T10",
+        "2024-01-01T10:00:00.Z", "2024-01-01T10:00:00+2", "2024-01-01x", "0000", "today"}) {
     EXPECT_FALSE(ParseFhirDateRange(bad).has_value()) << bad;
   }
 }
@@ -183,7 +182,8 @@ TEST(ParseSearchTest, DatePrefixes) {
   EXPECT_THAT(Parse("Goal", "target-date=ap2027"), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(Parse("Goal", "target-date=2027-02-30"), StatusIs(absl::StatusCode::kInvalidArgument));
   EXPECT_THAT(Parse("Observation", "date=soon"), StatusIs(absl::StatusCode::kInvalidArgument));
-  EXPECT_THAT(Parse("Goal", "_lastUpdated=gt2024-01-01T00:00:00Z"), ::testing::Not(StatusIs(absl::StatusCode::kInvalidArgument)));
+  EXPECT_THAT(Parse("Goal", "_lastUpdated=gt2024-01-01T00:00:00Z"),
+              ::testing::Not(StatusIs(absl::StatusCode::kInvalidArgument)));
 }
 
 TEST(ParseSearchTest, PatientAndSubjectNarrowToPatients) {
@@ -220,9 +220,9 @@ TEST(ParseSearchTest, ResultParameters) {
 }
 
 TEST(ParseSearchTest, UnknownParametersStrictVersusLenient) {
-  for (absl::string_view query : {"patient=p&foo=1", "patient=p&category:text=x", "patient=p&_sort=date",
-                                  "patient=p&_summary=true", "patient=p&_revinclude=Observation:focus",
-                                  "patient=p&_elements=id", "patient=p&_include=Goal:subject"}) {
+  for (absl::string_view query :
+       {"patient=p&foo=1", "patient=p&category:text=x", "patient=p&_sort=date", "patient=p&_summary=true",
+        "patient=p&_revinclude=Observation:focus", "patient=p&_elements=id", "patient=p&_include=Goal:subject"}) {
     EXPECT_THAT(Parse("Goal", query, /*strict=*/true), StatusIs(absl::StatusCode::kUnimplemented)) << query;
     auto lenient = Parse("Goal", query, /*strict=*/false);
     ASSERT_TRUE(lenient.ok()) << query << ": " << lenient.status();
@@ -377,10 +377,9 @@ TEST(SearchParamsTest, TablesCoverTheIssue) {
     return out;
   };
   EXPECT_THAT(names("Goal"), ::testing::IsSupersetOf({"patient", "subject", "lifecycle-status", "achievement-status",
-                                                      "category", "target-date", "identifier", "_id",
-                                                      "_lastUpdated"}));
-  EXPECT_THAT(names("Observation"), ::testing::IsSupersetOf({"patient", "subject", "code", "category", "date",
-                                                             "focus", "identifier", "_id", "_lastUpdated"}));
+                                                      "category", "target-date", "identifier", "_id", "_lastUpdated"}));
+  EXPECT_THAT(names("Observation"), ::testing::IsSupersetOf({"patient", "subject", "code", "category", "date", "focus",
+                                                             "identifier", "_id", "_lastUpdated"}));
   EXPECT_THAT(names("List"), ::testing::IsSupersetOf({"patient", "code"}));
   EXPECT_THAT(names("Provenance"), ElementsAre("target"));
   EXPECT_THAT(names("Patient"), ::testing::IsSupersetOf({"name", "birthdate", "identifier", "_id"}));

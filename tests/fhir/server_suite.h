@@ -8,12 +8,12 @@
 #ifndef WMTY_TESTS_FHIR_SERVER_SUITE_H_
 #define WMTY_TESTS_FHIR_SERVER_SUITE_H_
 
-#include <gtest/gtest.h>
-
 #include <functional>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "fhir/http_client.h"
 #include "support/test_support.h"

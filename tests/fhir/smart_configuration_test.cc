@@ -6,11 +6,11 @@
 //    tokens signed with a key the server rotates in later are accepted;
 //  - without one, the document is 404 with an OperationOutcome;
 //  - wmtyd does not start when the JWKS URL never answers.
+#include <fstream>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <rapidjson/document.h>
-
-#include <fstream>
 
 #include "absl/strings/str_cat.h"
 #include "fhir/http_client.h"

@@ -9,12 +9,12 @@
 // that must parse again, a tampered token that must be refused). A violation
 // aborts, so libFuzzer (or the corpus replay test) reports it as a crash and
 // keeps the input. The message names the invariant, never the input.
-#define WMTY_FUZZ_CHECK(condition, what)                                                     \
-  do {                                                                                       \
-    if (!(condition)) {                                                                      \
+#define WMTY_FUZZ_CHECK(condition, what)                                                       \
+  do {                                                                                         \
+    if (!(condition)) {                                                                        \
       std::fprintf(stderr, "fuzz invariant violated: %s (%s:%d)\n", what, __FILE__, __LINE__); \
-      std::abort();                                                                          \
-    }                                                                                        \
+      std::abort();                                                                            \
+    }                                                                                          \
   } while (0)
 
 #endif  // WMTY_TESTS_FUZZ_FUZZ_CHECK_H_

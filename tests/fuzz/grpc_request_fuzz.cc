@@ -104,43 +104,48 @@ void CreateFixtures(World& w) {
     return *result;
   };
   constexpr char kProvenance[] = R"pb(provenance {
-    recorded_by { practitioner_id: "nurse-17" display_name: "Ana Ruiz" role: "RN" }
-    said_by { kind: PATIENT } encounter_id: "enc-1" channel: BEDSIDE })pb";
+                                        recorded_by { practitioner_id: "nurse-17" display_name: "Ana Ruiz" role: "RN" }
+                                        said_by { kind: PATIENT }
+                                        encounter_id: "enc-1"
+                                        channel: BEDSIDE
+                                      })pb";
   auto wm = must(Await<v1::WhatMatters>([&](Done<v1::WhatMatters> done) {
     w.records->CreateWhatMatters(
-        Text<v1::CreateWhatMattersRequest>(
-            absl::StrCat(R"pb(parent: "patients/p1"
-                what_matters { statement: "Walking my dog every morning" prompt: "What matters to you?"
-                life_domains: HOBBIES_AND_JOY )pb",
-                         kProvenance, "}")
-                .c_str()),
+        Text<v1::CreateWhatMattersRequest>(absl::StrCat(R"pb(parent: "patients/p1"
+                                                             what_matters { statement: "Walking my dog every morning"
+                                                                            prompt: "What matters to you?"
+                                                                            life_domains: HOBBIES_AND_JOY)pb",
+                                                        kProvenance, "}")
+                                               .c_str()),
         {}, std::move(done));
   }));
   const std::string wm_name = wm.name();
   auto goal = must(Await<v1::Goal>([&](Done<v1::Goal> done) {
-    w.records->CreateGoal(Text<v1::CreateGoalRequest>(
-                              absl::StrCat(R"pb(parent: "patients/p1"
-                                  goal { description: "Walk to the park" lifecycle_status: GOAL_ACTIVE
-                                  achievement_status: IN_PROGRESS categories: PHYSIOTHERAPY target_date: "2027-06"
-                                  what_matters: ")pb",
-                                           wm_name, "\"", kProvenance, "}")
-                                  .c_str()),
+    w.records->CreateGoal(Text<v1::CreateGoalRequest>(absl::StrCat(R"pb(parent: "patients/p1"
+                                                                        goal { description: "Walk to the park"
+                                                                               lifecycle_status: GOAL_ACTIVE
+                                                                               achievement_status: IN_PROGRESS
+                                                                               categories: PHYSIOTHERAPY
+                                                                               target_date: "2027-06"
+                                                                               what_matters: ")pb",
+                                                                   wm_name, "\"", kProvenance, "}")
+                                                          .c_str()),
                           {}, std::move(done));
   }));
   auto pref = must(Await<v1::Preference>([&](Done<v1::Preference> done) {
-    w.records->CreatePreference(
-        Text<v1::CreatePreferenceRequest>(
-            absl::StrCat(R"pb(parent: "patients/p1"
-                preference { kind: LANGUAGE value_text: "Spanish" language { language: "es" interpreter_needed: true }
-                )pb",
-                         kProvenance, "}")
-                .c_str()),
-        {}, std::move(done));
+    w.records->CreatePreference(Text<v1::CreatePreferenceRequest>(
+                                    absl::StrCat(R"pb(parent: "patients/p1"
+                                                      preference { kind: LANGUAGE value_text: "Spanish"
+                                                                   language { language: "es" interpreter_needed: true }
+                                                 )pb",
+                                                 kProvenance, "}")
+                                        .c_str()),
+                                {}, std::move(done));
   }));
   auto score = must(Await<v1::GoalScore>([&](Done<v1::GoalScore> done) {
     w.records->CreateGoalScore(
         Text<v1::CreateGoalScoreRequest>(absl::StrCat(R"pb(parent: "patients/p1"
-                                             goal_score { score_type: INITIAL score: -1 goal: ")pb",
+                                                           goal_score { score_type: INITIAL score: -1 goal: ")pb",
                                                       goal.name(), "\"", kProvenance, "}")
                                              .c_str()),
         {}, std::move(done));
@@ -205,7 +210,8 @@ void ResolveFixtures(Message* m) {
       }
     } else if (f->type() == FieldDescriptor::TYPE_MESSAGE) {
       if (f->is_repeated()) {
-        for (int i = 0; i < reflection->FieldSize(*m, f); ++i) ResolveFixtures(reflection->MutableRepeatedMessage(m, f, i));
+        for (int i = 0; i < reflection->FieldSize(*m, f); ++i)
+          ResolveFixtures(reflection->MutableRepeatedMessage(m, f, i));
       } else {
         ResolveFixtures(reflection->MutableMessage(m, f));
       }
@@ -241,7 +247,10 @@ void Read(absl::string_view bytes, absl::StatusOr<Resp> (PatientRecords::*method
   if (!ParseRequest(bytes, &req)) return;
   absl::StatusOr<Resp> result = (world->records.get()->*method)(req, CallContext{});
   Answer(result);
-  if constexpr (requires { result->next_page_token(); req.set_page_token(""); }) {
+  if constexpr (requires {
+                  result->next_page_token();
+                  req.set_page_token("");
+                }) {
     if (result.ok() && !result->next_page_token().empty()) {
       req.set_page_token(result->next_page_token());
       absl::StatusOr<Resp> next = (world->records.get()->*method)(req, CallContext{});
@@ -263,34 +272,34 @@ void Write(absl::string_view bytes,
 const std::vector<std::function<void(absl::string_view)>>& Methods() {
   using P = PatientRecords;
   static const auto* methods = new std::vector<std::function<void(absl::string_view)>>{
-      [](absl::string_view b) { Write(b, &P::CreateWhatMatters); },        // 0
-      [](absl::string_view b) { Read(b, &P::GetWhatMatters); },            // 1
-      [](absl::string_view b) { Read(b, &P::ListWhatMatters); },           // 2
-      [](absl::string_view b) { Write(b, &P::UpdateWhatMatters); },        // 3
-      [](absl::string_view b) { Write(b, &P::RetractWhatMatters); },       // 4
-      [](absl::string_view b) { Read(b, &P::ListWhatMattersVersions); },   // 5
-      [](absl::string_view b) { Write(b, &P::CreateGoal); },               // 6
-      [](absl::string_view b) { Read(b, &P::GetGoal); },                   // 7
-      [](absl::string_view b) { Read(b, &P::ListGoals); },                 // 8
-      [](absl::string_view b) { Write(b, &P::UpdateGoal); },               // 9
-      [](absl::string_view b) { Write(b, &P::RetractGoal); },              // 10
-      [](absl::string_view b) { Read(b, &P::ListGoalVersions); },          // 11
-      [](absl::string_view b) { Write(b, &P::CreatePreference); },         // 12
-      [](absl::string_view b) { Read(b, &P::GetPreference); },             // 13
-      [](absl::string_view b) { Read(b, &P::ListPreferences); },           // 14
-      [](absl::string_view b) { Write(b, &P::UpdatePreference); },         // 15
-      [](absl::string_view b) { Write(b, &P::RetractPreference); },        // 16
-      [](absl::string_view b) { Read(b, &P::ListPreferenceVersions); },    // 17
-      [](absl::string_view b) { Write(b, &P::CreateGoalScore); },          // 18
-      [](absl::string_view b) { Read(b, &P::GetGoalScore); },              // 19
-      [](absl::string_view b) { Read(b, &P::ListGoalScores); },            // 20
-      [](absl::string_view b) { Write(b, &P::UpdateGoalScore); },          // 21
-      [](absl::string_view b) { Write(b, &P::RetractGoalScore); },         // 22
-      [](absl::string_view b) { Read(b, &P::ListGoalScoreVersions); },     // 23
-      [](absl::string_view b) { Read(b, &P::GetPriorities); },             // 24
-      [](absl::string_view b) { Write(b, &P::UpdatePriorities); },         // 25
-      [](absl::string_view b) { Read(b, &P::ListPrioritiesVersions); },    // 26
-      [](absl::string_view b) { Read(b, &P::GetPatientSummary); },         // 27
+      [](absl::string_view b) { Write(b, &P::CreateWhatMatters); },       // 0
+      [](absl::string_view b) { Read(b, &P::GetWhatMatters); },           // 1
+      [](absl::string_view b) { Read(b, &P::ListWhatMatters); },          // 2
+      [](absl::string_view b) { Write(b, &P::UpdateWhatMatters); },       // 3
+      [](absl::string_view b) { Write(b, &P::RetractWhatMatters); },      // 4
+      [](absl::string_view b) { Read(b, &P::ListWhatMattersVersions); },  // 5
+      [](absl::string_view b) { Write(b, &P::CreateGoal); },              // 6
+      [](absl::string_view b) { Read(b, &P::GetGoal); },                  // 7
+      [](absl::string_view b) { Read(b, &P::ListGoals); },                // 8
+      [](absl::string_view b) { Write(b, &P::UpdateGoal); },              // 9
+      [](absl::string_view b) { Write(b, &P::RetractGoal); },             // 10
+      [](absl::string_view b) { Read(b, &P::ListGoalVersions); },         // 11
+      [](absl::string_view b) { Write(b, &P::CreatePreference); },        // 12
+      [](absl::string_view b) { Read(b, &P::GetPreference); },            // 13
+      [](absl::string_view b) { Read(b, &P::ListPreferences); },          // 14
+      [](absl::string_view b) { Write(b, &P::UpdatePreference); },        // 15
+      [](absl::string_view b) { Write(b, &P::RetractPreference); },       // 16
+      [](absl::string_view b) { Read(b, &P::ListPreferenceVersions); },   // 17
+      [](absl::string_view b) { Write(b, &P::CreateGoalScore); },         // 18
+      [](absl::string_view b) { Read(b, &P::GetGoalScore); },             // 19
+      [](absl::string_view b) { Read(b, &P::ListGoalScores); },           // 20
+      [](absl::string_view b) { Write(b, &P::UpdateGoalScore); },         // 21
+      [](absl::string_view b) { Write(b, &P::RetractGoalScore); },        // 22
+      [](absl::string_view b) { Read(b, &P::ListGoalScoreVersions); },    // 23
+      [](absl::string_view b) { Read(b, &P::GetPriorities); },            // 24
+      [](absl::string_view b) { Write(b, &P::UpdatePriorities); },        // 25
+      [](absl::string_view b) { Read(b, &P::ListPrioritiesVersions); },   // 26
+      [](absl::string_view b) { Read(b, &P::GetPatientSummary); },        // 27
   };
   return *methods;
 }

@@ -168,8 +168,8 @@ TEST(BackupRestoreTest, BackupUnderWriteLoadRestoresEveryWriteAcknowledgedBefore
   // Offline restore into a new directory, while the first server still runs
   // (restore reads only the backup directory).
   const std::string restored_dir = dir.path() + "/restored";
-  const CtlResult restored = RunCtl(
-      {"admin", "restore", "--backup_dir=" + backup_dir, "--data_dir=" + restored_dir, "--id=1", "--json"});
+  const CtlResult restored =
+      RunCtl({"admin", "restore", "--backup_dir=" + backup_dir, "--data_dir=" + restored_dir, "--id=1", "--json"});
   const auto report = ParseJson<adminpb::RestoreReport>(restored);
   EXPECT_EQ(report.backup().id(), 1u);
   EXPECT_GE(report.restored_last_sequence(), created.last_sequence());
@@ -212,14 +212,14 @@ TEST(BackupRestoreTest, RestoreRefusesANonEmptyDataDirectory) {
   ASSERT_EQ(RunCtl({"--target=" + (*server)->target(), "admin", "backup"}).exit_code, 0);
   fs::create_directories(dir.path() + "/busy");
   std::ofstream(dir.path() + "/busy/CURRENT") << "someone's database";
-  const CtlResult r = RunCtl(
-      {"admin", "restore", "--backup_dir=" + dir.path() + "/backups", "--data_dir=" + dir.path() + "/busy"});
+  const CtlResult r =
+      RunCtl({"admin", "restore", "--backup_dir=" + dir.path() + "/backups", "--data_dir=" + dir.path() + "/busy"});
   EXPECT_EQ(r.exit_code, 1) << r.output;
   EXPECT_THAT(r.output, HasSubstr("FAILED_PRECONDITION"));
   EXPECT_EQ(ReadFile(dir.path() + "/busy/CURRENT"), "someone's database");
   // Over the running server's own data dir: refused the same way.
-  const CtlResult live = RunCtl(
-      {"admin", "restore", "--backup_dir=" + dir.path() + "/backups", "--data_dir=" + dir.path() + "/data"});
+  const CtlResult live =
+      RunCtl({"admin", "restore", "--backup_dir=" + dir.path() + "/backups", "--data_dir=" + dir.path() + "/data"});
   EXPECT_EQ(live.exit_code, 1) << live.output;
   EXPECT_THAT(live.output, HasSubstr("FAILED_PRECONDITION"));
 }
@@ -248,9 +248,9 @@ TEST(BackupRestoreTest, WmtyctlAdminUsage) {
   EXPECT_EQ(restore_help.exit_code, 0);
   EXPECT_THAT(restore_help.output, HasSubstr("--data_dir=NEW_DIR"));
   EXPECT_THAT(RunCtl({"help"}).output, HasSubstr("admin verify-backup"));
-  EXPECT_EQ(RunCtl({"admin", "verify-backup"}).exit_code, 2);           // needs --id
+  EXPECT_EQ(RunCtl({"admin", "verify-backup"}).exit_code, 2);  // needs --id
   EXPECT_EQ(RunCtl({"admin", "verify-backup", "--id=x"}).exit_code, 2);
-  EXPECT_EQ(RunCtl({"admin", "backup", "--id=3"}).exit_code, 2);         // not its flag
+  EXPECT_EQ(RunCtl({"admin", "backup", "--id=3"}).exit_code, 2);              // not its flag
   EXPECT_EQ(RunCtl({"admin", "restore", "--data_dir=/tmp/x"}).exit_code, 2);  // needs --backup_dir
   EXPECT_EQ(RunCtl({"admin", "frobnicate"}).exit_code, 2);
   EXPECT_EQ(RunCtl({"admin"}).exit_code, 2);
@@ -270,8 +270,8 @@ TEST(AdminAuthTest, AdminRpcsNeedTheAdminScopeAndAreAudited) {
   flags.push_back("--backup_dir=" + dir.path() + "/backups");
   auto server = ServerProcess::Start(data_dir, flags);
   ASSERT_TRUE(server.ok()) << server.status();
-  auto stub = adminpb::AdminService::NewStub(
-      grpc::CreateChannel((*server)->target(), grpc::InsecureChannelCredentials()));
+  auto stub =
+      adminpb::AdminService::NewStub(grpc::CreateChannel((*server)->target(), grpc::InsecureChannelCredentials()));
   auto call = [&](const std::string& token, const std::string& method) -> absl::Status {
     grpc::ClientContext ctx;
     ctx.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(60)));
@@ -295,8 +295,8 @@ TEST(AdminAuthTest, AdminRpcsNeedTheAdminScopeAndAreAudited) {
     EXPECT_THAT(call("", method), StatusIs(absl::StatusCode::kUnauthenticated)) << method;
     ++refused;
     // Every resource scope, wildcards and all contexts included, is not enough.
-    for (const std::string scope : {"system/*.*", "system/*.cruds", "user/*.* system/AuditEvent.rs",
-                                    "patient/*.*", "system/wmty.*", "system/wmty.admin?x=1", "user/wmty.admin"}) {
+    for (const std::string scope : {"system/*.*", "system/*.cruds", "user/*.* system/AuditEvent.rs", "patient/*.*",
+                                    "system/wmty.*", "system/wmty.admin?x=1", "user/wmty.admin"}) {
       EXPECT_THAT(call(Sign(scope), method), StatusIs(absl::StatusCode::kPermissionDenied)) << method << " " << scope;
       ++refused;
     }
@@ -311,8 +311,7 @@ TEST(AdminAuthTest, AdminRpcsNeedTheAdminScopeAndAreAudited) {
       RunCtl({"--target=" + (*server)->target(), "--token=" + Sign("system/*.*"), "admin", "list-backups"});
   EXPECT_EQ(denied.exit_code, 1);
   EXPECT_THAT(denied.output, HasSubstr("PERMISSION_DENIED"));
-  const CtlResult allowed =
-      RunCtl({"--target=" + (*server)->target(), "admin", "list-backups", "--token=" + admin});
+  const CtlResult allowed = RunCtl({"--target=" + (*server)->target(), "admin", "list-backups", "--token=" + admin});
   EXPECT_EQ(allowed.exit_code, 0) << allowed.output;
 
   // The admin scope grants no patient data.

@@ -133,8 +133,8 @@ struct FhirWrite {
   }
 };
 
-std::string FhirBody(absl::string_view type, absl::string_view patient, absl::string_view id,
-                     absl::string_view text, absl::string_view lifecycle) {
+std::string FhirBody(absl::string_view type, absl::string_view patient, absl::string_view id, absl::string_view text,
+                     absl::string_view lifecycle) {
   const std::string id_member = id.empty() ? "" : absl::StrCat(R"("id":")", id, R"(",)");
   if (type == "Goal") {
     return absl::StrCat(R"({"resourceType":"Goal",)", id_member, R"("lifecycleStatus":")", lifecycle,
@@ -161,8 +161,7 @@ int64_t EtagVersion(absl::string_view etag) {
 std::string JsonString(const rapidjson::Value& v, absl::string_view member) {
   if (!v.IsObject()) return "";
   auto m = v.FindMember(rapidjson::Value(member.data(), static_cast<rapidjson::SizeType>(member.size())));
-  return m != v.MemberEnd() && m->value.IsString() ? std::string(m->value.GetString(), m->value.GetStringLength())
-                                                   : "";
+  return m != v.MemberEnd() && m->value.IsString() ? std::string(m->value.GetString(), m->value.GetStringLength()) : "";
 }
 
 // Does a stored FHIR resource say what `write` sent (for the elements we model)?
@@ -174,7 +173,8 @@ std::string MismatchWith(const FhirWrite& write, const HttpResponse& r) {
   if (write.type == "Goal") {
     auto desc = d.FindMember("description");
     if (desc != d.MemberEnd()) text = JsonString(desc->value, "text");
-    if (JsonString(d, "lifecycleStatus") != write.lifecycle) return "lifecycleStatus " + JsonString(d, "lifecycleStatus");
+    if (JsonString(d, "lifecycleStatus") != write.lifecycle)
+      return "lifecycleStatus " + JsonString(d, "lifecycleStatus");
   } else {
     text = JsonString(d, "valueString");
   }
@@ -532,8 +532,8 @@ class CrashTest : public ::testing::Test {
       const bool create = write.method == "POST";
       auto r = http.Send(write.method, write.target, write.body, WithContentType(write.Headers()));
       ASSERT_TRUE(r.ok()) << "retry of " << write.target << ": " << r.status();
-      ASSERT_EQ(r->status, create ? 201 : 200) << "retry of " << write.method << " " << write.target << ": "
-                                              << r->Describe();
+      ASSERT_EQ(r->status, create ? 201 : 200)
+          << "retry of " << write.method << " " << write.target << ": " << r->Describe();
       const int64_t version = EtagVersion(r->Header("etag"));
       EXPECT_EQ(version, create ? 1 : write.if_match + 1) << write.target;
       EXPECT_EQ(MismatchWith(write, *r), "") << "retry of " << write.target;
@@ -588,8 +588,8 @@ class CrashTest : public ::testing::Test {
       }
       for (int64_t v = 1; v <= current_version; ++v) {
         const HttpResponse r = http.Get(absl::StrCat("/fhir/", key, "/_history/", v));
-        ASSERT_EQ(r.status, 200) << when << ": " << key << " has no version " << v << " of " << current_version
-                                 << ": " << r.Describe();
+        ASSERT_EQ(r.status, 200) << when << ": " << key << " has no version " << v << " of " << current_version << ": "
+                                 << r.Describe();
         auto it = versions.find(v);
         if (it == versions.end()) continue;
         EXPECT_EQ(r.body, it->second.response_body) << when << ": " << key << " v" << v << " changed";
@@ -679,10 +679,11 @@ TEST_F(CrashTest, AcknowledgedWritesSurviveKillNine) {
     int acked = 0;
     for (const auto& [name, versions] : model_.Copy()) acked += static_cast<int>(versions.size());
     const int fhir_acked = FhirAcked();
-    std::cout << when << ": killed after " << kill_after_ms << " ms; acknowledged in this cycle: "
-              << acked - total_acked_before << " gRPC, " << fhir_acked - fhir_acked_before << " FHIR writes; in all: "
-              << acked << " gRPC, " << fhir_acked << " FHIR; resent so far: " << retried_ << " gRPC creates, "
-              << fhir_retried_ << " FHIR writes" << std::endl;
+    std::cout << when << ": killed after " << kill_after_ms
+              << " ms; acknowledged in this cycle: " << acked - total_acked_before << " gRPC, "
+              << fhir_acked - fhir_acked_before << " FHIR writes; in all: " << acked << " gRPC, " << fhir_acked
+              << " FHIR; resent so far: " << retried_ << " gRPC creates, " << fhir_retried_ << " FHIR writes"
+              << std::endl;
     total_acked_before = acked;
     fhir_acked_before = fhir_acked;
     ASSERT_NO_FATAL_FAILURE(VerifyStoreIntegrity("after kill, " + when));

@@ -179,9 +179,10 @@ class GrpcAuthTest : public ::testing::Test {
     out.push_back({"UpdatePriorities", "List", 'u', false, true});
     out.push_back({"ListPrioritiesVersions", "List", 'r', true, false});
     out.push_back({"GetPatientSummary", "", 'r', false, false});
-    for (const auto& [res, type] : std::vector<std::pair<std::string, std::string>>{
-             {"GoalScore", "Observation"}, {"WhatMatters", "Observation"}, {"Preference", "Observation"},
-             {"Goal", "Goal"}}) {
+    for (const auto& [res, type] : std::vector<std::pair<std::string, std::string>>{{"GoalScore", "Observation"},
+                                                                                    {"WhatMatters", "Observation"},
+                                                                                    {"Preference", "Observation"},
+                                                                                    {"Goal", "Goal"}}) {
       const std::string plural = res == "WhatMatters" ? res : res + "s";
       out.push_back({"Create" + res, type, 'c', false, true});
       out.push_back({"Get" + res, type, 'r', true, false});
@@ -358,12 +359,12 @@ class GrpcAuthTest : public ::testing::Test {
     scores.mutable_filter()->set_show_retracted(true);
     scores.set_page_size(100);
     add("ListGoalScores", scores);
-    for (const auto& [method, name] : std::vector<std::pair<std::string, std::string>>{
-             {"ListWhatMattersVersions", s.what_matters},
-             {"ListGoalVersions", s.goal},
-             {"ListPreferenceVersions", s.preference},
-             {"ListGoalScoreVersions", s.goal_score},
-             {"ListPrioritiesVersions", parent + "/priorities"}}) {
+    for (const auto& [method, name] :
+         std::vector<std::pair<std::string, std::string>>{{"ListWhatMattersVersions", s.what_matters},
+                                                          {"ListGoalVersions", s.goal},
+                                                          {"ListPreferenceVersions", s.preference},
+                                                          {"ListGoalScoreVersions", s.goal_score},
+                                                          {"ListPrioritiesVersions", parent + "/priorities"}}) {
       v1::ListVersionsRequest v;
       v.set_name(name);
       v.set_page_size(100);
@@ -384,7 +385,8 @@ class GrpcAuthTest : public ::testing::Test {
 // Does `scope` (space-separated) grant `permission` on `type` (the test's own
 // model, independent of the server's)?
 bool Grants(const std::string& scopes, const std::string& type, char permission) {
-  if (type.empty()) return Grants(scopes, "Goal", 'r') && Grants(scopes, "Observation", 'r') && Grants(scopes, "List", 'r');
+  if (type.empty())
+    return Grants(scopes, "Goal", 'r') && Grants(scopes, "Observation", 'r') && Grants(scopes, "List", 'r');
   for (absl::string_view scope : absl::StrSplit(scopes, ' ', absl::SkipEmpty())) {
     if (absl::StrContains(scope, "?")) continue;
     const size_t slash = scope.find('/'), dot = scope.find('.');
@@ -474,7 +476,8 @@ TEST_F(GrpcAuthTest, BadTokensAreUnauthenticatedOnEveryRpc) {
 
 TEST_F(GrpcAuthTest, PatientTokenCannotReachAnotherPatientOnAnyRpc) {
   const std::string before_b = Snapshot(b_);
-  for (const char* scope : {"patient/*.cruds", "patient/*.*", "patient/Goal.cruds patient/Observation.cruds patient/List.cruds"}) {
+  for (const char* scope :
+       {"patient/*.cruds", "patient/*.*", "patient/Goal.cruds patient/Observation.cruds patient/List.cruds"}) {
     const std::string token_a = SignToken({scope, kA});
     for (const Rpc& rpc : Rpcs()) {
       auto req = Request(rpc, b_);
@@ -545,13 +548,13 @@ TEST_F(GrpcAuthTest, CorrectPatientTokenWorksOnEveryRpc) {
 
 TEST_F(GrpcAuthTest, MissingScopeIsPermissionDeniedAndWritesNothing) {
   const std::vector<std::string> scopes = {
-      "patient/Goal.rs",                                        // read Goal only
-      "patient/Observation.read",                               // v1 read
-      "patient/Goal.r patient/Observation.r patient/List.r",    // reads by id, no search
-      "patient/List.s user/Goal.s",                             // search only
-      "openid fhirUser launch/patient",                         // no resource scope
-      "patient/Goal.rs?category=x patient/*.cruds?status=y",    // filters grant nothing yet
-      "user/Observation.rs",                                    // user read
+      "patient/Goal.rs",                                      // read Goal only
+      "patient/Observation.read",                             // v1 read
+      "patient/Goal.r patient/Observation.r patient/List.r",  // reads by id, no search
+      "patient/List.s user/Goal.s",                           // search only
+      "openid fhirUser launch/patient",                       // no resource scope
+      "patient/Goal.rs?category=x patient/*.cruds?status=y",  // filters grant nothing yet
+      "user/Observation.rs",                                  // user read
   };
   const std::string before_a = Snapshot(a_), before_b = Snapshot(b_);
   for (const std::string& scope : scopes) {

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include <google/protobuf/message.h>
 #include <gmock/gmock.h>
+#include <google/protobuf/message.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

@@ -3,6 +3,8 @@
 // counts, store and listener gauges, backup age), the format Prometheus
 // parses, the metrics listener refusing other paths, and the liveness /
 // readiness health services.
+#include "server/observability.h"
+
 #include <unistd.h>
 
 #include <cmath>
@@ -14,22 +16,20 @@
 #include <set>
 #include <sstream>
 
-#include <grpcpp/grpcpp.h>
-
 #include <gmock/gmock.h>
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "fhir/http_client.h"
 #include "integration/integration_util.h"
-#include "server/observability.h"
 #include "support/test_support.h"
 #include "wmty/admin/v1/admin.grpc.pb.h"
 #include "wmty/v1/service.grpc.pb.h"
-#include "absl/strings/str_cat.h"
 
 namespace wmty::testing {
 namespace {
@@ -81,9 +81,9 @@ class ObservabilityTest : public ::testing::Test {
  protected:
   void SetUp() override {
     port_file_ = dir_.path() + "/metrics.port";
-    auto server = ServerProcess::Start(dir_.path() + "/db", {"--metrics_listen=127.0.0.1:0",
-                                                             "--metrics_port_file=" + port_file_,
-                                                             "--backup_dir=" + dir_.path() + "/backups"});
+    auto server =
+        ServerProcess::Start(dir_.path() + "/db", {"--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + port_file_,
+                                                   "--backup_dir=" + dir_.path() + "/backups"});
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = std::move(*server);
     std::ifstream in(port_file_);
@@ -167,7 +167,8 @@ TEST_F(ObservabilityTest, CountsFhirInteractionsAndStoreGauges) {
   EXPECT_EQ(samples[R"(wmty_http_requests_total{interaction="metadata",resource="",code="200"})"], 1);
   EXPECT_EQ(samples[R"(wmty_http_requests_total{interaction="read",resource="other",code="404"})"], 1);
   EXPECT_EQ(samples[R"(wmty_http_request_duration_seconds_count{interaction="read")"
-                    R"(})"], 3);
+                    R"(})"],
+            3);
   EXPECT_THAT(text, ::testing::Not(HasSubstr("Secret")));
   EXPECT_THAT(text, ::testing::Not(HasSubstr(id)));
 
@@ -314,9 +315,9 @@ TEST_F(ObservabilityTest, BackupAgeAppearsOnceABackupExists) {
 
   // A restart reads the age back from the backup directory.
   ASSERT_EQ(server_->Terminate(), 0);
-  auto again = ServerProcess::Start(dir_.path() + "/db", {"--metrics_listen=127.0.0.1:0",
-                                                          "--metrics_port_file=" + port_file_,
-                                                          "--backup_dir=" + dir_.path() + "/backups"});
+  auto again =
+      ServerProcess::Start(dir_.path() + "/db", {"--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + port_file_,
+                                                 "--backup_dir=" + dir_.path() + "/backups"});
   ASSERT_TRUE(again.ok()) << again.status();
   server_ = std::move(*again);
   std::ifstream in(port_file_);
@@ -350,8 +351,8 @@ TEST_F(ObservabilityTest, ReadinessAndLivenessHealthServices) {
 TEST(HealthListener, PlaintextHealthOnlyPortMirrorsTheMainOne) {
   TempDir dir;
   const std::string port_file = dir.path() + "/health.port";
-  auto server = ServerProcess::Start(dir.path() + "/db",
-                                     {"--health_listen=127.0.0.1:0", "--health_port_file=" + port_file});
+  auto server =
+      ServerProcess::Start(dir.path() + "/db", {"--health_listen=127.0.0.1:0", "--health_port_file=" + port_file});
   ASSERT_TRUE(server.ok()) << server.status();
   int port = 0;
   std::ifstream(port_file) >> port;
@@ -390,12 +391,13 @@ TEST(AccessLog, OneLinePerRequestWithTheCorrelationIdAndNoContent) {
   auto server = ServerProcess::Start(dir.path() + "/db", {"--access_log"});
   ASSERT_TRUE(server.ok()) << server.status();
   HttpClient http((*server)->http_port());
-  const std::string goal = R"({"resourceType":"Goal","lifecycleStatus":"active",)"
-                           R"("description":{"text":"Secret-words-of-the-patient"},)"
-                           R"("subject":{"reference":"Patient/pat-logged"},"expressedBy":{"reference":"Patient/pat-logged"}})";
+  const std::string goal =
+      R"({"resourceType":"Goal","lifecycleStatus":"active",)"
+      R"("description":{"text":"Secret-words-of-the-patient"},)"
+      R"("subject":{"reference":"Patient/pat-logged"},"expressedBy":{"reference":"Patient/pat-logged"}})";
   HttpResponse created = http.Post("/fhir/Goal", goal,
-                                    {{"Content-Type", "application/fhir+json"},
-                                     {"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}});
+                                   {{"Content-Type", "application/fhir+json"},
+                                    {"traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}});
   ASSERT_EQ(created.status, 201) << created.Describe();
   EXPECT_EQ(created.Header("x-correlation-id"), "4bf92f3577b34da6a3ce929d0e0e4736");
   HttpResponse searched = http.Get("/fhir/Goal?patient=pat-logged");

@@ -33,8 +33,8 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
-#include "absl/strings/str_split.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/mutex.h"
 #include "common/status.h"
 #include "fhir/http_client.h"
@@ -209,8 +209,7 @@ TEST_F(OverloadTest, HttpBurstPastMaxInflightGets503WithRetryAfterOnAConnectionT
           absl::MutexLock lock(&mu);
           if (r.status == 201) {
             ++created;
-          } else if (r.status == 503 && r.Header("retry-after") == "1" && IssueCode(r) == "transient" &&
-                     r.keep_alive) {
+          } else if (r.status == 503 && r.Header("retry-after") == "1" && IssueCode(r) == "transient" && r.keep_alive) {
             ++refused;
           } else {
             unexpected.push_back(r.Describe() + " retry-after=" + r.Header("retry-after"));
@@ -336,9 +335,10 @@ TEST_F(SlowClientTest, BodyThatNeverFinishesIsClosedAfterTheReadTimeout) {
   RawConnection slow(server_->http_port());
   ASSERT_TRUE(slow.ok());
   const std::string body = GoalJson("p-slow", "Fish with my grandson");
-  ASSERT_TRUE(slow.Send(absl::StrCat("POST /fhir/Goal HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"
-                                     "Content-Length: ",
-                                     body.size(), "\r\n\r\n", body.substr(0, body.size() / 2))));
+  ASSERT_TRUE(
+      slow.Send(absl::StrCat("POST /fhir/Goal HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"
+                             "Content-Length: ",
+                             body.size(), "\r\n\r\n", body.substr(0, body.size() / 2))));
   HttpClient normal(server_->http_port());
   EXPECT_EQ(normal.Get("/fhir/metadata").status, 200);
   // Our limit is 20x the server's: the server must close first.
@@ -434,14 +434,16 @@ TEST_F(OverloadTest, SigtermUnderLoadDrainsExitsZeroAndKeepsEveryAcknowledgedWri
   stop.store(true);
   for (auto& t : writers) t.join();  // each stopped at its first refusal: none hung
   const std::string log = ReadFile(server_->log_path());
-  EXPECT_THAT(unexpected, ::testing::IsEmpty()) << "server log:\n" << log.substr(log.size() - std::min<size_t>(log.size(), 4000));
+  EXPECT_THAT(unexpected, ::testing::IsEmpty()) << "server log:\n"
+                                                << log.substr(log.size() - std::min<size_t>(log.size(), 4000));
   EXPECT_TRUE(absl::StrContains(log, "\"stopped\"")) << "no clean stop in " << server_->log_path();
   // Requests in progress finished within the grace period: none was dropped
   // (HTTP) or cancelled at the deadline (gRPC).
   const std::optional<int64_t> grpc_drain_ms = LoggedNumber(log, "grpc drained", "ms");
   ASSERT_TRUE(grpc_drain_ms.has_value()) << log.substr(log.size() - std::min<size_t>(log.size(), 4000));
   EXPECT_LT(*grpc_drain_ms, 10000) << "the gRPC drain ran into the grace deadline";
-  EXPECT_FALSE(absl::StrContains(log, "grace period over")) << log.substr(log.size() - std::min<size_t>(log.size(), 4000));
+  EXPECT_FALSE(absl::StrContains(log, "grace period over"))
+      << log.substr(log.size() - std::min<size_t>(log.size(), 4000));
 
   // Every acknowledged write is there after a restart.
   StartServer({});

@@ -4,14 +4,15 @@
 // on the same data directory and port works. Options that cannot work are
 // refused before anything is opened. In-process WmtyServer, real RocksDB in a
 // temp dir, real sockets.
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <string>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"

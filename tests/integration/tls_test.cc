@@ -22,14 +22,14 @@ class TlsTest : public ::testing::Test {
   void SetUp() override {
     const std::string d = dir_.path();
     std::ofstream(d + "/san.ext") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
-    Openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d + "/ca.key", "-out", d + "/ca.pem",
-             "-days", "1", "-subj", "/CN=wmty-test-ca"});
+    Openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d + "/ca.key", "-out", d + "/ca.pem", "-days",
+             "1", "-subj", "/CN=wmty-test-ca"});
     for (const char* who : {"server", "client"}) {
       const std::string base = absl::StrCat(d, "/", who);
       Openssl({"req", "-newkey", "rsa:2048", "-nodes", "-keyout", base + ".key", "-out", base + ".csr", "-subj",
                absl::StrCat("/CN=", who)});
-      Openssl({"x509", "-req", "-in", base + ".csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key",
-               "-CAcreateserial", "-out", base + ".pem", "-days", "1", "-extfile", d + "/san.ext"});
+      Openssl({"x509", "-req", "-in", base + ".csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key", "-CAcreateserial",
+               "-out", base + ".pem", "-days", "1", "-extfile", d + "/san.ext"});
     }
   }
 
@@ -74,8 +74,8 @@ class TlsTest : public ::testing::Test {
   // curl's HTTP status for GET /fhir/metadata ("000" when no response), and
   // its exit code in *rc.
   std::string CurlMetadata(const ServerProcess& server, const std::string& scheme, bool client_cert, int* rc) {
-    std::vector<std::string> args = {"/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                     "--max-time", "10", "--cacert", dir_.path() + "/ca.pem"};
+    std::vector<std::string> args = {"/usr/bin/curl", "-s",         "-o", "/dev/null", "-w",
+                                     "%{http_code}",  "--max-time", "10", "--cacert",  dir_.path() + "/ca.pem"};
     if (client_cert) {
       args.insert(args.end(), {"--cert", dir_.path() + "/client.pem", "--key", dir_.path() + "/client.key"});
     }
@@ -128,8 +128,8 @@ TEST_F(TlsTest, WithTlsBothListenersMayLeaveLoopback) {
   const std::string secret = dir_.path() + "/hs256.secret";
   std::ofstream(secret) << std::string(40, 's');
   std::vector<std::string> flags = TlsFlags(false);
-  flags.insert(flags.end(), {"--grpc_listen=0.0.0.0:0", "--http_listen=0.0.0.0:0",
-                             "--auth_hs256_secret_file=" + secret, "--auth_issuer=i", "--auth_audience=a"});
+  flags.insert(flags.end(), {"--grpc_listen=0.0.0.0:0", "--http_listen=0.0.0.0:0", "--auth_hs256_secret_file=" + secret,
+                             "--auth_issuer=i", "--auth_audience=a"});
   auto server = ServerProcess::Start(dir_.path() + "/data", flags);
   ASSERT_TRUE(server.ok()) << server.status();
   int rc = -1;
@@ -142,8 +142,8 @@ TEST_F(TlsTest, PlaintextOffLoopbackAndHalfConfiguredTlsAreRefusedAtStartup) {
   // Refused before binding anything: no traffic leaves the machine.
   const std::string secret = dir_.path() + "/hs256.secret";
   std::ofstream(secret) << std::string(40, 's');
-  EXPECT_EQ(RunCommand({WMTYD_PATH, "--data_dir=" + data, "--grpc_listen=0.0.0.0:0", "--http_listen=",
-                        "--auth_hs256_secret_file=" + secret, "--auth_issuer=i", "--auth_audience=a"},
+  EXPECT_EQ(RunCommand({WMTYD_PATH, "--data_dir=" + data, "--grpc_listen=0.0.0.0:0",
+                        "--http_listen=", "--auth_hs256_secret_file=" + secret, "--auth_issuer=i", "--auth_audience=a"},
                        &out),
             1);
   EXPECT_THAT(out, ::testing::HasSubstr("plaintext listeners are only allowed on loopback"));

@@ -1,17 +1,18 @@
 // wmtyctl end to end: the real wmtyctl binary against the real wmtyd (port 0,
 // temp data dir). Responses are read back with --json into the wmty.v1
 // messages, so assertions are on parsed fields, not on text layout.
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
+#include "support/wmtyctl.h"
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "support/test_support.h"
-#include "support/wmtyctl.h"
 #include "wmty/v1/service.pb.h"
 
 namespace wmty::testing {

@@ -32,11 +32,12 @@
 // (all of ours are); a check of Notification::HasBeenNotified() (inline,
 // reading an atomic the library stored) is not an acquire.
 #include <dlfcn.h>
-#include <sanitizer/tsan_interface.h>
 
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+
+#include <sanitizer/tsan_interface.h>
 
 #include "absl/base/options.h"
 #include "absl/synchronization/mutex.h"
@@ -179,8 +180,8 @@ bool Mutex::LockWhenWithTimeout(const Condition& cond, absl::Duration timeout) {
 }
 
 bool Mutex::LockWhenWithDeadline(const Condition& cond, absl::Time deadline) {
-  static auto real = Real<bool (*)(Mutex*, const Condition&, absl::Time)>(
-      "5Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE");
+  static auto real =
+      Real<bool (*)(Mutex*, const Condition&, absl::Time)>("5Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE");
   const Outermost outer;
   if (outer) BeforeLock(this, kWrite);
   const bool met = real(this, cond, deadline);
@@ -247,8 +248,8 @@ bool Mutex::AwaitWithTimeout(const Condition& cond, absl::Duration timeout) {
 }
 
 bool Mutex::AwaitWithDeadline(const Condition& cond, absl::Time deadline) {
-  static auto real = Real<bool (*)(Mutex*, const Condition&, absl::Time)>(
-      "5Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE");
+  static auto real =
+      Real<bool (*)(Mutex*, const Condition&, absl::Time)>("5Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE");
   const Outermost outer;
   if (outer) BeforeWait(this);
   const bool met = real(this, cond, deadline);
@@ -275,8 +276,7 @@ bool CondVar::WaitWithTimeout(Mutex* mu, absl::Duration timeout) {
 }
 
 bool CondVar::WaitWithDeadline(Mutex* mu, absl::Time deadline) {
-  static auto real =
-      Real<bool (*)(CondVar*, Mutex*, absl::Time)>("7CondVar16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE");
+  static auto real = Real<bool (*)(CondVar*, Mutex*, absl::Time)>("7CondVar16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE");
   const Outermost outer;
   if (outer) BeforeWait(mu);
   const bool timed_out = real(this, mu, deadline);

@@ -35,10 +35,13 @@ std::map<std::string, std::string> Versions(Store& store) {
   std::map<std::string, std::string> out;
   auto reader = store.NewReader();
   std::vector<Change> changes;
-  EXPECT_TRUE(reader->ScanChanges(0, [&](const Change& c) {
-                      changes.push_back(c);
-                      return true;
-                    }).ok());
+  EXPECT_TRUE(reader
+                  ->ScanChanges(0,
+                                [&](const Change& c) {
+                                  changes.push_back(c);
+                                  return true;
+                                })
+                  .ok());
   for (const Change& c : changes) {
     auto v = reader->GetVersion(c.kind(), c.patient_id(), c.id(), c.version());
     EXPECT_TRUE(v.ok() && v->has_value()) << c.ShortDebugString();
@@ -171,11 +174,8 @@ TEST_F(BackupTest, RestoreRefusesNonEmptyTargetAndLeavesItAlone) {
   ASSERT_TRUE(backups->Create().ok());
   const std::string target = dir_.path() + "/occupied";
   fs::create_directories(target);
-  {
-    std::ofstream(target + "/keep.txt") << "not a database";
-  }
-  EXPECT_THAT(Backups::Restore({backup_dir(), std::nullopt, target}),
-              StatusIs(absl::StatusCode::kFailedPrecondition));
+  { std::ofstream(target + "/keep.txt") << "not a database"; }
+  EXPECT_THAT(Backups::Restore({backup_dir(), std::nullopt, target}), StatusIs(absl::StatusCode::kFailedPrecondition));
   // Nor over the live data directory.
   EXPECT_THAT(Backups::Restore({backup_dir(), std::nullopt, data_dir()}),
               StatusIs(absl::StatusCode::kFailedPrecondition));
@@ -301,9 +301,9 @@ TEST_P(BackupUnderLoadTest, AcknowledgedWritesBeforeTheCallAreInTheBackup) {
   std::map<std::string, std::string> before;
   {
     absl::MutexLock lock(&mu);
-    mu.AwaitWithTimeout(
-        absl::Condition(+[](std::map<std::string, std::string>* a) { return a->size() >= 200; }, &acknowledged),
-        absl::Seconds(60));
+    mu.AwaitWithTimeout(absl::Condition(
+                            +[](std::map<std::string, std::string>* a) { return a->size() >= 200; }, &acknowledged),
+                        absl::Seconds(60));
     before = acknowledged;
   }
   auto created = backups->Create();
@@ -382,7 +382,8 @@ TEST_F(BackupTest, PostedJobsRunInOrderOnTheBackupThread) {
   }
   {
     absl::MutexLock lock(&mu);
-    mu.Await(absl::Condition(+[](std::vector<int>* o) { return o->size() == 5; }, &order));
+    mu.Await(absl::Condition(
+        +[](std::vector<int>* o) { return o->size() == 5; }, &order));
   }
   EXPECT_THAT(order, ElementsAre(0, 1, 2, 3, 4));
   EXPECT_TRUE(other_thread);

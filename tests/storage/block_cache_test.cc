@@ -11,7 +11,6 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
-
 #include <rocksdb/db.h>
 #include <rocksdb/statistics.h>
 #include <rocksdb/write_batch.h>
@@ -44,9 +43,8 @@ TEST(BlockCacheTest, RepeatedLookupsInAFileWhoseFilterOutgrewTheCacheHitTheCache
   rocksdb::DBOptions db_options;
   db_options.create_if_missing = true;
   db_options.statistics = rocksdb::CreateDBStatistics();
-  rocksdb::Options options(db_options,
-                           StoreColumnFamilyOptions(/*block_cache_bytes=*/size_t{1} << 20,
-                                                    /*memtable_budget_bytes=*/size_t{16} << 20));
+  rocksdb::Options options(db_options, StoreColumnFamilyOptions(/*block_cache_bytes=*/size_t{1} << 20,
+                                                                /*memtable_budget_bytes=*/size_t{16} << 20));
   rocksdb::DB* raw = nullptr;
   ASSERT_TRUE(rocksdb::DB::Open(options, dir.path() + "/db", &raw).ok());
   std::unique_ptr<rocksdb::DB> db(raw);

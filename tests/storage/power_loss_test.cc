@@ -72,7 +72,7 @@ Mutation Change(const std::string& patient, const std::string& id, int writer, i
 class PowerLossTest : public ::testing::Test {
  protected:
   absl::StatusOr<std::unique_ptr<Store>> Open(bool sync_writes,
-                                               absl::Duration audit_sync_interval = absl::Milliseconds(100)) {
+                                              absl::Duration audit_sync_interval = absl::Milliseconds(100)) {
     StoreOptions options;
     options.audit_sync_interval = audit_sync_interval;
     options.path = dir_.path() + "/db";
@@ -233,10 +233,14 @@ class AuditSyncTest : public PowerLossTest {
     EXPECT_TRUE(reopened.ok()) << reopened.status();
     if (!reopened.ok()) return -1;
     int count = 0;
-    EXPECT_TRUE((*reopened)->NewReader()->ScanAudit(0, [&](const AuditRecord&) {
-                  ++count;
-                  return true;
-                }).ok());
+    EXPECT_TRUE((*reopened)
+                    ->NewReader()
+                    ->ScanAudit(0,
+                                [&](const AuditRecord&) {
+                                  ++count;
+                                  return true;
+                                })
+                    .ok());
     return count;
   }
 };

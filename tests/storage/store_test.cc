@@ -137,10 +137,13 @@ TEST_F(StoreTest, EveryChangeIsANewImmutableVersion) {
   EXPECT_FALSE(v5->has_value());
   // after_version skips what was already seen.
   std::vector<int64_t> after_two;
-  ASSERT_TRUE(reader->ScanVersions(GOAL, "p1", "G1", 2, [&](const Record& r) {
-                      after_two.push_back(r.version());
-                      return true;
-                    }).ok());
+  ASSERT_TRUE(reader
+                  ->ScanVersions(GOAL, "p1", "G1", 2,
+                                 [&](const Record& r) {
+                                   after_two.push_back(r.version());
+                                   return true;
+                                 })
+                  .ok());
   EXPECT_THAT(after_two, ElementsAre(3, 4));
 }
 

@@ -192,8 +192,7 @@ class FaultRandomAccessFile : public rocksdb::FSRandomAccessFileOwnerWrapper {
     if (!fs_->powered_locked()) return FaultInjectionFs::PowerLost();
     return FSRandomAccessFileOwnerWrapper::Read(offset, n, o, result, scratch, dbg);
   }
-  IOStatus MultiRead(rocksdb::FSReadRequest* reqs, size_t num_reqs, const IOOptions& o,
-                     IODebugContext* dbg) override {
+  IOStatus MultiRead(rocksdb::FSReadRequest* reqs, size_t num_reqs, const IOOptions& o, IODebugContext* dbg) override {
     auto op = fs_->Operation();
     if (!fs_->powered_locked()) return FaultInjectionFs::PowerLost();
     return FSRandomAccessFileOwnerWrapper::MultiRead(reqs, num_reqs, o, dbg);
@@ -339,9 +338,9 @@ void FaultInjectionFs::Synced(const std::string& path, uint64_t size) {
 void FaultInjectionFs::DirSynced(const std::string& dir) {
   std::lock_guard<std::mutex> lock(state_mu_);
   unsynced_entries_.erase(dir);
-  renames_.erase(std::remove_if(renames_.begin(), renames_.end(),
-                                [&](const PendingRename& r) { return DirOf(r.to) == dir; }),
-                 renames_.end());
+  renames_.erase(
+      std::remove_if(renames_.begin(), renames_.end(), [&](const PendingRename& r) { return DirOf(r.to) == dir; }),
+      renames_.end());
 }
 
 void FaultInjectionFs::Untrack(const std::string& path) {
@@ -363,8 +362,7 @@ IOStatus FaultInjectionFs::NewSequentialFile(const std::string& f, const rocksdb
 }
 
 IOStatus FaultInjectionFs::NewRandomAccessFile(const std::string& f, const rocksdb::FileOptions& o,
-                                               std::unique_ptr<rocksdb::FSRandomAccessFile>* r,
-                                               IODebugContext* dbg) {
+                                               std::unique_ptr<rocksdb::FSRandomAccessFile>* r, IODebugContext* dbg) {
   auto op = Operation();
   if (!powered_) return PowerLost();
   std::unique_ptr<rocksdb::FSRandomAccessFile> file;
@@ -411,8 +409,8 @@ IOStatus FaultInjectionFs::ReopenWritableFile(const std::string& f, const rocksd
 }
 
 IOStatus FaultInjectionFs::ReuseWritableFile(const std::string& f, const std::string& old,
-                                             const rocksdb::FileOptions& o,
-                                             std::unique_ptr<rocksdb::FSWritableFile>* r, IODebugContext* dbg) {
+                                             const rocksdb::FileOptions& o, std::unique_ptr<rocksdb::FSWritableFile>* r,
+                                             IODebugContext* dbg) {
   // A rename plus a truncating open; RocksDB only does this with WAL recycling.
   if (auto s = RenameFile(old, f, IOOptions(), dbg); !s.ok()) return s;
   return NewWritableFile(f, o, r, dbg);

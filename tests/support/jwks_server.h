@@ -12,18 +12,18 @@
 #ifndef WMTY_TESTS_SUPPORT_JWKS_SERVER_H_
 #define WMTY_TESTS_SUPPORT_JWKS_SERVER_H_
 
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
-
-#include <atomic>
-#include <boost/asio.hpp>
-#include <boost/beast/core.hpp>
-#include <boost/beast/http.hpp>
-#include <mutex>
-#include <string>
-#include <thread>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"

@@ -48,7 +48,6 @@ MATCHER_P(StatusIs, code, "") {
 // The field paths of the violations attached to an INVALID_ARGUMENT status.
 std::vector<std::string> ViolatedFields(const absl::Status& status);
 
-
 // The real wmtyd binary, started with a data dir, gRPC and HTTP (the FHIR
 // face) both on 127.0.0.1 port 0 (never a fixed port: tests run in parallel).
 class ServerProcess {

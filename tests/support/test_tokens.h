@@ -12,11 +12,11 @@
 #ifndef WMTY_TESTS_SUPPORT_TEST_TOKENS_H_
 #define WMTY_TESTS_SUPPORT_TEST_TOKENS_H_
 
-#include <jwt.h>
-
 #include <cstdlib>
 #include <string>
 #include <vector>
+
+#include <jwt.h>
 
 #include "absl/strings/escaping.h"
 #include "absl/strings/str_cat.h"

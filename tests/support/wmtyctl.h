@@ -7,11 +7,11 @@
 #ifndef WMTY_TESTS_SUPPORT_WMTYCTL_H_
 #define WMTY_TESTS_SUPPORT_WMTYCTL_H_
 
-#include <google/protobuf/util/json_util.h>
-#include <gtest/gtest.h>
-
 #include <string>
 #include <vector>
+
+#include <google/protobuf/util/json_util.h>
+#include <gtest/gtest.h>
 
 #include "support/test_support.h"
 

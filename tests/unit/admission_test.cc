@@ -3,12 +3,12 @@
 // server's --http_max_inflight.
 #include "common/admission.h"
 
-#include <gtest/gtest.h>
-
 #include <atomic>
 #include <optional>
 #include <thread>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 namespace wmty::common {
 namespace {

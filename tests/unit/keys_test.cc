@@ -33,8 +33,8 @@ TEST(BigEndianTest, EncodesMostSignificantByteFirst) {
 }
 
 TEST(BigEndianTest, DecodeRoundTripsAndRefusesWrongLengths) {
-  for (uint64_t v : {uint64_t{0}, uint64_t{1}, uint64_t{255}, uint64_t{256}, uint64_t{0x8000000000000000ULL},
-                     UINT64_MAX}) {
+  for (uint64_t v :
+       {uint64_t{0}, uint64_t{1}, uint64_t{255}, uint64_t{256}, uint64_t{0x8000000000000000ULL}, UINT64_MAX}) {
     std::string bytes;
     AppendBigEndian64(&bytes, v);
     ASSERT_EQ(bytes.size(), 8u);
@@ -46,13 +46,25 @@ TEST(BigEndianTest, DecodeRoundTripsAndRefusesWrongLengths) {
 }
 
 TEST(BigEndianTest, ByteOrderIsNumericOrder) {
-  const std::vector<uint64_t> values = {0,     1,          2,          127,        128,          255,
-                                        256,   257,        65535,      65536,      (1ULL << 32) - 1,
-                                        1ULL << 32,        1ULL << 56, (1ULL << 63) - 1, 1ULL << 63, UINT64_MAX};
+  const std::vector<uint64_t> values = {0,
+                                        1,
+                                        2,
+                                        127,
+                                        128,
+                                        255,
+                                        256,
+                                        257,
+                                        65535,
+                                        65536,
+                                        (1ULL << 32) - 1,
+                                        1ULL << 32,
+                                        1ULL << 56,
+                                        (1ULL << 63) - 1,
+                                        1ULL << 63,
+                                        UINT64_MAX};
   for (size_t i = 0; i < values.size(); ++i) {
     for (size_t j = 0; j < values.size(); ++j) {
-      EXPECT_EQ(ChangeKey(values[i]) < ChangeKey(values[j]), values[i] < values[j])
-          << values[i] << " vs " << values[j];
+      EXPECT_EQ(ChangeKey(values[i]) < ChangeKey(values[j]), values[i] < values[j]) << values[i] << " vs " << values[j];
     }
   }
 }

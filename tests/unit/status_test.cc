@@ -96,8 +96,7 @@ TEST(GrpcStatusTest, EveryCodeMapsToTheSameGrpcCodeAndBack) {
 }
 
 TEST(GrpcStatusTest, RetryInfoTravelsAsAStandardDetailAndBack) {
-  const absl::Status original =
-      WithRetryDelay(absl::ResourceExhaustedError("overloaded"), absl::Milliseconds(1500));
+  const absl::Status original = WithRetryDelay(absl::ResourceExhaustedError("overloaded"), absl::Milliseconds(1500));
   EXPECT_EQ(RetryDelayOf(original), absl::Milliseconds(1500));
   const grpc::Status wire = ToGrpcStatus(original);
   EXPECT_EQ(wire.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);

@@ -47,8 +47,8 @@ TEST(StaticSitePaths, OnlyPlainRelativePathsAreFiles) {
   EXPECT_TRUE(web::IsPlainRelativePath("index.html"));
   EXPECT_TRUE(web::IsPlainRelativePath("js/app.js"));
   EXPECT_TRUE(web::IsPlainRelativePath("img/icon-192_x.png"));
-  for (const char* bad : {"", "/index.html", "../secret", "js/../../x", "./index.html", "js//app.js", "js/",
-                          ".hidden", "js/.env", "a\\b", "a%2e%2e", "a b", "a?b"}) {
+  for (const char* bad : {"", "/index.html", "../secret", "js/../../x", "./index.html", "js//app.js", "js/", ".hidden",
+                          "js/.env", "a\\b", "a%2e%2e", "a b", "a?b"}) {
     EXPECT_FALSE(web::IsPlainRelativePath(bad)) << bad;
   }
   EXPECT_FALSE(web::IsPlainRelativePath(std::string(300, 'a')));
@@ -71,14 +71,13 @@ TEST(StaticSitePaths, ContentSecurityPolicyConnectsToTheTokenEndpointOnly) {
   EXPECT_EQ(web::ContentSecurityPolicyConnectingTo({}), web::kContentSecurityPolicy);
   EXPECT_EQ(web::ContentSecurityPolicyConnectingTo({"", "not a url", "javascript:alert(1)"}),
             web::kContentSecurityPolicy);
-  const std::string csp = web::ContentSecurityPolicyConnectingTo(
-      {"https://idp.example.org:8443/oauth2/token?x=1", "https://idp.example.org:8443/oauth2/revoke",
-       "https://other.example/revoke"});
+  const std::string csp = web::ContentSecurityPolicyConnectingTo({"https://idp.example.org:8443/oauth2/token?x=1",
+                                                                  "https://idp.example.org:8443/oauth2/revoke",
+                                                                  "https://other.example/revoke"});
   EXPECT_THAT(csp, HasSubstr("connect-src 'self' https://idp.example.org:8443 https://other.example;"));
   EXPECT_THAT(csp, HasSubstr("script-src 'self';"));
   // Nothing that could end the directive or add another one.
-  EXPECT_EQ(web::ContentSecurityPolicyConnectingTo({"https://a.example; script-src *"}),
-            web::kContentSecurityPolicy);
+  EXPECT_EQ(web::ContentSecurityPolicyConnectingTo({"https://a.example; script-src *"}), web::kContentSecurityPolicy);
 }
 
 TEST(BedsideServing, ServesEveryCompiledInFileByteForByte) {

@@ -42,8 +42,8 @@ Client::Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& opti
     : channel_(std::move(channel)), stub_(v1::WhatMattersService::NewStub(channel_)), options_(options) {}
 
 template <class Req, class Resp>
-absl::StatusOr<Resp> Client::Call(grpc::Status (v1::WhatMattersService::Stub::*method)(grpc::ClientContext*,
-                                                                                      const Req&, Resp*),
+absl::StatusOr<Resp> Client::Call(grpc::Status (v1::WhatMattersService::Stub::*method)(grpc::ClientContext*, const Req&,
+                                                                                       Resp*),
                                   const Req& req, Timeout t) {
   const absl::Time deadline = absl::Now() + t.value_or(options_.timeout);
   // gRPC rounds deadlines up to the next millisecond, so a call whose deadline
@@ -70,14 +70,14 @@ void EnsureRequestId(Req& req) {
 
 using Stub = v1::WhatMattersService::Stub;
 
-#define WMTY_CLIENT_READ(Method, Req, Resp)                                              \
-  absl::StatusOr<v1::Resp> Client::Method(const v1::Req& req, Timeout t) {               \
-    return Call<v1::Req, v1::Resp>(&Stub::Method, req, t);                              \
+#define WMTY_CLIENT_READ(Method, Req, Resp)                                \
+  absl::StatusOr<v1::Resp> Client::Method(const v1::Req& req, Timeout t) { \
+    return Call<v1::Req, v1::Resp>(&Stub::Method, req, t);                 \
   }
-#define WMTY_CLIENT_WRITE(Method, Req, Resp)                                             \
-  absl::StatusOr<v1::Resp> Client::Method(v1::Req req, Timeout t) {                      \
-    EnsureRequestId(req);                                                                \
-    return Call<v1::Req, v1::Resp>(&Stub::Method, req, t);                              \
+#define WMTY_CLIENT_WRITE(Method, Req, Resp)                        \
+  absl::StatusOr<v1::Resp> Client::Method(v1::Req req, Timeout t) { \
+    EnsureRequestId(req);                                           \
+    return Call<v1::Req, v1::Resp>(&Stub::Method, req, t);          \
   }
 
 WMTY_CLIENT_WRITE(CreateWhatMatters, CreateWhatMattersRequest, WhatMatters)

@@ -12,13 +12,6 @@
 // `wmtyctl admin ...` (backups) is separate: see wmtyctl_admin.h.
 //
 // Exit status: 0 ok, 1 the call failed, 2 usage error.
-#include <google/protobuf/descriptor.h>
-#include <google/protobuf/duration.pb.h>
-#include <google/protobuf/field_mask.pb.h>
-#include <google/protobuf/timestamp.pb.h>
-#include <google/protobuf/util/json_util.h>
-#include <google/protobuf/util/time_util.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -32,6 +25,13 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <google/protobuf/descriptor.h>
+#include <google/protobuf/duration.pb.h>
+#include <google/protobuf/field_mask.pb.h>
+#include <google/protobuf/timestamp.pb.h>
+#include <google/protobuf/util/json_util.h>
+#include <google/protobuf/util/time_util.h>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"

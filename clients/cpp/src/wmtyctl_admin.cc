@@ -1,16 +1,15 @@
 #include "wmtyctl_admin.h"
 
+#include <cstdio>
 #include <fstream>
+#include <optional>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include <google/protobuf/util/json_util.h>
 #include <google/protobuf/util/time_util.h>
 #include <grpcpp/grpcpp.h>
-
-#include <cstdio>
-#include <optional>
-#include <string>
-#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -235,9 +234,10 @@ int Restore(const AdminArgs& a) {
   std::printf("restored backup %u into %s\n", b.id(), a.data_dir.c_str());
   std::fputs(Header().c_str(), stdout);
   std::printf("%s\n", Line(b).c_str());
-  std::printf("integrity: OK; the restored database ends at change sequence %llu\n"
-              "next: start wmtyd with --data_dir=%s\n",
-              static_cast<unsigned long long>(restored->last_sequence), a.data_dir.c_str());
+  std::printf(
+      "integrity: OK; the restored database ends at change sequence %llu\n"
+      "next: start wmtyd with --data_dir=%s\n",
+      static_cast<unsigned long long>(restored->last_sequence), a.data_dir.c_str());
   return kExitOk;
 }
 
@@ -317,7 +317,8 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
     std::ostringstream content;
     content << in.rdbuf();
     if (!in.good() && !in.eof()) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path));
-    if (content.str().empty()) return absl::InvalidArgumentError(absl::StrCat("cannot read ", path, " (empty or missing)"));
+    if (content.str().empty())
+      return absl::InvalidArgumentError(absl::StrCat("cannot read ", path, " (empty or missing)"));
     return std::move(content).str();
   };
   grpc::SslCredentialsOptions ssl;

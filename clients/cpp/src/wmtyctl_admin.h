@@ -13,11 +13,10 @@
 #define WMTY_CLIENTS_CPP_SRC_WMTYCTL_ADMIN_H_
 
 #include <cstdio>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
-
-#include <memory>
 
 #include <grpcpp/security/credentials.h>
 

@@ -3,10 +3,10 @@
 
 #include "fhir/face/bundle.h"
 
+#include <cstring>
+
 #include <rapidjson/prettywriter.h>
 #include <rapidjson/writer.h>
-
-#include <cstring>
 
 #include "domain/names.h"
 #include "fhir/face/call.h"

@@ -5,11 +5,11 @@
 #ifndef WMTY_FHIR_FACE_BUNDLE_H_
 #define WMTY_FHIR_FACE_BUNDLE_H_
 
-#include <rapidjson/document.h>
-
 #include <memory>
 #include <string>
 #include <vector>
+
+#include <rapidjson/document.h>
 
 #include "absl/strings/string_view.h"
 

@@ -9,14 +9,14 @@
 #ifndef WMTY_FHIR_FACE_CALL_H_
 #define WMTY_FHIR_FACE_CALL_H_
 
-#include <rapidjson/document.h>
-
 #include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <vector>
+
+#include <rapidjson/document.h>
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"

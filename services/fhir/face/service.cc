@@ -14,8 +14,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/log.h"
-#include "fhir/face/access.h"
 #include "fhir/audit_event.h"
+#include "fhir/face/access.h"
 #include "fhir/face/resource_types.h"
 
 namespace wmty::fhir::face {

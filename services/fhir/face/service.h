@@ -15,12 +15,13 @@
 #ifndef WMTY_FHIR_FACE_SERVICE_H_
 #define WMTY_FHIR_FACE_SERVICE_H_
 
-#include <boost/asio/post.hpp>
-#include <boost/asio/thread_pool.hpp>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/functional/any_invocable.h"

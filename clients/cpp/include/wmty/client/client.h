@@ -91,8 +91,7 @@ class Client {
   absl::StatusOr<v1::ListGoalScoresResponse> ListGoalScores(const v1::ListGoalScoresRequest& req, Timeout t = {});
   absl::StatusOr<v1::GoalScore> UpdateGoalScore(v1::UpdateGoalScoreRequest req, Timeout t = {});
   absl::StatusOr<v1::GoalScore> RetractGoalScore(v1::RetractRequest req, Timeout t = {});
-  absl::StatusOr<v1::ListGoalScoresResponse> ListGoalScoreVersions(const v1::ListVersionsRequest& req,
-                                                                   Timeout t = {});
+  absl::StatusOr<v1::ListGoalScoresResponse> ListGoalScoreVersions(const v1::ListVersionsRequest& req, Timeout t = {});
 
   absl::StatusOr<v1::Priorities> GetPriorities(const v1::GetResourceRequest& req, Timeout t = {});
   absl::StatusOr<v1::Priorities> UpdatePriorities(v1::UpdatePrioritiesRequest req, Timeout t = {});
@@ -112,7 +111,7 @@ class Client {
  private:
   template <class Req, class Resp>
   absl::StatusOr<Resp> Call(grpc::Status (v1::WhatMattersService::Stub::*method)(grpc::ClientContext*, const Req&,
-                                                                                Resp*),
+                                                                                 Resp*),
                             const Req& req, Timeout t);
 
   std::shared_ptr<grpc::Channel> channel_;
