@@ -136,7 +136,7 @@ absl::Status ProvenanceOf(const storage::Record& record, const ProvenanceOptions
   auto resource = record.kind() == storage::PATIENT ? PatientAsProvenanceCarrier(record) : Decode(record);
   if (!resource.ok()) return resource.status();
   const v1::Provenance& prov = ProvenanceOfResource(*resource);
-  const std::string pid = record.patient_id();
+  const std::string& pid = record.patient_id();
   const std::string recorded = json::FormatInstant(record.update_time_micros());
   const std::string target =
       absl::StrCat(FhirTypeOf(record.kind()), "/", domain::FhirId(record), "/_history/", record.version());

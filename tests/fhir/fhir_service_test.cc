@@ -2,8 +2,6 @@
 // gRPC on port 0), a real HTTP client (Boost.Beast, tests/fhir/http_client.h)
 // and the real gRPC client, so data written through one face is checked
 // through the other.
-#include <rapidjson/document.h>
-
 #include <atomic>
 #include <fstream>
 #include <set>
@@ -12,6 +10,7 @@
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <rapidjson/document.h>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -78,8 +77,8 @@ class FhirServiceTest : public RealServerSuite {
 
   std::string CreateGoalFhir(const std::string& patient, const std::string& description = "Garden again",
                              const std::string& extra = "") {
-    HttpResponse r = http_->Post("/fhir/Goal", GoalJson(patient, description, extra),
-                                 {{"X-Provenance", std::string(kXProvenance)}});
+    HttpResponse r =
+        http_->Post("/fhir/Goal", GoalJson(patient, description, extra), {{"X-Provenance", std::string(kXProvenance)}});
     EXPECT_EQ(r.status, 201) << r.Describe();
     return StringAt(r.Json(), {"id"});
   }
@@ -126,8 +125,8 @@ TEST_F(FhirServiceTest, GoalWrittenOverFhirIsReadableOverGrpc) {
   EXPECT_EQ(goal->version(), 1);
 
   // An update over gRPC shows up over FHIR, and the FHIR-only elements stay.
-  const std::string with_extension = CreateGoalFhir(
-      patient, "Keep my garden", R"(,"identifier":[{"system":"urn:ehr:goals","value":"G-1"}])");
+  const std::string with_extension =
+      CreateGoalFhir(patient, "Keep my garden", R"(,"identifier":[{"system":"urn:ehr:goals","value":"G-1"}])");
   get.set_name(absl::StrCat("patients/", patient, "/goals/", with_extension));
   auto kept = grpc_->GetGoal(get);
   ASSERT_TRUE(kept.ok()) << kept.status();
@@ -246,9 +245,9 @@ TEST_F(FhirServiceTest, PrioritiesListOverBothFaces) {
   std::string body = r.body;
   const std::string goal_ref = "\"Goal/" + IdOf(goal.name()) + "\"";
   const std::string obs_ref = "\"Observation/" + IdOf(what_matters->name()) + "\"";
-  body = absl::StrReplaceAll(body, {{absl::StrCat("{\"item\":{\"reference\":", goal_ref, "}}"),
-                                     absl::StrCat("{\"item\":{\"reference\":", obs_ref, "}},{\"item\":{\"reference\":",
-                                                  goal_ref, "}}")}});
+  body = absl::StrReplaceAll(
+      body, {{absl::StrCat("{\"item\":{\"reference\":", goal_ref, "}}"),
+              absl::StrCat("{\"item\":{\"reference\":", obs_ref, "}},{\"item\":{\"reference\":", goal_ref, "}}")}});
   ASSERT_NE(body, r.body) << "entry layout changed: " << r.body;
   HttpResponse put = http_->Put("/fhir/List/" + patient, body, {{"If-Match", "W/\"1\""}});
   ASSERT_EQ(put.status, 200) << put.Describe();
@@ -599,12 +598,14 @@ TEST_F(FhirServiceTest, TypeHistoryPagesNewestFirst) {
 
 TEST_F(FhirServiceTest, SearchParameters) {
   const std::string patient = NewPatient();
-  const std::string a = CreateGoalFhir(patient, "A", R"(,"identifier":[{"system":"urn:s","value":"A-)" + patient +
-                                                         R"("}])");
+  const std::string a =
+      CreateGoalFhir(patient, "A", R"(,"identifier":[{"system":"urn:s","value":"A-)" + patient + R"("}])");
   std::string b_json = GoalJson(patient, "B");
-  b_json = absl::StrReplaceAll(b_json, {{"\"active\"", "\"completed\""}, {"2027-06-15", "2029-01-01"},
-                                        {"http://loinc.org\",\"code\":\"87528-6\"",
-                                         "http://terminology.hl7.org/CodeSystem/goal-category\",\"code\":\"dietary\""}});
+  b_json =
+      absl::StrReplaceAll(b_json, {{"\"active\"", "\"completed\""},
+                                   {"2027-06-15", "2029-01-01"},
+                                   {"http://loinc.org\",\"code\":\"87528-6\"",
+                                    "http://terminology.hl7.org/CodeSystem/goal-category\",\"code\":\"dietary\""}});
   HttpResponse b_resp = http_->Post("/fhir/Goal", b_json);
   ASSERT_EQ(b_resp.status, 201) << b_resp.Describe();
   const std::string b = StringAt(b_resp.Json(), {"id"});
@@ -739,8 +740,8 @@ TEST_F(FhirServiceTest, MetadataListsWhatIsImplemented) {
       for (const auto& i : res["interaction"].GetArray()) set.insert(StringAt(i, {"code"}));
     }
   }
-  const std::set<std::string> full = {"read", "vread", "update", "delete", "history-instance", "history-type",
-                                      "create", "search-type"};
+  const std::set<std::string> full = {"read",         "vread",  "update",     "delete", "history-instance",
+                                      "history-type", "create", "search-type"};
   EXPECT_EQ(interactions["Goal"], full);
   EXPECT_EQ(interactions["Observation"], full);
   std::set<std::string> list = full;
@@ -823,7 +824,8 @@ TEST_F(FhirServiceTest, PagingAcrossPatientsWithoutPatient) {
                                    R"(,"identifier":[{"system":"urn:tag","value":")" + tag + R"("}])"));
   }
   int pages = 0;
-  const std::vector<std::string> seen = PageThrough(*http_, "/fhir/Goal?identifier=urn:tag|" + tag + "&_count=2", &pages);
+  const std::vector<std::string> seen =
+      PageThrough(*http_, "/fhir/Goal?identifier=urn:tag|" + tag + "&_count=2", &pages);
   EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()), expected);
   EXPECT_EQ(seen.size(), expected.size());
   EXPECT_EQ(pages, 5);
@@ -846,12 +848,12 @@ TEST_F(FhirServiceTest, EveryErrorIsAnOperationOutcome) {
                                                        std::string(5000, ']'), "}")),
                 400, "structure");
   // Missing required elements and codes outside a required binding name the element.
-  HttpResponse missing = http_->Post(
-      "/fhir/Goal", absl::StrReplaceAll(GoalJson(patient, "x"), {{R"("lifecycleStatus":"active",)", ""}}));
+  HttpResponse missing =
+      http_->Post("/fhir/Goal", absl::StrReplaceAll(GoalJson(patient, "x"), {{R"("lifecycleStatus":"active",)", ""}}));
   ExpectOutcome(missing, 400, "required");
   EXPECT_EQ(StringAt(missing.Json(), {"issue", "0", "expression", "0"}), "Goal.lifecycleStatus");
-  HttpResponse binding = http_->Post("/fhir/Goal", absl::StrReplaceAll(GoalJson(patient, "x"), {{"\"active\"",
-                                                                                                  "\"dreaming\""}}));
+  HttpResponse binding =
+      http_->Post("/fhir/Goal", absl::StrReplaceAll(GoalJson(patient, "x"), {{"\"active\"", "\"dreaming\""}}));
   EXPECT_EQ(binding.status, 400) << binding.Describe();
   EXPECT_EQ(StringAt(binding.Json(), {"issue", "0", "expression", "0"}), "Goal.lifecycleStatus");
   HttpResponse blank = http_->Post("/fhir/Goal", GoalJson(patient, "   "));
@@ -883,9 +885,10 @@ TEST_F(FhirServiceTest, EveryErrorIsAnOperationOutcome) {
 
 TEST_F(FhirServiceTest, TooLargeAndMalformedHttp) {
   // A body over the limit (1 MiB): refused from its Content-Length.
-  auto big = http_->SendRaw(absl::StrCat("POST /fhir/Goal HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"
-                                         "Content-Length: 2000000\r\n\r\n",
-                                         std::string(65536, ' ')));
+  auto big =
+      http_->SendRaw(absl::StrCat("POST /fhir/Goal HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\n"
+                                  "Content-Length: 2000000\r\n\r\n",
+                                  std::string(65536, ' ')));
   ASSERT_TRUE(big.ok()) << big.status();
   ExpectOutcome(*big, 413, "too-long");
   auto garbage = http_->SendRaw("THIS IS NOT HTTP\r\n\r\n");
@@ -922,10 +925,17 @@ TEST_F(FhirServiceTest, KeepAliveReusesOneConnection) {
 TEST_F(FhirServiceTest, NoInputCrashesTheServer) {
   const std::string patient = NewPatient();
   const std::vector<std::string> bodies = {
-      "null", "true", "1e999", "\"x\"", "{}", R"({"resourceType":null})", R"({"resourceType":"Goal","subject":7})",
+      "null",
+      "true",
+      "1e999",
+      "\"x\"",
+      "{}",
+      R"({"resourceType":null})",
+      R"({"resourceType":"Goal","subject":7})",
       R"({"resourceType":"Goal","description":[],"lifecycleStatus":{}})",
       R"({"resourceType":"Goal","lifecycleStatus":"active","description":{"text":"x"},"subject":{"reference":"Patient/../x"}})",
-      R"({"resourceType":"Goal","target":[null,{"dueDate":12}],"note":"x"})", std::string("{\"a\":\"\0\"}", 10)};
+      R"({"resourceType":"Goal","target":[null,{"dueDate":12}],"note":"x"})",
+      std::string("{\"a\":\"\0\"}", 9)};
   for (const std::string& body : bodies) {
     for (const std::string type : {"Goal", "Observation", "List"}) {
       HttpResponse r = http_->Post("/fhir/" + type, body);
