@@ -15,24 +15,26 @@ using json::Value;
 
 namespace {
 
-// Definitions of our preference kinds, by PreferenceKind value ("" for the
-// kinds LOINC codes).
-constexpr absl::string_view kPreferenceDefinitions[] = {
-    "",
-    "",
-    "",
-    "Communication channels in the patient's order of preference (components preferred-channel).",
-    "When the patient prefers to be contacted (components contact-day, contact-start-time, contact-end-time, "
-    "contact-time-zone).",
-    "The name the patient wants to be called by (valueString).",
-    "",
-    "",
-    "Who from the patient's family or caregivers should be involved, and how (components "
-    "family-member-name, family-member-relationship, family-involvement-how).",
-    "",
-    "",
-    "",
-    "A preference of another kind, in the patient's words."};
+// The definition of one of our preference kinds ("" for the kinds LOINC
+// codes). Keyed by name, not by position, so that no entry can shift.
+absl::string_view PreferenceDefinition(v1::PreferenceKind kind) {
+  switch (kind) {
+    case v1::COMMUNICATION_CHANNELS:
+      return "Communication channels in the patient's order of preference (components preferred-channel).";
+    case v1::CONTACT_TIME_WINDOW:
+      return "When the patient prefers to be contacted (components contact-day, contact-start-time, "
+             "contact-end-time, contact-time-zone).";
+    case v1::NAME_TO_USE:
+      return "The name the patient wants to be called by (valueString).";
+    case v1::FAMILY_INVOLVEMENT:
+      return "Who from the patient's family or caregivers should be involved, and how (components "
+             "family-member-name, family-member-relationship, family-involvement-how).";
+    case v1::OTHER_PREFERENCE:
+      return "A preference of another kind, in the patient's words.";
+    default:
+      return "";
+  }
+}
 
 // CodeSystem.concept, counting every concept (nested ones too) for
 // CodeSystem.count.
@@ -79,7 +81,7 @@ void AddAllConcepts(Concepts& concepts) {
   concepts.Add(codes::kWhatMattersConcept);
   for (const codes::PreferenceCode& pc : codes::kPreferenceCodes) {
     if (!pc.system.empty()) continue;  // LOINC
-    concepts.Add({pc.code, pc.display, kPreferenceDefinitions[pc.kind]});
+    concepts.Add({pc.code, pc.display, PreferenceDefinition(static_cast<v1::PreferenceKind>(pc.kind))});
   }
   concepts.Add(codes::kComponentPrompt);
   concepts.AddWithChildren(codes::kComponentLifeDomain, codes::kLifeDomains);

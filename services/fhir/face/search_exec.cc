@@ -18,6 +18,8 @@ namespace {
 // A scratch document for matching is replaced once its arena grows past this.
 constexpr size_t kScratchBytes = 1 << 20;
 
+bool EveryRecord(const Record&) { return true; }
+
 bool PatientIdLess(const Record& a, const Record& b) {
   if (a.patient_id() != b.patient_id()) return a.patient_id() < b.patient_id();
   if (a.id() != b.id()) return a.id() < b.id();
@@ -71,31 +73,41 @@ absl::StatusOr<bool> FhirService::MatchRecord(const SearchSpec& spec, const Reco
   return Matches(spec, d, record.update_time_micros());
 }
 
+absl::Status FhirService::ScanMatches(const SearchSpec& spec, Kind kind, const std::string& after_patient,
+                                      const std::string& after_id, const CallContext& ctx,
+                                      absl::FunctionRef<bool(const Record&)> wanted,
+                                      absl::FunctionRef<bool(Hit)> visit) {
+  const bool rendered = NeedsRender(spec);
+  std::unique_ptr<Document> scratch;
+  absl::Status inner;
+  auto s = ScanCandidates(spec, kind, after_patient, after_id, ctx, [&](const Record& r) {
+    if (!wanted(r)) return true;
+    auto m = MatchRecord(spec, r, &scratch);
+    if (!m.ok()) {
+      inner = m.status();
+      return false;
+    }
+    if (!*m) return true;
+    Hit hit;
+    hit.record = r;
+    if (rendered) hit.doc = std::move(scratch);
+    return visit(std::move(hit));
+  });
+  return s.ok() ? inner : s;
+}
+
 absl::Status FhirService::FindInKeyOrder(const SearchSpec& spec, const std::string& after_patient,
                                          const std::string& after_id, size_t limit, const CallContext& ctx,
                                          std::vector<Hit>* out) {
-  const bool rendered = NeedsRender(spec);
   std::vector<Hit> all;
-  std::unique_ptr<Document> scratch;
   for (Kind kind : KindsOf(spec.resource_type)) {
     // Each kind's first `limit` matches hold the overall first `limit`.
     size_t found = 0;
-    absl::Status inner;
-    auto s = ScanCandidates(spec, kind, after_patient, after_id, ctx, [&](const Record& r) {
-      auto m = MatchRecord(spec, r, &scratch);
-      if (!m.ok()) {
-        inner = m.status();
-        return false;
-      }
-      if (!*m) return true;
-      Hit hit;
-      hit.record = r;
-      if (rendered) hit.doc = std::move(scratch);
+    auto s = ScanMatches(spec, kind, after_patient, after_id, ctx, EveryRecord, [&](Hit hit) {
       all.push_back(std::move(hit));
       return ++found < limit;
     });
     if (!s.ok()) return s;
-    if (!inner.ok()) return inner;
   }
   std::sort(all.begin(), all.end(), [](const Hit& a, const Hit& b) { return PatientIdLess(a.record, b.record); });
   if (all.size() > limit) all.resize(limit);
@@ -140,24 +152,15 @@ absl::Status FhirService::FindSorted(const SearchSpec& spec, const std::optional
     after = Key{ascending ? cursor->after_version() : -cursor->after_version(), patient, id};
   }
   auto less = [&](const Hit& a, const Hit& b) { return key_of(a.record) < key_of(b.record); };
-  const bool rendered = NeedsRender(spec);
   std::vector<Hit> heap;  // max-heap by key: the worst kept hit on top
-  std::unique_ptr<Document> scratch;
-  absl::Status inner;
+  // Only a record that would be kept is matched (and rendered).
+  auto would_keep = [&](const Record& r) {
+    const Key key = key_of(r);
+    if (after.has_value() && !(key > *after)) return false;
+    return heap.size() < limit || key < key_of(heap.front().record);
+  };
   for (Kind kind : KindsOf(spec.resource_type)) {
-    auto s = ScanCandidates(spec, kind, "", "", ctx, [&](const Record& r) {
-      const Key key = key_of(r);
-      if (after.has_value() && !(key > *after)) return true;
-      if (heap.size() == limit && !(key < key_of(heap.front().record))) return true;
-      auto m = MatchRecord(spec, r, &scratch);
-      if (!m.ok()) {
-        inner = m.status();
-        return false;
-      }
-      if (!*m) return true;
-      Hit hit;
-      hit.record = r;
-      if (rendered) hit.doc = std::move(scratch);
+    auto s = ScanMatches(spec, kind, "", "", ctx, would_keep, [&](Hit hit) {
       if (heap.size() == limit) {
         std::pop_heap(heap.begin(), heap.end(), less);
         heap.pop_back();
@@ -167,7 +170,6 @@ absl::Status FhirService::FindSorted(const SearchSpec& spec, const std::optional
       return true;
     });
     if (!s.ok()) return s;
-    if (!inner.ok()) return inner;
   }
   std::sort_heap(heap.begin(), heap.end(), less);
   *out = std::move(heap);

@@ -163,6 +163,12 @@ class FhirService final : public http::Handler {
   // Does `record` match? Renders into `scratch` when the criteria need the
   // FHIR form (then *scratch holds it).
   absl::StatusOr<bool> MatchRecord(const SearchSpec& spec, const Record& record, std::unique_ptr<Document>* scratch);
+  // The records of `kind` after the position that `wanted` lets through
+  // and the spec matches, as Hits (rendered when the criteria needed the
+  // FHIR form), in key order, until `visit` returns false.
+  absl::Status ScanMatches(const SearchSpec& spec, Kind kind, const std::string& after_patient,
+                           const std::string& after_id, const CallContext& ctx,
+                           absl::FunctionRef<bool(const Record&)> wanted, absl::FunctionRef<bool(Hit)> visit);
   // Matches of the spec in (patient, id) order after the position, at most `limit`.
   absl::Status FindInKeyOrder(const SearchSpec& spec, const std::string& after_patient, const std::string& after_id,
                               size_t limit, const CallContext& ctx, std::vector<Hit>* out);
