@@ -192,10 +192,8 @@ Value Security(const SmartConfiguration& smart, Alloc& a) {
   return security;
 }
 
-}  // namespace
-
-void BuildCapabilityStatement(absl::string_view base, int64_t date_micros, const SmartConfiguration& smart, Value* out,
-                              Alloc& a) {
+// The CapabilityStatement's own elements: who, what software, which formats.
+void AddHeader(absl::string_view base, int64_t date_micros, Value* out, Alloc& a) {
   out->SetObject();
   out->AddMember("resourceType", "CapabilityStatement", a);
   out->AddMember("id", "wmty", a);
@@ -227,7 +225,112 @@ void BuildCapabilityStatement(absl::string_view base, int64_t date_micros, const
   format.PushBack("application/fhir+json", a);
   format.PushBack("application/json", a);
   out->AddMember("format", format, a);
+}
 
+// Provenance: one per stored version, read-only.
+Value ProvenanceResource(Alloc& a) {
+  Value r = CommonResource("Provenance", a);
+  r.AddMember("documentation",
+              "One per stored version (id s<change sequence>); read-only. Also returned by "
+              "_revinclude=Provenance:target and $everything.",
+              a);
+  r.AddMember("interaction", Interactions({{"read", ""}, {"search-type", "target is required."}}, a), a);
+  r.AddMember("searchParam", SearchParams("Provenance", a), a);
+  return r;
+}
+
+// AuditEvent: the audit trail, read-only, with its own search parameters.
+Value AuditEventResource(Alloc& a) {
+  Value r = CommonResource("AuditEvent", a);
+  r.AddMember("documentation",
+              "The audit trail (IHE BALP): one per access to patient data through either face, refused attempts "
+              "included (id a<sequence>). Read-only: create, update and delete are 405. Needs a scope naming "
+              "AuditEvent (e.g. system/AuditEvent.rs); patient/ scopes see only their patient's events.",
+              a);
+  r.AddMember("interaction", Interactions({{"read", ""}, {"search-type", "Oldest first; scans the trail."}}, a), a);
+  Value params(rapidjson::kArrayType);
+  auto param = [&](absl::string_view name, absl::string_view definition, absl::string_view type,
+                   absl::string_view doc) {
+    Value v(rapidjson::kObjectType);
+    v.AddMember("name", Str(name, a), a);
+    v.AddMember("definition", Str(definition, a), a);
+    v.AddMember("type", Str(type, a), a);
+    v.AddMember("documentation", Str(doc, a), a);
+    params.PushBack(v, a);
+  };
+  param("patient", "http://hl7.org/fhir/SearchParameter/AuditEvent-patient", "reference",
+        "<id> or Patient/<id>: events about that patient.");
+  param("agent", "http://hl7.org/fhir/SearchParameter/AuditEvent-agent", "reference",
+        "The token subject (or client id) that made the request, exactly; comma-separated values OR.");
+  param("date", "http://hl7.org/fhir/SearchParameter/AuditEvent-date", "date",
+        "When it was recorded; prefixes eq, ne, gt, lt, ge, le, sa, eb; repeat to AND.");
+  param("action", "http://hl7.org/fhir/SearchParameter/AuditEvent-action", "token",
+        "C, R, U, D or E; comma-separated values OR.");
+  r.AddMember("searchParam", params, a);
+  return r;
+}
+
+// CodeSystem: only ours (CodeSystem/wmty), by id or canonical URL.
+Value CodeSystemResource(Alloc& a) {
+  Value r = CommonResource("CodeSystem", a);
+  r.AddMember("documentation",
+              "Only CodeSystem/wmty: the concepts no standard code covers. Also found by its canonical URL "
+              "(CodeSystem?url=...).",
+              a);
+  r.AddMember("interaction", Interactions({{"read", ""}, {"search-type", "url only."}}, a), a);
+  Value params(rapidjson::kArrayType);
+  Value url(rapidjson::kObjectType);
+  url.AddMember("name", "url", a);
+  url.AddMember("definition", "http://hl7.org/fhir/SearchParameter/conformance-url", a);
+  url.AddMember("type", "uri", a);
+  params.PushBack(url, a);
+  r.AddMember("searchParam", params, a);
+  return r;
+}
+
+// Patient: the hospital's demographics, created and updated by PUT, with $everything.
+Value PatientResource(Alloc& a) {
+  Value r = CommonResource("Patient", a);
+  r.AddMember("documentation",
+              "Who the patient is, as the hospital's systems send it (US Core Patient; id = the EHR's patient "
+              "id): name, birthDate, gender and identifier are interpreted, every other R4 element is kept; "
+              "elements R4 Patient does not define are refused. Created and updated by PUT only (POST and "
+              "DELETE are 405). $everything (GET, no paging) returns the Patient and at most 1000 resources "
+              "of each kind (an OperationOutcome entry says when more exist).",
+              a);
+  r.AddMember("interaction",
+              Interactions({{"read", kRead},
+                            {"vread", kVread},
+                            {"update",
+                             "PUT Patient/<patient id> creates (201) or updates (200) the patient's "
+                             "record. If-Match optional: 412 when stale."},
+                            {"history-instance", kHistory},
+                            {"history-type", kHistory},
+                            {"search-type", kSearch}},
+                           a),
+              a);
+  r.AddMember("versioning", "versioned-update", a);
+  r.AddMember("readHistory", true, a);
+  r.AddMember("updateCreate", true, a);
+  r.AddMember("conditionalRead", "not-match", a);
+  Value rev(rapidjson::kArrayType);
+  rev.PushBack("Provenance:target", a);
+  r.AddMember("searchRevInclude", rev, a);
+  r.AddMember("searchParam", SearchParams("Patient", a), a);
+  Value ops(rapidjson::kArrayType);
+  Value op(rapidjson::kObjectType);
+  op.AddMember("name", "everything", a);
+  op.AddMember("definition", "http://hl7.org/fhir/OperationDefinition/Patient-everything", a);
+  ops.PushBack(op, a);
+  r.AddMember("operation", ops, a);
+  return r;
+}
+
+}  // namespace
+
+void BuildCapabilityStatement(absl::string_view base, int64_t date_micros, const SmartConfiguration& smart, Value* out,
+                              Alloc& a) {
+  AddHeader(base, date_micros, out, a);
   Value rest(rapidjson::kObjectType);
   rest.AddMember("mode", "server", a);
   rest.AddMember("documentation",
@@ -252,97 +355,10 @@ void BuildCapabilityStatement(absl::string_view base, int64_t date_micros, const
                                       "its id is the patient id.",
                                       a),
                      a);
-  {
-    Value r = CommonResource("Provenance", a);
-    r.AddMember("documentation",
-                "One per stored version (id s<change sequence>); read-only. Also returned by "
-                "_revinclude=Provenance:target and $everything.",
-                a);
-    r.AddMember("interaction", Interactions({{"read", ""}, {"search-type", "target is required."}}, a), a);
-    r.AddMember("searchParam", SearchParams("Provenance", a), a);
-    resources.PushBack(r, a);
-  }
-  {
-    Value r = CommonResource("AuditEvent", a);
-    r.AddMember("documentation",
-                "The audit trail (IHE BALP): one per access to patient data through either face, refused attempts "
-                "included (id a<sequence>). Read-only: create, update and delete are 405. Needs a scope naming "
-                "AuditEvent (e.g. system/AuditEvent.rs); patient/ scopes see only their patient's events.",
-                a);
-    r.AddMember("interaction", Interactions({{"read", ""}, {"search-type", "Oldest first; scans the trail."}}, a), a);
-    Value params(rapidjson::kArrayType);
-    auto param = [&](absl::string_view name, absl::string_view definition, absl::string_view type,
-                     absl::string_view doc) {
-      Value v(rapidjson::kObjectType);
-      v.AddMember("name", Str(name, a), a);
-      v.AddMember("definition", Str(definition, a), a);
-      v.AddMember("type", Str(type, a), a);
-      v.AddMember("documentation", Str(doc, a), a);
-      params.PushBack(v, a);
-    };
-    param("patient", "http://hl7.org/fhir/SearchParameter/AuditEvent-patient", "reference",
-          "<id> or Patient/<id>: events about that patient.");
-    param("agent", "http://hl7.org/fhir/SearchParameter/AuditEvent-agent", "reference",
-          "The token subject (or client id) that made the request, exactly; comma-separated values OR.");
-    param("date", "http://hl7.org/fhir/SearchParameter/AuditEvent-date", "date",
-          "When it was recorded; prefixes eq, ne, gt, lt, ge, le, sa, eb; repeat to AND.");
-    param("action", "http://hl7.org/fhir/SearchParameter/AuditEvent-action", "token",
-          "C, R, U, D or E; comma-separated values OR.");
-    r.AddMember("searchParam", params, a);
-    resources.PushBack(r, a);
-  }
-  {
-    Value r = CommonResource("CodeSystem", a);
-    r.AddMember("documentation",
-                "Only CodeSystem/wmty: the concepts no standard code covers. Also found by its canonical URL "
-                "(CodeSystem?url=...).",
-                a);
-    r.AddMember("interaction", Interactions({{"read", ""}, {"search-type", "url only."}}, a), a);
-    Value params(rapidjson::kArrayType);
-    Value url(rapidjson::kObjectType);
-    url.AddMember("name", "url", a);
-    url.AddMember("definition", "http://hl7.org/fhir/SearchParameter/conformance-url", a);
-    url.AddMember("type", "uri", a);
-    params.PushBack(url, a);
-    r.AddMember("searchParam", params, a);
-    resources.PushBack(r, a);
-  }
-  {
-    Value r = CommonResource("Patient", a);
-    r.AddMember("documentation",
-                "Who the patient is, as the hospital's systems send it (US Core Patient; id = the EHR's patient "
-                "id): name, birthDate, gender and identifier are interpreted, every other R4 element is kept; "
-                "elements R4 Patient does not define are refused. Created and updated by PUT only (POST and "
-                "DELETE are 405). $everything (GET, no paging) returns the Patient and at most 1000 resources "
-                "of each kind (an OperationOutcome entry says when more exist).",
-                a);
-    r.AddMember("interaction",
-                Interactions({{"read", kRead},
-                              {"vread", kVread},
-                              {"update",
-                               "PUT Patient/<patient id> creates (201) or updates (200) the patient's "
-                               "record. If-Match optional: 412 when stale."},
-                              {"history-instance", kHistory},
-                              {"history-type", kHistory},
-                              {"search-type", kSearch}},
-                             a),
-                a);
-    r.AddMember("versioning", "versioned-update", a);
-    r.AddMember("readHistory", true, a);
-    r.AddMember("updateCreate", true, a);
-    r.AddMember("conditionalRead", "not-match", a);
-    Value rev(rapidjson::kArrayType);
-    rev.PushBack("Provenance:target", a);
-    r.AddMember("searchRevInclude", rev, a);
-    r.AddMember("searchParam", SearchParams("Patient", a), a);
-    Value ops(rapidjson::kArrayType);
-    Value op(rapidjson::kObjectType);
-    op.AddMember("name", "everything", a);
-    op.AddMember("definition", "http://hl7.org/fhir/OperationDefinition/Patient-everything", a);
-    ops.PushBack(op, a);
-    r.AddMember("operation", ops, a);
-    resources.PushBack(r, a);
-  }
+  resources.PushBack(ProvenanceResource(a), a);
+  resources.PushBack(AuditEventResource(a), a);
+  resources.PushBack(CodeSystemResource(a), a);
+  resources.PushBack(PatientResource(a), a);
   rest.AddMember("resource", resources, a);
   Value rests(rapidjson::kArrayType);
   rests.PushBack(rest, a);
