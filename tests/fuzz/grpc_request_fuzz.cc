@@ -109,13 +109,16 @@ void CreateFixtures(World& w) {
                                         encounter_id: "enc-1"
                                         channel: BEDSIDE
                                       })pb";
+  // The request snippets below are joined with explicit spaces: clang-format
+  // formats each R"pb(...)pb" literal as a text proto and trims its edges, so a
+  // separator inside a literal would not survive formatting.
   auto wm = must(Await<v1::WhatMatters>([&](Done<v1::WhatMatters> done) {
     w.records->CreateWhatMatters(
         Text<v1::CreateWhatMattersRequest>(absl::StrCat(R"pb(parent: "patients/p1"
                                                              what_matters { statement: "Walking my dog every morning"
                                                                             prompt: "What matters to you?"
                                                                             life_domains: HOBBIES_AND_JOY)pb",
-                                                        kProvenance, "}")
+                                                        " ", kProvenance, "}")
                                                .c_str()),
         {}, std::move(done));
   }));
@@ -128,7 +131,7 @@ void CreateFixtures(World& w) {
                                                                                categories: PHYSIOTHERAPY
                                                                                target_date: "2027-06"
                                                                                what_matters: ")pb",
-                                                                   wm_name, "\"", kProvenance, "}")
+                                                                   wm_name, "\"", " ", kProvenance, "}")
                                                           .c_str()),
                           {}, std::move(done));
   }));
@@ -138,7 +141,7 @@ void CreateFixtures(World& w) {
                                                       preference { kind: LANGUAGE value_text: "Spanish"
                                                                    language { language: "es" interpreter_needed: true }
                                                  )pb",
-                                                 kProvenance, "}")
+                                                 " ", kProvenance, "}")
                                         .c_str()),
                                 {}, std::move(done));
   }));
@@ -146,16 +149,16 @@ void CreateFixtures(World& w) {
     w.records->CreateGoalScore(
         Text<v1::CreateGoalScoreRequest>(absl::StrCat(R"pb(parent: "patients/p1"
                                                            goal_score { score_type: INITIAL score: -1 goal: ")pb",
-                                                      goal.name(), "\"", kProvenance, "}")
+                                                      goal.name(), "\"", " ", kProvenance, "}")
                                              .c_str()),
         {}, std::move(done));
   }));
   must(Await<v1::Priorities>([&](Done<v1::Priorities> done) {
-    w.records->UpdatePriorities(
-        Text<v1::UpdatePrioritiesRequest>(absl::StrCat(R"pb(priorities { name: "patients/p1/priorities" items: ")pb",
-                                                       goal.name(), "\" items: \"", wm_name, "\"", kProvenance, "}")
-                                              .c_str()),
-        {}, std::move(done));
+    w.records->UpdatePriorities(Text<v1::UpdatePrioritiesRequest>(
+                                    absl::StrCat(R"pb(priorities { name: "patients/p1/priorities" items: ")pb",
+                                                 goal.name(), "\" items: \"", wm_name, "\"", " ", kProvenance, "}")
+                                        .c_str()),
+                                {}, std::move(done));
   }));
   for (const std::string& name : {wm.name(), goal.name(), pref.name(), score.name()}) {
     auto parsed = wmty::domain::ParseName(name, "name");
