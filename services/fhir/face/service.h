@@ -110,6 +110,19 @@ class FhirService final : public http::Handler {
   void Search(const CallPtr& c, absl::string_view type, const std::vector<QueryParam>& params);
   void ReadProvenance(const CallPtr& c, absl::string_view id);
   void SearchProvenance(const CallPtr& c, const SearchSpec& spec);
+  // Provenance search: where a page of versions starts, what it found.
+  struct ProvenancePage {
+    std::string query_hash;
+    int64_t after_index = -1;  // of the first criterion's targets
+    int64_t after_version = 0;
+    std::vector<std::pair<int64_t, Record>> found;  // (target index, version)
+    int64_t total = 0;
+  };
+  absl::Status FindProvenanceVersions(Call& c, const SearchSpec& spec, const std::vector<const Criterion*>& targets,
+                                      ProvenancePage* page);
+  void ReplyProvenanceBundle(Call& c, const SearchSpec& spec, ProvenancePage& page);
+  // Does any scope grant `p` on one of the chart types? 403 (false) otherwise.
+  bool MayOnSomeChartType(Call& c, auth::Permission p);
   void Everything(const CallPtr& c, absl::string_view patient_id);
   void ReadAuditEvent(const CallPtr& c, absl::string_view id);
   void SearchAuditEvent(const CallPtr& c);
