@@ -405,6 +405,20 @@ uint64_t Store::LastSequence() const {
   return last_sequence_;
 }
 
+// TODO(issue 19, store helper): the change-log following, retention and state
+// API below are declared for the other layers to build against; implement.
+void Store::AddCommitListener(absl::AnyInvocable<void(uint64_t)> listener) { (void)listener; }
+uint64_t Store::OldestChangeSequence() const { return 1; }
+absl::Status Store::TrimChangeLog(uint64_t) { return absl::UnimplementedError("TrimChangeLog"); }
+absl::Status Store::WriteState(std::vector<StateWrite>) { return absl::UnimplementedError("WriteState"); }
+absl::StatusOr<std::optional<std::string>> Reader::GetState(absl::string_view) const {
+  return absl::UnimplementedError("GetState");
+}
+absl::Status Reader::ScanState(absl::string_view, absl::string_view,
+                               absl::FunctionRef<bool(absl::string_view, absl::string_view)>) const {
+  return absl::UnimplementedError("ScanState");
+}
+
 absl::StatusOr<std::string> Store::GetOrCreateSecret(absl::string_view name) {
   const std::string key = absl::StrCat("meta/secret/", name);
   std::string value;

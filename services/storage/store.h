@@ -212,6 +212,12 @@ class Reader {
   absl::Status ScanChanges(uint64_t after_sequence, absl::FunctionRef<bool(const Change&)> visit) const;
   // Visits audit records after `after_sequence`, oldest first.
   absl::Status ScanAudit(uint64_t after_sequence, absl::FunctionRef<bool(const AuditRecord&)> visit) const;
+  // The state value under `key` (see Store::WriteState), or nullopt.
+  absl::StatusOr<std::optional<std::string>> GetState(absl::string_view key) const;
+  // Visits state entries whose key starts with `prefix` and sorts after
+  // `after_key` (empty: from the first), in key order, until `visit` is false.
+  absl::Status ScanState(absl::string_view prefix, absl::string_view after_key,
+                         absl::FunctionRef<bool(absl::string_view key, absl::string_view value)> visit) const;
 
  private:
   friend class Store;
@@ -292,6 +298,33 @@ class Store {
 
   // Sequence of the last committed change (0 for an empty store).
   uint64_t LastSequence() const;
+
+  // Following the change log. `listener(last_sequence)` runs on the
+  // completion thread after every group commit that wrote changes, once they
+  // are visible to new Readers and before their callbacks; it must not block
+  // (wake a thread of your own). Listeners live as long as the store:
+  // register long-lived consumers once, at startup.
+  void AddCommitListener(absl::AnyInvocable<void(uint64_t last_sequence)> listener);
+
+  // Retention. The first sequence the change log still holds
+  // (LastSequence() + 1 when it holds none: everything was trimmed, or
+  // nothing was ever written).
+  uint64_t OldestChangeSequence() const;
+  // Removes the change-log entries with sequence <= `through_sequence`
+  // (clamped to LastSequence()), durably; records, versions and audit are
+  // untouched. Readers taken before keep seeing them. Errors: UNAVAILABLE.
+  absl::Status TrimChangeLog(uint64_t through_sequence);
+
+  // State: small values of server components (e.g. subscription delivery
+  // cursors) kept apart from records, without versions or change log. One
+  // call writes all `writes` atomically and durably (synced); a value of
+  // nullopt deletes the key. Read with Reader::GetState / ScanState.
+  // Errors: UNAVAILABLE (I/O, or closed).
+  struct StateWrite {
+    std::string key;
+    std::optional<std::string> value;
+  };
+  absl::Status WriteState(std::vector<StateWrite> writes);
 
   // False from a failed write (disk full, I/O error) until the store has
   // recovered: meanwhile every write fails fast with UNAVAILABLE and reads
