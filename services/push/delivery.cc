@@ -27,8 +27,7 @@ namespace client = web::http::client;
 constexpr absl::string_view kFhirJson = "application/fhir+json";
 
 bool Ended(const Subscription& sub, absl::Time now) {
-  return sub.status() == Subscription::OFF ||
-         (sub.end_micros() != 0 && now >= absl::FromUnixMicros(sub.end_micros()));
+  return sub.status() == Subscription::OFF || (sub.end_micros() != 0 && now >= absl::FromUnixMicros(sub.end_micros()));
 }
 
 }  // namespace
@@ -141,9 +140,9 @@ void Delivery::Run(const LanePtr& lane) {
   auto current = store_->NewReader()->GetCurrent(storage::SUBSCRIPTION, "", lane->id);
   Subscription sub;
   if (!current.ok() || (current->has_value() && !sub.ParseFromString((*current)->resource()))) {
-    log::Error("subscription delivery cannot read its subscription",
-               {{"code", absl::StatusCodeToString(current.ok() ? absl::StatusCode::kDataLoss
-                                                               : current.status().code())}});
+    log::Error(
+        "subscription delivery cannot read its subscription",
+        {{"code", absl::StatusCodeToString(current.ok() ? absl::StatusCode::kDataLoss : current.status().code())}});
     return Finish(lane, now + options_.initial_backoff);
   }
   if (!current->has_value() || (*current)->retracted() || Ended(sub, now)) {
@@ -248,11 +247,11 @@ void Delivery::Send(const LanePtr& lane, Subscription sub, Notification notifica
       config.set_timeout(absl::ToChronoMilliseconds(timeout));
       config.set_validate_certificates(true);  // the system trust store
       if (!options_.client_cert_file.empty()) {
-        config.set_ssl_context_callback([cert = options_.client_cert_file,
-                                         key_file = options_.client_key_file](boost::asio::ssl::context& ctx) {
-          ctx.use_certificate_chain_file(cert);
-          ctx.use_private_key_file(key_file, boost::asio::ssl::context::pem);
-        });
+        config.set_ssl_context_callback(
+            [cert = options_.client_cert_file, key_file = options_.client_key_file](boost::asio::ssl::context& ctx) {
+              ctx.use_certificate_chain_file(cert);
+              ctx.use_private_key_file(key_file, boost::asio::ssl::context::pem);
+            });
       }
       lane->http = std::make_unique<client::http_client>(web::uri(sub.endpoint()), config);
       lane->http_key = key;
@@ -279,10 +278,7 @@ void Delivery::Send(const LanePtr& lane, Subscription sub, Notification notifica
         try {
           const web::http::status_code code = task.get().status_code();
           attempt.ok = code >= 200 && code < 300;
-          attempt.outcome = attempt.ok            ? "success"
-                            : code >= 500         ? "http_5xx"
-                            : code >= 400         ? "http_4xx"
-                                                  : "http_other";
+          attempt.outcome = attempt.ok ? "success" : code >= 500 ? "http_5xx" : code >= 400 ? "http_4xx" : "http_other";
           if (!attempt.ok) attempt.error = absl::StrCat("the endpoint answered HTTP ", code);
         } catch (const web::http::http_exception& e) {
           const bool timed_out = e.error_code() == std::errc::timed_out;

@@ -54,8 +54,8 @@
 namespace wmty::push {
 
 // Changes a subscription's status (domain::Subscriptions::SetStatus).
-using SetStatusFn = std::function<void(const std::string& id, storage::Subscription::Status status,
-                                       std::string error, absl::AnyInvocable<void(absl::Status)> done)>;
+using SetStatusFn = std::function<void(const std::string& id, storage::Subscription::Status status, std::string error,
+                                       absl::AnyInvocable<void(absl::Status)> done)>;
 
 struct DeliveryOptions {
   // Absolute FHIR base URL the notifications' references use.

@@ -33,8 +33,9 @@ absl::StatusOr<std::unique_ptr<Engine>> Engine::Start(storage::Store* store, dom
   }
   engine->delivery_ = std::make_unique<Delivery>(store, events, std::move(options.delivery), registry);
   Delivery* delivery = engine->delivery_.get();
-  engine->matcher_ = std::make_unique<Matcher>(store, events, std::move(options.matcher),
-                                               [delivery](const std::vector<std::string>& ids) { delivery->Wake(ids); });
+  engine->matcher_ =
+      std::make_unique<Matcher>(store, events, std::move(options.matcher),
+                                [delivery](const std::vector<std::string>& ids) { delivery->Wake(ids); });
   if (auto s = engine->matcher_->Start(); !s.ok()) return s;
   engine->wakeup_ = std::make_shared<Wakeup>();
   {

@@ -41,8 +41,8 @@ absl::Status Matcher::Start() {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<storage::Record>> Matcher::VersionAt(const storage::Reader& reader,
-                                                                  absl::string_view id, uint64_t sequence) {
+absl::StatusOr<std::optional<storage::Record>> Matcher::VersionAt(const storage::Reader& reader, absl::string_view id,
+                                                                  uint64_t sequence) {
   auto current = reader.GetCurrent(storage::SUBSCRIPTION, "", id);
   if (!current.ok() || !current->has_value() || (*current)->sequence() <= sequence) return current;
   std::optional<storage::Record> at;
@@ -68,8 +68,7 @@ absl::Status Matcher::LoadSubscriptions(const storage::Reader& reader) {
     if (!version.ok()) return version.status();
     Live live;
     live.state = std::move(state);
-    if (version->has_value() && !(*version)->retracted() &&
-        !live.definition.ParseFromString((*version)->resource())) {
+    if (version->has_value() && !(*version)->retracted() && !live.definition.ParseFromString((*version)->resource())) {
       return absl::DataLossError("stored subscription does not parse");
     }
     subscriptions_.emplace(id, std::move(live));

@@ -92,8 +92,8 @@ class Matcher {
   absl::Status ApplySubscriptionChange(const storage::Reader& reader, const storage::Change& change, Step& step);
   absl::Status LoadSubscriptions(const storage::Reader& reader);
   // The version of subscription `id` current at `sequence` (nullopt: none).
-  static absl::StatusOr<std::optional<storage::Record>> VersionAt(const storage::Reader& reader,
-                                                                  absl::string_view id, uint64_t sequence);
+  static absl::StatusOr<std::optional<storage::Record>> VersionAt(const storage::Reader& reader, absl::string_view id,
+                                                                  uint64_t sequence);
 
   storage::Store* const store_;
   domain::SubscriptionEvents* const events_;

@@ -113,6 +113,25 @@ ABSL_FLAG(std::string, backup_dir, "",
 ABSL_FLAG(int, backup_keep, 7, "How many of the newest backups to keep; older ones are deleted after each backup");
 ABSL_FLAG(absl::Duration, backup_interval, absl::ZeroDuration(),
           "Take a backup this often (e.g. 6h) while serving; 0: only when asked (needs --backup_dir)");
+ABSL_FLAG(bool, subscription_allow_private_endpoints, false,
+          "Allow Subscription endpoints over plain http, and on loopback or private addresses (SSRF: for tests and "
+          "closed networks only; see docs/security.md)");
+ABSL_FLAG(absl::Duration, subscription_retry_initial_backoff, absl::Seconds(1),
+          "First retry delay of a failed Subscription notification (full jitter, doubling per failure)");
+ABSL_FLAG(absl::Duration, subscription_retry_max_backoff, absl::Minutes(5),
+          "Longest retry delay of Subscription notifications (also the pace of retries once in error)");
+ABSL_FLAG(int, subscription_failure_budget, 5,
+          "Consecutive failed notifications before a Subscription's status becomes error");
+ABSL_FLAG(absl::Duration, subscription_default_timeout, absl::Seconds(10),
+          "Timeout of one notification attempt when the Subscription sets none");
+ABSL_FLAG(absl::Duration, subscription_min_heartbeat, absl::Seconds(1),
+          "Shortest heartbeatPeriod honoured (a Subscription asking for less gets this)");
+ABSL_FLAG(int, subscription_delivery_workers, 2, "Threads running Subscription delivery lanes");
+ABSL_FLAG(std::string, subscription_client_cert_file, "",
+          "PEM certificate (chain) presented to Subscription receivers that ask for a client certificate");
+ABSL_FLAG(std::string, subscription_client_key_file, "", "PEM private key of --subscription_client_cert_file");
+ABSL_FLAG(int, subscription_kept_events, 1000,
+          "Delivered events kept per Subscription for $events (undelivered ones are always kept)");
 
 namespace {
 
@@ -293,10 +312,45 @@ absl::Status ReadOperationsFlags(wmty::server::ServerOptions* options) {
   return absl::OkStatus();
 }
 
+// FHIR Subscription delivery.
+absl::Status ReadSubscriptionFlags(wmty::server::ServerOptions* options) {
+  options->subscription_allow_private_endpoints = absl::GetFlag(FLAGS_subscription_allow_private_endpoints);
+  options->subscription_retry_initial_backoff = absl::GetFlag(FLAGS_subscription_retry_initial_backoff);
+  options->subscription_retry_max_backoff = absl::GetFlag(FLAGS_subscription_retry_max_backoff);
+  options->subscription_failure_budget = absl::GetFlag(FLAGS_subscription_failure_budget);
+  options->subscription_default_timeout = absl::GetFlag(FLAGS_subscription_default_timeout);
+  options->subscription_min_heartbeat = absl::GetFlag(FLAGS_subscription_min_heartbeat);
+  options->subscription_delivery_workers = absl::GetFlag(FLAGS_subscription_delivery_workers);
+  options->subscription_client_cert_file = absl::GetFlag(FLAGS_subscription_client_cert_file);
+  options->subscription_client_key_file = absl::GetFlag(FLAGS_subscription_client_key_file);
+  options->subscription_kept_events = absl::GetFlag(FLAGS_subscription_kept_events);
+  if (options->subscription_retry_initial_backoff <= absl::ZeroDuration() ||
+      options->subscription_retry_max_backoff < options->subscription_retry_initial_backoff) {
+    return absl::InvalidArgumentError(
+        "--subscription_retry_initial_backoff must be positive and at most --subscription_retry_max_backoff");
+  }
+  if (options->subscription_failure_budget < 1 || options->subscription_delivery_workers < 1 ||
+      options->subscription_kept_events < 0) {
+    return absl::InvalidArgumentError(
+        "--subscription_failure_budget and --subscription_delivery_workers must be at least 1, "
+        "--subscription_kept_events not negative");
+  }
+  if (options->subscription_default_timeout <= absl::ZeroDuration() ||
+      options->subscription_min_heartbeat <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "--subscription_default_timeout and --subscription_min_heartbeat must be positive");
+  }
+  if (options->subscription_client_cert_file.empty() != options->subscription_client_key_file.empty()) {
+    return absl::InvalidArgumentError("--subscription_client_cert_file and --subscription_client_key_file go together");
+  }
+  return absl::OkStatus();
+}
+
 // The server options the flags ask for; an error names the flag at fault.
 absl::StatusOr<wmty::server::ServerOptions> OptionsFromFlags() {
   wmty::server::ServerOptions options;
-  for (auto read : {ReadServingFlags, ReadOverloadFlags, ReadSecurityFlags, ReadOperationsFlags}) {
+  for (auto read :
+       {ReadServingFlags, ReadOverloadFlags, ReadSecurityFlags, ReadOperationsFlags, ReadSubscriptionFlags}) {
     if (auto s = read(&options); !s.ok()) return s;
   }
   return options;

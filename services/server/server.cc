@@ -113,6 +113,7 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
   if (auto s = server->OpenStore(options); !s.ok()) return s;
   if (auto s = server->StartGrpc(options); !s.ok()) return s;
   if (auto s = server->StartHttp(options, std::move(*bedside_site)); !s.ok()) return s;
+  if (auto s = server->StartPush(options); !s.ok()) return s;
   if (auto s = server->StartObservability(options); !s.ok()) return s;
   std::move(stop_on_error).Cancel();
   server->SetHealth("", true);
@@ -141,6 +142,12 @@ absl::Status WmtyServer::OpenStore(const ServerOptions& options) {
   auto core = domain::PatientRecords::Create(store_.get(), std::move(core_options));
   if (!core.ok()) return core.status();
   core_ = std::move(*core);
+  domain::SubscriptionsOptions subscriptions_options;
+  subscriptions_options.allow_private_endpoints = options.subscription_allow_private_endpoints;
+  subscriptions_ = std::make_unique<domain::Subscriptions>(store_.get(), std::move(subscriptions_options));
+  domain::SubscriptionEventsOptions events_options;
+  events_options.kept_events = static_cast<uint64_t>(std::max(0, options.subscription_kept_events));
+  subscription_events_ = std::make_unique<domain::SubscriptionEvents>(store_.get(), events_options);
   if (options.backup_dir.empty()) return absl::OkStatus();
   storage::BackupOptions backup_options;
   backup_options.dir = options.backup_dir;
@@ -211,6 +218,29 @@ absl::Status WmtyServer::StartHttp(const ServerOptions& options, std::unique_ptr
   return absl::OkStatus();
 }
 
+absl::Status WmtyServer::StartPush(const ServerOptions& options) {
+  push::EngineOptions engine_options;
+  push::DeliveryOptions& delivery = engine_options.delivery;
+  delivery.base_url = options.fhir_base_url.empty() ? absl::StrCat(options.tls_cert_pem.empty() ? "http" : "https",
+                                                                   "://127.0.0.1:", http_port(), "/fhir")
+                                                    : options.fhir_base_url;
+  delivery.workers = options.subscription_delivery_workers;
+  delivery.initial_backoff = options.subscription_retry_initial_backoff;
+  delivery.max_backoff = options.subscription_retry_max_backoff;
+  delivery.failure_budget = options.subscription_failure_budget;
+  delivery.default_timeout = options.subscription_default_timeout;
+  delivery.min_heartbeat = options.subscription_min_heartbeat;
+  delivery.client_cert_file = options.subscription_client_cert_file;
+  delivery.client_key_file = options.subscription_client_key_file;
+  auto engine = push::Engine::Start(store_.get(), subscription_events_.get(), subscriptions_.get(),
+                                    std::move(engine_options), &registry_);
+  if (!engine.ok()) return engine.status();
+  push_ = std::move(*engine);
+  // TODO(retention): register push_->matcher_cursor() as the change log's
+  // retention floor (domain::ChangeLogRetention::AddFloor) once it lands.
+  return absl::OkStatus();
+}
+
 absl::Status WmtyServer::StartObservability(const ServerOptions& options) {
   registry_.AddCollector([this](metrics::Writer& writer) { CollectMetrics(writer); });
   registry_.AddCollector(CollectProcessMetrics);
@@ -248,6 +278,7 @@ absl::Status WmtyServer::StartHealthListener(const ServerOptions& options) {
 }
 
 void WmtyServer::StopListeners() {
+  if (push_ != nullptr) push_->Stop();
   if (health_server_ != nullptr) {
     health_server_->Shutdown(absl::ToChronoTime(absl::Now()));
     health_server_->Wait();
@@ -303,6 +334,9 @@ void WmtyServer::Shutdown(absl::Duration grace) {
   if (metrics_http_ != nullptr) metrics_http_->Shutdown(absl::ZeroDuration());
   // Stops a scheduled backup in progress; the store must outlive it.
   if (backups_ != nullptr) backups_->Close();
+  // Deliveries in flight are cancelled (sent again after a restart: at least
+  // once); the matcher finishes its step.
+  if (push_ != nullptr) push_->Stop();
   // Runs every pending write's callback (some answer dropped HTTP requests,
   // through fhir_, which is still alive).
   store_->Close();
@@ -380,6 +414,7 @@ void WmtyServer::CollectServingMetrics(metrics::Writer& writer) {
                         "--http_max_connections.",
                         static_cast<double>(http_->shed_total()));
   }
+  if (push_ != nullptr) push_->CollectMetrics(writer);
   if (backups_ != nullptr) {
     const storage::Backups::Health health = backups_->health();
     if (health.last_success.has_value()) {

@@ -24,8 +24,11 @@
 #include "auth/token_verifier.h"
 #include "common/metrics.h"
 #include "domain/patient_records.h"
+#include "domain/subscription_events.h"
+#include "domain/subscriptions.h"
 #include "fhir/smart_configuration.h"
 #include "http/http_server.h"
+#include "push/engine.h"
 #include "server/observability.h"
 #include "storage/backup.h"
 #include "storage/store.h"
@@ -116,6 +119,26 @@ struct ServerOptions {
   int backup_keep = 7;
   // A backup this often, on the backup thread; zero: only on request.
   absl::Duration backup_interval = absl::ZeroDuration();
+  // FHIR Subscription delivery (docs/operations.md, "Subscription delivery").
+  // Plain http and loopback/private endpoints (SSRF, docs/security.md):
+  // refused at create and at every delivery unless allowed (tests).
+  bool subscription_allow_private_endpoints = false;
+  // Retry backoff: full jitter up to initial * 2^(failures-1), capped.
+  absl::Duration subscription_retry_initial_backoff = absl::Seconds(1);
+  absl::Duration subscription_retry_max_backoff = absl::Minutes(5);
+  // Consecutive failed deliveries before a subscription's status is error.
+  int subscription_failure_budget = 5;
+  // Per delivery attempt, when the Subscription sets no timeout.
+  absl::Duration subscription_default_timeout = absl::Seconds(10);
+  // Shortest heartbeatPeriod honoured.
+  absl::Duration subscription_min_heartbeat = absl::Seconds(1);
+  // Threads that run delivery lanes (the HTTP exchanges are asynchronous).
+  int subscription_delivery_workers = 2;
+  // Client certificate (PEM file paths) presented to receivers that ask for one.
+  std::string subscription_client_cert_file;
+  std::string subscription_client_key_file;
+  // Acknowledged events kept per subscription for $events.
+  int subscription_kept_events = 1000;
 };
 
 // grpc.health.v1 service names. "" (the server as a whole) is SERVING once
@@ -154,6 +177,9 @@ class WmtyServer {
   absl::Status StartHttp(const ServerOptions& options, std::unique_ptr<web::StaticSite> bedside_site);
   absl::Status StartObservability(const ServerOptions& options);  // collectors, metrics, health
   absl::Status StartHealthListener(const ServerOptions& options);
+  // FHIR Subscription notifications (push::Engine); after HTTP, whose port
+  // the notifications' references name when fhir_base_url is not set.
+  absl::Status StartPush(const ServerOptions& options);
   // Stops the listeners a failed Start had started, newest first, so that a
   // half-built server serves nothing and the destructor has nothing to drain.
   void StopListeners();
@@ -169,6 +195,12 @@ class WmtyServer {
   // Closed before the store (declared after it); null without --backup_dir.
   std::unique_ptr<storage::Backups> backups_;
   std::unique_ptr<domain::PatientRecords> core_;
+  // Subscriptions and their event log (push/ state), for the FHIR face and
+  // the push engine.
+  std::unique_ptr<domain::Subscriptions> subscriptions_;
+  std::unique_ptr<domain::SubscriptionEvents> subscription_events_;
+  // Stopped before the store closes (Shutdown; and destroyed before it).
+  std::unique_ptr<push::Engine> push_;
   std::unique_ptr<grpc::Service> service_;
   std::unique_ptr<grpc::Service> admin_service_;
   std::unique_ptr<grpc::Server> server_;
