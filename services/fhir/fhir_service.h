@@ -21,6 +21,8 @@
 #include "absl/time/time.h"
 #include "auth/token_verifier.h"
 #include "domain/patient_records.h"
+#include "domain/subscription_events.h"
+#include "domain/subscriptions.h"
 #include "fhir/mapping.h"
 #include "fhir/smart_configuration.h"
 #include "http/http_server.h"
@@ -43,6 +45,10 @@ struct FhirServiceOptions {
   UnknownElementPolicy unknown_elements = UnknownElementPolicy::kRefuse;
   // The authorization server the CapabilityStatement's security names.
   SmartConfiguration smart;
+  // FHIR Subscriptions and their notification log ($status, $events); null:
+  // those answer 404. Must outlive the service.
+  domain::Subscriptions* subscriptions = nullptr;
+  domain::SubscriptionEvents* subscription_events = nullptr;
 };
 
 std::unique_ptr<http::Handler> NewFhirService(domain::PatientRecords* core, FhirServiceOptions options);

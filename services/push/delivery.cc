@@ -40,6 +40,9 @@ struct Delivery::Lane {
   bool again = false;  // woken while busy: run again when done
   uint64_t timer_generation = 0;
   boost::asio::steady_timer timer;
+  // After a failure, no attempt before this (new events do not cut a
+  // backoff short).
+  absl::Time not_before = absl::InfinitePast();
   Subscription::Status seen_status = Subscription::STATUS_UNSPECIFIED;
   uint64_t pending = 0;
   // Owned by the run that set `busy`.
@@ -97,6 +100,7 @@ void Delivery::Wake(const std::vector<std::string>& ids) {
       lane->again = true;
       continue;
     }
+    if (absl::Now() < lane->not_before) continue;  // its timer runs it then
     ++lane->timer_generation;
     lane->timer.cancel();
     StartLocked(lane);
@@ -123,14 +127,16 @@ void Delivery::ScheduleLocked(const LanePtr& lane, absl::Time at) {
   });
 }
 
-void Delivery::Finish(const LanePtr& lane, absl::Time next) {
+void Delivery::Finish(const LanePtr& lane, absl::Time next, bool backoff) {
   absl::MutexLock lock(&mu_);
   lane->busy = false;
+  lane->not_before = backoff ? next : absl::InfinitePast();
   if (stopping_) return;
-  if (lane->again) {
+  if (lane->again && !backoff) {
     lane->again = false;
     StartLocked(lane);
   } else if (next != absl::InfiniteFuture()) {
+    lane->again = false;
     ScheduleLocked(lane, next);
   }
 }
@@ -143,7 +149,7 @@ void Delivery::Run(const LanePtr& lane) {
     log::Error(
         "subscription delivery cannot read its subscription",
         {{"code", absl::StatusCodeToString(current.ok() ? absl::StatusCode::kDataLoss : current.status().code())}});
-    return Finish(lane, now + options_.initial_backoff);
+    return Finish(lane, now + options_.initial_backoff, /*backoff=*/true);
   }
   if (!current->has_value() || (*current)->retracted() || Ended(sub, now)) {
     // Deleted or off: the lane goes; a later change (matcher) makes a new one.
@@ -162,7 +168,7 @@ void Delivery::Run(const LanePtr& lane) {
   if (!notification.ok()) {
     log::Error("subscription delivery cannot build a notification",
                {{"code", absl::StatusCodeToString(notification.status().code())}});
-    return Finish(lane, now + options_.initial_backoff);
+    return Finish(lane, now + options_.initial_backoff, /*backoff=*/true);
   }
   if (notification->body.empty()) return Finish(lane, notification->next);
   Send(lane, std::move(sub), std::move(*notification));
@@ -302,6 +308,7 @@ void Delivery::Done(const LanePtr& lane, const Subscription& sub, const Notifica
   const storage::SubscriptionDeliveryState before = lane->state;
   storage::SubscriptionDeliveryState& state = lane->state;
   absl::Time next = now;
+  bool backoff = false;
   if (attempt.ok) {
     state.set_failures(0);
     state.set_last_delivery_micros(absl::ToUnixMicros(now));
@@ -323,14 +330,16 @@ void Delivery::Done(const LanePtr& lane, const Subscription& sub, const Notifica
       RequestStatus(*lane, sub, Subscription::ERROR, attempt.error);
     }
     next = now + Backoff(state.failures());
+    backoff = true;
   }
   if (absl::Status s = events_->WriteDelivery(lane->id, before, state); !s.ok()) {
     // Not recorded: what was acknowledged is sent again (same event numbers).
     log::Error("subscription delivery state not written", {{"code", absl::StatusCodeToString(s.code())}});
     lane->loaded = false;
     next = now + options_.initial_backoff;
+    backoff = true;
   }
-  Finish(lane, next);
+  Finish(lane, next, backoff);
 }
 
 void Delivery::RequestStatus(Lane& lane, const Subscription& sub, Subscription::Status status,

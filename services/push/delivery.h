@@ -115,8 +115,9 @@ class Delivery {
   // Runs a lane's next step on a worker; the lane is busy until Finish.
   void Run(const LanePtr& lane);
   // Lane is no longer busy: schedules its next run at `next` (InfiniteFuture:
-  // only when woken), or at once when it was woken meanwhile.
-  void Finish(const LanePtr& lane, absl::Time next);
+  // only when woken), or at once when it was woken meanwhile, unless `next`
+  // ends a backoff after a failure (then wake-ups wait for it too).
+  void Finish(const LanePtr& lane, absl::Time next, bool backoff = false);
   void StartLocked(const LanePtr& lane) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleLocked(const LanePtr& lane, absl::Time at) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Builds the next notification of the lane (empty body: nothing to send

@@ -192,6 +192,8 @@ absl::Status WmtyServer::StartHttp(const ServerOptions& options, std::unique_ptr
   fhir_options.unknown_elements =
       options.fhir_drop_unknown_elements ? fhir::UnknownElementPolicy::kDrop : fhir::UnknownElementPolicy::kRefuse;
   fhir_options.smart = options.smart;
+  fhir_options.subscriptions = subscriptions_.get();
+  fhir_options.subscription_events = subscription_events_.get();
   fhir_ = fhir::NewFhirService(core_.get(), std::move(fhir_options));
   smart_ = std::make_unique<fhir::SmartConfigurationHandler>(options.smart, fhir_.get());
   http::Handler* handler = smart_.get();

@@ -48,6 +48,29 @@ const std::vector<Interaction>& Interactions() {
        {"Patient", kR, PatientFrom::kHandler, OtherPatient::kForbidden, "R"},
        [](S& s, const CallPtr& c, const RouteArgs& a) { s.Everything(c, a.id); }},
 
+      // Subscription notifications (Backport IG): whoever may see the
+      // subscription (domain::Subscriptions: its owner, or system/ scopes).
+      {verb::get,
+       "Subscription/{id}/$status",
+       "status",
+       {"Subscription", kR, PatientFrom::kHandler, OtherPatient::kUnknown, "R"},
+       [](S& s, const CallPtr& c, const RouteArgs& a) { s.SubscriptionStatus(c, a.id); }},
+      {verb::post,
+       "Subscription/{id}/$status",
+       "status",
+       {"Subscription", kR, PatientFrom::kHandler, OtherPatient::kUnknown, "R"},
+       [](S& s, const CallPtr& c, const RouteArgs& a) { s.SubscriptionStatus(c, a.id); }},
+      {verb::get,
+       "Subscription/{id}/$events",
+       "events",
+       {"Subscription", kR, PatientFrom::kHandler, OtherPatient::kUnknown, "R"},
+       [](S& s, const CallPtr& c, const RouteArgs& a) { s.SubscriptionEventsQuery(c, a.id); }},
+      {verb::post,
+       "Subscription/{id}/$events",
+       "events",
+       {"Subscription", kR, PatientFrom::kHandler, OtherPatient::kUnknown, "R"},
+       [](S& s, const CallPtr& c, const RouteArgs& a) { s.SubscriptionEventsQuery(c, a.id); }},
+
       // Provenance: read-only, each following its target's permission.
       {verb::get,
        "Provenance",

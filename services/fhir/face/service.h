@@ -11,6 +11,7 @@
 //   search_exec.cc   search execution     provenance.cc  Provenance read and search
 //   operations.cc    metadata, CodeSystem, $everything
 //   audit_events.cc  AuditEvent read and search
+//   subscription_operations.cc  Subscription $status and $events
 // Threads and ownership: see fhir/fhir_service.h.
 #ifndef WMTY_FHIR_FACE_SERVICE_H_
 #define WMTY_FHIR_FACE_SERVICE_H_
@@ -33,6 +34,7 @@
 #include "fhir/face/interactions.h"
 #include "fhir/fhir_service.h"
 #include "fhir/mapping.h"
+#include "fhir/notification.h"
 #include "fhir/search.h"
 
 namespace wmty::fhir::face {
@@ -125,6 +127,10 @@ class FhirService final : public http::Handler {
   bool MayOnSomeChartType(Call& c, auth::Permission p);
   void Everything(const CallPtr& c, absl::string_view patient_id);
   void ReadAuditEvent(const CallPtr& c, absl::string_view id);
+  // Subscription/[id]/$status and $events (subscription_operations.cc).
+  void SubscriptionStatus(const CallPtr& c, absl::string_view id);
+  void SubscriptionEventsQuery(const CallPtr& c, absl::string_view id);
+  bool SubscriptionSubjectOf(Call& c, absl::string_view id, NotificationSubject* out);
   void SearchAuditEvent(const CallPtr& c);
   // The audit trail needs a scope naming AuditEvent itself (wildcard "*"
   // scopes do not reach it); patient/ scopes only their patient's events.
