@@ -1,6 +1,8 @@
 // Matcher (matcher.h): the change log -> per-subscription numbered events.
 #include "push/matcher.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/thread_name.h"
@@ -181,15 +183,16 @@ absl::Status Matcher::Apply(const storage::Reader& reader, const storage::Change
     step.events.emplace_back(id, std::move(event));
     return absl::OkStatus();
   };
-  for (const auto& [id, live] : subscriptions_) {
-    if (step.changed.contains(id)) continue;
-    if (auto s = consider(id, live); !s.ok()) return s;
-  }
-  // Copies of the ids: `consider` may add working copies (never new ids here).
+  // The working copies first (their ids taken before `consider` adds more),
+  // then the rest: each subscription once.
   std::vector<std::string> changed_ids;
   for (const auto& [id, live] : step.changed) changed_ids.push_back(id);
   for (const std::string& id : changed_ids) {
     if (auto s = consider(id, step.changed.at(id)); !s.ok()) return s;
+  }
+  for (const auto& [id, live] : subscriptions_) {
+    if (std::find(changed_ids.begin(), changed_ids.end(), id) != changed_ids.end()) continue;
+    if (auto s = consider(id, live); !s.ok()) return s;
   }
   return absl::OkStatus();
 }

@@ -82,10 +82,14 @@ void FhirService::SubscriptionEventsQuery(const CallPtr& c, absl::string_view id
   storage::Subscription::Payload payload = subject.subscription.payload();
   for (const QueryParam& p : c->query) {
     if (p.name != "content") continue;
-    if (p.value == "empty") payload = storage::Subscription::EMPTY;
-    else if (p.value == "id-only") payload = storage::Subscription::ID_ONLY;
-    else if (p.value == "full-resource") payload = storage::Subscription::FULL_RESOURCE;
-    else return ReplyError(*c, Bad("invalid", "content must be empty, id-only or full-resource"));
+    if (p.value == "empty")
+      payload = storage::Subscription::EMPTY;
+    else if (p.value == "id-only")
+      payload = storage::Subscription::ID_ONLY;
+    else if (p.value == "full-resource")
+      payload = storage::Subscription::FULL_RESOURCE;
+    else
+      return ReplyError(*c, Bad("invalid", "content must be empty, id-only or full-resource"));
   }
   until = std::min(until, subject.events_since_start);
   if (since == 0) since = 1;
@@ -98,9 +102,9 @@ void FhirService::SubscriptionEventsQuery(const CallPtr& c, absl::string_view id
     event.change = std::move(*e.mutable_change());
     const storage::Change& change = event.change;
     // The caller's own read access decides whether the resource comes along.
-    const bool may_read = !c->principal.has_value() ||
-                          auth::Authorize(*c->principal, domain::FhirTypeOf(change.kind()), auth::kRead,
-                                          change.patient_id()) == auth::Decision::kAllow;
+    const bool may_read =
+        !c->principal.has_value() || auth::Authorize(*c->principal, domain::FhirTypeOf(change.kind()), auth::kRead,
+                                                     change.patient_id()) == auth::Decision::kAllow;
     if (payload == storage::Subscription::FULL_RESOURCE && may_read) {
       auto version = core_->ScanStoredVersions(change.kind(), change.patient_id(), change.id(), change.version() - 1,
                                                [&](const Record& r) {
