@@ -176,6 +176,26 @@ absl::Status ValidateHeaders(const Subscription& s) {
   return v.ToStatus();
 }
 
+absl::string_view HeaderName(absl::string_view header) { return header.substr(0, header.find(':')); }
+
+// Headers sent back as read ("Name: (hidden)") keep their stored value.
+absl::Status RestoreMaskedHeaders(const Subscription& stored, Subscription* s) {
+  for (int i = 0; i < s->headers_size(); ++i) {
+    const absl::string_view h = s->headers(i);
+    if (absl::StripAsciiWhitespace(h.substr(h.find(':') + 1)) != kMaskedHeaderValue) continue;
+    const auto it = std::find_if(stored.headers().begin(), stored.headers().end(), [&](const std::string& old) {
+      return absl::EqualsIgnoreCase(HeaderName(old), HeaderName(h));
+    });
+    if (it == stored.headers().end()) {
+      return InvalidField(absl::StrCat("headers[", i, "]"),
+                          absl::StrCat("the value ", kMaskedHeaderValue,
+                                       " keeps a stored header's value, and no header of this name is stored"));
+    }
+    *s->mutable_headers(i) = *it;
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 bool IsPrivateAddress(absl::string_view ip) {
@@ -379,6 +399,7 @@ void Subscriptions::Update(absl::string_view id, Subscription s, std::optional<i
     if (!status.has_value()) return InvalidField("status", "a client may set status requested or off");
     // A new endpoint needs a new handshake.
     if (*status == Subscription::ACTIVE && s.endpoint() != stored->endpoint()) *status = Subscription::REQUESTED;
+    if (auto st = RestoreMaskedHeaders(*stored, &s); !st.ok()) return st;
     s.set_status(*status);
     s.set_error(*status == Subscription::ERROR ? stored->error() : "");
     next->set_resource(s.SerializeAsString());

@@ -53,6 +53,12 @@
 
 namespace wmty::domain {
 
+// What reads show instead of a header's value ("Authorization: " + this):
+// header values (receivers' credentials) are never served back. An update
+// sending a header with exactly this value keeps the stored value of the
+// header of that name (INVALID_ARGUMENT if there is none).
+inline constexpr absl::string_view kMaskedHeaderValue = "(hidden)";
+
 // Resolves a host name to its addresses (textual IPv4/IPv6). Injected by
 // tests; the default uses getaddrinfo (blocking: call off I/O loops' hot paths).
 using HostResolver = std::function<absl::StatusOr<std::vector<std::string>>(absl::string_view host)>;
