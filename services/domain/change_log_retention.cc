@@ -63,6 +63,12 @@ void ChangeLogRetention::Loop() {
 
 absl::StatusOr<uint64_t> ChangeLogRetention::TrimOnce() {
   absl::MutexLock one_at_a_time(&trim_mu_);
+  auto trimmed = TrimByPolicy();
+  NoteOldestEntry();
+  return trimmed;
+}
+
+absl::StatusOr<uint64_t> ChangeLogRetention::TrimByPolicy() {
   const uint64_t oldest = store_->OldestChangeSequence();
   const uint64_t last = store_->LastSequence();
   absl::StatusOr<uint64_t> target = oldest <= last ? PolicyTarget(oldest, last) : 0;
@@ -125,6 +131,14 @@ absl::StatusOr<uint64_t> ChangeLogRetention::LastTooOld(uint64_t oldest, uint64_
     }
   }
   return lo;
+}
+
+void ChangeLogRetention::NoteOldestEntry() {
+  auto first = FirstChangeFrom(*store_->NewReader(), store_->OldestChangeSequence());
+  std::optional<absl::Time> time;
+  if (first.ok() && first->has_value()) time = absl::FromUnixMicros((*first)->time_micros());
+  absl::MutexLock lock(&mu_);
+  stats_.oldest_entry_time = time;
 }
 
 uint64_t ChangeLogRetention::LowestFloor() const {

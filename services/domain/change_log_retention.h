@@ -59,6 +59,8 @@ struct ChangeLogRetentionStats {
   std::optional<absl::Time> last_trim;
   // Entries the policy would trim now but a floor keeps (a consumer behind).
   uint64_t held_by_floor = 0;
+  // Time of the oldest entry held, as of the last pass (none: empty log).
+  std::optional<absl::Time> oldest_entry_time;
 };
 
 class ChangeLogRetention {
@@ -87,11 +89,15 @@ class ChangeLogRetention {
   ChangeLogRetentionStats stats() const;
 
  private:
+  // TrimOnce without its lock and stats of the oldest entry.
+  absl::StatusOr<uint64_t> TrimByPolicy();
   // The last sequence the policy trims (0: none), before floors.
   absl::StatusOr<uint64_t> PolicyTarget(uint64_t oldest, uint64_t last) const;
   // The last entry older than the age limit (0: none).
   absl::StatusOr<uint64_t> LastTooOld(uint64_t oldest, uint64_t last) const;
   uint64_t LowestFloor() const;
+  // Notes the oldest entry's time in stats_ (after a pass).
+  void NoteOldestEntry();
   void Loop();
 
   storage::Store* const store_;
