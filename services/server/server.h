@@ -23,6 +23,7 @@
 #include "absl/time/time.h"
 #include "auth/token_verifier.h"
 #include "common/metrics.h"
+#include "domain/change_log_retention.h"
 #include "domain/patient_records.h"
 #include "domain/subscription_events.h"
 #include "domain/subscriptions.h"
@@ -119,6 +120,11 @@ struct ServerOptions {
   int backup_keep = 7;
   // A backup this often, on the backup thread; zero: only on request.
   absl::Duration backup_interval = absl::ZeroDuration();
+  // Change-log retention (domain::ChangeLogRetentionOptions); 0 / zero
+  // disables a limit.
+  uint64_t change_log_retention_changes = 10'000'000;
+  absl::Duration change_log_retention_age = absl::Hours(24 * 30);
+  absl::Duration change_log_trim_interval = absl::Minutes(1);
   // FHIR Subscription delivery (docs/operations.md, "Subscription delivery").
   // Plain http and loopback/private endpoints (SSRF, docs/security.md):
   // refused at create and at every delivery unless allowed (tests).
@@ -195,6 +201,9 @@ class WmtyServer {
   // Closed before the store (declared after it); null without --backup_dir.
   std::unique_ptr<storage::Backups> backups_;
   std::unique_ptr<domain::PatientRecords> core_;
+  // Made with the store; durable consumers add their floors before Start()
+  // ends, which starts it; stopped before the store closes.
+  std::unique_ptr<domain::ChangeLogRetention> retention_;
   // Subscriptions and their event log (push/ state), for the FHIR face and
   // the push engine.
   std::unique_ptr<domain::Subscriptions> subscriptions_;
