@@ -21,6 +21,7 @@
 #include "absl/time/time.h"
 #include "auth/token_verifier.h"
 #include "domain/patient_records.h"
+#include "domain/subscriptions.h"
 #include "fhir/mapping.h"
 #include "fhir/smart_configuration.h"
 #include "http/http_server.h"
@@ -43,6 +44,9 @@ struct FhirServiceOptions {
   UnknownElementPolicy unknown_elements = UnknownElementPolicy::kRefuse;
   // The authorization server the CapabilityStatement's security names.
   SmartConfiguration smart;
+  // The Subscription resource's rules (must outlive the service); null: the
+  // Subscription interactions answer 501.
+  domain::Subscriptions* subscriptions = nullptr;
 };
 
 std::unique_ptr<http::Handler> NewFhirService(domain::PatientRecords* core, FhirServiceOptions options);

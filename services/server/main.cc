@@ -107,6 +107,9 @@ ABSL_FLAG(bool, access_log, false,
           "Log one JSON line per request (correlation id, method/interaction, code, ms; never ids or content); "
           "server errors are logged either way");
 ABSL_FLAG(std::string, metrics_port_file, "", "If set, write the bound metrics port here once serving");
+ABSL_FLAG(bool, subscription_allow_private_endpoints, false,
+          "Allow FHIR Subscription endpoints that are plain http:// or loopback, private or link-local addresses "
+          "(tests and development only: see docs/security.md, SSRF)");
 ABSL_FLAG(std::string, backup_dir, "",
           "Directory for online backups (wmty.admin.v1.AdminService, wmtyctl admin); outside --data_dir, ideally "
           "on another disk. Empty: backups disabled");
@@ -223,6 +226,7 @@ absl::Status ReadServingFlags(wmty::server::ServerOptions* options) {
   if (absl::GetFlag(FLAGS_summary_cache_mb) < 0)
     return absl::InvalidArgumentError("--summary_cache_mb must be 0 or more");
   options->summary_cache_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_summary_cache_mb)) << 20;
+  options->subscription_allow_private_endpoints = absl::GetFlag(FLAGS_subscription_allow_private_endpoints);
   options->http_listen = absl::GetFlag(FLAGS_http_listen);
   const int64_t max_body = absl::GetFlag(FLAGS_http_max_body_bytes);
   if (max_body < 1) return absl::InvalidArgumentError("--http_max_body_bytes must be positive");

@@ -141,6 +141,9 @@ absl::Status WmtyServer::OpenStore(const ServerOptions& options) {
   auto core = domain::PatientRecords::Create(store_.get(), std::move(core_options));
   if (!core.ok()) return core.status();
   core_ = std::move(*core);
+  domain::SubscriptionsOptions subscriptions_options;
+  subscriptions_options.allow_private_endpoints = options.subscription_allow_private_endpoints;
+  subscriptions_ = std::make_unique<domain::Subscriptions>(store_.get(), std::move(subscriptions_options));
   if (options.backup_dir.empty()) return absl::OkStatus();
   storage::BackupOptions backup_options;
   backup_options.dir = options.backup_dir;
@@ -185,6 +188,7 @@ absl::Status WmtyServer::StartHttp(const ServerOptions& options, std::unique_ptr
   fhir_options.unknown_elements =
       options.fhir_drop_unknown_elements ? fhir::UnknownElementPolicy::kDrop : fhir::UnknownElementPolicy::kRefuse;
   fhir_options.smart = options.smart;
+  fhir_options.subscriptions = subscriptions_.get();
   fhir_ = fhir::NewFhirService(core_.get(), std::move(fhir_options));
   smart_ = std::make_unique<fhir::SmartConfigurationHandler>(options.smart, fhir_.get());
   http::Handler* handler = smart_.get();

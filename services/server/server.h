@@ -24,6 +24,7 @@
 #include "auth/token_verifier.h"
 #include "common/metrics.h"
 #include "domain/patient_records.h"
+#include "domain/subscriptions.h"
 #include "fhir/smart_configuration.h"
 #include "http/http_server.h"
 #include "server/observability.h"
@@ -44,6 +45,9 @@ struct ServerOptions {
   size_t memtable_budget_bytes = size_t{128} << 20;
   // Assembled patient summaries kept in memory (domain::PatientRecordsOptions).
   size_t summary_cache_bytes = size_t{64} << 20;
+  // --subscription_allow_private_endpoints: Subscription endpoints may be
+  // plain http:// and loopback or private addresses (tests, development).
+  bool subscription_allow_private_endpoints = false;
   // FHIR R4 REST face (HTTP/1.1), base path /fhir. host:port; port 0 picks a
   // free port (see http_port()); empty: no HTTP server.
   std::string http_listen = "127.0.0.1:8080";
@@ -169,6 +173,7 @@ class WmtyServer {
   // Closed before the store (declared after it); null without --backup_dir.
   std::unique_ptr<storage::Backups> backups_;
   std::unique_ptr<domain::PatientRecords> core_;
+  std::unique_ptr<domain::Subscriptions> subscriptions_;
   std::unique_ptr<grpc::Service> service_;
   std::unique_ptr<grpc::Service> admin_service_;
   std::unique_ptr<grpc::Server> server_;
