@@ -210,7 +210,8 @@ TEST_F(SubscriptionsTest, InvalidSubscriptionsStoreNothing) {
     auto r = Create(sub, nullptr);
     ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << field;
     std::vector<std::string> fields;
-    for (const auto& v : GetFieldViolations(r.status()).field_violations()) fields.push_back(v.field());
+    const google::rpc::BadRequest bad_request = GetFieldViolations(r.status());
+  for (const auto& v : bad_request.field_violations()) fields.push_back(v.field());
     EXPECT_THAT(fields, ::testing::Contains(field));
   }
   EXPECT_EQ(Count(), 0u);

@@ -58,7 +58,8 @@ bool Matches(const Subscription& s, const Event& e) { return IsSubscriptionEvent
 
 std::vector<std::string> ViolationFields(const absl::Status& s) {
   std::vector<std::string> out;
-  for (const auto& v : GetFieldViolations(s).field_violations()) out.push_back(v.field());
+  const google::rpc::BadRequest bad_request = GetFieldViolations(s);
+  for (const auto& v : bad_request.field_violations()) out.push_back(v.field());
   return out;
 }
 

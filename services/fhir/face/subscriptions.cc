@@ -26,7 +26,8 @@ RestError SubscriptionError(const absl::Status& s, const IncomingSubscription* i
     return FromStatus(s, storage::SUBSCRIPTION, /*fields_are_fhir_paths=*/true);
   }
   FieldViolations renamed;
-  for (const auto& v : GetFieldViolations(s).field_violations()) {
+  const google::rpc::BadRequest bad_request = GetFieldViolations(s);
+  for (const auto& v : bad_request.field_violations()) {
     renamed.Add(SubscriptionFhirPath(v.field(), *incoming), v.description());
   }
   if (renamed.empty()) return FromStatus(s, storage::SUBSCRIPTION, true);
