@@ -88,7 +88,7 @@ absl::string_view RestfulInteractionOf(absl::string_view i) {
 }
 
 bool IsAuditedType(absl::string_view type) {
-  return domain::IsStoredType(type) || type == "Provenance" || type == "AuditEvent";
+  return domain::IsStoredType(type) || type == "Provenance" || type == "AuditEvent" || type == "Subscription";
 }
 
 std::string PeerAddress(absl::string_view remote) {

@@ -3,10 +3,13 @@
 #include <initializer_list>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "domain/topics.h"
 #include "fhir/mapping_codes.h"
 #include "fhir/patient_mapping.h"
 #include "fhir/rest.h"
 #include "fhir/search.h"
+#include "fhir/subscription_mapping.h"
 
 #ifndef WMTY_VERSION
 #define WMTY_VERSION "0"
@@ -326,6 +329,52 @@ Value PatientResource(Alloc& a) {
   return r;
 }
 
+// Subscription (Subscriptions R5 Backport IG 1.1.0): rest-hook, our topics
+// listed by the backport's topic-canonical extension.
+Value SubscriptionResource(Alloc& a) {
+  Value r = CommonResource("Subscription", a);
+  Value profiles(rapidjson::kArrayType);
+  profiles.PushBack(Str(kBackportSubscriptionProfile, a), a);
+  r.AddMember("supportedProfile", profiles, a);
+  Value topics(rapidjson::kArrayType);
+  for (const domain::SubscriptionTopic& t : domain::SubscriptionTopics()) {
+    Value e(rapidjson::kObjectType);
+    e.AddMember("url", Str(kBackportTopicCanonical, a), a);
+    e.AddMember("valueCanonical", Str(t.url, a), a);
+    topics.PushBack(e, a);
+  }
+  r.AddMember("extension", topics, a);
+  r.AddMember("documentation",
+              "Topic-based subscriptions (Subscriptions R5 Backport IG 1.1.0): criteria is one of the topic "
+              "canonicals in this entry's extensions; filters by backport-filter-criteria (patient on every "
+              "topic, code on Observation); channel rest-hook to an https endpoint; payload empty, id-only or "
+              "full-resource. Needs Subscription scopes and read on the topic's types; a Subscription is seen "
+              "and changed by its owner (or a system/ Subscription scope) only. Header values are never shown.",
+              a);
+  r.AddMember("interaction",
+              Interactions({{"create", "status requested (active is stored as requested: the handshake decides)."},
+                            {"read", ""},
+                            {"vread", ""},
+                            {"update", "The topic cannot change; If-Match optional."},
+                            {"delete", "Sets status off (kept in history; reads give 410)."},
+                            {"history-instance", ""},
+                            {"search-type", "_id, status, criteria."}},
+                           a),
+              a);
+  r.AddMember("versioning", "versioned-update", a);
+  r.AddMember("readHistory", true, a);
+  Value params(rapidjson::kArrayType);
+  for (const auto& [name, type] : {std::pair{"status", "token"}, std::pair{"criteria", "string"}}) {
+    Value v(rapidjson::kObjectType);
+    v.AddMember("name", Str(name, a), a);
+    v.AddMember("definition", Str(absl::StrCat("http://hl7.org/fhir/SearchParameter/Subscription-", name), a), a);
+    v.AddMember("type", Str(type, a), a);
+    params.PushBack(v, a);
+  }
+  r.AddMember("searchParam", params, a);
+  return r;
+}
+
 }  // namespace
 
 void BuildCapabilityStatement(absl::string_view base, int64_t date_micros, const SmartConfiguration& smart, Value* out,
@@ -359,6 +408,7 @@ void BuildCapabilityStatement(absl::string_view base, int64_t date_micros, const
   resources.PushBack(AuditEventResource(a), a);
   resources.PushBack(CodeSystemResource(a), a);
   resources.PushBack(PatientResource(a), a);
+  resources.PushBack(SubscriptionResource(a), a);
   rest.AddMember("resource", resources, a);
   Value rests(rapidjson::kArrayType);
   rests.PushBack(rest, a);

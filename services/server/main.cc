@@ -107,6 +107,9 @@ ABSL_FLAG(bool, access_log, false,
           "Log one JSON line per request (correlation id, method/interaction, code, ms; never ids or content); "
           "server errors are logged either way");
 ABSL_FLAG(std::string, metrics_port_file, "", "If set, write the bound metrics port here once serving");
+ABSL_FLAG(bool, subscription_allow_private_endpoints, false,
+          "Allow FHIR Subscription endpoints that are plain http:// or loopback, private or link-local addresses "
+          "(tests and development only: see docs/security.md, SSRF)");
 ABSL_FLAG(std::string, backup_dir, "",
           "Directory for online backups (wmty.admin.v1.AdminService, wmtyctl admin); outside --data_dir, ideally "
           "on another disk. Empty: backups disabled");
@@ -118,9 +121,6 @@ ABSL_FLAG(absl::Duration, change_log_trim_interval, absl::Minutes(1), "How often
 ABSL_FLAG(int, backup_keep, 7, "How many of the newest backups to keep; older ones are deleted after each backup");
 ABSL_FLAG(absl::Duration, backup_interval, absl::ZeroDuration(),
           "Take a backup this often (e.g. 6h) while serving; 0: only when asked (needs --backup_dir)");
-ABSL_FLAG(bool, subscription_allow_private_endpoints, false,
-          "Allow Subscription endpoints over plain http, and on loopback or private addresses (SSRF: for tests and "
-          "closed networks only; see docs/security.md)");
 ABSL_FLAG(absl::Duration, subscription_retry_initial_backoff, absl::Seconds(1),
           "First retry delay of a failed Subscription notification (full jitter, doubling per failure)");
 ABSL_FLAG(absl::Duration, subscription_retry_max_backoff, absl::Minutes(5),
@@ -247,6 +247,7 @@ absl::Status ReadServingFlags(wmty::server::ServerOptions* options) {
   if (absl::GetFlag(FLAGS_summary_cache_mb) < 0)
     return absl::InvalidArgumentError("--summary_cache_mb must be 0 or more");
   options->summary_cache_bytes = static_cast<size_t>(absl::GetFlag(FLAGS_summary_cache_mb)) << 20;
+  options->subscription_allow_private_endpoints = absl::GetFlag(FLAGS_subscription_allow_private_endpoints);
   options->http_listen = absl::GetFlag(FLAGS_http_listen);
   const int64_t max_body = absl::GetFlag(FLAGS_http_max_body_bytes);
   if (max_body < 1) return absl::InvalidArgumentError("--http_max_body_bytes must be positive");
@@ -329,7 +330,6 @@ absl::Status ReadOperationsFlags(wmty::server::ServerOptions* options) {
 
 // FHIR Subscription delivery.
 absl::Status ReadSubscriptionFlags(wmty::server::ServerOptions* options) {
-  options->subscription_allow_private_endpoints = absl::GetFlag(FLAGS_subscription_allow_private_endpoints);
   options->subscription_retry_initial_backoff = absl::GetFlag(FLAGS_subscription_retry_initial_backoff);
   options->subscription_retry_max_backoff = absl::GetFlag(FLAGS_subscription_retry_max_backoff);
   options->subscription_failure_budget = absl::GetFlag(FLAGS_subscription_failure_budget);

@@ -48,6 +48,9 @@ struct ServerOptions {
   size_t memtable_budget_bytes = size_t{128} << 20;
   // Assembled patient summaries kept in memory (domain::PatientRecordsOptions).
   size_t summary_cache_bytes = size_t{64} << 20;
+  // --subscription_allow_private_endpoints: Subscription endpoints may be
+  // plain http:// and loopback or private addresses (tests, development).
+  bool subscription_allow_private_endpoints = false;
   // FHIR R4 REST face (HTTP/1.1), base path /fhir. host:port; port 0 picks a
   // free port (see http_port()); empty: no HTTP server.
   std::string http_listen = "127.0.0.1:8080";
@@ -125,10 +128,8 @@ struct ServerOptions {
   uint64_t change_log_retention_changes = 10'000'000;
   absl::Duration change_log_retention_age = absl::Hours(24 * 30);
   absl::Duration change_log_trim_interval = absl::Minutes(1);
-  // FHIR Subscription delivery (docs/operations.md, "Subscription delivery").
-  // Plain http and loopback/private endpoints (SSRF, docs/security.md):
-  // refused at create and at every delivery unless allowed (tests).
-  bool subscription_allow_private_endpoints = false;
+  // FHIR Subscription delivery (docs/operations.md, "Subscription delivery");
+  // the endpoint check is subscription_allow_private_endpoints', above.
   // Retry backoff: full jitter up to initial * 2^(failures-1), capped.
   absl::Duration subscription_retry_initial_backoff = absl::Seconds(1);
   absl::Duration subscription_retry_max_backoff = absl::Minutes(5);

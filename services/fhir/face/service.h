@@ -11,6 +11,7 @@
 //   search_exec.cc   search execution     provenance.cc  Provenance read and search
 //   operations.cc    metadata, CodeSystem, $everything
 //   audit_events.cc  AuditEvent read and search
+//   subscriptions.cc Subscription create, read, vread, update, delete, search, history
 //   subscription_operations.cc  Subscription $status and $events
 // Threads and ownership: see fhir/fhir_service.h.
 #ifndef WMTY_FHIR_FACE_SERVICE_H_
@@ -135,6 +136,18 @@ class FhirService final : public http::Handler {
   // The audit trail needs a scope naming AuditEvent itself (wildcard "*"
   // scopes do not reach it); patient/ scopes only their patient's events.
   auth::Decision AuditDecision(const Call& c, auth::Permission p, absl::string_view patient) const;
+
+  // Subscription (subscriptions.cc): the rules are domain::Subscriptions';
+  // these check the Subscription scope, translate FHIR and answer.
+  void CreateSubscription(const CallPtr& c);
+  void ReadSubscription(const CallPtr& c, absl::string_view id, absl::string_view vid);
+  void UpdateSubscription(const CallPtr& c, absl::string_view id);
+  void DeleteSubscription(const CallPtr& c, absl::string_view id);
+  void SearchSubscription(const CallPtr& c);
+  void SubscriptionHistory(const CallPtr& c, absl::string_view id);
+  // The Subscription scope check and the domain's presence. False after replying.
+  bool SubscriptionsServed(Call& c, auth::Permission p);
+  void RespondSubscription(Call& c, http::Status status, const Record& record, absl::string_view what);
 
   // Authorization (see "Authorization" in docs/fhir-rest.md). Each returns
   // false after replying.
