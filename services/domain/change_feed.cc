@@ -110,9 +110,9 @@ absl::Duration DurationOf(const google::protobuf::Duration& d) {
 }  // namespace
 
 const std::vector<storage::Kind>& WatchableKinds() {
-  static const auto* kinds = new std::vector<storage::Kind>{
-      storage::WHAT_MATTERS, storage::GOAL, storage::PREFERENCE, storage::PRIORITIES, storage::GOAL_SCORE,
-      storage::PATIENT};
+  static const auto* kinds =
+      new std::vector<storage::Kind>{storage::WHAT_MATTERS, storage::GOAL,       storage::PREFERENCE,
+                                     storage::PRIORITIES,   storage::GOAL_SCORE, storage::PATIENT};
   return *kinds;
 }
 

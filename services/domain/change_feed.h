@@ -193,11 +193,11 @@ class ChangeWatch {
 // What /metrics shows of the feed.
 struct ChangeFeedStats {
   size_t watchers = 0;
-  uint64_t watches_total = 0;         // started since start
-  uint64_t events_total = 0;          // change events handed to consumers
+  uint64_t watches_total = 0;  // started since start
+  uint64_t events_total = 0;   // change events handed to consumers
   uint64_t heartbeats_total = 0;
-  uint64_t slow_ended_total = 0;      // ended RESOURCE_EXHAUSTED (stuck consumers)
-  uint64_t trimmed_ended_total = 0;   // refused or ended OUT_OF_RANGE
+  uint64_t slow_ended_total = 0;     // ended RESOURCE_EXHAUSTED (stuck consumers)
+  uint64_t trimmed_ended_total = 0;  // refused or ended OUT_OF_RANGE
   uint64_t head_sequence = 0;
 };
 
