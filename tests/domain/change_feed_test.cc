@@ -105,7 +105,6 @@ class ChangeFeedTest : public RecordsTest {
   }
   void StartFeed(domain::ChangeFeedOptions options) {
     feed_.reset();
-    options.poll_interval = absl::Milliseconds(20);  // TEMPORARY until the store listener lands
     feed_ = std::make_unique<domain::ChangeFeed>(store_.get(), records_.get(), options);
   }
 
@@ -264,6 +263,44 @@ TEST_F(ChangeFeedTest, SummaryFirstThenTheChangesAfterIt) {
   ASSERT_TRUE(change.has_value());
   EXPECT_EQ(change->name(), after);
   EXPECT_EQ(change->sequence(), 2u);
+}
+
+// ---------------------------------------------------------------- a trimmed log
+
+TEST_F(ChangeFeedTest, StartAfterOlderThanTheLogIsOutOfRangeNamingTheOldest) {
+  for (int i = 0; i < 4; ++i) NewGoal("p1");
+  ASSERT_TRUE(store_->TrimChangeLog(2).ok());
+  Consumer refused;
+  domain::WatchSpec spec;
+  spec.start_after = 1;
+  absl::Status status = Watch(spec, &refused);
+  EXPECT_THAT(status, StatusIs(Code::kOutOfRange));
+  auto info = ErrorInfoOf(status);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->reason(), domain::kChangeLogTrimmedReason);
+  EXPECT_EQ(info->metadata().at(std::string(domain::kOldestAvailableSequenceKey)), "3");
+  // Right after the trimmed part is fine.
+  Consumer consumer;
+  spec.start_after = 2;
+  ASSERT_TRUE(Watch(spec, &consumer).ok());
+  auto change = consumer.NextChange();
+  ASSERT_TRUE(change.has_value());
+  EXPECT_EQ(change->sequence(), 3u);
+}
+
+TEST_F(ChangeFeedTest, TrimRacingTheReadEndsOutOfRangeNotWithAGap) {
+  for (int i = 0; i < 4; ++i) NewGoal("p1");
+  Consumer consumer;
+  domain::WatchSpec spec;
+  spec.start_after = 0;
+  ASSERT_TRUE(Watch(spec, &consumer).ok());
+  ASSERT_TRUE(store_->TrimChangeLog(2).ok());  // after the watch started, before it read
+  Consumer::Item item = consumer.Take();
+  EXPECT_FALSE(item.message.has_value());
+  EXPECT_THAT(item.end, StatusIs(Code::kOutOfRange));
+  auto info = ErrorInfoOf(item.end);
+  ASSERT_TRUE(info.has_value());
+  EXPECT_EQ(info->metadata().at(std::string(domain::kOldestAvailableSequenceKey)), "3");
 }
 
 // ---------------------------------------------------------------- heartbeats, stalls, ends
