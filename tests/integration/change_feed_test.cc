@@ -239,5 +239,113 @@ TEST_F(ChangeFeedTest, ResumesAcrossKillNineWithNoGapAndNoDuplicate) {
   }
 }
 
+// A client that stops reading: the server keeps at most a small buffer for
+// it (its memory does not grow with what is written meanwhile), ends the
+// stream RESOURCE_EXHAUSTED with the sequence to resume after, and a stream
+// started there gets the rest.
+TEST_F(ChangeFeedTest, StuckConsumerCostsBoundedMemoryAndEndsWithAResumePoint) {
+  const std::string metrics_port_file = dir_.path() + "/metrics.port";
+  Start({"--watch_stall_timeout=3s", "--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + metrics_port_file,
+         "--memtable_mb=8", "--block_cache_mb=8", "--summary_cache_mb=0"});
+  const int metrics_port = ReadPortFile(metrics_port_file);
+  ASSERT_GT(metrics_port, 0);
+  v1::WatchChangesRequest request = After(0);
+  request.set_include_resource(true);
+  Stream stuck(server_->target(), request, "", absl::Seconds(240));  // never read until the end
+  // Warm up (connections, arenas), then measure over many large writes.
+  const std::string text(12 * 1024, 'g');
+  for (int i = 0; i < 50; ++i) NewGoal("p1", text);
+  const int64_t rss_before = ProcStatus(server_->pid(), "VmRSS");
+  constexpr int kWrites = 1500;  // ~18 MB of resources for the stuck watcher
+  for (int i = 0; i < kWrites; ++i) NewGoal("p1", text);
+  const int64_t rss_after = ProcStatus(server_->pid(), "VmRSS");
+  ASSERT_GT(rss_before, 0);
+  // What the watcher would hold if the server queued its events: > 18 MB.
+  EXPECT_LT(rss_after - rss_before, 12 * 1024) << "kB; before " << rss_before << " after " << rss_after;
+  // The server gives up on the stream (within the stall timeout).
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (Metric(metrics_port, "wmty_change_feed_slow_watchers_total") < 1 && absl::Now() < deadline) {
+    absl::SleepFor(absl::Milliseconds(20));
+  }
+  ASSERT_EQ(Metric(metrics_port, "wmty_change_feed_slow_watchers_total"), 1);
+  // What the transport held comes first, in order, then the end.
+  uint64_t last = 0;
+  while (auto change = stuck.NextChange()) {
+    ASSERT_EQ(change->sequence(), last + 1);
+    last = change->sequence();
+  }
+  absl::Status end = stuck.Finish();
+  ASSERT_THAT(end, StatusIs(Code::kResourceExhausted));
+  EXPECT_EQ(ErrorInfoOf(end)->reason(), "WATCHER_TOO_SLOW");
+  EXPECT_EQ(ErrorInfoValue(end, "resume_after_sequence"), absl::StrCat(last));
+  EXPECT_LT(last, 50u + kWrites);
+  Stream resumed(server_->target(), After(last));
+  for (uint64_t expected = last + 1; expected <= 50 + kWrites; ++expected) {
+    auto change = resumed.NextChange();
+    ASSERT_TRUE(change.has_value()) << resumed.Finish();
+    ASSERT_EQ(change->sequence(), expected);
+  }
+}
+
+TEST_F(ChangeFeedTest, MalformedRequestsNameTheField) {
+  Start();
+  v1::WatchChangesRequest request;
+  request.set_parent("patients/");
+  request.add_kinds(v1::RESOURCE_KIND_UNSPECIFIED);
+  Stream bad(server_->target(), request);
+  EXPECT_FALSE(bad.Read().has_value());
+  absl::Status status = bad.Finish();
+  EXPECT_THAT(status, StatusIs(Code::kInvalidArgument));
+  EXPECT_THAT(ViolatedFields(status), ElementsAre("parent", "kinds[0]"));
+  Stream beyond(server_->target(), After(7));
+  EXPECT_FALSE(beyond.Read().has_value());
+  EXPECT_THAT(ViolatedFields(beyond.Finish()), ElementsAre("start_after"));
+}
+
+// The log trimmed (the store opened offline between two runs): an old
+// start_after is refused OUT_OF_RANGE naming the oldest sequence left, and a
+// watch from there on works.
+TEST_F(ChangeFeedTest, TrimmedLogIsOutOfRangeWithTheOldestSequence) {
+  Start();
+  for (int i = 0; i < 6; ++i) NewGoal("p1");
+  ASSERT_EQ(server_->Terminate(), 0);
+  {
+    storage::StoreOptions options;
+    options.path = dir_.path() + "/data";
+    auto store = storage::Store::Open(options);
+    ASSERT_TRUE(store.ok()) << store.status();
+    ASSERT_TRUE((*store)->TrimChangeLog(4).ok());
+  }
+  Start();
+  Stream old(server_->target(), After(2));
+  EXPECT_FALSE(old.Read().has_value());
+  absl::Status status = old.Finish();
+  EXPECT_THAT(status, StatusIs(Code::kOutOfRange));
+  EXPECT_EQ(ErrorInfoOf(status)->reason(), "CHANGE_LOG_TRIMMED");
+  EXPECT_EQ(ErrorInfoValue(status, "oldest_available_sequence"), "5");
+  Stream fine(server_->target(), After(4));
+  auto change = fine.NextChange();
+  ASSERT_TRUE(change.has_value()) << fine.Finish();
+  EXPECT_EQ(change->sequence(), 5u);
+}
+
+// SIGTERM with watches open: they end UNAVAILABLE at once (clients resume
+// elsewhere), and the drain does not wait out the grace period for them.
+TEST_F(ChangeFeedTest, ShutdownEndsWatchesUnavailableWithoutWaitingForThem) {
+  Start({"--shutdown_grace=60s"});
+  Stream a(server_->target(), After(0));
+  Stream b(server_->target(), After(0));
+  NewGoal("p1");
+  ASSERT_TRUE(a.NextChange().has_value());
+  ASSERT_TRUE(b.NextChange().has_value());
+  // Far less than the grace period: a drain that waited for the open
+  // streams would take the whole 60 s.
+  EXPECT_EQ(server_->Terminate(absl::Seconds(30)), 0);
+  EXPECT_FALSE(a.Read().has_value());
+  EXPECT_THAT(a.Finish(), StatusIs(Code::kUnavailable));
+  EXPECT_FALSE(b.Read().has_value());
+  EXPECT_THAT(b.Finish(), StatusIs(Code::kUnavailable));
+}
+
 }  // namespace
 }  // namespace wmty::testing
