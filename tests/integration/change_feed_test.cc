@@ -347,5 +347,132 @@ TEST_F(ChangeFeedTest, ShutdownEndsWatchesUnavailableWithoutWaitingForThem) {
   EXPECT_THAT(b.Finish(), StatusIs(Code::kUnavailable));
 }
 
+// With authentication: a patient/ token watches its own patient only (also
+// without a parent), is refused another patient and kinds it cannot read;
+// every watch is audited.
+TEST_F(ChangeFeedTest, PatientTokenSeesOnlyItsPatient) {
+  const std::string secret_file = dir_.path() + "/secret";
+  {
+    std::ofstream out(secret_file);
+    out << kTestHs256Secret << "\n";
+  }
+  Start(Hs256AuthFlags(secret_file));
+  const std::string system = SignToken({"system/*.cruds", ""});
+  client::ClientOptions options;
+  options.target = server_->target();
+  options.bearer_token = system;
+  client_ = client::Client::Connect(options);
+  const std::string pa = SignToken({"patient/Goal.rs patient/Observation.rs", "pa"});
+
+  Stream unauthenticated(server_->target(), After(0));
+  EXPECT_FALSE(unauthenticated.Read().has_value());
+  EXPECT_THAT(unauthenticated.Finish(), StatusIs(Code::kUnauthenticated));
+
+  v1::WatchChangesRequest other = After(0);
+  other.set_parent("patients/pb");
+  Stream refused(server_->target(), other, pa);
+  EXPECT_FALSE(refused.Read().has_value());
+  EXPECT_THAT(refused.Finish(), StatusIs(Code::kPermissionDenied));
+
+  v1::WatchChangesRequest lists = After(0);
+  lists.add_kinds(v1::RESOURCE_KIND_PRIORITIES);
+  Stream no_scope(server_->target(), lists, pa);
+  EXPECT_FALSE(no_scope.Read().has_value());
+  EXPECT_THAT(no_scope.Finish(), StatusIs(Code::kPermissionDenied));
+
+  Stream own(server_->target(), After(0), pa);  // no parent: its own patient
+  NewGoal("pb");
+  const std::string mine = NewGoal("pa");
+  NewGoal("pb");
+  const std::string mine_too = NewGoal("pa");
+  auto first = own.NextChange();
+  ASSERT_TRUE(first.has_value()) << own.Finish();
+  EXPECT_EQ(first->name(), mine);
+  EXPECT_EQ(first->sequence(), 2u);
+  auto second = own.NextChange();
+  ASSERT_TRUE(second.has_value()) << own.Finish();
+  EXPECT_EQ(second->name(), mine_too);
+  EXPECT_EQ(second->patient(), "patients/pa");
+
+  // The audit trail holds each watch, refused or not (FHIR AuditEvent).
+  HttpClient http(server_->http_port());
+  HttpResponse audit =
+      http.Get("/fhir/AuditEvent?_count=100", {{"Authorization", "Bearer " + SignToken({"system/AuditEvent.rs", ""})}});
+  ASSERT_EQ(audit.status, 200) << audit.Describe();
+  size_t watches = 0;
+  for (size_t at = audit.body.find("(grpc watch)"); at != std::string::npos;
+       at = audit.body.find("(grpc watch)", at + 1)) {
+    ++watches;
+  }
+  EXPECT_EQ(watches, 4u) << audit.body;
+}
+
+// 1,000 watchers on one server: each gets the one change written, and the
+// server does not start a thread per watcher.
+TEST_F(ChangeFeedTest, ThousandIdleWatchersAreCheapAndAllNotified) {
+  constexpr int kWatchers = 1000;
+  constexpr int kChannels = 10;
+  Start({"--max_watchers=2000"});
+  NewGoal("p0");  // a connection and the server's threads warmed up
+  const int64_t threads_before = ProcStatus(server_->pid(), "Threads");
+
+  class Watcher : public grpc::ClientReadReactor<v1::WatchChangesResponse> {
+   public:
+    Watcher(v1::ChangeFeedService::Stub* stub, std::atomic<int>* notified) : notified_(notified) {
+      v1::WatchChangesRequest request = After(1);
+      stub->async()->WatchChanges(&ctx_, &request, this);
+      StartRead(&message_);
+      StartCall();
+    }
+    void OnReadDone(bool ok) override {
+      if (!ok) return;
+      if (message_.has_change() && message_.change().sequence() == 2) notified_->fetch_add(1);
+      StartRead(&message_);
+    }
+    void OnDone(const grpc::Status& status) override {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+      status_ = status;
+      cv_.notify_all();
+    }
+    void Cancel() { ctx_.TryCancel(); }
+    void AwaitDone() {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [this] { return done_; });
+    }
+
+   private:
+    grpc::ClientContext ctx_;
+    v1::WatchChangesResponse message_;
+    std::atomic<int>* notified_;
+    std::mutex mu_;
+    std::condition_variable cv_;
+    bool done_ = false;
+    grpc::Status status_;
+  };
+
+  std::vector<std::unique_ptr<v1::ChangeFeedService::Stub>> stubs;
+  for (int i = 0; i < kChannels; ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt("wmty.test.channel", i);  // a connection each
+    stubs.push_back(v1::ChangeFeedService::NewStub(
+        grpc::CreateCustomChannel(server_->target(), grpc::InsecureChannelCredentials(), args)));
+  }
+  std::atomic<int> notified{0};
+  std::vector<std::unique_ptr<Watcher>> watchers;
+  for (int i = 0; i < kWatchers; ++i) {
+    watchers.push_back(std::make_unique<Watcher>(stubs[i % kChannels].get(), &notified));
+  }
+  NewGoal("p1");
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (notified.load() < kWatchers && absl::Now() < deadline) absl::SleepFor(absl::Milliseconds(10));
+  EXPECT_EQ(notified.load(), kWatchers);
+  // All open and idle now: no thread per watcher.
+  const int64_t threads_after = ProcStatus(server_->pid(), "Threads");
+  EXPECT_LT(threads_after - threads_before, 50) << threads_before << " -> " << threads_after;
+  for (auto& watcher : watchers) watcher->Cancel();
+  for (auto& watcher : watchers) watcher->AwaitDone();
+}
+
 }  // namespace
 }  // namespace wmty::testing
