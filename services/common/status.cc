@@ -53,12 +53,29 @@ std::optional<absl::Duration> RetryDelayOf(const absl::Status& status) {
   return absl::Seconds(info.retry_delay().seconds()) + absl::Nanoseconds(info.retry_delay().nanos());
 }
 
+absl::Status WithErrorInfo(absl::Status status, absl::string_view reason,
+                           std::vector<std::pair<std::string, std::string>> metadata) {
+  google::rpc::ErrorInfo info;
+  info.set_reason(std::string(reason));
+  info.set_domain("wmty.dev");
+  for (auto& [key, value] : metadata) (*info.mutable_metadata())[key] = std::move(value);
+  status.SetPayload(kErrorInfoTypeUrl, absl::Cord(info.SerializeAsString()));
+  return status;
+}
+
+std::optional<google::rpc::ErrorInfo> ErrorInfoOf(const absl::Status& status) {
+  auto payload = status.GetPayload(kErrorInfoTypeUrl);
+  google::rpc::ErrorInfo info;
+  if (!payload.has_value() || !info.ParseFromString(std::string(*payload))) return std::nullopt;
+  return info;
+}
+
 grpc::Status ToGrpcStatus(const absl::Status& status) {
   if (status.ok()) return grpc::Status::OK;
   const auto code = static_cast<grpc::StatusCode>(status.code());
   const std::string message(status.message());
   google::rpc::Status details;
-  for (absl::string_view type_url : {kBadRequestTypeUrl, kRetryInfoTypeUrl}) {
+  for (absl::string_view type_url : {kBadRequestTypeUrl, kRetryInfoTypeUrl, kErrorInfoTypeUrl}) {
     auto payload = status.GetPayload(type_url);
     if (!payload.has_value()) continue;
     auto* any = details.add_details();
@@ -77,7 +94,8 @@ absl::Status FromGrpcStatus(const grpc::Status& status) {
   google::rpc::Status details;
   if (!status.error_details().empty() && details.ParseFromString(status.error_details())) {
     for (const auto& any : details.details()) {
-      if (any.type_url() == kBadRequestTypeUrl || any.type_url() == kRetryInfoTypeUrl) {
+      if (any.type_url() == kBadRequestTypeUrl || any.type_url() == kRetryInfoTypeUrl ||
+          any.type_url() == kErrorInfoTypeUrl) {
         out.SetPayload(any.type_url(), absl::Cord(any.value()));
       }
     }

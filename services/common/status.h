@@ -9,6 +9,7 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <grpcpp/support/status.h>
@@ -24,6 +25,9 @@ namespace wmty {
 inline constexpr absl::string_view kBadRequestTypeUrl = "type.googleapis.com/google.rpc.BadRequest";
 // Type URL under which a RetryInfo (retry after how long) is attached.
 inline constexpr absl::string_view kRetryInfoTypeUrl = "type.googleapis.com/google.rpc.RetryInfo";
+// Type URL under which an ErrorInfo (a machine-readable reason with metadata,
+// e.g. where to resume a change feed) is attached.
+inline constexpr absl::string_view kErrorInfoTypeUrl = "type.googleapis.com/google.rpc.ErrorInfo";
 
 // Collects field violations while validating one request.
 class FieldViolations {
@@ -50,7 +54,14 @@ absl::Status WithRetryDelay(absl::Status status, absl::Duration delay);
 // The retry delay attached to `status`, if any.
 std::optional<absl::Duration> RetryDelayOf(const absl::Status& status);
 
-// absl -> gRPC (with details: BadRequest, RetryInfo) and back.
+// `status` with a google.rpc.ErrorInfo of `reason` (UPPER_SNAKE_CASE), the
+// domain "wmty.dev" and `metadata`.
+absl::Status WithErrorInfo(absl::Status status, absl::string_view reason,
+                           std::vector<std::pair<std::string, std::string>> metadata);
+// The ErrorInfo attached to `status`, if any.
+std::optional<google::rpc::ErrorInfo> ErrorInfoOf(const absl::Status& status);
+
+// absl -> gRPC (with details: BadRequest, RetryInfo, ErrorInfo) and back.
 grpc::Status ToGrpcStatus(const absl::Status& status);
 absl::Status FromGrpcStatus(const grpc::Status& status);
 

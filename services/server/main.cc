@@ -56,6 +56,12 @@ ABSL_FLAG(std::string, fhir_unknown_elements, "refuse",
           "(not stored; the answer is an OperationOutcome with a warning per element)");
 ABSL_FLAG(int, max_inflight_rpcs, 1024,
           "Most wmty.v1 gRPC calls in progress at once; past it calls get RESOURCE_EXHAUSTED at once (0: no limit)");
+ABSL_FLAG(int, max_watchers, 10000,
+          "Most open WatchChanges streams (wmty.v1.ChangeFeedService); past it new ones get RESOURCE_EXHAUSTED "
+          "(0: no limit)");
+ABSL_FLAG(absl::Duration, watch_stall_timeout, absl::Seconds(60),
+          "A WatchChanges stream whose client has not read for this long ends with RESOURCE_EXHAUSTED and the "
+          "sequence to resume after");
 ABSL_FLAG(int, max_queued_changes, 10000,
           "Most writes waiting for the commit thread; past it writes are refused as overloaded (0: no limit)");
 ABSL_FLAG(int, http_max_connections, 512,
@@ -245,6 +251,13 @@ absl::Status ReadOverloadFlags(wmty::server::ServerOptions* options) {
   options->http_max_connections = absl::GetFlag(FLAGS_http_max_connections);
   options->http_max_inflight = absl::GetFlag(FLAGS_http_max_inflight);
   options->http_read_timeout = absl::GetFlag(FLAGS_http_read_timeout);
+  const int max_watchers = absl::GetFlag(FLAGS_max_watchers);
+  options->watch_stall_timeout = absl::GetFlag(FLAGS_watch_stall_timeout);
+  if (max_watchers < 0 || options->watch_stall_timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "--max_watchers must not be negative, and --watch_stall_timeout must be positive");
+  }
+  options->max_watchers = static_cast<size_t>(max_watchers);
   if (options->max_inflight_rpcs < 0 || options->max_queued_changes < 0 || options->http_max_connections < 0 ||
       options->http_max_inflight < 0 || options->http_read_timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError("overload limits must not be negative, and --http_read_timeout must be positive");

@@ -40,7 +40,8 @@ const absl::flat_hash_set<std::string>& KnownGrpcPaths() {
   static const auto* paths = [] {
     auto* set = new absl::flat_hash_set<std::string>{"/grpc.health.v1.Health/Check", "/grpc.health.v1.Health/Watch",
                                                      "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"};
-    for (const char* service : {"wmty.v1.WhatMattersService", "wmty.admin.v1.AdminService"}) {
+    for (const char* service :
+         {"wmty.v1.WhatMattersService", "wmty.v1.ChangeFeedService", "wmty.admin.v1.AdminService"}) {
       const auto* descriptor = google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(service);
       if (descriptor == nullptr) continue;
       for (int i = 0; i < descriptor->method_count(); ++i) {

@@ -18,6 +18,7 @@
 #include "common/log.h"
 #include "fhir/fhir_service.h"
 #include "grpc/admin_service.h"
+#include "grpc/change_feed_service.h"
 #include "grpc/grpc_service.h"
 #include "web/static_site.h"
 
@@ -155,6 +156,11 @@ absl::Status WmtyServer::OpenStore(const ServerOptions& options) {
 absl::Status WmtyServer::StartGrpc(const ServerOptions& options) {
   service_ = grpc_api::NewWhatMattersService(core_.get(), options.verifier, options.max_inflight_rpcs);
   admin_service_ = grpc_api::NewAdminService(core_.get(), backups_.get(), options.verifier);
+  domain::ChangeFeedOptions feed_options;
+  feed_options.max_watchers = options.max_watchers;
+  feed_options.stall_timeout = options.watch_stall_timeout;
+  feed_ = std::make_unique<domain::ChangeFeed>(store_.get(), core_.get(), feed_options);
+  change_feed_service_ = grpc_api::NewChangeFeedService(feed_.get(), core_.get(), options.verifier);
   grpc::EnableDefaultHealthCheckService(true);
   if (options.reflection) grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -164,6 +170,7 @@ absl::Status WmtyServer::StartGrpc(const ServerOptions& options) {
   builder.SetMaxSendMessageSize(std::max(options.max_message_bytes, 64 * 1024 * 1024));
   builder.RegisterService(service_.get());
   builder.RegisterService(admin_service_.get());
+  builder.RegisterService(change_feed_service_.get());
   auto grpc_metrics = std::make_unique<GrpcMetrics>(&registry_, options.access_log);
   grpc_metrics_ = grpc_metrics.get();
   std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
@@ -271,6 +278,9 @@ void WmtyServer::Shutdown(absl::Duration grace) {
   // Only the readiness status: the global SetServingStatus(false) would take
   // kLivenessService down with it.
   SetHealth("", false);
+  // Open watches would hold the gRPC drain for the whole grace period: end
+  // them now (UNAVAILABLE), their clients resume from their last sequence.
+  feed_->Shutdown();
   // Both faces at once, so that neither takes new work while the other
   // drains. gRPC refuses new calls at once (UNAVAILABLE); in-flight calls get
   // until the deadline, then are cancelled. HTTP stops accepting, answers
@@ -372,6 +382,7 @@ void WmtyServer::CollectServingMetrics(metrics::Writer& writer) {
   if (grpc_metrics_ != nullptr) {
     writer.Gauge("wmty_grpc_inflight_rpcs", "gRPC calls in progress.", grpc_metrics_->inflight());
   }
+  if (feed_ != nullptr) CollectChangeFeedMetrics(writer);
   if (http_ != nullptr) {
     writer.Gauge("wmty_http_inflight_requests", "HTTP requests being handled.", http_->inflight_requests());
     writer.Gauge("wmty_http_open_connections", "Open HTTP connections.", http_->open_connections());
@@ -389,6 +400,24 @@ void WmtyServer::CollectServingMetrics(metrics::Writer& writer) {
     writer.CounterValue("wmty_backup_failures_total", "Backups that failed since start.",
                         static_cast<double>(health.failures));
   }
+}
+
+void WmtyServer::CollectChangeFeedMetrics(metrics::Writer& writer) {
+  const domain::ChangeFeedStats feed = feed_->stats();
+  writer.Gauge("wmty_change_feed_watchers", "Open WatchChanges streams (--max_watchers).",
+               static_cast<double>(feed.watchers));
+  writer.CounterValue("wmty_change_feed_watches_total", "WatchChanges streams started since start.",
+                      static_cast<double>(feed.watches_total));
+  writer.CounterValue("wmty_change_feed_events_total", "Change events sent to watchers since start.",
+                      static_cast<double>(feed.events_total));
+  writer.CounterValue("wmty_change_feed_heartbeats_total", "Heartbeats sent to watchers since start.",
+                      static_cast<double>(feed.heartbeats_total));
+  writer.CounterValue("wmty_change_feed_slow_watchers_total",
+                      "Watches ended RESOURCE_EXHAUSTED because the client did not read (--watch_stall_timeout).",
+                      static_cast<double>(feed.slow_ended_total));
+  writer.CounterValue("wmty_change_feed_trimmed_total",
+                      "Watches refused or ended OUT_OF_RANGE: they asked for changes the log no longer holds.",
+                      static_cast<double>(feed.trimmed_ended_total));
 }
 
 WmtyServer::~WmtyServer() {

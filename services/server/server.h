@@ -3,7 +3,8 @@
 // HTTP server carrying the FHIR R4 face.
 //
 // Lifecycle: Start() opens the store and listens; Shutdown() reports
-// NOT_SERVING and drains HTTP and gRPC at the same time (both stop taking new
+// NOT_SERVING, ends change-feed watches (UNAVAILABLE: clients resume
+// elsewhere or later) and drains HTTP and gRPC at the same time (both stop taking new
 // requests at once and let those in progress finish within the grace period;
 // gRPC cancels the rest), then commits queued writes and closes the store
 // cleanly. One grace period covers both drains.
@@ -23,6 +24,7 @@
 #include "absl/time/time.h"
 #include "auth/token_verifier.h"
 #include "common/metrics.h"
+#include "domain/change_feed.h"
 #include "domain/patient_records.h"
 #include "fhir/smart_configuration.h"
 #include "http/http_server.h"
@@ -67,6 +69,11 @@ struct ServerOptions {
   // Retry-After) instead of queueing until their deadline.
   // wmty.v1 calls in progress at once.
   int max_inflight_rpcs = 1024;
+  // Open WatchChanges streams (not counted in max_inflight_rpcs); 0: no limit.
+  size_t max_watchers = 10000;
+  // A watcher whose client has not read for this long is ended
+  // (RESOURCE_EXHAUSTED with the sequence to resume after).
+  absl::Duration watch_stall_timeout = absl::Seconds(60);
   // Writes waiting for the commit thread (a backstop: the two in-flight
   // limits normally keep the queue far shorter).
   int max_queued_changes = 10000;
@@ -161,6 +168,7 @@ class WmtyServer {
   void CollectMetrics(metrics::Writer& writer);
   void CollectStoreMetrics(metrics::Writer& writer);    // store, RocksDB, disk space
   void CollectServingMetrics(metrics::Writer& writer);  // summary cache, listeners, backups
+  void CollectChangeFeedMetrics(metrics::Writer& writer);
 
   // Outlives everything that records into it.
   metrics::Registry registry_;
@@ -169,7 +177,11 @@ class WmtyServer {
   // Closed before the store (declared after it); null without --backup_dir.
   std::unique_ptr<storage::Backups> backups_;
   std::unique_ptr<domain::PatientRecords> core_;
+  // The change feed's thread and watchers; shut down (watches ended
+  // UNAVAILABLE) at the start of the drain, destroyed before the store.
+  std::unique_ptr<domain::ChangeFeed> feed_;
   std::unique_ptr<grpc::Service> service_;
+  std::unique_ptr<grpc::Service> change_feed_service_;
   std::unique_ptr<grpc::Service> admin_service_;
   std::unique_ptr<grpc::Server> server_;
   // Answers UNIMPLEMENTED to anything but health; gRPC needs one callback
