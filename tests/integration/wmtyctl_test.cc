@@ -326,7 +326,8 @@ TEST_F(WmtyctlTest, WatchPrintsChangesAndStopsCleanlyOnSigint) {
   ASSERT_TRUE(watch.ReadStdoutUntil("heartbeat head ")) << watch.out() << watch.err();
   const v1::Goal goal = CreateGoal("patients/watch-1", "Dance at my granddaughter's wedding");
   CreateGoal("patients/watch-2", "Another patient's goal");  // filtered out by --parent
-  CtlResult retract = Json({"retract-goal", "--name=" + goal.name(), "--reason=Entered twice"});
+  CtlResult retract = Json(
+      {"retract-goal", "--name=" + goal.name(), "--reason=Entered twice", "--retracted_by.practitioner_id=nurse-1"});
   ASSERT_EQ(retract.exit_code, 0) << retract.output;
   ASSERT_TRUE(watch.ReadStdoutUntil(" RETRACT ")) << watch.out() << watch.err();
   watch.Signal(SIGINT);
