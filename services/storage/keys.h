@@ -6,7 +6,13 @@
 //   requests  <patient> 0x00 <request_id>                       -> RequestOutcome
 //   changes   <sequence:8 BE>                                   -> Change
 //   audit     <sequence:8 BE>                                   -> AuditRecord
-//   default   "meta/..."                                        -> server metadata
+//   state     <key> (a component's own, e.g. "push/...")       -> its value (Store::WriteState)
+//   default   "meta/..."                                        -> server metadata, among it
+//             "meta/change-log-trimmed-through"                 -> <sequence:8 BE> (retention)
+//
+// The change log holds the sequences after the trimmed-through sequence (0,
+// or absent: none trimmed); trimming deletes a key range and moves that
+// value in one atomic write.
 //
 // Patient ids and resource ids never contain 0x00 (validated above this
 // layer), so every patient's records of one kind are one contiguous key range:
@@ -32,6 +38,8 @@ std::string RequestKey(absl::string_view patient_id, absl::string_view request_i
 std::string ChangeKey(uint64_t sequence);
 // The audit column family is keyed like the change log: big-endian sequence.
 inline std::string AuditKey(uint64_t sequence) { return ChangeKey(sequence); }
+// Where the last sequence removed from the change log is kept (meta).
+inline constexpr absl::string_view kChangeLogTrimmedThroughKey = "meta/change-log-trimmed-through";
 
 // Big-endian fixed-width integers keep numeric order equal to byte order.
 void AppendBigEndian64(std::string* out, uint64_t value);

@@ -21,6 +21,7 @@
 #include <rocksdb/write_buffer_manager.h>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
@@ -33,7 +34,10 @@ namespace {
 
 // Column families, in the order of handles_ (index 0 is RocksDB's default,
 // which holds server metadata).
-constexpr const char* kColumnFamilies[] = {"default", "current", "versions", "ids", "requests", "changes", "audit"};
+// Opening a database created before a family existed (e.g. "state", added in
+// issue 19) creates it (DBOptions::create_missing_column_families).
+constexpr const char* kColumnFamilies[] = {"default",  "current", "versions", "ids",
+                                           "requests", "changes", "audit",    "state"};
 
 absl::Status FromRocks(const rocksdb::Status& s, absl::string_view what) {
   if (s.ok()) return absl::OkStatus();
@@ -121,6 +125,19 @@ absl::StatusOr<uint64_t> LastSequenceKey(rocksdb::DB* db, rocksdb::ColumnFamilyH
   }
   if (!it->status().ok()) return FromRocks(it->status(), read_error);
   return last;
+}
+
+// The last sequence trimmed from the change log (0: none), as stored in meta.
+absl::StatusOr<uint64_t> ReadTrimmedThrough(rocksdb::DB* db, const rocksdb::ReadOptions& ro,
+                                            rocksdb::ColumnFamilyHandle* meta) {
+  std::string value;
+  auto s =
+      db->Get(ro, meta, rocksdb::Slice(kChangeLogTrimmedThroughKey.data(), kChangeLogTrimmedThroughKey.size()), &value);
+  if (s.IsNotFound()) return 0;
+  if (!s.ok()) return FromRocks(s, "read change-log retention");
+  auto through = DecodeBigEndian64(value);
+  if (!through.has_value()) return absl::DataLossError("malformed change-log trimmed-through sequence");
+  return *through;
 }
 
 // The change-log entry of a new version.
@@ -325,16 +342,25 @@ absl::Status Store::OpenDb() {
   requests_cf_ = handles_[4];
   changes_cf_ = handles_[5];
   audit_cf_ = handles_[6];
+  state_cf_ = handles_[7];
+  {
+    absl::MutexLock lock(&db_users_mu_);
+    db_open_ = true;
+  }
   if (auto st = AnchorWal(); !st.ok()) return st;
 
   // The last keys of the change log and the audit trail are the last
-  // sequences committed.
+  // sequences committed, unless retention trimmed every change-log entry:
+  // the trimmed-through sequence is never handed out again.
   auto last = LastSequenceKey(db_, changes_cf_, "change-log key", "read change log");
   if (!last.ok()) return last.status();
+  auto trimmed = ReadTrimmedThrough(db_, rocksdb::ReadOptions(), meta_cf_);
+  if (!trimmed.ok()) return trimmed.status();
   auto last_audit = LastSequenceKey(db_, audit_cf_, "audit key", "read audit trail");
   if (!last_audit.ok()) return last_audit.status();
   absl::MutexLock lock(&mu_);
-  last_sequence_ = *last;
+  last_sequence_ = std::max(*last, *trimmed);
+  oldest_change_sequence_ = *trimmed + 1;
   last_audit_sequence_ = *last_audit;
   return absl::OkStatus();
 }
@@ -359,6 +385,13 @@ void Store::Close() {
     absl::MutexLock lock(&mu_);
     writes_failed = writes_failed_;
   }
+  if (db_ != nullptr) {
+    // A trim's compaction in progress on another thread stops early; the
+    // database closes once it has returned.
+    db_->DisableManualCompaction();
+  }
+  absl::MutexLock users_lock(&db_users_mu_);
+  db_open_ = false;
   if (db_ != nullptr) {
     // Not after a failed write: RocksDB refuses (and its assertions abort on)
     // another sync of a log that failed, and nothing acknowledged needs it.
@@ -405,18 +438,92 @@ uint64_t Store::LastSequence() const {
   return last_sequence_;
 }
 
-// TODO(issue 19, store helper): the change-log following, retention and state
-// API below are declared for the other layers to build against; implement.
-void Store::AddCommitListener(absl::AnyInvocable<void(uint64_t)> listener) { (void)listener; }
-uint64_t Store::OldestChangeSequence() const { return 1; }
-absl::Status Store::TrimChangeLog(uint64_t) { return absl::UnimplementedError("TrimChangeLog"); }
-absl::Status Store::WriteState(std::vector<StateWrite>) { return absl::UnimplementedError("WriteState"); }
-absl::StatusOr<std::optional<std::string>> Reader::GetState(absl::string_view) const {
-  return absl::UnimplementedError("GetState");
+void Store::AddCommitListener(absl::AnyInvocable<void(uint64_t)> listener) {
+  absl::MutexLock lock(&listeners_mu_);
+  listeners_.push_back(std::move(listener));
+  has_listeners_.store(true, std::memory_order_release);
 }
-absl::Status Reader::ScanState(absl::string_view, absl::string_view,
-                               absl::FunctionRef<bool(absl::string_view, absl::string_view)>) const {
-  return absl::UnimplementedError("ScanState");
+
+void Store::RunCommitListeners(uint64_t last_sequence) {
+  absl::MutexLock lock(&listeners_mu_);
+  for (auto& listener : listeners_) listener(last_sequence);
+}
+
+uint64_t Store::OldestChangeSequence() const {
+  absl::MutexLock lock(&mu_);
+  return oldest_change_sequence_;
+}
+
+absl::Status Store::TrimChangeLog(uint64_t through_sequence) {
+  if (through_sequence < OldestChangeSequence()) return absl::OkStatus();  // trimmed already
+  StateWork work;
+  work.trim_through = through_sequence;
+  if (auto s = WriteStateWork(std::move(work)); !s.ok()) return s;
+  // Range deletions leave the entries on disk until a compaction drops
+  // them; left to RocksDB that may take long on a log that only grows at
+  // its end. Compacting just the trimmed range returns the space now.
+  absl::ReaderMutexLock lock(&db_users_mu_);
+  if (!db_open_) return absl::OkStatus();  // the trim is written; the space comes back later
+  const std::string end = ChangeKey(std::min(through_sequence, LastSequence()) + 1);
+  const rocksdb::Slice end_slice(end);
+  rocksdb::CompactRangeOptions compact;
+  compact.exclusive_manual_compaction = false;  // commits' flushes and compactions go on
+  compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
+  auto s = db_->CompactRange(compact, changes_cf_, nullptr, &end_slice);
+  if (!s.ok() && !s.IsIncomplete()) {  // Incomplete: the store is closing
+    log::Warning("compaction of the trimmed change log failed", {{"error", s.ToString()}});
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Store::WriteState(std::vector<StateWrite> writes) {
+  for (const StateWrite& w : writes) {
+    if (w.key.empty()) return absl::InvalidArgumentError("state key is empty");
+  }
+  if (writes.empty()) return absl::OkStatus();
+  StateWork work;
+  work.writes = std::move(writes);
+  return WriteStateWork(std::move(work));
+}
+
+absl::Status Store::WriteStateWork(StateWork work) {
+  std::promise<absl::Status> promise;
+  auto future = promise.get_future();
+  work.done = [&promise](absl::Status s) { promise.set_value(std::move(s)); };
+  {
+    absl::MutexLock lock(&mu_);
+    if (closing_) return absl::UnavailableError("store is closed");
+    state_queue_.push_back(std::move(work));
+  }
+  return future.get();
+}
+
+absl::StatusOr<std::optional<std::string>> Reader::GetState(absl::string_view key) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  std::string value;
+  auto s = store_->db_->Get(ro, store_->state_cf_, rocksdb::Slice(key.data(), key.size()), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return FromRocks(s, "read state");
+  return std::optional<std::string>(std::move(value));
+}
+
+absl::Status Reader::ScanState(absl::string_view prefix, absl::string_view after_key,
+                               absl::FunctionRef<bool(absl::string_view, absl::string_view)> visit) const {
+  rocksdb::ReadOptions ro;
+  ro.snapshot = snapshot_;
+  std::unique_ptr<rocksdb::Iterator> it(store_->db_->NewIterator(ro, store_->state_cf_));
+  std::string start(prefix);
+  if (!after_key.empty() && after_key >= prefix) {
+    start.assign(after_key.data(), after_key.size());
+    start.push_back('\0');  // the first key strictly after `after_key`
+  }
+  for (it->Seek(start); it->Valid(); it->Next()) {
+    const absl::string_view key(it->key().data(), it->key().size());
+    if (!absl::StartsWith(key, prefix)) break;
+    if (!visit(key, absl::string_view(it->value().data(), it->value().size()))) break;
+  }
+  return FromRocks(it->status(), "scan state");
 }
 
 absl::StatusOr<std::string> Store::GetOrCreateSecret(absl::string_view name) {
@@ -440,23 +547,25 @@ void Store::CommitLoop() {
   NameThisThread("wmty-commit");
   std::vector<Pending> batch;
   std::vector<AuditRecord> audits;
-  while (TakeWork(batch, audits)) {
-    CommitBatch(batch, audits);
+  std::vector<StateWork> state;
+  while (TakeWork(batch, audits, state)) {
+    CommitBatch(batch, audits, state);
     batch.clear();
     audits.clear();
+    state.clear();
   }
   // Close() syncs the log after this thread ends.
 }
 
-bool Store::ChangeQueuedOrClosing() const { return !queue_.empty() || closing_; }
+bool Store::ChangeQueuedOrClosing() const { return !queue_.empty() || !state_queue_.empty() || closing_; }
 
-bool Store::WorkQueuedOrClosing() const { return !queue_.empty() || !audit_queue_.empty() || closing_; }
+bool Store::WorkQueuedOrClosing() const { return ChangeQueuedOrClosing() || !audit_queue_.empty(); }
 
-bool Store::TakeWork(std::vector<Pending>& batch, std::vector<AuditRecord>& audits) {
+bool Store::TakeWork(std::vector<Pending>& batch, std::vector<AuditRecord>& audits, std::vector<StateWork>& state) {
   absl::MutexLock lock(&mu_);
   while (true) {
     AwaitWork();
-    if (!queue_.empty() || !audit_queue_.empty()) break;
+    if (!queue_.empty() || !audit_queue_.empty() || !state_queue_.empty()) break;
     if (closing_) return false;
     // Woken by the audit sync deadline alone.
     if (audits_unsynced_ && !writes_failed_) {
@@ -471,6 +580,7 @@ bool Store::TakeWork(std::vector<Pending>& batch, std::vector<AuditRecord>& audi
     queue_.pop_front();
   }
   audits.swap(audit_queue_);
+  state.swap(state_queue_);
   return true;
 }
 
@@ -490,7 +600,7 @@ void Store::AwaitChangeOrAuditsDue() {
   // A change (or closing) is taken at once. Audit records alone are written
   // at most every kAuditWriteInterval (so a read load makes a few large
   // writes, not one per read) and synced by audit_sync_due_ at the latest.
-  while (queue_.empty() && !closing_) {
+  while (queue_.empty() && state_queue_.empty() && !closing_) {
     absl::Time deadline = absl::InfiniteFuture();
     if (!audit_queue_.empty()) deadline = last_audit_write_ + kAuditWriteInterval;
     if (audits_unsynced_) deadline = std::min(deadline, audit_sync_due_);
@@ -532,7 +642,13 @@ void Store::CompletionLoop() {
       if (completions_.empty()) return;  // stopping, and everything has run
       run.swap(completions_);
     }
-    for (Completion& c : run) c.done(std::move(c.result));
+    for (Completion& c : run) {
+      if (c.done) {
+        c.done(std::move(c.result));
+      } else {
+        RunCommitListeners(c.listeners_through);
+      }
+    }
     run.clear();
   }
 }
@@ -585,6 +701,9 @@ StoreStats Store::Stats() const {
     absl::MutexLock lock(&mu_);
     stats.queued_changes = queue_.size();
     stats.writes_available = !writes_failed_;
+    stats.oldest_change_sequence = oldest_change_sequence_;
+    stats.last_change_sequence = last_sequence_;
+    stats.change_log_trims = change_log_trims_;
     if (closed_) return stats;
   }
   if (statistics_ != nullptr) {
@@ -800,6 +919,9 @@ class Store::Batch {
   // The steps of a group commit, in this order.
   void ApplyChanges();
   void AddAudits(std::vector<AuditRecord>& audits);
+  // State writes and change-log trims (clamped to the sequences committed
+  // before this batch).
+  void AddState(const std::vector<StateWork>& state);
   // Writes the WriteBatch (synced when it carries changes or due audit
   // records). On failure every change of it fails with UNAVAILABLE, its
   // sequences are handed out again and `audits` are held for a later write.
@@ -807,6 +929,8 @@ class Store::Batch {
   // Makes the batch's sequences the store's, tells cached patient values
   // they may be stale, and hands every answer to the completion thread.
   void PublishAndComplete();
+  // Answers the state writes and trims (on this thread: their callers wait).
+  void FinishState(std::vector<StateWork>& state);
 
  private:
   struct Outcome {
@@ -827,6 +951,10 @@ class Store::Batch {
   // creation) and its request outcome into the WriteBatch.
   void AddToWriteBatch(size_t i, const WriteStamp& stamp, Record next);
   void FailChanges();
+  // Moves OldestChangeSequence up before a trim is written, so that it never
+  // names an entry a new Reader lacks; back if the write fails.
+  void AdvanceOldest();
+  void RestoreOldest();
   // Keeps StoreOptions::audit_sync_interval: when unsynced audit records
   // must be synced at the latest.
   void TrackAuditSync(bool synced, absl::Time real_now);
@@ -839,6 +967,10 @@ class Store::Batch {
   uint64_t sequence_ = 0;  // the last one handed out
   uint64_t first_audit_sequence_ = 0;
   uint64_t audit_sequence_ = 0;
+  bool state_writes_ = false;  // the batch carries state writes or a trim
+  uint64_t trim_through_ = 0;  // the last sequence this batch trims (0: none)
+  uint64_t oldest_before_ = 0;
+  absl::Status write_status_;
   std::vector<Outcome> outcomes_;
   rocksdb::WriteBatch wb_;
   absl::flat_hash_map<std::string, size_t> current_overlay_;
@@ -856,6 +988,7 @@ Store::Batch::Batch(Store* store, std::vector<Pending>& pending)
   absl::MutexLock lock(&store_.mu_);
   first_sequence_ = sequence_ = store_.last_sequence_;
   first_audit_sequence_ = audit_sequence_ = store_.last_audit_sequence_;
+  oldest_before_ = store_.oldest_change_sequence_;
 }
 
 void Store::Batch::ApplyChanges() {
@@ -980,6 +1113,52 @@ void Store::Batch::AddAudits(std::vector<AuditRecord>& audits) {
   }
 }
 
+void Store::Batch::AddState(const std::vector<StateWork>& state) {
+  for (const StateWork& work : state) {
+    state_writes_ = true;
+    for (const StateWrite& w : work.writes) {
+      if (w.value.has_value()) {
+        wb_.Put(store_.state_cf_, w.key, *w.value);
+      } else {
+        wb_.Delete(store_.state_cf_, w.key);
+      }
+    }
+    // Never past what was committed before this batch: its own entries stay.
+    trim_through_ = std::max(trim_through_, std::min(work.trim_through, first_sequence_));
+  }
+  if (trim_through_ < oldest_before_) {
+    trim_through_ = 0;  // trimmed already
+    return;
+  }
+  // Only entries from oldest_before_ on exist; one tombstone covers them.
+  wb_.DeleteRange(store_.changes_cf_, ChangeKey(oldest_before_), ChangeKey(trim_through_ + 1));
+  std::string through;
+  AppendBigEndian64(&through, trim_through_);
+  wb_.Put(store_.meta_cf_, rocksdb::Slice(kChangeLogTrimmedThroughKey.data(), kChangeLogTrimmedThroughKey.size()),
+          through);
+}
+
+void Store::Batch::AdvanceOldest() {
+  if (trim_through_ == 0) return;
+  absl::MutexLock lock(&store_.mu_);
+  store_.oldest_change_sequence_ = trim_through_ + 1;
+}
+
+void Store::Batch::RestoreOldest() {
+  if (trim_through_ == 0) return;
+  absl::MutexLock lock(&store_.mu_);
+  store_.oldest_change_sequence_ = oldest_before_;
+  trim_through_ = 0;
+}
+
+void Store::Batch::FinishState(std::vector<StateWork>& state) {
+  if (trim_through_ != 0) {
+    absl::MutexLock lock(&store_.mu_);
+    ++store_.change_log_trims_;
+  }
+  for (StateWork& work : state) work.done(write_status_);
+}
+
 void Store::Batch::WriteAndSync(std::vector<AuditRecord>& audits) {
   if (wb_.Count() == 0) return;
   const StoreOptions& options = store_.options_;
@@ -990,7 +1169,9 @@ void Store::Batch::WriteAndSync(std::vector<AuditRecord>& audits) {
   const absl::Time real_now = absl::Now();
   const bool audits_due = store_.audits_unsynced_ && real_now >= store_.audit_sync_due_;
   rocksdb::WriteOptions wo;
-  wo.sync = options.sync_writes && (changes || audits_due || options.audit_sync_interval <= absl::ZeroDuration());
+  wo.sync = options.sync_writes &&
+            (changes || state_writes_ || audits_due || options.audit_sync_interval <= absl::ZeroDuration());
+  AdvanceOldest();
   const absl::Time write_start = absl::Now();
   auto s = store_.db_->Write(wo, &wb_);
   store_.synced_write_seconds_.Observe(absl::ToDoubleSeconds(absl::Now() - write_start));
@@ -1004,6 +1185,9 @@ void Store::Batch::WriteAndSync(std::vector<AuditRecord>& audits) {
   // they are reused. Audit records are held and written once writes work again.
   store_.WriteFailed(s.ToString());
   FailChanges();
+  RestoreOldest();
+  write_status_ =
+      absl::UnavailableError("storage write failed (disk full or I/O error): nothing was written; retry later");
   sequence_ = first_sequence_;
   audit_sequence_ = first_audit_sequence_;
   store_.HoldAudits(audits);
@@ -1043,29 +1227,37 @@ void Store::Batch::PublishAndComplete() {
                                                                                              std::memory_order_release);
   }
   std::vector<Completion> completions;
-  completions.reserve(pending_.size());
+  completions.reserve(pending_.size() + 1);
+  // The listeners first: a caller answered below may already have been told
+  // by a consumer that follows the log; never the other way round.
+  if (sequence_ > first_sequence_ && store_.has_listeners_.load(std::memory_order_acquire)) {
+    completions.push_back({nullptr, absl::UnknownError("listeners"), sequence_});
+  }
   for (size_t i = 0; i < pending_.size(); ++i) {
     completions.push_back({std::move(pending_[i].done), std::move(outcomes_[i].result)});
   }
   store_.Complete(std::move(completions));
 }
 
-void Store::CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& audits) {
+void Store::CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& audits, std::vector<StateWork>& state) {
   bool closing;
   {
     absl::MutexLock lock(&mu_);
     closing = closing_;
   }
-  if (!ReadyToWrite(closing)) return RefuseBatch(batch, audits);
+  if (!ReadyToWrite(closing)) return RefuseBatch(batch, audits, state);
   Batch group(this, batch);
   group.ApplyChanges();
   group.AddAudits(audits);
+  group.AddState(state);
   group.WriteAndSync(audits);
   group.PublishAndComplete();
+  group.FinishState(state);
 }
 
-void Store::RefuseBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& audits) {
+void Store::RefuseBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& audits, std::vector<StateWork>& state) {
   // Fail fast: nothing is read or applied while the database refuses writes.
+  for (StateWork& work : state) work.done(absl::UnavailableError(kWritesSuspended));
   HoldAudits(audits);
   std::vector<Completion> refused;
   refused.reserve(batch.size());
@@ -1086,15 +1278,18 @@ absl::Status Store::VerifyIntegrity() const {
   auto reader = NewReader();
   rocksdb::ReadOptions ro;
   ro.snapshot = reader->snapshot_;
-  auto versions = VerifyVersions(ro);
+  auto trimmed = ReadTrimmedThrough(db_, ro, meta_cf_);
+  if (!trimmed.ok()) return trimmed.status();
+  auto versions = VerifyVersions(ro, *trimmed);
   if (!versions.ok()) return versions.status();
   if (auto s = VerifyCurrent(ro); !s.ok()) return s;
-  return VerifyChangeLog(ro, *versions);
+  return VerifyChangeLog(ro, *trimmed, *versions);
 }
 
 // Every version parses, names itself correctly, follows its previous
-// version and has its change-log entry. Returns the number of versions.
-absl::StatusOr<uint64_t> Store::VerifyVersions(const rocksdb::ReadOptions& ro) const {
+// version and, unless retention trimmed it (sequence <= `trimmed`), has its
+// change-log entry. Returns the number of versions whose entry is kept.
+absl::StatusOr<uint64_t> Store::VerifyVersions(const rocksdb::ReadOptions& ro, uint64_t trimmed) const {
   uint64_t versions = 0;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, versions_cf_));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
@@ -1107,15 +1302,16 @@ absl::StatusOr<uint64_t> Store::VerifyVersions(const rocksdb::ReadOptions& ro) c
     }
     std::string value;
     Change c;
-    if (!db_->Get(ro, changes_cf_, ChangeKey(r.sequence()), &value).ok() || !c.ParseFromString(value) ||
-        c.id() != r.id() || c.version() != r.version() || c.kind() != r.kind() || c.patient_id() != r.patient_id()) {
+    if (r.sequence() > trimmed &&
+        (!db_->Get(ro, changes_cf_, ChangeKey(r.sequence()), &value).ok() || !c.ParseFromString(value) ||
+         c.id() != r.id() || c.version() != r.version() || c.kind() != r.kind() || c.patient_id() != r.patient_id())) {
       return absl::DataLossError(absl::StrCat("change log disagrees with version ", r.id(), "@", r.version()));
     }
     if (r.version() > 1 &&
         !db_->Get(ro, versions_cf_, VersionKey(r.patient_id(), r.kind(), r.id(), r.version() - 1), &value).ok()) {
       return absl::DataLossError(absl::StrCat("version gap before ", r.id(), "@", r.version()));
     }
-    ++versions;
+    if (r.sequence() > trimmed) ++versions;
   }
   if (!it->status().ok()) return FromRocks(it->status(), "scan versions");
   return versions;
@@ -1146,18 +1342,21 @@ absl::Status Store::VerifyCurrent(const rocksdb::ReadOptions& ro) const {
   return absl::OkStatus();
 }
 
-// The change log has exactly one entry per version, numbered 1..N.
-absl::Status Store::VerifyChangeLog(const rocksdb::ReadOptions& ro, uint64_t versions) const {
+// The change log has exactly one entry per version it keeps, numbered
+// trimmed + 1 .. N, and none at or below `trimmed`.
+absl::Status Store::VerifyChangeLog(const rocksdb::ReadOptions& ro, uint64_t trimmed, uint64_t versions) const {
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro, changes_cf_));
-  uint64_t expected = 1;
+  uint64_t expected = trimmed + 1;
   for (it->SeekToFirst(); it->Valid(); it->Next(), ++expected) {
     auto seq = DecodeBigEndian64(absl::string_view(it->key().data(), it->key().size()));
     if (!seq.has_value() || *seq != expected) {
       return absl::DataLossError(absl::StrCat("change log gap at sequence ", expected));
     }
   }
-  if (expected - 1 != versions) {
-    return absl::DataLossError(absl::StrCat("change log has ", expected - 1, " entries for ", versions, " versions"));
+  if (!it->status().ok()) return FromRocks(it->status(), "scan change log");
+  if (expected - 1 - trimmed != versions) {
+    return absl::DataLossError(
+        absl::StrCat("change log has ", expected - 1 - trimmed, " entries for ", versions, " versions"));
   }
   return absl::OkStatus();
 }

@@ -8,8 +8,10 @@
 // (kind, patient id, id). Versions count from 1 without gaps. Per record the
 // store keeps the current version and every version; per kind an id index
 // (ids are unique per kind across patients; PRIORITIES records are not
-// indexed); a change log; an audit trail; and, for changes that carry a
-// request id, the outcome under (patient id, request id).
+// indexed); a change log (whose oldest entries retention may trim: see
+// TrimChangeLog); an audit trail; for changes that carry a request id, the
+// outcome under (patient id, request id); and, apart from records, the small
+// keyed state of server components (WriteState).
 //
 // Order. Ids and patient ids compare as bytes (unsigned, lexicographic:
 // RocksDB's default comparator); every scan below visits in that order, and
@@ -104,7 +106,7 @@ struct StoreOptions {
   size_t block_cache_bytes = size_t{256} << 20;
   // Memory for all memtables together (RocksDB WriteBufferManager): past it
   // the largest memtable is flushed. Without a shared budget each of the
-  // seven column families may hold 2 x 64 MB, so resident memory would keep
+  // eight column families may hold 2 x 64 MB, so resident memory would keep
   // growing for a long time under steady writes before flushes bound it.
   size_t memtable_budget_bytes = size_t{128} << 20;
   // Most changes committed in one group commit.
@@ -208,7 +210,9 @@ class Reader {
   // id) it lists every patient without reading the other kinds.
   absl::Status ScanIds(Kind kind, absl::string_view from_id,
                        absl::FunctionRef<bool(absl::string_view id, absl::string_view patient_id)> visit) const;
-  // Visits change-log entries after `after_sequence`, in order.
+  // Visits change-log entries after `after_sequence`, in order. Entries
+  // below Store::OldestChangeSequence() are gone (trimmed): the first entry
+  // visited may be later than after_sequence + 1.
   absl::Status ScanChanges(uint64_t after_sequence, absl::FunctionRef<bool(const Change&)> visit) const;
   // Visits audit records after `after_sequence`, oldest first.
   absl::Status ScanAudit(uint64_t after_sequence, absl::FunctionRef<bool(const AuditRecord&)> visit) const;
@@ -243,6 +247,11 @@ struct StoreStats {
   uint64_t write_stall_micros = 0;
   bool writes_delayed = false;  // RocksDB is slowing writes right now
   uint64_t l0_files = 0;        // most level-0 files of any column family
+  // The change log: its first and last sequence (entries held: last - oldest
+  // + 1), and trims since open.
+  uint64_t oldest_change_sequence = 1;
+  uint64_t last_change_sequence = 0;
+  uint64_t change_log_trims = 0;
 };
 
 class Store {
@@ -301,25 +310,44 @@ class Store {
 
   // Following the change log. `listener(last_sequence)` runs on the
   // completion thread after every group commit that wrote changes, once they
-  // are visible to new Readers and before their callbacks; it must not block
-  // (wake a thread of your own). Listeners live as long as the store:
-  // register long-lived consumers once, at startup.
+  // are visible to new Readers and before their callbacks, in commit order
+  // (each call's sequence is larger than the last); it must not block (wake
+  // a thread of your own) nor call AddCommitListener. Listeners live as long
+  // as the store: register long-lived consumers once, at startup (a listener
+  // added later is not told about earlier commits: read LastSequence()).
+  // Without listeners a commit costs nothing more.
   void AddCommitListener(absl::AnyInvocable<void(uint64_t last_sequence)> listener);
 
   // Retention. The first sequence the change log still holds
   // (LastSequence() + 1 when it holds none: everything was trimmed, or
-  // nothing was ever written).
+  // nothing was ever written). Durable: kept across restarts. It moves up
+  // just before a trim is written, so a Reader taken after it returned S
+  // holds every entry from S on unless a later trim removed it: a consumer
+  // that reads the log after sequence A and whose first entry is > A + 1
+  // must treat that as trimmed (ask again), never as a gap.
   uint64_t OldestChangeSequence() const;
   // Removes the change-log entries with sequence <= `through_sequence`
-  // (clamped to LastSequence()), durably; records, versions and audit are
-  // untouched. Readers taken before keep seeing them. Errors: UNAVAILABLE.
+  // (clamped to LastSequence()), durably (synced, with the next group
+  // commit); records, versions and audit are untouched, and sequences are
+  // never handed out again. Readers taken before keep seeing them. Then
+  // compacts the trimmed range so that its disk space comes back (on the
+  // calling thread: may take a while; call it from a thread of your own).
+  // Safe to call while changes commit. Errors: UNAVAILABLE (I/O, writes
+  // suspended, or closed).
   absl::Status TrimChangeLog(uint64_t through_sequence);
 
   // State: small values of server components (e.g. subscription delivery
   // cursors) kept apart from records, without versions or change log. One
-  // call writes all `writes` atomically and durably (synced); a value of
-  // nullopt deletes the key. Read with Reader::GetState / ScanState.
-  // Errors: UNAVAILABLE (I/O, or closed).
+  // call writes all `writes` atomically and durably (synced, with the next
+  // group commit, so concurrent callers share an fsync); a value of nullopt
+  // deletes the key. Later writes of one key in the same call win. Blocks
+  // until written: do not call from `apply`; from a commit callback or
+  // listener it holds up the completion thread for a group commit. Read with
+  // Reader::GetState / ScanState (a Reader taken after WriteState returned
+  // sees it). Keys are namespaced by component ("push/..." is the
+  // subscription engine's). Errors: INVALID_ARGUMENT (an empty key);
+  // UNAVAILABLE (I/O, writes suspended after a failed write, or closed:
+  // nothing was written).
   struct StateWrite {
     std::string key;
     std::optional<std::string> value;
@@ -338,7 +366,8 @@ class Store {
   // changes or due audit records), seconds.
   const metrics::Histogram& synced_write_seconds() const { return synced_write_seconds_; }
 
-  // Checks that the current records, versions, id index and change log agree.
+  // Checks that the current records, versions, id index and change log agree
+  // (the change log holding exactly the versions retention did not trim).
   // Returns DATA_LOSS naming the first inconsistency. Scans everything: for
   // tests and offline checks, not the request path.
   absl::Status VerifyIntegrity() const;
@@ -355,33 +384,47 @@ class Store {
     Mutation mutation;
     CommitCallback done;
   };
+  // A WriteState or the write of a TrimChangeLog, waiting for the commit
+  // thread; `done` runs on the commit thread once written (or refused).
+  struct StateWork {
+    std::vector<StateWrite> writes;
+    uint64_t trim_through = 0;  // 0: no trim
+    absl::AnyInvocable<void(absl::Status)> done;
+  };
+  // Queues `work` for the next group commit and waits for its result.
+  absl::Status WriteStateWork(StateWork work);
 
   explicit Store(StoreOptions options);
   absl::Status OpenDb();
   void CommitLoop();
   // Commit thread: waits for changes or audit records and takes them (at
   // most max_batch_size changes); false once closing with nothing left.
-  bool TakeWork(std::vector<Pending>& batch, std::vector<AuditRecord>& audits);
+  bool TakeWork(std::vector<Pending>& batch, std::vector<AuditRecord>& audits, std::vector<StateWork>& state);
   void AwaitWork() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AwaitChangeOrAuditsDue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // A change or state write (taken at once) is queued, or the store closes.
   bool ChangeQueuedOrClosing() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   bool WorkQueuedOrClosing() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // One group commit: look up, apply, write and sync, complete (store.cc,
   // class Store::Batch). Refuses the whole batch while writes are suspended.
-  void CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& audits);
-  void RefuseBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& audits);
+  void CommitBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& audits, std::vector<StateWork>& state);
+  void RefuseBatch(std::vector<Pending>& batch, std::vector<AuditRecord>& audits, std::vector<StateWork>& state);
   class Batch;
   // The stored request outcomes and current records a batch reads, looked
   // up together before it is applied (defined in store.cc).
   struct BatchLookups;
   BatchLookups LookUpBatch(const std::vector<Pending>& batch, absl::Time now) const;
+  // A change's answer, or (without `done`) the commit listeners' turn:
+  // `listeners_through` is the last sequence of the group commit before it.
   struct Completion {
     CommitCallback done;
     absl::StatusOr<Committed> result;
+    uint64_t listeners_through = 0;
   };
   // Hands a batch's answers to the completion thread.
   void Complete(std::vector<Completion> completions);
   void CompletionLoop();
+  void RunCommitListeners(uint64_t last_sequence);
   // Commit thread: after a failed write, whether writes may go on (trying to
   // recover if the backoff allows). See WritesAvailable.
   bool ReadyToWrite(bool closing);
@@ -405,14 +448,20 @@ class Store {
   rocksdb::ColumnFamilyHandle* requests_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* changes_cf_ = nullptr;
   rocksdb::ColumnFamilyHandle* audit_cf_ = nullptr;
+  rocksdb::ColumnFamilyHandle* state_cf_ = nullptr;
 
   mutable absl::Mutex mu_;
   std::deque<Pending> queue_ ABSL_GUARDED_BY(mu_);
   std::vector<AuditRecord> audit_queue_ ABSL_GUARDED_BY(mu_);
+  std::vector<StateWork> state_queue_ ABSL_GUARDED_BY(mu_);
   uint64_t last_audit_sequence_ ABSL_GUARDED_BY(mu_) = 0;
   bool closing_ ABSL_GUARDED_BY(mu_) = false;
   bool closed_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t last_sequence_ ABSL_GUARDED_BY(mu_) = 0;
+  // The first change-log entry held (OldestChangeSequence); moved by the
+  // commit thread only, just before a trim is written (back if it fails).
+  uint64_t oldest_change_sequence_ ABSL_GUARDED_BY(mu_) = 1;
+  uint64_t change_log_trims_ ABSL_GUARDED_BY(mu_) = 0;
   // Set by the commit thread when a write fails, cleared when it recovers.
   bool writes_failed_ ABSL_GUARDED_BY(mu_) = false;
   absl::Time next_recovery_attempt_ ABSL_GUARDED_BY(mu_) = absl::InfinitePast();
@@ -426,10 +475,19 @@ class Store {
   static constexpr absl::Duration kAuditWriteInterval = absl::Milliseconds(2);
   void SyncAudits();
   // The three checks of VerifyIntegrity, on one snapshot.
-  absl::StatusOr<uint64_t> VerifyVersions(const rocksdb::ReadOptions& ro) const;
+  absl::StatusOr<uint64_t> VerifyVersions(const rocksdb::ReadOptions& ro, uint64_t trimmed) const;
   absl::Status VerifyCurrent(const rocksdb::ReadOptions& ro) const;
-  absl::Status VerifyChangeLog(const rocksdb::ReadOptions& ro, uint64_t versions) const;
+  absl::Status VerifyChangeLog(const rocksdb::ReadOptions& ro, uint64_t trimmed, uint64_t versions) const;
   uint64_t failed_wal_ = 0;  // commit thread only: the log a failed write used
+  // Commit listeners (AddCommitListener); run under listeners_mu_ on the
+  // completion thread. has_listeners_ spares commits the marker without them.
+  absl::Mutex listeners_mu_;
+  std::vector<absl::AnyInvocable<void(uint64_t)>> listeners_ ABSL_GUARDED_BY(listeners_mu_);
+  std::atomic<bool> has_listeners_{false};
+  // Held (shared) by TrimChangeLog's compaction, which runs on the caller's
+  // thread, and (exclusive) by Close around closing the database.
+  absl::Mutex db_users_mu_;
+  bool db_open_ ABSL_GUARDED_BY(db_users_mu_) = false;
   std::thread commit_thread_;
   absl::Mutex completion_mu_;
   std::vector<Completion> completions_ ABSL_GUARDED_BY(completion_mu_);
