@@ -1,7 +1,9 @@
 #include "wmtyctl_watch.h"
 
-#include <pthread.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
@@ -211,35 +213,49 @@ void PrintFailure(const absl::Status& status) {
   }
 }
 
-// Waits for SIGINT or SIGTERM on a thread of its own. The constructor blocks
-// them in the calling thread, so every thread created afterwards (gRPC's)
-// leaves them to this one: construct it before any channel.
+// SIGINT and SIGTERM end the watch. A handler only writes the signal to a
+// pipe (async-signal-safe), whichever thread the process-directed signal
+// lands on (gRPC's included); a thread of its own reads it and cancels.
+int signal_pipe[2] = {-1, -1};
+
+extern "C" void OnStopSignal(int sig) {
+  const char c = static_cast<char>(sig);
+  (void)!write(signal_pipe[1], &c, 1);
+}
+
 class SignalWaiter {
  public:
   SignalWaiter() {
-    sigemptyset(&set_);
-    for (int sig : {SIGINT, SIGTERM, SIGUSR2}) sigaddset(&set_, sig);
-    pthread_sigmask(SIG_BLOCK, &set_, nullptr);
+    if (pipe2(signal_pipe, O_CLOEXEC) != 0) return;
+    struct sigaction action {};
+    action.sa_handler = OnStopSignal;
+    action.sa_flags = SA_RESTART;
+    sigemptyset(&action.sa_mask);
+    sigaction(SIGINT, &action, nullptr);
+    sigaction(SIGTERM, &action, nullptr);
   }
-  // Calls `on_signal` on the first SIGINT or SIGTERM from now on.
+  // Calls `on_signal` (on the waiter's thread) on the first SIGINT or SIGTERM.
   void Start(std::function<void()> on_signal) {
+    if (signal_pipe[0] < 0) return;
     thread_ = std::thread([this, on_signal = std::move(on_signal)] {
-      int sig = 0;
-      sigwait(&set_, &sig);
-      if (sig == SIGUSR2) return;  // the destructor's wake-up
+      char c = 0;
+      ssize_t n = 0;
+      while ((n = read(signal_pipe[0], &c, 1)) < 0 && errno == EINTR) {
+      }
+      if (n != 1 || c == 0) return;  // 0: the destructor's wake-up
       signalled_ = true;
       on_signal();
     });
   }
   ~SignalWaiter() {
     if (!thread_.joinable()) return;
-    if (!signalled_) pthread_kill(thread_.native_handle(), SIGUSR2);
+    const char wake = 0;
+    (void)!write(signal_pipe[1], &wake, 1);
     thread_.join();
   }
   bool signalled() const { return signalled_; }
 
  private:
-  sigset_t set_;
   std::atomic<bool> signalled_{false};
   std::thread thread_;
 };
@@ -273,7 +289,7 @@ int WatchMain(GlobalFlags globals, const std::vector<std::string>& args, const R
   absl::Status status;
   bool interrupted = false;
   {
-    SignalWaiter signals;  // before any gRPC thread exists
+    SignalWaiter signals;
     watch = client::Client::Connect(options)->WatchChanges(parsed->options);
     signals.Start([w = watch.get()] { w->Cancel(); });
     int64_t changes = 0;

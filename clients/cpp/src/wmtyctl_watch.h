@@ -27,8 +27,8 @@ namespace wmty::ctl {
 using RenderFn = std::function<std::string(const google::protobuf::Message&)>;
 
 // Runs "wmtyctl watch <args...>"; returns the exit status (0 ended by a
-// signal or --max_events, 1 the watch failed, 2 usage error). Blocks SIGINT
-// and SIGTERM in the process (it waits for them on a thread of its own).
+// signal or --max_events, 1 the watch failed, 2 usage error). Installs
+// handlers for SIGINT and SIGTERM (they end the watch).
 int WatchMain(GlobalFlags globals, const std::vector<std::string>& args, const RenderFn& render);
 
 // The watch line of `wmtyctl help`.
