@@ -1,7 +1,10 @@
 #include "ehr_plugin.h"
 
 #include <algorithm>
+#include <map>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -293,52 +296,163 @@ std::string DescribeChange(const std::map<std::string, int64_t>& before, const s
 
 }  // namespace
 
-int Follow(client::Client& client, const FollowOptions& options, std::FILE* out, std::FILE* err) {
-  const absl::Time stop =
-      options.exit_after > absl::ZeroDuration() ? absl::Now() + options.exit_after : absl::InfiniteFuture();
-  std::map<std::string, int64_t> shown;  // versions on the card last printed
-  bool have_card = false;
-  bool in_outage = false;  // reported the current run of failures already
-  int updates = 0;
-  for (;;) {
-    absl::Duration wait = options.interval;
-    absl::StatusOr<v1::PatientSummary> summary = FetchSummary(client, options.patient, absl::Now() + options.deadline);
-    if (summary.ok()) {
-      in_outage = false;
-      std::map<std::string, int64_t> now = Versions(*summary);
-      if (!have_card || now != shown) {
-        if (have_card) {
-          ++updates;
-          std::fprintf(out, "* updated: %s\n", DescribeChange(shown, now).c_str());
-        }
-        std::fputs(RenderCard(options.patient, *summary, absl::Now()).c_str(), out);
-        std::fflush(out);  // the host reads cards as they come
-        shown = std::move(now);
-        have_card = true;
-        if (options.max_updates > 0 && updates >= options.max_updates) return kExitOk;
-      } else if (options.log_polls) {
-        std::fprintf(err, "follow: unchanged\n");
+namespace {
+
+// Follow's state: the card on screen and what it shows, across watches.
+class Follower {
+ public:
+  Follower(client::Client& client, const FollowOptions& options, std::FILE* out, std::FILE* err)
+      : client_(client), options_(options), out_(out), err_(err) {}
+
+  // Watches until a limit is reached or the server refuses: the exit code.
+  int Run() {
+    const absl::Time stop =
+        options_.exit_after > absl::ZeroDuration() ? absl::Now() + options_.exit_after : absl::InfiniteFuture();
+    for (;;) {  // one watch per pass; another only after missed changes (OUT_OF_RANGE)
+      std::unique_ptr<client::Watcher> watch = client_.WatchChanges(WatchOptions());
+      int code = kGoOn;
+      while (code == kGoOn) {
+        absl::StatusOr<v1::WatchChangesResponse> m = watch->Next(stop - absl::Now());
+        code = m.ok() ? Take(*m) : Ended(m.status());
       }
-    } else if (!IsTransient(summary.status())) {
-      std::fprintf(err, "follow: the server refused the summary: %s", DescribeError(summary.status()).c_str());
-      return kExitRefused;
-    } else {
-      if (!in_outage) {
-        // Keep whatever the clinician already sees; say once that it may be stale.
-        if (!have_card) {
-          std::fputs(RenderDegradedCard(options.patient, summary.status()).c_str(), out);
-          std::fflush(out);
-        }
-        std::fprintf(err, "follow: what-matters unavailable, retrying every %s: %s",
-                     absl::FormatDuration(options.interval).c_str(), DescribeError(summary.status()).c_str());
-        in_outage = true;
-      }
-      // An overloaded server says how long to stay away (google.rpc.RetryInfo).
-      if (auto delay = RetryDelayOf(summary.status())) wait = std::max(wait, *delay);
+      if (code != kAgain) return code;
     }
-    if (absl::Now() + wait >= stop) return kExitOk;
-    absl::SleepFor(wait);
   }
+
+ private:
+  static constexpr int kAgain = -1;  // watch again from a fresh summary
+  static constexpr int kGoOn = -2;   // keep watching: no exit code yet
+
+  client::WatchOptions WatchOptions() {
+    client::WatchOptions w;
+    w.parent = absl::StrCat("patients/", options_.patient);
+    // What the card shows; the summary comes first, then its changes.
+    w.kinds = {v1::RESOURCE_KIND_WHAT_MATTERS, v1::RESOURCE_KIND_GOAL, v1::RESOURCE_KIND_PREFERENCE,
+               v1::RESOURCE_KIND_PRIORITIES};
+    w.include_summary = true;
+    w.heartbeat_interval = options_.heartbeat;
+    w.on_retry = [this](const absl::Status& why, absl::Duration delay) { Outage(why, delay); };
+    return w;
+  }
+
+  // The watcher lost the server and reconnects by itself (resuming where it
+  // was): keep the card, say once per outage that it may be stale.
+  void Outage(const absl::Status& why, absl::Duration delay) {
+    if (in_outage_) return;
+    in_outage_ = true;
+    if (!have_card_) {
+      std::fputs(RenderDegradedCard(options_.patient, why).c_str(), out_);
+      std::fflush(out_);
+    }
+    std::fprintf(err_, "follow: what-matters unavailable, reconnecting (first try in %s): %s",
+                 absl::FormatDuration(delay).c_str(), DescribeError(why).c_str());
+  }
+
+  int Take(const v1::WatchChangesResponse& m) {
+    if (in_outage_) {
+      std::fprintf(err_, "follow: reconnected, no change missed\n");
+      in_outage_ = false;
+    }
+    if (m.has_summary()) return Show(m.summary().summary());
+    if (m.has_heartbeat()) {
+      if (options_.log_events) {
+        std::fprintf(err_, "follow: heartbeat, caught up to %llu\n",
+                     static_cast<unsigned long long>(m.heartbeat().head_sequence()));
+      }
+      return stale_ ? Refresh() : kGoOn;  // a summary read that failed is tried again
+    }
+    if (!m.has_change()) return kGoOn;
+    const v1::ChangeEvent& c = m.change();
+    if (Shows(c)) {
+      if (options_.log_events) std::fprintf(err_, "follow: change %s already on the card\n", Describe(c).c_str());
+      return kGoOn;
+    }
+    if (options_.log_events) std::fprintf(err_, "follow: change %s, reading the summary\n", Describe(c).c_str());
+    return Refresh();
+  }
+
+  // Whether the card already shows what change `c` wrote (the summary read
+  // after an earlier change may have shown it already).
+  bool Shows(const v1::ChangeEvent& c) const {
+    auto it = shown_.find(c.name());
+    if (c.operation() == v1::ChangeEvent::RETRACT) return it == shown_.end();
+    return it != shown_.end() && it->second >= c.version();
+  }
+
+  // PHI-free: sequence, operation and resource name.
+  static std::string Describe(const v1::ChangeEvent& c) {
+    return absl::StrCat(c.sequence(), " (", absl::AsciiStrToLower(v1::ChangeEvent::Operation_Name(c.operation())), " ",
+                        c.name(), " version ", c.version(), ")");
+  }
+
+  // Reads the summary again after a change. A transient failure keeps the
+  // card and is retried on the next message (a heartbeat at the latest).
+  int Refresh() {
+    absl::StatusOr<v1::PatientSummary> summary =
+        FetchSummary(client_, options_.patient, absl::Now() + options_.deadline);
+    if (summary.ok()) {
+      stale_ = false;
+      return Show(*summary);
+    }
+    if (!IsTransient(summary.status())) return Refused(summary.status());
+    if (!stale_) {
+      std::fprintf(err_,
+                   "follow: the card may be stale, reading the summary failed (retried with the next message): %s",
+                   DescribeError(summary.status()).c_str());
+    }
+    stale_ = true;
+    return kGoOn;
+  }
+
+  // Prints the card if it differs from the one shown.
+  int Show(const v1::PatientSummary& summary) {
+    std::map<std::string, int64_t> now = Versions(summary);
+    if (have_card_ && now == shown_) return kGoOn;
+    if (have_card_) {
+      ++updates_;
+      std::fprintf(out_, "* updated: %s\n", DescribeChange(shown_, now).c_str());
+    }
+    std::fputs(RenderCard(options_.patient, summary, absl::Now()).c_str(), out_);
+    std::fflush(out_);  // the host reads cards as they come
+    shown_ = std::move(now);
+    have_card_ = true;
+    return options_.max_updates > 0 && updates_ >= options_.max_updates ? kExitOk : kGoOn;
+  }
+
+  // The watch ended: the time limit, missed changes, or a refusal.
+  int Ended(const absl::Status& status) {
+    if (status.code() == absl::StatusCode::kDeadlineExceeded) return kExitOk;  // --exit_after
+    if (status.code() == absl::StatusCode::kOutOfRange) {
+      std::fprintf(err_, "follow: changes were missed (the server's change log moved on): reading the summary again\n");
+      return kAgain;
+    }
+    return Refused(status);
+  }
+
+  int Refused(const absl::Status& status) {
+    if (!have_card_) {
+      std::fputs(RenderDegradedCard(options_.patient, status).c_str(), out_);
+      std::fflush(out_);
+    }
+    std::fprintf(err_, "follow: the server refused: %s", DescribeError(status).c_str());
+    return kExitRefused;
+  }
+
+  client::Client& client_;
+  const FollowOptions& options_;
+  std::FILE* const out_;
+  std::FILE* const err_;
+  std::map<std::string, int64_t> shown_;  // versions on the card last printed
+  bool have_card_ = false;
+  bool in_outage_ = false;  // reported the current outage already
+  bool stale_ = false;      // a summary read after a change failed
+  int updates_ = 0;
+};
+
+}  // namespace
+
+int Follow(client::Client& client, const FollowOptions& options, std::FILE* out, std::FILE* err) {
+  return Follower(client, options, out, err).Run();
 }
 
 }  // namespace wmty::ehr_example

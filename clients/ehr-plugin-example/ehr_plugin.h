@@ -5,8 +5,8 @@
 //                      transient failure RenderDegradedCard (never block the chart)
 //   record preference  BuildPreferenceRequest + RecordPreference (idempotent
 //                      with its request_id; provenance says who said it)
-//   follow changes     Follow: polls GetPatientSummary and prints the card again
-//                      only when Versions() differ (there is no push API yet)
+//   follow changes     Follow: watches the change feed (client::Watcher) and
+//                      prints the card again when a change alters it (no polling)
 //
 // No flags and no process exits here: main.cc turns the command line into
 // these calls. Everything the card prints is patient data (PHI): it goes to the
@@ -103,19 +103,26 @@ std::map<std::string, int64_t> Versions(const v1::PatientSummary& summary);
 
 struct FollowOptions {
   std::string patient;
-  absl::Duration interval = absl::Seconds(10);        // between polls
-  absl::Duration deadline = absl::Milliseconds(500);  // of each poll
+  // Asked of the server while nothing changes (1 s to 5 min); after three
+  // without one the connection is taken for dead and replaced.
+  absl::Duration heartbeat = absl::Seconds(10);
+  absl::Duration deadline = absl::Milliseconds(500);  // of each summary read
   int max_updates = 0;                                // stop after printing this many changed cards (0: no limit)
   absl::Duration exit_after = absl::ZeroDuration();   // stop after this long (0: no limit)
-  bool log_polls = false;                             // also say on `err` when a poll found nothing new
+  bool log_events = false;  // also say on `err` what each change and heartbeat led to (no patient text)
 };
 
-// Prints the card, then polls every `interval` and prints it again (after a
-// line saying what changed) only when Versions() differ. Transient failures
-// keep the last card and are reported to `err` once per outage; the next poll
-// waits at least the server's RetryInfo delay. Returns an exit code: kExitOk
-// when a limit was reached, kExitRefused if the server refused a poll (e.g.
-// the token expired: a real plugin would get a new token and go on).
+// Follows the patient on the change feed (client::Watcher): prints the card
+// from the summary the watch starts with, then, for each change the card does
+// not show yet, reads the summary again and prints the card (after a line
+// saying what changed) when Versions() differ. Nothing is read while nothing
+// changes: no polling. The watcher reconnects by itself and resumes where it
+// was (an outage is reported to `err` once, the card stays); if the server no
+// longer holds the missed changes (OUT_OF_RANGE) the watch starts again from a
+// fresh summary. A summary read that fails transiently is tried again with the
+// next message (a heartbeat at the latest). Returns an exit code: kExitOk when
+// a limit was reached, kExitRefused if the server refused the watch or a read
+// (e.g. the token expired: a real plugin would get a new token and go on).
 int Follow(client::Client& client, const FollowOptions& options, std::FILE* out, std::FILE* err);
 
 }  // namespace wmty::ehr_example

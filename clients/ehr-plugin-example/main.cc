@@ -6,7 +6,7 @@
 //   ehr-plugin-example record-preference --patient=p1 --kind=care_experience_preference
 //       --text="Knock and wait before coming in" [--on_behalf_of=rn-17]
 //       [--said_by_name="Maria Lopez" --said_by_relationship=daughter] [--request_id=...]
-//   ehr-plugin-example follow --patient=p1 [--interval=10s] [--max_updates=N] [--exit_after=D]
+//   ehr-plugin-example follow --patient=p1 [--heartbeat=10s] [--max_updates=N] [--exit_after=D] [--log_events]
 //
 // Connection: --target (default $WMTY_TARGET, else 127.0.0.1:50051); the bearer
 // token from --token_file, else $WMTY_TOKEN (never a flag: command lines are
@@ -47,7 +47,7 @@ ABSL_FLAG(std::string, tls_cert_file, "", "PEM client certificate for mutual TLS
 ABSL_FLAG(std::string, tls_key_file, "", "PEM private key of --tls_cert_file");
 ABSL_FLAG(std::string, patient, "", "The EHR's patient id (required)");
 ABSL_FLAG(absl::Duration, deadline, absl::Milliseconds(500),
-          "Budget of chart-open from start to card (connection included), and of each follow poll");
+          "Budget of chart-open from start to card (connection included), and of each summary read of follow");
 ABSL_FLAG(absl::Duration, write_deadline, absl::Seconds(5), "Deadline of record-preference, retries included");
 ABSL_FLAG(std::string, kind, "", "record-preference: kind, e.g. care_experience_preference, likes_and_joys");
 ABSL_FLAG(std::string, text, "", "record-preference: the preference in the speaker's own words");
@@ -59,10 +59,13 @@ ABSL_FLAG(std::string, said_by_relationship, "", "record-preference: that person
 ABSL_FLAG(std::string, encounter, "", "record-preference: the EHR encounter id (optional)");
 ABSL_FLAG(std::string, request_id, "",
           "record-preference: idempotency key (default: a new UUID, printed); reuse it to retry an unclear outcome");
-ABSL_FLAG(absl::Duration, interval, absl::Seconds(10), "follow: time between polls");
+ABSL_FLAG(absl::Duration, heartbeat, absl::Seconds(10),
+          "follow: heartbeat interval asked of the server while nothing changes (1s to 5m); three missed ones "
+          "count as a lost connection");
 ABSL_FLAG(int, max_updates, 0, "follow: stop after printing this many changed cards (0: no limit)");
 ABSL_FLAG(absl::Duration, exit_after, absl::ZeroDuration(), "follow: stop after this long (0: no limit)");
-ABSL_FLAG(bool, log_polls, false, "follow: also print a line on stderr for each poll that found nothing new");
+ABSL_FLAG(bool, log_events, false,
+          "follow: also print on stderr what each change and heartbeat led to (no patient text)");
 
 namespace wmty::ehr_example {
 namespace {
@@ -72,7 +75,7 @@ constexpr char kUsage[] =
     "  ehr-plugin-example chart-open --patient=p1 [--deadline=500ms]\n"
     "  ehr-plugin-example record-preference --patient=p1 --kind=care_experience_preference --text=\"...\"\n"
     "      [--on_behalf_of=rn-17] [--said_by_name=\"Maria Lopez\" --said_by_relationship=daughter]\n"
-    "  ehr-plugin-example follow --patient=p1 [--interval=10s] [--max_updates=1] [--exit_after=1h]\n"
+    "  ehr-plugin-example follow --patient=p1 [--heartbeat=10s] [--max_updates=1] [--exit_after=1h]\n"
     "Token: --token_file or $WMTY_TOKEN. Server: --target or $WMTY_TARGET. Exit: 0 ok, 1 usage,\n"
     "2 refused by the server, 3 what-matters unavailable (degraded).";
 
@@ -211,12 +214,15 @@ int RecordPreferenceCommand(const std::string& patient) {
 int FollowCommand(const std::string& patient) {
   FollowOptions options;
   options.patient = patient;
-  options.interval = absl::GetFlag(FLAGS_interval);
+  options.heartbeat = absl::GetFlag(FLAGS_heartbeat);
   options.deadline = absl::GetFlag(FLAGS_deadline);
   options.max_updates = absl::GetFlag(FLAGS_max_updates);
   options.exit_after = absl::GetFlag(FLAGS_exit_after);
-  options.log_polls = absl::GetFlag(FLAGS_log_polls);
-  if (options.interval <= absl::ZeroDuration()) return UsageError("--interval must be positive");
+  options.log_events = absl::GetFlag(FLAGS_log_events);
+  // The server's range, checked here too so the mistake is a usage error.
+  if (options.heartbeat < absl::Seconds(1) || options.heartbeat > absl::Minutes(5)) {
+    return UsageError("--heartbeat must be between 1s and 5m");
+  }
   if (options.max_updates < 0) return UsageError("--max_updates must not be negative");
   if (options.exit_after < absl::ZeroDuration()) return UsageError("--exit_after must not be negative");
   auto client = Connect();

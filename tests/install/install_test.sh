@@ -29,4 +29,6 @@ out="$("$work/consumer/consumer" "127.0.0.1:$port")"
 echo "$out"
 [[ "$out" == "goals=1 first=patients/install-check/goals/"* ]] || { echo "unexpected output"; exit 1; }
 [[ "$out" == *"violation=goal.description"* ]] || { echo "missing violation"; exit 1; }
+goal="${out#*first=}" goal="${goal%% *}"
+[[ "$out" == *" watched=$goal" ]] || { echo "the watch did not bring the goal's creation"; exit 1; }
 echo "install test passed"

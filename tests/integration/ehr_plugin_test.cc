@@ -3,12 +3,8 @@
 // authentication on with an HS256 secret and tokens minted by wmty_devtoken).
 // What the example wrote is read back through the client library, so the
 // assertions are on stored fields as well as on the printed card.
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <poll.h>
-#include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -24,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
+#include "support/child_process.h"
 #include "support/test_support.h"
 #include "wmty/v1/service.pb.h"
 
@@ -36,106 +33,6 @@ using ::testing::Not;
 using ::testing::StartsWith;
 
 constexpr char kSecret[] = "ehr-plugin-test-secret-0123456789-abcdefghijklmnop";
-// Bound on how long any one run of the example may take before the test calls
-// it hung (and kills it). Never reached when things work.
-constexpr absl::Duration kHung = absl::Seconds(60);
-
-int Count(const std::string& haystack, const std::string& needle) {
-  int n = 0;
-  for (size_t at = haystack.find(needle); at != std::string::npos; at = haystack.find(needle, at + 1)) ++n;
-  return n;
-}
-
-// A child process with its own environment whose stdout and stderr are read
-// separately and incrementally (the follow test reads cards as they come).
-class Child {
- public:
-  Child(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
-    int out[2], err[2];
-    if (pipe2(out, O_CLOEXEC) != 0 || pipe2(err, O_CLOEXEC) != 0) std::abort();
-    // Everything execve needs is built before fork (the test has threads).
-    std::vector<char*> args, envp;
-    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-    args.push_back(nullptr);
-    for (const auto& e : env) envp.push_back(const_cast<char*>(e.c_str()));
-    envp.push_back(nullptr);
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(out[1], STDOUT_FILENO);
-      dup2(err[1], STDERR_FILENO);
-      execve(args[0], args.data(), envp.data());
-      _exit(127);
-    }
-    close(out[1]);
-    close(err[1]);
-    fds_[0] = out[0];
-    fds_[1] = err[0];
-  }
-  ~Child() {
-    if (pid_ > 0) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-    for (int fd : fds_) {
-      if (fd >= 0) close(fd);
-    }
-  }
-
-  // Reads until stdout holds `needle` (true), or both pipes closed / `timeout`
-  // passed without it (false).
-  bool ReadStdoutUntil(const std::string& needle, absl::Duration timeout = kHung) {
-    Pump([&] { return absl::StrContains(out_, needle); }, timeout);
-    return absl::StrContains(out_, needle);
-  }
-  // Reads until stderr holds `needle` `times` times.
-  bool ReadStderrUntil(const std::string& needle, int times, absl::Duration timeout = kHung) {
-    Pump([&] { return Count(err_, needle) >= times; }, timeout);
-    return Count(err_, needle) >= times;
-  }
-
-  // Reads both pipes to their end and reaps the child: its exit code, or -2 if
-  // it did not finish within `timeout` (then it is killed).
-  int Wait(absl::Duration timeout = kHung) {
-    if (!Pump([] { return false; }, timeout)) return -2;
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
-  const std::string& out() const { return out_; }
-  const std::string& err() const { return err_; }
-
- private:
-  // Reads what comes until `done()` or both pipes are closed (true), or the
-  // timeout (false).
-  bool Pump(const std::function<bool()>& done, absl::Duration timeout) {
-    const absl::Time give_up = absl::Now() + timeout;
-    while (!done()) {
-      if (fds_[0] < 0 && fds_[1] < 0) return true;
-      const absl::Duration left = give_up - absl::Now();
-      if (left <= absl::ZeroDuration()) return false;
-      pollfd p[2] = {{fds_[0], POLLIN, 0}, {fds_[1], POLLIN, 0}};
-      if (poll(p, 2, static_cast<int>(absl::ToInt64Milliseconds(left)) + 1) < 0) return false;
-      for (int i = 0; i < 2; ++i) {
-        if (fds_[i] < 0 || p[i].revents == 0) continue;
-        char buf[4096];
-        const ssize_t n = read(fds_[i], buf, sizeof(buf));
-        if (n <= 0) {
-          close(fds_[i]);
-          fds_[i] = -1;
-        } else {
-          (i == 0 ? out_ : err_).append(buf, static_cast<size_t>(n));
-        }
-      }
-    }
-    return true;
-  }
-
-  pid_t pid_ = -1;
-  int fds_[2] = {-1, -1};
-  std::string out_, err_;
-};
 
 struct Result {
   int exit_code;
@@ -185,7 +82,7 @@ class EhrPluginTest : public ::testing::Test {
   }
 
   static Result Run(std::vector<std::string> args, std::vector<std::string> env = Env(*token_)) {
-    Child child(Argv(std::move(args)), env);
+    ChildProcess child(Argv(std::move(args)), env);
     const int code = child.Wait();
     return {code, child.out(), child.err()};
   }
@@ -381,16 +278,20 @@ TEST_F(EhrPluginTest, ChartOpenPastItsDeadlineShowsDegradedCardAndExits3) {
   EXPECT_THAT(refused.out, HasSubstr("what-matters unavailable"));
 }
 
-TEST_F(EhrPluginTest, FollowPrintsAnUpdateMadeByAnotherWriter) {
-  Child follow(Argv({"follow", "--patient=follow-1", "--interval=50ms", "--deadline=30s", "--max_updates=1",
-                     "--exit_after=120s", "--log_polls"}),
-               Env(*token_));
-  // The first card (empty patient) is out: the follower has read the state
-  // before the write below.
+// follow is pushed the change: while nothing changes it reads nothing (only
+// heartbeats come), and the write of another client reaches it as a change
+// that leads to one summary read and the new card.
+TEST_F(EhrPluginTest, FollowShowsAChangePushedWithoutPolling) {
+  ChildProcess follow(Argv({"follow", "--patient=follow-1", "--heartbeat=1s", "--deadline=30s", "--max_updates=1",
+                            "--exit_after=120s", "--log_events"}),
+                      Env(*token_));
+  // The first card (empty patient) comes from the summary the watch starts
+  // with: every change after it will be pushed.
   ASSERT_TRUE(follow.ReadStdoutUntil("\n+--\n")) << follow.out() << follow.err();
   EXPECT_THAT(follow.out(), HasSubstr("Nothing recorded yet"));
-  // Polls that find nothing new print no card.
-  ASSERT_TRUE(follow.ReadStderrUntil("follow: unchanged\n", 2)) << follow.out() << follow.err();
+  // Idle: heartbeats, and no summary read.
+  ASSERT_TRUE(follow.ReadStderrUntil("follow: heartbeat, caught up to ", 2)) << follow.out() << follow.err();
+  EXPECT_THAT(follow.err(), Not(HasSubstr("reading the summary"))) << follow.err();
   EXPECT_EQ(Count(follow.out(), "+-- What matters"), 1) << follow.out();
 
   v1::CreateWhatMattersRequest req;
@@ -399,7 +300,8 @@ TEST_F(EhrPluginTest, FollowPrintsAnUpdateMadeByAnotherWriter) {
   req.mutable_what_matters()->mutable_provenance()->mutable_said_by()->set_kind(v1::Speaker::RELATED_PERSON);
   req.mutable_what_matters()->mutable_provenance()->mutable_said_by()->set_name("Sam Lee");
   req.mutable_what_matters()->mutable_provenance()->mutable_said_by()->set_relationship("son");
-  ASSERT_TRUE(Writer()->CreateWhatMatters(req).ok());
+  auto created = Writer()->CreateWhatMatters(req);
+  ASSERT_TRUE(created.ok()) << created.status();
 
   // --max_updates=1: it exits after printing the changed card.
   EXPECT_EQ(follow.Wait(), 0) << follow.out() << follow.err();
@@ -407,6 +309,11 @@ TEST_F(EhrPluginTest, FollowPrintsAnUpdateMadeByAnotherWriter) {
   EXPECT_THAT(follow.out(), HasSubstr("* updated: 1 added, 0 changed, 0 removed"));
   EXPECT_THAT(follow.out(), HasSubstr("\"Getting back to choir practice\""));
   EXPECT_THAT(follow.out(), HasSubstr("said by Sam Lee (son)"));
+  // One summary read, for the one change; its log line names the resource,
+  // never its text.
+  EXPECT_EQ(Count(follow.err(), "reading the summary"), 1) << follow.err();
+  EXPECT_THAT(follow.err(), HasSubstr(absl::StrCat("(create ", created->name(), " version 1), reading the summary")));
+  EXPECT_THAT(follow.err(), Not(HasSubstr("choir")));
   EXPECT_THAT(follow.err(), Not(HasSubstr("unavailable")));
 }
 
@@ -418,9 +325,8 @@ TEST_F(EhrPluginTest, FollowSeesAChangeAndARetraction) {
   auto pref = writer->CreatePreference(create);
   ASSERT_TRUE(pref.ok()) << pref.status();
 
-  Child follow(Argv({"follow", "--patient=follow-2", "--interval=50ms", "--deadline=30s", "--max_updates=2",
-                     "--exit_after=120s"}),
-               Env(*token_));
+  ChildProcess follow(Argv({"follow", "--patient=follow-2", "--deadline=30s", "--max_updates=2", "--exit_after=120s"}),
+                      Env(*token_));
   ASSERT_TRUE(follow.ReadStdoutUntil("\n+--\n")) << follow.out() << follow.err();
   v1::UpdatePreferenceRequest update;
   *update.mutable_preference() = *pref;
@@ -438,6 +344,43 @@ TEST_F(EhrPluginTest, FollowSeesAChangeAndARetraction) {
   EXPECT_THAT(follow.out(), HasSubstr("* updated: 0 added, 1 changed, 0 removed"));
   EXPECT_THAT(follow.out(), HasSubstr("* updated: 0 added, 0 changed, 1 removed"));
   EXPECT_EQ(Count(follow.out(), "+-- What matters to patient follow-2"), 3) << follow.out();
+}
+
+// follow keeps its card through a server restart and picks up, without a
+// gap, a change made while it was reconnecting: the watch resumes where it
+// was. A server of its own (this one is killed).
+TEST_F(EhrPluginTest, FollowResumesAcrossAServerRestart) {
+  TempDir dir;
+  const std::vector<std::string> flags = {"--auth_hs256_secret_file=" + *secret_file_, "--auth_issuer=wmty-dev",
+                                          "--auth_audience=wmty"};
+  auto first = ServerProcess::Start(dir.path() + "/data", flags);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string target = (*first)->target();
+  ChildProcess follow(Argv({"follow", "--patient=restart-1", "--heartbeat=1s", "--deadline=30s", "--max_updates=1",
+                            "--exit_after=120s", "--target=" + target}),
+                      Env(*token_));
+  ASSERT_TRUE(follow.ReadStdoutUntil("\n+--\n")) << follow.out() << follow.err();
+  (*first)->Kill();
+  ASSERT_TRUE(follow.ReadStderrUntil("follow: what-matters unavailable, reconnecting", 1))
+      << follow.out() << follow.err();
+  std::vector<std::string> same_port = flags;
+  same_port.push_back("--grpc_listen=" + target);
+  auto second = ServerProcess::Start(dir.path() + "/data", same_port);
+  ASSERT_TRUE(second.ok()) << second.status();
+  client::ClientOptions options;
+  options.target = target;
+  options.timeout = absl::Seconds(10);
+  options.bearer_token = *token_;
+  v1::CreateGoalRequest goal;
+  goal.set_parent("patients/restart-1");
+  *goal.mutable_goal() = ValidGoal("Sing at the spring concert");
+  ASSERT_TRUE(client::Client::Connect(options)->CreateGoal(goal).ok());
+
+  EXPECT_EQ(follow.Wait(), 0) << follow.out() << follow.err();
+  EXPECT_THAT(follow.out(), HasSubstr("* updated: 1 added, 0 changed, 0 removed"));
+  EXPECT_THAT(follow.out(), HasSubstr("\"Sing at the spring concert\""));
+  EXPECT_EQ(Count(follow.err(), "follow: what-matters unavailable"), 1) << follow.err();  // once per outage
+  EXPECT_THAT(follow.err(), HasSubstr("follow: reconnected, no change missed"));
 }
 
 TEST_F(EhrPluginTest, TokenFromFileOrEnvironmentAndRefusals) {
@@ -466,8 +409,7 @@ TEST_F(EhrPluginTest, TokenFromFileOrEnvironmentAndRefusals) {
   Result other = Run({"chart-open", "--patient=auth-2", "--deadline=30s"}, Env(p1_only));
   EXPECT_EQ(other.exit_code, 2);
   EXPECT_THAT(other.err, HasSubstr("PERMISSION_DENIED"));
-  Result follow_other =
-      Run({"follow", "--patient=auth-2", "--deadline=30s", "--interval=50ms", "--exit_after=60s"}, Env(p1_only));
+  Result follow_other = Run({"follow", "--patient=auth-2", "--deadline=30s", "--exit_after=60s"}, Env(p1_only));
   EXPECT_EQ(follow_other.exit_code, 2);
   EXPECT_THAT(follow_other.err, HasSubstr("PERMISSION_DENIED"));
 }
@@ -488,7 +430,8 @@ TEST_F(EhrPluginTest, BadArgumentsGetAClearError) {
       {{"chart-open", "--patient=bad-1", "--no_such_flag"}, 1, "no_such_flag"},
       {{"chart-open", "--patient=bad-1", "--token_file=/nonexistent/token"}, 1, "cannot read --token_file"},
       {{"chart-open", "--patient=bad-1", "--tls_cert_file=c.pem"}, 1, "need --tls_ca_file"},
-      {{"follow", "--patient=bad-1", "--interval=0s"}, 1, "--interval must be positive"},
+      {{"follow", "--patient=bad-1", "--heartbeat=0s"}, 1, "--heartbeat must be between 1s and 5m"},
+      {{"follow", "--patient=bad-1", "--interval=10s"}, 1, "interval"},  // polling is gone
       {{"record-preference", "--patient=bad-1", "--text=x"}, 1, "needs --kind"},
       {{"record-preference", "--patient=bad-1", "--kind=hobbies", "--text=x"},
        1,
@@ -543,7 +486,7 @@ TEST(EhrPluginTlsTest, ChartOpenOverMutualTls) {
     std::vector<std::string> argv = {EHR_PLUGIN_PATH, "chart-open", "--patient=tls-1", "--deadline=30s",
                                      "--target=" + (*server)->target()};
     argv.insert(argv.end(), tls_flags.begin(), tls_flags.end());
-    Child child(argv, {});
+    ChildProcess child(argv, {});
     const int code = child.Wait();
     return Result{code, child.out(), child.err()};
   };

@@ -3,6 +3,8 @@
 // messages, so assertions are on parsed fields, not on text layout.
 #include "support/wmtyctl.h"
 
+#include <signal.h>
+
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,6 +14,8 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "support/child_process.h"
 #include "support/test_support.h"
 #include "wmty/v1/service.pb.h"
 
@@ -309,6 +313,84 @@ TEST_F(WmtyctlTest, ReadableOutputShowsTextAsStored) {
   EXPECT_THAT(text.output, Not(HasSubstr("\\'")));
   EXPECT_THAT(text.output, Not(HasSubstr("\\\"")));
   EXPECT_THAT(text.output, Not(HasSubstr("\\n")));
+}
+
+// `wmtyctl watch` as it runs: one line per change without patient text,
+// heartbeats on request, a clean stop on SIGINT with the sequence to resume
+// from, and a resumed watch with --resources and --json.
+TEST_F(WmtyctlTest, WatchPrintsChangesAndStopsCleanlyOnSigint) {
+  ChildProcess watch({WMTYCTL_PATH, "--target=" + server_->target(), "watch", "--parent=patients/watch-1",
+                      "--heartbeat_interval=1s", "--heartbeats"},
+                     {});
+  // A heartbeat: the watch is on, every later change will be printed.
+  ASSERT_TRUE(watch.ReadStdoutUntil("heartbeat head ")) << watch.out() << watch.err();
+  const v1::Goal goal = CreateGoal("patients/watch-1", "Dance at my granddaughter's wedding");
+  CreateGoal("patients/watch-2", "Another patient's goal");  // filtered out by --parent
+  CtlResult retract = Json(
+      {"retract-goal", "--name=" + goal.name(), "--reason=Entered twice", "--retracted_by.practitioner_id=nurse-1"});
+  ASSERT_EQ(retract.exit_code, 0) << retract.output;
+  ASSERT_TRUE(watch.ReadStdoutUntil(" RETRACT ")) << watch.out() << watch.err();
+  watch.Signal(SIGINT);
+  EXPECT_EQ(watch.Wait(), 0) << watch.out() << watch.err();
+
+  std::vector<std::vector<std::string>> changes;  // SEQUENCE KIND NAME VERSION OPERATION TIME
+  for (absl::string_view line : absl::StrSplit(watch.out(), '\n', absl::SkipEmpty())) {
+    if (!absl::StartsWith(line, "heartbeat ")) changes.push_back(absl::StrSplit(line, ' '));
+  }
+  ASSERT_EQ(changes.size(), 2u) << watch.out();
+  EXPECT_THAT(changes[0], ElementsAre(::testing::_, "GOAL", goal.name(), "1", "CREATE", ::testing::EndsWith("Z")));
+  EXPECT_THAT(changes[1], ElementsAre(::testing::_, "GOAL", goal.name(), "2", "RETRACT", ::testing::EndsWith("Z")));
+  EXPECT_THAT(watch.out(), Not(HasSubstr("Dance")));  // no patient text without --resources
+  EXPECT_THAT(watch.out(), Not(HasSubstr("watch-2")));
+  const std::string last = changes[1][0];
+  EXPECT_THAT(watch.err(), HasSubstr("wmtyctl watch: stopped after sequence "));
+  EXPECT_THAT(watch.err(), Not(HasSubstr("reconnecting")));
+
+  // Resumed from before the first change: both again, with the resource.
+  const std::string first_minus_one = std::to_string(std::stoull(changes[0][0]) - 1);
+  CtlResult resumed =
+      Text({"watch", "--parent=patients/watch-1", "--start_after=" + first_minus_one, "--resources", "--max_events=2"});
+  ASSERT_EQ(resumed.exit_code, 0) << resumed.output;
+  EXPECT_THAT(resumed.output, HasSubstr(absl::StrCat(changes[0][0], " GOAL ", goal.name(), " 1 CREATE ")));
+  EXPECT_THAT(resumed.output, HasSubstr("  Goal " + goal.name() + " (version 1"));
+  EXPECT_THAT(resumed.output, HasSubstr("description: Dance at my granddaughter's wedding"));
+  EXPECT_THAT(resumed.output,
+              HasSubstr(absl::StrCat("stopped after sequence ", last, " (resume with --start_after=", last, ")")));
+  // --json: one wmty.v1.WatchChangesResponse per line.
+  CtlResult json = Json(
+      {"watch", "--parent=patients/watch-1", "--start_after=" + first_minus_one, "--kinds=goal", "--max_events=2"});
+  ASSERT_EQ(json.exit_code, 0) << json.output;
+  std::vector<std::string> lines = absl::StrSplit(json.output, '\n', absl::SkipEmpty());
+  ASSERT_GE(lines.size(), 2u) << json.output;
+  v1::WatchChangesResponse m;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(lines[1], &m).ok()) << lines[1];
+  EXPECT_EQ(m.change().name(), goal.name());
+  EXPECT_EQ(m.change().operation(), v1::ChangeEvent::RETRACT);
+  EXPECT_EQ(std::to_string(m.change().sequence()), last);
+}
+
+TEST_F(WmtyctlTest, WatchFailuresAndUsageErrors) {
+  CtlResult future = Text({"watch", "--start_after=99999999"});  // beyond the head
+  EXPECT_EQ(future.exit_code, 1) << future.output;
+  EXPECT_THAT(future.output, HasSubstr("wmtyctl watch: INVALID_ARGUMENT"));
+  EXPECT_THAT(future.output, HasSubstr("start_after"));
+  for (const auto& [args, message] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"watch", "--kinds=hobbies"}, "--kinds: unknown kind 'hobbies'"},
+           {{"watch", "--start_after=-1"}, "--start_after: '-1' is not a sequence"},
+           {{"watch", "--heartbeat_interval=soon"}, "--heartbeat_interval: 'soon'"},
+           {{"watch", "--max_events=0"}, "--max_events: '0'"},
+           {{"watch", "--frobnicate=1"}, "unknown flag --frobnicate"},
+           {{"watch", "extra"}, "unexpected argument 'extra'"},
+       }) {
+    CtlResult r = Text(args);
+    EXPECT_EQ(r.exit_code, 2) << r.output;
+    EXPECT_THAT(r.output, HasSubstr(message));
+  }
+  CtlResult help = RunCtl({"watch", "--help"});
+  EXPECT_EQ(help.exit_code, 0);
+  EXPECT_THAT(help.output, HasSubstr("SEQUENCE KIND NAME VERSION OPERATION TIME"));
+  EXPECT_EQ(RunCtl({"help", "watch"}).output, help.output);
+  EXPECT_THAT(RunCtl({"help"}).output, HasSubstr("  watch "));
 }
 
 TEST(WmtyctlUsageTest, HelpHidesOutputOnlyFields) {

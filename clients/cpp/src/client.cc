@@ -35,11 +35,18 @@ std::unique_ptr<Client> Client::Connect(const ClientOptions& options) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_ENABLE_RETRIES, 0);  // retries are ours (see RetryUnavailable)
   args.SetMaxReceiveMessageSize(64 * 1024 * 1024);
+  // gRPC waits up to 2 minutes between connection attempts after a long
+  // outage; a watcher (and a chart) should find a restarted server sooner.
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 10000);
   return std::make_unique<Client>(grpc::CreateCustomChannel(options.target, creds, args), options);
 }
 
 Client::Client(std::shared_ptr<grpc::Channel> channel, const ClientOptions& options)
     : channel_(std::move(channel)), stub_(v1::WhatMattersService::NewStub(channel_)), options_(options) {}
+
+std::unique_ptr<Watcher> Client::WatchChanges(WatchOptions options) {
+  return std::make_unique<Watcher>(channel_, options_.bearer_token, std::move(options));
+}
 
 template <class Req, class Resp>
 absl::StatusOr<Resp> Client::Call(grpc::Status (v1::WhatMattersService::Stub::*method)(grpc::ClientContext*, const Req&,

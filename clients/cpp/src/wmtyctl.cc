@@ -9,7 +9,8 @@
 // wmtyctl is rebuilt. Calls go through wmty::client::Client, which fills an
 // empty request_id and retries UNAVAILABLE.
 //
-// `wmtyctl admin ...` (backups) is separate: see wmtyctl_admin.h.
+// `wmtyctl admin ...` (backups) and `wmtyctl watch` (the change feed, a
+// stream) are separate: see wmtyctl_admin.h and wmtyctl_watch.h.
 //
 // Exit status: 0 ok, 1 the call failed, 2 usage error.
 #include <algorithm>
@@ -48,6 +49,7 @@
 #include "wmty/client/client.h"
 #include "wmty/v1/service.pb.h"
 #include "wmtyctl_admin.h"
+#include "wmtyctl_watch.h"
 
 namespace wmty::ctl {
 namespace {
@@ -463,6 +465,9 @@ struct Invocation {
   // "admin": the operator commands take everything after it (wmtyctl_admin.h).
   bool admin = false;
   std::vector<std::string> admin_args;
+  // "watch": likewise (wmtyctl_watch.h).
+  bool watch = false;
+  std::vector<std::string> watch_args;
 };
 
 absl::StatusOr<std::string> ReadRequestArg(const std::string& value) {
@@ -503,6 +508,11 @@ absl::StatusOr<Invocation> ParseArgs(const std::vector<std::string>& args) {
       if (inv.command == nullptr && !inv.help_command && arg == "admin") {
         inv.admin = true;
         inv.admin_args.assign(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
+        return inv;
+      }
+      if (inv.command == nullptr && !inv.help_command && arg == "watch") {
+        inv.watch = true;
+        inv.watch_args.assign(args.begin() + static_cast<std::ptrdiff_t>(i) + 1, args.end());
         return inv;
       }
       if (inv.command == nullptr && !inv.help_command) {
@@ -769,6 +779,8 @@ void PrintHelp(FILE* to) {
                "Commands:\n",
                Service()->full_name().c_str());
   for (const Command& c : Commands()) std::fprintf(to, "  %-28s %s\n", c.name.c_str(), c.summary);
+  std::fprintf(to, "\nThe change feed ('wmtyctl watch --help'):\n");
+  PrintWatchCommandLine(to);
   std::fprintf(to, "\nOperator commands (backups; 'wmtyctl admin --help'):\n");
   PrintAdminCommandList(to);
   std::fprintf(to,
@@ -816,7 +828,7 @@ int Main(int argc, char** argv) {
     return kExitUsage;
   }
   if (inv->admin || (inv->help_command && inv->help_topic == "admin")) {
-    AdminGlobals globals;
+    GlobalFlags globals;
     globals.target = inv->target;
     globals.token = inv->token;
     globals.tls = inv->tls;
@@ -824,6 +836,15 @@ int Main(int argc, char** argv) {
     globals.json = inv->json;
     globals.help = inv->help || inv->help_command;
     return AdminMain(std::move(globals), inv->admin_args);
+  }
+  if (inv->watch || (inv->help_command && inv->help_topic == "watch")) {
+    GlobalFlags globals;
+    globals.target = inv->target;
+    globals.token = inv->token;
+    globals.tls = inv->tls;
+    globals.json = inv->json;
+    globals.help = inv->help || inv->help_command;
+    return WatchMain(std::move(globals), inv->watch_args, [](const Message& m) { return Render(m, false); });
   }
   if (inv->help_command || (inv->command == nullptr && inv->help)) {
     if (inv->help_topic.empty()) {

@@ -87,7 +87,7 @@ void PrintAdminCommandHelp(const AdminCommand& c) {
 }
 
 struct AdminArgs {
-  AdminGlobals globals;
+  GlobalFlags globals;
   const AdminCommand* command = nullptr;
   std::optional<uint32_t> id;
   std::string backup_dir;
@@ -96,7 +96,7 @@ struct AdminArgs {
 
 absl::Status Usage(absl::string_view message) { return absl::InvalidArgumentError(message); }
 
-absl::StatusOr<AdminArgs> Parse(AdminGlobals globals, const std::vector<std::string>& args) {
+absl::StatusOr<AdminArgs> Parse(GlobalFlags globals, const std::vector<std::string>& args) {
   AdminArgs out;
   out.globals = std::move(globals);
   for (size_t i = 0; i < args.size(); ++i) {
@@ -349,7 +349,7 @@ bool TakeTlsFlag(const std::string& name, const std::string& value, TlsFiles& tl
   return true;
 }
 
-int AdminMain(AdminGlobals globals, const std::vector<std::string>& args) {
+int AdminMain(GlobalFlags globals, const std::vector<std::string>& args) {
   auto parsed = Parse(std::move(globals), args);
   if (!parsed.ok()) {
     std::fprintf(stderr, "wmtyctl admin: %s\n", std::string(parsed.status().message()).c_str());

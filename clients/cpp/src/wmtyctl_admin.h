@@ -39,8 +39,8 @@ absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentialsFor(
 // Handles --tls_* flags: true if `name` is one (its value stored in `tls`).
 bool TakeTlsFlag(const std::string& name, const std::string& value, TlsFiles& tls);
 
-// The global flags given before "admin" (they may also follow it).
-struct AdminGlobals {
+// The global flags given before "admin" or "watch" (they may also follow it).
+struct GlobalFlags {
   std::string target;
   std::string token;
   TlsFiles tls;
@@ -53,7 +53,7 @@ struct AdminGlobals {
 
 // Runs "wmtyctl admin <args...>"; returns the exit status (0 ok, 1 the call
 // or restore failed, 2 usage error).
-int AdminMain(AdminGlobals globals, const std::vector<std::string>& args);
+int AdminMain(GlobalFlags globals, const std::vector<std::string>& args);
 
 // The admin lines of `wmtyctl help`.
 void PrintAdminCommandList(FILE* to);

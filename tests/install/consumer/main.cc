@@ -1,9 +1,11 @@
-// Records a goal and reads the patient summary through the installed client.
+// Records a goal, reads the patient summary and watches the change feed
+// through the installed client.
 // Usage: consumer host:port
 #include <iostream>
 
 #include "common/status.h"
 #include "wmty/client/client.h"
+#include "wmty/client/watch.h"
 
 int main(int argc, char** argv) {
   if (argc != 2) {
@@ -42,7 +44,21 @@ int main(int argc, char** argv) {
     std::cerr << "summary failed: " << summary.status() << "\n";
     return 1;
   }
+  // The change feed from the start of the log: the goal's creation.
+  wmty::client::WatchOptions watch_options;
+  watch_options.start_after = 0;
+  watch_options.parent = "patients/install-check";
+  auto watch = client->WatchChanges(watch_options);
+  std::string watched;
+  while (watched.empty()) {
+    auto m = watch->Next(absl::Seconds(30));
+    if (!m.ok()) {
+      std::cerr << "watch failed: " << m.status() << "\n";
+      return 1;
+    }
+    if (m->has_change()) watched = m->change().name();
+  }
   std::cout << "goals=" << summary->goals_size() << " first=" << summary->goals(0).name()
-            << " violation=" << violations.field_violations(0).field() << "\n";
+            << " violation=" << violations.field_violations(0).field() << " watched=" << watched << "\n";
   return 0;
 }

@@ -14,6 +14,9 @@
 // Errors are absl::Status with gRPC's codes; INVALID_ARGUMENT carries the
 // server's field violations (wmty::GetFieldViolations in common/status.h).
 //
+// The change feed: WatchChanges returns a Watcher (watch.h) that streams
+// changes and resumes by itself across broken streams and server restarts.
+//
 // Thread safety: a Client is safe to share between threads.
 #ifndef WMTY_CLIENT_CLIENT_H_
 #define WMTY_CLIENT_CLIENT_H_
@@ -27,6 +30,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "wmty/client/watch.h"
 #include "wmty/v1/service.grpc.pb.h"
 
 namespace wmty::client {
@@ -105,6 +109,12 @@ class Client {
                                                                       Timeout t = {});
 
   absl::StatusOr<v1::PatientSummary> GetPatientSummary(const v1::GetPatientSummaryRequest& req, Timeout t = {});
+
+  // Follows the change feed (wmty.v1.ChangeFeedService) on this client's
+  // channel and token, reconnecting and resuming by itself: see watch.h.
+  // Nothing is sent before the watcher's first Next. The watcher may outlive
+  // the client.
+  std::unique_ptr<Watcher> WatchChanges(WatchOptions options);
 
   v1::WhatMattersService::Stub* stub() { return stub_.get(); }
 
