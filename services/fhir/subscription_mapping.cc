@@ -23,11 +23,11 @@ using json::StringMember;
 using json::Value;
 using storage::Subscription;
 
-constexpr absl::string_view kTopElements[] = {"resourceType", "id",     "meta",      "text",  "language",
-                                              "contained",    "extension", "contact", "status", "end",
-                                              "reason",       "criteria",  "_criteria", "error", "channel"};
-constexpr absl::string_view kChannelElements[] = {"id",      "extension", "type",   "_type",
-                                                  "endpoint", "payload",  "_payload", "header"};
+constexpr absl::string_view kTopElements[] = {"resourceType", "id",        "meta",      "text",   "language",
+                                              "contained",    "extension", "contact",   "status", "end",
+                                              "reason",       "criteria",  "_criteria", "error",  "channel"};
+constexpr absl::string_view kChannelElements[] = {"id",       "extension", "type",     "_type",
+                                                  "endpoint", "payload",   "_payload", "header"};
 
 struct StatusRow {
   Subscription::Status status;
@@ -165,8 +165,8 @@ void ParseChannel(const Value& channel, Subscription* s, FieldViolations* v) {
     s->set_payload(Subscription::ID_ONLY);
     for (const Value* e : Extensions(payload_ext, kBackportPayloadContent)) {
       const auto code = StringMember(*e, "valueCode");
-      const auto row = std::find_if(std::begin(kPayloads), std::end(kPayloads),
-                                    [&](const PayloadRow& r) { return code == r.code; });
+      const auto row =
+          std::find_if(std::begin(kPayloads), std::end(kPayloads), [&](const PayloadRow& r) { return code == r.code; });
       if (row == std::end(kPayloads)) {
         v->Add("Subscription.channel.payload.extension",
                "unsupported payload content: the backport-payload-content valueCode is empty, id-only or "
@@ -192,8 +192,8 @@ void ParseTop(const Value& json, Subscription* s, FieldViolations* v) {
   if (StringMember(json, "resourceType") != "Subscription") v->Add("Subscription.resourceType", "must be Subscription");
   if (const Value* status = Member(json, "status"); status != nullptr) {
     const absl::string_view code = json::StringOf(*status);
-    const auto row = std::find_if(std::begin(kStatuses), std::end(kStatuses),
-                                  [&](const StatusRow& r) { return r.code == code; });
+    const auto row =
+        std::find_if(std::begin(kStatuses), std::end(kStatuses), [&](const StatusRow& r) { return r.code == code; });
     if (row == std::end(kStatuses)) {
       v->Add("Subscription.status", "one of requested, active, error, off");
     } else {
@@ -208,7 +208,8 @@ void ParseTop(const Value& json, Subscription* s, FieldViolations* v) {
   }
   const auto criteria = StringMember(json, "criteria");
   if (!criteria.has_value() || criteria->empty()) {
-    v->Add("Subscription.criteria", "required: the canonical URL of a subscription topic (see the CapabilityStatement)");
+    v->Add("Subscription.criteria",
+           "required: the canonical URL of a subscription topic (see the CapabilityStatement)");
   } else {
     s->set_topic(std::string(*criteria));
   }
