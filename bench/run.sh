@@ -2,7 +2,8 @@
 # The performance harness of issue 7: one command, every target, one report.
 # Builds nothing: it needs a build tree with these targets (one command:
 #   cmake --build build --target wmty_perf_harness
-# = wmtyd http_baseline_server wmty_datagen wmty_grpc_load grpc_echo_server wmty_rawdb).
+# = wmtyd http_baseline_server wmty_datagen wmty_grpc_load grpc_echo_server wmty_rawdb
+#   wmty_push_bench).
 #
 #   bench/run.sh [--quick] [--records=1000000] [--build_dir=build] [--out=bench/results/<date>-perf]
 #                [--seconds=10] [--concurrency=32] [--write_clients=32] [--http_connections=32]
@@ -49,6 +50,12 @@
 #    peak RSS serving the large one under that load (the Memory target).
 #    Loading 10M records takes ~4 min at 50k records/s (databases are kept
 #    in db_dir and reused).
+# 5. Push (issue 19), on a fresh database (wmty_push_bench): 1,000
+#    WatchChanges streams, one write per round, the time until every watcher
+#    has it; writes/s (closed loop) with no subscription and with 100
+#    rest-hook Subscriptions active (ratio, one wmtyd run); commit-to-delivery
+#    latency of those 100 at 1,000 writes/s (open loop; the receiver runs in
+#    wmty_push_bench). --quick: 100 watchers, 10 subscriptions, 200 writes/s.
 # Writes <out>.md (targets with measured value, ratio and PASS/FAIL; every
 # absolute number with p50/p99/p99.9 and peak RSS; the machine), <out>.png
 # (latency against load, gnuplot) and <out>-sweep.tsv (the plot's data).
@@ -146,8 +153,13 @@ if [ "$quick" -eq 1 ]; then
   conn_sweep="2 32"
   growth_small=10000
   growth_large=20000
+  push_watchers=100
+  push_subscriptions=10
+  push_rate=200
+  push_rounds=10
   : "${repeat:=1}"
 fi
+: "${push_watchers:=1000}" "${push_subscriptions:=100}" "${push_rate:=1000}" "${push_rounds:=100}"
 : "${repeat:=3}"
 [[ "$repeat" =~ ^[1-9][0-9]*$ ]] || { echo "--repeat must be a positive integer" >&2; exit 2; }
 sweep_seconds=$(awk -v s="$seconds" 'BEGIN { v = s / 2; if (v < 1) v = 1; print v }')
@@ -160,7 +172,8 @@ grpc_load="$build_dir/bench/wmty_grpc_load"
 echo_server="$build_dir/bench/grpc_echo_server"
 rawdb="$build_dir/bench/wmty_rawdb"
 http_baseline="$build_dir/bench/http_baseline_server"
-for bin in "$wmtyd" "$datagen" "$grpc_load" "$echo_server" "$rawdb" "$http_baseline"; do
+push_bench="$build_dir/bench/wmty_push_bench"
+for bin in "$wmtyd" "$datagen" "$grpc_load" "$echo_server" "$rawdb" "$http_baseline" "$push_bench"; do
   [ -x "$bin" ] || die "$bin is not built (cmake --build $build_dir --target wmty_perf_harness)"
 done
 tools="wrk curl gnuplot"
@@ -580,6 +593,28 @@ if [ "$growth" -eq 1 ]; then
   done
 fi
 
+# ---------------------------------------------------------------- 5. push (issue 19)
+# A fresh database: WatchChanges fan-out (push_watchers streams, one write per
+# round), then rest-hook Subscriptions (receiver in wmty_push_bench, on
+# loopback: hence --subscription_allow_private_endpoints): writes/s without
+# and with push_subscriptions active, and commit-to-delivery latency at
+# push_rate writes/s. One wmtyd for all, so the writes/s ratio is of one run.
+log "push: $push_watchers watchers; $push_subscriptions subscriptions at $push_rate writes/s"
+saved_wmtyd_args="$wmtyd_args"
+wmtyd_args="$wmtyd_args --subscription_allow_private_endpoints"
+start_wmtyd "$tmp/push-db"
+wmtyd_args="$saved_wmtyd_args"
+"$push_bench" --mode=watch --grpc="127.0.0.1:$grpc_port" "${token_args[@]}" --watchers="$push_watchers" \
+  --rounds="$push_rounds" >"$tmp/push_watch.out" 2>"$tmp/push_watch.err" ||
+  log "push watch reported errors: $(tail -3 "$tmp/push_watch.err")"
+"$push_bench" --mode=subscriptions --grpc="127.0.0.1:$grpc_port" --fhir_port="$http_port" "${token_args[@]}" \
+  --subscriptions="$push_subscriptions" --rate="$push_rate" --seconds="$seconds" --clients="$write_clients" \
+  >"$tmp/push_subs.out" 2>"$tmp/push_subs.err" ||
+  log "push subscriptions reported errors: $(tail -3 "$tmp/push_subs.err")"
+stop_wmtyd
+# pk FILE PHASE KEY: KEY of the PUSHBENCH line of PHASE.
+pk() { grep "^PUSHBENCH phase=$2 " "$tmp/$1.out" | tail -1 | tr ' ' '\n' | sed -n "s/^$3=//p"; }
+
 # ---------------------------------------------------------------- report
 load_end="$(cut -d' ' -f1-3 /proc/loadavg)"
 pct() { calc "100 * $1 / $2" 1; }
@@ -624,6 +659,10 @@ else
   if [ "$db_records" -ge 10000000 ]; then v_mem="$(verdict "$(check ge 1024 "$peak_rss_max")")"; else v_mem="NOT RUN"; fi
 fi
 
+num_or() { [ -n "$1" ] && echo "$1" || echo "$2"; }
+v_delivery="$(verdict "$(( $(check ge 50 "$(num_or "$(pk push_subs delivery_latency p99_ms)" 1e9)") | $(check ge 0 "$(num_or "$(pk push_subs delivery_latency missing)" 1)") ))")"
+v_push_writes="$(verdict "$(check ge "$(num_or "$(pk push_subs writes_with_subscriptions ratio)" 0)" 0.9)")"
+v_watch="$(verdict "$(( $(check ge 50 "$(num_or "$(pk push_watch watch all_notified_p99_ms)" 1e9)") | $(check ge 0 "$(num_or "$(pk push_watch watch missing)" 1)") ))")"
 mode_text="full run"
 [ "$quick" -eq 1 ] && mode_text="QUICK SMOKE RUN — tiny database, 1 s per point: the numbers mean nothing"
 {
@@ -650,6 +689,9 @@ mode_text="full run"
   echo "| Growth | p99 of summary and search at 10M records ≤ 1.5 × p99 at 100k | $growth_value | $v_growth |"
   echo "| Bulk import | ≥ 50k records/s | **${import_rate} records/s** ($db_records in ${import_secs} s)$import_note | $v_import |"
   echo "| Memory | peak RSS ≤ 1 GiB serving the 10M-record DB under load | $mem_value | $v_mem |"
+  echo "| Subscription delivery, $push_subscriptions rest-hook subscriptions, $push_rate writes/s | commit-to-delivery p99 ≤ 50 ms | p50 $(pk push_subs delivery_latency p50_ms) ms, p99 **$(pk push_subs delivery_latency p99_ms) ms** (p99.9 $(pk push_subs delivery_latency p999_ms) ms) over $(pk push_subs delivery_latency notifications) notifications, $(pk push_subs delivery_latency missing) missing | $v_delivery |"
+  echo "| Writes with $push_subscriptions subscriptions | ≥ 90% of writes/s with none | $(pk push_subs writes_with_subscriptions writes_per_s)/s = **$(calc "100 * $(pk push_subs writes_with_subscriptions ratio)" 1)%** of $(pk push_subs writes_no_subscriptions writes_per_s)/s, x$write_clients | $v_push_writes |"
+  echo "| gRPC watch fan-out | $push_watchers watchers, one write → all notified, p99 ≤ 50 ms | all notified p99 **$(pk push_watch watch all_notified_p99_ms) ms** (p50 $(pk push_watch watch all_notified_p50_ms) ms); per watcher p99 $(pk push_watch watch p99_ms) ms; $(pk push_watch watch missing) missing, $(pk push_watch watch rounds) writes | $v_watch |"
   echo
   echo "## Every measurement"
   echo

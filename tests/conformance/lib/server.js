@@ -21,12 +21,19 @@ export function wmtydPath() {
   throw new Error('wmtyd not found: set WMTYD=/path/to/wmtyd (ctest sets it)');
 }
 
-// Returns { baseUrl, port, dataDir, stop(), log() }. stop() sends SIGTERM,
-// waits for exit (SIGKILL after 10 s) and removes the data directory.
-export async function startServer({ extraArgs = [] } = {}) {
+// Returns { baseUrl, port, dataDir, stop(), kill(), log() }. stop() sends
+// SIGTERM, waits for exit (SIGKILL after 10 s) and removes the data
+// directory; kill() sends SIGKILL and waits (a crash), keeping it. With
+// `dataDir` the server runs on that directory (e.g. again after a kill) and
+// stop() leaves it for the caller to remove.
+export async function startServer({ extraArgs = [], dataDir: reuse } = {}) {
   const bin = wmtydPath();
-  const dataDir = mkdtempSync(join(tmpdir(), 'wmty-conformance-'));
+  const dataDir = reuse ?? mkdtempSync(join(tmpdir(), 'wmty-conformance-'));
+  const removeData = () => {
+    if (!reuse) rmSync(dataDir, { recursive: true, force: true });
+  };
   const portFile = join(dataDir, 'http.port');
+  rmSync(portFile, { force: true });
   const args = [
     `--data_dir=${join(dataDir, 'db')}`,
     '--grpc_listen=127.0.0.1:0',
@@ -55,7 +62,7 @@ export async function startServer({ extraArgs = [] } = {}) {
   let port = 0;
   while (Date.now() < deadline) {
     if (exited) {
-      rmSync(dataDir, { recursive: true, force: true });
+      removeData();
       throw new Error(`wmtyd exited before serving (${JSON.stringify(exited)}): ${bin} ${args.join(' ')}\n${output}`);
     }
     if (existsSync(portFile)) {
@@ -66,7 +73,7 @@ export async function startServer({ extraArgs = [] } = {}) {
   }
   if (!port) {
     child.kill('SIGKILL');
-    rmSync(dataDir, { recursive: true, force: true });
+    removeData();
     throw new Error(`wmtyd did not write ${portFile} within 30 s\n${output}`);
   }
 
@@ -83,7 +90,14 @@ export async function startServer({ extraArgs = [] } = {}) {
         await exitPromise;
         clearTimeout(timer);
       }
-      rmSync(dataDir, { recursive: true, force: true });
+      removeData();
+      return exited;
+    },
+    async kill() {
+      if (!exited) {
+        child.kill('SIGKILL');
+        await exitPromise;
+      }
       return exited;
     },
   };
