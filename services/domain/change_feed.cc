@@ -410,14 +410,7 @@ ChangeFeed::ChangeFeed(storage::Store* store, PatientRecords* records, ChangeFee
 ChangeFeed::~ChangeFeed() { Shutdown(); }
 
 absl::StatusOr<std::shared_ptr<ChangeWatch>> ChangeFeed::Watch(WatchSpec spec, absl::AnyInvocable<void()> wake) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (shutting_down_) return ShuttingDown();
-    if (options_.max_watchers > 0 && watches_.size() >= options_.max_watchers) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("the server has ", options_.max_watchers, " watchers; retry later"));
-    }
-  }
+  if (absl::Status s = CanAdd(); !s.ok()) return s;
   const uint64_t head = store_->LastSequence();
   if (spec.start_after.has_value() && *spec.start_after > head) {
     return InvalidField("start_after", absl::StrCat("is beyond the last committed change (", head, ")"));
@@ -442,7 +435,7 @@ absl::StatusOr<std::shared_ptr<ChangeWatch>> ChangeFeed::Watch(WatchSpec spec, a
   std::shared_ptr<ChangeWatch> watch;
   {
     absl::MutexLock lock(&mu_);
-    if (shutting_down_) return ShuttingDown();
+    if (absl::Status s = CanAddLocked(); !s.ok()) return s;
     const uint64_t id = next_id_++;
     const absl::Time first_due = absl::Now() + spec.heartbeat_interval;
     watch.reset(new ChangeWatch(this, id, std::move(spec), start, first_due, std::move(wake)));
@@ -454,6 +447,20 @@ absl::StatusOr<std::shared_ptr<ChangeWatch>> ChangeFeed::Watch(WatchSpec spec, a
   watches_total_.fetch_add(1, std::memory_order_relaxed);
   Poke();  // a new timer
   return watch;
+}
+
+absl::Status ChangeFeed::CanAdd() {
+  absl::MutexLock lock(&mu_);
+  return CanAddLocked();
+}
+
+absl::Status ChangeFeed::CanAddLocked() {
+  if (shutting_down_) return ShuttingDown();
+  if (options_.max_watchers > 0 && watches_.size() >= options_.max_watchers) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the server has ", options_.max_watchers, " watchers; retry later"));
+  }
+  return absl::OkStatus();
 }
 
 void ChangeFeed::Forget(const ChangeWatch& watch) {

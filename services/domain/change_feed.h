@@ -249,6 +249,9 @@ class ChangeFeed {
   };
 
   void Run();
+  // OK if a watch may start: not shutting down, under max_watchers.
+  absl::Status CanAdd();
+  absl::Status CanAddLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The idle watchers the changes (after, head] may concern.
   std::vector<std::shared_ptr<ChangeWatch>> Concerned(uint64_t after, uint64_t head);
   std::vector<std::shared_ptr<ChangeWatch>> AllWatchers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);

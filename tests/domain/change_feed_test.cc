@@ -367,6 +367,18 @@ TEST_F(ChangeFeedTest, ShutdownEndsWatchesUnavailableAndRefusesNewOnes) {
   EXPECT_THAT(Watch({}, &late), StatusIs(Code::kUnavailable));
 }
 
+TEST_F(ChangeFeedTest, MaxWatchersRefusesMoreUntilOneCloses) {
+  domain::ChangeFeedOptions options;
+  options.max_watchers = 1;
+  StartFeed(options);
+  auto first = std::make_unique<Consumer>();
+  ASSERT_TRUE(Watch({}, first.get()).ok());
+  Consumer second;
+  EXPECT_THAT(Watch({}, &second), StatusIs(Code::kResourceExhausted));
+  first.reset();  // closes its watch
+  EXPECT_TRUE(Watch({}, &second).ok());
+}
+
 TEST_F(ChangeFeedTest, ClosedWatchIsForgotten) {
   Consumer consumer;
   ASSERT_TRUE(Watch({}, &consumer).ok());
@@ -388,14 +400,18 @@ TEST_F(ChangeFeedTest, OnlyWatchersTheChangeConcernsAreWoken) {
   ASSERT_TRUE(Watch(spec, &other).ok());
   // Both idle (waiting for a wake).
   EXPECT_EQ(mine.watch().Next().action, domain::WatchStep::kWait);
-  EXPECT_EQ(other.watch().Next().action, domain::WatchStep::kWait);
-  for (int i = 0; i < 3; ++i) NewGoal("p2");
+  for (int i = 0; i < 4; ++i) {
+    NewGoal("p2");
+    auto change = other.NextChange();  // woken for each
+    ASSERT_TRUE(change.has_value());
+    EXPECT_EQ(change->sequence(), static_cast<uint64_t>(i + 1));
+  }
+  // The feed thread handled p2's commits: none concerned `mine`.
+  EXPECT_EQ(mine.wakes(), 0u);
   NewGoal("p1");
   auto change = mine.NextChange();
   ASSERT_TRUE(change.has_value());
-  EXPECT_EQ(change->sequence(), 4u);
-  // The feed thread handled p2's commits before p1's: none woke `mine`.
-  EXPECT_EQ(mine.wakes(), 1u);
+  EXPECT_EQ(change->sequence(), 5u);
 }
 
 }  // namespace
