@@ -388,6 +388,13 @@ TEST_F(ChangeFeedTest, PatientTokenSeesOnlyItsPatient) {
   EXPECT_FALSE(no_scope.Read().has_value());
   EXPECT_THAT(no_scope.Finish(), StatusIs(Code::kPermissionDenied));
 
+  v1::WatchChangesRequest summary;
+  summary.set_parent("patients/pa");
+  summary.set_include_summary(true);
+  Stream no_list_scope(server_->target(), summary, pa);  // the summary needs List.r too
+  EXPECT_FALSE(no_list_scope.Read().has_value());
+  EXPECT_THAT(no_list_scope.Finish(), StatusIs(Code::kPermissionDenied));
+
   Stream own(server_->target(), After(0), pa);  // no parent: its own patient
   NewGoal("pb");
   const std::string mine = NewGoal("pa");
@@ -412,7 +419,7 @@ TEST_F(ChangeFeedTest, PatientTokenSeesOnlyItsPatient) {
        at = audit.body.find("(grpc watch)", at + 1)) {
     ++watches;
   }
-  EXPECT_EQ(watches, 4u) << audit.body;
+  EXPECT_EQ(watches, 5u) << audit.body;
 }
 
 // 1,000 watchers on one server: each gets the one change written, and the
@@ -480,6 +487,28 @@ TEST_F(ChangeFeedTest, ThousandIdleWatchersAreCheapAndAllNotified) {
   EXPECT_LT(threads_after - threads_before, 50) << threads_before << " -> " << threads_after;
   for (auto& watcher : watchers) watcher->Cancel();
   for (auto& watcher : watchers) watcher->AwaitDone();
+}
+
+// include_summary: the patient's summary first, then the changes after it.
+TEST_F(ChangeFeedTest, SummaryFirstThenChanges) {
+  Start();
+  const std::string before = NewGoal("p1");
+  NewGoal("p2");
+  v1::WatchChangesRequest request;
+  request.set_parent("patients/p1");
+  request.set_include_summary(true);
+  request.set_include_resource(true);
+  Stream stream(server_->target(), request);
+  auto first = stream.Read();
+  ASSERT_TRUE(first.has_value() && first->has_summary()) << stream.Finish();
+  EXPECT_EQ(first->summary().after_sequence(), 2u);
+  ASSERT_EQ(first->summary().summary().goals_size(), 1);
+  EXPECT_EQ(first->summary().summary().goals(0).name(), before);
+  const std::string after = NewGoal("p1");
+  auto change = stream.NextChange();
+  ASSERT_TRUE(change.has_value()) << stream.Finish();
+  EXPECT_EQ(change->sequence(), 3u);
+  EXPECT_EQ(change->goal().name(), after);
 }
 
 }  // namespace
