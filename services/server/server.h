@@ -24,11 +24,8 @@
 #include "absl/time/time.h"
 #include "auth/token_verifier.h"
 #include "common/metrics.h"
-<<<<<<< HEAD
 #include "domain/change_feed.h"
-=======
 #include "domain/change_log_retention.h"
->>>>>>> i19-store
 #include "domain/patient_records.h"
 #include "fhir/smart_configuration.h"
 #include "http/http_server.h"
@@ -186,15 +183,12 @@ class WmtyServer {
   // Closed before the store (declared after it); null without --backup_dir.
   std::unique_ptr<storage::Backups> backups_;
   std::unique_ptr<domain::PatientRecords> core_;
-<<<<<<< HEAD
-  // The change feed's thread and watchers; shut down (watches ended
-  // UNAVAILABLE) at the start of the drain, destroyed before the store.
-  std::unique_ptr<domain::ChangeFeed> feed_;
-=======
   // Made with the store; durable consumers add their floors before Start()
   // ends, which starts it; stopped before the store closes.
   std::unique_ptr<domain::ChangeLogRetention> retention_;
->>>>>>> i19-store
+  // The change feed's thread and watchers; shut down (watches ended
+  // UNAVAILABLE) at the start of the drain, destroyed before the store.
+  std::unique_ptr<domain::ChangeFeed> feed_;
   std::unique_ptr<grpc::Service> service_;
   std::unique_ptr<grpc::Service> change_feed_service_;
   std::unique_ptr<grpc::Service> admin_service_;
