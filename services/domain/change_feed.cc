@@ -122,8 +122,11 @@ absl::StatusOr<WatchSpec> ParseWatchRequest(const v1::WatchChangesRequest& reque
   if (request.has_start_after()) spec.start_after = request.start_after();
   if (!request.parent().empty()) {
     auto patient = ParseParent(request.parent(), "parent");
-    if (patient.ok()) spec.patient_id = *std::move(patient);
-    if (!patient.ok()) AddViolations(patient.status(), &violations);
+    if (patient.ok()) {
+      spec.patient_id = *std::move(patient);
+    } else {
+      AddViolations(patient.status(), &violations);
+    }
   }
   for (int i = 0; i < request.kinds_size(); ++i) {
     const std::optional<storage::Kind> kind = FromApiKind(request.kinds(i));
@@ -391,7 +394,7 @@ absl::Time ChangeWatch::NextTimerLocked(absl::Time now, TimerWake* wake) {
 // ---------------------------------------------------------------- ChangeFeed
 
 ChangeFeed::ChangeFeed(storage::Store* store, PatientRecords* records, ChangeFeedOptions options)
-    : store_(store), records_(records), options_(std::move(options)), signal_(std::make_shared<Signal>()) {
+    : store_(store), records_(records), options_(options), signal_(std::make_shared<Signal>()) {
   const uint64_t last = store_->LastSequence();
   head_.store(last);
   {
