@@ -289,6 +289,7 @@ void ChangeWatch::Wake(bool force) {
 }
 
 bool ChangeWatch::FillLocked() {
+  if (FillFromRecentLocked()) return true;
   // The head is read before the snapshot, so the snapshot holds it: a log
   // that ends before it was trimmed under us.
   const uint64_t head = feed_->head();
@@ -301,8 +302,17 @@ bool ChangeWatch::FillLocked() {
   return true;
 }
 
+bool ChangeWatch::FillFromRecentLocked() {
+  if (spec_.include_resource) return false;
+  const uint64_t before = cursor_;
+  size_t visited = 0;
+  absl::Status unused;  // no reader, no error
+  feed_->VisitRecent(cursor_,
+                     [&](const storage::Change& change) { return TakeLocked(nullptr, change, &visited, &unused); });
+  return cursor_ > before;
+}
+
 absl::Status ChangeWatch::ReadEvents(const storage::Reader& reader, uint64_t head) {
-  const ChangeFeedOptions& options = feed_->options_;
   size_t visited = 0;
   bool gap = false;
   absl::Status error;
@@ -311,17 +321,7 @@ absl::Status ChangeWatch::ReadEvents(const storage::Reader& reader, uint64_t hea
       gap = true;  // the entries in between were trimmed
       return false;
     }
-    ++visited;
-    if (Matches(change)) {
-      absl::StatusOr<v1::ChangeEvent> event = ToEvent(reader, change);
-      if (!event.ok()) {
-        error = event.status();
-        return false;
-      }
-      *buffer_.emplace_back().mutable_change() = *std::move(event);
-    }
-    cursor_ = change.sequence();
-    return buffer_.size() < options.buffer_events && visited < options.scan_batch;
+    return TakeLocked(&reader, change, &visited, &error);
   });
   if (!error.ok()) return error;
   if (!scan.ok()) return scan;
@@ -329,12 +329,27 @@ absl::Status ChangeWatch::ReadEvents(const storage::Reader& reader, uint64_t hea
   return absl::OkStatus();
 }
 
+bool ChangeWatch::TakeLocked(const storage::Reader* reader, const storage::Change& change, size_t* visited,
+                             absl::Status* error) {
+  ++*visited;
+  if (Matches(change)) {
+    absl::StatusOr<v1::ChangeEvent> event = ToEvent(reader, change);
+    if (!event.ok()) {
+      *error = event.status();
+      return false;
+    }
+    *buffer_.emplace_back().mutable_change() = *std::move(event);
+  }
+  cursor_ = change.sequence();
+  return buffer_.size() < feed_->options_.buffer_events && *visited < feed_->options_.scan_batch;
+}
+
 bool ChangeWatch::Matches(const storage::Change& change) const {
   if ((kind_mask_ & KindBit(change.kind())) == 0) return false;
   return spec_.patient_id.empty() || change.patient_id() == spec_.patient_id;
 }
 
-absl::StatusOr<v1::ChangeEvent> ChangeWatch::ToEvent(const storage::Reader& reader,
+absl::StatusOr<v1::ChangeEvent> ChangeWatch::ToEvent(const storage::Reader* reader,
                                                      const storage::Change& change) const {
   v1::ChangeEvent event;
   event.set_sequence(change.sequence());
@@ -344,8 +359,8 @@ absl::StatusOr<v1::ChangeEvent> ChangeWatch::ToEvent(const storage::Reader& read
   event.set_version(change.version());
   event.set_operation(ToApiOperation(change.op()));
   SetTime(absl::FromUnixMicros(change.time_micros()), event.mutable_time());
-  if (!spec_.include_resource) return event;
-  auto version = reader.GetVersion(change.kind(), change.patient_id(), change.id(), change.version());
+  if (!spec_.include_resource || reader == nullptr) return event;
+  auto version = reader->GetVersion(change.kind(), change.patient_id(), change.id(), change.version());
   if (!version.ok()) return version.status();
   if (!version->has_value()) {
     return absl::DataLossError(absl::StrCat("change ", change.sequence(), " names a version that is not stored"));
@@ -580,8 +595,11 @@ void ChangeFeed::Run() {
     }
     if (options_.poll_interval > absl::ZeroDuration()) head = std::max(head, store_->LastSequence());
     if (head > processed) {
+      // Read (and remembered) before the head moves, so that a watcher that
+      // sees the new head mostly finds its entries remembered.
+      std::vector<std::shared_ptr<ChangeWatch>> concerned = Concerned(processed, head);
       RaiseHead(head);
-      for (const auto& watch : Concerned(processed, head)) watch->Wake(/*force=*/false);
+      for (const auto& watch : concerned) watch->Wake(/*force=*/false);
       processed = head;
     }
     std::vector<uint64_t> soon;
@@ -609,6 +627,7 @@ std::vector<std::shared_ptr<ChangeWatch>> ChangeFeed::Concerned(uint64_t after, 
   absl::flat_hash_map<std::string, uint32_t> touched;
   uint32_t any_patient = 0;
   bool everyone = head - after > kMostEntriesRead;
+  std::vector<storage::Change> changes;
   if (!everyone) {
     uint64_t expected = after + 1;
     absl::Status scan = store_->NewReader()->ScanChanges(after, [&](const storage::Change& change) {
@@ -616,10 +635,12 @@ std::vector<std::shared_ptr<ChangeWatch>> ChangeFeed::Concerned(uint64_t after, 
       if (change.sequence() != expected++) return false;
       touched[change.patient_id()] |= KindBit(change.kind());
       any_patient |= KindBit(change.kind());
+      changes.push_back(change);
       return true;
     });
     everyone = !scan.ok() || expected != head + 1;
   }
+  Remember(everyone ? std::vector<storage::Change>() : std::move(changes));
   std::vector<std::shared_ptr<ChangeWatch>> out;
   absl::MutexLock lock(&mu_);
   if (everyone) return AllWatchers();
@@ -636,6 +657,25 @@ std::vector<std::shared_ptr<ChangeWatch>> ChangeFeed::Concerned(uint64_t after, 
     if (!patient.empty()) add(patient, kinds);
   }
   return out;
+}
+
+void ChangeFeed::Remember(std::vector<storage::Change> changes) {
+  absl::MutexLock lock(&recent_mu_);
+  // Contiguous only: after a stretch not read, start again.
+  if (changes.empty() || (!recent_.empty() && recent_.back().sequence() + 1 != changes.front().sequence())) {
+    recent_.clear();
+  }
+  for (storage::Change& change : changes) recent_.push_back(std::move(change));
+  while (recent_.size() > kRecentEntries) recent_.pop_front();
+}
+
+bool ChangeFeed::VisitRecent(uint64_t after, absl::FunctionRef<bool(const storage::Change&)> visit) const {
+  absl::MutexLock lock(&recent_mu_);
+  if (recent_.empty() || after + 1 < recent_.front().sequence() || after >= recent_.back().sequence()) return false;
+  for (size_t i = after + 1 - recent_.front().sequence(); i < recent_.size(); ++i) {
+    if (!visit(recent_[i])) break;
+  }
+  return true;
 }
 
 void ChangeFeed::RunTimers(absl::Time now) {
