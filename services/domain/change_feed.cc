@@ -122,8 +122,11 @@ absl::StatusOr<WatchSpec> ParseWatchRequest(const v1::WatchChangesRequest& reque
   if (request.has_start_after()) spec.start_after = request.start_after();
   if (!request.parent().empty()) {
     auto patient = ParseParent(request.parent(), "parent");
-    if (patient.ok()) spec.patient_id = *std::move(patient);
-    if (!patient.ok()) AddViolations(patient.status(), &violations);
+    if (patient.ok()) {
+      spec.patient_id = *std::move(patient);
+    } else {
+      AddViolations(patient.status(), &violations);
+    }
   }
   for (int i = 0; i < request.kinds_size(); ++i) {
     const std::optional<storage::Kind> kind = FromApiKind(request.kinds(i));
@@ -286,6 +289,7 @@ void ChangeWatch::Wake(bool force) {
 }
 
 bool ChangeWatch::FillLocked() {
+  if (FillFromRecentLocked()) return true;
   // The head is read before the snapshot, so the snapshot holds it: a log
   // that ends before it was trimmed under us.
   const uint64_t head = feed_->head();
@@ -298,8 +302,17 @@ bool ChangeWatch::FillLocked() {
   return true;
 }
 
+bool ChangeWatch::FillFromRecentLocked() {
+  if (spec_.include_resource) return false;
+  const uint64_t before = cursor_;
+  size_t visited = 0;
+  absl::Status unused;  // no reader, no error
+  feed_->VisitRecent(cursor_,
+                     [&](const storage::Change& change) { return TakeLocked(nullptr, change, &visited, &unused); });
+  return cursor_ > before;
+}
+
 absl::Status ChangeWatch::ReadEvents(const storage::Reader& reader, uint64_t head) {
-  const ChangeFeedOptions& options = feed_->options_;
   size_t visited = 0;
   bool gap = false;
   absl::Status error;
@@ -308,17 +321,7 @@ absl::Status ChangeWatch::ReadEvents(const storage::Reader& reader, uint64_t hea
       gap = true;  // the entries in between were trimmed
       return false;
     }
-    ++visited;
-    if (Matches(change)) {
-      absl::StatusOr<v1::ChangeEvent> event = ToEvent(reader, change);
-      if (!event.ok()) {
-        error = event.status();
-        return false;
-      }
-      *buffer_.emplace_back().mutable_change() = *std::move(event);
-    }
-    cursor_ = change.sequence();
-    return buffer_.size() < options.buffer_events && visited < options.scan_batch;
+    return TakeLocked(&reader, change, &visited, &error);
   });
   if (!error.ok()) return error;
   if (!scan.ok()) return scan;
@@ -326,12 +329,27 @@ absl::Status ChangeWatch::ReadEvents(const storage::Reader& reader, uint64_t hea
   return absl::OkStatus();
 }
 
+bool ChangeWatch::TakeLocked(const storage::Reader* reader, const storage::Change& change, size_t* visited,
+                             absl::Status* error) {
+  ++*visited;
+  if (Matches(change)) {
+    absl::StatusOr<v1::ChangeEvent> event = ToEvent(reader, change);
+    if (!event.ok()) {
+      *error = event.status();
+      return false;
+    }
+    *buffer_.emplace_back().mutable_change() = *std::move(event);
+  }
+  cursor_ = change.sequence();
+  return buffer_.size() < feed_->options_.buffer_events && *visited < feed_->options_.scan_batch;
+}
+
 bool ChangeWatch::Matches(const storage::Change& change) const {
   if ((kind_mask_ & KindBit(change.kind())) == 0) return false;
   return spec_.patient_id.empty() || change.patient_id() == spec_.patient_id;
 }
 
-absl::StatusOr<v1::ChangeEvent> ChangeWatch::ToEvent(const storage::Reader& reader,
+absl::StatusOr<v1::ChangeEvent> ChangeWatch::ToEvent(const storage::Reader* reader,
                                                      const storage::Change& change) const {
   v1::ChangeEvent event;
   event.set_sequence(change.sequence());
@@ -341,8 +359,8 @@ absl::StatusOr<v1::ChangeEvent> ChangeWatch::ToEvent(const storage::Reader& read
   event.set_version(change.version());
   event.set_operation(ToApiOperation(change.op()));
   SetTime(absl::FromUnixMicros(change.time_micros()), event.mutable_time());
-  if (!spec_.include_resource) return event;
-  auto version = reader.GetVersion(change.kind(), change.patient_id(), change.id(), change.version());
+  if (!spec_.include_resource || reader == nullptr) return event;
+  auto version = reader->GetVersion(change.kind(), change.patient_id(), change.id(), change.version());
   if (!version.ok()) return version.status();
   if (!version->has_value()) {
     return absl::DataLossError(absl::StrCat("change ", change.sequence(), " names a version that is not stored"));
@@ -391,7 +409,7 @@ absl::Time ChangeWatch::NextTimerLocked(absl::Time now, TimerWake* wake) {
 // ---------------------------------------------------------------- ChangeFeed
 
 ChangeFeed::ChangeFeed(storage::Store* store, PatientRecords* records, ChangeFeedOptions options)
-    : store_(store), records_(records), options_(std::move(options)), signal_(std::make_shared<Signal>()) {
+    : store_(store), records_(records), options_(options), signal_(std::make_shared<Signal>()) {
   const uint64_t last = store_->LastSequence();
   head_.store(last);
   {
@@ -410,14 +428,7 @@ ChangeFeed::ChangeFeed(storage::Store* store, PatientRecords* records, ChangeFee
 ChangeFeed::~ChangeFeed() { Shutdown(); }
 
 absl::StatusOr<std::shared_ptr<ChangeWatch>> ChangeFeed::Watch(WatchSpec spec, absl::AnyInvocable<void()> wake) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (shutting_down_) return ShuttingDown();
-    if (options_.max_watchers > 0 && watches_.size() >= options_.max_watchers) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("the server has ", options_.max_watchers, " watchers; retry later"));
-    }
-  }
+  if (absl::Status s = CanAdd(); !s.ok()) return s;
   const uint64_t head = store_->LastSequence();
   if (spec.start_after.has_value() && *spec.start_after > head) {
     return InvalidField("start_after", absl::StrCat("is beyond the last committed change (", head, ")"));
@@ -442,7 +453,7 @@ absl::StatusOr<std::shared_ptr<ChangeWatch>> ChangeFeed::Watch(WatchSpec spec, a
   std::shared_ptr<ChangeWatch> watch;
   {
     absl::MutexLock lock(&mu_);
-    if (shutting_down_) return ShuttingDown();
+    if (absl::Status s = CanAddLocked(); !s.ok()) return s;
     const uint64_t id = next_id_++;
     const absl::Time first_due = absl::Now() + spec.heartbeat_interval;
     watch.reset(new ChangeWatch(this, id, std::move(spec), start, first_due, std::move(wake)));
@@ -454,6 +465,20 @@ absl::StatusOr<std::shared_ptr<ChangeWatch>> ChangeFeed::Watch(WatchSpec spec, a
   watches_total_.fetch_add(1, std::memory_order_relaxed);
   Poke();  // a new timer
   return watch;
+}
+
+absl::Status ChangeFeed::CanAdd() {
+  absl::MutexLock lock(&mu_);
+  return CanAddLocked();
+}
+
+absl::Status ChangeFeed::CanAddLocked() {
+  if (shutting_down_) return ShuttingDown();
+  if (options_.max_watchers > 0 && watches_.size() >= options_.max_watchers) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the server has ", options_.max_watchers, " watchers; retry later"));
+  }
+  return absl::OkStatus();
 }
 
 void ChangeFeed::Forget(const ChangeWatch& watch) {
@@ -570,8 +595,11 @@ void ChangeFeed::Run() {
     }
     if (options_.poll_interval > absl::ZeroDuration()) head = std::max(head, store_->LastSequence());
     if (head > processed) {
+      // Read (and remembered) before the head moves, so that a watcher that
+      // sees the new head mostly finds its entries remembered.
+      std::vector<std::shared_ptr<ChangeWatch>> concerned = Concerned(processed, head);
       RaiseHead(head);
-      for (const auto& watch : Concerned(processed, head)) watch->Wake(/*force=*/false);
+      for (const auto& watch : concerned) watch->Wake(/*force=*/false);
       processed = head;
     }
     std::vector<uint64_t> soon;
@@ -599,6 +627,7 @@ std::vector<std::shared_ptr<ChangeWatch>> ChangeFeed::Concerned(uint64_t after, 
   absl::flat_hash_map<std::string, uint32_t> touched;
   uint32_t any_patient = 0;
   bool everyone = head - after > kMostEntriesRead;
+  std::vector<storage::Change> changes;
   if (!everyone) {
     uint64_t expected = after + 1;
     absl::Status scan = store_->NewReader()->ScanChanges(after, [&](const storage::Change& change) {
@@ -606,10 +635,12 @@ std::vector<std::shared_ptr<ChangeWatch>> ChangeFeed::Concerned(uint64_t after, 
       if (change.sequence() != expected++) return false;
       touched[change.patient_id()] |= KindBit(change.kind());
       any_patient |= KindBit(change.kind());
+      changes.push_back(change);
       return true;
     });
     everyone = !scan.ok() || expected != head + 1;
   }
+  Remember(everyone ? std::vector<storage::Change>() : std::move(changes));
   std::vector<std::shared_ptr<ChangeWatch>> out;
   absl::MutexLock lock(&mu_);
   if (everyone) return AllWatchers();
@@ -626,6 +657,25 @@ std::vector<std::shared_ptr<ChangeWatch>> ChangeFeed::Concerned(uint64_t after, 
     if (!patient.empty()) add(patient, kinds);
   }
   return out;
+}
+
+void ChangeFeed::Remember(std::vector<storage::Change> changes) {
+  absl::MutexLock lock(&recent_mu_);
+  // Contiguous only: after a stretch not read, start again.
+  if (changes.empty() || (!recent_.empty() && recent_.back().sequence() + 1 != changes.front().sequence())) {
+    recent_.clear();
+  }
+  for (storage::Change& change : changes) recent_.push_back(std::move(change));
+  while (recent_.size() > kRecentEntries) recent_.pop_front();
+}
+
+bool ChangeFeed::VisitRecent(uint64_t after, absl::FunctionRef<bool(const storage::Change&)> visit) const {
+  absl::MutexLock lock(&recent_mu_);
+  if (recent_.empty() || after + 1 < recent_.front().sequence() || after >= recent_.back().sequence()) return false;
+  for (size_t i = after + 1 - recent_.front().sequence(); i < recent_.size(); ++i) {
+    if (!visit(recent_[i])) break;
+  }
+  return true;
 }
 
 void ChangeFeed::RunTimers(absl::Time now) {

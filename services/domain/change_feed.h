@@ -12,7 +12,9 @@
 // the sequence to resume after (ErrorInfo WATCHER_TOO_SLOW).
 //
 // One feed thread, shared by every watcher: it learns of new commits from the
-// store's commit listener, reads the new change-log entries once and wakes
+// store's commit listener, reads the new change-log entries once (and keeps
+// the newest few thousand in memory, where live watchers without
+// include_resource read them instead of taking a snapshot each) and wakes
 // only the idle watchers whose patient and kinds they touch; and it keeps one
 // timer queue (one entry per watcher) for heartbeats and stalls. An idle
 // watcher costs its small state and one timer entry, no thread.
@@ -48,6 +50,7 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -156,8 +159,16 @@ class ChangeWatch {
   // Reads the log after the cursor into the buffer (at most buffer_events
   // events, scan_batch entries). False (with ended_ set) on an error.
   bool FillLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // From the entries the feed thread remembered (no snapshot): true if it
+  // moved the cursor.
+  bool FillFromRecentLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::Status ReadEvents(const storage::Reader& reader, uint64_t head) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<v1::ChangeEvent> ToEvent(const storage::Reader& reader, const storage::Change& change) const;
+  // Takes the entry after the cursor (buffering its event if it matches);
+  // false when the buffer or this step is full. `reader`: for the resource
+  // (include_resource), else may be null.
+  bool TakeLocked(const storage::Reader* reader, const storage::Change& change, size_t* visited, absl::Status* error)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<v1::ChangeEvent> ToEvent(const storage::Reader* reader, const storage::Change& change) const;
   bool Matches(const storage::Change& change) const;
   void EndLocked(absl::Status status) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   WatchStep SendLocked(v1::WatchChangesResponse message, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -249,6 +260,18 @@ class ChangeFeed {
   };
 
   void Run();
+  // The newest log entries the feed thread read, kept (contiguous, at most
+  // kRecentEntries) so that live watchers without include_resource read them
+  // here instead of taking a snapshot each: one write woken to a thousand
+  // watchers costs one read of the log.
+  static constexpr size_t kRecentEntries = 4096;
+  void Remember(std::vector<storage::Change> changes);
+  // Visits the remembered entries after `after` (until `visit` is false);
+  // false when `after + 1` is not remembered.
+  bool VisitRecent(uint64_t after, absl::FunctionRef<bool(const storage::Change&)> visit) const;
+  // OK if a watch may start: not shutting down, under max_watchers.
+  absl::Status CanAdd();
+  absl::Status CanAddLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The idle watchers the changes (after, head] may concern.
   std::vector<std::shared_ptr<ChangeWatch>> Concerned(uint64_t after, uint64_t head);
   std::vector<std::shared_ptr<ChangeWatch>> AllWatchers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -278,6 +301,8 @@ class ChangeFeed {
   absl::flat_hash_map<std::string, std::vector<uint64_t>> by_patient_ ABSL_GUARDED_BY(mu_);
   std::priority_queue<Timer, std::vector<Timer>, std::greater<Timer>> timers_ ABSL_GUARDED_BY(mu_);
   std::vector<uint64_t> wake_soon_ ABSL_GUARDED_BY(mu_);
+  mutable absl::Mutex recent_mu_;  // after a watcher's mu_
+  std::deque<storage::Change> recent_ ABSL_GUARDED_BY(recent_mu_);
 
   std::atomic<uint64_t> watches_total_{0};
   std::atomic<uint64_t> events_total_{0};

@@ -293,6 +293,9 @@ TEST_F(ChangeFeedTest, TrimRacingTheReadEndsOutOfRangeNotWithAGap) {
   Consumer consumer;
   domain::WatchSpec spec;
   spec.start_after = 0;
+  // With the resources, the watch reads the store (not the entries the feed
+  // thread remembers, which would still be served: no gap either way).
+  spec.include_resource = true;
   ASSERT_TRUE(Watch(spec, &consumer).ok());
   ASSERT_TRUE(store_->TrimChangeLog(2).ok());  // after the watch started, before it read
   Consumer::Item item = consumer.Take();
@@ -367,6 +370,18 @@ TEST_F(ChangeFeedTest, ShutdownEndsWatchesUnavailableAndRefusesNewOnes) {
   EXPECT_THAT(Watch({}, &late), StatusIs(Code::kUnavailable));
 }
 
+TEST_F(ChangeFeedTest, MaxWatchersRefusesMoreUntilOneCloses) {
+  domain::ChangeFeedOptions options;
+  options.max_watchers = 1;
+  StartFeed(options);
+  auto first = std::make_unique<Consumer>();
+  ASSERT_TRUE(Watch({}, first.get()).ok());
+  Consumer second;
+  EXPECT_THAT(Watch({}, &second), StatusIs(Code::kResourceExhausted));
+  first.reset();  // closes its watch
+  EXPECT_TRUE(Watch({}, &second).ok());
+}
+
 TEST_F(ChangeFeedTest, ClosedWatchIsForgotten) {
   Consumer consumer;
   ASSERT_TRUE(Watch({}, &consumer).ok());
@@ -375,6 +390,21 @@ TEST_F(ChangeFeedTest, ClosedWatchIsForgotten) {
   EXPECT_THAT(consumer.Take().end, StatusIs(Code::kCancelled));
   consumer.watch().Close();
   EXPECT_EQ(feed_->stats().watchers, 0u);
+}
+
+TEST_F(ChangeFeedTest, RememberedEntriesServeLiveWatchersAfterATrimWithoutAGap) {
+  Consumer consumer;
+  domain::WatchSpec spec;
+  ASSERT_TRUE(Watch(spec, &consumer).ok());
+  EXPECT_EQ(consumer.watch().Next().action, domain::WatchStep::kWait);
+  for (int i = 0; i < 3; ++i) NewGoal("p1");
+  for (uint64_t expected = 1; expected <= 3; ++expected) {
+    auto change = consumer.NextChange();
+    ASSERT_TRUE(change.has_value());
+    EXPECT_EQ(change->sequence(), expected);
+    // Trimmed behind the watcher as it goes: it keeps every change.
+    ASSERT_TRUE(store_->TrimChangeLog(expected).ok());
+  }
 }
 
 TEST_F(ChangeFeedTest, OnlyWatchersTheChangeConcernsAreWoken) {
@@ -388,14 +418,18 @@ TEST_F(ChangeFeedTest, OnlyWatchersTheChangeConcernsAreWoken) {
   ASSERT_TRUE(Watch(spec, &other).ok());
   // Both idle (waiting for a wake).
   EXPECT_EQ(mine.watch().Next().action, domain::WatchStep::kWait);
-  EXPECT_EQ(other.watch().Next().action, domain::WatchStep::kWait);
-  for (int i = 0; i < 3; ++i) NewGoal("p2");
+  for (int i = 0; i < 4; ++i) {
+    NewGoal("p2");
+    auto change = other.NextChange();  // woken for each
+    ASSERT_TRUE(change.has_value());
+    EXPECT_EQ(change->sequence(), static_cast<uint64_t>(i + 1));
+  }
+  // The feed thread handled p2's commits: none concerned `mine`.
+  EXPECT_EQ(mine.wakes(), 0u);
   NewGoal("p1");
   auto change = mine.NextChange();
   ASSERT_TRUE(change.has_value());
-  EXPECT_EQ(change->sequence(), 4u);
-  // The feed thread handled p2's commits before p1's: none woke `mine`.
-  EXPECT_EQ(mine.wakes(), 1u);
+  EXPECT_EQ(change->sequence(), 5u);
 }
 
 }  // namespace

@@ -6,7 +6,8 @@
 //     stream ends RESOURCE_EXHAUSTED with a resume point that then works;
 //   - a patient/ token sees only its patient and is refused another;
 //   - 1,000 idle watchers all get a change, without a server thread each;
-//   - OUT_OF_RANGE (with the oldest sequence) after the log was trimmed;
+//   - OUT_OF_RANGE (with the oldest sequence) after the log was trimmed,
+//     and a live watcher unaffected by retention trimming behind it;
 //   - SIGTERM ends open watches UNAVAILABLE and does not wait for them;
 //   - malformed requests get INVALID_ARGUMENT naming the field.
 #include <atomic>
@@ -246,22 +247,30 @@ TEST_F(ChangeFeedTest, ResumesAcrossKillNineWithNoGapAndNoDuplicate) {
 TEST_F(ChangeFeedTest, StuckConsumerCostsBoundedMemoryAndEndsWithAResumePoint) {
   const std::string metrics_port_file = dir_.path() + "/metrics.port";
   Start({"--watch_stall_timeout=3s", "--metrics_listen=127.0.0.1:0", "--metrics_port_file=" + metrics_port_file,
-         "--memtable_mb=8", "--block_cache_mb=8", "--summary_cache_mb=0"});
+         "--memtable_mb=4", "--block_cache_mb=4", "--summary_cache_mb=0"});
   const int metrics_port = ReadPortFile(metrics_port_file);
   ASSERT_GT(metrics_port, 0);
-  v1::WatchChangesRequest request = After(0);
-  request.set_include_resource(true);
-  Stream stuck(server_->target(), request, "", absl::Seconds(240));  // never read until the end
-  // Warm up (connections, arenas), then measure over many large writes.
+  // Warm up (connections, arenas, the memtable), then the same writes
+  // without and with a watcher that does not read: what the watcher adds.
   const std::string text(12 * 1024, 'g');
-  for (int i = 0; i < 50; ++i) NewGoal("p1", text);
+  constexpr int kWarmUp = 50;
+  constexpr int kWrites = 1500;  // ~18 MB of resources
+  for (int i = 0; i < kWarmUp; ++i) NewGoal("p1", text);
+  const int64_t rss_start = ProcStatus(server_->pid(), "VmRSS");
+  for (int i = 0; i < kWrites; ++i) NewGoal("p1", text);
+  const int64_t rss_control = ProcStatus(server_->pid(), "VmRSS");
+  const uint64_t start_after = kWarmUp + kWrites;
+  v1::WatchChangesRequest request = After(start_after);
+  request.set_include_resource(true);
+  Stream stuck(server_->target(), request, "", absl::Seconds(240));  // not read until the end
   const int64_t rss_before = ProcStatus(server_->pid(), "VmRSS");
-  constexpr int kWrites = 1500;  // ~18 MB of resources for the stuck watcher
   for (int i = 0; i < kWrites; ++i) NewGoal("p1", text);
   const int64_t rss_after = ProcStatus(server_->pid(), "VmRSS");
-  ASSERT_GT(rss_before, 0);
-  // What the watcher would hold if the server queued its events: > 18 MB.
-  EXPECT_LT(rss_after - rss_before, 12 * 1024) << "kB; before " << rss_before << " after " << rss_after;
+  ASSERT_GT(rss_start, 0);
+  // Were the watcher's events queued, it would add more than 18 MB.
+  const int64_t control = rss_control - rss_start;
+  const int64_t with_watcher = rss_after - rss_before;
+  EXPECT_LT(with_watcher, control + 8 * 1024) << "kB; without a watcher " << control << " kB";
   // The server gives up on the stream (within the stall timeout).
   const absl::Time deadline = absl::Now() + absl::Seconds(60);
   while (Metric(metrics_port, "wmty_change_feed_slow_watchers_total") < 1 && absl::Now() < deadline) {
@@ -269,7 +278,7 @@ TEST_F(ChangeFeedTest, StuckConsumerCostsBoundedMemoryAndEndsWithAResumePoint) {
   }
   ASSERT_EQ(Metric(metrics_port, "wmty_change_feed_slow_watchers_total"), 1);
   // What the transport held comes first, in order, then the end.
-  uint64_t last = 0;
+  uint64_t last = start_after;
   while (auto change = stuck.NextChange()) {
     ASSERT_EQ(change->sequence(), last + 1);
     last = change->sequence();
@@ -278,9 +287,9 @@ TEST_F(ChangeFeedTest, StuckConsumerCostsBoundedMemoryAndEndsWithAResumePoint) {
   ASSERT_THAT(end, StatusIs(Code::kResourceExhausted));
   EXPECT_EQ(ErrorInfoOf(end)->reason(), "WATCHER_TOO_SLOW");
   EXPECT_EQ(ErrorInfoValue(end, "resume_after_sequence"), absl::StrCat(last));
-  EXPECT_LT(last, 50u + kWrites);
+  EXPECT_LT(last, start_after + kWrites);
   Stream resumed(server_->target(), After(last));
-  for (uint64_t expected = last + 1; expected <= 50 + kWrites; ++expected) {
+  for (uint64_t expected = last + 1; expected <= start_after + kWrites; ++expected) {
     auto change = resumed.NextChange();
     ASSERT_TRUE(change.has_value()) << resumed.Finish();
     ASSERT_EQ(change->sequence(), expected);
@@ -380,6 +389,13 @@ TEST_F(ChangeFeedTest, PatientTokenSeesOnlyItsPatient) {
   EXPECT_FALSE(no_scope.Read().has_value());
   EXPECT_THAT(no_scope.Finish(), StatusIs(Code::kPermissionDenied));
 
+  v1::WatchChangesRequest summary;
+  summary.set_parent("patients/pa");
+  summary.set_include_summary(true);
+  Stream no_list_scope(server_->target(), summary, pa);  // the summary needs List.r too
+  EXPECT_FALSE(no_list_scope.Read().has_value());
+  EXPECT_THAT(no_list_scope.Finish(), StatusIs(Code::kPermissionDenied));
+
   Stream own(server_->target(), After(0), pa);  // no parent: its own patient
   NewGoal("pb");
   const std::string mine = NewGoal("pa");
@@ -404,7 +420,7 @@ TEST_F(ChangeFeedTest, PatientTokenSeesOnlyItsPatient) {
        at = audit.body.find("(grpc watch)", at + 1)) {
     ++watches;
   }
-  EXPECT_EQ(watches, 4u) << audit.body;
+  EXPECT_EQ(watches, 5u) << audit.body;
 }
 
 // 1,000 watchers on one server: each gets the one change written, and the
@@ -472,6 +488,58 @@ TEST_F(ChangeFeedTest, ThousandIdleWatchersAreCheapAndAllNotified) {
   EXPECT_LT(threads_after - threads_before, 50) << threads_before << " -> " << threads_after;
   for (auto& watcher : watchers) watcher->Cancel();
   for (auto& watcher : watchers) watcher->AwaitDone();
+}
+
+// include_summary: the patient's summary first, then the changes after it.
+TEST_F(ChangeFeedTest, SummaryFirstThenChanges) {
+  Start();
+  const std::string before = NewGoal("p1");
+  NewGoal("p2");
+  v1::WatchChangesRequest request;
+  request.set_parent("patients/p1");
+  request.set_include_summary(true);
+  request.set_include_resource(true);
+  Stream stream(server_->target(), request);
+  auto first = stream.Read();
+  ASSERT_TRUE(first.has_value() && first->has_summary()) << stream.Finish();
+  EXPECT_EQ(first->summary().after_sequence(), 2u);
+  ASSERT_EQ(first->summary().summary().goals_size(), 1);
+  EXPECT_EQ(first->summary().summary().goals(0).name(), before);
+  const std::string after = NewGoal("p1");
+  auto change = stream.NextChange();
+  ASSERT_TRUE(change.has_value()) << stream.Finish();
+  EXPECT_EQ(change->sequence(), 3u);
+  EXPECT_EQ(change->goal().name(), after);
+}
+
+// Retention trims the log while a watcher follows it live: the watcher
+// keeps getting every change; a watch from before the oldest entry left is
+// refused OUT_OF_RANGE.
+TEST_F(ChangeFeedTest, LiveWatcherKeepsWorkingWhileRetentionTrims) {
+  Start({"--change_log_retention_changes=50", "--change_log_trim_interval=50ms"});
+  Stream live(server_->target(), After(0));
+  constexpr uint64_t kWrites = 200;
+  std::thread writer([this] {
+    for (uint64_t i = 0; i < kWrites; ++i) NewGoal(absl::StrCat("p", i % 7));
+  });
+  for (uint64_t expected = 1; expected <= kWrites; ++expected) {
+    auto change = live.NextChange();
+    ASSERT_TRUE(change.has_value()) << live.Finish();
+    ASSERT_EQ(change->sequence(), expected);
+  }
+  writer.join();
+  absl::Status old = absl::OkStatus();
+  for (const absl::Time deadline = absl::Now() + absl::Seconds(30); absl::Now() < deadline;) {
+    Stream from_start(server_->target(), After(0), "", absl::Seconds(2));
+    from_start.Read();  // nothing comes: the stream ends or the deadline passes
+    old = from_start.Finish();
+    if (old.code() == Code::kOutOfRange) break;
+  }
+  EXPECT_THAT(old, StatusIs(Code::kOutOfRange));
+  uint64_t oldest = 0;
+  EXPECT_TRUE(absl::SimpleAtoi(ErrorInfoValue(old, "oldest_available_sequence"), &oldest));
+  EXPECT_GT(oldest, 1u);
+  EXPECT_LE(oldest, kWrites - 49);
 }
 
 }  // namespace
