@@ -190,7 +190,7 @@ TEST(WatchTest, ResumesAcrossKillNineWithNoGapAndNoRepeat) {
     bool wrote = false;
     {
       absl::MutexLock lock(&mu);
-      auto enough = [&, want = static_cast<size_t>(20 * (cycle + 1))] { return acknowledged.size() >= want; };
+      auto enough = [&, want = 20 * static_cast<size_t>(cycle + 1)] { return acknowledged.size() >= want; };
       wrote = mu.AwaitWithTimeout(absl::Condition(&enough), kHung);
     }
     (*server)->Kill();
