@@ -156,7 +156,7 @@ absl::StatusOr<WatchSpec> ParseWatchRequest(const v1::WatchChangesRequest& reque
 
 // ---------------------------------------------------------------- ChangeWatch
 
-ChangeWatch::ChangeWatch(ChangeFeed* feed, uint64_t id, WatchSpec spec, uint64_t cursor,
+ChangeWatch::ChangeWatch(ChangeFeed* feed, uint64_t id, WatchSpec spec, uint64_t cursor, absl::Time first_due,
                          absl::AnyInvocable<void()> wake)
     : feed_(feed),
       id_(id),
@@ -164,6 +164,7 @@ ChangeWatch::ChangeWatch(ChangeFeed* feed, uint64_t id, WatchSpec spec, uint64_t
       cursor_(cursor),
       resume_after_(cursor),
       last_message_(absl::Now()),
+      scheduled_(first_due),
       wake_(std::move(wake)) {
   for (storage::Kind kind : spec_.kinds) {
     if (kind != storage::SUBSCRIPTION) kind_mask_ |= KindBit(kind);
@@ -229,6 +230,7 @@ WatchStep ChangeWatch::Next() {
 }
 
 WatchStep ChangeWatch::SendLocked(v1::WatchChangesResponse message, absl::Time now) {
+  ScheduleLocked(now + feed_->options_.stall_timeout);
   sending_ = true;
   waiting_ = false;
   send_started_ = now;
@@ -259,9 +261,16 @@ void ChangeWatch::Close() {
   feed_->Forget(*this);
 }
 
+void ChangeWatch::ScheduleLocked(absl::Time due) {
+  if (due >= scheduled_) return;
+  scheduled_ = due;
+  feed_->Schedule(id_, due);
+}
+
 void ChangeWatch::EndLocked(absl::Status status) {
   ended_ = std::move(status);
   ended_at_ = absl::Now();
+  ScheduleLocked(ended_at_ + feed_->options_.stall_timeout);  // the abort, if the end is not taken
   buffer_.clear();
   summary_.reset();
 }
@@ -345,8 +354,14 @@ absl::StatusOr<v1::ChangeEvent> ChangeWatch::ToEvent(const storage::Reader& read
   return event;
 }
 
-absl::Time ChangeWatch::OnTimer(absl::Time now, TimerWake* wake) {
+absl::Time ChangeWatch::OnTimer(absl::Time now, absl::Time entry_due, TimerWake* wake) {
   absl::MutexLock lock(&mu_);
+  if (entry_due != scheduled_) return absl::InfiniteFuture();  // superseded by an earlier entry
+  scheduled_ = NextTimerLocked(now, wake);
+  return scheduled_;
+}
+
+absl::Time ChangeWatch::NextTimerLocked(absl::Time now, TimerWake* wake) {
   const absl::Duration stall = feed_->options_.stall_timeout;
   if (ended_.has_value()) {
     // Hand out the end; then, if the last message never left, the abort.
@@ -395,18 +410,12 @@ ChangeFeed::ChangeFeed(storage::Store* store, PatientRecords* records, ChangeFee
 ChangeFeed::~ChangeFeed() { Shutdown(); }
 
 absl::StatusOr<std::shared_ptr<ChangeWatch>> ChangeFeed::Watch(WatchSpec spec, absl::AnyInvocable<void()> wake) {
-  {
-    absl::MutexLock lock(&mu_);
-    if (shutting_down_) return ShuttingDown();
-    if (options_.max_watchers > 0 && watches_.size() >= options_.max_watchers) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("the server has ", options_.max_watchers, " watchers; retry later"));
-    }
-  }
+  if (absl::Status s = CanAdd(); !s.ok()) return s;
   const uint64_t head = store_->LastSequence();
   if (spec.start_after.has_value() && *spec.start_after > head) {
     return InvalidField("start_after", absl::StrCat("is beyond the last committed change (", head, ")"));
   }
+  RaiseHead(head);  // read fresh: this watcher need not wait for the feed thread
   const uint64_t start = spec.start_after.value_or(head);
   if (const uint64_t oldest = store_->OldestChangeSequence(); start + 1 < oldest) {
     trimmed_ended_total_.fetch_add(1);
@@ -426,17 +435,32 @@ absl::StatusOr<std::shared_ptr<ChangeWatch>> ChangeFeed::Watch(WatchSpec spec, a
   std::shared_ptr<ChangeWatch> watch;
   {
     absl::MutexLock lock(&mu_);
-    if (shutting_down_) return ShuttingDown();
+    if (absl::Status s = CanAddLocked(); !s.ok()) return s;
     const uint64_t id = next_id_++;
-    watch.reset(new ChangeWatch(this, id, std::move(spec), start, std::move(wake)));
+    const absl::Time first_due = absl::Now() + spec.heartbeat_interval;
+    watch.reset(new ChangeWatch(this, id, std::move(spec), start, first_due, std::move(wake)));
     watch->summary_ = std::move(summary);
     watches_[id] = watch;
     by_patient_[watch->spec_.patient_id].push_back(id);
-    timers_.push({absl::Now() + watch->spec_.heartbeat_interval, id});
+    timers_.push({first_due, id});
   }
   watches_total_.fetch_add(1, std::memory_order_relaxed);
   Poke();  // a new timer
   return watch;
+}
+
+absl::Status ChangeFeed::CanAdd() {
+  absl::MutexLock lock(&mu_);
+  return CanAddLocked();
+}
+
+absl::Status ChangeFeed::CanAddLocked() {
+  if (shutting_down_) return ShuttingDown();
+  if (options_.max_watchers > 0 && watches_.size() >= options_.max_watchers) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the server has ", options_.max_watchers, " watchers; retry later"));
+  }
+  return absl::OkStatus();
 }
 
 void ChangeFeed::Forget(const ChangeWatch& watch) {
@@ -453,6 +477,20 @@ void ChangeFeed::WakeSoon(uint64_t id) {
   {
     absl::MutexLock lock(&mu_);
     wake_soon_.push_back(id);
+  }
+  Poke();
+}
+
+void ChangeFeed::RaiseHead(uint64_t sequence) {
+  uint64_t current = head_.load(std::memory_order_acquire);
+  while (current < sequence && !head_.compare_exchange_weak(current, sequence, std::memory_order_acq_rel)) {
+  }
+}
+
+void ChangeFeed::Schedule(uint64_t id, absl::Time due) {
+  {
+    absl::MutexLock lock(&mu_);
+    timers_.push({due, id});
   }
   Poke();
 }
@@ -539,7 +577,7 @@ void ChangeFeed::Run() {
     }
     if (options_.poll_interval > absl::ZeroDuration()) head = std::max(head, store_->LastSequence());
     if (head > processed) {
-      head_.store(head, std::memory_order_release);
+      RaiseHead(head);
       for (const auto& watch : Concerned(processed, head)) watch->Wake(/*force=*/false);
       processed = head;
     }
@@ -598,18 +636,18 @@ std::vector<std::shared_ptr<ChangeWatch>> ChangeFeed::Concerned(uint64_t after, 
 }
 
 void ChangeFeed::RunTimers(absl::Time now) {
-  std::vector<std::shared_ptr<ChangeWatch>> due;
+  std::vector<std::pair<absl::Time, std::shared_ptr<ChangeWatch>>> due;
   {
     absl::MutexLock lock(&mu_);
     while (!timers_.empty() && timers_.top().due <= now) {
-      const uint64_t id = timers_.top().id;
+      const Timer timer = timers_.top();
       timers_.pop();
-      if (auto it = watches_.find(id); it != watches_.end()) due.push_back(it->second);
+      if (auto it = watches_.find(timer.id); it != watches_.end()) due.emplace_back(timer.due, it->second);
     }
   }
-  for (const auto& watch : due) {
+  for (const auto& [entry_due, watch] : due) {
     ChangeWatch::TimerWake wake = ChangeWatch::TimerWake::kNo;
-    const absl::Time next = watch->OnTimer(now, &wake);
+    const absl::Time next = watch->OnTimer(now, entry_due, &wake);
     if (wake != ChangeWatch::TimerWake::kNo) watch->Wake(/*force=*/wake == ChangeWatch::TimerWake::kAlways);
     if (next == absl::InfiniteFuture()) continue;
     absl::MutexLock lock(&mu_);

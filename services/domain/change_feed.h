@@ -150,7 +150,8 @@ class ChangeWatch {
 
  private:
   friend class ChangeFeed;
-  ChangeWatch(ChangeFeed* feed, uint64_t id, WatchSpec spec, uint64_t cursor, absl::AnyInvocable<void()> wake);
+  ChangeWatch(ChangeFeed* feed, uint64_t id, WatchSpec spec, uint64_t cursor, absl::Time first_due,
+              absl::AnyInvocable<void()> wake);
 
   // Reads the log after the cursor into the buffer (at most buffer_events
   // events, scan_batch entries). False (with ended_ set) on an error.
@@ -162,8 +163,13 @@ class ChangeWatch {
   WatchStep SendLocked(v1::WatchChangesResponse message, absl::Time now) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The feed thread: when this watcher next needs it (heartbeat, stall, or
   // abort), and whether to wake the consumer now.
+  // `entry_due` is the due time of the timer entry that fired: only the
+  // latest entry counts (an earlier deadline adds a new one).
   enum class TimerWake { kNo, kIfWaiting, kAlways };
-  absl::Time OnTimer(absl::Time now, TimerWake* wake);
+  absl::Time OnTimer(absl::Time now, absl::Time entry_due, TimerWake* wake);
+  absl::Time NextTimerLocked(absl::Time now, TimerWake* wake) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Makes sure the feed thread looks at this watcher by `due`.
+  void ScheduleLocked(absl::Time due) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Wakes the consumer if it is waiting (or `force`). Never under mu_.
   void Wake(bool force);
 
@@ -183,6 +189,7 @@ class ChangeWatch {
   absl::Time last_message_ ABSL_GUARDED_BY(mu_);  // when the last message was handed out
   std::optional<absl::Status> ended_ ABSL_GUARDED_BY(mu_);
   absl::Time ended_at_ ABSL_GUARDED_BY(mu_);
+  absl::Time scheduled_ ABSL_GUARDED_BY(mu_);  // due time of the current timer entry
   bool end_handed_ ABSL_GUARDED_BY(mu_) = false;
   bool abort_handed_ ABSL_GUARDED_BY(mu_) = false;
 
@@ -242,6 +249,9 @@ class ChangeFeed {
   };
 
   void Run();
+  // OK if a watch may start: not shutting down, under max_watchers.
+  absl::Status CanAdd();
+  absl::Status CanAddLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The idle watchers the changes (after, head] may concern.
   std::vector<std::shared_ptr<ChangeWatch>> Concerned(uint64_t after, uint64_t head);
   std::vector<std::shared_ptr<ChangeWatch>> AllWatchers() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -249,7 +259,11 @@ class ChangeFeed {
   void Forget(const ChangeWatch& watch);
   // Asks the feed thread to wake `id` soon (a watcher far behind, between steps).
   void WakeSoon(uint64_t id);
+  // Adds a timer entry for `id`.
+  void Schedule(uint64_t id, absl::Time due);
   uint64_t head() const { return head_.load(std::memory_order_acquire); }
+  // Moves head() up to `sequence` (never down).
+  void RaiseHead(uint64_t sequence);
   // Wakes the feed thread (see Signal).
   void Poke();
 

@@ -112,18 +112,19 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   }
 
   void OnWriteDone(bool ok) override {
-    watch_->Sent(ok);
+    Watch()->Sent(ok);
     Pump();
   }
 
   void OnCancel() override {
-    if (watch_ == nullptr) return;
-    watch_->Cancel();
+    std::shared_ptr<ChangeWatch> watch = Watch();
+    if (watch == nullptr) return;
+    watch->Cancel();
     Pump();
   }
 
   void OnDone() override {
-    if (watch_ != nullptr) watch_->Close();
+    if (std::shared_ptr<ChangeWatch> watch = Watch(); watch != nullptr) watch->Close();
     delete this;
   }
 
@@ -152,6 +153,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     audit->set_patient_id(spec->patient_id);
     absl::StatusOr<std::shared_ptr<ChangeWatch>> watch = feed->Watch(*std::move(spec), [this] { Pump(); });
     if (!watch.ok()) return watch.status();
+    absl::MutexLock lock(&pump_mu_);
     watch_ = *std::move(watch);
     return absl::OkStatus();
   }
@@ -163,8 +165,13 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
   // lock is held while gRPC is called (a write may complete inline, calling
   // Pump again).
   void Pump() {
+    std::shared_ptr<ChangeWatch> watch;
     {
       absl::MutexLock lock(&pump_mu_);
+      // The feed may wake (e.g. end, at shutdown) a watch whose start has not
+      // finished yet: the start's own Pump comes next.
+      if (watch_ == nullptr) return;
+      watch = watch_;
       if (pumping_) {
         pump_again_ = true;
         return;
@@ -172,7 +179,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       pumping_ = true;
     }
     for (;;) {
-      Step(watch_->Next());
+      Step(watch->Next());
       absl::MutexLock lock(&pump_mu_);
       if (!pump_again_) {
         pumping_ = false;
@@ -205,10 +212,15 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
     }
   }
 
+  std::shared_ptr<ChangeWatch> Watch() {
+    absl::MutexLock lock(&pump_mu_);
+    return watch_;
+  }
+
   grpc::CallbackServerContext* const ctx_;
-  std::shared_ptr<ChangeWatch> watch_;  // null when the start was refused
-  grpc::ByteBuffer out_;                // the message being written
+  grpc::ByteBuffer out_;  // the message being written
   absl::Mutex pump_mu_;
+  std::shared_ptr<ChangeWatch> watch_ ABSL_GUARDED_BY(pump_mu_);  // null when the start was refused
   bool pumping_ ABSL_GUARDED_BY(pump_mu_) = false;
   bool pump_again_ ABSL_GUARDED_BY(pump_mu_) = false;
 };

@@ -116,6 +116,11 @@ ABSL_FLAG(std::string, metrics_port_file, "", "If set, write the bound metrics p
 ABSL_FLAG(std::string, backup_dir, "",
           "Directory for online backups (wmty.admin.v1.AdminService, wmtyctl admin); outside --data_dir, ideally "
           "on another disk. Empty: backups disabled");
+ABSL_FLAG(int64_t, change_log_retention_changes, 10'000'000,
+          "Newest change-log entries kept (WatchChanges resume, subscription matching); 0: no count limit");
+ABSL_FLAG(int, change_log_retention_days, 30,
+          "Change-log entries older than this many days are trimmed; 0: no age limit");
+ABSL_FLAG(absl::Duration, change_log_trim_interval, absl::Minutes(1), "How often retention trims (tests shorten it)");
 ABSL_FLAG(int, backup_keep, 7, "How many of the newest backups to keep; older ones are deleted after each backup");
 ABSL_FLAG(absl::Duration, backup_interval, absl::ZeroDuration(),
           "Take a backup this often (e.g. 6h) while serving; 0: only when asked (needs --backup_dir)");
@@ -303,6 +308,16 @@ absl::Status ReadOperationsFlags(wmty::server::ServerOptions* options) {
   if (options->backup_dir.empty() && options->backup_interval > absl::ZeroDuration()) {
     return absl::InvalidArgumentError("--backup_interval needs --backup_dir");
   }
+  const int64_t retention_changes = absl::GetFlag(FLAGS_change_log_retention_changes);
+  const int retention_days = absl::GetFlag(FLAGS_change_log_retention_days);
+  options->change_log_trim_interval = absl::GetFlag(FLAGS_change_log_trim_interval);
+  if (retention_changes < 0 || retention_days < 0 || options->change_log_trim_interval <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(
+        "--change_log_retention_changes and --change_log_retention_days must not be negative, and "
+        "--change_log_trim_interval must be positive");
+  }
+  options->change_log_retention_changes = static_cast<uint64_t>(retention_changes);
+  options->change_log_retention_age = absl::Hours(24) * retention_days;
   return absl::OkStatus();
 }
 

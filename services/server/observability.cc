@@ -142,6 +142,39 @@ void CollectProcessMetrics(metrics::Writer& writer) {
   }
 }
 
+void CollectChangeLogMetrics(metrics::Writer& writer, const storage::StoreStats& store,
+                             const domain::ChangeLogRetention* retention) {
+  writer.Gauge("wmty_change_log_oldest_sequence",
+               "First sequence the change log holds: older WatchChanges resumes get OUT_OF_RANGE.",
+               static_cast<double>(store.oldest_change_sequence));
+  writer.Gauge("wmty_change_log_head_sequence", "Sequence of the last committed change.",
+               static_cast<double>(store.last_change_sequence));
+  const uint64_t entries = store.last_change_sequence >= store.oldest_change_sequence
+                               ? store.last_change_sequence - store.oldest_change_sequence + 1
+                               : 0;
+  writer.Gauge("wmty_change_log_entries", "Change-log entries held (--change_log_retention_changes bounds it).",
+               static_cast<double>(entries));
+  if (retention == nullptr) return;
+  const domain::ChangeLogRetentionStats stats = retention->stats();
+  writer.CounterValue("wmty_change_log_trims_total", "Retention passes that trimmed change-log entries, since start.",
+                      static_cast<double>(stats.trims));
+  writer.CounterValue("wmty_change_log_trim_failures_total", "Retention passes that failed, since start.",
+                      static_cast<double>(stats.failures));
+  if (stats.last_trim.has_value()) {
+    writer.Gauge("wmty_change_log_last_trim_timestamp_seconds", "Unix time of the last trim that removed entries.",
+                 absl::ToDoubleSeconds(*stats.last_trim - absl::UnixEpoch()));
+  }
+  if (stats.oldest_entry_time.has_value()) {
+    writer.Gauge("wmty_change_log_oldest_entry_timestamp_seconds",
+                 "Unix time of the oldest change-log entry held (as of the last retention pass).",
+                 absl::ToDoubleSeconds(*stats.oldest_entry_time - absl::UnixEpoch()));
+  }
+  writer.Gauge("wmty_change_log_held_by_floor_entries",
+               "Entries retention would trim but keeps for a durable consumer that has not read them "
+               "(the subscription matcher); growing: that consumer is stuck.",
+               static_cast<double>(stats.held_by_floor));
+}
+
 std::string CorrelationId(absl::string_view traceparent) {
   // version "-" trace-id "-" parent-id "-" flags; an all-zero trace id is invalid.
   if (traceparent.size() >= 55 && traceparent[2] == '-' && traceparent[35] == '-' && traceparent[52] == '-') {

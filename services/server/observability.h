@@ -35,7 +35,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/string_view.h"
 #include "common/metrics.h"
+#include "domain/change_log_retention.h"
 #include "http/http_server.h"
+#include "storage/store.h"
 
 namespace wmty::server {
 
@@ -57,6 +59,11 @@ HttpInteraction ClassifyHttp(absl::string_view method, absl::string_view target)
 // process_start_time_seconds. Read from /proc/self and getrlimit at each
 // call; a value that cannot be read is left out (never reported as 0).
 void CollectProcessMetrics(metrics::Writer& writer);
+
+// The change log's extent (from the store) and retention's work
+// (docs/operations.md, "Change-log retention"); `retention` may be null.
+void CollectChangeLogMetrics(metrics::Writer& writer, const storage::StoreStats& store,
+                             const domain::ChangeLogRetention* retention);
 
 // The trace id (32 lower-case hex digits) of a valid W3C traceparent value,
 // else a new random 32-hex-digit id.

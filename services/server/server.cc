@@ -116,6 +116,7 @@ absl::StatusOr<std::unique_ptr<WmtyServer>> WmtyServer::Start(const ServerOption
   if (auto s = server->StartHttp(options, std::move(*bedside_site)); !s.ok()) return s;
   if (auto s = server->StartObservability(options); !s.ok()) return s;
   std::move(stop_on_error).Cancel();
+  server->retention_->Start();  // after every consumer registered its floor
   server->SetHealth("", true);
   server->SetHealth(kLivenessService, true);
   log::Info("serving", {{"grpc_port", std::to_string(server->grpc_port_)},
@@ -137,6 +138,10 @@ absl::Status WmtyServer::OpenStore(const ServerOptions& options) {
   if (!store.ok()) return store.status();
   store_ = std::move(*store);
   data_dir_ = options.data_dir;
+  retention_ = std::make_unique<domain::ChangeLogRetention>(
+      store_.get(), domain::ChangeLogRetentionOptions{.max_changes = options.change_log_retention_changes,
+                                                      .max_age = options.change_log_retention_age,
+                                                      .interval = options.change_log_trim_interval});
   domain::PatientRecordsOptions core_options;
   core_options.summary_cache_bytes = options.summary_cache_bytes;
   auto core = domain::PatientRecords::Create(store_.get(), std::move(core_options));
@@ -313,6 +318,7 @@ void WmtyServer::Shutdown(absl::Duration grace) {
   if (metrics_http_ != nullptr) metrics_http_->Shutdown(absl::ZeroDuration());
   // Stops a scheduled backup in progress; the store must outlive it.
   if (backups_ != nullptr) backups_->Close();
+  retention_->Stop();
   // Runs every pending write's callback (some answer dropped HTTP requests,
   // through fhir_, which is still alive).
   store_->Close();
@@ -359,6 +365,7 @@ void WmtyServer::CollectStoreMetrics(metrics::Writer& writer) {
   writer.Gauge("wmty_rocksdb_writes_delayed", "1 while RocksDB is slowing writes down.", stats.writes_delayed ? 1 : 0);
   writer.Gauge("wmty_rocksdb_l0_files", "Level-0 files of the column family with the most (writes slow at 20).",
                static_cast<double>(stats.l0_files));
+  CollectChangeLogMetrics(writer, stats, retention_.get());
   writer.HistogramValue("wmty_wal_sync_duration_seconds",
                         "Time of each group commit's synced write (WAL append and fsync).",
                         store_->synced_write_seconds());

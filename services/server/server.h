@@ -25,6 +25,7 @@
 #include "auth/token_verifier.h"
 #include "common/metrics.h"
 #include "domain/change_feed.h"
+#include "domain/change_log_retention.h"
 #include "domain/patient_records.h"
 #include "fhir/smart_configuration.h"
 #include "http/http_server.h"
@@ -123,6 +124,11 @@ struct ServerOptions {
   int backup_keep = 7;
   // A backup this often, on the backup thread; zero: only on request.
   absl::Duration backup_interval = absl::ZeroDuration();
+  // Change-log retention (domain::ChangeLogRetentionOptions); 0 / zero
+  // disables a limit.
+  uint64_t change_log_retention_changes = 10'000'000;
+  absl::Duration change_log_retention_age = absl::Hours(24 * 30);
+  absl::Duration change_log_trim_interval = absl::Minutes(1);
 };
 
 // grpc.health.v1 service names. "" (the server as a whole) is SERVING once
@@ -177,6 +183,9 @@ class WmtyServer {
   // Closed before the store (declared after it); null without --backup_dir.
   std::unique_ptr<storage::Backups> backups_;
   std::unique_ptr<domain::PatientRecords> core_;
+  // Made with the store; durable consumers add their floors before Start()
+  // ends, which starts it; stopped before the store closes.
+  std::unique_ptr<domain::ChangeLogRetention> retention_;
   // The change feed's thread and watchers; shut down (watches ended
   // UNAVAILABLE) at the start of the drain, destroyed before the store.
   std::unique_ptr<domain::ChangeFeed> feed_;
