@@ -518,7 +518,7 @@ TEST_F(EhrPluginTest, BadArgumentsGetAClearError) {
 // TLS with a client certificate (mutual TLS), certificates made by openssl.
 TEST(EhrPluginTlsTest, ChartOpenOverMutualTls) {
   TempDir dir;
-  const std::string d = dir.path();
+  const std::string& d = dir.path();
   auto openssl = [](std::vector<std::string> args) {
     args.insert(args.begin(), "/usr/bin/openssl");
     std::string out;
