@@ -4,6 +4,7 @@
 // What the example wrote is read back through the client library, so the
 // assertions are on stored fields as well as on the printed card.
 #include <netinet/in.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -383,6 +384,61 @@ TEST_F(EhrPluginTest, FollowResumesAcrossAServerRestart) {
   EXPECT_THAT(follow.err(), HasSubstr("follow: reconnected, no change missed"));
 }
 
+// Changes missed beyond what the server's change log still holds: follow is
+// stopped (SIGSTOP) while its server is killed, restarted with a retention of
+// one change and written to; when it runs again its resumed watch is
+// OUT_OF_RANGE, and it starts again from a fresh summary that shows the
+// change it missed.
+TEST_F(EhrPluginTest, FollowStartsAgainFromAFreshSummaryWhenChangesWereMissed) {
+  TempDir dir;
+  const std::vector<std::string> flags = {"--auth_hs256_secret_file=" + *secret_file_, "--auth_issuer=wmty-dev",
+                                          "--auth_audience=wmty"};
+  auto first = ServerProcess::Start(dir.path() + "/data", flags);
+  ASSERT_TRUE(first.ok()) << first.status();
+  const std::string target = (*first)->target();
+  ChildProcess follow(Argv({"follow", "--patient=trim-1", "--deadline=30s", "--max_updates=1", "--exit_after=120s",
+                            "--target=" + target}),
+                      Env(*token_));
+  ASSERT_TRUE(follow.ReadStdoutUntil("\n+--\n")) << follow.out() << follow.err();  // watching after sequence 0
+  follow.Signal(SIGSTOP);
+  (*first)->Kill();
+  std::vector<std::string> trimming = flags;
+  for (const char* f : {"--change_log_retention_changes=1", "--change_log_trim_interval=50ms"}) trimming.push_back(f);
+  trimming.push_back("--grpc_listen=" + target);
+  auto second = ServerProcess::Start(dir.path() + "/data", trimming);
+  ASSERT_TRUE(second.ok()) << second.status();
+  client::ClientOptions options;
+  options.target = target;
+  options.timeout = absl::Seconds(10);
+  options.bearer_token = *token_;
+  auto writer = client::Client::Connect(options);
+  v1::CreateGoalRequest goal;
+  goal.set_parent("patients/trim-1");
+  *goal.mutable_goal() = ValidGoal("Bake bread with my grandson");
+  ASSERT_TRUE(writer->CreateGoal(goal).ok());
+  for (int i = 0; i < 2; ++i) {
+    goal.set_parent("patients/trim-other");
+    goal.clear_request_id();
+    ASSERT_TRUE(writer->CreateGoal(goal).ok());
+  }
+  // Until retention has trimmed what follow would resume from.
+  for (const absl::Time give_up = absl::Now() + absl::Seconds(60);;) {
+    client::WatchOptions probe;
+    probe.start_after = 0;
+    probe.max_retries = 1;
+    absl::StatusOr<v1::WatchChangesResponse> m = writer->WatchChanges(probe)->Next(absl::Seconds(10));
+    if (m.status().code() == absl::StatusCode::kOutOfRange) break;
+    ASSERT_LT(absl::Now(), give_up) << "the log was not trimmed: " << m.status();
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  follow.Signal(SIGCONT);
+
+  EXPECT_EQ(follow.Wait(), 0) << follow.out() << follow.err();
+  EXPECT_THAT(follow.err(), HasSubstr("follow: changes were missed (the server's change log moved on)"));
+  EXPECT_THAT(follow.out(), HasSubstr("* updated: 1 added, 0 changed, 0 removed"));
+  EXPECT_THAT(follow.out(), HasSubstr("\"Bake bread with my grandson\""));
+}
+
 TEST_F(EhrPluginTest, TokenFromFileOrEnvironmentAndRefusals) {
   // From a file (here with no WMTY_TOKEN in the environment).
   const std::string token_file = dir_->path() + "/token";
@@ -462,7 +518,7 @@ TEST_F(EhrPluginTest, BadArgumentsGetAClearError) {
 // TLS with a client certificate (mutual TLS), certificates made by openssl.
 TEST(EhrPluginTlsTest, ChartOpenOverMutualTls) {
   TempDir dir;
-  const std::string d = dir.path();
+  const std::string& d = dir.path();
   auto openssl = [](std::vector<std::string> args) {
     args.insert(args.begin(), "/usr/bin/openssl");
     std::string out;

@@ -190,7 +190,7 @@ TEST(WatchTest, ResumesAcrossKillNineWithNoGapAndNoRepeat) {
     bool wrote = false;
     {
       absl::MutexLock lock(&mu);
-      auto enough = [&, want = static_cast<size_t>(20 * (cycle + 1))] { return acknowledged.size() >= want; };
+      auto enough = [&, want = 20 * static_cast<size_t>(cycle + 1)] { return acknowledged.size() >= want; };
       wrote = mu.AwaitWithTimeout(absl::Condition(&enough), kHung);
     }
     (*server)->Kill();
@@ -219,6 +219,55 @@ TEST(WatchTest, ResumesAcrossKillNineWithNoGapAndNoRepeat) {
   EXPECT_GE(collector.watch().reconnects(), kCycles);
   ASSERT_FALSE(reconnect_reasons.empty());
   EXPECT_THAT(reconnect_reasons[0], HasSubstr("UNAVAILABLE"));
+}
+
+// A consumer that stops reading: once flow control has held the server's
+// sends back for its stall timeout, the server ends the stream (first
+// RESOURCE_EXHAUSTED with the sequence to resume after; CANCELLED if even
+// that is not taken). The watcher resumes and the consumer still gets every
+// change once, in order. The resources make the stream big enough to fill
+// the transport's buffers.
+TEST(WatchTest, AConsumerThatStopsReadingIsResumedWithoutAGap) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.path() + "/data", {"--watch_stall_timeout=1s"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  std::vector<std::string> reasons;
+  client::WatchOptions o = Options();
+  o.start_after = 0;
+  o.include_resource = true;
+  o.on_retry = [&](const absl::Status& why, absl::Duration) { reasons.push_back(why.ToString()); };
+  auto watch = (*server)->NewClient()->WatchChanges(o);
+  auto writer = (*server)->NewClient();
+  const std::string long_text(8 * 1024, 'x');
+  std::vector<std::string> written, names;
+  std::vector<uint64_t> sequences;
+  for (int i = 0; i < 1000; ++i) {
+    v1::CreateWhatMattersRequest req = NewWhatMatters("slow-1", i);
+    req.mutable_what_matters()->set_statement(absl::StrCat(i, " ", long_text));
+    auto r = writer->CreateWhatMatters(req);
+    ASSERT_TRUE(r.ok()) << r.status();
+    written.push_back(r->name());
+    if (i == 0) {  // the stream is open and delivering; from now on nothing is read
+      std::optional<v1::ChangeEvent> first = NextChange(*watch);
+      ASSERT_TRUE(first.has_value());
+      sequences.push_back(first->sequence());
+      names.push_back(first->name());
+    }
+  }
+  // Not reading for well over the stall timeout.
+  absl::SleepFor(absl::Seconds(3));
+  while (names.size() < written.size()) {
+    std::optional<v1::ChangeEvent> c = NextChange(*watch);
+    ASSERT_TRUE(c.has_value());
+    sequences.push_back(c->sequence());
+    names.push_back(c->name());
+  }
+  EXPECT_EQ(names, written);
+  for (size_t i = 0; i < sequences.size(); ++i) ASSERT_EQ(sequences[i], i + 1) << "at " << i;
+  EXPECT_GE(watch->reconnects(), 1);
+  ASSERT_FALSE(reasons.empty());
+  EXPECT_THAT(reasons[0], ::testing::AnyOf(HasSubstr("RESOURCE_EXHAUSTED"), HasSubstr("CANCELLED")));
+  EXPECT_EQ(watch->duplicates_dropped(), 0);
 }
 
 // A watch with include_summary: the summary first, then the changes after

@@ -393,6 +393,37 @@ TEST_F(WmtyctlTest, WatchFailuresAndUsageErrors) {
   EXPECT_THAT(RunCtl({"help"}).output, HasSubstr("  watch "));
 }
 
+// A --start_after older than the server's change log: exit 1 with
+// OUT_OF_RANGE and where the log starts now (a server with a retention of
+// one change).
+TEST(WmtyctlWatchTest, AStartAfterTheLogNoLongerHoldsIsOutOfRange) {
+  TempDir dir;
+  auto server = ServerProcess::Start(dir.path() + "/data",
+                                     {"--change_log_retention_changes=1", "--change_log_trim_interval=50ms"});
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto writer = (*server)->NewClient();
+  for (int i = 0; i < 3; ++i) {
+    v1::CreateGoalRequest req;
+    req.set_parent("patients/trim-ctl");
+    *req.mutable_goal() = ValidGoal();
+    ASSERT_TRUE(writer->CreateGoal(req).ok());
+  }
+  CtlResult r;
+  for (const absl::Time give_up = absl::Now() + absl::Seconds(60);;) {  // until retention has trimmed
+    r = RunCtl({"--target=" + (*server)->target(), "watch", "--start_after=0", "--max_events=3"});
+    if (r.exit_code != 0) break;
+    ASSERT_LT(absl::Now(), give_up) << "the log was not trimmed: " << r.output;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  EXPECT_EQ(r.exit_code, 1) << r.output;
+  EXPECT_THAT(r.output, HasSubstr("wmtyctl watch: OUT_OF_RANGE: "));
+  // Retention keeps one change, so the log starts at 2 or 3 (a trim may have
+  // run between the writes).
+  EXPECT_THAT(r.output, ::testing::ContainsRegex("the server's change log starts at sequence [23]: earlier changes "
+                                                 "are gone"));
+  EXPECT_THAT(r.output, ::testing::ContainsRegex("or with --start_after=[12] for what is left"));
+}
+
 TEST(WmtyctlUsageTest, HelpHidesOutputOnlyFields) {
   CtlResult create = RunCtl({"create-goal", "--help"});
   ASSERT_EQ(create.exit_code, 0) << create.output;

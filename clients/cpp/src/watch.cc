@@ -194,7 +194,7 @@ void Watcher::OpenStream() {
   opened_before_ = true;
   step_ = Step::kStarting;
   silenced_ = false;
-  silent_after_ = absl::Now() + SilenceTimeout();
+  waited_ = absl::ZeroDuration();
   stream_->reader->StartCall(kTag);
   op_pending_ = true;
 }
@@ -203,16 +203,23 @@ Watcher::Progress Watcher::Advance(absl::Time deadline) {
   if (!op_pending_) {  // reading: the caller wants the next message
     stream_->reader->Read(&stream_->message, kTag);
     op_pending_ = true;
+    // Silence counts only the time the caller spends waiting in Next: one
+    // that took its time between messages must not find its stream dead.
+    waited_ = absl::ZeroDuration();
   }
   void* tag = nullptr;
   bool ok = false;
-  switch (cq_.AsyncNext(&tag, &ok, absl::ToChronoTime(std::min(deadline, silent_after_)))) {
+  const absl::Time start = absl::Now();
+  const absl::Time silent_at = silenced_ ? absl::InfiniteFuture() : start + (SilenceTimeout() - waited_);
+  const grpc::CompletionQueue::NextStatus next =
+      cq_.AsyncNext(&tag, &ok, absl::ToChronoTime(std::min(deadline, silent_at)));
+  waited_ += absl::Now() - start;
+  switch (next) {
     case grpc::CompletionQueue::TIMEOUT:
-      if (absl::Now() >= silent_after_) {
+      if (!silenced_ && waited_ >= SilenceTimeout()) {
         // Not even a heartbeat for too long: end this stream (it finishes
         // CANCELLED, taken as UNAVAILABLE in EndStream) and open another.
         silenced_ = true;
-        silent_after_ = absl::InfiniteFuture();
         stream_->context.TryCancel();
         return Progress::kAgain;
       }
@@ -243,7 +250,6 @@ bool Watcher::TakeMessage() {
   const v1::WatchChangesResponse& m = stream_->message;
   failures_ = 0;
   backoff_ = options_.initial_backoff;
-  silent_after_ = absl::Now() + SilenceTimeout();
   absl::MutexLock lock(&mu_);
   switch (m.event_case()) {
     case v1::WatchChangesResponse::kChange:

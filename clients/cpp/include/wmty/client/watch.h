@@ -25,7 +25,8 @@
 // slow: the server's resume_after_sequence is taken; or an overloaded server),
 // DEADLINE_EXCEEDED, ABORTED, UNKNOWN, CANCELLED by the server, a stream the
 // server ended without an error, and silence: no message, not even a
-// heartbeat, for silence_timeout (a hung server or a dead connection). A
+// heartbeat, for silence_timeout while Next waits (a hung server or a dead
+// connection). A
 // change at or below the position is never returned (should a server repeat
 // one, it is dropped and counted in duplicates_dropped()).
 //
@@ -86,8 +87,8 @@ struct WatchOptions {
   bool include_summary = false;
   // Asked of the server (1 s to 5 min). Zero: the server's default, 10 s.
   absl::Duration heartbeat_interval = absl::ZeroDuration();
-  // No message for this long: the stream is taken for dead and replaced.
-  // Zero: three heartbeat intervals.
+  // No message for this long while Next waits for one: the stream is taken
+  // for dead and replaced. Zero: three heartbeat intervals.
   absl::Duration silence_timeout = absl::ZeroDuration();
   // Delay before the first reconnect; doubles per failed attempt up to
   // max_backoff. A random part (up to half) keeps many clients of a restarted
@@ -163,7 +164,7 @@ class Watcher {
   bool op_pending_ = false;     // a Start, Read or Finish is on cq_
   bool silenced_ = false;       // this stream was cancelled for silence
   bool opened_before_ = false;  // a stream was opened already (the next is a reconnect)
-  absl::Time silent_after_;     // this stream counts as dead after this
+  absl::Duration waited_;       // time spent in Next waiting for the pending message
   absl::Time retry_at_ = absl::InfinitePast();
   absl::Duration backoff_;
   int failures_ = 0;                 // attempts in a row without a message
