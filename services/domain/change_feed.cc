@@ -166,7 +166,10 @@ ChangeWatch::ChangeWatch(ChangeFeed* feed, uint64_t id, WatchSpec spec, uint64_t
       spec_(std::move(spec)),
       cursor_(cursor),
       resume_after_(cursor),
-      last_message_(absl::Now()),
+      // A watch from "now" tells its client at once where it starts (a
+      // heartbeat naming the head): a client cut off before any change can
+      // then resume from there, not from a later head (a gap).
+      last_message_(spec_.start_after.has_value() || spec_.include_summary ? absl::Now() : absl::InfinitePast()),
       scheduled_(first_due),
       wake_(std::move(wake)) {
   for (storage::Kind kind : spec_.kinds) {

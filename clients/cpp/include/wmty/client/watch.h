@@ -31,9 +31,10 @@
 // one, it is dropped and counted in duplicates_dropped()).
 //
 // Without a start_after the watcher starts at the head when its first stream
-// opens; its position is known from the first message. A stream that breaks
-// before any message is replaced by one starting at the new head: pass
-// start_after (or include_summary) when a change in that window matters.
+// opens; the server's first message (a heartbeat, sent at once) names it. A
+// stream that breaks before even that arrives is replaced by one starting at
+// the new head: pass start_after (or include_summary) when a change in that
+// window matters.
 //
 // Errors (Next returns them; after any but DEADLINE_EXCEEDED every later Next
 // returns the same):
