@@ -21,6 +21,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/time/time.h"
 
 namespace wmty::auth {
 
@@ -68,6 +69,9 @@ struct Principal {
   std::vector<Scope> scopes;
   // Holds kAdminScope.
   bool admin = false;
+  // When the token stops being accepted (its exp plus the allowed clock
+  // skew). Long-lived calls (watches) end then.
+  absl::Time expires = absl::InfiniteFuture();
 };
 
 enum class Decision {

@@ -365,6 +365,7 @@ absl::StatusOr<Principal> TokenVerifier::VerifyUncached(absl::string_view token,
   if (scope.empty()) scope = StringMember(claims, "scp");
   principal.scopes = ParseScopes(scope);
   principal.admin = HasScope(scope, kAdminScope);
+  principal.expires = *expires + options_.clock_skew;
   return principal;
 }
 

@@ -402,7 +402,12 @@ absl::Time ChangeWatch::NextTimerLocked(absl::Time now, TimerWake* wake) {
     *wake = TimerWake::kAlways;
     return now + stall;
   }
-  const absl::Time heartbeat_due = last_message_ + spec_.heartbeat_interval;
+  if (now >= spec_.expires) {
+    EndLocked(absl::UnauthenticatedError("the token expired: watch again with a fresh one, from the last sequence"));
+    *wake = TimerWake::kAlways;
+    return now + stall;
+  }
+  const absl::Time heartbeat_due = std::min(last_message_ + spec_.heartbeat_interval, spec_.expires);
   if (now < heartbeat_due) return heartbeat_due;
   // A consumer not waiting is about to call Next, which sends the heartbeat.
   *wake = TimerWake::kIfWaiting;
@@ -458,7 +463,7 @@ absl::StatusOr<std::shared_ptr<ChangeWatch>> ChangeFeed::Watch(WatchSpec spec, a
     absl::MutexLock lock(&mu_);
     if (absl::Status s = CanAddLocked(); !s.ok()) return s;
     const uint64_t id = next_id_++;
-    const absl::Time first_due = absl::Now() + spec.heartbeat_interval;
+    const absl::Time first_due = std::min(absl::Now() + spec.heartbeat_interval, spec.expires);
     watch.reset(new ChangeWatch(this, id, std::move(spec), start, first_due, std::move(wake)));
     watch->summary_ = std::move(summary);
     watches_[id] = watch;

@@ -97,6 +97,8 @@ struct WatchSpec {
   // The patient's summary first (needs patient_id and no start_after).
   bool include_summary = false;
   absl::Duration heartbeat_interval = absl::Seconds(10);
+  // The caller's token expires then: the watch ends UNAUTHENTICATED.
+  absl::Time expires = absl::InfiniteFuture();
 };
 
 inline constexpr absl::Duration kDefaultHeartbeatInterval = absl::Seconds(10);

@@ -56,6 +56,7 @@ absl::Status Refusal(auth::Decision decision, absl::string_view needs, const Wat
 
 // Narrows `spec` to what `principal` may watch (see the header), or refuses.
 absl::Status AuthorizeWatch(const auth::Principal& principal, WatchSpec* spec) {
+  spec->expires = principal.expires;
   const std::vector<storage::Kind> asked = spec->kinds.empty() ? domain::WatchableKinds() : spec->kinds;
   if (spec->patient_id.empty() && principal.patient.has_value() && !ReadsEveryPatient(principal, asked)) {
     spec->patient_id = *principal.patient;  // a patient/ token: its own patient

@@ -18,9 +18,9 @@
 // outcome. Watches are not counted against --max_inflight_rpcs (they are
 // long-lived); the feed has its own limit (ChangeFeedOptions::max_watchers).
 //
-// Token expiry: the stream is not ended when the bearer token expires (the
-// verifier does not tell the expiry); a client reconnecting presents a
-// fresh token. See docs/api.md.
+// Token expiry: the stream ends UNAUTHENTICATED when the bearer token
+// expires (auth::Principal::expires); the client reconnects with a fresh
+// token and start_after = the last sequence it saw. See docs/api.md.
 //
 // Thread safety: safe for gRPC's concurrent use. `feed` and `core` (for the
 // audit trail) must outlive the service's calls.
