@@ -326,6 +326,33 @@ TEST_F(ChangeFeedTest, HeartbeatCarriesTheCursorPastUnmatchedChanges) {
   EXPECT_EQ(consumer.watch().resume_after(), 2u);
 }
 
+TEST_F(ChangeFeedTest, AWatchFromNowStartsWithAHeartbeatNamingTheHead) {
+  NewGoal("p1");
+  NewGoal("p1");
+  Consumer consumer;
+  ASSERT_TRUE(Watch({}, &consumer).ok());
+  Consumer::Item first = consumer.Take();
+  ASSERT_TRUE(first.message.has_value() && first.message->has_heartbeat()) << first.end;
+  EXPECT_EQ(first.message->heartbeat().head_sequence(), 2u);
+  NewGoal("p1");
+  auto next = consumer.NextChange();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->sequence(), 3u);
+}
+
+TEST_F(ChangeFeedTest, TheWatchEndsUnauthenticatedWhenTheTokenExpires) {
+  Consumer consumer;
+  domain::WatchSpec spec;
+  spec.start_after = 0;
+  spec.expires = absl::Now() + absl::Milliseconds(300);
+  ASSERT_TRUE(Watch(spec, &consumer).ok());
+  NewGoal("p1");
+  ASSERT_TRUE(consumer.NextChange().has_value());
+  Consumer::Item end = consumer.Take();  // nothing more until the expiry ends it
+  EXPECT_FALSE(end.message.has_value());
+  EXPECT_THAT(end.end, StatusIs(Code::kUnauthenticated));
+}
+
 TEST_F(ChangeFeedTest, StuckConsumerEndsWithTheSequenceToResumeAfter) {
   domain::ChangeFeedOptions options;
   options.stall_timeout = absl::Milliseconds(200);
@@ -363,6 +390,8 @@ TEST_F(ChangeFeedTest, StuckConsumerEndsWithTheSequenceToResumeAfter) {
 TEST_F(ChangeFeedTest, ShutdownEndsWatchesUnavailableAndRefusesNewOnes) {
   Consumer consumer;
   ASSERT_TRUE(Watch({}, &consumer).ok());
+  Consumer::Item first = consumer.Take();  // from now: a heartbeat naming the head
+  ASSERT_TRUE(first.message.has_value() && first.message->has_heartbeat());
   EXPECT_EQ(consumer.watch().Next().action, domain::WatchStep::kWait);
   feed_->Shutdown();
   EXPECT_THAT(consumer.Take().end, StatusIs(Code::kUnavailable));
