@@ -429,6 +429,10 @@ class Store {
   // recover if the backoff allows). See WritesAvailable.
   bool ReadyToWrite(bool closing);
   absl::Status RecoverWrites();
+  // Free space on the database's file system for this process (nullopt:
+  // unknown). RecoverWrites waits for kMinFreeBytesToResume.
+  std::optional<uint64_t> FreeBytes() const;
+  static constexpr uint64_t kMinFreeBytesToResume = uint64_t{1} << 20;
   // Keeps a memtable non-empty so that RocksDB's Resume() has something to
   // flush, which is what makes it start a fresh write-ahead log.
   absl::Status AnchorWal();
