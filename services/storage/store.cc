@@ -1,6 +1,8 @@
 // Store (store.h) on RocksDB: the column families, the readers over
-// snapshots, the commit thread's group commit (Store::Batch), the completion
-// thread, recovery after a failed write, and the integrity check.
+// snapshots, the commit thread's group commit (Store::Batch, which also
+// writes state and change-log trims), the completion thread (commit
+// listeners, then callbacks), recovery after a failed write, and the
+// integrity check.
 #include "storage/store.h"
 
 #include <algorithm>

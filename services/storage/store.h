@@ -397,8 +397,9 @@ class Store {
   explicit Store(StoreOptions options);
   absl::Status OpenDb();
   void CommitLoop();
-  // Commit thread: waits for changes or audit records and takes them (at
-  // most max_batch_size changes); false once closing with nothing left.
+  // Commit thread: waits for changes, audit records or state work and takes
+  // them (at most max_batch_size changes); false once closing with nothing
+  // left.
   bool TakeWork(std::vector<Pending>& batch, std::vector<AuditRecord>& audits, std::vector<StateWork>& state);
   void AwaitWork() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AwaitChangeOrAuditsDue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
