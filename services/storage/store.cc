@@ -470,7 +470,6 @@ absl::Status Store::TrimChangeLog(uint64_t through_sequence) {
   const rocksdb::Slice end_slice(end);
   rocksdb::CompactRangeOptions compact;
   compact.exclusive_manual_compaction = false;  // commits' flushes and compactions go on
-  compact.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForceOptimized;
   auto s = db_->CompactRange(compact, changes_cf_, nullptr, &end_slice);
   if (!s.ok() && !s.IsIncomplete()) {  // Incomplete: the store is closing
     log::Warning("compaction of the trimmed change log failed", {{"error", s.ToString()}});
