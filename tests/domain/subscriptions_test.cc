@@ -352,5 +352,20 @@ TEST_F(SubscriptionsTest, SearchFiltersAndPages) {
   EXPECT_EQ(subs_->Search(off, CallContext{})->records.size(), 0u);
 }
 
+TEST_F(SubscriptionsTest, ForEachVisitsEveryOneDeletedIncluded) {
+  auto kept = Create(Valid(), nullptr);
+  auto deleted = Create(Valid(), nullptr);
+  ASSERT_TRUE(kept.ok() && deleted.ok());
+  ASSERT_TRUE(Delete(deleted->id(), nullptr).ok());
+  std::vector<std::pair<std::string, bool>> seen;
+  ASSERT_TRUE(subs_
+                  ->ForEach([&](const Record& r) {
+                    seen.emplace_back(r.id(), r.retracted());
+                    return true;
+                  })
+                  .ok());
+  EXPECT_THAT(seen, ::testing::UnorderedElementsAre(std::pair{kept->id(), false}, std::pair{deleted->id(), true}));
+}
+
 }  // namespace
 }  // namespace wmty::domain
