@@ -22,6 +22,8 @@ constexpr Row kRows[] = {
     {storage::GOAL_SCORE, "Observation"},
     {storage::PRIORITIES, "List"},
     {storage::PATIENT, "Patient"},
+    // Not a patient's record: never a chart type nor served by the stored-type rows.
+    {storage::SUBSCRIPTION, "Subscription"},
 };
 
 }  // namespace

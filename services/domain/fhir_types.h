@@ -7,6 +7,7 @@
 //   WHAT_MATTERS, PREFERENCE, GOAL_SCORE   Observation   the stored id
 //   PRIORITIES                             List          the patient id (one per patient)
 //   PATIENT                                Patient       the patient id (= the stored id)
+//   SUBSCRIPTION                           Subscription  the stored id (patient id ""; not a stored type below)
 //
 // Thread safety: pure functions and constants.
 #ifndef WMTY_DOMAIN_FHIR_TYPES_H_

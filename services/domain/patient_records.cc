@@ -991,7 +991,8 @@ absl::StatusOr<std::optional<storage::Record>> PatientRecords::FindByChange(uint
     return false;
   });
   if (!s.ok()) return s;
-  if (!change.has_value()) return std::optional<storage::Record>();
+  // A Subscription's change is no patient's record (no Provenance, no history entry).
+  if (!change.has_value() || change->kind() == storage::SUBSCRIPTION) return std::optional<storage::Record>();
   return reader->GetVersion(change->kind(), change->patient_id(), change->id(), change->version());
 }
 

@@ -285,7 +285,8 @@ class PatientRecords {
   // malformed patient id; DEADLINE_EXCEEDED; DATA_LOSS.
   absl::StatusOr<PatientChart> ReadChart(absl::string_view patient_id, const ChartOptions& options,
                                          const CallContext& ctx);
-  // The version written by change `sequence`, or nullopt.
+  // The version written by change `sequence`, or nullopt (also for a
+  // SUBSCRIPTION change: a subscription is no patient's record).
   absl::StatusOr<std::optional<storage::Record>> FindByChange(uint64_t sequence);
   // Change-log entries after `after_sequence`, in commit order.
   absl::Status ScanStoredChanges(uint64_t after_sequence, absl::FunctionRef<bool(const storage::Change&)> visit);

@@ -335,6 +335,10 @@ absl::StatusOr<std::optional<Record>> Subscriptions::Get(absl::string_view id) c
   return store_->NewReader()->GetCurrent(storage::SUBSCRIPTION, "", id);
 }
 
+absl::Status Subscriptions::ForEach(absl::FunctionRef<bool(const Record&)> visit) const {
+  return store_->NewReader()->ScanCurrent("", storage::SUBSCRIPTION, "", visit);
+}
+
 absl::StatusOr<Record> Subscriptions::Visible(absl::string_view id, const CallContext& ctx) const {
   const absl::Status not_found = absl::NotFoundError(NotFoundMessage("Subscription", id));
   if (!IsValidId(id)) return not_found;

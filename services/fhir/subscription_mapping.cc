@@ -123,31 +123,8 @@ void ParseCount(const Value* element, absl::string_view url, absl::string_view v
   }
 }
 
-void ParseChannel(const Value& channel, Subscription* s, FieldViolations* v) {
-  RefuseUnknown(channel, kChannelElements, "Subscription.channel", v);
-  const auto type = StringMember(channel, "type");
-  if (!type.has_value()) {
-    v->Add("Subscription.channel.type", "required: rest-hook");
-  } else if (*type != "rest-hook") {
-    v->Add("Subscription.channel.type",
-           absl::StrCat("unsupported channel type ", type->substr(0, 32), ": this server delivers rest-hook only"));
-  }
-  const auto endpoint = StringMember(channel, "endpoint");
-  if (!endpoint.has_value() || endpoint->empty()) {
-    v->Add("Subscription.channel.endpoint", "required: the https URL notifications are POSTed to");
-  } else {
-    s->set_endpoint(std::string(*endpoint));
-  }
-  if (const Value* headers = Member(channel, "header"); headers != nullptr) {
-    if (!headers->IsArray()) v->Add("Subscription.channel.header", "is a list of strings");
-    for (rapidjson::SizeType i = 0; headers->IsArray() && i < headers->Size(); ++i) {
-      if (!(*headers)[i].IsString()) {
-        v->Add(absl::StrCat("Subscription.channel.header[", i, "]"), "a header is a string \"Name: value\"");
-        continue;
-      }
-      s->add_headers(std::string(json::StringOf((*headers)[i])));
-    }
-  }
+// channel.payload (MIME type) and its backport-payload-content extension.
+void ParsePayload(const Value& channel, Subscription* s, FieldViolations* v) {
   const auto payload = StringMember(channel, "payload");
   const Value* payload_ext = Member(channel, "_payload");
   if (!payload.has_value()) {
@@ -176,6 +153,34 @@ void ParseChannel(const Value& channel, Subscription* s, FieldViolations* v) {
       s->set_payload(row->payload);
     }
   }
+}
+
+void ParseChannel(const Value& channel, Subscription* s, FieldViolations* v) {
+  RefuseUnknown(channel, kChannelElements, "Subscription.channel", v);
+  const auto type = StringMember(channel, "type");
+  if (!type.has_value()) {
+    v->Add("Subscription.channel.type", "required: rest-hook");
+  } else if (*type != "rest-hook") {
+    v->Add("Subscription.channel.type",
+           absl::StrCat("unsupported channel type ", type->substr(0, 32), ": this server delivers rest-hook only"));
+  }
+  const auto endpoint = StringMember(channel, "endpoint");
+  if (!endpoint.has_value() || endpoint->empty()) {
+    v->Add("Subscription.channel.endpoint", "required: the https URL notifications are POSTed to");
+  } else {
+    s->set_endpoint(std::string(*endpoint));
+  }
+  if (const Value* headers = Member(channel, "header"); headers != nullptr) {
+    if (!headers->IsArray()) v->Add("Subscription.channel.header", "is a list of strings");
+    for (rapidjson::SizeType i = 0; headers->IsArray() && i < headers->Size(); ++i) {
+      if (!(*headers)[i].IsString()) {
+        v->Add(absl::StrCat("Subscription.channel.header[", i, "]"), "a header is a string \"Name: value\"");
+        continue;
+      }
+      s->add_headers(std::string(json::StringOf((*headers)[i])));
+    }
+  }
+  ParsePayload(channel, s, v);
   int32_t n = 0;
   ParseCount(&channel, kBackportHeartbeatPeriod, "valueUnsignedInt", "Subscription.channel.extension", &n, v);
   s->set_heartbeat_period_seconds(n);

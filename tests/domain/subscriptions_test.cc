@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include "common/status.h"
+#include "domain/fhir_types.h"
 #include "domain/topics.h"
 #include "support/test_support.h"
 
@@ -350,6 +351,33 @@ TEST_F(SubscriptionsTest, SearchFiltersAndPages) {
   SubscriptionQuery off;
   off.status = Subscription::OFF;
   EXPECT_EQ(subs_->Search(off, CallContext{})->records.size(), 0u);
+}
+
+TEST_F(SubscriptionsTest, ASubscriptionIsNoPatientsRecord) {
+  auto r = Create(Valid(), nullptr);
+  ASSERT_TRUE(r.ok());
+  auto records = PatientRecords::Create(store_.get());
+  ASSERT_TRUE(records.ok()) << records.status();
+  auto found = (*records)->FindByChange(r->sequence());  // what Provenance/s<sequence> reads
+  ASSERT_TRUE(found.ok()) << found.status();
+  EXPECT_FALSE(found->has_value());
+  EXPECT_EQ(FhirTypeOf(storage::SUBSCRIPTION), "Subscription");
+  EXPECT_FALSE(IsStoredType("Subscription"));
+}
+
+TEST_F(SubscriptionsTest, ForEachVisitsEveryOneDeletedIncluded) {
+  auto kept = Create(Valid(), nullptr);
+  auto deleted = Create(Valid(), nullptr);
+  ASSERT_TRUE(kept.ok() && deleted.ok());
+  ASSERT_TRUE(Delete(deleted->id(), nullptr).ok());
+  std::vector<std::pair<std::string, bool>> seen;
+  ASSERT_TRUE(subs_
+                  ->ForEach([&](const Record& r) {
+                    seen.emplace_back(r.id(), r.retracted());
+                    return true;
+                  })
+                  .ok());
+  EXPECT_THAT(seen, ::testing::UnorderedElementsAre(std::pair{kept->id(), false}, std::pair{deleted->id(), true}));
 }
 
 }  // namespace

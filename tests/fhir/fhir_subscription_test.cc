@@ -177,6 +177,13 @@ TEST_F(FhirSubscriptionTest, CreateReadUpdateDeleteAndHistory) {
   ASSERT_EQ(h["entry"].Size(), 3u);
   EXPECT_EQ(StringAt(h, {"entry", "0", "request", "method"}), "DELETE");
   EXPECT_EQ(StringAt(h, {"entry", "1", "resource", "status"}), "requested");
+  // Its changes are in the change log, but a Subscription has no Provenance:
+  // no Provenance/s<n> (n = a change sequence) of this server is one.
+  for (int n = 1; n <= 60; ++n) {
+    HttpResponse p = http_->Get(absl::StrCat("/fhir/Provenance/s", n), Bearer(system_));
+    EXPECT_THAT(p.status, ::testing::AnyOf(200, 404)) << p.Describe();
+    EXPECT_THAT(StringAt(p.Json(), {"target", "0", "reference"}), Not(HasSubstr("Subscription")));
+  }
   HttpResponse after = http_->Get("/fhir/Subscription?_id=" + id, Bearer(nurse_));
   EXPECT_TRUE(EntryIds(after.Json()).empty()) << after.Describe();
 }

@@ -34,8 +34,6 @@ RestError SubscriptionError(const absl::Status& s, const IncomingSubscription* i
   return FromStatus(renamed.ToStatus(), storage::SUBSCRIPTION, true);
 }
 
-absl::StatusOr<IncomingSubscription> Incoming(const Document& doc) { return SubscriptionFromFhir(doc); }
-
 }  // namespace
 
 bool FhirService::SubscriptionsServed(Call& c, auth::Permission p) {
@@ -81,7 +79,7 @@ void FhirService::CreateSubscription(const CallPtr& c) {
   if (!SubscriptionsServed(*c, auth::kCreate)) return;
   Document doc;
   if (!ParseBody(*c, kType, &doc)) return;
-  auto incoming = Incoming(doc);
+  auto incoming = SubscriptionFromFhir(doc);
   if (!incoming.ok()) return ReplyError(*c, SubscriptionError(incoming.status()));
   auto in = std::make_shared<IncomingSubscription>(std::move(*incoming));
   options_.subscriptions->Create(in->subscription, c->ctx, OnAnswerPool([this, c, in](absl::StatusOr<Record> written) {
@@ -135,7 +133,7 @@ void FhirService::UpdateSubscription(const CallPtr& c, absl::string_view id) {
   if (!BodyIdIsUrlId(*c, doc, kType, id)) return;
   std::optional<int64_t> if_match;
   if (!IfMatchOf(*c, &if_match)) return;
-  auto incoming = Incoming(doc);
+  auto incoming = SubscriptionFromFhir(doc);
   if (!incoming.ok()) return ReplyError(*c, SubscriptionError(incoming.status()));
   auto in = std::make_shared<IncomingSubscription>(std::move(*incoming));
   const std::string sid(id);
