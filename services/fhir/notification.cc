@@ -9,6 +9,7 @@
 #include "fhir/mapping.h"
 #include "fhir/mapping_json.h"
 #include "fhir/rest.h"
+#include "fhir/subscription_mapping.h"  // SubscriptionStatusCode
 
 namespace wmty::fhir {
 namespace {
@@ -135,19 +136,6 @@ absl::string_view NotificationTypeCode(NotificationType type) {
       return "query-event";
   }
   return "event-notification";
-}
-
-absl::string_view SubscriptionStatusCode(storage::Subscription::Status status) {
-  switch (status) {
-    case storage::Subscription::ACTIVE:
-      return "active";
-    case storage::Subscription::ERROR:
-      return "error";
-    case storage::Subscription::OFF:
-      return "off";
-    default:
-      return "requested";
-  }
 }
 
 std::string FocusUrl(absl::string_view base_url, const storage::Change& change) {

@@ -38,8 +38,6 @@ inline constexpr absl::string_view kSubscriptionStatusProfile =
 enum class NotificationType { kHandshake, kHeartbeat, kEventNotification, kQueryStatus, kQueryEvent };
 // The backport code: handshake, heartbeat, event-notification, ...
 absl::string_view NotificationTypeCode(NotificationType type);
-// requested, active, error, off.
-absl::string_view SubscriptionStatusCode(storage::Subscription::Status status);
 
 // One event of a notification.
 struct NotificationEvent {
