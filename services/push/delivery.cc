@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/thread_name.h"
+#include "domain/fhir_types.h"
 #include "fhir/notification.h"
 
 namespace wmty::push {
@@ -58,7 +59,8 @@ struct Delivery::Notification {
   fhir::NotificationType type = fhir::NotificationType::kHeartbeat;
   std::string body;  // empty: nothing to send now
   uint64_t last_event = 0;
-  std::vector<int64_t> event_micros;  // when each event's change committed
+  std::vector<int64_t> event_micros;     // when each event's change committed
+  std::vector<storage::Change> changes;  // the events' changes, for the audit trail
   absl::Time next = absl::InfiniteFuture();
 };
 
@@ -216,6 +218,7 @@ absl::StatusOr<Delivery::Notification> Delivery::Next(Lane& lane, const Subscrip
         if (version->has_value()) event.version = std::move(**version);
       }
       n.event_micros.push_back(e.change().time_micros());
+      n.changes.push_back(e.change());
       n.last_event = e.number();
       event.change = std::move(*e.mutable_change());
       batch.push_back(std::move(event));
@@ -305,6 +308,7 @@ void Delivery::Send(const LanePtr& lane, Subscription sub, Notification notifica
 void Delivery::Done(const LanePtr& lane, const Subscription& sub, const Notification& n, const Attempt& attempt) {
   const absl::Time now = absl::Now();
   outcomes_.Get({attempt.outcome}).Increment();
+  if (n.type == fhir::NotificationType::kEventNotification) Audit(sub, n, attempt);
   const storage::SubscriptionDeliveryState before = lane->state;
   storage::SubscriptionDeliveryState& state = lane->state;
   absl::Time next = now;
@@ -340,6 +344,34 @@ void Delivery::Done(const LanePtr& lane, const Subscription& sub, const Notifica
     backoff = true;
   }
   Finish(lane, next, backoff);
+}
+
+void Delivery::Audit(const Subscription& sub, const Notification& n, const Attempt& attempt) {
+  // The receiver's host only: a URL's path or query may carry secrets.
+  std::string host;
+  try {
+    host = web::uri(sub.endpoint()).host();
+  } catch (const std::exception&) {
+  }
+  for (const storage::Change& change : n.changes) {
+    storage::AuditRecord record;
+    record.set_source("push");
+    record.set_interaction("notification");
+    record.set_action("E");
+    record.set_resource_type(std::string(domain::FhirTypeOf(change.kind())));
+    storage::Record focus;
+    focus.set_kind(change.kind());
+    focus.set_patient_id(change.patient_id());
+    focus.set_id(change.id());
+    record.set_resource_id(domain::FhirId(focus));
+    record.set_patient_id(change.patient_id());
+    record.set_agent(sub.owner_subject());
+    record.set_client_id(sub.owner_client_id());
+    record.set_outcome(attempt.ok ? 0 : 8);
+    record.set_outcome_detail(attempt.ok ? "OK" : "UNAVAILABLE");
+    record.set_remote(host);
+    store_->AppendAudit(std::move(record));
+  }
 }
 
 void Delivery::RequestStatus(Lane& lane, const Subscription& sub, Subscription::Status status,

@@ -26,6 +26,8 @@
 // A crash between a 2xx and the durable delivered_through re-sends that
 // notification: duplicates carry the same event numbers.
 //
+// Every event notification attempt is audited, per event (see Audit).
+//
 // Nothing here blocks writes: lanes read the store and write only their own
 // state (Store::WriteState).
 //
@@ -127,6 +129,10 @@ class Delivery {
   void Send(const LanePtr& lane, storage::Subscription sub, Notification notification);
   void Done(const LanePtr& lane, const storage::Subscription& sub, const Notification& notification,
             const Attempt& attempt);
+  // One audit record per event of an event notification attempt (source
+  // "push", action E, the owner as agent, the receiver's host as remote;
+  // outcome 0 on a 2xx, else 8): a disclosure, or an attempted one.
+  void Audit(const storage::Subscription& sub, const Notification& n, const Attempt& attempt);
   // Asks for the subscription's status to become `status` (once: not when
   // it already is, nor again while the change is on its way).
   void RequestStatus(Lane& lane, const storage::Subscription& sub, storage::Subscription::Status status,

@@ -86,6 +86,17 @@ class PushTest : public RecordsTest {
     if (record.ok() && record->has_value()) s.ParseFromString((*record)->resource());
     return s.status();
   }
+  // Waits until delivery recorded `n` events as acknowledged (the receiver
+  // sees a notification before its 2xx is recorded).
+  bool WaitForDelivered(const std::string& id, uint64_t n) {
+    const absl::Time end = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < end) {
+      auto c = events_->Counters(id);
+      if (c.ok() && c->delivery.delivered_through() == n) return true;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return false;
+  }
   bool WaitForStatus(const std::string& id, Subscription::Status status) {
     const absl::Time end = absl::Now() + absl::Seconds(30);
     while (absl::Now() < end) {
@@ -152,6 +163,18 @@ TEST_F(PushTest, HandshakeMakesActiveThenEventsAreNumberedWithoutGaps) {
   auto counters = events_->Counters(id);
   ASSERT_TRUE(counters.ok());
   EXPECT_EQ(counters->match.events_since_start(), 5u);
+  // Each delivered event is audited (a disclosure to the receiver).
+  EXPECT_TRUE(receiver.WaitFor([&](const std::vector<Received>&) {
+    int audited = 0;
+    (void)store_->NewReader()->ScanAudit(0, [&](const storage::AuditRecord& a) {
+      if (a.source() == "push" && a.outcome() == 0 && a.resource_type() == "Goal" && a.patient_id() == "p1" &&
+          a.remote() == "127.0.0.1") {
+        ++audited;
+      }
+      return true;
+    });
+    return audited == 5;
+  }));
   const Receiver* r = &receiver;
   EXPECT_TRUE(r->WaitFor([&](const std::vector<Received>&) {
     auto c = events_->Counters(id);
@@ -196,6 +219,7 @@ TEST_F(PushTest, RetriesAReceiverThatFailsThenDeliversInOrder) {
   EXPECT_EQ(receiver.EventNumbers(), OneTo(3));
   EXPECT_GE(receiver.requests(), 1 + 2 + 1);
   EXPECT_EQ(StatusOf(id), Subscription::ACTIVE);
+  ASSERT_TRUE(WaitForDelivered(id, 3));
   auto counters = events_->Counters(id);
   ASSERT_TRUE(counters.ok());
   EXPECT_EQ(counters->delivery.failures(), 0);
@@ -264,6 +288,7 @@ TEST_F(PushTest, RestartResumesWithoutLoss) {
   ASSERT_TRUE(WaitForStatus(id, Subscription::ACTIVE));
   WriteGoals(2);
   ASSERT_TRUE(receiver.WaitFor(HasEvents(2)));
+  ASSERT_TRUE(WaitForDelivered(id, 2));  // nothing in flight when it stops
   ClosePush();
   WriteGoals(3);  // committed while nothing matches or delivers
   RestartAll();
