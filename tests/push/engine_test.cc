@@ -5,6 +5,9 @@
 // with a generous limit; nothing asserts a duration.
 #include "push/engine.h"
 
+#include <fstream>
+#include <iterator>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -335,6 +338,30 @@ TEST_F(PushTest, ADeadReceiverDoesNotDelayAnotherSubscription) {
     auto c = events_->Counters(dead_id);
     return c.ok() && c->delivery.delivered_through() == 3;
   }));
+}
+
+// HTTPS receivers are checked against the system trust store: a self-signed
+// certificate is refused (the handshake fails: error), never sent to.
+TEST_F(PushTest, UntrustedReceiverCertificateIsRefused) {
+  std::string out;
+  const std::string cert = dir_.path() + "/receiver.pem", key = dir_.path() + "/receiver.key";
+  ASSERT_EQ(RunCommand({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out",
+                        cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
+                       &out),
+            0)
+      << out;
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  Receiver receiver(read(cert), read(key));
+  const std::string id = Subscribe(receiver.url());
+  ASSERT_TRUE(WaitForStatus(id, Subscription::ERROR));
+  EXPECT_THAT(receiver.accepted(), IsEmpty());
+  auto counters = events_->Counters(id);
+  ASSERT_TRUE(counters.ok());
+  EXPECT_FALSE(counters->delivery.handshake_done());
+  EXPECT_EQ(counters->delivery.last_error(), "could not connect to the endpoint");
 }
 
 TEST_F(PushTest, HeartbeatsWhenIdle) {
