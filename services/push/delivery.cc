@@ -202,27 +202,7 @@ absl::StatusOr<Delivery::Notification> Delivery::Next(Lane& lane, const Subscrip
     subject.status = Subscription::REQUESTED;
   } else if (lane.state.delivered_through() < events) {
     n.type = fhir::NotificationType::kEventNotification;
-    const int max_count = sub.max_count() > 0 ? sub.max_count() : options_.default_max_count;
-    auto stored = events_->ReadEvents(lane.id, lane.state.delivered_through() + 1, events,
-                                      static_cast<size_t>(std::max(1, max_count)));
-    if (!stored.ok()) return stored.status();
-    if (stored->empty()) return absl::DataLossError("the subscription's undelivered events are missing");
-    auto reader = store_->NewReader();
-    for (storage::SubscriptionEvent& e : *stored) {
-      fhir::NotificationEvent event;
-      event.number = e.number();
-      if (sub.payload() == Subscription::FULL_RESOURCE) {
-        const storage::Change& c = e.change();
-        auto version = reader->GetVersion(c.kind(), c.patient_id(), c.id(), c.version());
-        if (!version.ok()) return version.status();
-        if (version->has_value()) event.version = std::move(**version);
-      }
-      n.event_micros.push_back(e.change().time_micros());
-      n.changes.push_back(e.change());
-      n.last_event = e.number();
-      event.change = std::move(*e.mutable_change());
-      batch.push_back(std::move(event));
-    }
+    if (auto s = LoadEvents(lane, sub, events, &n, &batch); !s.ok()) return s;
   } else if (sub.heartbeat_period_seconds() > 0) {
     const absl::Duration period = std::max(absl::Seconds(sub.heartbeat_period_seconds()), options_.min_heartbeat);
     if (now - lane.last_sent < period) {
@@ -239,6 +219,33 @@ absl::StatusOr<Delivery::Notification> Delivery::Next(Lane& lane, const Subscrip
   return n;
 }
 
+absl::Status Delivery::LoadEvents(const Lane& lane, const Subscription& sub, uint64_t events, Notification* n,
+                                  std::vector<fhir::NotificationEvent>* batch) {
+  const int max_count = sub.max_count() > 0 ? sub.max_count() : options_.default_max_count;
+  auto stored = events_->ReadEvents(lane.id, lane.state.delivered_through() + 1, events,
+                                    static_cast<size_t>(std::max(1, max_count)));
+  if (!stored.ok()) return stored.status();
+  if (stored->empty()) return absl::DataLossError("the subscription's undelivered events are missing");
+  auto reader = store_->NewReader();
+  for (storage::SubscriptionEvent& e : *stored) {
+    fhir::NotificationEvent event;
+    event.number = e.number();
+    if (sub.payload() == Subscription::FULL_RESOURCE) {
+      // The version the event matched (never a later one).
+      const storage::Change& c = e.change();
+      auto version = reader->GetVersion(c.kind(), c.patient_id(), c.id(), c.version());
+      if (!version.ok()) return version.status();
+      if (version->has_value()) event.version = std::move(**version);
+    }
+    n->event_micros.push_back(e.change().time_micros());
+    n->changes.push_back(e.change());
+    n->last_event = e.number();
+    event.change = std::move(*e.mutable_change());
+    batch->push_back(std::move(event));
+  }
+  return absl::OkStatus();
+}
+
 void Delivery::Send(const LanePtr& lane, Subscription sub, Notification notification) {
   if (options_.check_endpoint) {
     if (absl::Status s = options_.check_endpoint(sub.endpoint()); !s.ok()) {
@@ -246,25 +253,9 @@ void Delivery::Send(const LanePtr& lane, Subscription sub, Notification notifica
       return Done(lane, sub, notification, refused);
     }
   }
-  const absl::Duration timeout =
-      sub.timeout_seconds() > 0 ? absl::Seconds(sub.timeout_seconds()) : options_.default_timeout;
-  const std::string key = absl::StrCat(sub.endpoint(), "\n", absl::ToInt64Milliseconds(timeout));
   web::http::http_request request(web::http::methods::POST);
   try {
-    if (lane->http == nullptr || lane->http_key != key) {
-      client::http_client_config config;
-      config.set_timeout(absl::ToChronoMilliseconds(timeout));
-      config.set_validate_certificates(true);  // the system trust store
-      if (!options_.client_cert_file.empty()) {
-        config.set_ssl_context_callback(
-            [cert = options_.client_cert_file, key_file = options_.client_key_file](boost::asio::ssl::context& ctx) {
-              ctx.use_certificate_chain_file(cert);
-              ctx.use_private_key_file(key_file, boost::asio::ssl::context::pem);
-            });
-      }
-      lane->http = std::make_unique<client::http_client>(web::uri(sub.endpoint()), config);
-      lane->http_key = key;
-    }
+    PrepareClient(*lane, sub);
     for (const std::string& line : sub.headers()) {
       const size_t colon = line.find(':');
       if (colon == std::string::npos) continue;
@@ -305,6 +296,25 @@ void Delivery::Send(const LanePtr& lane, Subscription sub, Notification notifica
       });
 }
 
+void Delivery::PrepareClient(Lane& lane, const Subscription& sub) {
+  const absl::Duration timeout =
+      sub.timeout_seconds() > 0 ? absl::Seconds(sub.timeout_seconds()) : options_.default_timeout;
+  const std::string key = absl::StrCat(sub.endpoint(), "\n", absl::ToInt64Milliseconds(timeout));
+  if (lane.http != nullptr && lane.http_key == key) return;
+  client::http_client_config config;
+  config.set_timeout(absl::ToChronoMilliseconds(timeout));
+  config.set_validate_certificates(true);  // the system trust store
+  if (!options_.client_cert_file.empty()) {
+    config.set_ssl_context_callback(
+        [cert = options_.client_cert_file, key_file = options_.client_key_file](boost::asio::ssl::context& ctx) {
+          ctx.use_certificate_chain_file(cert);
+          ctx.use_private_key_file(key_file, boost::asio::ssl::context::pem);
+        });
+  }
+  lane.http = std::make_unique<client::http_client>(web::uri(sub.endpoint()), config);
+  lane.http_key = key;
+}
+
 void Delivery::Done(const LanePtr& lane, const Subscription& sub, const Notification& n, const Attempt& attempt) {
   const absl::Time now = absl::Now();
   outcomes_.Get({attempt.outcome}).Increment();
@@ -313,6 +323,8 @@ void Delivery::Done(const LanePtr& lane, const Subscription& sub, const Notifica
   storage::SubscriptionDeliveryState& state = lane->state;
   absl::Time next = now;
   bool backoff = false;
+  // Asked for once the state is written, so $status agrees with the status.
+  Subscription::Status status = Subscription::STATUS_UNSPECIFIED;
   if (attempt.ok) {
     state.set_failures(0);
     state.set_last_delivery_micros(absl::ToUnixMicros(now));
@@ -323,16 +335,14 @@ void Delivery::Done(const LanePtr& lane, const Subscription& sub, const Notifica
       state.set_delivered_through(n.last_event);
       for (int64_t micros : n.event_micros) latency_.Observe(absl::ToDoubleSeconds(now - absl::FromUnixMicros(micros)));
     }
-    RequestStatus(*lane, sub, Subscription::ACTIVE, "");
+    status = Subscription::ACTIVE;
   } else {
     state.set_failures(state.failures() + 1);
     state.set_total_failures(state.total_failures() + 1);
     state.set_last_error(attempt.error);
     state.set_last_error_micros(absl::ToUnixMicros(now));
     const bool handshake = n.type == fhir::NotificationType::kHandshake;
-    if (handshake || state.failures() >= options_.failure_budget) {
-      RequestStatus(*lane, sub, Subscription::ERROR, attempt.error);
-    }
+    if (handshake || state.failures() >= options_.failure_budget) status = Subscription::ERROR;
     next = now + Backoff(state.failures());
     backoff = true;
   }
@@ -343,6 +353,7 @@ void Delivery::Done(const LanePtr& lane, const Subscription& sub, const Notifica
     next = now + options_.initial_backoff;
     backoff = true;
   }
+  if (status != Subscription::STATUS_UNSPECIFIED) RequestStatus(*lane, sub, status, attempt.error);
   Finish(lane, next, backoff);
 }
 

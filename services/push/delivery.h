@@ -50,6 +50,7 @@
 #include "absl/time/time.h"
 #include "common/metrics.h"
 #include "domain/subscription_events.h"
+#include "fhir/notification.h"
 #include "storage/store.h"
 #include "wmty/storage/subscription.pb.h"
 
@@ -126,7 +127,15 @@ class Delivery {
   // now; then *next says when to look again).
   struct Notification;
   absl::StatusOr<Notification> Next(Lane& lane, const storage::Subscription& sub, absl::Time now);
+  // The next events after delivered_through (at most max_count) into `n` and
+  // `batch`, with their versions for full-resource payloads.
+  absl::Status LoadEvents(const Lane& lane, const storage::Subscription& sub, uint64_t events, Notification* n,
+                          std::vector<fhir::NotificationEvent>* batch);
+  // POSTs the notification; Done runs with the outcome (on a worker).
   void Send(const LanePtr& lane, storage::Subscription sub, Notification notification);
+  // The lane's HTTP client for the subscription's endpoint and timeout
+  // (made again when they change). Throws on a URL cpprestsdk refuses.
+  void PrepareClient(Lane& lane, const storage::Subscription& sub);
   void Done(const LanePtr& lane, const storage::Subscription& sub, const Notification& notification,
             const Attempt& attempt);
   // One audit record per event of an event notification attempt (source
