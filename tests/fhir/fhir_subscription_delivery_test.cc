@@ -5,6 +5,8 @@
 // $events answer what was delivered, to the owner only; bad $events
 // parameters are 400.
 #include <fstream>
+#include <map>
+#include <set>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -157,6 +159,65 @@ TEST_F(FhirSubscriptionDeliveryTest, BadEventsParametersAre400) {
     HttpResponse r = http_->Get(absl::StrCat("/fhir/Subscription/", id, "/$events?", query), Bearer(nurse_));
     EXPECT_EQ(r.status, 400) << query << ": " << r.Describe();
     EXPECT_THAT(r.body, HasSubstr("OperationOutcome"));
+  }
+}
+
+// wmtyd killed with SIGKILL right after acknowledged writes, three times:
+// once it settles, every acknowledged write produced exactly its event at the
+// receiver, numbered 1..N without gaps; a duplicate (an acknowledgement lost
+// in the crash) carries the same number and focus.
+TEST(FhirSubscriptionCrashTest, EveryAcknowledgedWriteIsNotifiedAcrossKills) {
+  TempDir dir;
+  const std::string secret_file = dir.path() + "/secret";
+  std::ofstream(secret_file) << kTestHs256Secret;
+  std::vector<std::string> flags = Hs256AuthFlags(secret_file);
+  flags.push_back("--subscription_allow_private_endpoints");
+  flags.push_back("--subscription_retry_initial_backoff=20ms");
+  flags.push_back("--subscription_retry_max_backoff=100ms");
+  const std::string nurse = Sign({"user/*.cruds user/Subscription.cruds", "", "Practitioner/nurse"});
+  Receiver receiver;
+  std::vector<std::string> written;  // Goal ids, in write order
+  for (int cycle = 0; cycle < 4; ++cycle) {
+    auto server = ServerProcess::Start(dir.path() + "/db", flags);
+    ASSERT_TRUE(server.ok()) << server.status();
+    HttpClient http((*server)->http_port());
+    if (cycle == 0) {
+      HttpResponse r = http.Post("/fhir/Subscription", SubscriptionJson(receiver.url(), "id-only"), Bearer(nurse));
+      ASSERT_EQ(r.status, 201) << r.Describe();
+    }
+    if (cycle == 3) {
+      // Settles: everything written is delivered.
+      ASSERT_TRUE(receiver.WaitFor([&](const std::vector<Received>&) {
+        std::set<uint64_t> numbers;
+        for (uint64_t n : receiver.EventNumbers()) numbers.insert(n);
+        return numbers.size() >= written.size();
+      })) << "events received: "
+          << receiver.EventNumbers().size() << " of " << written.size();
+      (*server)->Terminate();
+      break;
+    }
+    for (int i = 0; i < 5; ++i) {
+      HttpResponse goal = http.Post("/fhir/Goal", GoalJson("crash"), Bearer(nurse));
+      ASSERT_EQ(goal.status, 201) << goal.Describe();
+      written.push_back(StringAt(goal.Json(), {"id"}));
+    }
+    (*server)->Kill();
+  }
+  // Number -> focus ("Goal/<id>"; the base URL's port changes per run).
+  std::map<uint64_t, std::string> focus_of;
+  for (const Received& r : receiver.accepted()) {
+    for (size_t i = 0; i < r.event_numbers.size(); ++i) {
+      const std::string focus = r.focus[i].substr(r.focus[i].rfind("/Goal/") + 1);
+      auto [it, inserted] = focus_of.emplace(r.event_numbers[i], focus);
+      EXPECT_EQ(it->second, focus) << "event " << r.event_numbers[i] << " sent twice with different foci";
+    }
+  }
+  ASSERT_EQ(focus_of.size(), written.size());
+  uint64_t expected = 1;
+  for (const auto& [number, focus] : focus_of) {
+    EXPECT_EQ(number, expected) << "a gap in the event numbers";
+    EXPECT_EQ(focus, "Goal/" + written[expected - 1]) << "event " << number;
+    ++expected;
   }
 }
 
