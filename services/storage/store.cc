@@ -1,6 +1,8 @@
 // Store (store.h) on RocksDB: the column families, the readers over
-// snapshots, the commit thread's group commit (Store::Batch), the completion
-// thread, recovery after a failed write, and the integrity check.
+// snapshots, the commit thread's group commit (Store::Batch, which also
+// writes state and change-log trims), the completion thread (commit
+// listeners, then callbacks), recovery after a failed write, and the
+// integrity check.
 #include "storage/store.h"
 
 #include <algorithm>
@@ -779,6 +781,12 @@ bool Store::ReadyToWrite(bool closing) {
 }
 
 absl::Status Store::RecoverWrites() {
+  // Resume() flushes the memtables, which starts a new write-ahead log;
+  // while the disk is still full that fails in a way RocksDB deems fatal
+  // (only a restart would help), so it waits for free space.
+  if (auto free = FreeBytes(); free.has_value() && *free < kMinFreeBytesToResume) {
+    return absl::UnavailableError("resume after a failed write: the disk is still full");
+  }
   // Leaves RocksDB's read-only error state. Refused (for good) after errors
   // RocksDB deems fatal, such as an I/O error other than "no space" on the
   // write-ahead log: then only a restart (which replays the log) helps.
@@ -800,6 +808,13 @@ absl::Status Store::RecoverWrites() {
   }
   failed_wal_ = 0;
   return AnchorWal();
+}
+
+std::optional<uint64_t> Store::FreeBytes() const {
+  rocksdb::Env* env = options_.env != nullptr ? options_.env.get() : rocksdb::Env::Default();
+  uint64_t free = 0;
+  if (!env->GetFreeSpace(options_.path, &free).ok()) return std::nullopt;
+  return free;
 }
 
 absl::Status Store::AnchorWal() {

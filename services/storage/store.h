@@ -397,8 +397,9 @@ class Store {
   explicit Store(StoreOptions options);
   absl::Status OpenDb();
   void CommitLoop();
-  // Commit thread: waits for changes or audit records and takes them (at
-  // most max_batch_size changes); false once closing with nothing left.
+  // Commit thread: waits for changes, audit records or state work and takes
+  // them (at most max_batch_size changes); false once closing with nothing
+  // left.
   bool TakeWork(std::vector<Pending>& batch, std::vector<AuditRecord>& audits, std::vector<StateWork>& state);
   void AwaitWork() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AwaitChangeOrAuditsDue() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -429,6 +430,10 @@ class Store {
   // recover if the backoff allows). See WritesAvailable.
   bool ReadyToWrite(bool closing);
   absl::Status RecoverWrites();
+  // Free space on the database's file system for this process (nullopt:
+  // unknown). RecoverWrites waits for kMinFreeBytesToResume.
+  std::optional<uint64_t> FreeBytes() const;
+  static constexpr uint64_t kMinFreeBytesToResume = uint64_t{1} << 20;
   // Keeps a memtable non-empty so that RocksDB's Resume() has something to
   // flush, which is what makes it start a fresh write-ahead log.
   absl::Status AnchorWal();
