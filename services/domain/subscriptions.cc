@@ -32,7 +32,7 @@ absl::Status BadEndpoint(absl::string_view why) { return absl::InvalidArgumentEr
 bool InV4(uint32_t a, uint32_t net, int bits) { return bits == 0 || (a >> (32 - bits)) == (net >> (32 - bits)); }
 
 bool IsPrivateV4(uint32_t a) {
-  constexpr std::array<std::pair<uint32_t, int>, 12> kRefused = {{
+  constexpr std::array<std::pair<uint32_t, int>, 14> kRefused = {{
       {0x00000000, 8},   // 0/8: "this network", unspecified
       {0x0A000000, 8},   // 10/8 private
       {0x64400000, 10},  // 100.64/10 carrier-grade NAT
@@ -44,7 +44,9 @@ bool IsPrivateV4(uint32_t a) {
       {0xC6120000, 15},  // 198.18/15 benchmarking
       {0xE0000000, 4},   // 224/4 multicast
       {0xF0000000, 4},   // 240/4 reserved, incl. broadcast
-      {0xC0000200, 24},  // 192.0.2/24 documentation
+      {0xC0000200, 24},  // 192.0.2/24 documentation (TEST-NET-1)
+      {0xC6336400, 24},  // 198.51.100/24 documentation (TEST-NET-2)
+      {0xCB007100, 24},  // 203.0.113/24 documentation (TEST-NET-3)
   }};
   return std::any_of(kRefused.begin(), kRefused.end(), [&](const auto& n) { return InV4(a, n.first, n.second); });
 }
@@ -331,6 +333,10 @@ bool Subscriptions::MaySee(const Subscription& s, const CallContext& ctx) const 
 
 absl::StatusOr<std::optional<Record>> Subscriptions::Get(absl::string_view id) const {
   return store_->NewReader()->GetCurrent(storage::SUBSCRIPTION, "", id);
+}
+
+absl::Status Subscriptions::ForEach(absl::FunctionRef<bool(const Record&)> visit) const {
+  return store_->NewReader()->ScanCurrent("", storage::SUBSCRIPTION, "", visit);
 }
 
 absl::StatusOr<Record> Subscriptions::Visible(absl::string_view id, const CallContext& ctx) const {

@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -131,6 +132,10 @@ class Subscriptions {
                  absl::AnyInvocable<void(absl::Status)> done);
   // The current version of subscription `id` (nullopt: none).
   absl::StatusOr<std::optional<storage::Record>> Get(absl::string_view id) const;
+  // Visits the current version of every subscription, deleted ones
+  // (retracted, status off) included, in id order, from one snapshot, until
+  // `visit` returns false (e.g. to load them all at startup).
+  absl::Status ForEach(absl::FunctionRef<bool(const storage::Record&)> visit) const;
 
   const SubscriptionsOptions& options() const { return options_; }
 

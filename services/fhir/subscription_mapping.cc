@@ -23,11 +23,11 @@ using json::StringMember;
 using json::Value;
 using storage::Subscription;
 
-constexpr absl::string_view kTopElements[] = {"resourceType", "id",     "meta",      "text",  "language",
-                                              "contained",    "extension", "contact", "status", "end",
-                                              "reason",       "criteria",  "_criteria", "error", "channel"};
-constexpr absl::string_view kChannelElements[] = {"id",      "extension", "type",   "_type",
-                                                  "endpoint", "payload",  "_payload", "header"};
+constexpr absl::string_view kTopElements[] = {"resourceType", "id",        "meta",      "text",   "language",
+                                              "contained",    "extension", "contact",   "status", "end",
+                                              "reason",       "criteria",  "_criteria", "error",  "channel"};
+constexpr absl::string_view kChannelElements[] = {"id",       "extension", "type",     "_type",
+                                                  "endpoint", "payload",   "_payload", "header"};
 
 struct StatusRow {
   Subscription::Status status;
@@ -123,6 +123,38 @@ void ParseCount(const Value* element, absl::string_view url, absl::string_view v
   }
 }
 
+// channel.payload (MIME type) and its backport-payload-content extension.
+void ParsePayload(const Value& channel, Subscription* s, FieldViolations* v) {
+  const auto payload = StringMember(channel, "payload");
+  const Value* payload_ext = Member(channel, "_payload");
+  if (!payload.has_value()) {
+    s->set_payload(Subscription::EMPTY);
+    if (!Extensions(payload_ext, kBackportPayloadContent).empty()) {
+      v->Add("Subscription.channel.payload", "a payload content needs the payload's MIME type: application/fhir+json");
+    }
+  } else {
+    const std::string mime = absl::AsciiStrToLower(absl::StripAsciiWhitespace(payload->substr(0, payload->find(';'))));
+    if (mime != "application/fhir+json" && mime != "application/json") {
+      v->Add("Subscription.channel.payload",
+             absl::StrCat("unsupported payload type ", payload->substr(0, 64), ": use application/fhir+json"));
+    }
+    s->set_content_type("application/fhir+json");
+    s->set_payload(Subscription::ID_ONLY);
+    for (const Value* e : Extensions(payload_ext, kBackportPayloadContent)) {
+      const auto code = StringMember(*e, "valueCode");
+      const auto row =
+          std::find_if(std::begin(kPayloads), std::end(kPayloads), [&](const PayloadRow& r) { return code == r.code; });
+      if (row == std::end(kPayloads)) {
+        v->Add("Subscription.channel.payload.extension",
+               "unsupported payload content: the backport-payload-content valueCode is empty, id-only or "
+               "full-resource");
+        continue;
+      }
+      s->set_payload(row->payload);
+    }
+  }
+}
+
 void ParseChannel(const Value& channel, Subscription* s, FieldViolations* v) {
   RefuseUnknown(channel, kChannelElements, "Subscription.channel", v);
   const auto type = StringMember(channel, "type");
@@ -148,34 +180,7 @@ void ParseChannel(const Value& channel, Subscription* s, FieldViolations* v) {
       s->add_headers(std::string(json::StringOf((*headers)[i])));
     }
   }
-  const auto payload = StringMember(channel, "payload");
-  const Value* payload_ext = Member(channel, "_payload");
-  if (!payload.has_value()) {
-    s->set_payload(Subscription::EMPTY);
-    if (!Extensions(payload_ext, kBackportPayloadContent).empty()) {
-      v->Add("Subscription.channel.payload", "a payload content needs the payload's MIME type: application/fhir+json");
-    }
-  } else {
-    const std::string mime = absl::AsciiStrToLower(absl::StripAsciiWhitespace(payload->substr(0, payload->find(';'))));
-    if (mime != "application/fhir+json" && mime != "application/json") {
-      v->Add("Subscription.channel.payload",
-             absl::StrCat("unsupported payload type ", payload->substr(0, 64), ": use application/fhir+json"));
-    }
-    s->set_content_type("application/fhir+json");
-    s->set_payload(Subscription::ID_ONLY);
-    for (const Value* e : Extensions(payload_ext, kBackportPayloadContent)) {
-      const auto code = StringMember(*e, "valueCode");
-      const auto row = std::find_if(std::begin(kPayloads), std::end(kPayloads),
-                                    [&](const PayloadRow& r) { return code == r.code; });
-      if (row == std::end(kPayloads)) {
-        v->Add("Subscription.channel.payload.extension",
-               "unsupported payload content: the backport-payload-content valueCode is empty, id-only or "
-               "full-resource");
-        continue;
-      }
-      s->set_payload(row->payload);
-    }
-  }
+  ParsePayload(channel, s, v);
   int32_t n = 0;
   ParseCount(&channel, kBackportHeartbeatPeriod, "valueUnsignedInt", "Subscription.channel.extension", &n, v);
   s->set_heartbeat_period_seconds(n);
@@ -192,8 +197,8 @@ void ParseTop(const Value& json, Subscription* s, FieldViolations* v) {
   if (StringMember(json, "resourceType") != "Subscription") v->Add("Subscription.resourceType", "must be Subscription");
   if (const Value* status = Member(json, "status"); status != nullptr) {
     const absl::string_view code = json::StringOf(*status);
-    const auto row = std::find_if(std::begin(kStatuses), std::end(kStatuses),
-                                  [&](const StatusRow& r) { return r.code == code; });
+    const auto row =
+        std::find_if(std::begin(kStatuses), std::end(kStatuses), [&](const StatusRow& r) { return r.code == code; });
     if (row == std::end(kStatuses)) {
       v->Add("Subscription.status", "one of requested, active, error, off");
     } else {
@@ -208,7 +213,8 @@ void ParseTop(const Value& json, Subscription* s, FieldViolations* v) {
   }
   const auto criteria = StringMember(json, "criteria");
   if (!criteria.has_value() || criteria->empty()) {
-    v->Add("Subscription.criteria", "required: the canonical URL of a subscription topic (see the CapabilityStatement)");
+    v->Add("Subscription.criteria",
+           "required: the canonical URL of a subscription topic (see the CapabilityStatement)");
   } else {
     s->set_topic(std::string(*criteria));
   }

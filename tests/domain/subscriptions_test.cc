@@ -38,9 +38,9 @@ TEST(CheckEndpointTest, PublicHttpsIsAllowed) {
 }
 
 TEST(CheckEndpointTest, RefusesWhatIsNotAnAbsoluteHttpsUrl) {
-  for (const char* url : {"", "example.org/hook", "ftp://example.org/", "https://", "https:///path",
-                          "https://user:pw@example.org/", "https://example.org:0/", "https://example.org:99999/",
-                          "https://exa mple.org/", "/relative"}) {
+  for (const char* url :
+       {"", "example.org/hook", "ftp://example.org/", "https://", "https:///path", "https://user:pw@example.org/",
+        "https://example.org:0/", "https://example.org:99999/", "https://exa mple.org/", "/relative"}) {
     EXPECT_EQ(CheckEndpoint(url, false, FakeResolve).code(), absl::StatusCode::kInvalidArgument) << url;
   }
   EXPECT_THAT(CheckEndpoint("http://example.org/hook", false, FakeResolve).message(), HasSubstr("http://"));
@@ -69,6 +69,7 @@ TEST(CheckEndpointTest, PrivateAddresses) {
   EXPECT_TRUE(IsPrivateAddress("172.31.255.255"));
   EXPECT_FALSE(IsPrivateAddress("172.32.0.1"));
   EXPECT_FALSE(IsPrivateAddress("8.8.8.8"));
+  EXPECT_TRUE(IsPrivateAddress("203.0.113.9"));
   EXPECT_TRUE(IsPrivateAddress("64:ff9b::a9fe:a9fe"));  // NAT64 of 169.254.169.254
   EXPECT_FALSE(IsPrivateAddress("2001:4860:4860::8888"));
   EXPECT_TRUE(IsPrivateAddress("not an address"));
@@ -211,7 +212,7 @@ TEST_F(SubscriptionsTest, InvalidSubscriptionsStoreNothing) {
     ASSERT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << field;
     std::vector<std::string> fields;
     const google::rpc::BadRequest bad_request = GetFieldViolations(r.status());
-  for (const auto& v : bad_request.field_violations()) fields.push_back(v.field());
+    for (const auto& v : bad_request.field_violations()) fields.push_back(v.field());
     EXPECT_THAT(fields, ::testing::Contains(field));
   }
   EXPECT_EQ(Count(), 0u);
@@ -349,6 +350,21 @@ TEST_F(SubscriptionsTest, SearchFiltersAndPages) {
   SubscriptionQuery off;
   off.status = Subscription::OFF;
   EXPECT_EQ(subs_->Search(off, CallContext{})->records.size(), 0u);
+}
+
+TEST_F(SubscriptionsTest, ForEachVisitsEveryOneDeletedIncluded) {
+  auto kept = Create(Valid(), nullptr);
+  auto deleted = Create(Valid(), nullptr);
+  ASSERT_TRUE(kept.ok() && deleted.ok());
+  ASSERT_TRUE(Delete(deleted->id(), nullptr).ok());
+  std::vector<std::pair<std::string, bool>> seen;
+  ASSERT_TRUE(subs_
+                  ->ForEach([&](const Record& r) {
+                    seen.emplace_back(r.id(), r.retracted());
+                    return true;
+                  })
+                  .ok());
+  EXPECT_THAT(seen, ::testing::UnorderedElementsAre(std::pair{kept->id(), false}, std::pair{deleted->id(), true}));
 }
 
 }  // namespace

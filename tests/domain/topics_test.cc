@@ -83,9 +83,10 @@ TEST(TopicsTest, FindIgnoresVersionSuffix) {
 }
 
 TEST(TopicsTest, ValidatesTopicAndEachFilter) {
-  EXPECT_TRUE(ValidateTopicAndFilters(Sub(kTopicWhatMattersChanged, {{"Observation", "patient", "Patient/p1"},
-                                                                     {"Observation", "code", "http://loinc.org|95541-9"}}))
-                  .ok());
+  EXPECT_TRUE(
+      ValidateTopicAndFilters(Sub(kTopicWhatMattersChanged, {{"Observation", "patient", "Patient/p1"},
+                                                             {"Observation", "code", "http://loinc.org|95541-9"}}))
+          .ok());
   EXPECT_THAT(ViolationFields(ValidateTopicAndFilters(Sub("https://example.org/topic"))), ElementsAre("topic"));
   // A type the topic is not about, an unknown filter name, a malformed value.
   const absl::Status s = ValidateTopicAndFilters(Sub(
@@ -145,8 +146,8 @@ TEST(TopicsTest, CodeFilterNarrowsToMatchingObservations) {
   language.set_kind(v1::LANGUAGE);
   v1::GoalScore followup;
   followup.set_score_type(v1::PATIENT_FOLLOW_UP);
-  const Subscription wm = Sub(kTopicWhatMattersChanged,
-                              {{"Observation", "code", "https://fhir.wmty.health/CodeSystem/wmty|what-matters"}});
+  const Subscription wm =
+      Sub(kTopicWhatMattersChanged, {{"Observation", "code", "https://fhir.wmty.health/CodeSystem/wmty|what-matters"}});
   EXPECT_TRUE(Matches(wm, Of(storage::WHAT_MATTERS, Change::UPDATE, "p1")));
   EXPECT_FALSE(Matches(wm, Of(storage::PREFERENCE, Change::UPDATE, "p1", &language)));
   EXPECT_FALSE(Matches(wm, Of(storage::GOAL, Change::UPDATE, "p1")));  // a code filter is about Observations
@@ -159,8 +160,9 @@ TEST(TopicsTest, CodeFilterNarrowsToMatchingObservations) {
 }
 
 TEST(TopicsTest, ObservationCodes) {
-  EXPECT_THAT(ObservationCodesOf(Of(storage::WHAT_MATTERS, Change::CREATE, "p").version),
-              UnorderedElementsAre("http://loinc.org|95541-9", "https://fhir.wmty.health/CodeSystem/wmty|what-matters"));
+  EXPECT_THAT(
+      ObservationCodesOf(Of(storage::WHAT_MATTERS, Change::CREATE, "p").version),
+      UnorderedElementsAre("http://loinc.org|95541-9", "https://fhir.wmty.health/CodeSystem/wmty|what-matters"));
   EXPECT_TRUE(ObservationCodesOf(Of(storage::GOAL, Change::CREATE, "p").version).empty());
 }
 

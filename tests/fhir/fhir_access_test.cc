@@ -69,6 +69,16 @@ std::string PatientJson(const std::string& id) {
       R"("birthDate":"1950-03-14"})");
 }
 
+// A Subscription (Backport IG) of the what-matters topic for `patient`.
+std::string SubscriptionJson(const std::string& patient, const std::string& id = "") {
+  return absl::StrCat(
+      R"({"resourceType":"Subscription",)", id.empty() ? "" : absl::StrCat(R"("id":")", id, R"(",)"),
+      R"("status":"requested","reason":"walk","criteria":"https://wmty.dev/fhir/SubscriptionTopic/what-matters-changed",)"
+      R"("_criteria":{"extension":[{"url":"http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/)"
+      R"(backport-filter-criteria","valueString":"Goal?patient=Patient/)",
+      patient, R"("}]},"channel":{"type":"rest-hook","endpoint":"https://93.184.216.34/hook"}})");
+}
+
 // One concrete request for a registered interaction.
 struct Request {
   std::string label;  // for failure messages
@@ -117,6 +127,10 @@ class FhirAccessTest : public ::testing::Test {
     HttpResponse audit = http_->Get("/fhir/AuditEvent?patient=pb&_count=1", Bearer(auditor_));
     ASSERT_EQ(audit.status, 200) << audit.Describe();
     ids_["AuditEvent"] = StringAt(audit.Json(), {"entry", "0", "resource", "id"});
+    // A Subscription (of the system token's, about pb).
+    HttpResponse sub = http_->Post("/fhir/Subscription", SubscriptionJson("pb"), Bearer(system_));
+    ASSERT_EQ(sub.status, 201) << sub.Describe();
+    ids_["Subscription"] = StringAt(sub.Json(), {"id"});
     for (const auto& [type, id] : ids_) ASSERT_FALSE(id.empty()) << type;
   }
 
@@ -125,6 +139,7 @@ class FhirAccessTest : public ::testing::Test {
     if (type == "Goal") return GoalJson("pb", id);
     if (type == "Observation") return ObservationJson("pb", id);
     if (type == "List") return ListJson("pb");
+    if (type == "Subscription") return SubscriptionJson("pb", id);
     return PatientJson("pb");
   }
 

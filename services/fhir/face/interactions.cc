@@ -140,7 +140,7 @@ const std::vector<Interaction>& Interactions() {
       {verb::post,
        "Subscription",
        "create",
-       {"Subscription", kC, PatientFrom::kHandler, OtherPatient::kUnknown, "C"},
+       {"Subscription", kC, PatientFrom::kHandler, OtherPatient::kForbidden, "C"},
        [](S& s, const CallPtr& c, const RouteArgs&) { s.CreateSubscription(c); }},
       {verb::get,
        "Subscription",

@@ -34,14 +34,12 @@ RestError SubscriptionError(const absl::Status& s, const IncomingSubscription* i
   return FromStatus(renamed.ToStatus(), storage::SUBSCRIPTION, true);
 }
 
-absl::StatusOr<IncomingSubscription> Incoming(const Document& doc) { return SubscriptionFromFhir(doc); }
-
 }  // namespace
 
 bool FhirService::SubscriptionsServed(Call& c, auth::Permission p) {
   if (options_.subscriptions == nullptr) {
-    ReplyError(c, MakeRestError(http::Status::not_implemented, "not-supported",
-                                "this server does not serve Subscriptions"));
+    ReplyError(
+        c, MakeRestError(http::Status::not_implemented, "not-supported", "this server does not serve Subscriptions"));
     return false;
   }
   // A Subscription belongs to no patient: the framework has no patient to
@@ -62,15 +60,16 @@ void FhirService::RespondSubscription(Call& c, http::Status status, const Record
       return Reply(c, status, std::nullopt, headers);
     case Prefer::Return::kOperationOutcome: {
       Document d;
-      BuildOperationOutcome({Issue{"information", "informational",
-                                   absl::StrCat(what, " Subscription/", record.id(), " version ", record.version()),
-                                   ""}},
-                            &d, d.GetAllocator());
+      BuildOperationOutcome(
+          {Issue{"information", "informational",
+                 absl::StrCat(what, " Subscription/", record.id(), " version ", record.version()), ""}},
+          &d, d.GetAllocator());
       return ReplyJson(c, status, d, headers);
     }
     default: {
       Document d;
-      if (auto s = SubscriptionToFhir(record, &d, d.GetAllocator()); !s.ok()) return ReplyError(c, SubscriptionError(s));
+      if (auto s = SubscriptionToFhir(record, &d, d.GetAllocator()); !s.ok())
+        return ReplyError(c, SubscriptionError(s));
       return ReplyJson(c, status, d, headers);
     }
   }
@@ -80,13 +79,13 @@ void FhirService::CreateSubscription(const CallPtr& c) {
   if (!SubscriptionsServed(*c, auth::kCreate)) return;
   Document doc;
   if (!ParseBody(*c, kType, &doc)) return;
-  auto incoming = Incoming(doc);
+  auto incoming = SubscriptionFromFhir(doc);
   if (!incoming.ok()) return ReplyError(*c, SubscriptionError(incoming.status()));
   auto in = std::make_shared<IncomingSubscription>(std::move(*incoming));
-  options_.subscriptions->Create(in->subscription, c->ctx,
-                                 OnAnswerPool([this, c, in](absl::StatusOr<Record> written) {
+  options_.subscriptions->Create(in->subscription, c->ctx, OnAnswerPool([this, c, in](absl::StatusOr<Record> written) {
                                    Guarded(c, [&] {
-                                     if (!written.ok()) return ReplyError(*c, SubscriptionError(written.status(), &*in));
+                                     if (!written.ok())
+                                       return ReplyError(*c, SubscriptionError(written.status(), &*in));
                                      RespondSubscription(*c, http::Status::created, *written, "created");
                                    });
                                  }));
@@ -134,20 +133,21 @@ void FhirService::UpdateSubscription(const CallPtr& c, absl::string_view id) {
   if (!BodyIdIsUrlId(*c, doc, kType, id)) return;
   std::optional<int64_t> if_match;
   if (!IfMatchOf(*c, &if_match)) return;
-  auto incoming = Incoming(doc);
+  auto incoming = SubscriptionFromFhir(doc);
   if (!incoming.ok()) return ReplyError(*c, SubscriptionError(incoming.status()));
   auto in = std::make_shared<IncomingSubscription>(std::move(*incoming));
   const std::string sid(id);
-  options_.subscriptions->Update(
-      id, in->subscription, if_match, c->ctx, OnAnswerPool([this, c, in, sid](absl::StatusOr<Record> written) {
-        Guarded(c, [&] {
-          if (!written.ok() && written.status().code() == absl::StatusCode::kNotFound) {
-            return ReplyError(*c, UnknownId(kType, sid));
-          }
-          if (!written.ok()) return ReplyError(*c, SubscriptionError(written.status(), &*in));
-          RespondSubscription(*c, http::Status::ok, *written, "updated");
-        });
-      }));
+  options_.subscriptions->Update(id, in->subscription, if_match, c->ctx,
+                                 OnAnswerPool([this, c, in, sid](absl::StatusOr<Record> written) {
+                                   Guarded(c, [&] {
+                                     if (!written.ok() && written.status().code() == absl::StatusCode::kNotFound) {
+                                       return ReplyError(*c, UnknownId(kType, sid));
+                                     }
+                                     if (!written.ok())
+                                       return ReplyError(*c, SubscriptionError(written.status(), &*in));
+                                     RespondSubscription(*c, http::Status::ok, *written, "updated");
+                                   });
+                                 }));
 }
 
 void FhirService::DeleteSubscription(const CallPtr& c, absl::string_view id) {
@@ -155,12 +155,16 @@ void FhirService::DeleteSubscription(const CallPtr& c, absl::string_view id) {
   AuditTarget(*c, "", id);
   std::optional<int64_t> if_match;
   if (!IfMatchOf(*c, &if_match)) return;
-  options_.subscriptions->Delete(id, if_match, c->ctx, OnAnswerPool([this, c](absl::StatusOr<Record> written) {
+  const std::string sid(id);
+  options_.subscriptions->Delete(id, if_match, c->ctx, OnAnswerPool([this, c, sid](absl::StatusOr<Record> written) {
                                    Guarded(c, [&] {
-                                     // FHIR: deleting what does not exist, or is already deleted, is 204 too.
+                                     // Unknown, or another's: 404 (as a read, so "another's" looks unknown).
+                                     // Already deleted: 204, as FHIR answers a repeated delete.
                                      const auto code = written.status().code();
-                                     if (written.ok() || code == absl::StatusCode::kNotFound ||
-                                         code == absl::StatusCode::kFailedPrecondition) {
+                                     if (code == absl::StatusCode::kNotFound) {
+                                       return ReplyError(*c, UnknownId(kType, sid));
+                                     }
+                                     if (written.ok() || code == absl::StatusCode::kFailedPrecondition) {
                                        Headers h;
                                        if (written.ok()) h.emplace_back(bhttp::field::etag, EtagOf(written->version()));
                                        return Reply(*c, http::Status::no_content, std::nullopt, h);
