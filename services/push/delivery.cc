@@ -90,7 +90,15 @@ Delivery::Delivery(storage::Store* store, domain::SubscriptionEvents* events, De
       cancel_(std::make_unique<Cancel>()),
       pool_(static_cast<size_t>(std::max(1, options_.workers))) {}
 
-Delivery::~Delivery() { Stop(); }
+Delivery::~Delivery() {
+  // Cancelling cpprestsdk's requests or joining the pool can throw in theory;
+  // a destructor must not.
+  try {
+    Stop();
+  } catch (...) {
+    log::Error("subscription delivery did not stop cleanly");
+  }
+}
 
 void Delivery::Wake(const std::vector<std::string>& ids) {
   absl::MutexLock lock(&mu_);
