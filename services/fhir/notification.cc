@@ -9,7 +9,7 @@
 #include "fhir/mapping.h"
 #include "fhir/mapping_json.h"
 #include "fhir/rest.h"
-#include "fhir/subscription_mapping.h"
+#include "fhir/subscription_mapping.h"  // SubscriptionStatusCode
 
 namespace wmty::fhir {
 namespace {

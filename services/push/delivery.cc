@@ -16,6 +16,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/thread_name.h"
+#include "domain/fhir_types.h"
 #include "fhir/notification.h"
 
 namespace wmty::push {
@@ -58,7 +59,8 @@ struct Delivery::Notification {
   fhir::NotificationType type = fhir::NotificationType::kHeartbeat;
   std::string body;  // empty: nothing to send now
   uint64_t last_event = 0;
-  std::vector<int64_t> event_micros;  // when each event's change committed
+  std::vector<int64_t> event_micros;     // when each event's change committed
+  std::vector<storage::Change> changes;  // the events' changes, for the audit trail
   absl::Time next = absl::InfiniteFuture();
 };
 
@@ -88,7 +90,15 @@ Delivery::Delivery(storage::Store* store, domain::SubscriptionEvents* events, De
       cancel_(std::make_unique<Cancel>()),
       pool_(static_cast<size_t>(std::max(1, options_.workers))) {}
 
-Delivery::~Delivery() { Stop(); }
+Delivery::~Delivery() {
+  // Cancelling cpprestsdk's requests or joining the pool can throw in theory;
+  // a destructor must not.
+  try {
+    Stop();
+  } catch (...) {
+    log::Error("subscription delivery did not stop cleanly");
+  }
+}
 
 void Delivery::Wake(const std::vector<std::string>& ids) {
   absl::MutexLock lock(&mu_);
@@ -200,26 +210,7 @@ absl::StatusOr<Delivery::Notification> Delivery::Next(Lane& lane, const Subscrip
     subject.status = Subscription::REQUESTED;
   } else if (lane.state.delivered_through() < events) {
     n.type = fhir::NotificationType::kEventNotification;
-    const int max_count = sub.max_count() > 0 ? sub.max_count() : options_.default_max_count;
-    auto stored = events_->ReadEvents(lane.id, lane.state.delivered_through() + 1, events,
-                                      static_cast<size_t>(std::max(1, max_count)));
-    if (!stored.ok()) return stored.status();
-    if (stored->empty()) return absl::DataLossError("the subscription's undelivered events are missing");
-    auto reader = store_->NewReader();
-    for (storage::SubscriptionEvent& e : *stored) {
-      fhir::NotificationEvent event;
-      event.number = e.number();
-      if (sub.payload() == Subscription::FULL_RESOURCE) {
-        const storage::Change& c = e.change();
-        auto version = reader->GetVersion(c.kind(), c.patient_id(), c.id(), c.version());
-        if (!version.ok()) return version.status();
-        if (version->has_value()) event.version = std::move(**version);
-      }
-      n.event_micros.push_back(e.change().time_micros());
-      n.last_event = e.number();
-      event.change = std::move(*e.mutable_change());
-      batch.push_back(std::move(event));
-    }
+    if (auto s = LoadEvents(lane, sub, events, &n, &batch); !s.ok()) return s;
   } else if (sub.heartbeat_period_seconds() > 0) {
     const absl::Duration period = std::max(absl::Seconds(sub.heartbeat_period_seconds()), options_.min_heartbeat);
     if (now - lane.last_sent < period) {
@@ -236,6 +227,33 @@ absl::StatusOr<Delivery::Notification> Delivery::Next(Lane& lane, const Subscrip
   return n;
 }
 
+absl::Status Delivery::LoadEvents(const Lane& lane, const Subscription& sub, uint64_t events, Notification* n,
+                                  std::vector<fhir::NotificationEvent>* batch) {
+  const int max_count = sub.max_count() > 0 ? sub.max_count() : options_.default_max_count;
+  auto stored = events_->ReadEvents(lane.id, lane.state.delivered_through() + 1, events,
+                                    static_cast<size_t>(std::max(1, max_count)));
+  if (!stored.ok()) return stored.status();
+  if (stored->empty()) return absl::DataLossError("the subscription's undelivered events are missing");
+  auto reader = store_->NewReader();
+  for (storage::SubscriptionEvent& e : *stored) {
+    fhir::NotificationEvent event;
+    event.number = e.number();
+    if (sub.payload() == Subscription::FULL_RESOURCE) {
+      // The version the event matched (never a later one).
+      const storage::Change& c = e.change();
+      auto version = reader->GetVersion(c.kind(), c.patient_id(), c.id(), c.version());
+      if (!version.ok()) return version.status();
+      if (version->has_value()) event.version = std::move(**version);
+    }
+    n->event_micros.push_back(e.change().time_micros());
+    n->changes.push_back(e.change());
+    n->last_event = e.number();
+    event.change = std::move(*e.mutable_change());
+    batch->push_back(std::move(event));
+  }
+  return absl::OkStatus();
+}
+
 void Delivery::Send(const LanePtr& lane, Subscription sub, Notification notification) {
   if (options_.check_endpoint) {
     if (absl::Status s = options_.check_endpoint(sub.endpoint()); !s.ok()) {
@@ -243,25 +261,9 @@ void Delivery::Send(const LanePtr& lane, Subscription sub, Notification notifica
       return Done(lane, sub, notification, refused);
     }
   }
-  const absl::Duration timeout =
-      sub.timeout_seconds() > 0 ? absl::Seconds(sub.timeout_seconds()) : options_.default_timeout;
-  const std::string key = absl::StrCat(sub.endpoint(), "\n", absl::ToInt64Milliseconds(timeout));
   web::http::http_request request(web::http::methods::POST);
   try {
-    if (lane->http == nullptr || lane->http_key != key) {
-      client::http_client_config config;
-      config.set_timeout(absl::ToChronoMilliseconds(timeout));
-      config.set_validate_certificates(true);  // the system trust store
-      if (!options_.client_cert_file.empty()) {
-        config.set_ssl_context_callback(
-            [cert = options_.client_cert_file, key_file = options_.client_key_file](boost::asio::ssl::context& ctx) {
-              ctx.use_certificate_chain_file(cert);
-              ctx.use_private_key_file(key_file, boost::asio::ssl::context::pem);
-            });
-      }
-      lane->http = std::make_unique<client::http_client>(web::uri(sub.endpoint()), config);
-      lane->http_key = key;
-    }
+    PrepareClient(*lane, sub);
     for (const std::string& line : sub.headers()) {
       const size_t colon = line.find(':');
       if (colon == std::string::npos) continue;
@@ -302,13 +304,35 @@ void Delivery::Send(const LanePtr& lane, Subscription sub, Notification notifica
       });
 }
 
+void Delivery::PrepareClient(Lane& lane, const Subscription& sub) {
+  const absl::Duration timeout =
+      sub.timeout_seconds() > 0 ? absl::Seconds(sub.timeout_seconds()) : options_.default_timeout;
+  const std::string key = absl::StrCat(sub.endpoint(), "\n", absl::ToInt64Milliseconds(timeout));
+  if (lane.http != nullptr && lane.http_key == key) return;
+  client::http_client_config config;
+  config.set_timeout(absl::ToChronoMilliseconds(timeout));
+  config.set_validate_certificates(true);  // the system trust store
+  if (!options_.client_cert_file.empty()) {
+    config.set_ssl_context_callback(
+        [cert = options_.client_cert_file, key_file = options_.client_key_file](boost::asio::ssl::context& ctx) {
+          ctx.use_certificate_chain_file(cert);
+          ctx.use_private_key_file(key_file, boost::asio::ssl::context::pem);
+        });
+  }
+  lane.http = std::make_unique<client::http_client>(web::uri(sub.endpoint()), config);
+  lane.http_key = key;
+}
+
 void Delivery::Done(const LanePtr& lane, const Subscription& sub, const Notification& n, const Attempt& attempt) {
   const absl::Time now = absl::Now();
   outcomes_.Get({attempt.outcome}).Increment();
+  if (n.type == fhir::NotificationType::kEventNotification) Audit(sub, n, attempt);
   const storage::SubscriptionDeliveryState before = lane->state;
   storage::SubscriptionDeliveryState& state = lane->state;
   absl::Time next = now;
   bool backoff = false;
+  // Asked for once the state is written, so $status agrees with the status.
+  Subscription::Status status = Subscription::STATUS_UNSPECIFIED;
   if (attempt.ok) {
     state.set_failures(0);
     state.set_last_delivery_micros(absl::ToUnixMicros(now));
@@ -319,16 +343,14 @@ void Delivery::Done(const LanePtr& lane, const Subscription& sub, const Notifica
       state.set_delivered_through(n.last_event);
       for (int64_t micros : n.event_micros) latency_.Observe(absl::ToDoubleSeconds(now - absl::FromUnixMicros(micros)));
     }
-    RequestStatus(*lane, sub, Subscription::ACTIVE, "");
+    status = Subscription::ACTIVE;
   } else {
     state.set_failures(state.failures() + 1);
     state.set_total_failures(state.total_failures() + 1);
     state.set_last_error(attempt.error);
     state.set_last_error_micros(absl::ToUnixMicros(now));
     const bool handshake = n.type == fhir::NotificationType::kHandshake;
-    if (handshake || state.failures() >= options_.failure_budget) {
-      RequestStatus(*lane, sub, Subscription::ERROR, attempt.error);
-    }
+    if (handshake || state.failures() >= options_.failure_budget) status = Subscription::ERROR;
     next = now + Backoff(state.failures());
     backoff = true;
   }
@@ -339,7 +361,36 @@ void Delivery::Done(const LanePtr& lane, const Subscription& sub, const Notifica
     next = now + options_.initial_backoff;
     backoff = true;
   }
+  if (status != Subscription::STATUS_UNSPECIFIED) RequestStatus(*lane, sub, status, attempt.error);
   Finish(lane, next, backoff);
+}
+
+void Delivery::Audit(const Subscription& sub, const Notification& n, const Attempt& attempt) {
+  // The receiver's host only: a URL's path or query may carry secrets.
+  std::string host;
+  try {
+    host = web::uri(sub.endpoint()).host();
+  } catch (const std::exception&) {
+  }
+  for (const storage::Change& change : n.changes) {
+    storage::AuditRecord record;
+    record.set_source("push");
+    record.set_interaction("notification");
+    record.set_action("E");
+    record.set_resource_type(std::string(domain::FhirTypeOf(change.kind())));
+    storage::Record focus;
+    focus.set_kind(change.kind());
+    focus.set_patient_id(change.patient_id());
+    focus.set_id(change.id());
+    record.set_resource_id(domain::FhirId(focus));
+    record.set_patient_id(change.patient_id());
+    record.set_agent(sub.owner_subject());
+    record.set_client_id(sub.owner_client_id());
+    record.set_outcome(attempt.ok ? 0 : 8);
+    record.set_outcome_detail(attempt.ok ? "OK" : "UNAVAILABLE");
+    record.set_remote(host);
+    store_->AppendAudit(std::move(record));
+  }
 }
 
 void Delivery::RequestStatus(Lane& lane, const Subscription& sub, Subscription::Status status,

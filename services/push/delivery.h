@@ -26,6 +26,8 @@
 // A crash between a 2xx and the durable delivered_through re-sends that
 // notification: duplicates carry the same event numbers.
 //
+// Every event notification attempt is audited, per event (see Audit).
+//
 // Nothing here blocks writes: lanes read the store and write only their own
 // state (Store::WriteState).
 //
@@ -48,6 +50,7 @@
 #include "absl/time/time.h"
 #include "common/metrics.h"
 #include "domain/subscription_events.h"
+#include "fhir/notification.h"
 #include "storage/store.h"
 #include "wmty/storage/subscription.pb.h"
 
@@ -124,9 +127,21 @@ class Delivery {
   // now; then *next says when to look again).
   struct Notification;
   absl::StatusOr<Notification> Next(Lane& lane, const storage::Subscription& sub, absl::Time now);
+  // The next events after delivered_through (at most max_count) into `n` and
+  // `batch`, with their versions for full-resource payloads.
+  absl::Status LoadEvents(const Lane& lane, const storage::Subscription& sub, uint64_t events, Notification* n,
+                          std::vector<fhir::NotificationEvent>* batch);
+  // POSTs the notification; Done runs with the outcome (on a worker).
   void Send(const LanePtr& lane, storage::Subscription sub, Notification notification);
+  // The lane's HTTP client for the subscription's endpoint and timeout
+  // (made again when they change). Throws on a URL cpprestsdk refuses.
+  void PrepareClient(Lane& lane, const storage::Subscription& sub);
   void Done(const LanePtr& lane, const storage::Subscription& sub, const Notification& notification,
             const Attempt& attempt);
+  // One audit record per event of an event notification attempt (source
+  // "push", action E, the owner as agent, the receiver's host as remote;
+  // outcome 0 on a 2xx, else 8): a disclosure, or an attempted one.
+  void Audit(const storage::Subscription& sub, const Notification& n, const Attempt& attempt);
   // Asks for the subscription's status to become `status` (once: not when
   // it already is, nor again while the change is on its way).
   void RequestStatus(Lane& lane, const storage::Subscription& sub, storage::Subscription::Status status,

@@ -167,6 +167,10 @@ absl::Status Matcher::Apply(const storage::Reader& reader, const storage::Change
   // copies (started or changed in this step) and the rest.
   auto consider = [&](const std::string& id, const Live& live) -> absl::Status {
     if (live.state.ended() || live.definition.status() == storage::Subscription::OFF) return absl::OkStatus();
+    // Subscription.end: no events from changes after it.
+    if (live.definition.end_micros() != 0 && change.time_micros() >= live.definition.end_micros()) {
+      return absl::OkStatus();
+    }
     if (!version.has_value()) {
       auto read = reader.GetVersion(change.kind(), change.patient_id(), change.id(), change.version());
       if (!read.ok()) return read.status();

@@ -5,6 +5,9 @@
 // with a generous limit; nothing asserts a duration.
 #include "push/engine.h"
 
+#include <fstream>
+#include <iterator>
+
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -86,6 +89,17 @@ class PushTest : public RecordsTest {
     if (record.ok() && record->has_value()) s.ParseFromString((*record)->resource());
     return s.status();
   }
+  // Waits until delivery recorded `n` events as acknowledged (the receiver
+  // sees a notification before its 2xx is recorded).
+  bool WaitForDelivered(const std::string& id, uint64_t n) {
+    const absl::Time end = absl::Now() + absl::Seconds(30);
+    while (absl::Now() < end) {
+      auto c = events_->Counters(id);
+      if (c.ok() && c->delivery.delivered_through() == n) return true;
+      absl::SleepFor(absl::Milliseconds(10));
+    }
+    return false;
+  }
   bool WaitForStatus(const std::string& id, Subscription::Status status) {
     const absl::Time end = absl::Now() + absl::Seconds(30);
     while (absl::Now() < end) {
@@ -152,6 +166,18 @@ TEST_F(PushTest, HandshakeMakesActiveThenEventsAreNumberedWithoutGaps) {
   auto counters = events_->Counters(id);
   ASSERT_TRUE(counters.ok());
   EXPECT_EQ(counters->match.events_since_start(), 5u);
+  // Each delivered event is audited (a disclosure to the receiver).
+  EXPECT_TRUE(receiver.WaitFor([&](const std::vector<Received>&) {
+    int audited = 0;
+    (void)store_->NewReader()->ScanAudit(0, [&](const storage::AuditRecord& a) {
+      if (a.source() == "push" && a.outcome() == 0 && a.resource_type() == "Goal" && a.patient_id() == "p1" &&
+          a.remote() == "127.0.0.1") {
+        ++audited;
+      }
+      return true;
+    });
+    return audited == 5;
+  }));
   const Receiver* r = &receiver;
   EXPECT_TRUE(r->WaitFor([&](const std::vector<Received>&) {
     auto c = events_->Counters(id);
@@ -196,6 +222,7 @@ TEST_F(PushTest, RetriesAReceiverThatFailsThenDeliversInOrder) {
   EXPECT_EQ(receiver.EventNumbers(), OneTo(3));
   EXPECT_GE(receiver.requests(), 1 + 2 + 1);
   EXPECT_EQ(StatusOf(id), Subscription::ACTIVE);
+  ASSERT_TRUE(WaitForDelivered(id, 3));
   auto counters = events_->Counters(id);
   ASSERT_TRUE(counters.ok());
   EXPECT_EQ(counters->delivery.failures(), 0);
@@ -264,6 +291,7 @@ TEST_F(PushTest, RestartResumesWithoutLoss) {
   ASSERT_TRUE(WaitForStatus(id, Subscription::ACTIVE));
   WriteGoals(2);
   ASSERT_TRUE(receiver.WaitFor(HasEvents(2)));
+  ASSERT_TRUE(WaitForDelivered(id, 2));  // nothing in flight when it stops
   ClosePush();
   WriteGoals(3);  // committed while nothing matches or delivers
   RestartAll();
@@ -310,6 +338,30 @@ TEST_F(PushTest, ADeadReceiverDoesNotDelayAnotherSubscription) {
     auto c = events_->Counters(dead_id);
     return c.ok() && c->delivery.delivered_through() == 3;
   }));
+}
+
+// HTTPS receivers are checked against the system trust store: a self-signed
+// certificate is refused (the handshake fails: error), never sent to.
+TEST_F(PushTest, UntrustedReceiverCertificateIsRefused) {
+  std::string out;
+  const std::string cert = dir_.path() + "/receiver.pem", key = dir_.path() + "/receiver.key";
+  ASSERT_EQ(RunCommand({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out",
+                        cert, "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"},
+                       &out),
+            0)
+      << out;
+  auto read = [](const std::string& path) {
+    std::ifstream in(path);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  Receiver receiver(read(cert), read(key));
+  const std::string id = Subscribe(receiver.url());
+  ASSERT_TRUE(WaitForStatus(id, Subscription::ERROR));
+  EXPECT_THAT(receiver.accepted(), IsEmpty());
+  auto counters = events_->Counters(id);
+  ASSERT_TRUE(counters.ok());
+  EXPECT_FALSE(counters->delivery.handshake_done());
+  EXPECT_EQ(counters->delivery.last_error(), "could not connect to the endpoint");
 }
 
 TEST_F(PushTest, HeartbeatsWhenIdle) {

@@ -36,10 +36,14 @@ struct Received {
 
 class Receiver final : public http::Handler {
  public:
-  Receiver() {
+  // With a certificate and key (PEM), it serves HTTPS.
+  explicit Receiver(std::string tls_cert_pem = "", std::string tls_key_pem = "")
+      : scheme_(tls_cert_pem.empty() ? "http" : "https") {
     http::HttpServerOptions options;
     options.listen = "127.0.0.1:0";
     options.io_threads = 2;
+    options.tls_cert_pem = std::move(tls_cert_pem);
+    options.tls_key_pem = std::move(tls_key_pem);
     server_ = std::move(*http::HttpServer::Start(options, this));
   }
   ~Receiver() override {
@@ -47,7 +51,7 @@ class Receiver final : public http::Handler {
     server_->Shutdown(absl::ZeroDuration());
   }
 
-  std::string url() const { return absl::StrCat("http://127.0.0.1:", server_->port(), "/hook"); }
+  std::string url() const { return absl::StrCat(scheme_, "://127.0.0.1:", server_->port(), "/hook"); }
 
   // The next `n` requests (handshakes included) get `status`.
   void FailNext(int n, http::Status status = http::Status::internal_server_error) {
@@ -163,6 +167,7 @@ class Receiver final : public http::Handler {
   std::vector<http::Respond> held_ ABSL_GUARDED_BY(mu_);
   int requests_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<Received> accepted_ ABSL_GUARDED_BY(mu_);
+  const std::string scheme_;
   std::unique_ptr<http::HttpServer> server_;
 };
 

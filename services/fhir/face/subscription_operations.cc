@@ -35,7 +35,9 @@ bool ParseNumberParam(Call& c, absl::string_view name, uint64_t* out) {
 // The subscription the caller may see, and its notification counters, as a
 // NotificationSubject; false after replying.
 bool FhirService::SubscriptionSubjectOf(Call& c, absl::string_view id, NotificationSubject* out) {
-  if (options_.subscriptions == nullptr || options_.subscription_events == nullptr) {
+  // The Subscription scope (403 without it), as for a read of it.
+  if (!SubscriptionsServed(c, auth::kRead)) return false;
+  if (options_.subscription_events == nullptr) {
     ReplyError(c, UnknownId("Subscription", id));
     return false;
   }
