@@ -425,6 +425,8 @@ TEST_F(ChangeFeedTest, RememberedEntriesServeLiveWatchersAfterATrimWithoutAGap) 
   Consumer consumer;
   domain::WatchSpec spec;
   ASSERT_TRUE(Watch(spec, &consumer).ok());
+  Consumer::Item first = consumer.Take();  // from now: a heartbeat naming the head
+  ASSERT_TRUE(first.message.has_value() && first.message->has_heartbeat());
   EXPECT_EQ(consumer.watch().Next().action, domain::WatchStep::kWait);
   for (int i = 0; i < 3; ++i) NewGoal("p1");
   for (uint64_t expected = 1; expected <= 3; ++expected) {
@@ -445,7 +447,9 @@ TEST_F(ChangeFeedTest, OnlyWatchersTheChangeConcernsAreWoken) {
   ASSERT_TRUE(Watch(spec, &mine).ok());
   spec.patient_id = "p2";
   ASSERT_TRUE(Watch(spec, &other).ok());
-  // Both idle (waiting for a wake).
+  // Both idle (waiting for a wake) once `mine` has had its starting heartbeat.
+  Consumer::Item first = mine.Take();
+  ASSERT_TRUE(first.message.has_value() && first.message->has_heartbeat());
   EXPECT_EQ(mine.watch().Next().action, domain::WatchStep::kWait);
   for (int i = 0; i < 4; ++i) {
     NewGoal("p2");

@@ -174,9 +174,11 @@ TEST_F(FhirSubscriptionTest, CreateReadUpdateDeleteAndHistory) {
   HttpResponse history = http_->Get("/fhir/Subscription/" + id + "/_history", Bearer(nurse_));
   ASSERT_EQ(history.status, 200) << history.Describe();
   rapidjson::Document h = history.Json();
-  ASSERT_EQ(h["entry"].Size(), 3u);
+  // Create, update and delete, plus any status the server set itself (its
+  // handshake to port 9, where nobody listens, fails: error), each a version.
+  ASSERT_GE(h["entry"].Size(), 3u);
   EXPECT_EQ(StringAt(h, {"entry", "0", "request", "method"}), "DELETE");
-  EXPECT_EQ(StringAt(h, {"entry", "1", "resource", "status"}), "requested");
+  EXPECT_EQ(StringAt(h, {"entry", std::to_string(h["entry"].Size() - 2), "resource", "status"}), "requested");
   // Its changes are in the change log, but a Subscription has no Provenance:
   // no Provenance/s<n> (n = a change sequence) of this server is one.
   for (int n = 1; n <= 60; ++n) {

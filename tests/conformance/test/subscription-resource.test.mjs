@@ -57,7 +57,9 @@ describe('Subscription resource', () => {
     const history = await ctx.fhir.history('Subscription', id);
     assertStatus(history, 200);
     assertBundle(history.body, 'history');
-    assert.equal(history.body.entry.length, 2);
+    // The create and the delete, and any status the server set in between (its handshake to an
+    // endpoint nobody listens on fails: error), each a version.
+    assert.ok(history.body.entry.length >= 2, `history has ${history.body.entry.length} entries`);
   });
 
   it('a bad Subscription is an OperationOutcome and stores nothing', async () => {
