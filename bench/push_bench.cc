@@ -160,10 +160,9 @@ std::string CreateSubscription(const Env& env, int receiver_port, int i) {
   namespace http = boost::beast::http;
   const std::string body = absl::StrCat(
       R"({"resourceType":"Subscription","meta":{"profile":["http://hl7.org/fhir/uv/subscriptions-backport/)",
-      R"(StructureDefinition/backport-subscription"]},"status":"requested","reason":"push bench",)",
-      R"("criteria":")", absl::GetFlag(FLAGS_topic), R"(","channel":{"type":"rest-hook","endpoint":"http://127.0.0.1:)",
-      receiver_port, "/hook/", i,
-      R"(","payload":"application/fhir+json","_payload":{"extension":[{"url":"http://hl7.org/fhir/uv/)",
+      R"(StructureDefinition/backport-subscription"]},"status":"requested","reason":"push bench",)", R"("criteria":")",
+      absl::GetFlag(FLAGS_topic), R"(","channel":{"type":"rest-hook","endpoint":"http://127.0.0.1:)", receiver_port,
+      "/hook/", i, R"(","payload":"application/fhir+json","_payload":{"extension":[{"url":"http://hl7.org/fhir/uv/)",
       R"(subscriptions-backport/StructureDefinition/backport-payload-content","valueCode":"id-only"}]}}})");
   boost::asio::io_context io;
   boost::beast::tcp_stream stream(io);
@@ -225,8 +224,8 @@ int64_t AwaitCount(const std::function<int64_t()>& count, int64_t want) {
 }
 
 // Open loop at `rate` for `seconds`; fills `acked` (goal id -> ack time).
-int64_t OpenLoopWrites(Env& env, double rate, int seconds,
-                       std::unordered_map<std::string, Clock::time_point>* acked, absl::Mutex* mu) {
+int64_t OpenLoopWrites(Env& env, double rate, int seconds, std::unordered_map<std::string, Clock::time_point>* acked,
+                       absl::Mutex* mu) {
   std::atomic<int64_t> errors{0}, outstanding{0};
   const auto interval = std::chrono::nanoseconds(static_cast<int64_t>(1e9 / rate));
   const Clock::time_point start = Clock::now();
@@ -268,8 +267,7 @@ int RunSubscriptions(Env& env) {
         return static_cast<int64_t>(received.handshakes.size());
       },
       subs);
-  std::printf("PUSHBENCH phase=subscribe subscriptions=%d handshakes=%lld\n", subs,
-              static_cast<long long>(handshakes));
+  std::printf("PUSHBENCH phase=subscribe subscriptions=%d handshakes=%lld\n", subs, static_cast<long long>(handshakes));
 
   const int64_t before = received.Count();
   const double with = ClosedLoopWrites(env, absl::GetFlag(FLAGS_clients), seconds, &errors);
