@@ -27,6 +27,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <exception>
 #include <fstream>
 #include <limits>
 #include <memory>
@@ -418,7 +419,9 @@ int RunWatch(Env& env) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+namespace {
+
+int Run(int argc, char** argv) {
   absl::ParseCommandLine(argc, argv);
   Env env;
   if (const std::string file = absl::GetFlag(FLAGS_token_file); !file.empty()) {
@@ -439,4 +442,16 @@ int main(int argc, char** argv) {
   if (mode == "watch") return RunWatch(env);
   std::fprintf(stderr, "unknown --mode=%s\n", mode.c_str());
   return 2;
+}
+
+}  // namespace
+
+// Boost.Beast's synchronous client throws when wmtyd cannot be reached.
+int main(int argc, char** argv) {
+  try {
+    return Run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "wmty_push_bench: %s\n", e.what());
+    return 1;
+  }
 }
