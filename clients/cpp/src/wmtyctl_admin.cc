@@ -11,6 +11,7 @@
 #include <google/protobuf/util/time_util.h>
 #include <grpcpp/grpcpp.h>
 
+#include "absl/algorithm/container.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/match.h"
@@ -96,64 +97,38 @@ struct AdminArgs {
 
 absl::Status Usage(absl::string_view message) { return absl::InvalidArgumentError(message); }
 
+// One admin flag (not a global one) into `out`.
+absl::Status TakeAdminFlag(const std::string& name, const std::string& value, AdminArgs& out) {
+  if (name == "id") {
+    uint32_t id = 0;
+    if (!absl::SimpleAtoi(value, &id) || id == 0) {
+      return Usage(absl::StrCat("--id: '", value, "' is not a backup id (a positive number)"));
+    }
+    out.id = id;
+  } else if (name == "backup_dir") {
+    out.backup_dir = value;
+  } else if (name == "data_dir") {
+    out.data_dir = value;
+  } else {
+    return Usage(absl::StrCat("unknown flag --", name));
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<AdminArgs> Parse(GlobalFlags globals, const std::vector<std::string>& args) {
   AdminArgs out;
   out.globals = std::move(globals);
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg == "-h") {
-      out.globals.help = true;
-      continue;
-    }
-    if (!absl::StartsWith(arg, "--")) {
-      if (out.command != nullptr) return Usage(absl::StrCat("unexpected argument '", arg, "'"));
-      if ((out.command = FindAdminCommand(arg)) == nullptr) {
-        return Usage(absl::StrCat("unknown admin command '", arg, "' (run 'wmtyctl admin --help' for the list)"));
-      }
-      continue;
-    }
-    const std::string flag = arg.substr(2);
-    const size_t eq = flag.find('=');
-    const std::string name = flag.substr(0, eq);
-    std::optional<std::string> value;
-    if (eq != std::string::npos) value = flag.substr(eq + 1);
-    if (name == "help" || name == "json") {
-      bool v = true;
-      if (value.has_value() && !absl::SimpleAtob(*value, &v)) {
-        return Usage(absl::StrCat("--", name, ": '", *value, "' is not true or false"));
-      }
-      (name == "help" ? out.globals.help : out.globals.json) = v;
-      continue;
-    }
-    if (!value.has_value()) {
-      if (i + 1 >= args.size()) return Usage(absl::StrCat("--", name, " needs a value"));
-      value = args[++i];
-    }
-    if (name == "target") {
-      out.globals.target = *value;
-    } else if (name == "token") {
-      out.globals.token = *value;
-    } else if (TakeTlsFlag(name, *value, out.globals.tls)) {
-    } else if (name == "timeout") {
-      absl::Duration d;
-      if (!absl::ParseDuration(*value, &d) || d <= absl::ZeroDuration()) {
-        return Usage(absl::StrCat("--timeout: '", *value, "' is not a positive duration such as 5s or 30m"));
-      }
-      out.globals.timeout = d;
-    } else if (name == "id") {
-      uint32_t id = 0;
-      if (!absl::SimpleAtoi(*value, &id) || id == 0) {
-        return Usage(absl::StrCat("--id: '", *value, "' is not a backup id (a positive number)"));
-      }
-      out.id = id;
-    } else if (name == "backup_dir") {
-      out.backup_dir = *value;
-    } else if (name == "data_dir") {
-      out.data_dir = *value;
-    } else {
-      return Usage(absl::StrCat("unknown flag --", name));
-    }
-  }
+  absl::Status walked = WalkFlags(
+      args, {}, out.globals,
+      [&](const std::string& name, const std::string& value) { return TakeAdminFlag(name, value, out); },
+      [&](const std::string& arg) {
+        if (out.command != nullptr) return Usage(absl::StrCat("unexpected argument '", arg, "'"));
+        if ((out.command = FindAdminCommand(arg)) == nullptr) {
+          return Usage(absl::StrCat("unknown admin command '", arg, "' (run 'wmtyctl admin --help' for the list)"));
+        }
+        return absl::OkStatus();
+      });
+  if (!walked.ok()) return walked;
   if (out.command == nullptr || out.globals.help) return out;
   // Each command takes only its own flags, so a misplaced one is not ignored.
   const bool is_restore = out.command == &kRestore;
@@ -347,6 +322,71 @@ bool TakeTlsFlag(const std::string& name, const std::string& value, TlsFiles& tl
     return false;
   }
   return true;
+}
+
+namespace {
+
+// A global flag that takes a value; false if `name` is none.
+absl::StatusOr<bool> TakeGlobalFlag(const std::string& name, const std::string& value, GlobalFlags& globals) {
+  if (name == "target") {
+    globals.target = value;
+  } else if (name == "token") {
+    globals.token = value;
+  } else if (name == "timeout") {
+    absl::Duration d;
+    if (!absl::ParseDuration(value, &d) || d <= absl::ZeroDuration()) {
+      return Usage(absl::StrCat("--timeout: '", value, "' is not a positive duration such as 5s or 30m"));
+    }
+    globals.timeout = d;
+  } else {
+    return TakeTlsFlag(name, value, globals.tls);
+  }
+  return true;
+}
+
+}  // namespace
+
+absl::Status WalkFlags(const std::vector<std::string>& args, std::initializer_list<absl::string_view> bools,
+                       GlobalFlags& globals,
+                       absl::FunctionRef<absl::Status(const std::string& name, const std::string& value)> take,
+                       absl::FunctionRef<absl::Status(const std::string& arg)> positional) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& arg = args[i];
+    if (arg == "-h") {
+      globals.help = true;
+      continue;
+    }
+    if (!absl::StartsWith(arg, "--")) {
+      if (absl::Status s = positional(arg); !s.ok()) return s;
+      continue;
+    }
+    const std::string flag = arg.substr(2);
+    const size_t eq = flag.find('=');
+    const std::string name = flag.substr(0, eq);
+    std::optional<std::string> value;
+    if (eq != std::string::npos) value = flag.substr(eq + 1);
+    if (name == "help" || name == "json" || absl::c_linear_search(bools, name)) {
+      bool v = true;
+      if (value.has_value() && !absl::SimpleAtob(*value, &v)) {
+        return Usage(absl::StrCat("--", name, ": '", *value, "' is not true or false"));
+      }
+      if (name == "help" || name == "json") {
+        (name == "help" ? globals.help : globals.json) = v;
+      } else if (absl::Status s = take(name, v ? "true" : "false"); !s.ok()) {
+        return s;
+      }
+      continue;
+    }
+    if (!value.has_value()) {
+      if (i + 1 >= args.size()) return Usage(absl::StrCat("--", name, " needs a value"));
+      value = args[++i];
+    }
+    absl::StatusOr<bool> global = TakeGlobalFlag(name, *value, globals);
+    if (!global.ok()) return global.status();
+    if (*global) continue;
+    if (absl::Status s = take(name, *value); !s.ok()) return s;
+  }
+  return absl::OkStatus();
 }
 
 int AdminMain(GlobalFlags globals, const std::vector<std::string>& args) {

@@ -20,6 +20,7 @@
 
 #include <grpcpp/security/credentials.h>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
@@ -50,6 +51,18 @@ struct GlobalFlags {
   bool json = false;
   bool help = false;
 };
+
+// The flag grammar every wmtyctl command shares: `-h`, `--name=value`,
+// `--name value`, and `--name[=true|false]` for the names in `bools`
+// (besides help and json). The global flags (help, json, target, token,
+// --tls_*, timeout) go into `globals`; every other flag goes to `take` (a
+// bool one as "true"/"false"), every argument that is not a flag to
+// `positional`. Errors: INVALID_ARGUMENT naming the flag (a usage error), or
+// whatever `take` / `positional` return.
+absl::Status WalkFlags(const std::vector<std::string>& args, std::initializer_list<absl::string_view> bools,
+                       GlobalFlags& globals,
+                       absl::FunctionRef<absl::Status(const std::string& name, const std::string& value)> take,
+                       absl::FunctionRef<absl::Status(const std::string& arg)> positional);
 
 // Runs "wmtyctl admin <args...>"; returns the exit status (0 ok, 1 the call
 // or restore failed, 2 usage error).

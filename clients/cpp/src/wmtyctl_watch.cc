@@ -80,7 +80,9 @@ bool ParseKind(absl::string_view text, v1::ResourceKind* kind) {
 
 // One --name[=value] flag of watch (not a global one) into `out`.
 absl::Status TakeWatchFlag(const std::string& name, const std::string& value, WatchArgs& out) {
-  if (name == "parent") {
+  if (name == "resources" || name == "heartbeats") {
+    (name == "resources" ? out.resources : out.heartbeats) = value == "true";
+  } else if (name == "parent") {
     out.options.parent = value;
   } else if (name == "kinds") {
     for (absl::string_view part : absl::StrSplit(value, ',', absl::SkipWhitespace())) {
@@ -111,43 +113,11 @@ absl::Status TakeWatchFlag(const std::string& name, const std::string& value, Wa
 absl::StatusOr<WatchArgs> Parse(GlobalFlags globals, const std::vector<std::string>& args) {
   WatchArgs out;
   out.globals = std::move(globals);
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& arg = args[i];
-    if (arg == "-h") {
-      out.globals.help = true;
-      continue;
-    }
-    if (!absl::StartsWith(arg, "--")) return Usage(absl::StrCat("unexpected argument '", arg, "'"));
-    const std::string flag = arg.substr(2);
-    const size_t eq = flag.find('=');
-    const std::string name = flag.substr(0, eq);
-    std::optional<std::string> value;
-    if (eq != std::string::npos) value = flag.substr(eq + 1);
-    if (name == "help" || name == "json" || name == "resources" || name == "heartbeats") {
-      bool v = true;
-      if (value.has_value() && !absl::SimpleAtob(*value, &v)) {
-        return Usage(absl::StrCat("--", name, ": '", *value, "' is not true or false"));
-      }
-      (name == "help"        ? out.globals.help
-       : name == "json"      ? out.globals.json
-       : name == "resources" ? out.resources
-                             : out.heartbeats) = v;
-      continue;
-    }
-    if (!value.has_value()) {
-      if (i + 1 >= args.size()) return Usage(absl::StrCat("--", name, " needs a value"));
-      value = args[++i];
-    }
-    if (name == "target") {
-      out.globals.target = *value;
-    } else if (name == "token") {
-      out.globals.token = *value;
-    } else if (name == "timeout") {
-      // Accepted for symmetry with the other commands; a watch has no deadline.
-    } else if (!TakeTlsFlag(name, *value, out.globals.tls)) {
-      if (absl::Status s = TakeWatchFlag(name, *value, out); !s.ok()) return s;
-    }
-  }
+  absl::Status walked = WalkFlags(
+      args, {"resources", "heartbeats"}, out.globals,
+      [&](const std::string& name, const std::string& value) { return TakeWatchFlag(name, value, out); },
+      [](const std::string& arg) { return Usage(absl::StrCat("unexpected argument '", arg, "'")); });
+  if (!walked.ok()) return walked;
   out.options.include_resource = out.resources;
   return out;
 }
