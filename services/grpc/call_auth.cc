@@ -4,6 +4,8 @@
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
+#include "common/status.h"
+#include "common/text.h"
 
 namespace wmty::grpc_api {
 
@@ -23,6 +25,16 @@ absl::StatusOr<auth::Principal> AuthenticateCall(const grpc::CallbackServerConte
     return absl::UnauthenticatedError("invalid bearer token");
   }
   return principal;
+}
+
+absl::Status ParseRawRequest(const grpc::ByteBuffer& in, google::protobuf::Message* request) {
+  grpc::Slice slice;
+  if (!in.DumpToSingleSlice(&slice).ok()) return absl::InvalidArgumentError("request could not be read");
+  const char* data = reinterpret_cast<const char*>(slice.begin());
+  if (request->ParseFromArray(data, static_cast<int>(slice.size()))) return absl::OkStatus();
+  auto field = FindInvalidUtf8Field(*request->GetDescriptor(), absl::string_view(data, slice.size()));
+  if (field.has_value()) return InvalidField(*field, "not valid UTF-8");
+  return absl::InvalidArgumentError("request is not a valid protobuf message");
 }
 
 }  // namespace wmty::grpc_api

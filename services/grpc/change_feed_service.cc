@@ -25,16 +25,6 @@ using domain::WatchSpec;
 using domain::WatchStep;
 using RawService = v1::ChangeFeedService::WithRawCallbackMethod_WatchChanges<v1::ChangeFeedService::Service>;
 
-absl::Status ParseRequest(const grpc::ByteBuffer& in, v1::WatchChangesRequest* request) {
-  grpc::Slice slice;
-  if (!in.DumpToSingleSlice(&slice).ok()) return absl::InvalidArgumentError("request could not be read");
-  const char* data = reinterpret_cast<const char*>(slice.begin());
-  if (request->ParseFromArray(data, static_cast<int>(slice.size()))) return absl::OkStatus();
-  auto field = FindInvalidUtf8Field(*request->GetDescriptor(), absl::string_view(data, slice.size()));
-  if (field.has_value()) return InvalidField(*field, "not valid UTF-8");
-  return absl::InvalidArgumentError("request is not a valid protobuf message");
-}
-
 // ---------------------------------------------------------------- authorization
 
 bool ReadsEveryPatient(const auth::Principal& principal, const std::vector<storage::Kind>& kinds) {
@@ -141,7 +131,7 @@ class WatchReactor final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
       principal.emplace(*std::move(authenticated));
     }
     v1::WatchChangesRequest request;
-    if (absl::Status s = ParseRequest(in, &request); !s.ok()) return s;
+    if (absl::Status s = ParseRawRequest(in, &request); !s.ok()) return s;
     absl::StatusOr<WatchSpec> spec = domain::ParseWatchRequest(request);
     if (!spec.ok()) return spec.status();
     if (principal.has_value()) {

@@ -51,16 +51,6 @@ using RawService = S::WithRawCallbackMethod_CreateWhatMatters<S::WithRawCallback
                                                                             S::WithRawCallbackMethod_GetPatientSummary<
                                                                                 S::Service>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>>;
 
-absl::Status ParseRequest(const grpc::ByteBuffer& in, google::protobuf::Message* request) {
-  grpc::Slice slice;
-  if (!in.DumpToSingleSlice(&slice).ok()) return absl::InvalidArgumentError("request could not be read");
-  const char* data = reinterpret_cast<const char*>(slice.begin());
-  if (request->ParseFromArray(data, static_cast<int>(slice.size()))) return absl::OkStatus();
-  auto field = FindInvalidUtf8Field(*request->GetDescriptor(), absl::string_view(data, slice.size()));
-  if (field.has_value()) return InvalidField(*field, "not valid UTF-8");
-  return absl::InvalidArgumentError("request is not a valid protobuf message");
-}
-
 CallContext ContextOf(const grpc::CallbackServerContext* ctx) {
   CallContext out;
   const auto deadline = ctx->deadline();
@@ -309,7 +299,7 @@ class WhatMattersServiceImpl final : public RawService {
       audit->set_client_id(authenticated->client_id);
       principal->emplace(*std::move(authenticated));
     }
-    if (auto s = ParseRequest(*in, req); !s.ok()) {
+    if (auto s = ParseRawRequest(*in, req); !s.ok()) {
       Refuse(reactor, s, audit);
       return false;
     }
