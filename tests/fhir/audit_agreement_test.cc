@@ -66,11 +66,7 @@ class AuditAgreementTest : public RealServerSuite {
  protected:
   // The suite's wmtyd checks tokens (HS256), so each request has an agent.
   static void SetUpTestSuite() {
-    StartServer([](const std::string& dir) {
-      const std::string secret_file = dir + "/secret";
-      std::ofstream(secret_file) << kTestHs256Secret;
-      return Hs256AuthFlags(secret_file);
-    });
+    StartServer([](const std::string& dir) { return Hs256AuthFlagsIn(dir); });
   }
 
   // A gRPC client whose calls carry a token for `sub` with `scope`.

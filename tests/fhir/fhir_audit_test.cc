@@ -53,9 +53,7 @@ class FhirAuditTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    const std::string secret_file = dir_->path() + "/secret";
-    std::ofstream(secret_file) << kTestHs256Secret;
-    auto server = ServerProcess::Start(dir_->path() + "/db", Hs256AuthFlags(secret_file));
+    auto server = ServerProcess::Start(dir_->path() + "/db", Hs256AuthFlagsIn(dir_->path()));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = server->release();
     start_ = absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::Now() - absl::Seconds(2), absl::UTCTimeZone());

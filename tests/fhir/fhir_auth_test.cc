@@ -83,9 +83,7 @@ class FhirAuthTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    const std::string secret_file = dir_->path() + "/secret";
-    std::ofstream(secret_file) << kTestHs256Secret;
-    auto server = ServerProcess::Start(dir_->path() + "/db", Hs256AuthFlags(secret_file));
+    auto server = ServerProcess::Start(dir_->path() + "/db", Hs256AuthFlagsIn(dir_->path()));
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = server->release();
 

@@ -57,9 +57,7 @@ class FhirSubscriptionDeliveryTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    const std::string secret_file = dir_->path() + "/secret";
-    std::ofstream(secret_file) << kTestHs256Secret;
-    std::vector<std::string> flags = Hs256AuthFlags(secret_file);
+    std::vector<std::string> flags = Hs256AuthFlagsIn(dir_->path());
     flags.push_back("--subscription_allow_private_endpoints");
     flags.push_back("--subscription_retry_initial_backoff=20ms");
     flags.push_back("--subscription_retry_max_backoff=100ms");
@@ -168,9 +166,7 @@ TEST_F(FhirSubscriptionDeliveryTest, BadEventsParametersAre400) {
 // in the crash) carries the same number and focus.
 TEST(FhirSubscriptionCrashTest, EveryAcknowledgedWriteIsNotifiedAcrossKills) {
   TempDir dir;
-  const std::string secret_file = dir.path() + "/secret";
-  std::ofstream(secret_file) << kTestHs256Secret;
-  std::vector<std::string> flags = Hs256AuthFlags(secret_file);
+  std::vector<std::string> flags = Hs256AuthFlagsIn(dir.path());
   flags.push_back("--subscription_allow_private_endpoints");
   flags.push_back("--subscription_retry_initial_backoff=20ms");
   flags.push_back("--subscription_retry_max_backoff=100ms");

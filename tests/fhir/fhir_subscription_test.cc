@@ -68,9 +68,7 @@ class FhirSubscriptionTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
     dir_ = new TempDir();
-    const std::string secret_file = dir_->path() + "/secret";
-    std::ofstream(secret_file) << kTestHs256Secret;
-    std::vector<std::string> flags = Hs256AuthFlags(secret_file);
+    std::vector<std::string> flags = Hs256AuthFlagsIn(dir_->path());
     flags.push_back("--subscription_allow_private_endpoints");
     auto server = ServerProcess::Start(dir_->path() + "/db", flags);
     ASSERT_TRUE(server.ok()) << server.status();

@@ -105,9 +105,7 @@ TEST(SmartConfigurationTest, PublishesTheAuthorizationServerAndFollowsItsKeys) {
 
 TEST(SmartConfigurationTest, WithoutAnAuthorizationServerTheDocumentIs404) {
   TempDir dir;
-  const std::string secret_file = dir.path() + "/secret";
-  std::ofstream(secret_file) << kTestHs256Secret;
-  auto server = ServerProcess::Start(dir.path() + "/db", Hs256AuthFlags(secret_file));
+  auto server = ServerProcess::Start(dir.path() + "/db", Hs256AuthFlagsIn(dir.path()));
   ASSERT_TRUE(server.ok()) << server.status();
   HttpClient http((*server)->http_port());
   HttpResponse conf = http.Get("/fhir/.well-known/smart-configuration");

@@ -263,10 +263,8 @@ std::string Sign(const std::string& scope) { return SignToken({.scope = scope, .
 
 TEST(AdminAuthTest, AdminRpcsNeedTheAdminScopeAndAreAudited) {
   TempDir dir;
-  const std::string secret_file = dir.path() + "/secret";
-  std::ofstream(secret_file) << kTestHs256Secret << "\n";
   const std::string data_dir = dir.path() + "/data";
-  std::vector<std::string> flags = Hs256AuthFlags(secret_file);
+  std::vector<std::string> flags = Hs256AuthFlagsIn(dir.path());
   flags.push_back("--backup_dir=" + dir.path() + "/backups");
   auto server = ServerProcess::Start(data_dir, flags);
   ASSERT_TRUE(server.ok()) << server.status();

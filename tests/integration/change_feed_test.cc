@@ -360,12 +360,7 @@ TEST_F(ChangeFeedTest, ShutdownEndsWatchesUnavailableWithoutWaitingForThem) {
 // without a parent), is refused another patient and kinds it cannot read;
 // every watch is audited.
 TEST_F(ChangeFeedTest, PatientTokenSeesOnlyItsPatient) {
-  const std::string secret_file = dir_.path() + "/secret";
-  {
-    std::ofstream out(secret_file);
-    out << kTestHs256Secret << "\n";
-  }
-  Start(Hs256AuthFlags(secret_file));
+  Start(Hs256AuthFlagsIn(dir_.path()));
   const std::string system = SignToken({"system/*.cruds", ""});
   client::ClientOptions options;
   options.target = server_->target();

@@ -47,8 +47,7 @@ class EhrPluginTest : public ::testing::Test {
     dir_ = new TempDir();
     secret_file_ = new std::string(dir_->path() + "/hs256.secret");
     std::ofstream(*secret_file_) << kSecret << "\n";
-    auto server = ServerProcess::Start(dir_->path() + "/data", {"--auth_hs256_secret_file=" + *secret_file_,
-                                                                "--auth_issuer=wmty-dev", "--auth_audience=wmty"});
+    auto server = ServerProcess::Start(dir_->path() + "/data", AuthFlags());
     ASSERT_TRUE(server.ok()) << server.status();
     server_ = server->release();
     // The signed-in clinician's own token (SMART user launch): writes are recorded by rn-17.
@@ -88,9 +87,15 @@ class EhrPluginTest : public ::testing::Test {
     return {code, child.out(), child.err()};
   }
 
-  static std::unique_ptr<client::Client> Writer() {
+  // What every server of these tests checks tokens with (the devtoken's HS256).
+  static std::vector<std::string> AuthFlags() {
+    return {"--auth_hs256_secret_file=" + *secret_file_, "--auth_issuer=wmty-dev", "--auth_audience=wmty"};
+  }
+
+  // A client of the server at `target` (default: the suite's) with the clinician's token.
+  static std::unique_ptr<client::Client> Writer(const std::string& target = "") {
     client::ClientOptions options;
-    options.target = server_->target();
+    options.target = target.empty() ? server_->target() : target;
     options.timeout = absl::Seconds(10);
     options.bearer_token = *token_;
     return client::Client::Connect(options);
@@ -352,8 +357,7 @@ TEST_F(EhrPluginTest, FollowSeesAChangeAndARetraction) {
 // was. A server of its own (this one is killed).
 TEST_F(EhrPluginTest, FollowResumesAcrossAServerRestart) {
   TempDir dir;
-  const std::vector<std::string> flags = {"--auth_hs256_secret_file=" + *secret_file_, "--auth_issuer=wmty-dev",
-                                          "--auth_audience=wmty"};
+  const std::vector<std::string> flags = AuthFlags();
   auto first = ServerProcess::Start(dir.path() + "/data", flags);
   ASSERT_TRUE(first.ok()) << first.status();
   const std::string target = (*first)->target();
@@ -368,14 +372,10 @@ TEST_F(EhrPluginTest, FollowResumesAcrossAServerRestart) {
   same_port.push_back("--grpc_listen=" + target);
   auto second = ServerProcess::Start(dir.path() + "/data", same_port);
   ASSERT_TRUE(second.ok()) << second.status();
-  client::ClientOptions options;
-  options.target = target;
-  options.timeout = absl::Seconds(10);
-  options.bearer_token = *token_;
   v1::CreateGoalRequest goal;
   goal.set_parent("patients/restart-1");
   *goal.mutable_goal() = ValidGoal("Sing at the spring concert");
-  ASSERT_TRUE(client::Client::Connect(options)->CreateGoal(goal).ok());
+  ASSERT_TRUE(Writer(target)->CreateGoal(goal).ok());
 
   EXPECT_EQ(follow.Wait(), 0) << follow.out() << follow.err();
   EXPECT_THAT(follow.out(), HasSubstr("* updated: 1 added, 0 changed, 0 removed"));
@@ -391,8 +391,7 @@ TEST_F(EhrPluginTest, FollowResumesAcrossAServerRestart) {
 // change it missed.
 TEST_F(EhrPluginTest, FollowStartsAgainFromAFreshSummaryWhenChangesWereMissed) {
   TempDir dir;
-  const std::vector<std::string> flags = {"--auth_hs256_secret_file=" + *secret_file_, "--auth_issuer=wmty-dev",
-                                          "--auth_audience=wmty"};
+  const std::vector<std::string> flags = AuthFlags();
   auto first = ServerProcess::Start(dir.path() + "/data", flags);
   ASSERT_TRUE(first.ok()) << first.status();
   const std::string target = (*first)->target();
@@ -407,11 +406,7 @@ TEST_F(EhrPluginTest, FollowStartsAgainFromAFreshSummaryWhenChangesWereMissed) {
   trimming.push_back("--grpc_listen=" + target);
   auto second = ServerProcess::Start(dir.path() + "/data", trimming);
   ASSERT_TRUE(second.ok()) << second.status();
-  client::ClientOptions options;
-  options.target = target;
-  options.timeout = absl::Seconds(10);
-  options.bearer_token = *token_;
-  auto writer = client::Client::Connect(options);
+  auto writer = Writer(target);
   v1::CreateGoalRequest goal;
   goal.set_parent("patients/trim-1");
   *goal.mutable_goal() = ValidGoal("Bake bread with my grandson");

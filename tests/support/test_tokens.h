@@ -13,6 +13,7 @@
 #define WMTY_TESTS_SUPPORT_TEST_TOKENS_H_
 
 #include <cstdlib>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,12 @@ inline std::string SignToken(const TestClaims& claims, const std::string& key = 
 inline std::vector<std::string> Hs256AuthFlags(const std::string& secret_file) {
   return {"--auth_hs256_secret_file=" + secret_file, absl::StrCat("--auth_issuer=", kTestIssuer),
           absl::StrCat("--auth_audience=", kTestAudience)};
+}
+// Writes kTestHs256Secret to `dir`/secret and returns Hs256AuthFlags for it.
+inline std::vector<std::string> Hs256AuthFlagsIn(const std::string& dir) {
+  const std::string secret_file = dir + "/secret";
+  std::ofstream(secret_file) << kTestHs256Secret << "\n";
+  return Hs256AuthFlags(secret_file);
 }
 
 // ---------------------------------------------------------------- taking tokens apart
